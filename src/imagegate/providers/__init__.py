@@ -1,0 +1,1 @@
+"""Upstream providers: one module per vendor, all behind the ``ProviderAdapter`` port."""

@@ -1,0 +1,151 @@
+"""What every HTTP adapter shares: the client factory, status → error mapping, Retry-After.
+
+Adapters call ``raise_for_upstream(response, provider, ...)`` after each vendor call; it maps the
+status to the normalized taxonomy of ``imagegate.errors`` (vendor-specific moderation signals are
+checked by the adapter *before* calling it). ``redact`` keeps secrets out of logs.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx2
+import structlog
+
+from imagegate.errors import (
+    UpstreamError,
+    UpstreamMisconfigured,
+    UpstreamRejected,
+    UpstreamRetryable,
+)
+
+__all__ = [
+    "MAX_RETRY_AFTER_SECONDS",
+    "clean_message",
+    "create_client",
+    "raise_for_upstream",
+    "redact",
+    "retry_after_seconds",
+    "transport_error",
+]
+
+MAX_RETRY_AFTER_SECONDS = 300.0
+"""Advice above this is capped: a job does not sleep longer than five minutes per retry."""
+
+RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+_SECRET_HEADERS = frozenset({"authorization", "x-key", "api-key", "x-goog-api-key", "x-api-key"})
+
+log = structlog.get_logger("imagegate.upstream")
+
+
+def create_client(
+    base_url: str,
+    headers: Mapping[str, str],
+    *,
+    timeout: float,
+    transport: Any = None,
+) -> httpx2.AsyncClient:
+    """An ``AsyncClient`` for one vendor; ``transport`` is injected by tests."""
+    return httpx2.AsyncClient(
+        base_url=base_url,
+        headers=dict(headers),
+        timeout=httpx2.Timeout(timeout, connect=10.0),
+        transport=transport,
+        follow_redirects=False,
+        event_hooks={"response": [_log_response]},
+    )
+
+
+async def _log_response(response: httpx2.Response) -> None:
+    request = response.request
+    log.debug(
+        "upstream.response",
+        method=request.method,
+        url=str(request.url.copy_with(query=None)),
+        status=response.status_code,
+        request_headers=redact(request.headers),
+    )
+
+
+def redact(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers with credentials replaced, safe to log."""
+    return {
+        key: ("[redacted]" if key.lower() in _SECRET_HEADERS else value)
+        for key, value in headers.items()
+    }
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP-date), capped."""
+    value: float | None = None
+    if "retry-after-ms" in headers:
+        try:
+            value = float(headers["retry-after-ms"]) / 1000.0
+        except ValueError:
+            value = None
+    if value is None and "retry-after" in headers:
+        raw = headers["retry-after"].strip()
+        try:
+            value = float(raw)
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(raw) if raw else None
+            if parsed is not None:
+                value = parsed.timestamp() - (time.time() if now is None else now)
+    if value is None:
+        return None
+    return max(0.0, min(value, MAX_RETRY_AFTER_SECONDS))
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def clean_message(message: Any, limit: int = 500) -> str:
+    """A vendor's error text made safe to show a client: one line, bounded."""
+    text = _WHITESPACE.sub(" ", str(message)).strip()
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def raise_for_upstream(
+    response: httpx2.Response,
+    provider: str,
+    message: str | None = None,
+) -> None:
+    """Raise the normalized error for a non-2xx answer; return quietly on 2xx.
+
+    ``message`` is the vendor's own error text when the adapter extracted it from the body.
+    """
+    status = response.status_code
+    if status < 300:
+        return
+    text = clean_message(message or response.reason_phrase or f"HTTP {status}")
+    if status in RETRYABLE_STATUSES:
+        raise UpstreamRetryable(
+            f"{provider} answered {status}: {text}",
+            provider=provider,
+            retry_after=retry_after_seconds(response.headers),
+        )
+    if status in (401, 403):
+        raise UpstreamMisconfigured(f"{provider} refused our credentials: {text}", provider=provider)
+    if 400 <= status < 500:
+        raise UpstreamRejected(f"Provider returned an error: {text}", provider=provider)
+    raise UpstreamError(f"{provider} answered {status}: {text}", provider=provider)
+
+
+def transport_error(exc: httpx2.TransportError, provider: str, *, sent: bool) -> UpstreamError:
+    """Classify a connection failure.
+
+    A failure before the request was sent (connect errors) is always safe to retry. A read
+    timeout *after* a synchronous, paid POST was sent may already have been billed upstream; the
+    adapter passes ``sent=True`` for those and the job fails instead of paying twice.
+    """
+    if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout | httpx2.PoolTimeout) or not sent:
+        return UpstreamRetryable(f"{provider} unreachable: {exc!r}", provider=provider)
+    return UpstreamRejected(
+        f"{provider} did not answer in time after the request was sent; not retried because "
+        "the provider may already have charged for it",
+        provider=provider,
+    )

@@ -1,0 +1,122 @@
+"""Configuration: ``IMAGEGATE_*`` environment variables, plus an optional TOML file.
+
+Built once by the CLI (or a test) and handed to ``build_runtime``; nothing reads the environment
+at import time. Nested values use ``__``: ``IMAGEGATE_PROVIDERS__OPENAI__API_KEY=sk-…``. The TOML
+file (``IMAGEGATE_CONFIG_FILE``, default ``./imagegate.toml`` when present) uses the same names:
+
+    [providers.openai]
+    api_key = "sk-…"
+
+    [prices.gpt-image-1_5]     # model id → price point → credits
+    low = 5
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["ProviderSettings", "Settings"]
+
+
+class ProviderSettings(BaseModel):
+    """One upstream vendor's configuration. ``options`` holds vendor-specific keys."""
+
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    timeout: float = 120.0
+    max_concurrency: int = 8
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def configured(self) -> bool:
+        return self.api_key is not None and bool(self.api_key.get_secret_value())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="IMAGEGATE_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    # Where things live.
+    database_url: str = "sqlite+aiosqlite:///./data/imagegate.db"
+    data_dir: Path = Path("./data")
+    storage_url: str | None = None
+    """``None`` = ``<data_dir>/files``; ``s3://bucket/prefix`` for S3-compatible storage."""
+    storage_options: dict[str, str] = Field(default_factory=dict)
+    public_base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Secrets.
+    signing_secret: SecretStr | None = None
+    """Signs download URLs. Generated into ``<data_dir>/signing.key`` on first start when unset."""
+
+    # Limits.
+    max_body_bytes: int = 1_000_000
+    max_queued_jobs_per_account: int = 100
+    result_url_ttl_seconds: int = 3600
+    output_max_bytes: int = 50_000_000
+    output_retention_days: int = 30
+    idempotency_ttl_hours: int = 24
+    job_deadline_seconds: int = 3600
+
+    # Queue tuning.
+    workers: int = 4
+    """Concurrent jobs per worker process (asyncio tasks)."""
+    lease_seconds: float = 30.0
+    poll_interval_seconds: float = 1.0
+    max_attempts: int = 5
+    retry_base_seconds: float = 2.0
+    retry_cap_seconds: float = 300.0
+    shutdown_grace_seconds: float = 10.0
+
+    # Sandbox (the built-in renderer that test keys use).
+    sandbox_latency_seconds: float = 1.5
+    sandbox_progress_steps: int = 3
+
+    # Upstreams and prices.
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    prices: dict[str, dict[str, int]] = Field(default_factory=dict)
+    allow_substitutes: bool = True
+    """Serve models retired upstream (DALL·E, Imagen) through documented substitutes."""
+
+    # Outbound URL guard (webhooks, input images).
+    outbound_allow_http: bool = False
+    outbound_allow_networks: list[str] = Field(default_factory=list)
+
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("IMAGEGATE_CONFIG_FILE", "imagegate.toml")
+        if Path(config_file).is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def provider(self, name: str) -> ProviderSettings:
+        return self.providers.get(name) or ProviderSettings()

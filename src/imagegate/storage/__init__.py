@@ -1,0 +1,1 @@
+"""Where images live: the ``ObjectStore`` port and its backends (local directory, S3-compatible)."""

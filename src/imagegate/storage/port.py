@@ -1,0 +1,44 @@
+"""The ``ObjectStore`` port: put, read, delete and hand out expiring URLs for stored objects.
+
+Keys are relative paths such as ``outputs/<job id>/1.png``. Two real backends implement it
+(``storage.local`` — a directory, the embedded default — and ``storage.s3`` — any S3-compatible
+service) and ``storage.memory`` is the in-process fake for unit tests; all three pass the same
+contract suite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = ["ObjectNotFound", "ObjectStore", "StoredObject"]
+
+
+class ObjectNotFound(KeyError):
+    """No object is stored under this key."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    content_type: str
+    etag: str | None = None
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    async def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
+        """Store ``data`` under ``key``, replacing what was there."""
+
+    async def get(self, key: str) -> bytes:
+        """The whole object; raises ``ObjectNotFound``."""
+
+    async def head(self, key: str) -> StoredObject:
+        """Size, type and ETag; raises ``ObjectNotFound``."""
+
+    async def delete(self, key: str) -> None:
+        """Remove the object; deleting a missing key is not an error."""
+
+    async def url(self, key: str, expires_in: int) -> str:
+        """A URL a client can GET for ``expires_in`` seconds (gateway-signed or presigned)."""
