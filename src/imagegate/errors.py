@@ -15,8 +15,8 @@
     ├── PayloadTooLarge           413
     ├── RateLimited               429  carries ``retry_after`` seconds
     ├── ServiceUnavailable        503  database or queue down; carries ``retry_after``
-    └── UpstreamError                  a provider failed; never reaches HTTP, it fails or retries a job
-        ├── UpstreamRetryable          transient (408/409/429/5xx, connection); ``retry_after`` if advised
+    └── UpstreamError                  a provider failed: the job fails or retries (never HTTP)
+        ├── UpstreamRetryable          transient (408/409/429/5xx, connection), retry_after
         ├── UpstreamRejected           the provider refused the input (4xx); message passed through
         ├── UpstreamModerated          content policy; never retried, always refunded
         ├── UpstreamMisconfigured      our credentials or setup are wrong (401/403)
@@ -80,7 +80,7 @@ class ValidationFailed(ImagegateError):
 
     @classmethod
     def field(cls, path: str, rule: str) -> ValidationFailed:
-        """One offending field: ``ValidationFailed.field("prompt", "must be at most 2000 characters")``."""
+        """One offending field: ``ValidationFailed.field("prompt", "must be at most 2000 …")``."""
         return cls({path: [rule]})
 
 

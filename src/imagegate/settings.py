@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     storage_url: str | None = None
     """``None`` = ``<data_dir>/files``; ``s3://bucket/prefix`` for S3-compatible storage."""
     storage_options: dict[str, str] = Field(default_factory=dict)
+    """S3 only: ``endpoint``, ``region``, ``access_key_id``, ``secret_access_key``, ``path_style``,
+    ``allow_http``."""
+    storage_url_mode: Literal["presigned", "gateway"] = "presigned"
+    """S3 only: hand out presigned S3 URLs, or gateway URLs signed like local files."""
     public_base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -69,6 +73,9 @@ class Settings(BaseSettings):
     result_url_ttl_seconds: int = 3600
     output_max_bytes: int = 50_000_000
     output_retention_days: int = 30
+    upload_max_bytes: int = 25 * 1024 * 1024
+    upload_ttl_seconds: int = 7200
+    sweep_interval_seconds: float = 60.0
     idempotency_ttl_hours: int = 24
     job_deadline_seconds: int = 3600
 
@@ -89,6 +96,9 @@ class Settings(BaseSettings):
     # Upstreams and prices.
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     prices: dict[str, dict[str, int]] = Field(default_factory=dict)
+    routes: dict[str, list[str]] = Field(default_factory=dict)
+    """Operator route order per model id, as ``provider:upstream-model`` strings; replaces the
+    catalog's routes for that model (e.g. ``{"flux-2-pro": ["fal:fal-ai/flux-2-pro"]}``)."""
     allow_substitutes: bool = True
     """Serve models retired upstream (DALL·E, Imagen) through documented substitutes."""
 

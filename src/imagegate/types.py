@@ -28,10 +28,10 @@ AccountId = NewType("AccountId", str)
 ApiKeyId = NewType("ApiKeyId", str)
 
 Credits = int
-"""An amount of credits. Integer: one credit is the smallest unit ever charged (US$0.01 by default)."""
+"""An amount of credits; one credit is the smallest unit ever charged (US$0.01 by default)."""
 
 Millis = int
-"""A moment as integer milliseconds since the Unix epoch (portable between SQLite and PostgreSQL)."""
+"""A moment in integer milliseconds since the Unix epoch (the same on SQLite and PostgreSQL)."""
 
 
 class JobStatus(enum.StrEnum):
@@ -78,7 +78,7 @@ class WebhookStatus(enum.StrEnum):
 
 
 class Clock(Protocol):
-    """Where time comes from. Tests pass a ``FakeClock`` (``imagegate.testing.clock``) and advance it."""
+    """Where time comes from. Tests pass ``imagegate.testing.clock.FakeClock`` and advance it."""
 
     def now_ms(self) -> Millis:
         """Wall-clock time, for timestamps stored and compared across processes."""

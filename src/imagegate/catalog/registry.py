@@ -57,7 +57,7 @@ def _request_class(spec: ModelSpec) -> type[BaseModel]:
             Annotated[str, Field(min_length=1, max_length=spec.prompt_max_length)],
             ...,
         ),
-        "model": (Literal[spec.id], ...),  # type: ignore[valid-type]
+        "model": (Literal[spec.id], ...),
         "webhookUrl": (Uri | None, None),
         "webhookEvents": (
             Annotated[list[WebhookEventName] | None, Field(min_length=1)],
@@ -65,7 +65,7 @@ def _request_class(spec: ModelSpec) -> type[BaseModel]:
         ),
         spec.params_key: (params_type, params_default),
     }
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    return create_model(
         _class_name(spec.id),
         __config__=ConfigDict(extra="forbid", strict=True, title=f"{spec.id} request"),
         __doc__=f"Generate with {spec.label}: {spec.description}",

@@ -92,9 +92,11 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
         try:
             value = float(raw)
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(raw) if raw else None
-            if parsed is not None:
-                value = parsed.timestamp() - (time.time() if now is None else now)
+            try:
+                parsed = email.utils.parsedate_to_datetime(raw)
+            except (TypeError, ValueError):
+                return None
+            value = parsed.timestamp() - (time.time() if now is None else now)
     if value is None:
         return None
     return max(0.0, min(value, MAX_RETRY_AFTER_SECONDS))
@@ -129,7 +131,9 @@ def raise_for_upstream(
             retry_after=retry_after_seconds(response.headers),
         )
     if status in (401, 403):
-        raise UpstreamMisconfigured(f"{provider} refused our credentials: {text}", provider=provider)
+        raise UpstreamMisconfigured(
+            f"{provider} refused our credentials: {text}", provider=provider
+        )
     if 400 <= status < 500:
         raise UpstreamRejected(f"Provider returned an error: {text}", provider=provider)
     raise UpstreamError(f"{provider} answered {status}: {text}", provider=provider)
@@ -142,7 +146,10 @@ def transport_error(exc: httpx2.TransportError, provider: str, *, sent: bool) ->
     timeout *after* a synchronous, paid POST was sent may already have been billed upstream; the
     adapter passes ``sent=True`` for those and the job fails instead of paying twice.
     """
-    if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout | httpx2.PoolTimeout) or not sent:
+    if (
+        isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout | httpx2.PoolTimeout)
+        or not sent
+    ):
         return UpstreamRetryable(f"{provider} unreachable: {exc!r}", provider=provider)
     return UpstreamRejected(
         f"{provider} did not answer in time after the request was sent; not retried because "

@@ -52,7 +52,7 @@ class Route:
 
 @dataclass(frozen=True)
 class FetchedInput:
-    """An input image the gateway downloaded (through its SSRF guard) or read from its own storage."""
+    """An input image the gateway downloaded (through its SSRF guard) or read from storage."""
 
     data: bytes
     content_type: str
@@ -84,7 +84,7 @@ class GenerationRequest:
 
 @dataclass(frozen=True)
 class TaskHandle:
-    """What the worker persisted from ``Submitted``: the vendor's task id and the adapter's notes."""
+    """What the worker persisted from ``Submitted``: the vendor's task id and adapter notes."""
 
     task_id: str
     state: Mapping[str, Any] = field(default_factory=dict)

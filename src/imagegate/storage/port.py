@@ -1,9 +1,9 @@
 """The ``ObjectStore`` port: put, read, delete and hand out expiring URLs for stored objects.
 
-Keys are relative paths such as ``outputs/<job id>/1.png``. Two real backends implement it
-(``storage.local`` — a directory, the embedded default — and ``storage.s3`` — any S3-compatible
-service) and ``storage.memory`` is the in-process fake for unit tests; all three pass the same
-contract suite.
+Keys are relative paths such as ``outputs/<job id>/1.png``. ``storage.obstore_backend`` implements
+it over obstore for a local directory (the embedded default), any S3-compatible service, and
+memory (unit tests); ``storage.factory`` picks one from the settings. All pass the same contract
+suite.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ class ObjectStore(Protocol):
 
     async def get(self, key: str) -> bytes:
         """The whole object; raises ``ObjectNotFound``."""
+
+    async def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``start`` (inclusive) to ``end`` (exclusive); raises ``ObjectNotFound``."""
 
     async def head(self, key: str) -> StoredObject:
         """Size, type and ETag; raises ``ObjectNotFound``."""

@@ -2,12 +2,40 @@
 
 from __future__ import annotations
 
-from imagegate.catalog.families import gpt_image, midjourney
+from imagegate.catalog.families import (
+    dalle,
+    flux,
+    gpt_image,
+    grok,
+    ideogram,
+    imagen,
+    kling,
+    midjourney,
+    nano_banana,
+    qwen,
+    reve,
+    seedream,
+    wan,
+)
 from imagegate.catalog.spec import ModelSpec
 
 __all__ = ["all_specs"]
 
-FAMILIES = (midjourney, gpt_image)
+FAMILIES = (
+    midjourney,
+    nano_banana,
+    flux,
+    seedream,
+    ideogram,
+    imagen,
+    dalle,
+    gpt_image,
+    kling,
+    qwen,
+    wan,
+    grok,
+    reve,
+)
 
 
 def all_specs() -> list[ModelSpec]:

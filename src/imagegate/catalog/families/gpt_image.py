@@ -7,18 +7,21 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from imagegate.catalog.fields import Uri
+from imagegate.catalog.params import Params
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
 from imagegate.providers.port import Route
 
 __all__ = ["SPECS", "GptImageParams"]
 
 
-class GptImageParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, title="gptImageParams")
+class GptImageParams(Params):
+    model_config = ConfigDict(title="gptImageParams")
 
-    quality: Literal["auto", "low", "medium", "high"] = "auto"
+    NULLABLE = frozenset({"input_images"})
+
+    quality: Literal["low", "medium", "high", "auto"] = "auto"
     aspect_ratio: Literal["1:1", "3:2", "2:3"] = "1:1"
-    output_format: Literal["webp", "png", "jpeg"] = "webp"
+    output_format: Literal["png", "jpeg", "webp"] = "webp"
     background: Literal["auto", "transparent", "opaque"] = "auto"
     input_images: list[Uri] | None = None
     input_fidelity: Literal["low", "high"] = "low"

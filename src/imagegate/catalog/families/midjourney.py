@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from imagegate.catalog.fields import AspectRatio
+from imagegate.catalog.params import Params
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
 from imagegate.providers.port import Route
 
 __all__ = ["SPECS", "MidjourneyParams"]
 
 
-class MidjourneyParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, title="midjourneyParams")
+class MidjourneyParams(Params):
+    model_config = ConfigDict(title="midjourneyParams")
 
     aspect_ratio: AspectRatio = "1:1"
 

@@ -1,0 +1,1 @@
+"""The HTTP edge: thin FastAPI routes over the services."""

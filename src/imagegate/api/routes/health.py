@@ -1,0 +1,44 @@
+"""``/healthz`` (the process is up) and ``/readyz`` (it can serve: database reachable)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from imagegate.api.deps import RuntimeDep
+from imagegate.errors import ServiceUnavailable
+from imagegate.queue.claims import queue_depth
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["Health"])
+
+
+@router.get("/healthz", summary="Liveness")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def metrics(runtime: RuntimeDep) -> Response:
+    async with runtime.db.read() as conn:
+        due = await queue_depth(conn, runtime.clock.now_ms())
+    return Response(runtime.metrics.render(due), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/readyz", summary="Readiness")
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
+    checks: dict[str, str] = {}
+    ready = True
+    try:
+        await runtime.db.ping()
+        checks["database"] = "ok"
+    except ServiceUnavailable:
+        checks["database"] = "unavailable"
+        ready = False
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+        headers={} if ready else {"Retry-After": "5"},
+    )

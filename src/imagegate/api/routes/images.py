@@ -1,0 +1,70 @@
+"""``POST /v2/images/generate``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import JSONResponse
+
+from imagegate.api.deps import CallerDep, RuntimeDep
+from imagegate.errors import ValidationFailed
+
+__all__ = ["decode_json", "router"]
+
+router = APIRouter(tags=["Images"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Validation failed; `details` names each offending JSON path."},
+    401: {"description": "Missing or invalid API key."},
+    402: {"description": "Insufficient credits."},
+    403: {"description": "API key is inactive."},
+    409: {"description": "Idempotency-Key reused with a different body."},
+    413: {"description": "Request body too large."},
+    429: {"description": "Too many queued jobs; retry after `Retry-After` seconds."},
+    503: {"description": "Database or queue unavailable; retry after `Retry-After` seconds."},
+}
+
+
+async def decode_json(request: Request) -> Any:
+    """The request body as JSON; 400 naming the problem when it is not."""
+    raw = await request.body()
+    if not raw:
+        raise ValidationFailed.field("body", "is required (a JSON object)")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValidationFailed(
+            {"body": [f"is not valid JSON: {exc}"]}, message="Malformed JSON body"
+        ) from None
+
+
+def accepted(job_id: str, status: str, replayed: bool) -> Response:
+    headers = {"Location": f"/v2/jobs/{job_id}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse({"jobId": job_id, "status": status}, status_code=202, headers=headers)
+
+
+@router.post(
+    "/v2/images/generate",
+    status_code=202,
+    summary="Generate images",
+    description=(
+        "Queue an image generation job. The body is discriminated on `model`; each model takes "
+        "its own params object (`fluxParams`, `midjourneyParams`, …). Returns 202 with the job "
+        "id at once; poll `GET /v2/jobs/{id}` or receive webhooks."
+    ),
+    responses={202: {"description": "Job accepted."}, **ERRORS},
+    openapi_extra={"x-imagegate-body": "GenerateImageRequest"},
+)
+async def generate(
+    request: Request,
+    runtime: RuntimeDep,
+    caller: CallerDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Response:
+    body = await decode_json(request)
+    result = await runtime.submitter.generate(caller, body, idempotency_key)
+    return accepted(result.job_id, result.status.value, result.replayed)

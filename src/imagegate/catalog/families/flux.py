@@ -1,0 +1,216 @@
+"""Black Forest Labs FLUX (``fluxParams``): six models, one image per job.
+
+Apiframe publishes ``fluxParams`` in two shapes: for FLUX.2 [pro]/[flex]/[max] ``resolution`` is an
+enum of output sizes (``0.5MP`` … ``4MP``, ``match_input_image``), for the others a free string.
+Both shapes keep the title ``fluxParams``. The number of reference images differs per model
+(apiframe-v2.md §5.3): the FLUX 1.1 models take one ``image_prompt`` and no ``input_images``,
+FLUX.2 [dev] at most 5, [pro] and [max] 8, [flex] 10. BFL bills FLUX.2 by output megapixels, so
+those models are priced by ``resolution`` (``match_input_image`` is charged as the 4 MP maximum).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from imagegate.catalog.fields import AspectRatio, Uri
+from imagegate.catalog.params import Params
+from imagegate.catalog.pricing import by_field, usd
+from imagegate.catalog.rules import max_items, unsupported, within
+from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing, RuleCheck
+from imagegate.providers.port import Route
+
+__all__ = ["SPECS", "Flux2Params", "FluxParams"]
+
+KEY = "fluxParams"
+
+
+class _FluxFields(Params):
+    """The fields both shapes of ``fluxParams`` share (all but ``resolution``)."""
+
+    model_config = ConfigDict(title=KEY)
+
+    aspect_ratio: AspectRatio | None = None
+    width: int | None = Field(default=None, ge=256, le=2048)
+    height: int | None = Field(default=None, ge=256, le=2048)
+    output_format: Literal["jpg", "png", "webp"] | None = None
+    output_quality: int | None = Field(default=None, ge=0, le=100)
+    seed: int | None = None
+    guidance: float | None = Field(default=None, ge=1.5, le=10)
+    steps: int | None = Field(default=None, ge=1, le=50)
+    prompt_upsampling: bool | None = None
+    raw: bool | None = None
+    image_prompt: Uri | None = None
+    image_prompt_strength: float | None = Field(default=None, ge=0, le=1)
+    input_images: list[Uri] | None = Field(default=None, max_length=10)
+    go_fast: bool | None = None
+
+
+class FluxParams(_FluxFields):
+    """``fluxParams`` for FLUX 1.1 [pro], 1.1 [pro] ultra and FLUX.2 [dev]."""
+
+    resolution: str | None = None
+
+
+class Flux2Params(_FluxFields):
+    """``fluxParams`` for FLUX.2 [pro], [flex] and [max]: ``resolution`` is an enum."""
+
+    resolution: Literal["0.5MP", "1MP", "2MP", "4MP", "match_input_image"] | None = None
+
+
+def _references(model_id: str, limit: int) -> tuple[RuleCheck, ...]:
+    if limit == 0:
+        return (max_items(KEY, "input_images", 0, model_id),)
+    return (
+        max_items(KEY, "input_images", limit, model_id),
+        unsupported(KEY, "image_prompt", model_id),
+    )
+
+
+def _per_megapixel(first: str, extra: str) -> dict[str, int]:
+    """BFL's FLUX.2 price: ``first`` US$ for the first output megapixel, ``extra`` for each more."""
+
+    def cost(megapixels: Decimal) -> int:
+        more = max(megapixels - 1, Decimal(0))
+        return usd(str(Decimal(first) + Decimal(extra) * more))
+
+    points = {
+        name: cost(Decimal(mp))
+        for name, mp in (("0.5MP", "0.5"), ("1MP", "1"), ("2MP", "2"), ("4MP", "4"))
+    }
+    return {**points, "match_input_image": points["4MP"]}
+
+
+_FLUX2_PRICE = by_field("resolution", "1MP")
+
+SPECS = (
+    ModelSpec(
+        id="flux-1.1-pro",
+        label="FLUX 1.1 [pro]",
+        family="flux",
+        params_key=KEY,
+        params=FluxParams,
+        description="FLUX 1.1 [pro]: fast, high-quality text-to-image with an image prompt.",
+        pricing=Pricing(
+            {"default": usd("0.04")}, source="BFL list price US$0.04/image, rounded up [unverified]"
+        ),
+        capabilities=Capabilities(image_input=True, max_input_images=1, max_resolution="1440px"),
+        routes=(
+            Route("bfl", "flux-pro-1.1"),
+            Route("replicate", "black-forest-labs/flux-1.1-pro"),
+            Route("fal", "fal-ai/flux-pro/v1.1"),
+        ),
+        rules=(
+            *_references("flux-1.1-pro", 0),
+            within(KEY, ("width", "height"), 256, 1440, "flux-1.1-pro"),
+        ),
+    ),
+    ModelSpec(
+        id="flux-1.1-pro-ultra",
+        label="FLUX 1.1 [pro] ultra",
+        family="flux",
+        params_key=KEY,
+        params=FluxParams,
+        description="FLUX 1.1 [pro] ultra: up to 4 MP, with a raw mode for natural-looking photos.",
+        pricing=Pricing(
+            {"default": usd("0.06")}, source="BFL list price US$0.06/image, rounded up [unverified]"
+        ),
+        capabilities=Capabilities(image_input=True, max_input_images=1, max_resolution="4MP"),
+        routes=(
+            Route("bfl", "flux-pro-1.1-ultra"),
+            Route("replicate", "black-forest-labs/flux-1.1-pro-ultra"),
+            Route("fal", "fal-ai/flux-pro/v1.1-ultra"),
+        ),
+        rules=_references("flux-1.1-pro-ultra", 0),
+    ),
+    ModelSpec(
+        id="flux-2-pro",
+        label="FLUX.2 [pro]",
+        family="flux",
+        params_key=KEY,
+        params=Flux2Params,
+        description="FLUX.2 [pro]: production generation and editing with up to 8 references.",
+        pricing=Pricing(
+            _per_megapixel("0.03", "0.015"),
+            select=_FLUX2_PRICE,
+            source="BFL list price US$0.03 for the first output MP + US$0.015 per extra MP, "
+            "rounded up; match_input_image charged as 4MP [unverified]",
+        ),
+        capabilities=Capabilities(
+            image_input=True, editing=True, max_input_images=8, max_resolution="4MP"
+        ),
+        routes=(
+            Route("bfl", "flux-2-pro"),
+            Route("replicate", "black-forest-labs/flux-2-pro"),
+            Route("fal", "fal-ai/flux-2-pro"),
+        ),
+        rules=_references("flux-2-pro", 8),
+    ),
+    ModelSpec(
+        id="flux-2-dev",
+        label="FLUX.2 [dev]",
+        family="flux",
+        params_key=KEY,
+        params=FluxParams,
+        description="FLUX.2 [dev]: open-weights model with up to 5 reference images.",
+        pricing=Pricing(
+            {"default": usd("0.012")},
+            source="fal.ai list price US$0.012 per MP (fal-ai/flux-2) at 1 MP, rounded up "
+            "[unverified]",
+        ),
+        capabilities=Capabilities(image_input=True, editing=True, max_input_images=5),
+        routes=(
+            Route("replicate", "black-forest-labs/flux-2-dev"),
+            Route("fal", "fal-ai/flux-2"),
+        ),
+        rules=_references("flux-2-dev", 5),
+    ),
+    ModelSpec(
+        id="flux-2-flex",
+        label="FLUX.2 [flex]",
+        family="flux",
+        params_key=KEY,
+        params=Flux2Params,
+        description="FLUX.2 [flex]: adjustable steps and guidance for typography and fine detail.",
+        pricing=Pricing(
+            _per_megapixel("0.06", "0.06"),
+            select=_FLUX2_PRICE,
+            source="BFL list price US$0.06 per output MP (the first MP charged in full), rounded "
+            "up; match_input_image charged as 4MP [unverified]",
+        ),
+        capabilities=Capabilities(
+            image_input=True, editing=True, max_input_images=10, max_resolution="4MP"
+        ),
+        routes=(
+            Route("bfl", "flux-2-flex"),
+            Route("replicate", "black-forest-labs/flux-2-flex"),
+            Route("fal", "fal-ai/flux-2-flex"),
+        ),
+        rules=_references("flux-2-flex", 10),
+    ),
+    ModelSpec(
+        id="flux-2-max",
+        label="FLUX.2 [max]",
+        family="flux",
+        params_key=KEY,
+        params=Flux2Params,
+        description="FLUX.2 [max]: BFL's highest-quality generation and editing, up to 4 MP.",
+        pricing=Pricing(
+            _per_megapixel("0.07", "0.03"),
+            select=_FLUX2_PRICE,
+            source="BFL list price US$0.07 for the first output MP + US$0.03 per extra MP, "
+            "rounded up; match_input_image charged as 4MP [unverified]",
+        ),
+        capabilities=Capabilities(
+            image_input=True, editing=True, max_input_images=8, max_resolution="4MP"
+        ),
+        routes=(
+            Route("bfl", "flux-2-max"),
+            Route("replicate", "black-forest-labs/flux-2-max"),
+            Route("fal", "fal-ai/flux-2-max"),
+        ),
+        rules=_references("flux-2-max", 8),
+    ),
+)

@@ -1,0 +1,213 @@
+"""Ideogram (``ideogramParams``): eight models, one image per job.
+
+Apiframe's schema is the same object for every Ideogram id, except that ``ideogram-character``
+requires the params object and its ``character_reference_image`` (so it gets its own class with
+that field required). What only some models accept is a rule (apiframe-v2.md §5.5): style presets
+and style reference images are Ideogram 3.0 features, ``rendering_speed`` picks the tier of
+``ideogram-character`` only (the v3 ids already name their tier), and inpainting needs both
+``image`` and ``mask``. Ideogram 3.0 ids map to one upstream model with a rendering speed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from imagegate.catalog.fields import Uri
+from imagegate.catalog.params import Params
+from imagegate.catalog.pricing import by_field, usd
+from imagegate.catalog.rules import requires, unsupported
+from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing, RuleCheck
+from imagegate.providers.port import Route
+
+__all__ = ["SPECS", "IdeogramCharacterParams", "IdeogramParams"]
+
+KEY = "ideogramParams"
+
+
+class _IdeogramFields(Params):
+    """Every ``ideogramParams`` field except ``character_reference_image``."""
+
+    model_config = ConfigDict(title=KEY)
+
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+    seed: int | None = None
+    style_type: str | None = None
+    style_preset: str | None = None
+    magic_prompt_option: Literal["Auto", "On", "Off"] | None = None
+    rendering_speed: Literal["default", "turbo", "quality"] | None = None
+    negative_prompt: str | None = None
+    image: Uri | None = None
+    mask: Uri | None = None
+    style_reference_images: list[Uri] | None = Field(default=None, max_length=3)
+
+
+class IdeogramParams(_IdeogramFields):
+    """``ideogramParams`` for the v2, v2a and v3 models."""
+
+    character_reference_image: Uri | None = None
+
+
+class IdeogramCharacterParams(_IdeogramFields):
+    """``ideogramParams`` for ``ideogram-character``: the character reference is required."""
+
+    character_reference_image: Uri
+
+
+def _rules(model_id: str, *, v3: bool) -> tuple[RuleCheck, ...]:
+    inpainting = (requires(KEY, "mask", "image"), requires(KEY, "image", "mask"))
+    only_character = (
+        unsupported(KEY, "character_reference_image", model_id),
+        unsupported(KEY, "rendering_speed", model_id),
+    )
+    only_v3 = (
+        ()
+        if v3
+        else (
+            unsupported(KEY, "style_preset", model_id),
+            unsupported(KEY, "style_reference_images", model_id),
+        )
+    )
+    return (*inpainting, *only_character, *only_v3)
+
+
+def _model(
+    model_id: str,
+    label: str,
+    description: str,
+    credits: int,
+    source: str,
+    ideogram: str,
+    replicate: str,
+    fal: str,
+    *,
+    v3: bool,
+) -> ModelSpec:
+    return ModelSpec(
+        id=model_id,
+        label=label,
+        family="ideogram",
+        params_key=KEY,
+        params=IdeogramParams,
+        description=description,
+        pricing=Pricing({"default": credits}, source=source),
+        capabilities=Capabilities(image_input=True, editing=True, max_input_images=4 if v3 else 1),
+        routes=(
+            Route("ideogram", ideogram),
+            Route("replicate", replicate),
+            Route("fal", fal),
+        ),
+        rules=_rules(model_id, v3=v3),
+    )
+
+
+def _list_price(usd_text: str) -> str:
+    return f"Ideogram API list price US${usd_text}/image, rounded up [unverified]"
+
+
+SPECS = (
+    _model(
+        "ideogram-v2",
+        "Ideogram 2.0",
+        "Ideogram 2.0: strong typography and design, with inpainting.",
+        usd("0.08"),
+        _list_price("0.08"),
+        "V_2",
+        "ideogram-ai/ideogram-v2",
+        "fal-ai/ideogram/v2",
+        v3=False,
+    ),
+    _model(
+        "ideogram-v2-turbo",
+        "Ideogram 2.0 Turbo",
+        "Ideogram 2.0 Turbo: faster, cheaper Ideogram 2.0.",
+        usd("0.05"),
+        _list_price("0.05"),
+        "V_2_TURBO",
+        "ideogram-ai/ideogram-v2-turbo",
+        "fal-ai/ideogram/v2/turbo",
+        v3=False,
+    ),
+    _model(
+        "ideogram-v2a",
+        "Ideogram 2a",
+        "Ideogram 2a: fast graphic design and photography at a lower price.",
+        usd("0.04"),
+        _list_price("0.04"),
+        "V_2A",
+        "ideogram-ai/ideogram-v2a",
+        "fal-ai/ideogram/v2a",
+        v3=False,
+    ),
+    _model(
+        "ideogram-v2a-turbo",
+        "Ideogram 2a Turbo",
+        "Ideogram 2a Turbo: the fastest, cheapest Ideogram 2 model.",
+        3,
+        "Apiframe docs-v2: 3 credits",
+        "V_2A_TURBO",
+        "ideogram-ai/ideogram-v2a-turbo",
+        "fal-ai/ideogram/v2a/turbo",
+        v3=False,
+    ),
+    _model(
+        "ideogram-v3-balanced",
+        "Ideogram 3.0 Balanced",
+        "Ideogram 3.0 at balanced speed: style presets and style reference images.",
+        usd("0.06"),
+        _list_price("0.06"),
+        "V_3_BALANCED",
+        "ideogram-ai/ideogram-v3-balanced",
+        "fal-ai/ideogram/v3",
+        v3=True,
+    ),
+    _model(
+        "ideogram-v3-turbo",
+        "Ideogram 3.0 Turbo",
+        "Ideogram 3.0 Turbo: fast text rendering and design with style references.",
+        3,
+        "Apiframe docs-v2: 3 credits",
+        "V_3_TURBO",
+        "ideogram-ai/ideogram-v3-turbo",
+        "fal-ai/ideogram/v3",
+        v3=True,
+    ),
+    _model(
+        "ideogram-v3-quality",
+        "Ideogram 3.0 Quality",
+        "Ideogram 3.0 Quality: the most detailed Ideogram 3.0 renders.",
+        usd("0.09"),
+        _list_price("0.09"),
+        "V_3_QUALITY",
+        "ideogram-ai/ideogram-v3-quality",
+        "fal-ai/ideogram/v3",
+        v3=True,
+    ),
+    ModelSpec(
+        id="ideogram-character",
+        label="Ideogram Character",
+        family="ideogram",
+        params_key=KEY,
+        params=IdeogramCharacterParams,
+        description="Ideogram 3.0 Character: keeps one person consistent from a reference image.",
+        pricing=Pricing(
+            {"turbo": 10, "default": 15, "quality": 20},
+            select=by_field("rendering_speed", "default"),
+            source="Apiframe docs-v2: turbo 10, default 15, quality 20 credits",
+        ),
+        capabilities=Capabilities(image_input=True, editing=True, max_input_images=2),
+        routes=(
+            Route("ideogram", "V_3"),
+            Route("replicate", "ideogram-ai/ideogram-character"),
+            Route("fal", "fal-ai/ideogram/character"),
+        ),
+        rules=(
+            requires(KEY, "mask", "image"),
+            requires(KEY, "image", "mask"),
+            unsupported(KEY, "style_reference_images", "ideogram-character"),
+        ),
+        params_required=True,
+    ),
+)

@@ -1,0 +1,109 @@
+"""Google Imagen (``imagenParams``): five text-to-image models, one image per job.
+
+Google discontinued every Imagen model on 2026-08-17 (providers.md §0.1), so these ids are served
+only where an aggregator still lists them: Replicate ``google/imagen-*`` and fal
+``fal-ai/imagen4/*`` (both unverified after the shutdown). An operator can re-point them with
+route overrides. Upstream, 2K output exists only for Imagen 4 and Imagen 4 Ultra (§2.2).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict
+
+from imagegate.catalog.params import Params
+from imagegate.catalog.pricing import usd
+from imagegate.catalog.rules import one_of
+from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing, RuleCheck
+from imagegate.providers.port import Route
+
+__all__ = ["SPECS", "ImagenParams"]
+
+KEY = "imagenParams"
+RETIRED = "2026-08-17"
+
+
+class ImagenParams(Params):
+    model_config = ConfigDict(title=KEY)
+
+    aspect_ratio: Literal["1:1", "9:16", "16:9", "3:4", "4:3"] = "1:1"
+    output_format: Literal["jpg", "png"] = "jpg"
+    image_size: Literal["1K", "2K"] = "1K"
+
+
+def _model(
+    model_id: str,
+    label: str,
+    description: str,
+    pricing: Pricing,
+    routes: tuple[Route, ...],
+    *,
+    two_k: bool,
+) -> ModelSpec:
+    rules: tuple[RuleCheck, ...] = () if two_k else (one_of(KEY, "image_size", ("1K",), model_id),)
+    return ModelSpec(
+        id=model_id,
+        label=label,
+        family="imagen",
+        params_key=KEY,
+        params=ImagenParams,
+        description=description,
+        pricing=pricing,
+        capabilities=Capabilities(max_resolution="2K" if two_k else "1K"),
+        routes=routes,
+        rules=rules,
+        retired_upstream=RETIRED,
+    )
+
+
+def _list_price(price: str) -> Pricing:
+    return Pricing(
+        {"default": usd(price)},
+        source=f"Google Imagen list price US${price}/image before retirement, rounded up "
+        "[unverified]",
+    )
+
+
+SPECS = (
+    _model(
+        "imagen-3",
+        "Imagen 3",
+        "Google Imagen 3: photorealistic text-to-image (retired by Google).",
+        _list_price("0.04"),
+        (Route("replicate", "google/imagen-3"),),
+        two_k=False,
+    ),
+    _model(
+        "imagen-3-fast",
+        "Imagen 3 Fast",
+        "Google Imagen 3 Fast: quicker, cheaper Imagen 3 (retired by Google).",
+        _list_price("0.02"),
+        (Route("replicate", "google/imagen-3-fast"),),
+        two_k=False,
+    ),
+    _model(
+        "imagen-4",
+        "Imagen 4",
+        "Google Imagen 4: detailed text-to-image up to 2K (retired by Google).",
+        Pricing({"default": 7}, source="Apiframe docs: 7 credits"),
+        (Route("replicate", "google/imagen-4"), Route("fal", "fal-ai/imagen4/preview")),
+        two_k=True,
+    ),
+    _model(
+        "imagen-4-ultra",
+        "Imagen 4 Ultra",
+        "Google Imagen 4 Ultra: the most faithful Imagen renders, up to 2K (retired by Google).",
+        _list_price("0.06"),
+        (Route("replicate", "google/imagen-4-ultra"), Route("fal", "fal-ai/imagen4/preview/ultra")),
+        two_k=True,
+    ),
+    _model(
+        "imagen-4-fast",
+        "Imagen 4 Fast",
+        "Google Imagen 4 Fast: low-latency Imagen 4 at 1K (retired by Google).",
+        _list_price("0.02"),
+        (Route("replicate", "google/imagen-4-fast"), Route("fal", "fal-ai/imagen4/preview/fast")),
+        two_k=False,
+    ),
+)

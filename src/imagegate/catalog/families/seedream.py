@@ -1,0 +1,135 @@
+"""ByteDance Seedream (``seedreamParams``): five models, one image per job.
+
+One published schema serves all of them; the per-model limits of apiframe-v2.md §5.4 are rules:
+Seedream 3 and Dreamina 3.1 (``seedream-3.1``) are text-to-image only and cap custom sizes at
+2048 and 3024 px, Seedream 4.5 only renders ``2K``/``4K`` (or custom sizes from 1024 px).
+Seedream 4.x and 5 lite take up to 14 reference images (BytePlus Ark limit, same as the schema).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from imagegate.catalog.fields import Uri
+from imagegate.catalog.params import Params
+from imagegate.catalog.pricing import usd
+from imagegate.catalog.rules import max_items, one_of, within
+from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
+from imagegate.providers.port import Route
+
+__all__ = ["SPECS", "SeedreamParams"]
+
+KEY = "seedreamParams"
+_SIDES = ("width", "height")
+
+
+class SeedreamParams(Params):
+    model_config = ConfigDict(title=KEY)
+
+    aspect_ratio: str | None = None
+    size: str | None = None
+    resolution: str | None = None
+    width: int | None = Field(default=None, ge=512, le=4096)
+    height: int | None = Field(default=None, ge=512, le=4096)
+    guidance_scale: float | None = Field(default=None, ge=1, le=10)
+    seed: int | None = None
+    output_format: Literal["jpg", "png"] | None = None
+    enhance_prompt: bool | None = None
+    use_pre_llm: bool | None = None
+    image_input: list[Uri] | None = Field(default=None, max_length=14)
+
+
+_EDITING = Capabilities(image_input=True, editing=True, max_input_images=14, max_resolution="4K")
+
+SPECS = (
+    ModelSpec(
+        id="seedream-3",
+        label="Seedream 3",
+        family="seedream",
+        params_key=KEY,
+        params=SeedreamParams,
+        description="ByteDance Seedream 3.0: text-to-image with native 2K output.",
+        pricing=Pricing({"default": 3}, source="Apiframe docs-v2: 3 credits"),
+        capabilities=Capabilities(max_resolution="2K"),
+        routes=(
+            Route("ark", "seedream-3-0-t2i-250415"),
+            Route("replicate", "bytedance/seedream-3"),
+        ),
+        rules=(
+            max_items(KEY, "image_input", 0, "seedream-3"),
+            within(KEY, _SIDES, 512, 2048, "seedream-3"),
+        ),
+    ),
+    ModelSpec(
+        id="seedream-3.1",
+        label="Seedream 3.1",
+        family="seedream",
+        params_key=KEY,
+        params=SeedreamParams,
+        description="ByteDance Dreamina 3.1: 4 MP cinematic text-to-image with prompt expansion.",
+        pricing=Pricing({"default": 3}, source="Apiframe docs-v2: 3 credits"),
+        capabilities=Capabilities(max_resolution="4MP"),
+        routes=(Route("replicate", "bytedance/dreamina-3.1"),),
+        rules=(
+            max_items(KEY, "image_input", 0, "seedream-3.1"),
+            within(KEY, _SIDES, 512, 3024, "seedream-3.1"),
+        ),
+    ),
+    ModelSpec(
+        id="seedream-4",
+        label="Seedream 4",
+        family="seedream",
+        params_key=KEY,
+        params=SeedreamParams,
+        description="ByteDance Seedream 4.0: generation and multi-reference editing up to 4K.",
+        pricing=Pricing(
+            {"default": usd("0.03")},
+            source="BytePlus ModelArk list price US$0.03/image [unverified]",
+        ),
+        capabilities=_EDITING,
+        routes=(
+            Route("ark", "seedream-4-0-250828"),
+            Route("replicate", "bytedance/seedream-4"),
+            Route("fal", "fal-ai/bytedance/seedream/v4/text-to-image"),
+        ),
+    ),
+    ModelSpec(
+        id="seedream-4.5",
+        label="Seedream 4.5",
+        family="seedream",
+        params_key=KEY,
+        params=SeedreamParams,
+        description="ByteDance Seedream 4.5: 2K/4K generation and editing with 14 references.",
+        pricing=Pricing({"default": 4}, source="Apiframe docs-v2: 4 credits"),
+        capabilities=_EDITING,
+        routes=(
+            Route("ark", "seedream-4-5-251128"),
+            Route("replicate", "bytedance/seedream-4.5"),
+            Route("fal", "fal-ai/bytedance/seedream/v4.5/text-to-image"),
+        ),
+        rules=(
+            one_of(KEY, "size", ("2K", "4K", "custom"), "seedream-4.5"),
+            within(KEY, _SIDES, 1024, 4096, "seedream-4.5"),
+        ),
+    ),
+    ModelSpec(
+        id="seedream-5-lite",
+        label="Seedream 5 Lite",
+        family="seedream",
+        params_key=KEY,
+        params=SeedreamParams,
+        description="ByteDance Seedream 5.0 lite: fast high-resolution generation and editing.",
+        pricing=Pricing(
+            {"default": usd("0.035")},
+            source="BytePlus ModelArk list price US$0.035/image, rounded up [unverified]",
+        ),
+        capabilities=_EDITING,
+        routes=(
+            Route("ark", "seedream-5-0-lite-260128"),
+            Route("replicate", "bytedance/seedream-5-lite"),
+            Route("fal", "bytedance/seedream/v5/lite/text-to-image"),
+        ),
+    ),
+)

@@ -1,0 +1,104 @@
+"""``serve``, ``worker`` and ``migrate``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.panel import Panel
+
+from imagegate.api.app import create_app
+from imagegate.observability.logging import configure_logging
+from imagegate.runtime import Background, build_runtime
+from imagegate.services.bootstrap import bootstrap
+from imagegate.settings import Settings
+from imagegate.store.migrate import upgrade
+
+__all__ = ["register"]
+
+console = Console()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(worker)
+    app.command()(migrate)
+
+
+def serve(
+    host: str | None = typer.Option(None, help="Bind address (default IMAGEGATE_HOST)."),
+    port: int | None = typer.Option(None, help="Port (default IMAGEGATE_PORT, 8000)."),
+    workers: int | None = typer.Option(
+        None, help="Concurrent jobs run in this process (default IMAGEGATE_WORKERS)."
+    ),
+    no_workers: bool = typer.Option(
+        False, "--no-workers", help="API only; run `imagegate worker` processes elsewhere."
+    ),
+) -> None:
+    """Migrate the database, then run the API (and, unless --no-workers, the workers)."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    slots = 0 if no_workers else (workers if workers is not None else settings.workers)
+    asyncio.run(_serve(settings, host or settings.host, port or settings.port, slots))
+
+
+async def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    await upgrade(settings.database_url)
+    runtime = build_runtime(settings)
+    first = await bootstrap(runtime.db, runtime.clock)
+    if first is not None:
+        console.print(
+            Panel.fit(
+                f"Created account {first.account_id} with two API keys, shown this once:\n"
+                f"a live key with {first.credits} demo credits, and a test key that runs every "
+                "model on the built-in sandbox for free.",
+                title="imagegate: first start",
+            )
+        )
+        # Plain lines, never wrapped, so the keys can be copied (and parsed) whole.
+        typer.echo(f"live key: {first.live_key}")
+        typer.echo(f"test key: {first.test_key}")
+    console.print(f"imagegate listening on http://{host}:{port}  (docs: /docs)")
+    config = uvicorn.Config(
+        create_app(runtime, workers=workers),
+        host=host,
+        port=port,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
+    )
+    await uvicorn.Server(config).serve()
+
+
+def worker(
+    concurrency: int | None = typer.Option(
+        None, help="Concurrent jobs (default IMAGEGATE_WORKERS)."
+    ),
+) -> None:
+    """Run a worker process: claims jobs from the database and drives them to completion."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    asyncio.run(_worker(settings, concurrency))
+
+
+async def _worker(settings: Settings, concurrency: int | None) -> None:
+    await upgrade(settings.database_url)
+    runtime = build_runtime(settings)
+    background = Background(runtime, concurrency)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, background.stop_soon)
+    try:
+        await background.wait()
+    finally:
+        await runtime.aclose()
+
+
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    settings = Settings()
+    asyncio.run(upgrade(settings.database_url))
+    console.print("database is up to date")

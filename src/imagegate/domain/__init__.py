@@ -1,0 +1,1 @@
+"""Pure rules with no I/O: key format, request fingerprints, job presentation."""

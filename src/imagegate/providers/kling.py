@@ -1,0 +1,286 @@
+"""Kling (Kuaishou) image adapter: ``POST /v1/images/generations`` → poll the task by id.
+
+Kling authenticates with a short-lived HS256 JWT minted from an access key and a secret key
+(``{"iss": ak, "exp": now + 1800, "nbf": now - 5}``). The adapter keeps one token and mints a new
+one five minutes before expiry, on the injected clock, so a token never expires in flight.
+Credentials come from ``options["access_key"]``/``options["secret_key"]`` or an ``api_key`` of
+the form ``"ak:sk"``.
+
+Every answer is the envelope ``{"code", "message", "request_id", "data"}`` where ``code`` 0 is
+success; the numeric code decides the error class: 1000–1004 authentication, 1100–1103 account
+or resource pack (not retried: the account must be topped up), 1200–1203 bad request,
+1301 content safety, 1302/1303 rate or concurrency limits (retried), 1304 IP allow-list, 5000+
+server errors (retried). Tasks go ``submitted`` → ``processing`` → ``succeed`` | ``failed``;
+``succeed`` carries ``task_result.images[{index, url}]``, one per requested image (``n``).
+
+``klingImageParams`` maps directly: ``model_name`` (else the route's model id when it is a Kling
+version, else ``kling-v1``), ``negative_prompt`` (dropped with an input image, which Kling
+refuses), ``image`` (URL, or raw base64 with ``options["inline_inputs"]``), ``image_fidelity``,
+``aspect_ratio``; ``n`` is the job's output count. ``kling-v1-5`` needs ``image_reference`` with an
+image: ``options["image_reference"]`` (default ``subject``).
+
+Options: ``access_key``, ``secret_key``, ``resolution`` (``1k``/``2k``), ``image_reference``,
+``inline_inputs``, ``poll_interval`` (seconds, default 3).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import httpx2
+
+from imagegate.errors import (
+    UpstreamError,
+    UpstreamMisconfigured,
+    UpstreamModerated,
+    UpstreamRejected,
+    UpstreamRetryable,
+    UpstreamTaskLost,
+)
+from imagegate.providers.http import (
+    clean_message,
+    create_client,
+    raise_for_upstream,
+    retry_after_seconds,
+    transport_error,
+)
+from imagegate.providers.port import (
+    Finished,
+    GenerationRequest,
+    InputFetcher,
+    OutputImage,
+    Pending,
+    ProviderContext,
+    Submitted,
+    TaskHandle,
+)
+from imagegate.settings import ProviderSettings
+from imagegate.types import Clock, SystemClock
+
+__all__ = ["KlingAdapter", "TokenMinter", "create_adapter", "encode_jwt"]
+
+NAME = "kling"
+DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
+TOKEN_LIFETIME = 1800
+REFRESH_MARGIN = 300
+_MODERATION_WORDS = ("risk", "safety", "sensitive", "inappropriate", "violat")
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def encode_jwt(claims: Mapping[str, Any], secret: str) -> str:
+    """A compact HS256 JWT (PyJWT is not a dependency; HS256 is a dozen lines)."""
+    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    payload = _b64url(json.dumps(dict(claims), separators=(",", ":")).encode())
+    signing_input = f"{header}.{payload}".encode("ascii")
+    signature = hmac.new(secret.encode(), signing_input, hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64url(signature)}"
+
+
+class TokenMinter:
+    """Holds the current JWT and mints a fresh one shortly before it expires."""
+
+    def __init__(self, access_key: str, secret_key: str, clock: Clock) -> None:
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self._clock = clock
+        self._token = ""
+        self._expires_at = 0
+
+    def token(self) -> str:
+        now = self._clock.now_ms() // 1000
+        if now >= self._expires_at - REFRESH_MARGIN:
+            self._expires_at = now + TOKEN_LIFETIME
+            claims = {"iss": self._access_key, "exp": self._expires_at, "nbf": now - 5}
+            self._token = encode_jwt(claims, self._secret_key)
+        return self._token
+
+
+def _error(code: int, message: str, response: httpx2.Response | None = None) -> UpstreamError:
+    text = clean_message(f"{message} (code {code})")
+    if 1000 <= code <= 1004 or code == 1304:
+        return UpstreamMisconfigured(f"kling refused our credentials: {text}", provider=NAME)
+    if 1100 <= code <= 1103:
+        return UpstreamMisconfigured(
+            f"kling account cannot pay for the task: {text}", provider=NAME
+        )
+    if code == 1301:
+        return UpstreamModerated(
+            f"Provider returned an error: content policy violation ({text})", provider=NAME
+        )
+    if code in (1302, 1303) or code >= 5000:
+        retry_after = retry_after_seconds(response.headers) if response is not None else None
+        return UpstreamRetryable(f"kling: {text}", provider=NAME, retry_after=retry_after)
+    return UpstreamRejected(f"Provider returned an error: {text}", provider=NAME)
+
+
+def _envelope(response: httpx2.Response) -> Mapping[str, Any]:
+    """The ``data`` of a successful envelope; raise the mapped error otherwise."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise_for_upstream(response, NAME, response.text or None)
+        raise UpstreamRejected("kling: answer is not a JSON envelope", provider=NAME)
+    code = body.get("code")
+    if isinstance(code, int) and code != 0:
+        raise _error(code, str(body.get("message") or ""), response)
+    raise_for_upstream(response, NAME, str(body.get("message") or "") or None)
+    data = body.get("data")
+    return data if isinstance(data, dict) else {}
+
+
+class KlingAdapter:
+    name = NAME
+    supports_cancel = False
+
+    def __init__(
+        self,
+        client: httpx2.AsyncClient,
+        fetch_input: InputFetcher,
+        tokens: TokenMinter,
+        *,
+        resolution: str | None = None,
+        image_reference: str = "subject",
+        inline_inputs: bool = False,
+        poll_interval: float = 3.0,
+    ) -> None:
+        self._client = client
+        self._fetch_input = fetch_input
+        self._tokens = tokens
+        self._resolution = resolution
+        self._image_reference = image_reference
+        self._inline_inputs = inline_inputs
+        self._poll_interval = poll_interval
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._tokens.token()}"}
+
+    @staticmethod
+    def model_name(request: GenerationRequest) -> str:
+        chosen = request.params.get("model_name")
+        if isinstance(chosen, str) and chosen:
+            return chosen
+        upstream = request.route.upstream_model
+        return upstream if upstream.startswith("kling-v") else "kling-v1"
+
+    async def payload(self, request: GenerationRequest) -> dict[str, Any]:
+        params = request.params
+        model = self.model_name(request)
+        body: dict[str, Any] = {
+            "model_name": model,
+            "prompt": request.prompt,
+            "n": max(1, request.outputs),
+        }
+        if isinstance(params.get("aspect_ratio"), str):
+            body["aspect_ratio"] = params["aspect_ratio"]
+        if self._resolution:
+            body["resolution"] = self._resolution
+        image = params.get("image")
+        if image:
+            if self._inline_inputs:
+                fetched = await self._fetch_input(str(image))
+                body["image"] = base64.b64encode(fetched.data).decode("ascii")
+            else:
+                body["image"] = str(image)
+            if isinstance(params.get("image_fidelity"), int | float):
+                body["image_fidelity"] = float(params["image_fidelity"])
+            if model == "kling-v1-5":
+                body["image_reference"] = self._image_reference
+        elif params.get("negative_prompt"):
+            body["negative_prompt"] = str(params["negative_prompt"])
+        return body
+
+    async def submit(self, request: GenerationRequest) -> Submitted:
+        body = await self.payload(request)
+        try:
+            response = await self._client.post(
+                "/v1/images/generations", json=body, headers=self._headers()
+            )
+        except httpx2.TransportError as exc:
+            raise transport_error(exc, NAME, sent=True) from exc
+        data = _envelope(response)
+        return Submitted(
+            str(data["task_id"]),
+            {"model_name": body["model_name"]},
+            poll_after=self._poll_interval,
+        )
+
+    async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
+        try:
+            response = await self._client.get(
+                f"/v1/images/generations/{task.task_id}", headers=self._headers()
+            )
+        except httpx2.TransportError as exc:
+            raise transport_error(exc, NAME, sent=False) from exc
+        if response.status_code == 404:
+            raise UpstreamTaskLost(f"kling: task {task.task_id} not found", provider=NAME)
+        data = _envelope(response)
+        status = str(data.get("task_status"))
+        if status == "succeed":
+            images = (data.get("task_result") or {}).get("images") or []
+            ordered = sorted(images, key=lambda image: int(image.get("index", 0)))
+            urls = [str(image["url"]) for image in ordered if image.get("url")]
+            if not urls:
+                raise UpstreamRejected("kling: task succeeded without images", provider=NAME)
+            return Finished(
+                images=[OutputImage(url=url) for url in urls],
+                served_model=str(task.state.get("model_name") or self.model_name(request)),
+            )
+        if status == "failed":
+            reason = clean_message(data.get("task_status_msg") or "the task failed")
+            if any(word in reason.lower() for word in _MODERATION_WORDS):
+                raise UpstreamModerated(
+                    f"Provider returned an error: content policy violation ({reason})",
+                    provider=NAME,
+                )
+            raise UpstreamRejected(f"Provider returned an error: {reason}", provider=NAME)
+        # ``submitted`` and ``processing``: Kling reports no percentage.
+        return Pending(poll_after=self._poll_interval)
+
+    async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
+        """Kling has no cancel endpoint for image tasks."""
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _credentials(config: ProviderSettings) -> tuple[str, str]:
+    options = config.options
+    access, secret = options.get("access_key"), options.get("secret_key")
+    if access and secret:
+        return str(access), str(secret)
+    api_key = config.api_key.get_secret_value() if config.api_key else ""
+    access, _, secret = api_key.partition(":")
+    if not access or not secret:
+        raise ValueError("kling needs options access_key and secret_key, or an api_key 'ak:sk'")
+    return access, secret
+
+
+def create_adapter(config: ProviderSettings, context: ProviderContext) -> KlingAdapter:
+    options = config.options
+    access_key, secret_key = _credentials(config)
+    client = create_client(
+        config.base_url or DEFAULT_BASE_URL,
+        {"Accept": "application/json"},
+        timeout=config.timeout,
+        transport=context.transport,
+    )
+    resolution = options.get("resolution")
+    return KlingAdapter(
+        client,
+        context.fetch_input,
+        TokenMinter(access_key, secret_key, context.clock or SystemClock()),
+        resolution=str(resolution) if resolution else None,
+        image_reference=str(options.get("image_reference", "subject")),
+        inline_inputs=bool(options.get("inline_inputs", False)),
+        poll_interval=float(options.get("poll_interval", 3.0)),
+    )

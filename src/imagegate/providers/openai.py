@@ -1,0 +1,258 @@
+"""OpenAI Images API: GPT Image models, and DALL·E for any host that still serves it.
+
+OpenAI answers synchronously: ``submit`` posts once and returns ``Finished`` with the images the
+vendor sent inline as base64 (GPT image models always do; DALL·E is asked for ``b64_json`` so no
+60-minute URL has to be chased). With ``input_images`` a GPT image job goes to ``/images/edits`` as
+multipart with one ``image[]`` part per input, downloaded through ``context.fetch_input``.
+
+OpenAI shut DALL·E 2 and 3 down on 2026-05-12, so routes that still carry them point at a
+compatible host through ``base_url``, or alias them to a GPT image model with the
+``model_aliases`` option (``{"dall-e-3": "gpt-image-1.5"}``); an aliased job is built with the
+mapping of the model actually sent, and that model is recorded as ``served_model``.
+
+Options: ``organization`` and ``project`` (sent as ``OpenAI-Organization`` / ``OpenAI-Project``),
+``model_aliases``, and ``dalle3_quality`` (``standard`` by default, ``hd`` costs twice as much).
+
+Moderation arrives as HTTP 400 with ``code: moderation_blocked`` (GPT image) or
+``content_policy_violation`` (DALL·E); a 429 with ``insufficient_quota`` is an empty account,
+which no retry fixes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+import httpx2
+
+from imagegate.errors import (
+    UpstreamError,
+    UpstreamMisconfigured,
+    UpstreamModerated,
+    UpstreamRejected,
+)
+from imagegate.providers.http import (
+    clean_message,
+    create_client,
+    raise_for_upstream,
+    transport_error,
+)
+from imagegate.providers.port import (
+    Finished,
+    GenerationRequest,
+    OutputImage,
+    Pending,
+    ProviderContext,
+    TaskHandle,
+)
+from imagegate.settings import ProviderSettings
+
+__all__ = ["OpenAIAdapter", "create_adapter"]
+
+NAME = "openai"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
+_GPT_SIZES = {"1:1": "1024x1024", "3:2": "1536x1024", "2:3": "1024x1536"}
+_DALLE3_SIZES = {"1:1": "1024x1024", "3:2": "1792x1024", "2:3": "1024x1792"}
+_CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+def is_dalle(model: str) -> bool:
+    return model.startswith("dall-e-")
+
+
+def gpt_image_payload(model: str, request: GenerationRequest) -> dict[str, Any]:
+    """The generations/edits fields for a GPT image model from ``gptImageParams``.
+
+    ``dalleParams`` (an aliased DALL·E job) share ``aspect_ratio``; their ``style`` has no GPT
+    counterpart and is dropped.
+    """
+    params = request.params
+    payload: dict[str, Any] = {
+        "model": model,
+        "prompt": request.prompt,
+        "n": request.outputs,
+        "size": _GPT_SIZES.get(str(params.get("aspect_ratio", "1:1")), "1024x1024"),
+        "quality": params.get("quality", "auto"),
+        "output_format": params.get("output_format", "webp"),
+        "background": params.get("background", "auto"),
+    }
+    if "moderation" in params:  # gptImage2Params only
+        payload["moderation"] = params["moderation"]
+    return payload
+
+
+def dalle_payload(model: str, request: GenerationRequest, hd: bool) -> dict[str, Any]:
+    """The generations fields for DALL·E from ``dalleParams``.
+
+    DALL·E 2 draws squares only and has no style; DALL·E 3 draws one image per call.
+    """
+    params = request.params
+    aspect = str(params.get("aspect_ratio", "1:1"))
+    payload: dict[str, Any] = {
+        "model": model,
+        "prompt": request.prompt,
+        "response_format": "b64_json",
+    }
+    if model == "dall-e-3":
+        if request.outputs != 1:
+            raise UpstreamRejected("dall-e-3 produces exactly one image per job", provider=NAME)
+        payload |= {
+            "n": 1,
+            "size": _DALLE3_SIZES.get(aspect, "1024x1024"),
+            "quality": "hd" if hd else "standard",
+            "style": params.get("style", "vivid"),
+        }
+    else:
+        payload |= {"n": request.outputs, "size": "1024x1024", "quality": "standard"}
+    return payload
+
+
+def _error_fields(response: httpx2.Response) -> tuple[str | None, str | None]:
+    """The ``error.code`` and ``error.message`` of OpenAI's ``ErrorResponse``, when present."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None, None
+    code, message = error.get("code"), error.get("message")
+    return (
+        code if isinstance(code, str) else None,
+        message if isinstance(message, str) else None,
+    )
+
+
+def check_response(response: httpx2.Response) -> None:
+    """Raise the normalized error for an OpenAI failure; moderation and quota first."""
+    if response.status_code < 300:
+        return
+    code, message = _error_fields(response)
+    if code in MODERATION_CODES:
+        raise UpstreamModerated(
+            "Provider returned an error: content policy violation: "
+            + clean_message(message or code),
+            provider=NAME,
+        )
+    if code == "insufficient_quota":
+        raise UpstreamMisconfigured(
+            f"{NAME} account has no quota left: {clean_message(message or code)}", provider=NAME
+        )
+    raise_for_upstream(response, NAME, message)
+
+
+def parse_images(response: httpx2.Response, content_type: str) -> list[OutputImage]:
+    """The base64 images of an ``ImagesResponse`` (DALL·E is asked for ``b64_json`` too)."""
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise UpstreamError(f"{NAME} answered with a body that is not JSON", provider=NAME) from exc
+    data = body.get("data") if isinstance(body, dict) else None
+    images: list[OutputImage] = []
+    for item in data if isinstance(data, list) else []:
+        if not isinstance(item, dict):
+            continue
+        if isinstance(item.get("b64_json"), str):
+            try:
+                raw = base64.b64decode(item["b64_json"], validate=True)
+            except binascii.Error as exc:
+                raise UpstreamError(
+                    f"{NAME} sent an image that is not base64", provider=NAME
+                ) from exc
+            images.append(OutputImage(data=raw, content_type=content_type))
+    if not images:
+        raise UpstreamError(f"{NAME} answered without any image", provider=NAME)
+    return images
+
+
+class OpenAIAdapter:
+    name = NAME
+    supports_cancel = False
+
+    def __init__(
+        self,
+        client: httpx2.AsyncClient,
+        context: ProviderContext,
+        *,
+        model_aliases: Mapping[str, str],
+        dalle3_hd: bool = False,
+    ) -> None:
+        self._client = client
+        self._context = context
+        self._aliases = dict(model_aliases)
+        self._dalle3_hd = dalle3_hd
+
+    async def submit(self, request: GenerationRequest) -> Finished:
+        model = self._aliases.get(request.route.upstream_model, request.route.upstream_model)
+        if is_dalle(model):
+            payload = dalle_payload(model, request, self._dalle3_hd)
+            content_type = "image/png"
+            response = await self._post("/images/generations", json=payload)
+        else:
+            payload = gpt_image_payload(model, request)
+            content_type = _CONTENT_TYPES.get(str(payload["output_format"]), "image/png")
+            inputs = request.params.get("input_images") or []
+            if inputs:
+                response = await self._edit(request, payload, list(inputs))
+            else:
+                response = await self._post("/images/generations", json=payload)
+        check_response(response)
+        return Finished(images=parse_images(response, content_type), served_model=model)
+
+    async def _edit(
+        self, request: GenerationRequest, payload: dict[str, Any], urls: list[str]
+    ) -> httpx2.Response:
+        fields = {key: str(value) for key, value in payload.items()}
+        if not payload["model"].endswith("-mini"):  # gpt-image-1-mini has no input_fidelity
+            fields["input_fidelity"] = str(request.params.get("input_fidelity", "low"))
+        files = []
+        for index, url in enumerate(urls):
+            fetched = await self._context.fetch_input(url)
+            extension = fetched.content_type.removeprefix("image/").replace("jpeg", "jpg")
+            files.append(
+                ("image[]", (f"input-{index}.{extension}", fetched.data, fetched.content_type))
+            )
+        return await self._post("/images/edits", data=fields, files=files)
+
+    async def _post(self, path: str, **kwargs: Any) -> httpx2.Response:
+        try:
+            return await self._client.post(path, **kwargs)
+        except httpx2.TransportError as exc:
+            raise transport_error(exc, NAME, sent=True) from exc
+
+    async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
+        """Never called: ``submit`` always finishes. Resubmitting could bill twice, so refuse."""
+        raise UpstreamRejected(f"{NAME} has no tasks to poll", provider=NAME)
+
+    async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def create_adapter(config: ProviderSettings, context: ProviderContext) -> OpenAIAdapter:
+    options = config.options
+    headers = {}
+    if config.api_key is not None:
+        headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+    if options.get("organization"):
+        headers["OpenAI-Organization"] = str(options["organization"])
+    if options.get("project"):
+        headers["OpenAI-Project"] = str(options["project"])
+    client = create_client(
+        config.base_url or DEFAULT_BASE_URL,
+        headers,
+        timeout=config.timeout,
+        transport=context.transport,
+    )
+    aliases = options.get("model_aliases") or {}
+    return OpenAIAdapter(
+        client,
+        context,
+        model_aliases={str(k): str(v) for k, v in dict(aliases).items()},
+        dalle3_hd=str(options.get("dalle3_quality", "standard")) == "hd",
+    )

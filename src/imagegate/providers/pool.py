@@ -1,0 +1,51 @@
+"""The adapters of one process, created on first use from settings and closed at shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from imagegate.providers.port import ProviderAdapter, ProviderContext
+from imagegate.providers.registry import create_adapter
+from imagegate.settings import ProviderSettings, Settings
+
+__all__ = ["SANDBOX", "ProviderPool"]
+
+SANDBOX = "sandbox"
+
+
+class ProviderPool:
+    """Provider name → adapter. ``overrides`` lets tests and demos supply ready adapters."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        context: ProviderContext,
+        overrides: Mapping[str, ProviderAdapter] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._context = context
+        self._adapters: dict[str, ProviderAdapter] = dict(overrides or {})
+
+    def _config(self, name: str) -> ProviderSettings:
+        if name == SANDBOX:
+            config = self._settings.provider(SANDBOX).model_copy(deep=True)
+            config.options.setdefault("latency", self._settings.sandbox_latency_seconds)
+            config.options.setdefault("steps", self._settings.sandbox_progress_steps)
+            return config
+        return self._settings.provider(name)
+
+    def configured(self, name: str) -> bool:
+        """True when jobs can be sent to ``name`` (credentials present, or an override)."""
+        return name == SANDBOX or name in self._adapters or self._config(name).configured
+
+    def get(self, name: str) -> ProviderAdapter:
+        adapter = self._adapters.get(name)
+        if adapter is None:
+            adapter = create_adapter(name, self._config(name), self._context)
+            self._adapters[name] = adapter
+        return adapter
+
+    async def aclose(self) -> None:
+        for adapter in self._adapters.values():
+            await adapter.aclose()
+        self._adapters.clear()

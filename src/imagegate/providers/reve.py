@@ -1,0 +1,172 @@
+"""Reve: ``POST /v1/image/create``, synchronous, one base64 image per call.
+
+``submit`` returns ``Finished`` with the decoded image; ``served_model`` is the pinned version Reve
+reports (``reve-create@20250915``), so a job records exactly what drew it. ``reveParams`` map to
+``aspect_ratio`` and ``version``; Reve documents no seed, so ``seed`` is not sent (the image is not
+reproducible upstream). Reve draws one image per call, so a job asking for more is refused.
+
+Moderation is a 200 with ``content_violation: true`` (also sent as the
+``X-Reve-Content-Violation`` header) → ``UpstreamModerated``. Errors are
+``{"error_code", "message"}``; ``402 INSUFFICIENT_CREDITS`` is an empty account, which no retry
+fixes.
+
+Options: ``version`` (used when the params name none), ``test_time_scaling`` (1–15, more detail
+for more credits) and ``postprocessing`` (Reve's list of steps, e.g.
+``[{"process": "upscale", "upscale_factor": 2}]``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from typing import Any
+
+import httpx2
+
+from imagegate.errors import (
+    UpstreamError,
+    UpstreamMisconfigured,
+    UpstreamModerated,
+    UpstreamRejected,
+)
+from imagegate.providers.http import (
+    clean_message,
+    create_client,
+    raise_for_upstream,
+    transport_error,
+)
+from imagegate.providers.port import (
+    Finished,
+    GenerationRequest,
+    OutputImage,
+    Pending,
+    ProviderContext,
+    TaskHandle,
+)
+from imagegate.settings import ProviderSettings
+
+__all__ = ["ReveAdapter", "create_adapter"]
+
+NAME = "reve"
+DEFAULT_BASE_URL = "https://api.reve.com"
+_MODERATED = "Provider returned an error: content policy violation"
+
+
+def _content_type(data: bytes) -> str:
+    """Reve's JSON answer does not name the image type; read it from the magic bytes."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "image/jpeg"
+
+
+def _json(response: httpx2.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def check_response(response: httpx2.Response) -> None:
+    if response.status_code < 300:
+        return
+    body = _json(response)
+    code = str(body.get("error_code") or response.headers.get("x-reve-error-code") or "")
+    message = body.get("message") if isinstance(body.get("message"), str) else None
+    text = clean_message(message or code or response.reason_phrase or response.status_code)
+    if "VIOLATION" in code.upper():
+        raise UpstreamModerated(f"{_MODERATED}: {text}", provider=NAME)
+    if response.status_code == 402:
+        raise UpstreamMisconfigured(f"{NAME} account has no credits left: {text}", provider=NAME)
+    raise_for_upstream(response, NAME, text)
+
+
+class ReveAdapter:
+    name = NAME
+    supports_cancel = False
+
+    def __init__(
+        self,
+        client: httpx2.AsyncClient,
+        *,
+        version: str | None = None,
+        test_time_scaling: int | None = None,
+        postprocessing: Sequence[Any] | None = None,
+    ) -> None:
+        self._client = client
+        self._version = version
+        self._test_time_scaling = test_time_scaling
+        self._postprocessing = list(postprocessing or [])
+
+    def payload(self, request: GenerationRequest) -> dict[str, Any]:
+        params = request.params
+        payload: dict[str, Any] = {"prompt": request.prompt}
+        if params.get("aspect_ratio"):
+            payload["aspect_ratio"] = params["aspect_ratio"]
+        version = params.get("version") or self._version
+        if version:
+            payload["version"] = version
+        if self._test_time_scaling is not None:
+            payload["test_time_scaling"] = self._test_time_scaling
+        if self._postprocessing:
+            payload["postprocessing"] = self._postprocessing
+        return payload
+
+    async def submit(self, request: GenerationRequest) -> Finished:
+        if request.outputs != 1:
+            raise UpstreamRejected(f"{NAME} produces exactly one image per job", provider=NAME)
+        try:
+            response = await self._client.post("/v1/image/create", json=self.payload(request))
+        except httpx2.TransportError as exc:
+            raise transport_error(exc, NAME, sent=True) from exc
+        check_response(response)
+        body = _json(response)
+        flagged = response.headers.get("x-reve-content-violation", "").lower() == "true"
+        if body.get("content_violation") is True or flagged:
+            raise UpstreamModerated(f"{_MODERATED}: {NAME} flagged the image", provider=NAME)
+        encoded = body.get("image")
+        if not isinstance(encoded, str) or not encoded:
+            raise UpstreamError(f"{NAME} answered without an image", provider=NAME)
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except binascii.Error as exc:
+            raise UpstreamError(f"{NAME} sent an image that is not base64", provider=NAME) from exc
+        version = body.get("version") or response.headers.get("x-reve-version")
+        return Finished(
+            images=[OutputImage(data=data, content_type=_content_type(data))],
+            served_model=str(version) if version else request.route.upstream_model,
+        )
+
+    async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
+        """Never called: ``submit`` always finishes. Resubmitting could bill twice, so refuse."""
+        raise UpstreamRejected(f"{NAME} has no tasks to poll", provider=NAME)
+
+    async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def create_adapter(config: ProviderSettings, context: ProviderContext) -> ReveAdapter:
+    options = config.options
+    headers = {"Accept": "application/json"}
+    if config.api_key is not None:
+        headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+    client = create_client(
+        config.base_url or DEFAULT_BASE_URL,
+        headers,
+        timeout=config.timeout,
+        transport=context.transport,
+    )
+    scaling = options.get("test_time_scaling")
+    version = options.get("version")
+    return ReveAdapter(
+        client,
+        version=str(version) if version else None,
+        test_time_scaling=int(scaling) if scaling is not None else None,
+        postprocessing=options.get("postprocessing"),
+    )

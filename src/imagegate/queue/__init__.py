@@ -1,0 +1,1 @@
+"""The durable work queue: the ``jobs`` table, claimed with leases and fencing tokens."""

@@ -1,0 +1,150 @@
+"""Every SQL statement the worker runs against the jobs table, with the invariant each keeps.
+
+A job is *due* when its ``step`` is not ``done``, ``run_at <= now`` and nobody holds a live lease.
+Claiming stamps it with a lease: an owner, a fresh random ``lease_token`` and an expiry. From then
+on **every write the worker makes is fenced**: ``WHERE id = :id AND lease_token = :token``. If the
+lease expired and another worker claimed the job (new token), or the job was cancelled (token
+cleared), the stale worker's write matches no row, ``rowcount`` is 0, and it drops its result
+instead of overwriting newer state. Crash recovery needs no reaper: an expired lease simply makes
+the row due again.
+
+On PostgreSQL the claim's inner SELECT takes ``FOR UPDATE SKIP LOCKED``, so concurrent claimers
+skip each other's rows instead of waiting. SQLite has no row locks: the statement runs inside a
+``BEGIN IMMEDIATE`` transaction (``store.db``), which serialises writers, so the subquery and the
+UPDATE see the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from imagegate.store.jobs import JobRow, job_from_row
+from imagegate.store.tables import jobs
+from imagegate.types import JobStatus, JobStep, Millis
+
+__all__ = [
+    "claim",
+    "fenced_update",
+    "next_due",
+    "queue_depth",
+    "release",
+    "release_owner",
+    "renew",
+]
+
+_ACTIVE_STEPS = (
+    JobStep.SUBMIT.value,
+    JobStep.POLL.value,
+    JobStep.FETCH.value,
+    JobStep.CANCEL.value,
+)
+
+
+async def claim(
+    conn: AsyncConnection,
+    *,
+    owner: str,
+    token: str,
+    now: Millis,
+    lease_ms: int,
+    limit: int,
+) -> list[JobRow]:
+    """Lease up to ``limit`` due jobs, oldest ``run_at`` first.
+
+    Invariant: a job is held by at most one live lease; the token identifies this claim.
+    A QUEUED job becomes PROCESSING when first claimed.
+    """
+    due = (
+        select(jobs.c.id)
+        .where(
+            jobs.c.step.in_(_ACTIVE_STEPS),
+            jobs.c.run_at <= now,
+            (jobs.c.lease_expires_at.is_(None)) | (jobs.c.lease_expires_at < now),
+        )
+        .order_by(jobs.c.run_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.id.in_(due.scalar_subquery()))
+        .values(
+            lease_owner=owner,
+            lease_token=token,
+            lease_expires_at=now + lease_ms,
+            status=case(
+                (jobs.c.status == JobStatus.QUEUED.value, JobStatus.PROCESSING.value),
+                else_=jobs.c.status,
+            ),
+            started_at=func.coalesce(jobs.c.started_at, now),
+            updated_at=now,
+        )
+        .returning(*jobs.c)
+    )
+    return [job_from_row(row) for row in result]
+
+
+async def renew(conn: AsyncConnection, job_id: str, token: str, now: Millis, lease_ms: int) -> bool:
+    """Extend a held lease (heartbeat). False means the lease was lost: stop working on the job."""
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.lease_token == token)
+        .values(lease_expires_at=now + lease_ms)
+    )
+    return result.rowcount == 1
+
+
+async def fenced_update(
+    conn: AsyncConnection, job_id: str, token: str, values: Mapping[str, Any]
+) -> bool:
+    """Write ``values`` only while ``token`` still holds the lease; False when it does not."""
+    result = await conn.execute(
+        update(jobs).where(jobs.c.id == job_id, jobs.c.lease_token == token).values(**values)
+    )
+    return result.rowcount == 1
+
+
+async def release(
+    conn: AsyncConnection, job_id: str, token: str, values: Mapping[str, Any] | None = None
+) -> bool:
+    """Write ``values`` and give the lease up, so the job is due again at its ``run_at``."""
+    return await fenced_update(
+        conn,
+        job_id,
+        token,
+        {**(values or {}), "lease_owner": None, "lease_token": None, "lease_expires_at": None},
+    )
+
+
+async def release_owner(conn: AsyncConnection, owner: str) -> int:
+    """Graceful shutdown: give up every lease ``owner`` holds, so peers take the jobs at once."""
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.lease_owner == owner, jobs.c.lease_token.is_not(None))
+        .values(lease_owner=None, lease_token=None, lease_expires_at=None)
+    )
+    return result.rowcount
+
+
+async def next_due(conn: AsyncConnection) -> Millis | None:
+    """The earliest ``run_at`` among unleased active jobs (how long a worker may sleep)."""
+    value = await conn.scalar(
+        select(func.min(jobs.c.run_at)).where(
+            jobs.c.step.in_(_ACTIVE_STEPS), jobs.c.lease_token.is_(None)
+        )
+    )
+    return int(value) if value is not None else None
+
+
+async def queue_depth(conn: AsyncConnection, now: Millis) -> dict[str, int]:
+    """Jobs per step that are due now (for metrics)."""
+    rows = await conn.execute(
+        select(jobs.c.step, func.count())
+        .where(jobs.c.step.in_(_ACTIVE_STEPS), jobs.c.run_at <= now)
+        .group_by(jobs.c.step)
+    )
+    return {row[0]: int(row[1]) for row in rows}

@@ -1,0 +1,169 @@
+"""The step machine one claimed job goes through: submit → poll → fetch/store → finish.
+
+``run(job)`` does one step for a leased job and leaves it either finished (COMPLETED, FAILED) or
+released with a future ``run_at`` (the next poll, a retry). What it persists, and when, is what
+makes a crash at any point harmless:
+
+- submit: the upstream task id is committed (``submitted``) before the first poll, so a restarted
+  job polls the same task and never submits twice. Synchronous vendors answer with images at
+  once; those go straight to fetch/store.
+- poll: progress and the vendor's advised delay; the lease is released between polls.
+- fetch/store: outputs are stored under our keys and recorded (step ``fetch``) before finishing,
+  so a restart finishes from the record instead of asking upstream again.
+- finish: one transaction marks COMPLETED, captures the credits and queues the webhook.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+
+from imagegate.errors import (
+    ServiceUnavailable,
+    UpstreamError,
+    UpstreamRetryable,
+)
+from imagegate.observability.metrics import Metrics
+from imagegate.providers.port import (
+    GenerationRequest,
+    Pending,
+    ProviderAdapter,
+    Route,
+    Submitted,
+    TaskHandle,
+)
+from imagegate.services.lifecycle import JobLifecycle, Lease, LeaseLost
+from imagegate.store.jobs import JobRow
+from imagegate.types import Clock, JobStep
+
+if TYPE_CHECKING:
+    from imagegate.providers.pool import ProviderPool
+    from imagegate.queue.ingest import OutputIngest
+    from imagegate.queue.router import Router
+
+__all__ = ["JobRunner"]
+
+log = structlog.get_logger("imagegate.worker")
+
+
+def generation_request(job: JobRow, route: Route) -> GenerationRequest:
+    return GenerationRequest(
+        job_id=job.id,
+        model=job.model,
+        route=route,
+        prompt=job.prompt,
+        params=job.params,
+        outputs=job.outputs_expected,
+        action=job.action or {},
+    )
+
+
+class JobRunner:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        router: Router,
+        providers: ProviderPool,
+        ingest: OutputIngest,
+        lifecycle: JobLifecycle,
+        metrics: Metrics,
+    ) -> None:
+        self._metrics = metrics
+        self._clock = clock
+        self._router = router
+        self._providers = providers
+        self._ingest = ingest
+        self._lifecycle = lifecycle
+
+    async def run(self, job: JobRow) -> None:
+        """Advance one leased job by one step. Never raises (except cancellation)."""
+        assert job.lease_token is not None
+        lease = Lease(job.id, job.lease_token)
+        log_ = log.bind(job_id=job.id, model=job.model, step=job.step)
+        try:
+            await self._step(job, lease)
+        except LeaseLost:
+            self._metrics.lease_losses.inc()
+            log_.warning("job.lease_lost")
+        except ServiceUnavailable:
+            log_.warning("job.database_unavailable")  # the lease expires; a worker retries
+        except UpstreamRetryable as exc:
+            self._metrics.upstream_errors.labels(exc.provider or "", exc.code).inc()
+            await self._guard(self._lifecycle.retry(lease, job, exc))
+        except UpstreamError as exc:
+            self._metrics.upstream_errors.labels(exc.provider or "", exc.code).inc()
+            await self._guard(self._lifecycle.fail(lease, job, exc.message, exc.code))
+        except Exception as exc:  # a bug: retried with backoff, bounded by max_attempts
+            log_.exception("job.step_crashed")
+            error = UpstreamRetryable(
+                f"Internal error while processing the job ({type(exc).__name__})"
+            )
+            await self._guard(self._lifecycle.retry(lease, job, error))
+
+    async def _guard(self, write: object) -> None:
+        try:
+            await write  # type: ignore[misc]
+        except (LeaseLost, ServiceUnavailable) as exc:
+            log.warning("job.finish_write_lost", error=repr(exc))
+
+    async def _step(self, job: JobRow, lease: Lease) -> None:
+        step = job.job_step
+        if step is JobStep.CANCEL:
+            await self._cancel_upstream(job, lease)
+            return
+        if step is JobStep.FETCH:
+            await self._lifecycle.complete(lease, job)
+            return
+        if self._clock.now_ms() >= job.deadline_at:
+            await self._lifecycle.fail(lease, job, "Job timed out", "timeout")
+            return
+        route = self._router.route_for(job)
+        adapter = self._providers.get(route.provider)
+        request = generation_request(job, route)
+        if job.provider_task_id is None:
+            submitted = await adapter.submit(request)
+            if isinstance(submitted, Submitted):
+                try:
+                    await self._lifecycle.submitted(lease, route, submitted)
+                except LeaseLost:
+                    # Cancelled (or taken over) while the vendor accepted it: nobody will poll
+                    # this task, so ask the vendor to stop it rather than let it run and bill.
+                    await self._cancel_quietly(adapter, request, TaskHandle(submitted.task_id))
+                    raise
+                return
+            finished = submitted
+        else:
+            handle = TaskHandle(job.provider_task_id, job.provider_state or {})
+            polled = await adapter.poll(request, handle)
+            if isinstance(polled, Pending):
+                await self._lifecycle.pending(lease, job, polled)
+                return
+            finished = polled
+        records = await self._ingest.store(job.id, finished)
+        await self._lifecycle.fetched(lease, route, records)
+        await self._lifecycle.complete(lease, job)
+
+    async def _cancel_quietly(
+        self, adapter: ProviderAdapter, request: GenerationRequest, task: TaskHandle
+    ) -> None:
+        try:
+            await adapter.cancel(request, task)
+        except UpstreamError as exc:
+            log.warning("job.orphan_cancel_failed", job_id=request.job_id, error=exc.message)
+
+    async def _cancel_upstream(self, job: JobRow, lease: Lease) -> None:
+        note = "no upstream task"
+        if job.provider and job.provider_task_id:
+            route = Route(job.provider, job.upstream_model or job.model)
+            adapter = self._providers.get(route.provider)
+            try:
+                await adapter.cancel(
+                    generation_request(job, route),
+                    TaskHandle(job.provider_task_id, job.provider_state or {}),
+                )
+                note = "cancelled upstream" if adapter.supports_cancel else "provider has no cancel"
+            except UpstreamError as exc:
+                note = f"upstream cancel failed: {exc.message}"
+        await self._lifecycle.cancelled_upstream(lease, note)

@@ -1,0 +1,252 @@
+"""The composition root: ``build_runtime(settings)`` wires every component once.
+
+Nothing is created at import time. The CLI builds one runtime per process; tests build one per
+test with their own settings, clock, transports or adapters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imagegate.catalog import Catalog, build_catalog
+from imagegate.errors import ValidationFailed
+from imagegate.net.guard import BlockedUrl, OutboundPolicy, check_target
+from imagegate.net.images import make_input_fetcher
+from imagegate.observability.metrics import Metrics
+from imagegate.providers.pool import ProviderPool
+from imagegate.providers.port import ProviderAdapter, ProviderContext
+from imagegate.queue.ingest import OutputIngest
+from imagegate.queue.router import Router
+from imagegate.queue.runner import JobRunner
+from imagegate.queue.wakeup import PostgresListener, Wakeup
+from imagegate.queue.worker import Worker
+from imagegate.services.jobs import JobService
+from imagegate.services.lifecycle import JobLifecycle
+from imagegate.services.retention import Sweeper
+from imagegate.services.submit import Submitter
+from imagegate.services.uploads import UploadService
+from imagegate.services.webhooks import WebhookLog
+from imagegate.settings import Settings
+from imagegate.storage.factory import create_object_store
+from imagegate.storage.port import ObjectStore
+from imagegate.storage.signing import UrlSigner
+from imagegate.store.db import Database
+from imagegate.types import Clock, SystemClock
+from imagegate.webhooks.delivery import WebhookSender
+
+__all__ = ["Background", "Runtime", "build_runtime", "load_signing_secret"]
+
+
+def load_signing_secret(settings: Settings) -> bytes:
+    """The URL-signing secret: from settings, else ``<data_dir>/signing.key`` (made once, 0600).
+
+    Several gateway nodes must share it: set ``IMAGEGATE_SIGNING_SECRET`` on all of them.
+    """
+    if settings.signing_secret is not None:
+        return settings.signing_secret.get_secret_value().encode()
+    path = Path(settings.data_dir) / "signing.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    db: Database
+    catalog: Catalog
+    store: ObjectStore
+    signer: UrlSigner
+    wakeup: Wakeup
+    policy: OutboundPolicy
+    providers: ProviderPool
+    router: Router
+    ingest: OutputIngest
+    lifecycle: JobLifecycle
+    runner: JobRunner
+    submitter: Submitter
+    jobs: JobService
+    webhooks: WebhookLog
+    uploads: UploadService
+    metrics: Metrics
+    signing_secret: bytes
+    _listener: PostgresListener | None = field(default=None, repr=False)
+
+    def worker(self, concurrency: int | None = None, owner: str | None = None) -> Worker:
+        s = self.settings
+        return Worker(
+            db=self.db,
+            runner=self.runner,
+            wakeup=self.wakeup,
+            clock=self.clock,
+            concurrency=concurrency or s.workers,
+            lease_seconds=s.lease_seconds,
+            poll_interval=s.poll_interval_seconds,
+            grace_seconds=s.shutdown_grace_seconds,
+            owner=owner,
+        )
+
+    def webhook_sender(self) -> WebhookSender:
+        return WebhookSender(
+            db=self.db,
+            clock=self.clock,
+            jobs=self.jobs,
+            policy=self.policy,
+            metrics=self.metrics,
+            poll_interval=self.settings.poll_interval_seconds,
+        )
+
+    def sweeper(self) -> Sweeper:
+        return Sweeper(
+            db=self.db,
+            clock=self.clock,
+            store=self.store,
+            interval=self.settings.sweep_interval_seconds,
+        )
+
+    def listen(self) -> None:
+        """Wake this process's workers on PostgreSQL NOTIFY from other processes."""
+        if self.db.is_postgres and self._listener is None:
+            self._listener = PostgresListener(self.settings.database_url, self.wakeup)
+            self._listener.start()
+
+    async def aclose(self) -> None:
+        if self._listener is not None:
+            await self._listener.stop()
+        await self.providers.aclose()
+        await self.ingest.aclose()
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self.db.dispose())
+
+
+class Background:
+    """A process's job worker and webhook sender, running until ``stop()``."""
+
+    def __init__(self, runtime: Runtime, concurrency: int | None = None) -> None:
+        runtime.listen()
+        self.worker = runtime.worker(concurrency=concurrency)
+        self.sender = runtime.webhook_sender()
+        self.sweeper = runtime.sweeper()
+        self._tasks = [
+            asyncio.create_task(self.worker.run(), name="imagegate-worker"),
+            asyncio.create_task(self.sender.run(), name="imagegate-webhooks"),
+            asyncio.create_task(self.sweeper.run(), name="imagegate-retention"),
+        ]
+
+    def stop_soon(self) -> None:
+        self.worker.stop()
+        self.sender.stop()
+        self.sweeper.stop()
+
+    async def stop(self) -> None:
+        self.stop_soon()
+        await asyncio.gather(*self._tasks)
+        await self.sender.aclose()
+
+    async def wait(self) -> None:
+        await asyncio.gather(*self._tasks)
+        await self.sender.aclose()
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    transport: Any = None,
+    adapters: Mapping[str, ProviderAdapter] | None = None,
+    store: ObjectStore | None = None,
+) -> Runtime:
+    """Wire a runtime. ``transport`` (an httpx2 transport) and ``adapters`` are test seams."""
+    clock = clock or SystemClock()
+    secret = load_signing_secret(settings)
+    db = Database(settings.database_url)
+    catalog = build_catalog(settings.prices)
+    signer = UrlSigner(secret, settings.public_base_url, clock)
+    store = store or create_object_store(settings, signer)
+    wakeup = Wakeup()
+    policy = OutboundPolicy(
+        allow_http=settings.outbound_allow_http,
+        allow_networks=tuple(settings.outbound_allow_networks),
+    )
+    context = ProviderContext(
+        fetch_input=make_input_fetcher(policy, max_bytes=settings.output_max_bytes),
+        transport=transport,
+        clock=clock,
+    )
+    providers = ProviderPool(settings, context, adapters)
+    router = Router(catalog, providers, settings.routes)
+    ingest = OutputIngest(store, max_bytes=settings.output_max_bytes, transport=transport)
+    metrics = Metrics()
+    lifecycle = JobLifecycle(db, clock, settings, metrics)
+    runner = JobRunner(
+        clock=clock,
+        router=router,
+        providers=providers,
+        ingest=ingest,
+        lifecycle=lifecycle,
+        metrics=metrics,
+    )
+
+    async def check_webhook_url(url: str) -> None:
+        try:
+            await check_target(policy, url)
+        except BlockedUrl as exc:
+            raise ValidationFailed.field("webhookUrl", str(exc)) from None
+
+    submitter = Submitter(
+        db=db,
+        clock=clock,
+        catalog=catalog,
+        router=router,
+        wakeup=wakeup,
+        settings=settings,
+        metrics=metrics,
+        check_webhook_url=check_webhook_url,
+    )
+    jobs = JobService(
+        db=db,
+        clock=clock,
+        store=store,
+        wakeup=wakeup,
+        url_ttl_seconds=settings.result_url_ttl_seconds,
+    )
+    webhooks = WebhookLog(db=db, clock=clock, jobs=jobs)
+    uploads = UploadService(
+        db=db,
+        clock=clock,
+        store=store,
+        max_bytes=settings.upload_max_bytes,
+        ttl_seconds=settings.upload_ttl_seconds,
+    )
+    return Runtime(
+        settings=settings,
+        clock=clock,
+        db=db,
+        catalog=catalog,
+        store=store,
+        signer=signer,
+        wakeup=wakeup,
+        policy=policy,
+        providers=providers,
+        router=router,
+        ingest=ingest,
+        lifecycle=lifecycle,
+        runner=runner,
+        submitter=submitter,
+        jobs=jobs,
+        webhooks=webhooks,
+        uploads=uploads,
+        metrics=metrics,
+        signing_secret=secret,
+    )

@@ -1,0 +1,1 @@
+"""Use-cases. Every transaction boundary of the gateway is in this package."""

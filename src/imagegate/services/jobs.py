@@ -1,0 +1,199 @@
+"""Reading, listing and cancelling jobs, and the job's public (Apiframe ``Job``) shape."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from imagegate.errors import JobAlreadyFinished, NotFound, ValidationFailed
+from imagegate.queue.wakeup import Wakeup, notify_in_transaction
+from imagegate.services.accounts import Caller
+from imagegate.storage.port import ObjectStore
+from imagegate.store import accounts
+from imagegate.store import jobs as job_store
+from imagegate.store.db import Database
+from imagegate.store.jobs import JobRow
+from imagegate.types import Clock, JobStatus, JobStep, Millis
+
+__all__ = ["JobPage", "JobService", "check_job_id", "iso"]
+
+
+def iso(ms: Millis | None) -> str | None:
+    """Millisecond ISO-8601 in UTC with ``Z``, as Apiframe writes times."""
+    if ms is None:
+        return None
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def check_job_id(value: str, field: str = "id") -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValidationFailed({field: ["must be a UUID"]}, message="Invalid job id") from None
+
+
+def _encode_cursor(job: JobRow) -> str:
+    raw = json.dumps({"c": job.created_at, "i": job.id}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[Millis, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        created_at, job_id = data["c"], data["i"]
+        if not isinstance(created_at, int) or not isinstance(job_id, str):
+            raise TypeError
+        return created_at, str(uuid.UUID(job_id))
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+        raise ValidationFailed({"cursor": ["is not a cursor this API returned"]}) from None
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[dict[str, Any]]
+    next_cursor: str | None
+    has_more: bool
+    models: list[str] | None
+
+
+class JobService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        store: ObjectStore,
+        wakeup: Wakeup,
+        url_ttl_seconds: int,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._store = store
+        self._wakeup = wakeup
+        self._url_ttl = url_ttl_seconds
+
+    async def get(self, caller: Caller, job_id: str) -> JobRow:
+        job_id = check_job_id(job_id)
+        async with self._db.read() as conn:
+            job = await job_store.get_job(conn, job_id, caller.account_id)
+        if job is None:
+            raise NotFound("Job not found")
+        return job
+
+    async def view(self, job: JobRow, *, with_input: bool = True) -> dict[str, Any]:
+        """The job as ``GET /v2/jobs/{id}`` shows it; result URLs are signed on each read."""
+        result: dict[str, Any] | None = None
+        outputs: list[dict[str, Any]] | None = None
+        if job.status == JobStatus.COMPLETED.value and job.outputs and not job.expired:
+            images: list[str] = []
+            grid: str | None = None
+            outputs = []
+            for record in job.outputs:
+                url = await self._store.url(record["key"], self._url_ttl)
+                if record.get("grid"):
+                    grid = url
+                    continue
+                images.append(url)
+                outputs.append({**{k: v for k, v in record.items() if k != "key"}, "url": url})
+            result = {"images": images}
+            if grid is not None:
+                result["gridUrl"] = grid
+        body: dict[str, Any] = {
+            "id": job.id,
+            "status": job.status,
+            "model": job.model,
+            "progress": job.progress,
+            "result": result,
+            "error": job.error,
+            "creditCost": job.credit_cost,
+            "webhookStatus": job.webhook_status,
+            "createdAt": iso(job.created_at),
+            "completedAt": iso(job.completed_at),
+            "expired": job.expired,
+        }
+        if outputs is not None:
+            body["outputs"] = outputs
+        if job.provider and not job.sandbox:
+            body["servedBy"] = {"provider": job.provider, "model": job.upstream_model}
+        if job.sandbox:
+            body["sandbox"] = True
+        if job.expires_at is not None:
+            body["expiresAt"] = iso(job.expires_at)
+        if with_input:
+            body["input"] = job.input
+        return body
+
+    async def list(
+        self,
+        caller: Caller,
+        *,
+        limit: int,
+        cursor: str | None,
+        status: str | None,
+        model: str | None,
+        search: str | None,
+        include_models: bool,
+    ) -> JobPage:
+        after = _decode_cursor(cursor) if cursor else None
+        job_id = check_job_id(search, "search") if search else None
+        async with self._db.read() as conn:
+            rows = await job_store.list_jobs(
+                conn,
+                caller.account_id,
+                limit=limit,
+                after=after,
+                status=status,
+                model=model,
+                job_id=job_id,
+            )
+            models = (
+                await job_store.distinct_models(conn, caller.account_id) if include_models else None
+            )
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        views = [await self.view(row, with_input=False) for row in rows]
+        return JobPage(
+            jobs=views,
+            next_cursor=_encode_cursor(rows[-1]) if has_more else None,
+            has_more=has_more,
+            models=models,
+        )
+
+    async def cancel(self, caller: Caller, job_id: str) -> JobRow:
+        """Cancel a queued or running job and refund it; a finished job is a 409.
+
+        The job is CANCELLED at once. Its lease token is cleared, so a worker still running a
+        step for it loses its fence and drops its result; if an upstream task exists, the job is
+        left at step ``cancel`` so a worker asks the vendor to stop it.
+        """
+        job_id = check_job_id(job_id)
+        now = self._clock.now_ms()
+        async with self._db.transaction() as conn:
+            job = await job_store.get_job(conn, job_id, caller.account_id)
+            if job is None:
+                raise NotFound("Job not found")
+            if JobStatus(job.status).is_terminal:
+                raise JobAlreadyFinished(f"Job is already {job.status}")
+            step = JobStep.CANCEL if job.provider_task_id else JobStep.DONE
+            cancelled = await job_store.mark_cancelled(conn, job, step, now)
+            if not cancelled:
+                raise JobAlreadyFinished("Job finished while it was being cancelled")
+            if job.credit_cost:
+                await accounts.refund(
+                    conn, job.account_id, job.id, job.credit_cost, now, "job cancelled"
+                )
+            await job_store.add_event(conn, job.id, "cancelled", now)
+            if step is JobStep.CANCEL:
+                await notify_in_transaction(conn)
+            updated = await job_store.get_job(conn, job_id)
+        if step is JobStep.CANCEL:
+            self._wakeup.notify()
+        assert updated is not None
+        return updated

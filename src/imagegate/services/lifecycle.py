@@ -1,0 +1,219 @@
+"""The worker's state changes, each one fenced transaction.
+
+Every function takes the job's ``Lease``; if the lease was lost (expired and taken over, or the
+job was cancelled) the fenced update matches no row and ``LeaseLost`` is raised *inside* the
+transaction, so nothing else of it — no capture, no refund, no webhook row — is committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from imagegate.errors import UpstreamRetryable
+from imagegate.observability.metrics import Metrics
+from imagegate.providers.port import Pending, Route, Submitted
+from imagegate.queue import claims
+from imagegate.queue.backoff import retry_delay
+from imagegate.settings import Settings
+from imagegate.store import accounts
+from imagegate.store import jobs as job_store
+from imagegate.store.db import Database
+from imagegate.store.jobs import JobRow
+from imagegate.store.webhooks import enqueue_delivery
+from imagegate.types import Clock, JobStatus, JobStep
+
+__all__ = ["JobLifecycle", "Lease", "LeaseLost"]
+
+log = structlog.get_logger("imagegate.worker")
+
+
+@dataclass(frozen=True)
+class Lease:
+    job_id: str
+    token: str
+
+
+class LeaseLost(Exception):
+    """Another worker (or a cancel) took the job; this worker's result is dropped."""
+
+
+class JobLifecycle:
+    def __init__(
+        self, db: Database, clock: Clock, settings: Settings, metrics: Metrics | None = None
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._settings = settings
+        self._metrics = metrics or Metrics()
+
+    def _now(self) -> int:
+        return self._clock.now_ms()
+
+    async def _release(
+        self, lease: Lease, values: Mapping[str, Any], event: str, data: Any
+    ) -> None:
+        now = self._now()
+        async with self._db.transaction() as conn:
+            if not await claims.release(
+                conn, lease.job_id, lease.token, {**values, "updated_at": now}
+            ):
+                raise LeaseLost(lease.job_id)
+            await job_store.add_event(conn, lease.job_id, event, now, data)
+
+    async def submitted(self, lease: Lease, route: Route, outcome: Submitted) -> None:
+        """Commit the upstream task id before anything else, so the job is never submitted twice."""
+        now = self._now()
+        await self._release(
+            lease,
+            {
+                "provider": route.provider,
+                "upstream_model": route.upstream_model,
+                "provider_task_id": outcome.task_id,
+                "provider_state": dict(outcome.state),
+                "step": JobStep.POLL.value,
+                "run_at": now + int(outcome.poll_after * 1000),
+                "attempts": 0,
+            },
+            "submitted",
+            {"provider": route.provider, "task": outcome.task_id},
+        )
+
+    async def pending(self, lease: Lease, job: JobRow, outcome: Pending) -> None:
+        now = self._now()
+        progress = job.progress
+        if outcome.progress is not None:
+            progress = max(job.progress, min(99, outcome.progress))
+        values: dict[str, Any] = {
+            "progress": progress,
+            "run_at": now + int(outcome.poll_after * 1000),
+            "attempts": 0,
+        }
+        if outcome.state is not None:
+            values["provider_state"] = dict(outcome.state)
+        async with self._db.transaction() as conn:
+            ok = await claims.release(
+                conn, lease.job_id, lease.token, {**values, "updated_at": now}
+            )
+            if not ok:
+                raise LeaseLost(lease.job_id)
+            if progress != job.progress:
+                await job_store.add_event(conn, job.id, "progress", now, {"progress": progress})
+                await enqueue_delivery(conn, job, "progress", now)
+
+    async def fetched(
+        self, lease: Lease, route: Route, outputs: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Record the stored outputs; a restart from here finishes without asking upstream again."""
+        now = self._now()
+        async with self._db.transaction() as conn:
+            ok = await claims.fenced_update(
+                conn,
+                lease.job_id,
+                lease.token,
+                {
+                    "provider": route.provider,
+                    "upstream_model": route.upstream_model,
+                    "outputs": [dict(o) for o in outputs],
+                    "step": JobStep.FETCH.value,
+                    "updated_at": now,
+                },
+            )
+            if not ok:
+                raise LeaseLost(lease.job_id)
+            await job_store.add_event(conn, lease.job_id, "stored", now, {"outputs": len(outputs)})
+
+    async def complete(self, lease: Lease, job: JobRow) -> None:
+        """COMPLETED, credits captured and the webhook queued — all or nothing."""
+        now = self._now()
+        retention_ms = self._settings.output_retention_days * 86_400_000
+        async with self._db.transaction() as conn:
+            ok = await claims.release(
+                conn,
+                job.id,
+                lease.token,
+                {
+                    "status": JobStatus.COMPLETED.value,
+                    "step": JobStep.DONE.value,
+                    "progress": 100,
+                    "completed_at": now,
+                    "expires_at": now + retention_ms,
+                    "webhook_status": "pending" if job.webhook_url else None,
+                    "updated_at": now,
+                },
+            )
+            if not ok:
+                raise LeaseLost(job.id)
+            if job.credit_cost:
+                await accounts.capture(conn, job.account_id, job.id, job.credit_cost, now)
+            await job_store.add_event(conn, job.id, "completed", now)
+            await enqueue_delivery(conn, job, "completed", now)
+        self._metrics.jobs_finished.labels(job.model, "COMPLETED", job.provider or "").inc()
+        log.info("job.completed", job_id=job.id, model=job.model)
+
+    async def fail(self, lease: Lease, job: JobRow, message: str, code: str) -> None:
+        """FAILED, credits refunded and the webhook queued — all or nothing."""
+        now = self._now()
+        async with self._db.transaction() as conn:
+            ok = await claims.release(
+                conn,
+                job.id,
+                lease.token,
+                {
+                    "status": JobStatus.FAILED.value,
+                    "step": JobStep.DONE.value,
+                    "error": message,
+                    "error_code": code,
+                    "credit_cost": 0,
+                    "completed_at": now,
+                    "webhook_status": "pending" if job.webhook_url else None,
+                    "updated_at": now,
+                },
+            )
+            if not ok:
+                raise LeaseLost(job.id)
+            if job.credit_cost:
+                await accounts.refund(
+                    conn, job.account_id, job.id, job.credit_cost, now, f"job failed: {code}"
+                )
+            await job_store.add_event(conn, job.id, "failed", now, {"code": code, "error": message})
+            await enqueue_delivery(conn, job, "failed", now)
+        self._metrics.jobs_finished.labels(job.model, "FAILED", job.provider or "").inc()
+        log.info("job.failed", job_id=job.id, model=job.model, code=code, error=message)
+
+    async def retry(self, lease: Lease, job: JobRow, error: UpstreamRetryable) -> None:
+        """Retry later (full-jitter backoff, never before the vendor's Retry-After), or give up."""
+        attempts = job.attempts + 1
+        self._metrics.job_retries.labels(job.provider or "").inc()
+        if attempts >= self._settings.max_attempts:
+            await self.fail(
+                lease,
+                job,
+                f"{error.message} (gave up after {attempts} attempts)",
+                error.code,
+            )
+            return
+        delay = retry_delay(
+            attempts,
+            base=self._settings.retry_base_seconds,
+            cap=self._settings.retry_cap_seconds,
+            advised=error.retry_after,
+        )
+        now = self._now()
+        await self._release(
+            lease,
+            {"attempts": attempts, "run_at": now + int(delay * 1000)},
+            "retry",
+            {"attempt": attempts, "delay": round(delay, 3), "error": error.message},
+        )
+
+    async def cancelled_upstream(self, lease: Lease, note: str) -> None:
+        await self._release(lease, {"step": JobStep.DONE.value}, "upstream_cancel", {"note": note})
+
+    async def release(self, lease: Lease) -> None:
+        """Give the job back untouched (shutdown)."""
+        async with self._db.transaction() as conn:
+            await claims.release(conn, lease.job_id, lease.token)

@@ -1,0 +1,160 @@
+"""Submitting a job: validate, de-duplicate, reserve credits, enqueue — in one transaction.
+
+The Idempotency-Key record, the credit reservation and the job row are written together, so a
+client that retries after a timeout gets the same job back and is charged once. On PostgreSQL
+two concurrent requests with one key race on the key's primary key: the loser's insert fails
+after the winner commits, and it retries once, finding the winner's record (a replay). On SQLite
+``BEGIN IMMEDIATE`` serialises them outright. Anything that fails — validation, 402, 429 — rolls
+the whole transaction back: nothing is inserted and nothing is charged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy.exc
+import uuid_utils
+
+from imagegate.catalog import Catalog
+from imagegate.catalog.registry import GenerateRequest
+from imagegate.domain.idempotency import check_key, fingerprint
+from imagegate.errors import (
+    IdempotencyConflict,
+    InsufficientCredits,
+    RateLimited,
+    ValidationFailed,
+)
+from imagegate.observability.metrics import Metrics
+from imagegate.queue.router import Router
+from imagegate.queue.wakeup import Wakeup, notify_in_transaction
+from imagegate.services.accounts import Caller
+from imagegate.settings import Settings
+from imagegate.store import accounts
+from imagegate.store import jobs as job_store
+from imagegate.store.db import Database
+from imagegate.types import Clock, JobStatus, JobStep
+
+__all__ = ["Accepted", "Submitter"]
+
+UrlCheck = Callable[[str], Awaitable[None]]
+"""Raises ``ValidationFailed`` when a webhook URL may not be called (the outbound guard)."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    job_id: str
+    status: JobStatus
+    replayed: bool = False
+
+
+class Submitter:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        catalog: Catalog,
+        router: Router,
+        wakeup: Wakeup,
+        settings: Settings,
+        metrics: Metrics,
+        check_webhook_url: UrlCheck | None = None,
+    ) -> None:
+        self._metrics = metrics
+        self._db = db
+        self._clock = clock
+        self._catalog = catalog
+        self._router = router
+        self._wakeup = wakeup
+        self._settings = settings
+        self._check_webhook_url = check_webhook_url
+
+    async def generate(self, caller: Caller, body: Any, idempotency_key: str | None) -> Accepted:
+        """``POST /v2/images/generate``."""
+        key = check_key(idempotency_key)
+        request = self._catalog.parse(body)
+        if not caller.is_test and not self._router.available(request.spec):
+            raise ValidationFailed.field(
+                "model",
+                f"{request.spec.id} is not available: no upstream provider is configured for it",
+            )
+        if request.webhook_url and self._check_webhook_url is not None:
+            await self._check_webhook_url(request.webhook_url)
+        cost = 0 if caller.is_test else self._catalog.price(request.spec, request.params)
+        request_print = fingerprint("/v2/images/generate", body)
+        for attempt in (1, 2):
+            try:
+                return await self._insert(caller, request, cost, key, request_print)
+            except sqlalchemy.exc.IntegrityError:
+                if attempt == 2 or key is None:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _insert(
+        self,
+        caller: Caller,
+        request: GenerateRequest,
+        cost: int,
+        key: str | None,
+        request_print: str,
+    ) -> Accepted:
+        now = self._clock.now_ms()
+        job_id = str(uuid_utils.uuid7())
+        async with self._db.transaction() as conn:
+            if key is not None:
+                existing = await job_store.find_idempotency(conn, caller.account_id, key, now)
+                if existing is not None:
+                    if existing.fingerprint != request_print:
+                        raise IdempotencyConflict()
+                    original = await job_store.get_job(conn, existing.job_id)
+                    status = JobStatus(original.status) if original else JobStatus.QUEUED
+                    return Accepted(existing.job_id, status, replayed=True)
+                await job_store.insert_idempotency(
+                    conn,
+                    account_id=caller.account_id,
+                    key=key,
+                    fingerprint=request_print,
+                    job_id=job_id,
+                    now=now,
+                    expires_at=now + self._settings.idempotency_ttl_hours * 3_600_000,
+                )
+            queued = await job_store.count_queued(conn, caller.account_id)
+            if queued >= self._settings.max_queued_jobs_per_account:
+                raise RateLimited(
+                    f"Too many queued jobs ({queued}); wait for some to start", retry_after=5
+                )
+            if cost and await accounts.reserve(conn, caller.account_id, job_id, cost, now) is None:
+                available = await accounts.balance(conn, caller.account_id)
+                raise InsufficientCredits(required=cost, available=available)
+            spec = request.spec
+            await job_store.insert_job(
+                conn,
+                {
+                    "id": job_id,
+                    "account_id": caller.account_id,
+                    "api_key_id": caller.key_id,
+                    "model": spec.id,
+                    "status": JobStatus.QUEUED.value,
+                    "step": JobStep.SUBMIT.value,
+                    "progress": 0,
+                    "prompt": request.prompt,
+                    "input": dict(request.body),
+                    "params": request.params_dict,
+                    "outputs_expected": spec.outputs(request.params),
+                    "sandbox": caller.is_test,
+                    "credit_cost": cost,
+                    "webhook_url": request.webhook_url,
+                    "webhook_events": list(request.webhook_events) if request.webhook_url else None,
+                    "run_at": now,
+                    "deadline_at": now + self._settings.job_deadline_seconds * 1000,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+            await job_store.add_event(conn, job_id, "queued", now, {"cost": cost})
+            await notify_in_transaction(conn)
+        self._wakeup.notify()
+        self._metrics.jobs_submitted.labels(request.spec.id).inc()
+        return Accepted(job_id, JobStatus.QUEUED)

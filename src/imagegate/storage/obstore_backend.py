@@ -1,0 +1,80 @@
+"""The ``ObjectStore`` port over obstore: one class for the local directory, memory and S3.
+
+obstore's local filesystem keeps no per-object attributes, so there the content type comes from
+the key's extension (keys are always written with the right one); S3 and memory keep the
+``Content-Type`` given at ``put``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mimetypes
+from datetime import timedelta
+from typing import Any
+
+import obstore
+
+from imagegate.storage.port import ObjectNotFound, StoredObject
+from imagegate.storage.signing import UrlSigner
+
+__all__ = ["ObstoreObjectStore"]
+
+
+def _type_from_key(key: str) -> str:
+    guessed, _ = mimetypes.guess_type(key)
+    return guessed or "application/octet-stream"
+
+
+class ObstoreObjectStore:
+    def __init__(
+        self,
+        store: Any,
+        signer: UrlSigner,
+        *,
+        keeps_attributes: bool,
+        presign: bool = False,
+    ) -> None:
+        self._store = store
+        self._signer = signer
+        self._keeps_attributes = keeps_attributes
+        self._presign = presign
+
+    async def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
+        attributes = {"Content-Type": content_type} if self._keeps_attributes else None
+        result = await obstore.put_async(self._store, key, data, attributes=attributes)
+        return StoredObject(key, len(data), content_type, result.get("e_tag"))
+
+    async def get(self, key: str) -> bytes:
+        try:
+            result = await obstore.get_async(self._store, key)
+            return bytes(await result.bytes_async())
+        except FileNotFoundError:
+            raise ObjectNotFound(key) from None
+
+    async def get_range(self, key: str, start: int, end: int) -> bytes:
+        try:
+            return bytes(await obstore.get_range_async(self._store, key, start=start, end=end))
+        except FileNotFoundError:
+            raise ObjectNotFound(key) from None
+
+    async def head(self, key: str) -> StoredObject:
+        try:
+            if self._keeps_attributes:
+                result = await obstore.get_async(self._store, key, options={"head": True})
+                meta, attributes = result.meta, result.attributes
+                content_type = str(attributes.get("Content-Type") or _type_from_key(key))
+            else:
+                meta = await obstore.head_async(self._store, key)
+                content_type = _type_from_key(key)
+        except FileNotFoundError:
+            raise ObjectNotFound(key) from None
+        return StoredObject(key, meta["size"], content_type, meta.get("e_tag"))
+
+    async def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            await obstore.delete_async(self._store, key)
+
+    async def url(self, key: str, expires_in: int) -> str:
+        if self._presign:
+            return await obstore.sign_async(self._store, "GET", key, timedelta(seconds=expires_in))
+        return self._signer.sign(key, expires_in)

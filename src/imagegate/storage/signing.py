@@ -1,0 +1,39 @@
+"""HMAC-signed, expiring gateway URLs: ``{base}/files/{key}?expires=<unix s>&signature=<hex>``.
+
+The signature covers the key and the expiry, so neither can be changed; every gateway node that
+shares the signing secret can check a URL another node handed out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from urllib.parse import quote, urlencode
+
+from imagegate.types import Clock
+
+__all__ = ["UrlSigner"]
+
+
+class UrlSigner:
+    def __init__(self, secret: bytes, base_url: str, clock: Clock) -> None:
+        self._secret = secret
+        self._base = base_url.rstrip("/")
+        self._clock = clock
+
+    def _mac(self, key: str, expires: int) -> str:
+        message = f"{key}\n{expires}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def sign(self, key: str, expires_in: int) -> str:
+        expires = self._clock.now_ms() // 1000 + expires_in
+        query = urlencode({"expires": expires, "signature": self._mac(key, expires)})
+        return f"{self._base}/files/{quote(key)}?{query}"
+
+    def verify(self, key: str, expires: str | None, signature: str | None, now_s: int) -> bool:
+        """True when the signature matches and the URL has not expired."""
+        if not expires or not signature or not expires.isdigit():
+            return False
+        if not hmac.compare_digest(self._mac(key, int(expires)), signature):
+            return False
+        return int(expires) > now_s

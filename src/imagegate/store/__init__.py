@@ -1,0 +1,1 @@
+"""Persistence: the SQL schema, the engine factory, and every SQL statement outside the queue."""

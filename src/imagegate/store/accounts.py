@@ -1,0 +1,275 @@
+"""Accounts, API keys and the credit ledger.
+
+Credits move only through ``reserve``, ``refund``, ``capture`` and ``grant``; each writes a ledger
+row in the caller's transaction, so ``SUM(amount)`` over an account's ledger always equals its
+balance. ``reserve`` is one conditional ``UPDATE … WHERE credits >= cost``: two concurrent submits
+can never both spend the last credits, on either engine, and the balance never goes negative.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from imagegate.store.tables import accounts, api_keys, ledger_entries
+from imagegate.types import Credits, KeyKind, Millis
+
+__all__ = [
+    "AccountRow",
+    "ApiKeyRow",
+    "balance",
+    "capture",
+    "find_key",
+    "get_account",
+    "grant",
+    "insert_account",
+    "insert_key",
+    "key_hash_of",
+    "ledger_sum",
+    "list_accounts",
+    "list_keys",
+    "refund",
+    "reserve",
+    "set_key_status",
+    "set_webhook_secrets",
+]
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    id: str
+    name: str
+    email: str | None
+    credits: Credits
+    webhook_secret: str | None
+    webhook_secret_previous: str | None
+    created_at: Millis
+
+
+@dataclass(frozen=True)
+class ApiKeyRow:
+    id: str
+    account_id: str
+    name: str
+    prefix: str
+    key_hash: str
+    kind: KeyKind
+    status: str
+    created_at: Millis
+
+
+def _account(row: object) -> AccountRow:
+    m = row._mapping  # type: ignore[attr-defined]
+    return AccountRow(
+        id=m["id"],
+        name=m["name"],
+        email=m["email"],
+        credits=m["credits"],
+        webhook_secret=m["webhook_secret"],
+        webhook_secret_previous=m["webhook_secret_previous"],
+        created_at=m["created_at"],
+    )
+
+
+def _key(row: object) -> ApiKeyRow:
+    m = row._mapping  # type: ignore[attr-defined]
+    return ApiKeyRow(
+        id=m["id"],
+        account_id=m["account_id"],
+        name=m["name"],
+        prefix=m["prefix"],
+        key_hash=m["key_hash"],
+        kind=KeyKind(m["kind"]),
+        status=m["status"],
+        created_at=m["created_at"],
+    )
+
+
+async def insert_account(
+    conn: AsyncConnection,
+    *,
+    account_id: str,
+    name: str,
+    email: str | None,
+    webhook_secret: str,
+    now: Millis,
+) -> None:
+    await conn.execute(
+        insert(accounts).values(
+            id=account_id,
+            name=name,
+            email=email,
+            credits=0,
+            webhook_secret=webhook_secret,
+            created_at=now,
+        )
+    )
+
+
+async def get_account(conn: AsyncConnection, account_id: str) -> AccountRow | None:
+    row = (await conn.execute(select(accounts).where(accounts.c.id == account_id))).first()
+    return _account(row) if row else None
+
+
+async def list_accounts(conn: AsyncConnection) -> list[AccountRow]:
+    rows = await conn.execute(select(accounts).order_by(accounts.c.created_at))
+    return [_account(row) for row in rows]
+
+
+async def set_webhook_secrets(
+    conn: AsyncConnection, account_id: str, current: str, previous: str | None
+) -> None:
+    await conn.execute(
+        update(accounts)
+        .where(accounts.c.id == account_id)
+        .values(webhook_secret=current, webhook_secret_previous=previous)
+    )
+
+
+async def insert_key(
+    conn: AsyncConnection,
+    *,
+    key_id: str,
+    account_id: str,
+    name: str,
+    prefix: str,
+    key_hash: str,
+    kind: KeyKind,
+    now: Millis,
+) -> None:
+    await conn.execute(
+        insert(api_keys).values(
+            id=key_id,
+            account_id=account_id,
+            name=name,
+            prefix=prefix,
+            key_hash=key_hash,
+            kind=kind.value,
+            status="active",
+            created_at=now,
+        )
+    )
+
+
+async def find_key(conn: AsyncConnection, key_hash: str) -> ApiKeyRow | None:
+    row = (await conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash))).first()
+    return _key(row) if row else None
+
+
+async def list_keys(conn: AsyncConnection, account_id: str | None = None) -> list[ApiKeyRow]:
+    query = select(api_keys).order_by(api_keys.c.created_at)
+    if account_id is not None:
+        query = query.where(api_keys.c.account_id == account_id)
+    return [_key(row) for row in await conn.execute(query)]
+
+
+async def set_key_status(
+    conn: AsyncConnection, key_id_or_prefix: str, status: str, now: Millis
+) -> bool:
+    """Set a key's status by id or by its shown prefix; False when no key matched."""
+    result = await conn.execute(
+        update(api_keys)
+        .where((api_keys.c.id == key_id_or_prefix) | (api_keys.c.prefix == key_id_or_prefix))
+        .values(status=status, revoked_at=now if status == "revoked" else None)
+    )
+    return result.rowcount == 1
+
+
+async def balance(conn: AsyncConnection, account_id: str) -> Credits:
+    value = await conn.scalar(select(accounts.c.credits).where(accounts.c.id == account_id))
+    return int(value or 0)
+
+
+async def _entry(
+    conn: AsyncConnection,
+    account_id: str,
+    job_id: str | None,
+    kind: str,
+    amount: Credits,
+    balance_after: Credits,
+    now: Millis,
+    note: str | None = None,
+) -> None:
+    await conn.execute(
+        insert(ledger_entries).values(
+            account_id=account_id,
+            job_id=job_id,
+            kind=kind,
+            amount=amount,
+            balance_after=balance_after,
+            note=note,
+            created_at=now,
+        )
+    )
+
+
+async def reserve(
+    conn: AsyncConnection, account_id: str, job_id: str, cost: Credits, now: Millis
+) -> Credits | None:
+    """Take ``cost`` credits for a job; the new balance, or None when the balance is short."""
+    new_balance = await conn.scalar(
+        update(accounts)
+        .where(accounts.c.id == account_id, accounts.c.credits >= cost)
+        .values(credits=accounts.c.credits - cost)
+        .returning(accounts.c.credits)
+    )
+    if new_balance is None:
+        return None
+    await _entry(conn, account_id, job_id, "reserve", -cost, new_balance, now)
+    return int(new_balance)
+
+
+async def refund(
+    conn: AsyncConnection, account_id: str, job_id: str, amount: Credits, now: Millis, note: str
+) -> None:
+    """Give a job's reserved credits back (failure, cancel)."""
+    new_balance = await conn.scalar(
+        update(accounts)
+        .where(accounts.c.id == account_id)
+        .values(credits=accounts.c.credits + amount)
+        .returning(accounts.c.credits)
+    )
+    await _entry(conn, account_id, job_id, "refund", amount, int(new_balance), now, note)
+
+
+async def capture(
+    conn: AsyncConnection, account_id: str, job_id: str, amount: Credits, now: Millis
+) -> None:
+    """Record that a job's reservation became a charge (the balance already moved at reserve)."""
+    current = await balance(conn, account_id)
+    await _entry(conn, account_id, job_id, "capture", 0, current, now, f"charged {amount}")
+
+
+async def grant(
+    conn: AsyncConnection, account_id: str, amount: Credits, now: Millis, note: str | None = None
+) -> Credits:
+    """Add (or, negative, remove) credits by an operator; never below zero."""
+    new_balance = await conn.scalar(
+        update(accounts)
+        .where(accounts.c.id == account_id, accounts.c.credits + amount >= 0)
+        .values(credits=accounts.c.credits + amount)
+        .returning(accounts.c.credits)
+    )
+    if new_balance is None:
+        raise ValueError("the balance cannot go below zero")
+    await _entry(conn, account_id, None, "grant", amount, int(new_balance), now, note)
+    return int(new_balance)
+
+
+async def ledger_sum(conn: AsyncConnection, account_id: str) -> Credits:
+    total = await conn.scalar(
+        select(func.coalesce(func.sum(ledger_entries.c.amount), 0)).where(
+            ledger_entries.c.account_id == account_id
+        )
+    )
+    return int(total or 0)
+
+
+async def key_hash_of(conn: AsyncConnection, key_id: str | None) -> str | None:
+    """The stored SHA-256 (hex) of a key: the secret of Apiframe's webhook signature."""
+    if key_id is None:
+        return None
+    value = await conn.scalar(select(api_keys.c.key_hash).where(api_keys.c.id == key_id))
+    return str(value) if value is not None else None

@@ -1,0 +1,270 @@
+"""Job rows as the API sees them: insert, read, list (keyset), events and idempotency records.
+
+Worker-side writes (claims, fenced step updates) live in ``imagegate.queue.claims``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from imagegate.store.tables import idempotency_keys, job_events, jobs
+from imagegate.types import JobStatus, JobStep, Millis
+
+__all__ = [
+    "IdempotencyRecord",
+    "JobRow",
+    "add_event",
+    "count_queued",
+    "distinct_models",
+    "find_idempotency",
+    "get_job",
+    "insert_idempotency",
+    "insert_job",
+    "job_from_row",
+    "list_events",
+    "list_jobs",
+    "mark_cancelled",
+    "purge_idempotency",
+]
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: str
+    account_id: str
+    api_key_id: str | None
+    model: str
+    status: str
+    step: str
+    progress: int
+    prompt: str
+    input: dict[str, Any]
+    params: dict[str, Any]
+    action: dict[str, Any] | None
+    parent_job_id: str | None
+    outputs_expected: int
+    sandbox: bool
+    credit_cost: int
+    provider: str | None
+    upstream_model: str | None
+    route_index: int
+    provider_task_id: str | None
+    provider_state: dict[str, Any] | None
+    outputs: list[dict[str, Any]] | None
+    error: str | None
+    error_code: str | None
+    webhook_url: str | None
+    webhook_events: list[str] | None
+    webhook_status: str | None
+    run_at: Millis
+    attempts: int
+    lease_owner: str | None
+    lease_token: str | None
+    lease_expires_at: Millis | None
+    deadline_at: Millis
+    created_at: Millis
+    updated_at: Millis
+    started_at: Millis | None
+    completed_at: Millis | None
+    expires_at: Millis | None
+    expired: bool
+
+    @property
+    def job_status(self) -> JobStatus:
+        return JobStatus(self.status)
+
+    @property
+    def job_step(self) -> JobStep:
+        return JobStep(self.step)
+
+
+_FIELDS = tuple(field.name for field in dataclasses.fields(JobRow))
+
+
+def job_from_row(row: Any) -> JobRow:
+    mapping = row._mapping
+    values = {name: mapping[name] for name in _FIELDS}
+    values["sandbox"] = bool(values["sandbox"])
+    values["expired"] = bool(values["expired"])
+    return JobRow(**values)
+
+
+async def insert_job(conn: AsyncConnection, values: Mapping[str, Any]) -> None:
+    await conn.execute(insert(jobs).values(**values))
+
+
+async def get_job(
+    conn: AsyncConnection, job_id: str, account_id: str | None = None
+) -> JobRow | None:
+    """One job; with ``account_id``, only if that account owns it (another's job is "not found")."""
+    query = select(jobs).where(jobs.c.id == job_id)
+    if account_id is not None:
+        query = query.where(jobs.c.account_id == account_id)
+    row = (await conn.execute(query)).first()
+    return job_from_row(row) if row else None
+
+
+async def list_jobs(
+    conn: AsyncConnection,
+    account_id: str,
+    *,
+    limit: int,
+    after: tuple[Millis, str] | None = None,
+    status: str | None = None,
+    model: str | None = None,
+    job_id: str | None = None,
+) -> list[JobRow]:
+    """Newest first, keyed on ``(created_at, id)``; ``after`` is the last row of the previous page.
+
+    Returns up to ``limit + 1`` rows so the caller can tell whether another page exists.
+    """
+    query = select(jobs).where(jobs.c.account_id == account_id)
+    if status is not None:
+        query = query.where(jobs.c.status == status)
+    if model is not None:
+        query = query.where(jobs.c.model == model)
+    if job_id is not None:
+        query = query.where(jobs.c.id == job_id)
+    if after is not None:
+        created_at, last_id = after
+        query = query.where(
+            (jobs.c.created_at < created_at)
+            | ((jobs.c.created_at == created_at) & (jobs.c.id < last_id))
+        )
+    query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
+    return [job_from_row(row) for row in await conn.execute(query)]
+
+
+async def distinct_models(conn: AsyncConnection, account_id: str) -> list[str]:
+    rows = await conn.execute(
+        select(jobs.c.model)
+        .where(jobs.c.account_id == account_id)
+        .distinct()
+        .order_by(jobs.c.model)
+    )
+    return [row[0] for row in rows]
+
+
+async def count_queued(conn: AsyncConnection, account_id: str) -> int:
+    total = await conn.scalar(
+        select(func.count())
+        .select_from(jobs)
+        .where(jobs.c.account_id == account_id, jobs.c.status == JobStatus.QUEUED.value)
+    )
+    return int(total or 0)
+
+
+async def add_event(
+    conn: AsyncConnection,
+    job_id: str,
+    kind: str,
+    now: Millis,
+    data: Mapping[str, Any] | None = None,
+) -> None:
+    await conn.execute(
+        insert(job_events).values(
+            job_id=job_id, at=now, kind=kind, data=dict(data) if data else None
+        )
+    )
+
+
+async def list_events(conn: AsyncConnection, job_id: str) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        select(job_events).where(job_events.c.job_id == job_id).order_by(job_events.c.id)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    fingerprint: str
+    job_id: str
+
+
+async def find_idempotency(
+    conn: AsyncConnection, account_id: str, key: str, now: Millis
+) -> IdempotencyRecord | None:
+    row = (
+        await conn.execute(
+            select(idempotency_keys.c.fingerprint, idempotency_keys.c.job_id).where(
+                idempotency_keys.c.account_id == account_id,
+                idempotency_keys.c.key == key,
+                idempotency_keys.c.expires_at > now,
+            )
+        )
+    ).first()
+    return IdempotencyRecord(row.fingerprint, row.job_id) if row else None
+
+
+async def insert_idempotency(
+    conn: AsyncConnection,
+    *,
+    account_id: str,
+    key: str,
+    fingerprint: str,
+    job_id: str,
+    now: Millis,
+    expires_at: Millis,
+) -> None:
+    """Record a key. An expired record under the same key is replaced; a live one makes the
+    insert fail with ``IntegrityError`` (a concurrent duplicate: the caller retries and replays)."""
+    await conn.execute(
+        delete(idempotency_keys).where(
+            idempotency_keys.c.account_id == account_id,
+            idempotency_keys.c.key == key,
+            idempotency_keys.c.expires_at <= now,
+        )
+    )
+    await conn.execute(
+        insert(idempotency_keys).values(
+            account_id=account_id,
+            key=key,
+            fingerprint=fingerprint,
+            job_id=job_id,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+
+
+async def purge_idempotency(conn: AsyncConnection, now: Millis) -> int:
+    result = await conn.execute(
+        delete(idempotency_keys).where(idempotency_keys.c.expires_at <= now)
+    )
+    return result.rowcount
+
+
+async def set_webhook_status(
+    conn: AsyncConnection, job_id: str, status: str | None, statuses: Sequence[str] = ()
+) -> None:
+    query = update(jobs).where(jobs.c.id == job_id)
+    if statuses:
+        query = query.where(jobs.c.webhook_status.in_(statuses))
+    await conn.execute(query.values(webhook_status=status))
+
+
+async def mark_cancelled(conn: AsyncConnection, job: JobRow, step: JobStep, now: Millis) -> bool:
+    """CANCELLED, unless the job moved on meanwhile. Clearing the lease token fences out any
+    worker still running a step for it. False when the job's status had changed."""
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job.id, jobs.c.status == job.status)
+        .values(
+            status=JobStatus.CANCELLED.value,
+            step=step.value,
+            run_at=now,
+            credit_cost=0,
+            completed_at=now,
+            updated_at=now,
+            lease_owner=None,
+            lease_token=None,
+            lease_expires_at=None,
+        )
+    )
+    return result.rowcount == 1

@@ -1,0 +1,187 @@
+"""Webhook delivery rows: the transactional outbox written beside every job state change, and
+the statements the webhook sender runs on it (same lease-and-fence rules as ``queue.claims``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import uuid_utils
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from imagegate.store.jobs import JobRow
+from imagegate.store.tables import webhook_attempts, webhook_deliveries
+from imagegate.types import Millis
+
+__all__ = [
+    "PROGRESS_INTERVAL_MS",
+    "DeliveryRow",
+    "claim_deliveries",
+    "enqueue_delivery",
+    "latest_delivery",
+    "list_attempts",
+    "list_deliveries",
+    "next_delivery_due",
+    "record_attempt",
+    "requeue_delivery",
+    "settle_delivery",
+]
+
+PROGRESS_INTERVAL_MS = 1_000
+"""At most one ``progress`` webhook per job per second."""
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    id: str
+    job_id: str
+    account_id: str
+    event: str
+    url: str
+    status: str
+    attempts: int
+    run_at: Millis
+    lease_token: str | None
+    last_status_code: int | None
+    last_error: str | None
+    last_attempt_at: Millis | None
+    created_at: Millis
+    delivered_at: Millis | None
+
+
+def _delivery(row: Any) -> DeliveryRow:
+    m = row._mapping
+    return DeliveryRow(**{name: m[name] for name in DeliveryRow.__dataclass_fields__})
+
+
+async def enqueue_delivery(
+    conn: AsyncConnection, job: JobRow, event: str, now: Millis, *, force: bool = False
+) -> str | None:
+    """Queue ``event`` for the job's webhook if the job asked for it; the delivery id, or None.
+
+    ``progress`` events closer than ``PROGRESS_INTERVAL_MS`` to the previous one are dropped
+    (the next one carries the newer progress anyway). ``force`` re-queues on request.
+    """
+    if not job.webhook_url or (event not in (job.webhook_events or ()) and not force):
+        return None
+    if event == "progress" and not force:
+        last = await conn.scalar(
+            select(func.max(webhook_deliveries.c.created_at)).where(
+                webhook_deliveries.c.job_id == job.id, webhook_deliveries.c.event == "progress"
+            )
+        )
+        if last is not None and now - int(last) < PROGRESS_INTERVAL_MS:
+            return None
+    delivery_id = str(uuid_utils.uuid7())
+    await conn.execute(
+        insert(webhook_deliveries).values(
+            id=delivery_id,
+            job_id=job.id,
+            account_id=job.account_id,
+            event=event,
+            url=job.webhook_url,
+            status="pending",
+            attempts=0,
+            run_at=now,
+            created_at=now,
+        )
+    )
+    return delivery_id
+
+
+async def claim_deliveries(
+    conn: AsyncConnection, *, owner: str, token: str, now: Millis, lease_ms: int, limit: int
+) -> list[DeliveryRow]:
+    """Lease due pending deliveries, oldest first (``FOR UPDATE SKIP LOCKED`` on PostgreSQL)."""
+    due = (
+        select(webhook_deliveries.c.id)
+        .where(
+            webhook_deliveries.c.status == "pending",
+            webhook_deliveries.c.run_at <= now,
+            (webhook_deliveries.c.lease_expires_at.is_(None))
+            | (webhook_deliveries.c.lease_expires_at < now),
+        )
+        .order_by(webhook_deliveries.c.run_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result = await conn.execute(
+        update(webhook_deliveries)
+        .where(webhook_deliveries.c.id.in_(due.scalar_subquery()))
+        .values(lease_owner=owner, lease_token=token, lease_expires_at=now + lease_ms)
+        .returning(*webhook_deliveries.c)
+    )
+    return [_delivery(row) for row in result]
+
+
+async def settle_delivery(
+    conn: AsyncConnection, delivery_id: str, token: str, values: Mapping[str, Any]
+) -> bool:
+    """Write an attempt's outcome and release the lease; False when the lease was lost."""
+    result = await conn.execute(
+        update(webhook_deliveries)
+        .where(webhook_deliveries.c.id == delivery_id, webhook_deliveries.c.lease_token == token)
+        .values(**values, lease_owner=None, lease_token=None, lease_expires_at=None)
+    )
+    return result.rowcount == 1
+
+
+async def record_attempt(conn: AsyncConnection, values: Mapping[str, Any]) -> None:
+    await conn.execute(insert(webhook_attempts).values(**values))
+
+
+async def list_deliveries(conn: AsyncConnection, job_id: str) -> list[DeliveryRow]:
+    rows = await conn.execute(
+        select(webhook_deliveries)
+        .where(webhook_deliveries.c.job_id == job_id)
+        .order_by(webhook_deliveries.c.created_at, webhook_deliveries.c.id)
+    )
+    return [_delivery(row) for row in rows]
+
+
+async def list_attempts(conn: AsyncConnection, job_id: str) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        select(webhook_attempts)
+        .where(webhook_attempts.c.job_id == job_id)
+        .order_by(webhook_attempts.c.id)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+async def latest_delivery(conn: AsyncConnection, job_id: str) -> DeliveryRow | None:
+    row = (
+        await conn.execute(
+            select(webhook_deliveries)
+            .where(webhook_deliveries.c.job_id == job_id, webhook_deliveries.c.event != "progress")
+            .order_by(webhook_deliveries.c.created_at.desc(), webhook_deliveries.c.id.desc())
+            .limit(1)
+        )
+    ).first()
+    return _delivery(row) if row else None
+
+
+async def next_delivery_due(conn: AsyncConnection) -> Millis | None:
+    value = await conn.scalar(
+        select(func.min(webhook_deliveries.c.run_at)).where(
+            webhook_deliveries.c.status == "pending", webhook_deliveries.c.lease_token.is_(None)
+        )
+    )
+    return int(value) if value is not None else None
+
+
+async def requeue_delivery(conn: AsyncConnection, delivery_id: str, now: Millis) -> None:
+    """Make a delivery due again now, with a fresh attempt budget (manual redelivery)."""
+    await conn.execute(
+        update(webhook_deliveries)
+        .where(webhook_deliveries.c.id == delivery_id)
+        .values(
+            status="pending",
+            attempts=0,
+            run_at=now,
+            lease_owner=None,
+            lease_token=None,
+            lease_expires_at=None,
+        )
+    )

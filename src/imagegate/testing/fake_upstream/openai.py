@@ -1,0 +1,432 @@
+"""A fake OpenAI Images API: ``/v1/images/generations`` (JSON) and ``/v1/images/edits`` (multipart).
+
+It checks what OpenAI checks — the Bearer key, the JSON body, unknown parameters, per-model
+``size``/``quality``/``n``/``style`` rules, GPT-only and DALL·E-only fields, edit images — and
+answers with OpenAI's ``ImagesResponse`` or ``{"error": {message, type, param, code}}``.
+Images are real pictures drawn by Pillow at 1/``scale`` of the requested size, returned as
+``b64_json`` (or, for DALL·E with ``response_format: url``, as URLs this server serves itself).
+
+The prompt steers it: ``moderate-me`` → 400 ``moderation_blocked`` (DALL·E:
+``content_policy_violation``), ``rate-limit-me`` → 429 ``rate_limit_exceeded`` with
+``retry-after``, ``quota-me`` → 429 ``insufficient_quota``, ``server-error`` → 500.
+Models in ``retired_models`` answer 404 ``model_not_found`` as OpenAI has since 2026-05-12.
+Every request received is appended to ``app.state.requests``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from PIL import Image
+from starlette.datastructures import UploadFile
+
+from imagegate.providers.sandbox import render
+
+__all__ = ["RecordedRequest", "create_app"]
+
+GPT_MODELS = frozenset(
+    {"gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "chatgpt-image-latest"}
+)
+DALLE_MODELS = frozenset({"dall-e-2", "dall-e-3"})
+_PROMPT_LIMITS = {"dall-e-2": 1000, "dall-e-3": 4000}
+_SIZES = {
+    "gpt": {"auto", "1024x1024", "1536x1024", "1024x1536"},
+    "dall-e-2": {"256x256", "512x512", "1024x1024"},
+    "dall-e-3": {"1024x1024", "1792x1024", "1024x1792"},
+}
+_EDIT_SIZES = {"gpt": _SIZES["gpt"] | {"256x256", "512x512"}, "dall-e-2": _SIZES["dall-e-2"]}
+_QUALITIES = {
+    "gpt": {"auto", "low", "medium", "high"},
+    "dall-e-2": {"standard", "auto"},
+    "dall-e-3": {"standard", "hd", "auto"},
+}
+_COMMON_FIELDS = {"prompt", "model", "n", "size", "quality", "user"}
+_GPT_FIELDS = {
+    "background",
+    "output_format",
+    "output_compression",
+    "moderation",
+    "partial_images",
+    "stream",
+}
+_FORMATS = {
+    "png": ("PNG", "image/png"),
+    "jpeg": ("JPEG", "image/jpeg"),
+    "webp": ("WEBP", "image/webp"),
+}
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the fake received it: JSON body, or multipart fields and files."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    json: Any = None
+    form: dict[str, str] = field(default_factory=dict)
+    files: list[tuple[str, str, str, bytes]] = field(default_factory=list)
+    """``(field name, filename, content type, bytes)`` per uploaded file."""
+
+
+class OpenAIError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = (
+            status,
+            message,
+            type_,
+            param,
+            code,
+        )
+        self.headers = headers or {}
+
+    def response(self) -> JSONResponse:
+        body = {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+def _family(model: str) -> str:
+    return "gpt" if model in GPT_MODELS else model
+
+
+def _unknown(name: str) -> OpenAIError:
+    return OpenAIError(400, f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+
+
+def _invalid(param: str, value: Any, allowed: Iterable[str]) -> OpenAIError:
+    choices = ", ".join(f"'{item}'" for item in sorted(allowed))
+    return OpenAIError(
+        400,
+        f"Invalid value: '{value}'. Supported values are: {choices}.",
+        param=param,
+        code="invalid_value",
+    )
+
+
+class FakeOpenAI:
+    def __init__(self, api_key: str, retired: frozenset[str], retry_after: int, scale: int) -> None:
+        self.api_key = api_key
+        self.retired = retired
+        self.retry_after = retry_after
+        self.scale = scale
+        self.requests: list[RecordedRequest] = []
+        self.files: dict[str, tuple[bytes, str]] = {}
+
+    def authenticate(self, request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        if not header.startswith("Bearer ") or not header[7:].strip():
+            raise OpenAIError(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). "
+                "You can obtain an API key from https://platform.openai.com/account/api-keys.",
+            )
+        key = header[7:].strip()
+        if key != self.api_key:
+            shown = key[:3] + "*" * max(0, len(key) - 7) + key[-4:]
+            raise OpenAIError(
+                401,
+                f"Incorrect API key provided: {shown}. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+                code="invalid_api_key",
+            )
+
+    def steer(self, prompt: str, family: str) -> None:
+        """Failures the prompt asks for, after the request itself was understood."""
+        if "rate-limit-me" in prompt:
+            raise OpenAIError(
+                429,
+                "Rate limit reached for images per minute. Please try again in "
+                f"{self.retry_after}s.",
+                type_="requests",
+                code="rate_limit_exceeded",
+                headers={
+                    "retry-after": str(self.retry_after),
+                    "x-ratelimit-limit-requests": "5",
+                    "x-ratelimit-remaining-requests": "0",
+                    "x-ratelimit-reset-requests": f"{self.retry_after}s",
+                },
+            )
+        if "quota-me" in prompt:
+            raise OpenAIError(
+                429,
+                "You exceeded your current quota, please check your plan and billing details.",
+                type_="insufficient_quota",
+                code="insufficient_quota",
+            )
+        if "server-error" in prompt:
+            raise OpenAIError(
+                500,
+                "The server had an error while processing your request. Sorry about that!",
+                type_="server_error",
+            )
+        if "moderate-me" in prompt:
+            if family == "gpt":
+                raise OpenAIError(
+                    400,
+                    "Your request was rejected by the safety system. If you believe this is an "
+                    "error, contact us at help.openai.com and include the request ID.",
+                    type_="image_generation_user_error",
+                    code="moderation_blocked",
+                )
+            raise OpenAIError(
+                400,
+                "Your request was rejected as a result of our safety system. Your prompt may "
+                "contain text that is not allowed by our safety system.",
+                code="content_policy_violation",
+            )
+
+    def validate(self, body: dict[str, Any], *, edit: bool) -> str:
+        """Check ``body`` as OpenAI would; returns the model."""
+        model = body.get("model") or ("gpt-image-1.5" if edit else "dall-e-2")
+        if (
+            not isinstance(model, str)
+            or model in self.retired
+            or (model not in GPT_MODELS and model not in DALLE_MODELS)
+        ):
+            raise OpenAIError(
+                404,
+                f"The model `{model}` does not exist or you do not have access to it.",
+                code="model_not_found",
+            )
+        family = _family(model)
+        if edit and model == "dall-e-3":
+            raise OpenAIError(400, "dall-e-3 does not support image edits.", param="model")
+        allowed = set(_COMMON_FIELDS)
+        if family == "gpt":
+            allowed |= _GPT_FIELDS | ({"input_fidelity"} if edit else set())
+        else:
+            allowed |= {"response_format"} | ({"style"} if model == "dall-e-3" else set())
+        if edit:
+            allowed |= {"image", "image[]", "mask"}
+        for name in body:
+            if name not in allowed:
+                raise _unknown(name)
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt:
+            raise OpenAIError(
+                400,
+                "Missing required parameter: 'prompt'.",
+                param="prompt",
+                code="missing_required_parameter",
+            )
+        limit = _PROMPT_LIMITS.get(model, 32000)
+        if len(prompt) > limit:
+            raise OpenAIError(
+                400,
+                f"Invalid 'prompt': string too long. Expected a string with maximum length "
+                f"{limit}, but got a string with length {len(prompt)} instead.",
+                param="prompt",
+                code="string_above_max_length",
+            )
+        n = body.get("n", 1)
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 10:
+            raise OpenAIError(
+                400, f"Invalid 'n': {n}. Must be between 1 and 10.", param="n", code="invalid_value"
+            )
+        if model == "dall-e-3" and n != 1:
+            raise OpenAIError(400, "You must provide n=1 for this model.", param="n")
+        sizes = (_EDIT_SIZES if edit else _SIZES)[family]
+        if "size" in body and body["size"] not in sizes:
+            raise _invalid("size", body["size"], sizes)
+        if "quality" in body and body["quality"] not in _QUALITIES[family]:
+            raise _invalid("quality", body["quality"], _QUALITIES[family])
+        choices: dict[str, set[str]] = {
+            "response_format": {"url", "b64_json"},
+            "style": {"vivid", "natural"},
+            "output_format": set(_FORMATS),
+            "background": {"transparent", "opaque", "auto"},
+            "moderation": {"low", "auto"},
+            "input_fidelity": {"high", "low"},
+        }
+        for name, values in choices.items():
+            if name in body and body[name] not in values:
+                raise _invalid(name, body[name], values)
+        if body.get("background") == "transparent" and body.get("output_format", "png") == "jpeg":
+            raise OpenAIError(
+                400,
+                "Transparent background is not supported for the jpeg output format.",
+                param="background",
+                code="invalid_value",
+            )
+        return model
+
+    def answer(self, request: Request, body: dict[str, Any], model: str) -> JSONResponse:
+        family = _family(model)
+        self.steer(str(body["prompt"]), family)
+        size = body.get("size", "1024x1024")
+        size = "1024x1024" if size == "auto" else size
+        width, height = (int(part) // self.scale for part in size.split("x"))
+        fmt_name = body.get("output_format", "png") if family == "gpt" else "png"
+        fmt, content_type = _FORMATS[fmt_name]
+        seed = int.from_bytes(hashlib.sha256(body["prompt"].encode()).digest()[:4], "big")
+        pictures = [
+            render(body["prompt"], seed, index, (width, height), fmt)
+            for index in range(int(body.get("n", 1)))
+        ]
+        data: list[dict[str, Any]] = []
+        for picture in pictures:
+            if family != "gpt" and body.get("response_format", "url") == "url":
+                file_id = uuid.uuid4().hex
+                self.files[file_id] = (picture, content_type)
+                item: dict[str, Any] = {"url": str(request.url_for("file", file_id=file_id))}
+            else:
+                item = {"b64_json": base64.b64encode(picture).decode()}
+            if model == "dall-e-3":
+                item["revised_prompt"] = f"A picture of {body['prompt']}"
+            data.append(item)
+        result: dict[str, Any] = {"created": int(time.time()), "data": data}
+        if family == "gpt":
+            quality = body.get("quality", "auto")
+            result |= {
+                "background": "transparent"
+                if body.get("background") == "transparent"
+                else "opaque",
+                "output_format": fmt_name,
+                "quality": "medium" if quality == "auto" else quality,
+                "size": size,
+                "usage": {
+                    "input_tokens": 50,
+                    "input_tokens_details": {"image_tokens": 0, "text_tokens": 50},
+                    "output_tokens": 4160 * len(data),
+                    "output_tokens_details": {"image_tokens": 4160 * len(data), "text_tokens": 0},
+                    "total_tokens": 50 + 4160 * len(data),
+                },
+            }
+        return JSONResponse(result, headers={"x-request-id": f"req_{uuid.uuid4().hex}"})
+
+
+def _check_edit_images(files: list[tuple[str, str, str, bytes]], model: str) -> None:
+    images = [item for item in files if item[0] in ("image", "image[]")]
+    if not images:
+        raise OpenAIError(
+            400,
+            "Missing required parameter: 'image'.",
+            param="image",
+            code="missing_required_parameter",
+        )
+    if len(images) > (1 if model == "dall-e-2" else 16):
+        raise OpenAIError(400, "Too many images provided.", param="image", code="invalid_value")
+    for index, (_, _, _, data) in enumerate(images, start=1):
+        try:
+            with Image.open(io.BytesIO(data)) as picture:
+                picture.verify()
+                square = picture.width == picture.height
+        except Exception as exc:
+            raise OpenAIError(
+                400,
+                f"Invalid image file or mode for image {index}, please check your image file.",
+                param="image",
+                code="invalid_image_file",
+            ) from exc
+        if model == "dall-e-2" and not square:
+            raise OpenAIError(400, "Uploaded image must be square.", param="image")
+
+
+def create_app(
+    *,
+    api_key: str = "sk-fake-openai",
+    retired_models: Iterable[str] = (),
+    retry_after: int = 7,
+    scale: int = 8,
+) -> FastAPI:
+    """The fake; ``scale`` shrinks rendered images so tests stay fast."""
+    fake = FakeOpenAI(api_key, frozenset(retired_models), retry_after, scale)
+    app = FastAPI(title="fake OpenAI Images API")
+    app.state.fake = fake
+    app.state.requests = fake.requests
+
+    def record(request: Request) -> RecordedRequest:
+        entry = RecordedRequest(request.method, request.url.path, dict(request.headers))
+        fake.requests.append(entry)
+        return entry
+
+    @app.post("/v1/images/generations")
+    async def generations(request: Request) -> Response:
+        entry = record(request)
+        try:
+            fake.authenticate(request)
+            try:
+                body = json.loads(await request.body())
+            except ValueError as exc:
+                raise OpenAIError(
+                    400,
+                    "We could not parse the JSON body of your request. (HINT: This likely means "
+                    "you aren't using your HTTP library correctly.)",
+                ) from exc
+            if not isinstance(body, dict):
+                raise OpenAIError(400, "Invalid type for request body: expected an object.")
+            entry.json = body
+            return fake.answer(request, body, fake.validate(body, edit=False))
+        except OpenAIError as error:
+            return error.response()
+
+    @app.post("/v1/images/edits")
+    async def edits(request: Request) -> Response:
+        entry = record(request)
+        try:
+            fake.authenticate(request)
+            if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+                raise OpenAIError(400, "Invalid content type: expected multipart/form-data.")
+            async with request.form() as form:
+                for name, value in form.multi_items():
+                    if isinstance(value, UploadFile):
+                        entry.files.append(
+                            (
+                                name,
+                                value.filename or "",
+                                value.content_type or "",
+                                await value.read(),
+                            )
+                        )
+                    else:
+                        entry.form[name] = value
+            body: dict[str, Any] = dict(entry.form)
+            if "n" in body:
+                try:
+                    body["n"] = int(body["n"])
+                except ValueError as exc:
+                    raise _invalid("n", body["n"], ["1", "…", "10"]) from exc
+            for name, *_ in entry.files:
+                body[name] = "<file>"
+            model = fake.validate(body, edit=True)
+            _check_edit_images(entry.files, model)
+            return fake.answer(request, body, model)
+        except OpenAIError as error:
+            return error.response()
+
+    @app.get("/v1/_files/{file_id}", name="file")
+    async def file(file_id: str) -> Response:
+        if file_id not in fake.files:
+            return Response(status_code=404)
+        data, content_type = fake.files[file_id]
+        return Response(data, media_type=content_type)
+
+    return app

@@ -1,0 +1,241 @@
+"""Sending webhooks: signed, retried for about three days, every attempt recorded.
+
+Delivery rows are written in the same transaction as the job change they announce (see
+``store.webhooks``), so a finished job's webhook is never lost. The sender leases due rows like
+the job worker leases jobs, builds the payload from the job as ``GET /v2/jobs/{id}`` shows it at
+that moment (so result URLs are always fresh), signs it both ways and POSTs it through the
+outbound guard (every attempt re-resolves and re-checks the target; redirects are not followed).
+
+Outcome of an attempt:
+
+- any 2xx within the timeout → ``delivered``;
+- 410 Gone → ``failed`` at once, no more retries;
+- anything else (other statuses, timeouts, refused or blocked connections) → retried after the
+  next delay of ``SCHEDULE`` (±10 % jitter, never sooner than the receiver's ``Retry-After``),
+  until the schedule is exhausted → ``failed``.
+
+The job's ``webhookStatus`` follows its ``completed``/``failed`` delivery: ``pending`` →
+``delivered`` | ``failed``; ``progress`` deliveries never change it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+import uuid
+from typing import Any
+
+import httpx2
+import structlog
+
+from imagegate.net.guard import BlockedUrl, OutboundPolicy, guarded_client
+from imagegate.observability.metrics import Metrics
+from imagegate.providers.http import retry_after_seconds
+from imagegate.services.jobs import JobService
+from imagegate.store import accounts as account_store
+from imagegate.store import jobs as job_store
+from imagegate.store import webhooks as store
+from imagegate.store.db import Database
+from imagegate.store.webhooks import DeliveryRow
+from imagegate.types import Clock
+from imagegate.webhooks.signing import apiframe_signature, standard_signature
+
+__all__ = ["SCHEDULE", "WebhookSender", "build_payload"]
+
+log = structlog.get_logger("imagegate.webhooks")
+
+SCHEDULE: tuple[int, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+"""Seconds before each attempt, after the previous one (Standard Webhooks' example: ~3 days)."""
+
+TIMEOUT_SECONDS = 15.0
+MAX_RESPONSE_BYTES = 64 * 1024
+
+
+def build_payload(event: str, view: dict[str, Any]) -> dict[str, Any]:
+    """Apiframe's webhook body for ``event``; ``result`` is the same object as on the job."""
+    base = {"event": event, "jobId": view["id"], "status": view["status"]}
+    if event == "completed":
+        return {
+            **base,
+            "progress": view["progress"],
+            "result": view["result"],
+            "model": view["model"],
+            "creditCost": view["creditCost"],
+            "completedAt": view["completedAt"],
+        }
+    if event == "failed":
+        return {
+            **base,
+            "error": view["error"],
+            "model": view["model"],
+            "creditCost": view["creditCost"],
+            "completedAt": view["completedAt"],
+        }
+    return {**base, "progress": view["progress"], "model": view["model"]}
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        jobs: JobService,
+        policy: OutboundPolicy,
+        metrics: Metrics | None = None,
+        concurrency: int = 8,
+        lease_seconds: float = 60.0,
+        poll_interval: float = 1.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._jobs = jobs
+        self._metrics = metrics or Metrics()
+        self._client = guarded_client(policy, timeout=TIMEOUT_SECONDS)
+        self._concurrency = concurrency
+        self._lease_ms = int(lease_seconds * 1000)
+        self._poll_interval = poll_interval
+        self._rng = rng or random.Random()
+        self._stopping = asyncio.Event()
+        self.owner = f"webhooks:{uuid.uuid4().hex[:8]}"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            sent = await self.drain_once()
+            if not sent:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._poll_interval)
+
+    async def drain_once(self) -> int:
+        """Attempt every due delivery once (up to ``concurrency`` at a time); how many."""
+        async with self._db.transaction() as conn:
+            rows = await store.claim_deliveries(
+                conn,
+                owner=self.owner,
+                token=str(uuid.uuid4()),
+                now=self._clock.now_ms(),
+                lease_ms=self._lease_ms,
+                limit=self._concurrency,
+            )
+        await asyncio.gather(*(self.attempt(row) for row in rows))
+        return len(rows)
+
+    async def drain(self, max_rounds: int = 100) -> int:
+        total = 0
+        for _ in range(max_rounds):
+            sent = await self.drain_once()
+            if not sent:
+                break
+            total += sent
+        return total
+
+    async def attempt(self, row: DeliveryRow) -> None:
+        assert row.lease_token is not None
+        async with self._db.read() as conn:
+            job = await job_store.get_job(conn, row.job_id)
+            account = await account_store.get_account(conn, row.account_id)
+            key_hash = await account_store.key_hash_of(conn, job.api_key_id) if job else None
+        if job is None or account is None:
+            return
+        body = json.dumps(
+            build_payload(row.event, await self._jobs.view(job, with_input=False)),
+            separators=(",", ":"),
+        ).encode()
+        timestamp = self._clock.now_ms() // 1000
+        secrets = [s for s in (account.webhook_secret, account.webhook_secret_previous) if s]
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "imagegate-webhooks",
+            "X-Webhook-Event": row.event,
+            "webhook-id": row.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": standard_signature(secrets, row.id, timestamp, body),
+        }
+        if key_hash:
+            headers["X-Webhook-Signature"] = apiframe_signature(bytes.fromhex(key_hash), body)
+        status_code: int | None = None
+        error: str | None = None
+        advised: float | None = None
+        started = time.monotonic()
+        try:
+            response = await self._client.post(row.url, content=body, headers=headers)
+            status_code = response.status_code
+            advised = retry_after_seconds(response.headers)
+            if not 200 <= status_code < 300:
+                error = f"HTTP {status_code}"
+        except BlockedUrl as exc:
+            error = f"blocked: {exc}"
+        except httpx2.TimeoutException:
+            error = f"no answer within {TIMEOUT_SECONDS:.0f} s"
+        except httpx2.TransportError as exc:
+            error = f"connection failed: {exc!r}"
+        latency_ms = int((time.monotonic() - started) * 1000)
+        await self._settle(row, status_code, error, advised, latency_ms)
+
+    async def _settle(
+        self,
+        row: DeliveryRow,
+        status_code: int | None,
+        error: str | None,
+        advised: float | None,
+        latency_ms: int,
+    ) -> None:
+        assert row.lease_token is not None
+        now = self._clock.now_ms()
+        attempts = row.attempts + 1
+        next_at: int | None = None
+        if error is None:
+            status = "delivered"
+        elif status_code == 410 or attempts >= len(SCHEDULE):
+            status = "failed"
+        else:
+            status = "pending"
+            delay = SCHEDULE[attempts] * self._rng.uniform(0.9, 1.1)
+            next_at = now + int(max(delay, advised or 0.0) * 1000)
+        values: dict[str, Any] = {
+            "status": status,
+            "attempts": attempts,
+            "last_status_code": status_code,
+            "last_error": error,
+            "last_attempt_at": now,
+            "delivered_at": now if status == "delivered" else None,
+        }
+        if next_at is not None:
+            values["run_at"] = next_at
+        async with self._db.transaction() as conn:
+            if not await store.settle_delivery(conn, row.id, row.lease_token, values):
+                return
+            await store.record_attempt(
+                conn,
+                {
+                    "delivery_id": row.id,
+                    "job_id": row.job_id,
+                    "attempted_at": now,
+                    "status_code": status_code,
+                    "latency_ms": latency_ms,
+                    "error": error,
+                    "next_attempt_at": next_at,
+                },
+            )
+            if row.event != "progress" and status != "pending":
+                await job_store.set_webhook_status(conn, row.job_id, status)
+        self._metrics.webhook_attempts.labels(status).inc()
+        log.info(
+            "webhook.attempt",
+            delivery_id=row.id,
+            job_id=row.job_id,
+            webhook_event=row.event,
+            status=status,
+            status_code=status_code,
+            error=error,
+        )

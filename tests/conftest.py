@@ -1,0 +1,119 @@
+"""Fixtures shared by every tier: real databases (SQLite file, PostgreSQL), settings, runtimes.
+
+PostgreSQL comes from ``IMAGEGATE_TEST_PG_URL`` (``scripts/test`` sets it, starting a private
+server when none is reachable). Without it, PostgreSQL tests skip — unless
+``IMAGEGATE_REQUIRE_SERVICES=1`` (as in CI), where a missing service is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from imagegate.settings import Settings
+from imagegate.store.db import Database
+from imagegate.store.migrate import upgrade_sync
+from imagegate.store.tables import metadata
+
+REQUIRE_SERVICES = os.environ.get("IMAGEGATE_REQUIRE_SERVICES") == "1"
+
+
+def missing_service(name: str, variable: str) -> None:
+    message = f"{name} is not configured: set {variable} (scripts/test does)"
+    if REQUIRE_SERVICES:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    url = os.environ.get("IMAGEGATE_TEST_PG_URL")
+    if not url:
+        missing_service("PostgreSQL", "IMAGEGATE_TEST_PG_URL")
+    assert url is not None
+    return url
+
+
+def _psycopg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def pg_database_url(pg_server_url: str) -> Iterator[str]:
+    """A migrated PostgreSQL database of this test session's own, dropped at the end."""
+    name = f"imagegate_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_psycopg_dsn(pg_server_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
+    upgrade_sync(url)
+    yield url
+    with psycopg.connect(_psycopg_dsn(pg_server_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _truncate_pg(url: str) -> None:
+    names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    with psycopg.connect(_psycopg_dsn(url)) as conn:
+        conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, migrated database on each engine: every test using it runs twice."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'imagegate.db'}"
+        upgrade_sync(url)
+        return url
+    pg_url: str = request.getfixturevalue("pg_database_url")
+    _truncate_pg(pg_url)
+    return pg_url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'imagegate.db'}"
+    upgrade_sync(url)
+    return url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a test: fast leases and retries, a private data dir, no config file."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "data_dir": data_dir,
+        "signing_secret": "test-signing-secret",
+        "public_base_url": "http://testserver",
+        "lease_seconds": 2.0,
+        "poll_interval_seconds": 0.05,
+        "retry_base_seconds": 0.01,
+        "retry_cap_seconds": 0.05,
+        "sandbox_latency_seconds": 0.0,
+        "shutdown_grace_seconds": 1.0,
+        "outbound_allow_http": True,
+        "outbound_allow_networks": ["127.0.0.0/8", "::1/128"],
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+async def count_rows(db: Database, table: str) -> int:
+    async with db.read() as conn:
+        return int(await conn.scalar(text(f"SELECT count(*) FROM {table}")) or 0)

@@ -1,0 +1,96 @@
+"""A whole gateway in-process: runtime, ASGI app, an HTTP client and an account with keys."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from imagegate.api.app import create_app
+from imagegate.providers.port import ProviderAdapter
+from imagegate.queue.claims import next_due
+from imagegate.runtime import Runtime, build_runtime
+from imagegate.services import accounts as account_service
+from imagegate.testing.clock import FakeClock
+from imagegate.types import KeyKind
+from tests.conftest import make_settings
+
+
+@dataclass
+class Gateway:
+    runtime: Runtime
+    http: httpx2.AsyncClient
+    account_id: str
+    live_key: str
+    test_key: str
+    clock: FakeClock
+
+    def headers(self, key: str | None = None, **extra: str) -> dict[str, str]:
+        return {"X-API-Key": key or self.test_key, **extra}
+
+    async def submit(
+        self, body: dict[str, Any], key: str | None = None, **headers: str
+    ) -> httpx2.Response:
+        return await self.http.post(
+            "/v2/images/generate", json=body, headers=self.headers(key, **headers)
+        )
+
+    async def job(self, job_id: str, key: str | None = None) -> dict[str, Any]:
+        response = await self.http.get(f"/v2/jobs/{job_id}", headers=self.headers(key))
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def drain(self, rounds: int = 50) -> None:
+        """Run the queue until nothing is due, advancing the fake clock past each poll delay."""
+        worker = self.runtime.worker(concurrency=8)
+        for _ in range(rounds):
+            await worker.drain()
+            async with self.runtime.db.read() as conn:
+                due = await next_due(conn)
+            if due is None:
+                return
+            if due > self.clock.now_ms():
+                self.clock.set(due)
+
+    async def balance(self) -> int:
+        response = await self.http.get("/v2/me", headers=self.headers(self.live_key))
+        return int(response.json()["team"]["credits"])
+
+
+async def open_gateway(
+    database_url: str,
+    data_dir: Path,
+    credits: int = 1000,
+    adapters: Mapping[str, ProviderAdapter] | None = None,
+    **settings: Any,
+) -> AsyncIterator[Gateway]:
+    clock = FakeClock(start_ms=time.time_ns() // 1_000_000)
+    runtime = build_runtime(
+        make_settings(database_url, data_dir, **settings), clock=clock, adapters=adapters
+    )
+    app = create_app(runtime)
+    account = await account_service.create_account(runtime.db, clock, "acme", "ops@acme.test")
+    live = await account_service.create_key(runtime.db, clock, account.id, KeyKind.LIVE, "live")
+    test = await account_service.create_key(runtime.db, clock, account.id, KeyKind.TEST, "test")
+    if credits:
+        await account_service.grant_credits(runtime.db, clock, account.id, credits)
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield Gateway(runtime, http, account.id, live.secret, test.secret, clock)
+    await runtime.aclose()
+
+
+SANDBOX_ROUTES = {"gpt-image-1.5": ["sandbox:gpt-image-1.5"], "midjourney": ["sandbox:midjourney"]}
+
+
+@pytest.fixture
+async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
+    """A gateway whose live keys run gpt-image-1.5 and midjourney on the sandbox (charged)."""
+    async for gw in open_gateway(database_url, tmp_path / "data", routes=SANDBOX_ROUTES):
+        yield gw

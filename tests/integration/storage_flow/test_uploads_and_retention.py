@@ -1,0 +1,106 @@
+"""Uploads (sniffed, capped, expiring) and the retention sweeper, through the API."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from imagegate.storage.port import ObjectNotFound
+from tests.integration.conftest import Gateway
+
+
+def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (32, 24)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, "blue").save(buffer, fmt)
+    return buffer.getvalue()
+
+
+async def upload(gw: Gateway, data: bytes, name: str = "x.png", declared: str = "image/png"):  # type: ignore[no-untyped-def]
+    return await gw.http.post(
+        "/v2/uploads", files={"file": (name, data, declared)}, headers=gw.headers()
+    )
+
+
+@pytest.mark.parametrize(
+    ("fmt", "content_type"),
+    [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp"), ("GIF", "image/gif")],
+)
+async def test_upload_sniffs_the_type_and_serves_it(
+    gateway: Gateway, fmt: str, content_type: str
+) -> None:
+    data = image_bytes(fmt)
+    response = await upload(gateway, data, name="photo.bin", declared="application/octet-stream")
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) == {"id", "url", "kind", "contentType", "byteSize", "expiresAt"}
+    assert body["kind"] == "image"
+    assert body["contentType"] == content_type
+    assert body["byteSize"] == len(data)
+    served = await gateway.http.get(body["url"])
+    assert served.status_code == 200
+    assert served.content == data
+    assert served.headers["content-type"] == content_type
+
+
+async def test_disguised_non_image_is_400(gateway: Gateway) -> None:
+    response = await upload(gateway, b"#!/bin/sh\necho not an image\n" * 10, name="evil.png")
+    assert response.status_code == 400
+    assert "file" in response.json()["details"]
+
+
+async def test_over_25_mb_is_413(gateway: Gateway) -> None:
+    data = image_bytes() + b"\0" * (26 * 1024 * 1024)
+    response = await upload(gateway, data)
+    assert response.status_code == 413
+
+
+async def test_missing_file_is_400(gateway: Gateway) -> None:
+    response = await gateway.http.post(
+        "/v2/uploads", data={"other": "x"}, headers=gateway.headers()
+    )
+    assert response.status_code == 400
+    assert "file" in response.json()["details"]
+
+
+async def test_uploads_need_a_key(gateway: Gateway) -> None:
+    response = await gateway.http.post("/v2/uploads", files={"file": ("x.png", image_bytes())})
+    assert response.status_code == 401
+
+
+async def test_sweeper_expires_outputs_and_uploads_with_a_fake_clock(gateway: Gateway) -> None:
+    accepted = await gateway.submit({"model": "gpt-image-1.5", "prompt": "x"})
+    await gateway.drain()
+    job = await gateway.job(accepted.json()["jobId"])
+    uploaded = (await upload(gateway, image_bytes())).json()
+    store = gateway.runtime.store
+    async with gateway.runtime.db.read() as conn:
+        from imagegate.store.retention import get_upload
+
+        key = (await get_upload(conn, uploaded["id"]))["key"]  # type: ignore[index]
+    sweeper = gateway.runtime.sweeper()
+
+    gateway.clock.advance(3 * 3600)  # past the upload's 2 h, well inside the outputs' 30 days
+    assert await sweeper.sweep() == (0, 1)
+    with pytest.raises(ObjectNotFound):
+        await store.head(key)
+    assert (await gateway.job(job["id"]))["result"] is not None
+
+    gateway.clock.advance(31 * 86400)
+    assert await sweeper.sweep() == (1, 0)
+    expired = await gateway.job(job["id"])
+    assert expired["expired"] is True
+    assert expired["result"] is None
+    for record in job["outputs"]:
+        assert record["url"]
+    async with gateway.runtime.db.read() as conn:
+        from imagegate.store import jobs as job_store
+
+        row = await job_store.get_job(conn, job["id"])
+    assert row is not None and row.outputs
+    for record in row.outputs:
+        with pytest.raises(ObjectNotFound):
+            await store.head(record["key"])
+    assert await sweeper.sweep() == (0, 0)
