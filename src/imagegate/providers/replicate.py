@@ -1,0 +1,375 @@
+"""Replicate predictions: one adapter for every catalog model Replicate hosts.
+
+``POST /v1/models/{owner}/{name}/predictions`` (official models; a ``owner/name:version`` route
+uses ``POST /v1/predictions`` with ``version``) → poll ``GET /v1/predictions/{id}`` through
+``starting`` / ``processing`` to ``succeeded`` / ``failed`` / ``canceled`` (``aborted`` when a
+``Cancel-After`` deadline passed before it started — not charged, so retryable). Cancel is
+``POST /v1/predictions/{id}/cancel``. Auth is ``Authorization: Bearer <token>``.
+
+Every model has its own input schema; ``INPUTS`` maps the slug families of providers.md §11/§14
+to the keys of our params object that the slug accepts (renamed where Replicate's name differs).
+Params the slug does not take are dropped rather than sent, because some Replicate models reject
+unknown inputs.
+
+Outputs are URLs on ``replicate.delivery`` (deleted after one hour — the worker downloads them at
+once) or, in sync mode, ``data:`` URIs, which are decoded here. Safety failures arrive as a
+``failed`` prediction whose ``error`` mentions NSFW / sensitive content (``E005``) → moderated.
+
+Options: ``wait`` (seconds, 1–60) sends ``Prefer: wait=N`` so quick models finish in ``submit``;
+off by default, because a held-open paid POST that times out leaves no prediction id to resume.
+``cancel_after`` (e.g. ``"10m"``) sends ``Cancel-After``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import httpx2
+
+from imagegate.errors import (
+    UpstreamModerated,
+    UpstreamRejected,
+    UpstreamRetryable,
+    UpstreamTaskLost,
+)
+from imagegate.providers.http import (
+    clean_message,
+    create_client,
+    raise_for_upstream,
+    transport_error,
+)
+from imagegate.providers.port import (
+    Finished,
+    GenerationRequest,
+    OutputImage,
+    Pending,
+    ProviderContext,
+    Submitted,
+    TaskHandle,
+)
+from imagegate.settings import ProviderSettings
+
+__all__ = ["DEFAULT_BASE_URL", "INPUTS", "ReplicateAdapter", "build_input", "create_adapter"]
+
+NAME = "replicate"
+DEFAULT_BASE_URL = "https://api.replicate.com/v1"
+
+Rename = Mapping[str, str]
+"""Our param name → the slug's input name (identity for most)."""
+
+
+def _same(*names: str) -> Rename:
+    return {name: name for name in names}
+
+
+_FLUX_2 = _same(
+    "aspect_ratio", "width", "height", "input_images", "output_format", "output_quality",
+    "seed", "safety_tolerance",
+)  # fmt: skip
+_SEEDREAM_4 = _same(
+    "aspect_ratio", "size", "width", "height", "image_input", "enhance_prompt", "seed"
+)
+_IDEOGRAM_V2 = _same(
+    "aspect_ratio", "resolution", "style_type", "magic_prompt_option", "negative_prompt",
+    "image", "mask", "seed",
+)  # fmt: skip
+_IDEOGRAM_V3 = _same(
+    "aspect_ratio", "resolution", "style_type", "style_preset", "magic_prompt_option",
+    "image", "mask", "style_reference_images", "seed",
+)  # fmt: skip
+_GPT_IMAGE = _same(
+    "quality", "aspect_ratio", "output_format", "background", "input_images", "input_fidelity",
+    "moderation", "output_compression",
+)  # fmt: skip
+_NANO_BANANA = _same("aspect_ratio", "resolution", "output_format", "image_input")
+_IMAGEN = _same("aspect_ratio", "output_format", "image_size", "safety_filter_level")
+_WAN = _same("aspect_ratio", "image", "negative_prompt", "prompt_extend", "seed", "thinking_mode")
+
+INPUTS: Sequence[tuple[str, Rename]] = (
+    ("openai/gpt-image", _GPT_IMAGE),
+    ("google/nano-banana-2", {**_NANO_BANANA, **_same("google_search", "image_search")}),
+    ("google/nano-banana", _NANO_BANANA),
+    ("google/imagen-4-fast", _same("aspect_ratio", "output_format", "safety_filter_level")),
+    ("google/imagen", _IMAGEN),
+    ("black-forest-labs/flux-1.1-pro-ultra", _same(
+        "aspect_ratio", "raw", "image_prompt", "image_prompt_strength", "output_format", "seed",
+        "safety_tolerance",
+    )),
+    ("black-forest-labs/flux-1.1-pro", _same(
+        "aspect_ratio", "width", "height", "image_prompt", "prompt_upsampling", "output_format",
+        "output_quality", "seed", "safety_tolerance",
+    )),
+    ("black-forest-labs/flux-2-flex", {
+        **_FLUX_2, **_same("resolution", "prompt_upsampling", "steps", "guidance"),
+    }),
+    ("black-forest-labs/flux-2-pro", {**_FLUX_2, **_same("resolution", "prompt_upsampling")}),
+    ("black-forest-labs/flux-2-max", {**_FLUX_2, **_same("resolution")}),
+    ("black-forest-labs/flux-2-dev", {**_FLUX_2, **_same("go_fast")}),
+    ("black-forest-labs/flux-2-klein", {**_FLUX_2, **_same("go_fast")}),
+    ("ideogram-ai/ideogram-character", _same(
+        "aspect_ratio", "resolution", "style_type", "magic_prompt_option", "rendering_speed",
+        "character_reference_image", "image", "mask", "seed",
+    )),
+    ("ideogram-ai/ideogram-v3", _IDEOGRAM_V3),
+    ("ideogram-ai/ideogram-v2", _IDEOGRAM_V2),
+    ("bytedance/seedream-3", _same(
+        "aspect_ratio", "size", "width", "height", "guidance_scale", "seed"
+    )),
+    ("bytedance/dreamina-3.1", _same(
+        "aspect_ratio", "resolution", "use_pre_llm", "width", "height", "seed"
+    )),
+    ("bytedance/seedream-5", {**_SEEDREAM_4, **_same("output_format")}),
+    ("bytedance/seedream-4", _SEEDREAM_4),
+    ("qwen/qwen-image-edit", {
+        "image": "image", "image_url": "image", "aspect_ratio": "aspect_ratio",
+        "output_format": "output_format", "seed": "seed",
+    }),
+    ("qwen/qwen-image", {
+        "image_url": "image", "image": "image", "strength": "strength",
+        "aspect_ratio": "aspect_ratio", "num_inference_steps": "num_inference_steps",
+        "guidance_scale": "guidance", "negative_prompt": "negative_prompt",
+        "output_format": "output_format", "seed": "seed",
+    }),
+    ("wan-video/wan-2.7-image", _WAN),
+    ("prunaai/wan-2.2-image", _same("aspect_ratio", "seed")),
+)  # fmt: skip
+"""Slug prefix → accepted params; the first (most specific) matching prefix wins."""
+
+_COUNT_INPUT = {
+    "openai/gpt-image": "number_of_images",
+    "bytedance/seedream-4": "max_images",
+    "bytedance/seedream-5": "max_images",
+}
+"""Slugs that make several images in one prediction, and the input that says how many."""
+
+_NAMED_SIZES = {
+    "square": "1:1",
+    "square_hd": "1:1",
+    "portrait_4_3": "3:4",
+    "portrait_16_9": "9:16",
+    "landscape_4_3": "4:3",
+    "landscape_16_9": "16:9",
+}
+_FLUX_MP = re.compile(r"^(\d+(?:\.\d+)?)\s*MP$", re.IGNORECASE)
+
+
+def _flux_resolution(value: Any) -> Any:
+    """Apiframe writes ``1MP``; Replicate's FLUX.2 enum is ``1 MP``."""
+    match = _FLUX_MP.match(value) if isinstance(value, str) else None
+    return f"{match[1]} MP" if match else value
+
+
+def _output_format(value: Any) -> Any:
+    """Replicate's FLUX/Ideogram enums say ``jpg``; OpenAI-style params may say ``jpeg``."""
+    return "jpg" if value == "jpeg" else value
+
+
+_CONVERT: Mapping[str, Callable[[Any], Any]] = {
+    "resolution": _flux_resolution,
+    "output_format": _output_format,
+}
+_KEEP_JPEG = ("openai/", "bytedance/seedream-5")
+"""These slugs spell the format ``jpeg`` themselves."""
+
+
+def _family(slug: str) -> tuple[str, Rename]:
+    name = slug.split(":", 1)[0]
+    for prefix, rename in INPUTS:
+        if name.startswith(prefix):
+            return prefix, rename
+    raise UpstreamRejected(
+        f"replicate: no input mapping for model {name}; add it to providers.replicate.INPUTS",
+        provider=NAME,
+    )
+
+
+def build_input(
+    slug: str, prompt: str, params: Mapping[str, Any], outputs: int = 1
+) -> dict[str, Any]:
+    """The prediction ``input`` for ``slug``: params renamed, converted, unknown ones dropped."""
+    prefix, rename = _family(slug)
+    values = dict(params)
+    if "image_size" in values and values["image_size"] in _NAMED_SIZES:
+        values.setdefault("aspect_ratio", _NAMED_SIZES[values.pop("image_size")])
+    if prefix.startswith("qwen/") and values.get("acceleration") is not None:
+        values["go_fast"] = values["acceleration"] != "none"
+        rename = {**rename, "go_fast": "go_fast"}
+    payload: dict[str, Any] = {"prompt": prompt}
+    for ours, theirs in rename.items():
+        value = values.get(ours)
+        if value is None or theirs in payload:
+            continue
+        convert = _CONVERT.get(ours)
+        if convert is not None and not (ours == "output_format" and prefix.startswith(_KEEP_JPEG)):
+            value = convert(value)
+        payload[theirs] = value
+    count_input = _COUNT_INPUT.get(prefix)
+    if count_input is not None and outputs > 1:
+        payload[count_input] = outputs
+        if prefix.startswith("bytedance/"):
+            payload["sequential_image_generation"] = "auto"
+    return payload
+
+
+_MODERATION = re.compile(
+    r"nsfw|sensitive|\bE005\b|safety|flagged|content polic|moderat", re.IGNORECASE
+)
+_PROGRESS = re.compile(r"(\d{1,3})%\|")
+_CONTENT_TYPES = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+}
+
+
+def _content_type(url: str) -> str | None:
+    extension = url.split("?", 1)[0].rsplit(".", 1)[-1].lower()
+    return _CONTENT_TYPES.get(extension)
+
+
+def _image(value: Any) -> OutputImage:
+    url = str(value)
+    if url.startswith("data:"):
+        header, _, encoded = url.partition(",")
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except binascii.Error as exc:
+            raise UpstreamRejected(
+                "replicate: an output data URI was corrupt", provider=NAME
+            ) from exc
+        return OutputImage(data=data, content_type=header[5:].split(";")[0] or None)
+    return OutputImage(url=url, content_type=_content_type(url))
+
+
+def _error_text(response: httpx2.Response) -> str | None:
+    """RFC 7807 ``detail`` (plus the invalid fields of a 422), else the raw text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return clean_message(response.text) if response.text.strip() else None
+    if not isinstance(body, Mapping):
+        return None
+    detail = body.get("detail") or body.get("title")
+    return clean_message(detail) if detail else None
+
+
+class ReplicateAdapter:
+    name = NAME
+    supports_cancel = True
+
+    def __init__(
+        self,
+        client: httpx2.AsyncClient,
+        *,
+        wait: int | None = None,
+        cancel_after: str | None = None,
+    ) -> None:
+        self._client = client
+        self._wait = wait
+        self._cancel_after = cancel_after
+
+    async def submit(self, request: GenerationRequest) -> Submitted | Finished:
+        slug = request.route.upstream_model
+        body: dict[str, Any] = {
+            "input": build_input(slug, request.prompt, request.params, request.outputs)
+        }
+        if ":" in slug:
+            path = "/predictions"
+            body["version"] = slug
+        else:
+            path = f"/models/{slug}/predictions"
+        headers = {}
+        if self._wait:
+            headers["Prefer"] = f"wait={self._wait}"
+        if self._cancel_after:
+            headers["Cancel-After"] = self._cancel_after
+        try:
+            response = await self._client.post(path, json=body, headers=headers)
+        except httpx2.TransportError as exc:
+            raise transport_error(exc, NAME, sent=True) from exc
+        raise_for_upstream(response, NAME, _error_text(response))
+        prediction = response.json()
+        answer = self._interpret(prediction, request)
+        if isinstance(answer, Finished):
+            return answer
+        return Submitted(str(prediction["id"]), {}, poll_after=answer.poll_after)
+
+    async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
+        try:
+            response = await self._client.get(f"/predictions/{task.task_id}")
+        except httpx2.TransportError as exc:
+            raise transport_error(exc, NAME, sent=False) from exc
+        if response.status_code == 404:
+            raise UpstreamTaskLost(f"replicate: prediction {task.task_id} not found", provider=NAME)
+        raise_for_upstream(response, NAME, _error_text(response))
+        return self._interpret(response.json(), request)
+
+    def _interpret(
+        self, prediction: Mapping[str, Any], request: GenerationRequest
+    ) -> Pending | Finished:
+        status = prediction.get("status")
+        if status == "succeeded":
+            output = prediction.get("output")
+            items = output if isinstance(output, list) else [output] if output else []
+            if not items:
+                raise UpstreamRejected(
+                    "replicate: the prediction succeeded without output", provider=NAME
+                )
+            return Finished(
+                images=[_image(item) for item in items],
+                served_model=str(prediction.get("model") or request.route.upstream_model),
+            )
+        if status == "failed":
+            error = clean_message(prediction.get("error") or "prediction failed")
+            if _MODERATION.search(error):
+                raise UpstreamModerated(
+                    f"Provider returned an error: content policy violation ({error})",
+                    provider=NAME,
+                )
+            raise UpstreamRejected(f"Provider returned an error: {error}", provider=NAME)
+        if status == "aborted":
+            raise UpstreamRetryable(
+                "replicate: the prediction hit its Cancel-After deadline before starting",
+                provider=NAME,
+            )
+        if status == "canceled":
+            raise UpstreamRejected("replicate: the prediction was canceled", provider=NAME)
+        progress = None
+        matches = _PROGRESS.findall(str(prediction.get("logs") or ""))
+        if matches:
+            progress = min(99, int(matches[-1]))
+        return Pending(progress=progress, poll_after=1.0 if status == "processing" else 2.0)
+
+    async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
+        try:
+            response = await self._client.post(f"/predictions/{task.task_id}/cancel")
+        except httpx2.TransportError as exc:
+            raise transport_error(exc, NAME, sent=False) from exc
+        if response.status_code == 404:
+            return  # already gone: nothing left to stop
+        raise_for_upstream(response, NAME, _error_text(response))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def create_adapter(config: ProviderSettings, context: ProviderContext) -> ReplicateAdapter:
+    token = config.api_key.get_secret_value() if config.api_key is not None else ""
+    client = create_client(
+        config.base_url or DEFAULT_BASE_URL,
+        {"Authorization": f"Bearer {token}"},
+        timeout=config.timeout,
+        transport=context.transport,
+    )
+    wait = config.options.get("wait")
+    cancel_after = config.options.get("cancel_after")
+    return ReplicateAdapter(
+        client,
+        wait=max(1, min(60, int(wait))) if wait else None,
+        cancel_after=str(cancel_after) if cancel_after else None,
+    )
