@@ -1,0 +1,324 @@
+"""A fake Ideogram API: legacy ``/generate``, ``/edit``, ``/remix`` and the Ideogram 3.0 trio.
+
+Auth is the ``Api-Key`` header; a missing or wrong key gets 401. Requests are validated against
+Ideogram's OpenAPI enums and rules (aspect ratio and resolution spellings, ``resolution`` exclusive
+with ``aspect_ratio``, ``num_images`` 1–8, ``/edit`` only for ``V_2``/``V_2_TURBO``, at most one
+character reference, ``negative_prompt`` only on V_1/V_2 models, required files). Invalid input is
+a 400 ``{"error": …}``; Ideogram documents no 400/401 body, so that shape is an assumption.
+
+Answers list URLs served by the fake itself (``GET /api/images/ephemeral/<id>.png``) pointing at
+real PNGs shaped like the requested aspect ratio or resolution. Prompt words steer it:
+
+- ``moderate-me`` → 422 ``{"error": "Prompt provided failed safety check …"}``;
+- ``unsafe-output`` → 200 whose items have ``is_image_safe: false`` and ``url: null``;
+- ``rate-limit-me`` → 429 ``reject_reason: inflight_limit`` with ``Retry-After: 5``;
+- ``no-funds`` → 402 ``reject_reason: insufficient_funds``;
+- ``server-error`` → 500; ``unavailable`` → 503.
+
+Every request is recorded in ``app.state.requests``: path, headers, and either the JSON body or
+the multipart form (text fields as strings, files as ``{"filename", "content_type", "size"}``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from PIL import Image, ImageDraw
+from starlette.datastructures import UploadFile
+
+__all__ = ["create_app"]
+
+API_KEY = "test-ideogram-key"
+LEGACY_MODELS = {"V_1", "V_1_TURBO", "V_2", "V_2_TURBO", "V_2A", "V_2A_TURBO", "V_3", "AUTO"}
+LEGACY_RATIOS = {
+    "ASPECT_10_16", "ASPECT_16_10", "ASPECT_9_16", "ASPECT_16_9", "ASPECT_3_2", "ASPECT_2_3",
+    "ASPECT_4_3", "ASPECT_3_4", "ASPECT_1_1", "ASPECT_1_3", "ASPECT_3_1",
+}  # fmt: skip
+V3_RATIOS = {
+    "1x3", "3x1", "1x2", "2x1", "9x16", "16x9", "10x16", "16x10", "2x3", "3x2", "3x4", "4x3",
+    "4x5", "5x4", "1x1",
+}  # fmt: skip
+LEGACY_STYLES = {"AUTO", "GENERAL", "FICTION", "REALISTIC", "DESIGN", "RENDER_3D", "ANIME",
+                 "CUSTOM", "STYLIZED"}  # fmt: skip
+V3_STYLES = {"AUTO", "GENERAL", "REALISTIC", "DESIGN", "CUSTOM", "FICTION", "STYLIZED"}
+SPEEDS = {"FLASH", "TURBO", "BALANCED", "DEFAULT", "QUALITY"}
+MAGIC = {"AUTO", "ON", "OFF"}
+PRESETS = {"80S_ILLUSTRATION", "ART_DECO", "BAUHAUS", "OIL_PAINTING", "POP_ART", "WATERCOLOR",
+           "90S_NOSTALGIA", "FLAT_VECTOR", "TRAVEL_POSTER", "VINTAGE_POSTER"}  # fmt: skip
+"""A subset of Ideogram's 62 presets: enough to tell a translated name from an untranslated one."""
+_SIZE = re.compile(r"^(\d+)x(\d+)$")
+_SAFETY = "Prompt provided failed safety check due to the inclusion of prohibited content."
+
+
+def _bad(message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=400)
+
+
+def _png(width: int, height: int, label: str) -> bytes:
+    scale = 128 / max(width, height)
+    size = (max(8, round(width * scale)), max(8, round(height * scale)))
+    image = Image.new("RGB", size, (240, 90, 40))
+    ImageDraw.Draw(image).text((2, 2), label[:20], fill=(255, 255, 255))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _shape(aspect: str | None, resolution: str | None) -> tuple[int, int]:
+    for value in (resolution, aspect):
+        if value:
+            numbers = re.findall(r"\d+", value)
+            return int(numbers[0]), int(numbers[1])
+    return 1, 1
+
+
+@dataclass(frozen=True)
+class _Upload:
+    filename: str | None
+    content_type: str | None
+    data: bytes
+
+
+async def _form(request: Request) -> tuple[dict[str, Any], dict[str, list[_Upload]]]:
+    """Text fields and uploaded files, read into memory so the spooled files close at once."""
+    fields: dict[str, Any] = {}
+    files: dict[str, list[_Upload]] = {}
+    async with request.form() as form:
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                upload = _Upload(value.filename, value.content_type, await value.read())
+                files.setdefault(key, []).append(upload)
+            else:
+                fields[key] = value
+    return fields, files
+
+
+def _describe_files(files: dict[str, list[_Upload]]) -> dict[str, list[dict[str, Any]]]:
+    return {
+        key: [
+            {"filename": u.filename, "content_type": u.content_type, "size": len(u.data)}
+            for u in uploads
+        ]
+        for key, uploads in files.items()
+    }
+
+
+def _check_images(files: dict[str, list[_Upload]]) -> str | None:
+    for key, uploads in files.items():
+        for upload in uploads:
+            try:
+                Image.open(io.BytesIO(upload.data)).verify()
+            except Exception:  # any decoder failure means the client sent a bad file
+                return f"{key} must be a JPEG, PNG or WebP image"
+    return None
+
+
+def _common(fields: dict[str, Any], *, v3: bool) -> str | None:
+    """Checks shared by every endpoint: prompt, seed, num_images, enums."""
+    if not str(fields.get("prompt") or "").strip():
+        return "prompt is required"
+    try:
+        seed = int(fields["seed"]) if "seed" in fields else 0
+        count = int(fields.get("num_images", 1))
+    except (TypeError, ValueError):
+        return "seed and num_images must be integers"
+    if not 0 <= seed <= 2147483647:
+        return "seed must be between 0 and 2147483647"
+    if not 1 <= count <= 8:
+        return "num_images must be between 1 and 8"
+    ratios, styles = (V3_RATIOS, V3_STYLES) if v3 else (LEGACY_RATIOS, LEGACY_STYLES)
+    if fields.get("aspect_ratio") is not None and fields["aspect_ratio"] not in ratios:
+        return f"Invalid aspect_ratio: {fields['aspect_ratio']}"
+    if fields.get("resolution") is not None:
+        if fields.get("aspect_ratio") is not None:
+            return "resolution cannot be used in conjunction with aspect_ratio"
+        pattern = _SIZE if v3 else re.compile(r"^RESOLUTION_\d+_\d+$")
+        if not pattern.match(str(fields["resolution"])):
+            return f"Invalid resolution: {fields['resolution']}"
+    if fields.get("style_type") is not None and fields["style_type"] not in styles:
+        return f"Invalid style_type: {fields['style_type']}"
+    magic_key = "magic_prompt" if v3 else "magic_prompt_option"
+    if fields.get(magic_key) is not None and fields[magic_key] not in MAGIC:
+        return f"Invalid {magic_key}: {fields[magic_key]}"
+    if v3:
+        if fields.get("rendering_speed") is not None and fields["rendering_speed"] not in SPEEDS:
+            return f"Invalid rendering_speed: {fields['rendering_speed']}"
+        if fields.get("style_preset") is not None and fields["style_preset"] not in PRESETS:
+            return f"Invalid style_preset: {fields['style_preset']}"
+    else:
+        model = fields.get("model", "V_2")
+        if model not in LEGACY_MODELS:
+            return f"Invalid model: {model}"
+        if fields.get("negative_prompt") and model not in {"V_1", "V_1_TURBO", "V_2", "V_2_TURBO"}:
+            return f"negative_prompt is not supported for model {model}"
+    return None
+
+
+def create_app(api_key: str = API_KEY, **_options: Any) -> FastAPI:
+    """The fake Ideogram API; ``api_key`` is the one key it accepts."""
+    app = FastAPI(title="fake ideogram")
+    app.state.requests = []
+    app.state.images = {}
+
+    def authorized(request: Request) -> bool:
+        return request.headers.get("api-key") == api_key
+
+    def steer(prompt: str) -> Response | None:
+        if "moderate-me" in prompt:
+            return JSONResponse({"error": _SAFETY}, status_code=422)
+        if "rate-limit-me" in prompt:
+            return JSONResponse(
+                {
+                    "error": "Too many in-flight requests.",
+                    "reject_reason": "inflight_limit",
+                    "max_inflight_requests": 10,
+                    "task_completion_speed": 1.0,
+                },
+                status_code=429,
+                headers={"Retry-After": "5"},
+            )
+        if "no-funds" in prompt:
+            return JSONResponse(
+                {"error": "Insufficient funds.", "reject_reason": "insufficient_funds"},
+                status_code=402,
+            )
+        if "server-error" in prompt:
+            return JSONResponse({"error": "Internal server error"}, status_code=500)
+        if "unavailable" in prompt:
+            return JSONResponse({"error": "Service temporarily unavailable"}, status_code=503)
+        return None
+
+    def answer(request: Request, fields: dict[str, Any], width: int, height: int) -> JSONResponse:
+        prompt = str(fields["prompt"])
+        safe = "unsafe-output" not in prompt
+        style = fields.get("style_type") or "GENERAL"
+        items = []
+        for n in range(int(fields.get("num_images", 1))):
+            image_id = uuid.uuid4().hex
+            url = None
+            if safe:
+                app.state.images[image_id] = _png(width, height, f"{prompt} #{n + 1}")
+                url = f"{str(request.base_url).rstrip('/')}/api/images/ephemeral/{image_id}.png"
+            items.append(
+                {
+                    "url": url,
+                    "prompt": prompt,
+                    "resolution": f"{width}x{height}",
+                    "upscaled_resolution": None,
+                    "is_image_safe": safe,
+                    "seed": int(fields.get("seed", 12345)),
+                    "style_type": style,
+                }
+            )
+        return JSONResponse({"created": datetime.now(UTC).isoformat(), "data": items})
+
+    async def handle(
+        request: Request,
+        *,
+        v3: bool,
+        multipart: bool,
+        required: tuple[str, ...] = (),
+        models: frozenset[str] | None = None,
+    ) -> Response:
+        record: dict[str, Any] = {"path": request.url.path, "headers": dict(request.headers)}
+        app.state.requests.append(record)
+        if not authorized(request):
+            return JSONResponse({"error": "Unauthorized"}, status_code=401)
+        files: dict[str, list[_Upload]] = {}
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            fields, files = await _form(request)
+            record["form"] = dict(fields)
+            record["files"] = _describe_files(files)
+            if "image_request" in fields:  # legacy remix: the request is a JSON form field
+                try:
+                    fields = dict(json.loads(fields["image_request"]))
+                except (TypeError, ValueError):
+                    return _bad("image_request must be a JSON object")
+        elif not multipart and content_type.startswith("application/json"):
+            try:
+                body = await request.json()
+            except ValueError:
+                return _bad("Request body is not valid JSON")
+            record["json"] = body
+            parsed = body if v3 or not isinstance(body, dict) else body.get("image_request")
+            if not isinstance(parsed, dict):
+                return _bad("image_request is required")
+            fields = parsed
+        else:
+            return _bad("Unsupported content type: " + content_type)
+        for name in required:
+            if name not in files:
+                return _bad(f"{name} is required")
+        if (problem := _common(fields, v3=v3)) is not None:
+            return _bad(problem)
+        if models is not None and fields.get("model") not in models:
+            return _bad(f"{request.url.path} is only supported for {', '.join(sorted(models))}")
+        if (problem := _check_images(files)) is not None:
+            return _bad(problem)
+        if len(files.get("style_reference_images", [])) > 3:
+            return _bad("At most 3 style reference images are supported")
+        if len(files.get("character_reference_images", [])) > 1:
+            return _bad("Only 1 character reference image is currently supported")
+        if fields.get("style_codes") and ("style_reference_images" in files or
+                                          fields.get("style_type")):  # fmt: skip
+            return _bad("style_codes cannot be used with style_reference_images or style_type")
+        if (steered := steer(str(fields["prompt"]))) is not None:
+            return steered
+        width, height = _shape(fields.get("aspect_ratio"), fields.get("resolution"))
+        return answer(request, fields, width, height)
+
+    @app.post("/generate")
+    async def generate(request: Request) -> Response:
+        return await handle(
+            request,
+            v3=False,
+            multipart=False,
+        )
+
+    @app.post("/edit")
+    async def edit(request: Request) -> Response:
+        return await handle(
+            request,
+            v3=False,
+            multipart=True,
+            required=("image_file", "mask"),
+            models=frozenset({"V_2", "V_2_TURBO"}),
+        )
+
+    @app.post("/remix")
+    async def remix(request: Request) -> Response:
+        return await handle(request, v3=False, multipart=True, required=("image_file",))
+
+    @app.post("/v1/ideogram-v3/generate")
+    async def generate_v3(request: Request) -> Response:
+        return await handle(
+            request,
+            v3=True,
+            multipart=False,
+        )
+
+    @app.post("/v1/ideogram-v3/edit")
+    async def edit_v3(request: Request) -> Response:
+        return await handle(request, v3=True, multipart=True, required=("image", "mask"))
+
+    @app.post("/v1/ideogram-v3/remix")
+    async def remix_v3(request: Request) -> Response:
+        return await handle(request, v3=True, multipart=True, required=("image",))
+
+    @app.get("/api/images/ephemeral/{image_id}.png")
+    async def image(image_id: str) -> Response:
+        data = app.state.images.get(image_id)
+        if data is None:
+            return JSONResponse({"error": "Not found"}, status_code=404)
+        return Response(data, media_type="image/png")
+
+    return app
