@@ -48,6 +48,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamMisconfigured",
     "UpstreamModerated",
+    "UpstreamRateLimited",
     "UpstreamRejected",
     "UpstreamRetryable",
     "UpstreamTaskLost",
@@ -199,6 +200,12 @@ class UpstreamRetryable(UpstreamError):
     ) -> None:
         super().__init__(message, provider=provider)
         self.retry_after = retry_after
+
+
+class UpstreamRateLimited(UpstreamRetryable):
+    """Provider is rate limiting us"""
+
+    code = "upstream_rate_limited"
 
 
 class UpstreamRejected(UpstreamError):

@@ -22,6 +22,7 @@ from imagegate.net.images import make_input_fetcher
 from imagegate.observability.metrics import Metrics
 from imagegate.providers.pool import ProviderPool
 from imagegate.providers.port import ProviderAdapter, ProviderContext
+from imagegate.queue.gates import ProviderGates
 from imagegate.queue.ingest import OutputIngest
 from imagegate.queue.router import Router
 from imagegate.queue.runner import JobRunner
@@ -71,6 +72,7 @@ class Runtime:
     wakeup: Wakeup
     policy: OutboundPolicy
     providers: ProviderPool
+    gates: ProviderGates
     router: Router
     ingest: OutputIngest
     lifecycle: JobLifecycle
@@ -185,13 +187,22 @@ def build_runtime(
         clock=clock,
     )
     providers = ProviderPool(settings, context, adapters)
-    router = Router(catalog, providers, settings.routes)
+    gates = ProviderGates(db, clock, settings)
+    router = Router(
+        catalog,
+        providers,
+        gates,
+        settings.routes,
+        allow_substitutes=settings.allow_substitutes,
+        failover_after_seconds=settings.failover_after_seconds,
+    )
     ingest = OutputIngest(store, max_bytes=settings.output_max_bytes, transport=transport)
     metrics = Metrics()
     lifecycle = JobLifecycle(db, clock, settings, metrics)
     runner = JobRunner(
         clock=clock,
         router=router,
+        gates=gates,
         providers=providers,
         ingest=ingest,
         lifecycle=lifecycle,
@@ -239,6 +250,7 @@ def build_runtime(
         wakeup=wakeup,
         policy=policy,
         providers=providers,
+        gates=gates,
         router=router,
         ingest=ingest,
         lifecycle=lifecycle,

@@ -35,6 +35,9 @@ class ProviderSettings(BaseModel):
     base_url: str | None = None
     timeout: float = 120.0
     max_concurrency: int = 8
+    """Calls in flight to this provider at once, across every worker process."""
+    rate_per_minute: int | None = None
+    """Calls per minute to this provider across every worker (``None``: no limit of ours)."""
     options: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -101,6 +104,13 @@ class Settings(BaseSettings):
     catalog's routes for that model (e.g. ``{"flux-2-pro": ["fal:fal-ai/flux-2-pro"]}``)."""
     allow_substitutes: bool = True
     """Serve models retired upstream (DALL·E, Imagen) through documented substitutes."""
+    failover_after_seconds: float = 20.0
+    """A provider asking us to wait longer than this (429 ``Retry-After``) is skipped for the
+    next route when there is one."""
+    circuit_failures: int = 5
+    """Retryable failures in a row that open a provider's circuit."""
+    circuit_open_seconds: float = 30.0
+    """How long an open circuit keeps jobs away from the provider before one call tries it."""
 
     # Outbound URL guard (webhooks, input images).
     outbound_allow_http: bool = False

@@ -74,6 +74,8 @@ def _capabilities(spec: ModelSpec) -> str:
 
 def _row(spec: ModelSpec) -> str:
     routes = " → ".join(f"`{route}`" for route in spec.routes) or "none"
+    if spec.substitutes:
+        routes += " (substitute: " + ", ".join(f"`{r}`" for r in spec.substitutes) + ")"
     cells = (
         f"`{spec.id}`",
         f"`{spec.params_key}`",

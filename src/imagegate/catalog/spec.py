@@ -112,6 +112,9 @@ class ModelSpec:
     modality: Literal["image"] = "image"
     retired_upstream: str | None = None
     """ISO date the vendor retired the model, if it did (served through substitutes then)."""
+    substitutes: tuple[Route, ...] = ()
+    """Routes to a different upstream model that stands in for a retired one, used after every
+    real route and only while ``allow_substitutes`` is on; the job's ``servedBy`` shows them."""
 
     @property
     def pricing_mode(self) -> Literal["flat", "per-output"]:

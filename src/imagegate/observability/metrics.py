@@ -24,6 +24,18 @@ class Metrics:
             ["model", "status", "provider"],
             registry=self.registry,
         )
+        self.failovers = Counter(
+            "imagegate_failovers",
+            "Jobs moved to their next route after a retryable failure",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.deferrals = Counter(
+            "imagegate_deferrals",
+            "Jobs put back because their provider was busy (caps, rate limit, cool-down, circuit)",
+            ["provider", "reason"],
+            registry=self.registry,
+        )
         self.job_retries = Counter(
             "imagegate_job_retries",
             "Transient failures retried",

@@ -46,6 +46,7 @@ from imagegate.errors import (
     UpstreamError,
     UpstreamMisconfigured,
     UpstreamModerated,
+    UpstreamRateLimited,
     UpstreamRejected,
     UpstreamRetryable,
     UpstreamTaskLost,
@@ -178,7 +179,9 @@ def _error(code: str, message: str, *, status: int | None = None) -> UpstreamErr
         )
     if code in _MISCONFIGURED_CODES or code.startswith("AccessDenied"):
         return UpstreamMisconfigured(f"dashscope refused our credentials: {text}", provider=NAME)
-    if code.startswith("Throttling") or code in ("InternalError", "ServiceUnavailable"):
+    if code.startswith("Throttling"):
+        return UpstreamRateLimited(f"dashscope: {text}", provider=NAME)
+    if code in ("InternalError", "ServiceUnavailable"):
         return UpstreamRetryable(f"dashscope: {text}", provider=NAME)
     if status is not None and status >= 500:
         return UpstreamRetryable(f"dashscope answered {status}: {text}", provider=NAME)

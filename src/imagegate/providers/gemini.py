@@ -41,8 +41,8 @@ import httpx2
 from imagegate.errors import (
     UpstreamMisconfigured,
     UpstreamModerated,
+    UpstreamRateLimited,
     UpstreamRejected,
-    UpstreamRetryable,
 )
 from imagegate.providers.http import (
     MAX_RETRY_AFTER_SECONDS,
@@ -214,7 +214,7 @@ class GeminiAdapter:
                 provider=NAME,
             )
         if status == 429 and retry_after_seconds(response.headers) is None:
-            raise UpstreamRetryable(
+            raise UpstreamRateLimited(
                 f"gemini answered 429: {message}", provider=NAME, retry_after=_retry_delay(error)
             )
         raise_for_upstream(response, NAME, message)

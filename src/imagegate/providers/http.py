@@ -19,6 +19,7 @@ import structlog
 from imagegate.errors import (
     UpstreamError,
     UpstreamMisconfigured,
+    UpstreamRateLimited,
     UpstreamRejected,
     UpstreamRetryable,
 )
@@ -124,6 +125,12 @@ def raise_for_upstream(
     if status < 300:
         return
     text = clean_message(message or response.reason_phrase or f"HTTP {status}")
+    if status == 429:
+        raise UpstreamRateLimited(
+            f"{provider} is rate limiting us: {text}",
+            provider=provider,
+            retry_after=retry_after_seconds(response.headers),
+        )
     if status in RETRYABLE_STATUSES:
         raise UpstreamRetryable(
             f"{provider} answered {status}: {text}",

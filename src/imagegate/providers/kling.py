@@ -38,6 +38,7 @@ from imagegate.errors import (
     UpstreamError,
     UpstreamMisconfigured,
     UpstreamModerated,
+    UpstreamRateLimited,
     UpstreamRejected,
     UpstreamRetryable,
     UpstreamTaskLost,
@@ -115,7 +116,10 @@ def _error(code: int, message: str, response: httpx2.Response | None = None) -> 
         return UpstreamModerated(
             f"Provider returned an error: content policy violation ({text})", provider=NAME
         )
-    if code in (1302, 1303) or code >= 5000:
+    if code in (1302, 1303):
+        retry_after = retry_after_seconds(response.headers) if response is not None else None
+        return UpstreamRateLimited(f"kling: {text}", provider=NAME, retry_after=retry_after)
+    if code >= 5000:
         retry_after = retry_after_seconds(response.headers) if response is not None else None
         return UpstreamRetryable(f"kling: {text}", provider=NAME, retry_after=retry_after)
     return UpstreamRejected(f"Provider returned an error: {text}", provider=NAME)

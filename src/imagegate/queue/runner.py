@@ -22,6 +22,7 @@ import structlog
 from imagegate.errors import (
     ServiceUnavailable,
     UpstreamError,
+    UpstreamRateLimited,
     UpstreamRetryable,
 )
 from imagegate.observability.metrics import Metrics
@@ -33,6 +34,7 @@ from imagegate.providers.port import (
     Submitted,
     TaskHandle,
 )
+from imagegate.queue.gates import DEFAULT_COOLDOWN_SECONDS, ProviderBusy, ProviderGates
 from imagegate.services.lifecycle import JobLifecycle, Lease, LeaseLost
 from imagegate.store.jobs import JobRow
 from imagegate.types import Clock, JobStep
@@ -65,6 +67,7 @@ class JobRunner:
         *,
         clock: Clock,
         router: Router,
+        gates: ProviderGates,
         providers: ProviderPool,
         ingest: OutputIngest,
         lifecycle: JobLifecycle,
@@ -73,6 +76,7 @@ class JobRunner:
         self._metrics = metrics
         self._clock = clock
         self._router = router
+        self._gates = gates
         self._providers = providers
         self._ingest = ingest
         self._lifecycle = lifecycle
@@ -84,11 +88,20 @@ class JobRunner:
         log_ = log.bind(job_id=job.id, model=job.model, step=job.step)
         try:
             await self._step(job, lease)
+        except ProviderBusy as busy:
+            self._metrics.deferrals.labels(busy.provider, busy.reason).inc()
+            await self._guard(self._lifecycle.defer(lease, busy.retry_after, str(busy)))
         except LeaseLost:
             self._metrics.lease_losses.inc()
             log_.warning("job.lease_lost")
         except ServiceUnavailable:
             log_.warning("job.database_unavailable")  # the lease expires; a worker retries
+        except UpstreamRateLimited as exc:
+            # The provider asked us to wait: no attempt is spent, and while the cool-down is
+            # long ``Router.choose`` sends the job to its next route instead.
+            self._metrics.upstream_errors.labels(exc.provider or "", exc.code).inc()
+            delay = exc.retry_after or DEFAULT_COOLDOWN_SECONDS
+            await self._guard(self._lifecycle.defer(lease, delay, exc.message))
         except UpstreamRetryable as exc:
             self._metrics.upstream_errors.labels(exc.provider or "", exc.code).inc()
             await self._guard(self._lifecycle.retry(lease, job, exc))
@@ -119,11 +132,23 @@ class JobRunner:
         if self._clock.now_ms() >= job.deadline_at:
             await self._lifecycle.fail(lease, job, "Job timed out", "timeout")
             return
-        route = self._router.route_for(job)
+        choice = await self._router.choose(job)
+        route = choice.route
         adapter = self._providers.get(route.provider)
         request = generation_request(job, route)
         if job.provider_task_id is None:
-            submitted = await adapter.submit(request)
+            try:
+                async with self._gates.call(route.provider):
+                    submitted = await adapter.submit(request)
+            except UpstreamRetryable as exc:
+                if isinstance(exc, UpstreamRateLimited) and not self._router.wait_is_long(exc):
+                    raise  # a short cool-down: wait for this provider
+                following = await self._router.next_index(job, choice.index)
+                if following is None:
+                    raise
+                self._metrics.upstream_errors.labels(route.provider, exc.code).inc()
+                await self._lifecycle.failover(lease, job, following, exc)
+                return
             if isinstance(submitted, Submitted):
                 try:
                     await self._lifecycle.submitted(lease, route, submitted)
@@ -136,7 +161,8 @@ class JobRunner:
             finished = submitted
         else:
             handle = TaskHandle(job.provider_task_id, job.provider_state or {})
-            polled = await adapter.poll(request, handle)
+            async with self._gates.call(route.provider):
+                polled = await adapter.poll(request, handle)
             if isinstance(polled, Pending):
                 await self._lifecycle.pending(lease, job, polled)
                 return

@@ -210,6 +210,30 @@ class JobLifecycle:
             {"attempt": attempts, "delay": round(delay, 3), "error": error.message},
         )
 
+    async def failover(
+        self, lease: Lease, job: JobRow, route_index: int, error: UpstreamRetryable
+    ) -> None:
+        """Try the next route at once; the failed attempt still counts toward ``max_attempts``."""
+        attempts = job.attempts + 1
+        self._metrics.failovers.labels(error.provider or "").inc()
+        if attempts >= self._settings.max_attempts:
+            await self.fail(
+                lease, job, f"{error.message} (gave up after {attempts} attempts)", error.code
+            )
+            return
+        await self._release(
+            lease,
+            {"attempts": attempts, "route_index": route_index, "run_at": self._now()},
+            "failover",
+            {"from": error.provider, "route_index": route_index, "error": error.message},
+        )
+
+    async def defer(self, lease: Lease, seconds: float, reason: str) -> None:
+        """Put the job back for later without counting an attempt (the provider is busy)."""
+        await self._release(
+            lease, {"run_at": self._now() + int(seconds * 1000)}, "deferred", {"reason": reason}
+        )
+
     async def cancelled_upstream(self, lease: Lease, note: str) -> None:
         await self._release(lease, {"step": JobStep.DONE.value}, "upstream_cancel", {"note": note})
 

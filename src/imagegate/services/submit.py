@@ -76,10 +76,7 @@ class Submitter:
         key = check_key(idempotency_key)
         request = self._catalog.parse(body)
         if not caller.is_test and not self._router.available(request.spec):
-            raise ValidationFailed.field(
-                "model",
-                f"{request.spec.id} is not available: no upstream provider is configured for it",
-            )
+            raise ValidationFailed.field("model", self._router.unavailable_reason(request.spec))
         if request.webhook_url and self._check_webhook_url is not None:
             await self._check_webhook_url(request.webhook_url)
         cost = 0 if caller.is_test else self._catalog.price(request.spec, request.params)

@@ -33,6 +33,8 @@ __all__ = [
     "jobs",
     "ledger_entries",
     "metadata",
+    "provider_health",
+    "provider_slots",
     "uploads",
     "webhook_attempts",
     "webhook_deliveries",
@@ -234,3 +236,31 @@ uploads = Table(
     Column("deleted", Boolean, nullable=False, server_default="0"),
     Index(None, "deleted", "expires_at"),
 )
+
+provider_slots = Table(
+    "provider_slots",
+    metadata,
+    Column("provider", String(64), nullable=False),
+    Column("slot", Integer, nullable=False),
+    Column("holder", String(64)),
+    Column("expires_at", BigInteger, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("provider", "slot"),
+)
+"""Concurrency caps shared by every worker: a call upstream holds one of ``max_concurrency``
+slots of its provider for at most a lease period."""
+
+provider_health = Table(
+    "provider_health",
+    metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("open_until", BigInteger, nullable=False, server_default="0"),
+    Column("cooldown_until", BigInteger, nullable=False, server_default="0"),
+    Column("window_start", BigInteger, nullable=False, server_default="0"),
+    Column("window_count", Integer, nullable=False, server_default="0"),
+    Column("misconfigured", Text),
+    Column("updated_at", BigInteger, nullable=False, server_default="0"),
+)
+"""What every worker knows about a provider: consecutive retryable failures and the circuit
+they open, the cool-down a 429 asked for, the current rate-limit window, and whether our
+credentials were refused (shown by ``/readyz``)."""

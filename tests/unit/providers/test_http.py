@@ -6,6 +6,7 @@ import pytest
 from imagegate.errors import (
     UpstreamError,
     UpstreamMisconfigured,
+    UpstreamRateLimited,
     UpstreamRejected,
     UpstreamRetryable,
 )
@@ -49,7 +50,7 @@ def test_retry_after_http_date_in_the_future() -> None:
     [
         (408, UpstreamRetryable),
         (409, UpstreamRetryable),
-        (429, UpstreamRetryable),
+        (429, UpstreamRateLimited),
         (500, UpstreamRetryable),
         (503, UpstreamRetryable),
         (401, UpstreamMisconfigured),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -9,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from imagegate.api.deps import RuntimeDep
 from imagegate.errors import ServiceUnavailable
 from imagegate.queue.claims import queue_depth
+from imagegate.store.providers import Health
 
 __all__ = ["router"]
 
@@ -37,8 +40,27 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     except ServiceUnavailable:
         checks["database"] = "unavailable"
         ready = False
+    providers: dict[str, dict[str, Any]] = {}
+    if ready:
+        now = runtime.clock.now_ms()
+        for health in await runtime.gates.snapshot():
+            providers[health.provider] = {
+                "status": _provider_status(health, now),
+                "error": health.misconfigured,
+            }
     return JSONResponse(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
+        {"status": "ready" if ready else "unavailable", "checks": checks, "providers": providers},
         status_code=200 if ready else 503,
         headers={} if ready else {"Retry-After": "5"},
     )
+
+
+def _provider_status(health: Health, now: int) -> str:
+    """A provider never makes the gateway unready (other routes may serve), but shows here."""
+    if health.misconfigured:
+        return "misconfigured"
+    if health.open_until > now:
+        return "circuit-open"
+    if health.cooldown_until > now:
+        return "rate-limited"
+    return "ok"

@@ -3,7 +3,8 @@
 OpenAI shut both down on 2026-05-12 (providers.md §0.1). DALL·E 3 is routed first to Replicate's
 ``openai/dall-e-3`` (unverified after the shutdown); both keep an ``openai`` route last, which
 works when the operator points the OpenAI provider at a compatible host or aliases the id to a
-GPT image model (see ``imagegate.providers.openai``).
+GPT image model (see ``imagegate.providers.openai``). With substitutes allowed, a job no route
+can serve runs on GPT Image 1.5 instead, at the DALL·E price.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ __all__ = ["SPECS", "DalleParams"]
 
 KEY = "dalleParams"
 RETIRED = "2026-05-12"
+SUBSTITUTE = Route("openai", "gpt-image-1.5")
+"""OpenAI's own successor; ``aspect_ratio`` carries over, ``style`` has no equivalent."""
 
 
 class DalleParams(Params):
@@ -42,6 +45,7 @@ SPECS = (
         capabilities=Capabilities(max_resolution="1792x1024"),
         routes=(Route("replicate", "openai/dall-e-3"), Route("openai", "dall-e-3")),
         retired_upstream=RETIRED,
+        substitutes=(SUBSTITUTE,),
     ),
     ModelSpec(
         id="dall-e-2",
@@ -57,5 +61,6 @@ SPECS = (
         capabilities=Capabilities(max_resolution="1024x1024"),
         routes=(Route("openai", "dall-e-2"),),
         retired_upstream=RETIRED,
+        substitutes=(SUBSTITUTE,),
     ),
 )

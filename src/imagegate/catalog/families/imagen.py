@@ -3,7 +3,9 @@
 Google discontinued every Imagen model on 2026-08-17 (providers.md §0.1), so these ids are served
 only where an aggregator still lists them: Replicate ``google/imagen-*`` and fal
 ``fal-ai/imagen4/*`` (both unverified after the shutdown). An operator can re-point them with
-route overrides. Upstream, 2K output exists only for Imagen 4 and Imagen 4 Ultra (§2.2).
+route overrides; with substitutes allowed, a job no route can serve runs on Nano Banana
+instead, at the Imagen price. Upstream, 2K output exists only for Imagen 4 and Imagen 4 Ultra
+(§2.2).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ __all__ = ["SPECS", "ImagenParams"]
 
 KEY = "imagenParams"
 RETIRED = "2026-08-17"
+SUBSTITUTE = Route("gemini", "gemini-2.5-flash-image")
+"""Nano Banana, Google's own successor; ``aspect_ratio`` carries over, the output is 1K."""
 
 
 class ImagenParams(Params):
@@ -54,6 +58,7 @@ def _model(
         routes=routes,
         rules=rules,
         retired_upstream=RETIRED,
+        substitutes=(SUBSTITUTE,),
     )
 
 

@@ -1,0 +1,247 @@
+"""Routing across upstreams: fail-over, 429 cool-downs, the circuit breaker, global caps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from imagegate.errors import (
+    UpstreamMisconfigured,
+    UpstreamModerated,
+    UpstreamRateLimited,
+    UpstreamRetryable,
+)
+from imagegate.providers.port import Finished, GenerationRequest, OutputImage
+from imagegate.store import jobs as job_store
+from tests.integration.conftest import Gateway, open_gateway
+from tests.integration.queue.test_worker import BODY, ScriptedAdapter, png
+
+TWO_ROUTES = {"gpt-image-1.5": ["alpha:gpt-a", "beta:gpt-b"]}
+
+
+class CountingAdapter(ScriptedAdapter):
+    """Finishes after ``delay`` seconds and remembers how many calls overlapped."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(delay=delay)
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def submit(self, request: GenerationRequest) -> Finished:
+        self.submits += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
+        return Finished(images=[OutputImage(data=png())])
+
+
+async def routed(
+    database_url: str, tmp_path: Path, adapters: dict[str, Any], **settings: Any
+) -> AsyncIterator[Gateway]:
+    settings.setdefault("routes", TWO_ROUTES)
+    async for gw in open_gateway(database_url, tmp_path, adapters=adapters, **settings):
+        yield gw
+
+
+async def submit(gw: Gateway, body: dict[str, Any] = BODY) -> str:
+    response = await gw.submit(body, key=gw.live_key)
+    assert response.status_code == 202, response.text
+    job_id: str = response.json()["jobId"]
+    return job_id
+
+
+async def events(gw: Gateway, job_id: str) -> list[str]:
+    async with gw.runtime.db.read() as conn:
+        return [event["kind"] for event in await job_store.list_events(conn, job_id)]
+
+
+async def test_a_retryable_submit_failure_fails_over_to_the_next_route(
+    database_url: str, tmp_path: Path
+) -> None:
+    alpha = ScriptedAdapter([UpstreamRetryable("alpha is down", provider="alpha")])
+    beta = ScriptedAdapter()
+    async for gw in routed(database_url, tmp_path, {"alpha": alpha, "beta": beta}):
+        job_id = await submit(gw)
+        await gw.drain()
+        job = await gw.job(job_id, key=gw.live_key)
+        assert job["status"] == "COMPLETED"
+        assert job["servedBy"] == {"provider": "beta", "model": "gpt-b"}
+        assert (alpha.submits, beta.submits) == (1, 1)
+        assert "failover" in await events(gw, job_id)
+        assert job["creditCost"] == 4
+
+
+async def test_moderation_does_not_fail_over(database_url: str, tmp_path: Path) -> None:
+    alpha = ScriptedAdapter([UpstreamModerated(provider="alpha")])
+    beta = ScriptedAdapter()
+    async for gw in routed(database_url, tmp_path, {"alpha": alpha, "beta": beta}):
+        job_id = await submit(gw)
+        await gw.drain()
+        job = await gw.job(job_id, key=gw.live_key)
+        assert job["status"] == "FAILED"
+        assert "content policy" in job["error"]
+        assert beta.submits == 0
+        assert await gw.balance() == 1000
+
+
+async def test_a_short_429_waits_for_the_same_provider_without_spending_attempts(
+    database_url: str, tmp_path: Path
+) -> None:
+    limited = [UpstreamRateLimited("slow down", provider="alpha", retry_after=3)] * 8
+    alpha = ScriptedAdapter(list(limited))
+    beta = ScriptedAdapter()
+    async for gw in routed(database_url, tmp_path, {"alpha": alpha, "beta": beta}, max_attempts=3):
+        job_id = await submit(gw)
+        await gw.drain(rounds=100)
+        job = await gw.job(job_id, key=gw.live_key)
+        assert job["status"] == "COMPLETED", job  # 8 rate limits > max_attempts: none counted
+        assert job["servedBy"]["provider"] == "alpha"
+        assert (alpha.submits, beta.submits) == (9, 0)
+
+
+async def test_a_long_429_sends_jobs_to_the_next_route(database_url: str, tmp_path: Path) -> None:
+    alpha = ScriptedAdapter([UpstreamRateLimited("quota", provider="alpha", retry_after=120)])
+    beta = ScriptedAdapter()
+    async for gw in routed(database_url, tmp_path, {"alpha": alpha, "beta": beta}):
+        first = await submit(gw)
+        worker = gw.runtime.worker(concurrency=1)
+        await worker.drain()  # alpha answers 429: a two-minute cool-down starts
+        second = await submit(gw)
+        await gw.drain()
+        for job_id in (first, second):
+            job = await gw.job(job_id, key=gw.live_key)
+            assert job["status"] == "COMPLETED"
+            assert job["servedBy"]["provider"] == "beta"
+        assert alpha.submits == 1
+        ready = (await gw.http.get("/readyz")).json()
+        assert ready["providers"]["alpha"]["status"] in ("ok", "rate-limited")
+
+
+async def test_repeated_failures_open_the_circuit_and_a_probe_closes_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    down = [UpstreamRetryable("boom", provider="alpha")] * 2
+    alpha = ScriptedAdapter(list(down))
+    beta = ScriptedAdapter()
+    async for gw in routed(
+        database_url,
+        tmp_path,
+        {"alpha": alpha, "beta": beta},
+        circuit_failures=2,
+        circuit_open_seconds=60,
+    ):
+        for _ in range(2):
+            await submit(gw)
+            await gw.drain()
+        assert (alpha.submits, beta.submits) == (2, 2)  # each failed over
+        assert (await gw.http.get("/readyz")).json()["providers"]["alpha"]["status"] == (
+            "circuit-open"
+        )
+
+        await submit(gw)
+        await gw.drain()
+        assert (alpha.submits, beta.submits) == (2, 3)  # circuit open: alpha is skipped
+
+        gw.clock.advance(61)
+        probe = await submit(gw)
+        await gw.drain()
+        assert alpha.submits == 3  # half-open: one call goes through and succeeds
+        assert (await gw.job(probe, key=gw.live_key))["servedBy"]["provider"] == "alpha"
+        assert (await gw.http.get("/readyz")).json()["providers"]["alpha"]["status"] == "ok"
+
+
+async def test_the_concurrency_cap_holds_across_workers(database_url: str, tmp_path: Path) -> None:
+    alpha = CountingAdapter(delay=0.3)
+    providers = {"alpha": {"max_concurrency": 2}}
+    routes = {"gpt-image-1.5": ["alpha:gpt-a"]}
+    async for gw in routed(
+        database_url, tmp_path, {"alpha": alpha}, routes=routes, providers=providers
+    ):
+        job_ids = [await submit(gw) for _ in range(5)]
+        workers = [gw.runtime.worker(concurrency=5) for _ in range(2)]
+        for _ in range(60):
+            await asyncio.gather(*(worker.drain() for worker in workers))
+            statuses = {(await gw.job(j, key=gw.live_key))["status"] for j in job_ids}
+            if statuses == {"COMPLETED"}:
+                break
+            gw.clock.advance(1)
+        assert statuses == {"COMPLETED"}
+        assert alpha.submits == 5
+        assert alpha.most_in_flight == 2
+
+
+async def test_the_rate_limit_spaces_calls_per_minute(database_url: str, tmp_path: Path) -> None:
+    alpha = ScriptedAdapter()
+    providers = {"alpha": {"rate_per_minute": 2}}
+    routes = {"gpt-image-1.5": ["alpha:gpt-a"]}
+    async for gw in routed(
+        database_url, tmp_path, {"alpha": alpha}, routes=routes, providers=providers
+    ):
+        job_ids = [await submit(gw) for _ in range(3)]
+        await gw.runtime.worker(concurrency=3).drain()
+        assert alpha.submits == 2
+        third = [j for j in job_ids if (await gw.job(j, key=gw.live_key))["status"] != "COMPLETED"]
+        assert len(third) == 1
+        assert "deferred" in await events(gw, third[0])
+        await gw.drain()  # the clock moves to the next window
+        assert alpha.submits == 3
+        assert (await gw.job(third[0], key=gw.live_key))["status"] == "COMPLETED"
+
+
+async def test_misconfigured_credentials_fail_the_job_and_show_in_readyz(
+    database_url: str, tmp_path: Path
+) -> None:
+    alpha = ScriptedAdapter([UpstreamMisconfigured("alpha refused our key", provider="alpha")])
+    routes = {"gpt-image-1.5": ["alpha:gpt-a"]}
+    async for gw in routed(database_url, tmp_path, {"alpha": alpha}, routes=routes):
+        job_id = await submit(gw)
+        await gw.drain()
+        assert (await gw.job(job_id, key=gw.live_key))["status"] == "FAILED"
+        ready = await gw.http.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["providers"]["alpha"] == {
+            "status": "misconfigured",
+            "error": "alpha refused our key",
+        }
+        assert await gw.balance() == 1000
+
+
+DALLE = {"model": "dall-e-3", "prompt": "a lighthouse", "dalleParams": {"aspect_ratio": "3:2"}}
+
+
+async def test_a_retired_model_runs_on_its_documented_substitute(
+    database_url: str, tmp_path: Path
+) -> None:
+    openai = ScriptedAdapter()
+    routes = {"dall-e-3": ["replicate:openai/dall-e-3"]}  # replicate is not configured
+    async for gw in routed(database_url, tmp_path, {"openai": openai}, routes=routes):
+        job_id = await submit(gw, DALLE)
+        await gw.drain()
+        job = await gw.job(job_id, key=gw.live_key)
+        assert job["status"] == "COMPLETED"
+        assert job["servedBy"] == {"provider": "openai", "model": "gpt-image-1.5"}
+        assert job["creditCost"] == 21
+
+
+async def test_a_retired_model_is_refused_when_substitutes_are_disabled(
+    database_url: str, tmp_path: Path
+) -> None:
+    routes = {"dall-e-3": ["replicate:openai/dall-e-3"]}
+    async for gw in routed(
+        database_url,
+        tmp_path,
+        {"openai": ScriptedAdapter()},
+        routes=routes,
+        allow_substitutes=False,
+    ):
+        response = await gw.submit(DALLE, key=gw.live_key)
+        assert response.status_code == 400
+        message = response.json()["details"]["model"][0]
+        assert "retired upstream on 2026-05-12" in message
+        assert "substitutes are disabled" in message
+        assert await gw.balance() == 1000
