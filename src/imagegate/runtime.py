@@ -36,6 +36,7 @@ from imagegate.services.uploads import UploadService
 from imagegate.services.webhooks import WebhookLog
 from imagegate.settings import Settings
 from imagegate.storage.factory import create_object_store
+from imagegate.storage.inputs import reading_own_files
 from imagegate.storage.port import ObjectStore
 from imagegate.storage.signing import UrlSigner
 from imagegate.store.db import Database
@@ -182,7 +183,9 @@ def build_runtime(
         allow_networks=tuple(settings.outbound_allow_networks),
     )
     context = ProviderContext(
-        fetch_input=make_input_fetcher(policy, max_bytes=settings.output_max_bytes),
+        fetch_input=reading_own_files(
+            make_input_fetcher(policy, max_bytes=settings.upload_max_bytes), store, signer, clock
+        ),
         transport=transport,
         clock=clock,
     )

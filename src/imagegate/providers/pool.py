@@ -26,6 +26,11 @@ class ProviderPool:
         self._context = context
         self._adapters: dict[str, ProviderAdapter] = dict(overrides or {})
 
+    @property
+    def context(self) -> ProviderContext:
+        """What adapters of this process are built with (input fetcher, transport, clock)."""
+        return self._context
+
     def _config(self, name: str) -> ProviderSettings:
         if name == SANDBOX:
             config = self._settings.provider(SANDBOX).model_copy(deep=True)

@@ -25,6 +25,7 @@ from imagegate.errors import (
     UpstreamRateLimited,
     UpstreamRetryable,
 )
+from imagegate.net.images import InputImageError
 from imagegate.observability.metrics import Metrics
 from imagegate.providers.port import (
     GenerationRequest,
@@ -108,6 +109,13 @@ class JobRunner:
         except UpstreamError as exc:
             self._metrics.upstream_errors.labels(exc.provider or "", exc.code).inc()
             await self._guard(self._lifecycle.fail(lease, job, exc.message, exc.code))
+        except InputImageError as exc:
+            # An input image the adapter had to download: unreachable now → retry; not an
+            # image, too large, refused by the outbound guard → the job fails, refunded.
+            if exc.retryable:
+                await self._guard(self._lifecycle.retry(lease, job, UpstreamRetryable(str(exc))))
+            else:
+                await self._guard(self._lifecycle.fail(lease, job, str(exc), "invalid_input"))
         except Exception as exc:  # a bug: retried with backoff, bounded by max_attempts
             log_.exception("job.step_crashed")
             error = UpstreamRetryable(

@@ -21,6 +21,11 @@ class UrlSigner:
         self._base = base_url.rstrip("/")
         self._clock = clock
 
+    @property
+    def files_prefix(self) -> str:
+        """Every URL this signer makes starts with this."""
+        return f"{self._base}/files/"
+
     def _mac(self, key: str, expires: int) -> str:
         message = f"{key}\n{expires}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
@@ -28,7 +33,7 @@ class UrlSigner:
     def sign(self, key: str, expires_in: int) -> str:
         expires = self._clock.now_ms() // 1000 + expires_in
         query = urlencode({"expires": expires, "signature": self._mac(key, expires)})
-        return f"{self._base}/files/{quote(key)}?{query}"
+        return f"{self.files_prefix}{quote(key)}?{query}"
 
     def verify(self, key: str, expires: str | None, signature: str | None, now_s: int) -> bool:
         """True when the signature matches and the URL has not expired."""
