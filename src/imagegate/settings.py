@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     result_url_ttl_seconds: int = 3600
     output_max_bytes: int = 50_000_000
     output_retention_days: int = 30
+    output_retention_max_days: int = 365
+    """The longest retention a request may ask for with ``X-Retention-Days``."""
     upload_max_bytes: int = 25 * 1024 * 1024
     upload_ttl_seconds: int = 7200
     sweep_interval_seconds: float = 60.0

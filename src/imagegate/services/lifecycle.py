@@ -129,7 +129,7 @@ class JobLifecycle:
     async def complete(self, lease: Lease, job: JobRow) -> None:
         """COMPLETED, credits captured and the webhook queued — all or nothing."""
         now = self._now()
-        retention_ms = self._settings.output_retention_days * 86_400_000
+        retention_ms = (job.retention_days or self._settings.output_retention_days) * 86_400_000
         async with self._db.transaction() as conn:
             ok = await claims.release(
                 conn,

@@ -71,9 +71,16 @@ class Submitter:
         self._settings = settings
         self._check_webhook_url = check_webhook_url
 
-    async def generate(self, caller: Caller, body: Any, idempotency_key: str | None) -> Accepted:
+    async def generate(
+        self,
+        caller: Caller,
+        body: Any,
+        idempotency_key: str | None,
+        retention_days: str | None = None,
+    ) -> Accepted:
         """``POST /v2/images/generate``."""
         key = check_key(idempotency_key)
+        retention = self._check_retention(retention_days)
         request = self._catalog.parse(body)
         if not caller.is_test and not self._router.available(request.spec):
             raise ValidationFailed.field("model", self._router.unavailable_reason(request.spec))
@@ -83,11 +90,23 @@ class Submitter:
         request_print = fingerprint("/v2/images/generate", body)
         for attempt in (1, 2):
             try:
-                return await self._insert(caller, request, cost, key, request_print)
+                return await self._insert(caller, request, cost, key, request_print, retention)
             except sqlalchemy.exc.IntegrityError:
                 if attempt == 2 or key is None:
                     raise
         raise AssertionError("unreachable")
+
+    def _check_retention(self, header: str | None) -> int | None:
+        """``X-Retention-Days``: keep this job's outputs for N days instead of the default."""
+        if header is None:
+            return None
+        limit = self._settings.output_retention_max_days
+        value = header.strip()
+        if not value.isdigit() or not 1 <= int(value) <= limit:
+            raise ValidationFailed.field(
+                "X-Retention-Days", f"must be a whole number of days from 1 to {limit}"
+            )
+        return int(value)
 
     async def _insert(
         self,
@@ -96,6 +115,7 @@ class Submitter:
         cost: int,
         key: str | None,
         request_print: str,
+        retention_days: int | None,
     ) -> Accepted:
         now = self._clock.now_ms()
         job_id = str(uuid_utils.uuid7())
@@ -146,6 +166,7 @@ class Submitter:
                     "webhook_events": list(request.webhook_events) if request.webhook_url else None,
                     "run_at": now,
                     "deadline_at": now + self._settings.job_deadline_seconds * 1000,
+                    "retention_days": retention_days,
                     "created_at": now,
                     "updated_at": now,
                 },

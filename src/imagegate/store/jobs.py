@@ -74,6 +74,7 @@ class JobRow:
     completed_at: Millis | None
     expires_at: Millis | None
     expired: bool
+    retention_days: int | None
 
     @property
     def job_status(self) -> JobStatus:

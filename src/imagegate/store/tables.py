@@ -145,6 +145,7 @@ jobs = Table(
     Column("completed_at", BigInteger),
     Column("expires_at", BigInteger),
     Column("expired", Boolean, nullable=False, server_default="0"),
+    Column("retention_days", Integer),
     CheckConstraint(
         "status IN ('QUEUED', 'PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED')", name="status"
     ),

@@ -64,7 +64,14 @@ async def generate(
     runtime: RuntimeDep,
     caller: CallerDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    retention_days: Annotated[
+        str | None,
+        Header(
+            alias="X-Retention-Days",
+            description="Keep this job's outputs N days instead of the operator's default.",
+        ),
+    ] = None,
 ) -> Response:
     body = await decode_json(request)
-    result = await runtime.submitter.generate(caller, body, idempotency_key)
+    result = await runtime.submitter.generate(caller, body, idempotency_key, retention_days)
     return accepted(result.job_id, result.status.value, result.replayed)

@@ -1,4 +1,4 @@
-"""provider slots and health: global concurrency caps, rate windows, circuit breaker
+"""provider slots and health (caps, rate windows, circuit breaker); per-job retention
 
 Revision ID: 0002
 Revises: 0001
@@ -17,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("retention_days", sa.Integer(), nullable=True))
     op.create_table(
         "provider_slots",
         sa.Column("provider", sa.String(length=64), nullable=False),
@@ -40,5 +42,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("retention_days")
     op.drop_table("provider_health")
     op.drop_table("provider_slots")
