@@ -34,7 +34,6 @@ from imagegate.types import Clock
 
 __all__ = ["DEFAULT_COOLDOWN_SECONDS", "ProviderBusy", "ProviderGates"]
 
-WINDOW_MS = 60_000
 SLOT_MARGIN_MS = 30_000
 BUSY_RETRY_SECONDS = 1.0
 DEFAULT_COOLDOWN_SECONDS = 5.0
@@ -103,7 +102,7 @@ class ProviderGates:
         config = self._settings.provider(provider)
         now = self._clock.now_ms()
         async with self._db.transaction() as conn:
-            health = await store.get_health(conn, provider, lock=True)
+            health = await store.get_health(conn, provider)
             if health.cooldown_until > now:
                 wait = (health.cooldown_until - now) / 1000
                 raise ProviderBusy(provider, "cooling down after a rate limit", wait)
@@ -111,14 +110,9 @@ class ProviderGates:
                 wait = (health.open_until - now) / 1000
                 raise ProviderBusy(provider, "circuit open after repeated failures", wait)
             limit = config.rate_per_minute
-            if limit is not None:
-                if now - health.window_start >= WINDOW_MS:
-                    health.window_start, health.window_count = now, 0
-                if health.window_count >= limit:
-                    wait = (health.window_start + WINDOW_MS - now) / 1000
-                    raise ProviderBusy(provider, "rate limit reached", wait)
-                health.window_count += 1
-                await store.save_health(conn, health, now)
+            if limit is not None and not await store.count_call(conn, provider, now, limit):
+                wait = max(health.window_start + store.WINDOW_MS - now, 0) / 1000
+                raise ProviderBusy(provider, "rate limit reached", wait or BUSY_RETRY_SECONDS)
             hold_ms = int(config.timeout * 1000) + SLOT_MARGIN_MS
             slot = await store.take_slot(
                 conn, provider, config.max_concurrency, self._holder, now, hold_ms
@@ -139,23 +133,23 @@ class ProviderGates:
         now = self._clock.now_ms()
         async with self._db.transaction() as conn:
             await store.release_slot(conn, provider, slot, self._holder)
-            if not (success or failure or misconfigured):
-                return
-            health = await store.get_health(conn, provider, lock=True)
             if success:
-                health.failures, health.open_until, health.misconfigured = 0, 0, None
+                await store.record_success(conn, provider, now)
             elif misconfigured is not None:
-                health.misconfigured = misconfigured
+                await store.record_misconfigured(conn, provider, now, misconfigured)
             elif isinstance(failure, UpstreamRateLimited):
                 wait = failure.retry_after or DEFAULT_COOLDOWN_SECONDS
-                health.cooldown_until = max(health.cooldown_until, now + int(wait * 1000))
+                await store.record_cooldown(conn, provider, now, now + int(wait * 1000))
             elif failure is not None:
-                health.failures += 1
-                if failure.retry_after:
-                    health.cooldown_until = now + int(failure.retry_after * 1000)
-                if health.failures >= self._settings.circuit_failures:
-                    health.open_until = now + int(self._settings.circuit_open_seconds * 1000)
-            await store.save_health(conn, health, now)
+                advised = failure.retry_after
+                await store.record_failure(
+                    conn,
+                    provider,
+                    now,
+                    threshold=self._settings.circuit_failures,
+                    open_ms=int(self._settings.circuit_open_seconds * 1000),
+                    cooldown_until=now + int(advised * 1000) if advised else None,
+                )
 
     async def snapshot(self) -> list[store.Health]:
         async with self._db.read() as conn:

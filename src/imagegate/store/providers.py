@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -12,14 +12,22 @@ from imagegate.store.tables import provider_health, provider_slots
 from imagegate.types import Millis
 
 __all__ = [
+    "WINDOW_MS",
     "Health",
+    "count_call",
     "ensure_provider",
     "get_health",
     "list_health",
+    "record_cooldown",
+    "record_failure",
+    "record_misconfigured",
+    "record_success",
     "release_slot",
-    "save_health",
     "take_slot",
 ]
+
+WINDOW_MS = 60_000
+"""The rate-limit window: ``rate_per_minute`` calls per provider per minute."""
 
 
 @dataclass
@@ -64,10 +72,8 @@ def _health(row: object) -> Health:
     )
 
 
-async def get_health(conn: AsyncConnection, provider: str, *, lock: bool = False) -> Health:
+async def get_health(conn: AsyncConnection, provider: str) -> Health:
     query = select(provider_health).where(provider_health.c.provider == provider)
-    if lock:
-        query = query.with_for_update()
     row = (await conn.execute(query)).first()
     return _health(row) if row is not None else Health(provider)
 
@@ -77,19 +83,76 @@ async def list_health(conn: AsyncConnection) -> list[Health]:
     return [_health(row) for row in rows]
 
 
-async def save_health(conn: AsyncConnection, health: Health, now: Millis) -> None:
+# Each write below is one conditional UPDATE, so concurrent workers never read-modify-write.
+
+
+async def count_call(conn: AsyncConnection, provider: str, now: Millis, limit: int) -> bool:
+    """Count one call in the current one-minute window; False when the window is full."""
+    health = provider_health.c
+    new_window = now - health.window_start >= WINDOW_MS
+    result = await conn.execute(
+        update(provider_health)
+        .where(health.provider == provider, or_(new_window, health.window_count < limit))
+        .values(
+            window_start=case((new_window, now), else_=health.window_start),
+            window_count=case((new_window, 1), else_=health.window_count + 1),
+        )
+    )
+    return result.rowcount == 1
+
+
+async def record_success(conn: AsyncConnection, provider: str, now: Millis) -> None:
+    health = provider_health.c
     await conn.execute(
         update(provider_health)
-        .where(provider_health.c.provider == health.provider)
-        .values(
-            failures=health.failures,
-            open_until=health.open_until,
-            cooldown_until=health.cooldown_until,
-            window_start=health.window_start,
-            window_count=health.window_count,
-            misconfigured=health.misconfigured,
-            updated_at=now,
+        .where(
+            health.provider == provider,
+            or_(health.failures > 0, health.open_until > 0, health.misconfigured.is_not(None)),
         )
+        .values(failures=0, open_until=0, misconfigured=None, updated_at=now)
+    )
+
+
+async def record_failure(
+    conn: AsyncConnection,
+    provider: str,
+    now: Millis,
+    *,
+    threshold: int,
+    open_ms: int,
+    cooldown_until: Millis | None = None,
+) -> None:
+    """One more retryable failure in a row; the ``threshold``-th opens the circuit."""
+    health = provider_health.c
+    values: dict[str, object] = {
+        "failures": health.failures + 1,
+        "open_until": case(
+            (health.failures + 1 >= threshold, now + open_ms), else_=health.open_until
+        ),
+        "updated_at": now,
+    }
+    if cooldown_until is not None:
+        values["cooldown_until"] = cooldown_until
+    await conn.execute(update(provider_health).where(health.provider == provider).values(**values))
+
+
+async def record_cooldown(conn: AsyncConnection, provider: str, now: Millis, until: Millis) -> None:
+    """The provider asked us to wait (429) until ``until``; a longer wait already set stays."""
+    health = provider_health.c
+    await conn.execute(
+        update(provider_health)
+        .where(health.provider == provider, health.cooldown_until < until)
+        .values(cooldown_until=until, updated_at=now)
+    )
+
+
+async def record_misconfigured(
+    conn: AsyncConnection, provider: str, now: Millis, message: str
+) -> None:
+    await conn.execute(
+        update(provider_health)
+        .where(provider_health.c.provider == provider)
+        .values(misconfigured=message, updated_at=now)
     )
 
 
