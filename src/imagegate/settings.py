@@ -13,11 +13,13 @@ file (``IMAGEGATE_CONFIG_FILE``, default ``./imagegate.toml`` when present) uses
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -40,9 +42,30 @@ class ProviderSettings(BaseModel):
     """Calls per minute to this provider across every worker (``None``: no limit of ours)."""
     options: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("options", mode="before")
+    @classmethod
+    def _parse_env_values(cls, value: Any) -> Any:
+        """One option per environment variable arrives as text: read JSON values as JSON.
+
+        ``…__OPTIONS__WATERMARK=false`` is then ``False`` and ``…__OPTIONS__MODELS={"a": "b"}`` a
+        mapping; text that is not JSON (``…__OPTIONS__REGION=cn``) stays text.
+        """
+        if not isinstance(value, dict):
+            return value
+        parsed: dict[str, Any] = {}
+        for key, item in value.items():
+            if isinstance(item, str):
+                with contextlib.suppress(ValueError):
+                    item = json.loads(item)
+            parsed[key] = item
+        return parsed
+
     @property
     def configured(self) -> bool:
-        return self.api_key is not None and bool(self.api_key.get_secret_value())
+        """Credentials are present: an API key, or Kling-style access and secret keys."""
+        if self.api_key is not None and self.api_key.get_secret_value():
+            return True
+        return bool(self.options.get("access_key") and self.options.get("secret_key"))
 
 
 class Settings(BaseSettings):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from imagegate.errors import UpstreamMisconfigured
 from imagegate.providers.port import ProviderAdapter, ProviderContext
 from imagegate.providers.registry import create_adapter
 from imagegate.settings import ProviderSettings, Settings
@@ -46,7 +47,12 @@ class ProviderPool:
     def get(self, name: str) -> ProviderAdapter:
         adapter = self._adapters.get(name)
         if adapter is None:
-            adapter = create_adapter(name, self._config(name), self._context)
+            try:
+                adapter = create_adapter(name, self._config(name), self._context)
+            except ValueError as exc:  # a bad option (unknown region, missing base_url, …)
+                raise UpstreamMisconfigured(
+                    f"{name} is misconfigured: {exc}", provider=name
+                ) from exc
             self._adapters[name] = adapter
         return adapter
 

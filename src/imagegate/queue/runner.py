@@ -176,6 +176,10 @@ class JobRunner:
                 return
             finished = polled
         records = await self._ingest.store(job.id, finished)
+        if finished.served_model and finished.served_model != route.upstream_model:
+            # The vendor ran another model than the route names (an alias, a pinned version):
+            # the job records what really served it.
+            route = Route(route.provider, finished.served_model)
         await self._lifecycle.fetched(lease, route, records)
         await self._lifecycle.complete(lease, job)
 

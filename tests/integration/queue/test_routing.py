@@ -245,3 +245,16 @@ async def test_a_retired_model_is_refused_when_substitutes_are_disabled(
         assert "retired upstream on 2026-05-12" in message
         assert "substitutes are disabled" in message
         assert await gw.balance() == 1000
+
+
+async def test_the_job_records_the_model_the_vendor_says_it_ran(
+    database_url: str, tmp_path: Path
+) -> None:
+    pinned = Finished(images=[OutputImage(data=png())], served_model="gpt-a-2026-11-01")
+    alpha = ScriptedAdapter([pinned])
+    routes = {"gpt-image-1.5": ["alpha:gpt-a"]}
+    async for gw in routed(database_url, tmp_path, {"alpha": alpha}, routes=routes):
+        job_id = await submit(gw)
+        await gw.drain()
+        job = await gw.job(job_id, key=gw.live_key)
+        assert job["servedBy"] == {"provider": "alpha", "model": "gpt-a-2026-11-01"}
