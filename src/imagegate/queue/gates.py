@@ -151,6 +151,12 @@ class ProviderGates:
                     cooldown_until=now + int(advised * 1000) if advised else None,
                 )
 
+    async def report_misconfigured(self, provider: str, message: str) -> None:
+        """Show a provider whose adapter could not even be built as misconfigured."""
+        await self._ensure(provider)
+        async with self._db.transaction() as conn:
+            await store.record_misconfigured(conn, provider, self._clock.now_ms(), message)
+
     async def snapshot(self) -> list[store.Health]:
         async with self._db.read() as conn:
             return await store.list_health(conn)

@@ -22,6 +22,7 @@ import structlog
 from imagegate.errors import (
     ServiceUnavailable,
     UpstreamError,
+    UpstreamMisconfigured,
     UpstreamRateLimited,
     UpstreamRetryable,
 )
@@ -142,7 +143,11 @@ class JobRunner:
             return
         choice = await self._router.choose(job)
         route = choice.route
-        adapter = self._providers.get(route.provider)
+        try:
+            adapter = self._providers.get(route.provider)
+        except UpstreamMisconfigured as exc:
+            await self._gates.report_misconfigured(route.provider, exc.message)
+            raise
         request = generation_request(job, route)
         if job.provider_task_id is None:
             try:

@@ -258,3 +258,19 @@ async def test_the_job_records_the_model_the_vendor_says_it_ran(
         await gw.drain()
         job = await gw.job(job_id, key=gw.live_key)
         assert job["servedBy"] == {"provider": "alpha", "model": "gpt-a-2026-11-01"}
+
+
+async def test_a_provider_whose_options_are_wrong_fails_jobs_and_shows_in_readyz(
+    database_url: str, tmp_path: Path
+) -> None:
+    providers = {"ark": {"api_key": "k", "options": {"region": "mars"}}}
+    routes = {"gpt-image-1.5": ["ark:seedream-x"]}
+    async for gw in routed(database_url, tmp_path, {}, routes=routes, providers=providers):
+        job_id = await submit(gw)
+        await gw.drain()
+        job = await gw.job(job_id, key=gw.live_key)
+        assert job["status"] == "FAILED"
+        assert "ark is misconfigured" in job["error"]
+        assert await gw.balance() == 1000
+        ready = (await gw.http.get("/readyz")).json()
+        assert ready["providers"]["ark"]["status"] == "misconfigured"
