@@ -28,6 +28,7 @@ from imagegate.queue.router import Router
 from imagegate.queue.runner import JobRunner
 from imagegate.queue.wakeup import PostgresListener, Wakeup
 from imagegate.queue.worker import Worker
+from imagegate.services.actions import ActionSubmitter
 from imagegate.services.jobs import JobService
 from imagegate.services.lifecycle import JobLifecycle
 from imagegate.services.retention import Sweeper
@@ -79,6 +80,7 @@ class Runtime:
     lifecycle: JobLifecycle
     runner: JobRunner
     submitter: Submitter
+    actions: ActionSubmitter
     jobs: JobService
     webhooks: WebhookLog
     uploads: UploadService
@@ -228,6 +230,15 @@ def build_runtime(
         metrics=metrics,
         check_webhook_url=check_webhook_url,
     )
+    actions = ActionSubmitter(
+        db=db,
+        clock=clock,
+        providers=providers,
+        wakeup=wakeup,
+        settings=settings,
+        metrics=metrics,
+        check_webhook_url=check_webhook_url,
+    )
     jobs = JobService(
         db=db,
         clock=clock,
@@ -259,6 +270,7 @@ def build_runtime(
         lifecycle=lifecycle,
         runner=runner,
         submitter=submitter,
+        actions=actions,
         jobs=jobs,
         webhooks=webhooks,
         uploads=uploads,

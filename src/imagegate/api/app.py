@@ -23,6 +23,7 @@ from imagegate.api.routes import (
     health,
     images,
     jobs,
+    midjourney,
     models,
     uploads,
     webhooks,
@@ -61,12 +62,15 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (images, jobs, webhooks, uploads, account, models, health, files):
+    for module in (images, midjourney, jobs, webhooks, uploads, account, models, health, files):
         app.include_router(module.router)
     app.add_middleware(
         BodyLimitMiddleware,
         limit=runtime.settings.max_body_bytes,
-        overrides={"/v2/uploads": runtime.settings.upload_max_bytes + 1024 * 1024},
+        overrides={
+            "/v2/uploads": runtime.settings.upload_max_bytes + 1024 * 1024,
+            midjourney.PATH: max(midjourney.BODY_LIMIT, runtime.settings.max_body_bytes),
+        },
     )
     app.add_middleware(RequestIdMiddleware)
     _install_openapi(app, runtime)

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy.exc
 import uuid_utils
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.catalog import Catalog
 from imagegate.catalog.registry import GenerateRequest
@@ -34,9 +35,9 @@ from imagegate.settings import Settings
 from imagegate.store import accounts
 from imagegate.store import jobs as job_store
 from imagegate.store.db import Database
-from imagegate.types import Clock, JobStatus, JobStep
+from imagegate.types import Clock, JobStatus, JobStep, Millis
 
-__all__ = ["Accepted", "Submitter"]
+__all__ = ["Accepted", "Submitter", "admit", "claim_key", "retry_key_race"]
 
 UrlCheck = Callable[[str], Awaitable[None]]
 """Raises ``ValidationFailed`` when a webhook URL may not be called (the outbound guard)."""
@@ -88,13 +89,9 @@ class Submitter:
             await self._check_webhook_url(request.webhook_url)
         cost = 0 if caller.is_test else self._catalog.price(request.spec, request.params)
         request_print = fingerprint("/v2/images/generate", body)
-        for attempt in (1, 2):
-            try:
-                return await self._insert(caller, request, cost, key, request_print, retention)
-            except sqlalchemy.exc.IntegrityError:
-                if attempt == 2 or key is None:
-                    raise
-        raise AssertionError("unreachable")
+        return await retry_key_race(
+            key, lambda: self._insert(caller, request, cost, key, request_print, retention)
+        )
 
     def _check_retention(self, header: str | None) -> int | None:
         """``X-Retention-Days``: keep this job's outputs for N days instead of the default."""
@@ -120,31 +117,10 @@ class Submitter:
         now = self._clock.now_ms()
         job_id = str(uuid_utils.uuid7())
         async with self._db.transaction() as conn:
-            if key is not None:
-                existing = await job_store.find_idempotency(conn, caller.account_id, key, now)
-                if existing is not None:
-                    if existing.fingerprint != request_print:
-                        raise IdempotencyConflict()
-                    original = await job_store.get_job(conn, existing.job_id)
-                    status = JobStatus(original.status) if original else JobStatus.QUEUED
-                    return Accepted(existing.job_id, status, replayed=True)
-                await job_store.insert_idempotency(
-                    conn,
-                    account_id=caller.account_id,
-                    key=key,
-                    fingerprint=request_print,
-                    job_id=job_id,
-                    now=now,
-                    expires_at=now + self._settings.idempotency_ttl_hours * 3_600_000,
-                )
-            queued = await job_store.count_queued(conn, caller.account_id)
-            if queued >= self._settings.max_queued_jobs_per_account:
-                raise RateLimited(
-                    f"Too many queued jobs ({queued}); wait for some to start", retry_after=5
-                )
-            if cost and await accounts.reserve(conn, caller.account_id, job_id, cost, now) is None:
-                available = await accounts.balance(conn, caller.account_id)
-                raise InsufficientCredits(required=cost, available=available)
+            replay = await claim_key(conn, self._settings, caller, key, request_print, job_id, now)
+            if replay is not None:
+                return replay
+            await admit(conn, self._settings, caller, job_id, cost, now)
             spec = request.spec
             await job_store.insert_job(
                 conn,
@@ -176,3 +152,69 @@ class Submitter:
         self._wakeup.notify()
         self._metrics.jobs_submitted.labels(request.spec.id).inc()
         return Accepted(job_id, JobStatus.QUEUED)
+
+
+async def retry_key_race(key: str | None, insert: Callable[[], Awaitable[Accepted]]) -> Accepted:
+    """Run ``insert`` (one transaction); once more if it lost a race for the Idempotency-Key.
+
+    The second run finds the winner's record and replays it.
+    """
+    for attempt in (1, 2):
+        try:
+            return await insert()
+        except sqlalchemy.exc.IntegrityError:
+            if attempt == 2 or key is None:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def claim_key(
+    conn: AsyncConnection,
+    settings: Settings,
+    caller: Caller,
+    key: str | None,
+    request_print: str,
+    job_id: str,
+    now: Millis,
+) -> Accepted | None:
+    """The original job when ``key`` was used before with this request; else record the key.
+
+    Raises ``IdempotencyConflict`` (409) when the key was used with another request. Returns
+    None when the caller should go on and insert ``job_id``.
+    """
+    if key is None:
+        return None
+    existing = await job_store.find_idempotency(conn, caller.account_id, key, now)
+    if existing is not None:
+        if existing.fingerprint != request_print:
+            raise IdempotencyConflict()
+        original = await job_store.get_job(conn, existing.job_id)
+        status = JobStatus(original.status) if original else JobStatus.QUEUED
+        return Accepted(existing.job_id, status, replayed=True)
+    await job_store.insert_idempotency(
+        conn,
+        account_id=caller.account_id,
+        key=key,
+        fingerprint=request_print,
+        job_id=job_id,
+        now=now,
+        expires_at=now + settings.idempotency_ttl_hours * 3_600_000,
+    )
+    return None
+
+
+async def admit(
+    conn: AsyncConnection,
+    settings: Settings,
+    caller: Caller,
+    job_id: str,
+    cost: int,
+    now: Millis,
+) -> None:
+    """The queued-jobs cap (429), then the credit reservation for ``job_id`` (402)."""
+    queued = await job_store.count_queued(conn, caller.account_id)
+    if queued >= settings.max_queued_jobs_per_account:
+        raise RateLimited(f"Too many queued jobs ({queued}); wait for some to start", retry_after=5)
+    if cost and await accounts.reserve(conn, caller.account_id, job_id, cost, now) is None:
+        available = await accounts.balance(conn, caller.account_id)
+        raise InsufficientCredits(required=cost, available=available)
