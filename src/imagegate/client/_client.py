@@ -96,6 +96,39 @@ class Client:
         )
         return str(accepted["jobId"])
 
+    def action(
+        self,
+        action: str,
+        parent_job_id: str,
+        *,
+        fields: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """A Midjourney follow-up (``upsample``, ``variation``, ``inpaint``, ``outpaint``,
+        ``pan``) as a new job; returns its id. ``fields``: ``{"index": 2}``, ``{"zoomRatio": 2}``…"""
+        body = {"action": action, "parentJobId": parent_job_id, **(fields or {})}
+        key = idempotency_key or str(uuid.uuid4())
+        accepted = self._call(
+            "POST", "/v2/images/midjourney/action", json=body, headers={"Idempotency-Key": key}
+        )
+        return str(accepted["jobId"])
+
+    def upload(self, data: bytes, filename: str = "image") -> dict[str, Any]:
+        """Store an input image; the answer's ``url`` can be passed as an input image."""
+        result: dict[str, Any] = self._call(
+            "POST", "/v2/uploads", files={"file": (filename, data, "application/octet-stream")}
+        )
+        return result
+
+    def webhooks(self, job_id: str) -> dict[str, Any]:
+        """The job's webhook deliveries and their attempts."""
+        result: dict[str, Any] = self._call("GET", f"/v2/jobs/{job_id}/webhooks")
+        return result
+
+    def redeliver(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/v2/jobs/{job_id}/webhooks/redeliver")
+        return result
+
     def job(self, job_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/v2/jobs/{job_id}")
         return result
