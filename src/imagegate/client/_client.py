@@ -104,8 +104,11 @@ class Client:
         fields: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> str:
-        """A Midjourney follow-up (``upsample``, ``variation``, ``inpaint``, ``outpaint``,
-        ``pan``) as a new job; returns its id. ``fields``: ``{"index": 2}``, ``{"zoomRatio": 2}``…"""
+        """A Midjourney follow-up as a new job; returns its id.
+
+        ``action`` is ``upsample``, ``variation``, ``inpaint``, ``outpaint`` or ``pan``;
+        ``fields`` adds its own fields: ``{"index": 2}``, ``{"zoomRatio": 2}``, ….
+        """
         body = {"action": action, "parentJobId": parent_job_id, **(fields or {})}
         key = idempotency_key or str(uuid.uuid4())
         accepted = self._call(
