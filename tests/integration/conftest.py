@@ -68,11 +68,16 @@ async def open_gateway(
     data_dir: Path,
     credits: int = 1000,
     adapters: Mapping[str, ProviderAdapter] | None = None,
+    transport: httpx2.AsyncBaseTransport | None = None,
     **settings: Any,
 ) -> AsyncIterator[Gateway]:
+    """``transport`` reaches the vendors (see ``imagegate.testing.vendors``) and result URLs."""
     clock = FakeClock(start_ms=time.time_ns() // 1_000_000)
     runtime = build_runtime(
-        make_settings(database_url, data_dir, **settings), clock=clock, adapters=adapters
+        make_settings(database_url, data_dir, **settings),
+        clock=clock,
+        adapters=adapters,
+        transport=transport,
     )
     app = create_app(runtime)
     account = await account_service.create_account(runtime.db, clock, "acme", "ops@acme.test")
@@ -80,8 +85,8 @@ async def open_gateway(
     test = await account_service.create_key(runtime.db, clock, account.id, KeyKind.TEST, "test")
     if credits:
         await account_service.grant_credits(runtime.db, clock, account.id, credits)
-    transport = httpx2.ASGITransport(app=app)
-    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    asgi = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=asgi, base_url="http://testserver") as http:
         yield Gateway(runtime, http, account.id, live.secret, test.secret, clock)
     await runtime.aclose()
 

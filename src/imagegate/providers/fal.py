@@ -48,6 +48,7 @@ from imagegate.settings import ProviderSettings
 __all__ = [
     "DEFAULT_BASE_URL",
     "FAMILIES",
+    "IDEOGRAM_V3_SPEEDS",
     "FalAdapter",
     "build_input",
     "create_adapter",
@@ -210,6 +211,14 @@ FAMILIES: Sequence[Family] = (
 )  # fmt: skip
 """Endpoint-id prefixes → inputs; the first family with a matching prefix wins."""
 
+IDEOGRAM_V3_SPEEDS: Mapping[str, str] = {
+    "ideogram-v3-turbo": "TURBO",
+    "ideogram-v3-balanced": "BALANCED",
+    "ideogram-v3-quality": "QUALITY",
+}
+"""Catalog ids that share ``fal-ai/ideogram/v3``: the tier is in the name (and the price), not in
+the params, so it is sent as ``rendering_speed`` (fal's default would be ``BALANCED``)."""
+
 
 def _family(model_id: str) -> Family:
     for family in FAMILIES:
@@ -325,8 +334,12 @@ class FalAdapter:
 
     async def submit(self, request: GenerationRequest) -> Submitted | Finished:
         model_id = request.route.upstream_model
-        path = "/" + endpoint(model_id, request.params)
-        body = build_input(model_id, request.prompt, request.params, request.outputs)
+        params = request.params
+        speed = IDEOGRAM_V3_SPEEDS.get(request.model)
+        if speed is not None and "rendering_speed" not in params:
+            params = {**params, "rendering_speed": speed}
+        path = "/" + endpoint(model_id, params)
+        body = build_input(model_id, request.prompt, params, request.outputs)
         try:
             response = await self._client.post(path, json=body)
         except httpx2.TransportError as exc:

@@ -137,6 +137,12 @@ def raise_for_upstream(
             provider=provider,
             retry_after=retry_after_seconds(response.headers),
         )
+    if status == 404:
+        # Pollers turn a 404 on a task into UpstreamTaskLost before calling this; anywhere else
+        # the model or endpoint is gone (retired upstream): the route is dead, not the input.
+        raise UpstreamMisconfigured(
+            f"{provider} does not serve this model or endpoint (404): {text}", provider=provider
+        )
     if status in (401, 403):
         raise UpstreamMisconfigured(
             f"{provider} refused our credentials: {text}", provider=provider

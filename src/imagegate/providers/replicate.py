@@ -6,7 +6,7 @@ uses ``POST /v1/predictions`` with ``version``) → poll ``GET /v1/predictions/{
 ``Cancel-After`` deadline passed before it started — not charged, so retryable). Cancel is
 ``POST /v1/predictions/{id}/cancel``. Auth is ``Authorization: Bearer <token>``.
 
-Every model has its own input schema; ``INPUTS`` maps the slug families of providers.md §11/§14
+Every model has its own input schema; ``INPUTS`` maps the slug families the catalog routes to
 to the keys of our params object that the slug accepts (renamed where Replicate's name differs).
 Params the slug does not take are dropped rather than sent, because some Replicate models reject
 unknown inputs.
@@ -207,8 +207,15 @@ def build_input(
         if convert is not None and not (ours == "output_format" and prefix.startswith(_KEEP_JPEG)):
             value = convert(value)
         payload[theirs] = value
-    count_input = _COUNT_INPUT.get(prefix)
-    if count_input is not None and outputs > 1:
+    if outputs > 1:
+        count_input = _COUNT_INPUT.get(prefix)
+        if count_input is None:
+            # Sending one prediction would deliver one image for a job priced per image.
+            raise UpstreamRejected(
+                f"replicate: {slug.split(':', 1)[0]} makes one image per prediction, "
+                f"not {outputs}; ask for one image",
+                provider=NAME,
+            )
         payload[count_input] = outputs
         if prefix.startswith("bytedance/"):
             payload["sequential_image_generation"] = "auto"

@@ -153,9 +153,12 @@ class JobRunner:
             try:
                 async with self._gates.call(route.provider):
                     submitted = await adapter.submit(request)
-            except UpstreamRetryable as exc:
+            except (UpstreamRetryable, UpstreamMisconfigured) as exc:
+                # A route that is down, or that cannot serve at all (refused credentials, a
+                # model retired upstream), hands the job to the next route; a short 429
+                # cool-down waits for this one.
                 if isinstance(exc, UpstreamRateLimited) and not self._router.wait_is_long(exc):
-                    raise  # a short cool-down: wait for this provider
+                    raise
                 following = await self._router.next_index(job, choice.index)
                 if following is None:
                     raise

@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from imagegate.errors import UpstreamRetryable
+from imagegate.errors import UpstreamError, UpstreamRetryable
 from imagegate.observability.metrics import Metrics
 from imagegate.providers.port import Pending, Route, Submitted
 from imagegate.queue import claims
@@ -211,7 +211,7 @@ class JobLifecycle:
         )
 
     async def failover(
-        self, lease: Lease, job: JobRow, route_index: int, error: UpstreamRetryable
+        self, lease: Lease, job: JobRow, route_index: int, error: UpstreamError
     ) -> None:
         """Try the next route at once; the failed attempt still counts toward ``max_attempts``."""
         attempts = job.attempts + 1

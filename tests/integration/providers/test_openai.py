@@ -254,12 +254,12 @@ async def test_a_retired_model_aliased_to_gpt_image_is_served_by_it(
     assert len(opened(result)) == 1
 
 
-async def test_a_retired_model_without_alias_is_rejected_with_the_vendor_message(
+async def test_a_retired_model_without_alias_is_a_dead_route_with_the_vendor_message(
     make_adapter: AdapterFactory,
 ) -> None:
     retired = create_app(api_key=KEY, retired_models=["dall-e-3"])
 
-    with pytest.raises(UpstreamRejected, match="`dall-e-3` does not exist"):
+    with pytest.raises(UpstreamMisconfigured, match="`dall-e-3` does not exist"):
         await make_adapter(app=retired).submit(job("dall-e-3", "a castle", {}))
 
 

@@ -57,7 +57,7 @@ def test_retry_after_http_date_in_the_future() -> None:
         (403, UpstreamMisconfigured),
         (400, UpstreamRejected),
         (422, UpstreamRejected),
-        (404, UpstreamRejected),
+        (404, UpstreamMisconfigured),
         (501, UpstreamError),
     ],
 )

@@ -1,10 +1,11 @@
 """OpenAI DALL·E (``dalleParams``): two text-to-image models, one image per job.
 
-OpenAI shut both down on 2026-05-12 (providers.md §0.1). DALL·E 3 is routed first to Replicate's
-``openai/dall-e-3`` (unverified after the shutdown); both keep an ``openai`` route last, which
-works when the operator points the OpenAI provider at a compatible host or aliases the id to a
-GPT image model (see ``imagegate.providers.openai``). With substitutes allowed, a job no route
-can serve runs on GPT Image 1.5 instead, at the DALL·E price.
+OpenAI shut both down on 2026-05-12. No aggregator is known to serve them since (Replicate's
+``openai/dall-e-3`` is unverified and proxied OpenAI, so it is not a route). Each keeps its
+``openai`` route, which works when the operator points the OpenAI provider at a compatible host or
+aliases the id to a GPT image model (see ``imagegate.providers.openai``). With substitutes
+allowed, a job no route can serve (a dead route answers 404) runs on GPT Image 1.5 instead, at
+the DALL·E price.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ SPECS = (
         description="OpenAI DALL·E 3: vivid or natural styles (retired by OpenAI).",
         pricing=Pricing({"default": 21}, source="Apiframe docs: 21 credits"),
         capabilities=Capabilities(max_resolution="1792x1024"),
-        routes=(Route("replicate", "openai/dall-e-3"), Route("openai", "dall-e-3")),
+        routes=(Route("openai", "dall-e-3"),),
         retired_upstream=RETIRED,
         substitutes=(SUBSTITUTE,),
     ),

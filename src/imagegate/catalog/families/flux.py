@@ -2,8 +2,8 @@
 
 Apiframe publishes ``fluxParams`` in two shapes: for FLUX.2 [pro]/[flex]/[max] ``resolution`` is an
 enum of output sizes (``0.5MP`` … ``4MP``, ``match_input_image``), for the others a free string.
-Both shapes keep the title ``fluxParams``. The number of reference images differs per model
-(apiframe-v2.md §5.3): the FLUX 1.1 models take one ``image_prompt`` and no ``input_images``,
+Both shapes keep the title ``fluxParams``. The number of reference images differs per model:
+the FLUX 1.1 models take one ``image_prompt`` and no ``input_images``,
 FLUX.2 [dev] at most 5, [pro] and [max] 8, [flex] 10. BFL bills FLUX.2 by output megapixels, so
 those models are priced by ``resolution`` (``match_input_image`` is charged as the 4 MP maximum).
 """

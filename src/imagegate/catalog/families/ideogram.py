@@ -2,7 +2,7 @@
 
 Apiframe's schema is the same object for every Ideogram id, except that ``ideogram-character``
 requires the params object and its ``character_reference_image`` (so it gets its own class with
-that field required). What only some models accept is a rule (apiframe-v2.md §5.5): style presets
+that field required). What only some models accept is a rule: style presets
 and style reference images are Ideogram 3.0 features, ``rendering_speed`` picks the tier of
 ``ideogram-character`` only (the v3 ids already name their tier), and inpainting needs both
 ``image`` and ``mask``. Ideogram 3.0 ids map to one upstream model with a rendering speed.

@@ -1,11 +1,10 @@
 """Google Imagen (``imagenParams``): five text-to-image models, one image per job.
 
-Google discontinued every Imagen model on 2026-08-17 (providers.md §0.1), so these ids are served
-only where an aggregator still lists them: Replicate ``google/imagen-*`` and fal
-``fal-ai/imagen4/*`` (both unverified after the shutdown). An operator can re-point them with
-route overrides; with substitutes allowed, a job no route can serve runs on Nano Banana
-instead, at the Imagen price. Upstream, 2K output exists only for Imagen 4 and Imagen 4 Ultra
-(§2.2).
+Google discontinued every Imagen model on 2026-08-17, so these ids are served only where an
+aggregator still lists them: Replicate ``google/imagen-*`` and fal ``fal-ai/imagen4/*`` (both
+unverified after the shutdown). An operator can re-point them with route overrides; with
+substitutes allowed, a job no route can serve (a dead route answers 404) runs on Nano Banana
+instead, at the Imagen price. Upstream, 2K output exists only for Imagen 4 and Imagen 4 Ultra.
 """
 
 from __future__ import annotations

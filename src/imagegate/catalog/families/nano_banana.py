@@ -2,9 +2,8 @@
 
 The three models share one published schema, but upstream they differ: Nano Banana
 (``gemini-2.5-flash-image``) is 1K only and has no search grounding; Pro has 1K/2K/4K and search
-grounding; Nano Banana 2 (``gemini-3.1-flash-image``) alone has ``512px`` (providers.md
-§2.1). Those differences are rules here. Prices are Google's per-image list prices
-by output size.
+grounding; Nano Banana 2 (``gemini-3.1-flash-image``) alone has ``512px``. Those differences
+are rules here. Prices are Google's per-image list prices by output size.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """ByteDance Seedream (``seedreamParams``): five models, one image per job.
 
-One published schema serves all of them; the per-model limits of apiframe-v2.md §5.4 are rules:
+One published schema serves all of them; the documented per-model limits are rules:
 Seedream 3 and Dreamina 3.1 (``seedream-3.1``) are text-to-image only and cap custom sizes at
 2048 and 3024 px, Seedream 4.5 only renders ``2K``/``4K`` (or custom sizes from 1024 px).
 Seedream 4.x and 5 lite take up to 14 reference images (BytePlus Ark limit, same as the schema).

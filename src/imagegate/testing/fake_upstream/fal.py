@@ -10,6 +10,7 @@
   model's error (422 ``{detail: [{loc, msg, type}]}``); 400 while still running.
 - ``PUT …/requests/{id}/cancel`` → 202 ``CANCELLATION_REQUESTED`` or 400 ``ALREADY_COMPLETED``.
 - A missing or wrong key → 401 ``{detail}``. Images are real PNG/JPEG/WebP files at ``/files/…``.
+- An app in ``RETIRED_APPS`` (a model its vendor shut down) → 404, like an unknown app.
 
 Input is validated when the request runs, like fal's workers: ``prompt`` required,
 ``image_size`` a known name or ``{width, height}``, ``output_format`` jpeg/png/webp,
@@ -49,6 +50,8 @@ _SIZES = {
     "1024x1536": (85, 128),
     "auto": (128, 128),
 }
+RETIRED_APPS = frozenset({"fal-ai/imagen4"})
+"""Apps proxying models their vendor shut down (Google's Imagen)."""
 _RATIO = re.compile(r"^(\d+):(\d+)$")
 _FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"),
             "webp": ("WEBP", "image/webp")}  # fmt: skip
@@ -263,7 +266,7 @@ def create_app(*, key: str = "fal_test_key") -> FastAPI:
         if "server-error" in prompt:
             return JSONResponse({"detail": "Internal server error"}, 500)
         parts = endpoint_id.strip("/").split("/")
-        if len(parts) < 2:
+        if len(parts) < 2 or "/".join(parts[:2]) in RETIRED_APPS:
             return JSONResponse({"detail": "Application not found"}, 404)
         job = _Job(
             id=next(ids),

@@ -10,7 +10,8 @@
   an unknown model or prediction is 404.
 - Outputs are real PNG/JPEG/WebP files served by the fake at ``/delivery/…``.
 
-Known models are the slug families of providers.md §11; each validates ``aspect_ratio`` and
+Known models are the slug families the catalog routes to (the proxies of the shut-down DALL·E and
+Imagen models are unknown, i.e. 404); each validates ``aspect_ratio`` and
 ``output_format`` against its enum. Prompt words steer it: ``moderate-me`` → the prediction fails
 with the E005 "flagged as sensitive" error, ``nsfw-me`` → flux's "NSFW content detected",
 ``fail-me`` → a plain failure, ``rate-limit-me`` → 429 throttled with ``Retry-After: 30``,
@@ -36,6 +37,8 @@ __all__ = ["create_app"]
 
 _RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "4:5", "5:4", "21:9", "9:21")
 _FLUX_RATIOS = (*_RATIOS, "custom", "match_input_image")
+_IDEOGRAM_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "16:10", "10:16", "3:1",
+                    "1:3")  # fmt: skip
 _MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     "openai/gpt-image-1.5": {"aspect_ratio": ("1:1", "3:2", "2:3"),
                              "output_format": ("png", "jpeg", "webp")},
@@ -47,8 +50,6 @@ _MODELS: dict[str, dict[str, tuple[str, ...]]] = {
                                "output_format": ("jpg", "png")},
     "google/nano-banana-2": {"aspect_ratio": (*_RATIOS, "match_input_image"),
                              "output_format": ("jpg", "png")},
-    "google/imagen-4": {"aspect_ratio": ("1:1", "9:16", "16:9", "3:4", "4:3"),
-                        "output_format": ("jpg", "png")},
     "black-forest-labs/flux-1.1-pro": {"aspect_ratio": _FLUX_RATIOS,
                                        "output_format": ("webp", "jpg", "png")},
     "black-forest-labs/flux-1.1-pro-ultra": {"aspect_ratio": _RATIOS,
@@ -63,13 +64,28 @@ _MODELS: dict[str, dict[str, tuple[str, ...]]] = {
                                                      "2 MP", "4 MP")},
     "black-forest-labs/flux-2-dev": {"aspect_ratio": _FLUX_RATIOS,
                                      "output_format": ("webp", "jpg", "png")},
-    "ideogram-ai/ideogram-v3-turbo": {"aspect_ratio": ("1:1", "16:9", "9:16", "4:3", "3:4",
-                                                       "3:2", "2:3", "16:10", "10:16",
-                                                       "3:1", "1:3")},
+    "black-forest-labs/flux-2-max": {"aspect_ratio": _FLUX_RATIOS,
+                                     "output_format": ("webp", "jpg", "png"),
+                                     "resolution": ("match_input_image", "0.5 MP", "1 MP",
+                                                    "2 MP", "4 MP")},
+    "ideogram-ai/ideogram-v3-turbo": {"aspect_ratio": _IDEOGRAM_RATIOS},
+    "ideogram-ai/ideogram-v3-balanced": {"aspect_ratio": _IDEOGRAM_RATIOS},
+    "ideogram-ai/ideogram-v3-quality": {"aspect_ratio": _IDEOGRAM_RATIOS},
+    "ideogram-ai/ideogram-v2": {"aspect_ratio": _IDEOGRAM_RATIOS},
+    "ideogram-ai/ideogram-v2-turbo": {"aspect_ratio": _IDEOGRAM_RATIOS},
+    "ideogram-ai/ideogram-v2a": {"aspect_ratio": _IDEOGRAM_RATIOS},
+    "ideogram-ai/ideogram-v2a-turbo": {"aspect_ratio": _IDEOGRAM_RATIOS},
+    "ideogram-ai/ideogram-character": {"aspect_ratio": _IDEOGRAM_RATIOS},
     "bytedance/seedream-4": {"aspect_ratio": (*_RATIOS, "match_input_image")},
+    "bytedance/seedream-4.5": {"aspect_ratio": (*_RATIOS, "match_input_image"),
+                               "size": ("2K", "4K", "custom")},
+    "bytedance/seedream-5-lite": {"aspect_ratio": (*_RATIOS, "match_input_image"),
+                                  "size": ("2K", "3K"), "output_format": ("png", "jpeg")},
     "bytedance/seedream-3": {"aspect_ratio": (*_RATIOS, "custom")},
+    "bytedance/dreamina-3.1": {"aspect_ratio": (*_RATIOS, "custom")},
     "qwen/qwen-image": {"aspect_ratio": _RATIOS, "output_format": ("webp", "jpg", "png")},
     "wan-video/wan-2.7-image": {"aspect_ratio": _RATIOS},
+    "wan-video/wan-2.7-image-pro": {"aspect_ratio": _RATIOS},
 }  # fmt: skip
 _COUNT_INPUTS = ("number_of_images", "max_images", "num_outputs")
 _FORMATS = {"png": ("PNG", "image/png"), "jpg": ("JPEG", "image/jpeg"),
