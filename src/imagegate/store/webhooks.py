@@ -12,7 +12,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.store.jobs import JobRow
-from imagegate.store.tables import webhook_attempts, webhook_deliveries
+from imagegate.store.tables import job_events, webhook_attempts, webhook_deliveries
 from imagegate.types import Millis
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "list_attempts",
     "list_deliveries",
     "next_delivery_due",
+    "progress_at",
     "record_attempt",
     "requeue_delivery",
     "settle_delivery",
@@ -94,26 +95,44 @@ async def enqueue_delivery(
 async def claim_deliveries(
     conn: AsyncConnection, *, owner: str, token: str, now: Millis, lease_ms: int, limit: int
 ) -> list[DeliveryRow]:
-    """Lease due pending deliveries, oldest first (``FOR UPDATE SKIP LOCKED`` on PostgreSQL)."""
+    """Lease up to ``limit`` due pending deliveries, oldest first, **at most one per job**.
+
+    One per job and the oldest due one, so a job's webhooks (``progress`` after ``progress``,
+    then ``completed``) go out one after another in the order they happened, never raced
+    against each other by concurrent attempts; the next one is claimed in the next round. Only
+    *due* rows count, so a failing delivery waiting for its retry does not hold back the rest.
+    Candidate rows are locked with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL.
+    """
     due = (
-        select(webhook_deliveries.c.id)
+        select(webhook_deliveries.c.id, webhook_deliveries.c.job_id)
         .where(
             webhook_deliveries.c.status == "pending",
             webhook_deliveries.c.run_at <= now,
             (webhook_deliveries.c.lease_expires_at.is_(None))
             | (webhook_deliveries.c.lease_expires_at < now),
         )
-        .order_by(webhook_deliveries.c.run_at)
-        .limit(limit)
+        .order_by(
+            webhook_deliveries.c.run_at, webhook_deliveries.c.created_at, webhook_deliveries.c.id
+        )
+        .limit(limit * 4)
         .with_for_update(skip_locked=True)
     )
+    chosen: dict[str, str] = {}  # job id → its oldest due delivery
+    for delivery_id, job_id in (await conn.execute(due)).all():
+        if job_id not in chosen:
+            chosen[job_id] = delivery_id
+        if len(chosen) == limit:
+            break
+    if not chosen:
+        return []
     result = await conn.execute(
         update(webhook_deliveries)
-        .where(webhook_deliveries.c.id.in_(due.scalar_subquery()))
+        .where(webhook_deliveries.c.id.in_(list(chosen.values())))
         .values(lease_owner=owner, lease_token=token, lease_expires_at=now + lease_ms)
         .returning(*webhook_deliveries.c)
     )
-    return [_delivery(row) for row in result]
+    rows = [_delivery(row) for row in result]
+    return sorted(rows, key=lambda row: (row.run_at, row.created_at, row.id))
 
 
 async def settle_delivery(
@@ -160,6 +179,25 @@ async def latest_delivery(conn: AsyncConnection, job_id: str) -> DeliveryRow | N
         )
     ).first()
     return _delivery(row) if row else None
+
+
+async def progress_at(conn: AsyncConnection, job_id: str, at: Millis) -> int | None:
+    """The progress the job had reached at ``at``: its last ``progress`` event up to then.
+
+    A ``progress`` delivery is written in the same transaction as that event (same ``now``), so
+    this is the value the webhook announces even when it is sent after the job moved on.
+    """
+    data = await conn.scalar(
+        select(job_events.c.data)
+        .where(
+            job_events.c.job_id == job_id, job_events.c.kind == "progress", job_events.c.at <= at
+        )
+        .order_by(job_events.c.at.desc(), job_events.c.id.desc())
+        .limit(1)
+    )
+    if not isinstance(data, dict) or not isinstance(data.get("progress"), int):
+        return None
+    return int(data["progress"])
 
 
 async def next_delivery_due(conn: AsyncConnection) -> Millis | None:

@@ -8,14 +8,17 @@ outbound guard (every attempt re-resolves and re-checks the target; redirects ar
 
 Outcome of an attempt:
 
-- any 2xx within the timeout → ``delivered``;
+- any 2xx within ``TIMEOUT_SECONDS`` (the whole exchange, not each read) → ``delivered``; the
+  response body is never read, so a receiver cannot make the sender download anything;
 - 410 Gone → ``failed`` at once, no more retries;
 - anything else (other statuses, timeouts, refused or blocked connections) → retried after the
   next delay of ``SCHEDULE`` (±10 % jitter, never sooner than the receiver's ``Retry-After``),
   until the schedule is exhausted → ``failed``.
 
 The job's ``webhookStatus`` follows its ``completed``/``failed`` delivery: ``pending`` →
-``delivered`` | ``failed``; ``progress`` deliveries never change it.
+``delivered`` | ``failed``; ``progress`` deliveries never change it. A ``progress`` payload
+announces the progress recorded with its event, not the job's current one, so a late retry
+never claims a progress the job had at another moment.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 import httpx2
 import structlog
 
-from imagegate.net.guard import BlockedUrl, OutboundPolicy, guarded_client
+from imagegate.net.guard import BlockedUrl, OutboundPolicy, Resolver, guarded_client
 from imagegate.observability.metrics import Metrics
 from imagegate.providers.http import retry_after_seconds
 from imagegate.services.jobs import JobService
@@ -40,8 +43,8 @@ from imagegate.store import jobs as job_store
 from imagegate.store import webhooks as store
 from imagegate.store.db import Database
 from imagegate.store.webhooks import DeliveryRow
-from imagegate.types import Clock
-from imagegate.webhooks.signing import apiframe_signature, standard_signature
+from imagegate.types import Clock, JobStatus
+from imagegate.webhooks.signing import webhook_headers
 
 __all__ = ["SCHEDULE", "WebhookSender", "build_payload"]
 
@@ -51,7 +54,7 @@ SCHEDULE: tuple[int, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 
 """Seconds before each attempt, after the previous one (Standard Webhooks' example: ~3 days)."""
 
 TIMEOUT_SECONDS = 15.0
-MAX_RESPONSE_BYTES = 64 * 1024
+"""A receiver must answer within this many seconds, connection included."""
 
 
 def build_payload(event: str, view: dict[str, Any]) -> dict[str, Any]:
@@ -78,6 +81,13 @@ def build_payload(event: str, view: dict[str, Any]) -> dict[str, Any]:
 
 
 class WebhookSender:
+    """Leases due deliveries and attempts each once per lease; close it with ``aclose``.
+
+    ``resolver`` is the guard's DNS seam (tests answer from a table to rebind a name between
+    attempts); by default the system resolver is asked on every attempt. ``timeout`` bounds each
+    whole attempt (``TIMEOUT_SECONDS`` unless a test needs a receiver to be slow sooner).
+    """
+
     def __init__(
         self,
         *,
@@ -90,12 +100,15 @@ class WebhookSender:
         lease_seconds: float = 60.0,
         poll_interval: float = 1.0,
         rng: random.Random | None = None,
+        resolver: Resolver | None = None,
+        timeout: float = TIMEOUT_SECONDS,
     ) -> None:
         self._db = db
         self._clock = clock
         self._jobs = jobs
         self._metrics = metrics or Metrics()
-        self._client = guarded_client(policy, timeout=TIMEOUT_SECONDS)
+        self._timeout = timeout
+        self._client = guarded_client(policy, timeout=timeout, resolver=resolver)
         self._concurrency = concurrency
         self._lease_ms = int(lease_seconds * 1000)
         self._poll_interval = poll_interval
@@ -145,38 +158,48 @@ class WebhookSender:
             job = await job_store.get_job(conn, row.job_id)
             account = await account_store.get_account(conn, row.account_id)
             key_hash = await account_store.key_hash_of(conn, job.api_key_id) if job else None
+            progress = (
+                await store.progress_at(conn, row.job_id, row.created_at)
+                if row.event == "progress"
+                else None
+            )
         if job is None or account is None:
+            # Without the job there is nothing to announce; settle so the row stops being leased.
+            await self._settle(row, None, "the job no longer exists", None, 0, final=True)
             return
-        body = json.dumps(
-            build_payload(row.event, await self._jobs.view(job, with_input=False)),
-            separators=(",", ":"),
-        ).encode()
+        view = await self._jobs.view(job, with_input=False)
+        if progress is not None:
+            view = {**view, "status": JobStatus.PROCESSING.value, "progress": progress}
+        body = json.dumps(build_payload(row.event, view), separators=(",", ":")).encode()
         timestamp = self._clock.now_ms() // 1000
         secrets = [s for s in (account.webhook_secret, account.webhook_secret_previous) if s]
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "imagegate-webhooks",
-            "X-Webhook-Event": row.event,
-            "webhook-id": row.id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": standard_signature(secrets, row.id, timestamp, body),
-        }
-        if key_hash:
-            headers["X-Webhook-Signature"] = apiframe_signature(bytes.fromhex(key_hash), body)
+        headers = webhook_headers(
+            event=row.event,
+            msg_id=row.id,
+            timestamp=timestamp,
+            body=body,
+            secrets=secrets,
+            api_key_sha256_digest=bytes.fromhex(key_hash) if key_hash else None,
+        )
+        headers["User-Agent"] = "imagegate-webhooks"
         status_code: int | None = None
         error: str | None = None
         advised: float | None = None
         started = time.monotonic()
         try:
-            response = await self._client.post(row.url, content=body, headers=headers)
-            status_code = response.status_code
-            advised = retry_after_seconds(response.headers)
+            async with (
+                asyncio.timeout(self._timeout),
+                self._client.stream("POST", row.url, content=body, headers=headers) as response,
+            ):
+                status_code = response.status_code
+                advised = retry_after_seconds(response.headers)
             if not 200 <= status_code < 300:
                 error = f"HTTP {status_code}"
         except BlockedUrl as exc:
             error = f"blocked: {exc}"
-        except httpx2.TimeoutException:
-            error = f"no answer within {TIMEOUT_SECONDS:.0f} s"
+        except (TimeoutError, httpx2.TimeoutException):
+            status_code = None
+            error = f"no answer within {self._timeout:g} s"
         except httpx2.TransportError as exc:
             error = f"connection failed: {exc!r}"
         latency_ms = int((time.monotonic() - started) * 1000)
@@ -189,6 +212,8 @@ class WebhookSender:
         error: str | None,
         advised: float | None,
         latency_ms: int,
+        *,
+        final: bool = False,
     ) -> None:
         assert row.lease_token is not None
         now = self._clock.now_ms()
@@ -196,7 +221,7 @@ class WebhookSender:
         next_at: int | None = None
         if error is None:
             status = "delivered"
-        elif status_code == 410 or attempts >= len(SCHEDULE):
+        elif final or status_code == 410 or attempts >= len(SCHEDULE):
             status = "failed"
         else:
             status = "pending"
