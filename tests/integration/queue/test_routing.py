@@ -155,24 +155,27 @@ async def test_repeated_failures_open_the_circuit_and_a_probe_closes_it(
         assert (await gw.http.get("/readyz")).json()["providers"]["alpha"]["status"] == "ok"
 
 
-async def test_the_concurrency_cap_holds_across_workers(database_url: str, tmp_path: Path) -> None:
-    alpha = CountingAdapter(delay=0.3)
-    providers = {"alpha": {"max_concurrency": 2}}
+async def test_the_concurrency_cap_holds_under_100_concurrent_jobs(
+    database_url: str, tmp_path: Path
+) -> None:
+    alpha = CountingAdapter(delay=0.05)
+    providers = {"alpha": {"max_concurrency": 4}}
     routes = {"gpt-image-1.5": ["alpha:gpt-a"]}
     async for gw in routed(
         database_url, tmp_path, {"alpha": alpha}, routes=routes, providers=providers
     ):
-        job_ids = [await submit(gw) for _ in range(5)]
-        workers = [gw.runtime.worker(concurrency=5) for _ in range(2)]
-        for _ in range(60):
+        job_ids = [await submit(gw) for _ in range(100)]
+        workers = [gw.runtime.worker(concurrency=25) for _ in range(4)]  # 100 slots in all
+        for _ in range(200):
             await asyncio.gather(*(worker.drain() for worker in workers))
-            statuses = {(await gw.job(j, key=gw.live_key))["status"] for j in job_ids}
-            if statuses == {"COMPLETED"}:
+            if alpha.submits == 100:
                 break
             gw.clock.advance(1)
+        assert alpha.submits == 100
+        assert alpha.most_in_flight == 4
+        statuses = {(await gw.job(j, key=gw.live_key))["status"] for j in job_ids}
         assert statuses == {"COMPLETED"}
-        assert alpha.submits == 5
-        assert alpha.most_in_flight == 2
+        assert await gw.balance() == 1000 - 100 * 4
 
 
 async def test_the_rate_limit_spaces_calls_per_minute(database_url: str, tmp_path: Path) -> None:
