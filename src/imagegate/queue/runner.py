@@ -135,8 +135,9 @@ class JobRunner:
         if step is JobStep.CANCEL:
             await self._cancel_upstream(job, lease)
             return
-        if step is JobStep.FETCH:
-            await self._lifecycle.complete(lease, job)
+        if step is JobStep.FETCH:  # stored before a restart: finish from the record
+            delivered = sum(1 for record in job.outputs or () if not record.get("grid"))
+            await self._lifecycle.complete(lease, job, delivered)
             return
         if self._clock.now_ms() >= job.deadline_at:
             await self._lifecycle.fail(lease, job, "Job timed out", "timeout")
@@ -183,13 +184,15 @@ class JobRunner:
                 await self._lifecycle.pending(lease, job, polled)
                 return
             finished = polled
+        if not finished.images:
+            raise UpstreamError("Provider returned no images", provider=route.provider)
         records = await self._ingest.store(job.id, finished)
         if finished.served_model and finished.served_model != route.upstream_model:
             # The vendor ran another model than the route names (an alias, a pinned version):
             # the job records what really served it.
             route = Route(route.provider, finished.served_model)
         await self._lifecycle.fetched(lease, route, records)
-        await self._lifecycle.complete(lease, job)
+        await self._lifecycle.complete(lease, job, len(finished.images))
 
     async def _cancel_quietly(
         self, adapter: ProviderAdapter, request: GenerationRequest, task: TaskHandle

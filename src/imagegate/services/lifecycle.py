@@ -126,10 +126,17 @@ class JobLifecycle:
                 raise LeaseLost(lease.job_id)
             await job_store.add_event(conn, lease.job_id, "stored", now, {"outputs": len(outputs)})
 
-    async def complete(self, lease: Lease, job: JobRow) -> None:
-        """COMPLETED, credits captured and the webhook queued — all or nothing."""
+    async def complete(self, lease: Lease, job: JobRow, delivered: int) -> None:
+        """COMPLETED, credits captured and the webhook queued — all or nothing.
+
+        A vendor that delivered fewer images than the job paid for (``delivered`` <
+        ``outputs_expected``) is charged pro rata, rounded up; the rest is refunded.
+        """
         now = self._now()
         retention_ms = (job.retention_days or self._settings.output_retention_days) * 86_400_000
+        charged = job.credit_cost
+        if 0 < delivered < job.outputs_expected:
+            charged = -(-job.credit_cost * delivered // job.outputs_expected)
         async with self._db.transaction() as conn:
             ok = await claims.release(
                 conn,
@@ -139,6 +146,7 @@ class JobLifecycle:
                     "status": JobStatus.COMPLETED.value,
                     "step": JobStep.DONE.value,
                     "progress": 100,
+                    "credit_cost": charged,
                     "completed_at": now,
                     "expires_at": now + retention_ms,
                     "webhook_status": "pending" if job.webhook_url else None,
@@ -147,8 +155,13 @@ class JobLifecycle:
             )
             if not ok:
                 raise LeaseLost(job.id)
-            if job.credit_cost:
-                await accounts.capture(conn, job.account_id, job.id, job.credit_cost, now)
+            if charged < job.credit_cost:
+                note = f"delivered {delivered} of {job.outputs_expected} images"
+                await accounts.refund(
+                    conn, job.account_id, job.id, job.credit_cost - charged, now, note
+                )
+            if charged:
+                await accounts.capture(conn, job.account_id, job.id, charged, now)
             await job_store.add_event(conn, job.id, "completed", now)
             await enqueue_delivery(conn, job, "completed", now)
         self._metrics.jobs_finished.labels(job.model, "COMPLETED", job.provider or "").inc()

@@ -277,3 +277,32 @@ async def test_a_provider_whose_options_are_wrong_fails_jobs_and_shows_in_readyz
         assert await gw.balance() == 1000
         ready = (await gw.http.get("/readyz")).json()
         assert ready["providers"]["ark"]["status"] == "misconfigured"
+
+
+async def test_fewer_images_than_paid_for_are_charged_pro_rata(
+    database_url: str, tmp_path: Path
+) -> None:
+    short = Finished(images=[OutputImage(data=png())])
+    alpha = ScriptedAdapter([short])
+    routes = {"gpt-image-1.5": ["alpha:gpt-a"]}
+    body = {**BODY, "gptImageParams": {"quality": "low", "number_of_images": 3}}
+    async for gw in routed(database_url, tmp_path, {"alpha": alpha}, routes=routes):
+        job_id = await submit(gw, body)
+        await gw.drain()
+        job = await gw.job(job_id, key=gw.live_key)
+        assert job["status"] == "COMPLETED"
+        assert len(job["result"]["images"]) == 1
+        assert job["creditCost"] == 4  # 12 reserved for three images, one delivered
+        assert await gw.balance() == 996
+
+
+async def test_an_answer_without_images_fails_the_job(database_url: str, tmp_path: Path) -> None:
+    alpha = ScriptedAdapter([Finished(images=[])])
+    routes = {"gpt-image-1.5": ["alpha:gpt-a"]}
+    async for gw in routed(database_url, tmp_path, {"alpha": alpha}, routes=routes):
+        job_id = await submit(gw)
+        await gw.drain()
+        job = await gw.job(job_id, key=gw.live_key)
+        assert job["status"] == "FAILED"
+        assert job["error"] == "Provider returned no images"
+        assert await gw.balance() == 1000
