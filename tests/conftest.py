@@ -1,7 +1,8 @@
 """Fixtures shared by every tier: real databases (SQLite file, PostgreSQL), settings, runtimes.
 
-PostgreSQL comes from ``IMAGEGATE_TEST_PG_URL`` (``scripts/test`` sets it, starting a private
-server when none is reachable). Without it, PostgreSQL tests skip — unless
+PostgreSQL comes from ``IMAGEGATE_TEST_PG_URL`` and Redis from ``IMAGEGATE_TEST_REDIS_URL``
+(``scripts/test`` sets both, starting private servers when none is reachable). Without them, those
+tests skip — unless
 ``IMAGEGATE_REQUIRE_SERVICES=1`` (as in CI), where a missing service is a failure, never a skip.
 """
 
@@ -38,6 +39,15 @@ def pg_server_url() -> str:
     url = os.environ.get("IMAGEGATE_TEST_PG_URL")
     if not url:
         missing_service("PostgreSQL", "IMAGEGATE_TEST_PG_URL")
+    assert url is not None
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("IMAGEGATE_TEST_REDIS_URL")
+    if not url:
+        missing_service("Redis", "IMAGEGATE_TEST_REDIS_URL")
     assert url is not None
     return url
 

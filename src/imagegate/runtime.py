@@ -22,7 +22,8 @@ from imagegate.net.images import make_input_fetcher
 from imagegate.observability.metrics import Metrics
 from imagegate.providers.pool import ProviderPool
 from imagegate.providers.port import ProviderAdapter, ProviderContext
-from imagegate.queue.gates import ProviderGates
+from imagegate.queue.gates import DatabaseGateState, GateState, ProviderGates
+from imagegate.queue.gates_redis import RedisGateState
 from imagegate.queue.ingest import OutputIngest
 from imagegate.queue.router import Router
 from imagegate.queue.runner import JobRunner
@@ -130,6 +131,7 @@ class Runtime:
         if self._listener is not None:
             await self._listener.stop()
         await self.providers.aclose()
+        await self.gates.aclose()
         await self.ingest.aclose()
         with contextlib.suppress(Exception):
             await asyncio.shield(self.db.dispose())
@@ -192,7 +194,12 @@ def build_runtime(
         clock=clock,
     )
     providers = ProviderPool(settings, context, adapters)
-    gates = ProviderGates(db, clock, settings)
+    state: GateState = (
+        RedisGateState(settings.redis_url, settings.redis_prefix)
+        if settings.redis_url
+        else DatabaseGateState(db, settings)
+    )
+    gates = ProviderGates(state, clock, settings)
     router = Router(
         catalog,
         providers,

@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     catalog's routes for that model (e.g. ``{"flux-2-pro": ["fal:fal-ai/flux-2-pro"]}``)."""
     allow_substitutes: bool = True
     """Serve models retired upstream (DALL·E, Imagen) through documented substitutes."""
+    redis_url: str | None = None
+    """Optional: keep the provider gates' shared counters (rate windows, slots, circuit) in
+    Redis instead of the database, e.g. ``redis://127.0.0.1:6379/0``."""
+    redis_prefix: str = "imagegate"
+    """Key prefix in Redis, so several gateways can share one server."""
     failover_after_seconds: float = 20.0
     """A provider asking us to wait longer than this (429 ``Retry-After``) is skipped for the
     next route when there is one."""

@@ -1,7 +1,8 @@
 """Provider gates: concurrency caps, rate limits, 429 cool-downs and a circuit breaker.
 
-Every call upstream (a submit or a poll) passes a provider's gate. The state lives in the
-database (``store.providers``), so the limits hold across every worker process:
+Every call upstream (a submit or a poll) passes a provider's gate. The state is shared by every
+worker process: in the database (``DatabaseGateState``, the default) or, when ``redis_url`` is
+set, in Redis (``queue.gates_redis``), which keeps these hot counters off the database:
 
 - **concurrency cap** — at most ``max_concurrency`` calls in flight per provider; a call holds a
   slot row, released when it returns (or abandoned after ``timeout`` + a margin if the worker
@@ -24,15 +25,28 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.errors import UpstreamMisconfigured, UpstreamRateLimited, UpstreamRetryable
 from imagegate.providers.pool import SANDBOX
 from imagegate.settings import Settings
 from imagegate.store import providers as store
 from imagegate.store.db import Database
-from imagegate.types import Clock
+from imagegate.store.providers import Health
+from imagegate.types import Clock, Millis
 
-__all__ = ["DEFAULT_COOLDOWN_SECONDS", "ProviderBusy", "ProviderGates"]
+__all__ = [
+    "DEFAULT_COOLDOWN_SECONDS",
+    "Circuit",
+    "DatabaseGateState",
+    "GateState",
+    "Outcome",
+    "ProviderBusy",
+    "ProviderGates",
+]
 
 SLOT_MARGIN_MS = 30_000
 BUSY_RETRY_SECONDS = 1.0
@@ -50,29 +64,66 @@ class ProviderBusy(Exception):
         self.retry_after = retry_after
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What one upstream call did to its provider's health."""
+
+    kind: Literal["none", "success", "failure", "cooldown", "misconfigured"]
+    until: Millis = 0
+    """The end of a cool-down (``cooldown``, or a ``failure`` that advised a wait)."""
+    message: str | None = None
+    """Why the provider is misconfigured."""
+
+
+@dataclass(frozen=True)
+class Circuit:
+    failures: int
+    """Retryable failures in a row that open the circuit."""
+    open_ms: int
+    """How long it stays open."""
+
+
+class GateState(Protocol):
+    """Where the shared provider state lives: the database or Redis."""
+
+    async def health(self, provider: str) -> Health: ...
+
+    async def acquire(
+        self, provider: str, now: Millis, *, rate_limit: int | None, cap: int, hold_ms: int
+    ) -> str:
+        """Count the call in the rate window and hold a slot; raises ``ProviderBusy``."""
+
+    async def release(
+        self, provider: str, ticket: str, now: Millis, outcome: Outcome, *, circuit: Circuit
+    ) -> None:
+        """Give the slot back and record ``outcome``."""
+
+    async def record(
+        self, provider: str, now: Millis, outcome: Outcome, *, circuit: Circuit
+    ) -> None:
+        """Record ``outcome`` for a provider without a call (its adapter could not be built)."""
+
+    async def snapshot(self) -> list[Health]: ...
+
+    async def aclose(self) -> None: ...
+
+
 class ProviderGates:
-    def __init__(self, db: Database, clock: Clock, settings: Settings) -> None:
-        self._db = db
+    def __init__(self, state: GateState, clock: Clock, settings: Settings) -> None:
+        self._state = state
         self._clock = clock
         self._settings = settings
-        self._holder = uuid.uuid4().hex
-        self._known: set[str] = set()
-
-    async def _ensure(self, provider: str) -> None:
-        if provider in self._known:
-            return
-        cap = self._settings.provider(provider).max_concurrency
-        async with self._db.transaction() as conn:
-            await store.ensure_provider(conn, provider, cap)
-        self._known.add(provider)
+        self._circuit = Circuit(
+            failures=settings.circuit_failures,
+            open_ms=int(settings.circuit_open_seconds * 1000),
+        )
 
     async def usable(self, provider: str) -> bool:
         """False while the circuit is open or a cool-down runs past the fail-over budget."""
         if provider == SANDBOX:
             return True
         now = self._clock.now_ms()
-        async with self._db.read() as conn:
-            health = await store.get_health(conn, provider)
+        health = await self._state.health(provider)
         budget_ms = int(self._settings.failover_after_seconds * 1000)
         return health.open_until <= now and health.cooldown_until <= now + budget_ms
 
@@ -82,81 +133,132 @@ class ProviderGates:
         if provider == SANDBOX:
             yield
             return
-        slot = await self._enter(provider)
+        ticket = await self._enter(provider)
+        outcome = Outcome("none")
         try:
             yield
+        except UpstreamRateLimited as exc:
+            wait = exc.retry_after or DEFAULT_COOLDOWN_SECONDS
+            outcome = Outcome("cooldown", until=self._clock.now_ms() + int(wait * 1000))
+            raise
         except UpstreamRetryable as exc:
-            await self._leave(provider, slot, failure=exc)
+            advised = exc.retry_after
+            until = self._clock.now_ms() + int(advised * 1000) if advised else 0
+            outcome = Outcome("failure", until=until)
             raise
         except UpstreamMisconfigured as exc:
-            await self._leave(provider, slot, misconfigured=exc.message)
-            raise
-        except BaseException:
-            await self._leave(provider, slot)
+            outcome = Outcome("misconfigured", message=exc.message)
             raise
         else:
-            await self._leave(provider, slot, success=True)
+            outcome = Outcome("success")
+        finally:
+            await self._state.release(
+                provider, ticket, self._clock.now_ms(), outcome, circuit=self._circuit
+            )
 
-    async def _enter(self, provider: str) -> int:
-        await self._ensure(provider)
+    async def _enter(self, provider: str) -> str:
         config = self._settings.provider(provider)
         now = self._clock.now_ms()
-        async with self._db.transaction() as conn:
-            health = await store.get_health(conn, provider)
-            if health.cooldown_until > now:
-                wait = (health.cooldown_until - now) / 1000
-                raise ProviderBusy(provider, "cooling down after a rate limit", wait)
-            if health.open_until > now:
-                wait = (health.open_until - now) / 1000
-                raise ProviderBusy(provider, "circuit open after repeated failures", wait)
-            limit = config.rate_per_minute
-            if limit is not None and not await store.count_call(conn, provider, now, limit):
-                wait = max(health.window_start + store.WINDOW_MS - now, 0) / 1000
-                raise ProviderBusy(provider, "rate limit reached", wait or BUSY_RETRY_SECONDS)
-            hold_ms = int(config.timeout * 1000) + SLOT_MARGIN_MS
-            slot = await store.take_slot(
-                conn, provider, config.max_concurrency, self._holder, now, hold_ms
-            )
-            if slot is None:
-                raise ProviderBusy(provider, "all concurrency slots busy", BUSY_RETRY_SECONDS)
-            return slot
-
-    async def _leave(
-        self,
-        provider: str,
-        slot: int,
-        *,
-        success: bool = False,
-        failure: UpstreamRetryable | None = None,
-        misconfigured: str | None = None,
-    ) -> None:
-        now = self._clock.now_ms()
-        async with self._db.transaction() as conn:
-            await store.release_slot(conn, provider, slot, self._holder)
-            if success:
-                await store.record_success(conn, provider, now)
-            elif misconfigured is not None:
-                await store.record_misconfigured(conn, provider, now, misconfigured)
-            elif isinstance(failure, UpstreamRateLimited):
-                wait = failure.retry_after or DEFAULT_COOLDOWN_SECONDS
-                await store.record_cooldown(conn, provider, now, now + int(wait * 1000))
-            elif failure is not None:
-                advised = failure.retry_after
-                await store.record_failure(
-                    conn,
-                    provider,
-                    now,
-                    threshold=self._settings.circuit_failures,
-                    open_ms=int(self._settings.circuit_open_seconds * 1000),
-                    cooldown_until=now + int(advised * 1000) if advised else None,
-                )
+        health = await self._state.health(provider)
+        if health.cooldown_until > now:
+            wait = (health.cooldown_until - now) / 1000
+            raise ProviderBusy(provider, "cooling down after a rate limit", wait)
+        if health.open_until > now:
+            wait = (health.open_until - now) / 1000
+            raise ProviderBusy(provider, "circuit open after repeated failures", wait)
+        return await self._state.acquire(
+            provider,
+            now,
+            rate_limit=config.rate_per_minute,
+            cap=config.max_concurrency,
+            hold_ms=int(config.timeout * 1000) + SLOT_MARGIN_MS,
+        )
 
     async def report_misconfigured(self, provider: str, message: str) -> None:
         """Show a provider whose adapter could not even be built as misconfigured."""
-        await self._ensure(provider)
-        async with self._db.transaction() as conn:
-            await store.record_misconfigured(conn, provider, self._clock.now_ms(), message)
+        outcome = Outcome("misconfigured", message=message)
+        await self._state.record(provider, self._clock.now_ms(), outcome, circuit=self._circuit)
 
-    async def snapshot(self) -> list[store.Health]:
+    async def snapshot(self) -> list[Health]:
+        return await self._state.snapshot()
+
+    async def aclose(self) -> None:
+        await self._state.aclose()
+
+
+class DatabaseGateState:
+    """Provider state in the ``provider_health`` and ``provider_slots`` tables."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db = db
+        self._settings = settings
+        self._holder = uuid.uuid4().hex
+        self._known: set[str] = set()
+
+    async def _ensure(self, provider: str, cap: int) -> None:
+        if provider in self._known:
+            return
+        async with self._db.transaction() as conn:
+            await store.ensure_provider(conn, provider, cap)
+        self._known.add(provider)
+
+    async def health(self, provider: str) -> Health:
+        async with self._db.read() as conn:
+            return await store.get_health(conn, provider)
+
+    async def acquire(
+        self, provider: str, now: Millis, *, rate_limit: int | None, cap: int, hold_ms: int
+    ) -> str:
+        await self._ensure(provider, cap)
+        async with self._db.transaction() as conn:
+            if rate_limit is not None and not await store.count_call(
+                conn, provider, now, rate_limit
+            ):
+                health = await store.get_health(conn, provider)
+                wait = max(health.window_start + store.WINDOW_MS - now, 0) / 1000
+                raise ProviderBusy(provider, "rate limit reached", wait or BUSY_RETRY_SECONDS)
+            slot = await store.take_slot(conn, provider, cap, self._holder, now, hold_ms)
+            if slot is None:
+                raise ProviderBusy(provider, "all concurrency slots busy", BUSY_RETRY_SECONDS)
+            return str(slot)
+
+    async def release(
+        self, provider: str, ticket: str, now: Millis, outcome: Outcome, *, circuit: Circuit
+    ) -> None:
+        async with self._db.transaction() as conn:
+            await store.release_slot(conn, provider, int(ticket), self._holder)
+            await self._record(conn, provider, now, outcome, circuit)
+
+    async def record(
+        self, provider: str, now: Millis, outcome: Outcome, *, circuit: Circuit
+    ) -> None:
+        await self._ensure(provider, self._settings.provider(provider).max_concurrency)
+        async with self._db.transaction() as conn:
+            await self._record(conn, provider, now, outcome, circuit)
+
+    @staticmethod
+    async def _record(
+        conn: AsyncConnection, provider: str, now: Millis, outcome: Outcome, circuit: Circuit
+    ) -> None:
+        if outcome.kind == "success":
+            await store.record_success(conn, provider, now)
+        elif outcome.kind == "misconfigured":
+            await store.record_misconfigured(conn, provider, now, outcome.message or "")
+        elif outcome.kind == "cooldown":
+            await store.record_cooldown(conn, provider, now, outcome.until)
+        elif outcome.kind == "failure":
+            await store.record_failure(
+                conn,
+                provider,
+                now,
+                threshold=circuit.failures,
+                open_ms=circuit.open_ms,
+                cooldown_until=outcome.until or None,
+            )
+
+    async def snapshot(self) -> list[Health]:
         async with self._db.read() as conn:
             return await store.list_health(conn)
+
+    async def aclose(self) -> None:
+        return None

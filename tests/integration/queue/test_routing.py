@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
+import redis
 
 from imagegate.errors import (
     UpstreamMisconfigured,
@@ -19,6 +23,21 @@ from tests.integration.conftest import Gateway, open_gateway
 from tests.integration.queue.test_worker import BODY, ScriptedAdapter, png
 
 TWO_ROUTES = {"gpt-image-1.5": ["alpha:gpt-a", "beta:gpt-b"]}
+
+
+@pytest.fixture(params=["database", "redis"])
+def gates(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """Where the provider gates keep their shared state: the database, or a real Redis."""
+    if request.param == "database":
+        yield {}
+        return
+    url = request.getfixturevalue("redis_url")
+    prefix = f"imagegate-test-{uuid.uuid4().hex}"
+    yield {"redis_url": url, "redis_prefix": prefix}
+    with redis.Redis.from_url(url) as client:
+        keys = list(client.scan_iter(f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
 
 
 class CountingAdapter(ScriptedAdapter):
@@ -90,12 +109,14 @@ async def test_moderation_does_not_fail_over(database_url: str, tmp_path: Path) 
 
 
 async def test_a_short_429_waits_for_the_same_provider_without_spending_attempts(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, gates: dict[str, Any]
 ) -> None:
     limited = [UpstreamRateLimited("slow down", provider="alpha", retry_after=3)] * 8
     alpha = ScriptedAdapter(list(limited))
     beta = ScriptedAdapter()
-    async for gw in routed(database_url, tmp_path, {"alpha": alpha, "beta": beta}, max_attempts=3):
+    async for gw in routed(
+        database_url, tmp_path, {"alpha": alpha, "beta": beta}, max_attempts=3, **gates
+    ):
         job_id = await submit(gw)
         await gw.drain(rounds=100)
         job = await gw.job(job_id, key=gw.live_key)
@@ -104,10 +125,12 @@ async def test_a_short_429_waits_for_the_same_provider_without_spending_attempts
         assert (alpha.submits, beta.submits) == (9, 0)
 
 
-async def test_a_long_429_sends_jobs_to_the_next_route(database_url: str, tmp_path: Path) -> None:
+async def test_a_long_429_sends_jobs_to_the_next_route(
+    database_url: str, tmp_path: Path, gates: dict[str, Any]
+) -> None:
     alpha = ScriptedAdapter([UpstreamRateLimited("quota", provider="alpha", retry_after=120)])
     beta = ScriptedAdapter()
-    async for gw in routed(database_url, tmp_path, {"alpha": alpha, "beta": beta}):
+    async for gw in routed(database_url, tmp_path, {"alpha": alpha, "beta": beta}, **gates):
         first = await submit(gw)
         worker = gw.runtime.worker(concurrency=1)
         await worker.drain()  # alpha answers 429: a two-minute cool-down starts
@@ -123,7 +146,7 @@ async def test_a_long_429_sends_jobs_to_the_next_route(database_url: str, tmp_pa
 
 
 async def test_repeated_failures_open_the_circuit_and_a_probe_closes_it(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, gates: dict[str, Any]
 ) -> None:
     down = [UpstreamRetryable("boom", provider="alpha")] * 2
     alpha = ScriptedAdapter(list(down))
@@ -134,6 +157,7 @@ async def test_repeated_failures_open_the_circuit_and_a_probe_closes_it(
         {"alpha": alpha, "beta": beta},
         circuit_failures=2,
         circuit_open_seconds=60,
+        **gates,
     ):
         for _ in range(2):
             await submit(gw)
@@ -156,13 +180,13 @@ async def test_repeated_failures_open_the_circuit_and_a_probe_closes_it(
 
 
 async def test_the_concurrency_cap_holds_under_100_concurrent_jobs(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, gates: dict[str, Any]
 ) -> None:
     alpha = CountingAdapter(delay=0.05)
     providers = {"alpha": {"max_concurrency": 4}}
     routes = {"gpt-image-1.5": ["alpha:gpt-a"]}
     async for gw in routed(
-        database_url, tmp_path, {"alpha": alpha}, routes=routes, providers=providers
+        database_url, tmp_path, {"alpha": alpha}, routes=routes, providers=providers, **gates
     ):
         job_ids = [await submit(gw) for _ in range(100)]
         workers = [gw.runtime.worker(concurrency=25) for _ in range(4)]  # 100 slots in all
@@ -178,12 +202,14 @@ async def test_the_concurrency_cap_holds_under_100_concurrent_jobs(
         assert await gw.balance() == 1000 - 100 * 4
 
 
-async def test_the_rate_limit_spaces_calls_per_minute(database_url: str, tmp_path: Path) -> None:
+async def test_the_rate_limit_spaces_calls_per_minute(
+    database_url: str, tmp_path: Path, gates: dict[str, Any]
+) -> None:
     alpha = ScriptedAdapter()
     providers = {"alpha": {"rate_per_minute": 2}}
     routes = {"gpt-image-1.5": ["alpha:gpt-a"]}
     async for gw in routed(
-        database_url, tmp_path, {"alpha": alpha}, routes=routes, providers=providers
+        database_url, tmp_path, {"alpha": alpha}, routes=routes, providers=providers, **gates
     ):
         job_ids = [await submit(gw) for _ in range(3)]
         await gw.runtime.worker(concurrency=3).drain()
@@ -197,11 +223,11 @@ async def test_the_rate_limit_spaces_calls_per_minute(database_url: str, tmp_pat
 
 
 async def test_misconfigured_credentials_fail_the_job_and_show_in_readyz(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, gates: dict[str, Any]
 ) -> None:
     alpha = ScriptedAdapter([UpstreamMisconfigured("alpha refused our key", provider="alpha")])
     routes = {"gpt-image-1.5": ["alpha:gpt-a"]}
-    async for gw in routed(database_url, tmp_path, {"alpha": alpha}, routes=routes):
+    async for gw in routed(database_url, tmp_path, {"alpha": alpha}, routes=routes, **gates):
         job_id = await submit(gw)
         await gw.drain()
         assert (await gw.job(job_id, key=gw.live_key))["status"] == "FAILED"
