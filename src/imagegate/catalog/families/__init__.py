@@ -15,6 +15,7 @@ from imagegate.catalog.families import (
     qwen,
     reve,
     seedream,
+    stable_diffusion,
     wan,
 )
 from imagegate.catalog.spec import ModelSpec
@@ -27,6 +28,7 @@ FAMILIES = (
     flux,
     seedream,
     ideogram,
+    stable_diffusion,
     imagen,
     dalle,
     gpt_image,

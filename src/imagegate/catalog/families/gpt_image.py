@@ -1,4 +1,8 @@
-"""OpenAI GPT Image (``gptImageParams``): priced per image by quality."""
+"""OpenAI GPT Image (``gptImageParams``, ``gptImage2Params``): priced per image by quality.
+
+GPT Image 2 has its own params object in Apiframe's schema: no ``input_fidelity``, no transparent
+background (OpenAI ships that as a preview only on this model), and a ``moderation`` level.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from imagegate.catalog.fields import Uri
 from imagegate.catalog.params import Params
+from imagegate.catalog.pricing import usd
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
 from imagegate.providers.port import Route
 
-__all__ = ["SPECS", "GptImageParams"]
+__all__ = ["SPECS", "GptImage2Params", "GptImageParams"]
 
 
 class GptImageParams(Params):
@@ -28,12 +33,28 @@ class GptImageParams(Params):
     number_of_images: int = Field(default=1, ge=1, le=10)
 
 
+class GptImage2Params(Params):
+    model_config = ConfigDict(title="gptImage2Params")
+
+    NULLABLE = frozenset({"input_images"})
+
+    quality: Literal["low", "medium", "high", "auto"] = "auto"
+    aspect_ratio: Literal["1:1", "3:2", "2:3"] = "1:1"
+    output_format: Literal["png", "jpeg", "webp"] = "webp"
+    background: Literal["auto", "opaque"] = "auto"
+    input_images: list[Uri] | None = None
+    moderation: Literal["auto", "low"] = "auto"
+    number_of_images: int = Field(default=1, ge=1, le=10)
+
+
 def _quality(params: BaseModel | None) -> str:
-    return params.quality if isinstance(params, GptImageParams) else "auto"
+    return params.quality if isinstance(params, GptImageParams | GptImage2Params) else "auto"
 
 
 def _count(params: BaseModel | None) -> int:
-    return params.number_of_images if isinstance(params, GptImageParams) else 1
+    if isinstance(params, GptImageParams | GptImage2Params):
+        return params.number_of_images
+    return 1
 
 
 SPECS = (
@@ -54,6 +75,36 @@ SPECS = (
             image_input=True, editing=True, max_input_images=16, max_outputs=10
         ),
         routes=(Route("openai", "gpt-image-1.5"),),
+        outputs=_count,
+    ),
+    ModelSpec(
+        id="gpt-image-2",
+        label="GPT Image 2",
+        family="gpt-image",
+        params_key="gptImage2Params",
+        params=GptImage2Params,
+        description="OpenAI's GPT Image 2: sharper text and instruction following, with editing.",
+        pricing=Pricing(
+            {
+                "low": usd("0.006"),
+                "medium": usd("0.053"),
+                "high": usd("0.211"),
+                "auto": usd("0.211"),
+            },
+            select=_quality,
+            per_output=True,
+            source="OpenAI token prices as per-image figures for gpt-image-2 at 1024x1024: "
+            "low US$0.006, medium 0.053, high 0.211 (auto billed as high), rounded up; "
+            "the same price for 3:2 and 2:3 [unverified]",
+        ),
+        capabilities=Capabilities(
+            image_input=True, editing=True, max_input_images=16, max_outputs=10
+        ),
+        routes=(
+            Route("openai", "gpt-image-2"),
+            Route("replicate", "openai/gpt-image-2"),
+            Route("fal", "openai/gpt-image-2"),
+        ),
         outputs=_count,
     ),
 )

@@ -1,11 +1,16 @@
-"""Ideogram (``ideogramParams``): eight models, one image per job.
+"""Ideogram (``ideogramParams``): eleven models, one image per job.
 
 Apiframe's schema is the same object for every Ideogram id, except that ``ideogram-character``
 requires the params object and its ``character_reference_image`` (so it gets its own class with
 that field required). What only some models accept is a rule: style presets
-and style reference images are Ideogram 3.0 features, ``rendering_speed`` picks the tier of
-``ideogram-character`` only (the v3 ids already name their tier), and inpainting needs both
-``image`` and ``mask``. Ideogram 3.0 ids map to one upstream model with a rendering speed.
+and style reference images are Ideogram 3.0 and 4.0 features, ``rendering_speed`` picks the tier
+of ``ideogram-character`` only (the v3 and v4 ids already name their tier), and inpainting needs
+both ``image`` and ``mask``. Ideogram 3.0 ids map to one upstream model with a rendering speed.
+
+Ideogram's own 4.0 endpoint (``V_4``) documents no rendering speed, so only the balanced tier (the
+vendor's default) routes there; turbo and quality run on Replicate's per-tier models. Neither
+upstream takes an input image (only a prompt, seed and resolution), so the 4.0 ids refuse
+``image``, ``mask`` and ``style_reference_images`` rather than quietly generating from text.
 """
 
 from __future__ import annotations
@@ -56,7 +61,9 @@ class IdeogramCharacterParams(_IdeogramFields):
     character_reference_image: Uri
 
 
-def _rules(model_id: str, *, v3: bool) -> tuple[RuleCheck, ...]:
+def _rules(model_id: str, *, v3: bool, v4: bool = False) -> tuple[RuleCheck, ...]:
+    """``v3`` is true for every model with style presets (Ideogram 3.0 and 4.0); ``v4`` marks the
+    4.0 models, whose upstreams take no input image."""
     inpainting = (requires(KEY, "mask", "image"), requires(KEY, "image", "mask"))
     only_character = (
         unsupported(KEY, "character_reference_image", model_id),
@@ -70,7 +77,14 @@ def _rules(model_id: str, *, v3: bool) -> tuple[RuleCheck, ...]:
             unsupported(KEY, "style_reference_images", model_id),
         )
     )
-    return (*inpainting, *only_character, *only_v3)
+    no_inputs = (
+        tuple(
+            unsupported(KEY, name, model_id) for name in ("image", "mask", "style_reference_images")
+        )
+        if v4
+        else ()
+    )
+    return (*inpainting, *only_character, *only_v3, *no_inputs)
 
 
 def _model(
@@ -79,12 +93,19 @@ def _model(
     description: str,
     credits: int,
     source: str,
-    ideogram: str,
+    ideogram: str | None,
     replicate: str,
-    fal: str,
+    fal: str | None,
     *,
     v3: bool,
+    v4: bool = False,
 ) -> ModelSpec:
+    """One Ideogram model; ``ideogram`` or ``fal`` is ``None`` where that vendor has no route."""
+    routes = (
+        Route("ideogram", ideogram) if ideogram else None,
+        Route("replicate", replicate),
+        Route("fal", fal) if fal else None,
+    )
     return ModelSpec(
         id=model_id,
         label=label,
@@ -93,13 +114,13 @@ def _model(
         params=IdeogramParams,
         description=description,
         pricing=Pricing({"default": credits}, source=source),
-        capabilities=Capabilities(image_input=True, editing=True, max_input_images=4 if v3 else 1),
-        routes=(
-            Route("ideogram", ideogram),
-            Route("replicate", replicate),
-            Route("fal", fal),
+        capabilities=(
+            Capabilities()
+            if v4
+            else Capabilities(image_input=True, editing=True, max_input_images=4 if v3 else 1)
         ),
-        rules=_rules(model_id, v3=v3),
+        routes=tuple(route for route in routes if route is not None),
+        rules=_rules(model_id, v3=v3, v4=v4),
     )
 
 
@@ -184,6 +205,42 @@ SPECS = (
         "ideogram-ai/ideogram-v3-quality",
         "fal-ai/ideogram/v3",
         v3=True,
+    ),
+    _model(
+        "ideogram-v4-balanced",
+        "Ideogram 4.0 Balanced",
+        "Ideogram 4.0 at balanced speed: sharper typography and prompt alignment than 3.0.",
+        usd("0.06"),
+        _list_price("0.06"),
+        "V_4",
+        "ideogram-ai/ideogram-v4-balanced",
+        None,
+        v3=True,
+        v4=True,
+    ),
+    _model(
+        "ideogram-v4-turbo",
+        "Ideogram 4.0 Turbo",
+        "Ideogram 4.0 Turbo: the fastest, cheapest Ideogram 4.0 tier for drafts and volume.",
+        usd("0.03"),
+        _list_price("0.03"),
+        None,
+        "ideogram-ai/ideogram-v4-turbo",
+        None,
+        v3=True,
+        v4=True,
+    ),
+    _model(
+        "ideogram-v4-quality",
+        "Ideogram 4.0 Quality",
+        "Ideogram 4.0 Quality: the most detailed Ideogram 4.0 renders.",
+        usd("0.10"),
+        _list_price("0.10"),
+        None,
+        "ideogram-ai/ideogram-v4-quality",
+        None,
+        v3=True,
+        v4=True,
     ),
     ModelSpec(
         id="ideogram-character",

@@ -1,9 +1,10 @@
 """Google Nano Banana (``nanoBananaParams``): Gemini image models, one image per job.
 
-The three models share one published schema, but upstream they differ: Nano Banana
+The four models share one published schema, but upstream they differ: Nano Banana
 (``gemini-2.5-flash-image``) is 1K only and has no search grounding; Pro has 1K/2K/4K and search
-grounding; Nano Banana 2 (``gemini-3.1-flash-image``) alone has ``512px``. Those differences
-are rules here. Prices are Google's per-image list prices by output size.
+grounding; Nano Banana 2 (``gemini-3.1-flash-image``) alone has ``512px``; Nano Banana 2 Lite
+(``gemini-3.1-flash-lite-image``) is 1K only. Those differences are rules here. Prices are
+Google's per-image list prices by output size.
 """
 
 from __future__ import annotations
@@ -106,5 +107,27 @@ SPECS = (
             Route("replicate", "google/nano-banana-2"),
             Route("fal", "fal-ai/nano-banana-2"),
         ),
+    ),
+    ModelSpec(
+        id="nano-banana-2-lite",
+        label="Nano Banana 2 Lite",
+        family="nano-banana",
+        params_key=KEY,
+        params=NanoBananaParams,
+        description="Google Gemini 3.1 Flash-Lite Image: the fastest, cheapest Nano Banana, 1K.",
+        pricing=Pricing(
+            {"default": usd("0.034")},
+            source="Gemini API list price US$0.034/image (gemini-3.1-flash-lite-image, 1K), "
+            "rounded up [unverified]",
+        ),
+        capabilities=Capabilities(
+            image_input=True, editing=True, max_input_images=14, max_resolution="1K"
+        ),
+        routes=(
+            Route("gemini", "gemini-3.1-flash-lite-image"),
+            Route("replicate", "google/nano-banana-2-lite"),
+            Route("fal", "google/nano-banana-2-lite"),
+        ),
+        rules=(one_of(KEY, "resolution", ("1K",), "nano-banana-2-lite"),),
     ),
 )

@@ -1,9 +1,10 @@
-"""ByteDance Seedream (``seedreamParams``): five models, one image per job.
+"""ByteDance Seedream (``seedreamParams``): six models, one image per job.
 
 One published schema serves all of them; the documented per-model limits are rules:
 Seedream 3 and Dreamina 3.1 (``seedream-3.1``) are text-to-image only and cap custom sizes at
 2048 and 3024 px, Seedream 4.5 only renders ``2K``/``4K`` (or custom sizes from 1024 px).
-Seedream 4.x and 5 lite take up to 14 reference images (BytePlus Ark limit, same as the schema).
+Seedream 4.x and 5 lite take up to 14 reference images (BytePlus Ark limit, same as the schema);
+Seedream 5 Pro takes at most 10 (its Ark model documents the lower limit).
 """
 
 from __future__ import annotations
@@ -131,5 +132,25 @@ SPECS = (
             Route("replicate", "bytedance/seedream-5-lite"),
             Route("fal", "bytedance/seedream/v5/lite/text-to-image"),
         ),
+    ),
+    ModelSpec(
+        id="seedream-5-pro",
+        label="Seedream 5 Pro",
+        family="seedream",
+        params_key=KEY,
+        params=SeedreamParams,
+        description="ByteDance Seedream 5.0 Pro: high-resolution generation and 10-image editing.",
+        pricing=Pricing(
+            {"default": 6},
+            source="no published list price found; provisional 6 credits (US$0.06), above "
+            "Seedream 4.5 and 5 lite [unverified: set an operator override]",
+        ),
+        capabilities=Capabilities(image_input=True, editing=True, max_input_images=10),
+        routes=(
+            Route("ark", "dola-seedream-5-0-pro-260628"),
+            Route("replicate", "bytedance/seedream-5-pro"),
+            Route("fal", "bytedance/seedream/v5/pro/text-to-image"),
+        ),
+        rules=(max_items(KEY, "image_input", 10, "seedream-5-pro"),),
     ),
 )
