@@ -26,7 +26,9 @@ More than one output uses ``sequential_image_generation: auto`` with ``max_image
 that document it (Seedream 4.x and 5.0 lite); the model may return fewer, so the rest are topped up
 with single-image calls. Moderation is an HTTP 400 whose ``error.code`` names sensitive content or
 risk detection (``InputTextSensitiveContentDetected``, ``OutputImageSensitiveContentDetected``,
-``InputTextRiskDetection`` …), or the same code on one item of a group answer.
+``InputTextRiskDetection`` …), or the same code on one item of a group answer. A 200 that is
+empty, not JSON, off the schema or with no image is ``UpstreamRejected``: the paid call was made,
+so it is never resent.
 """
 
 from __future__ import annotations
@@ -261,14 +263,36 @@ class ArkAdapter:
                     provider=NAME,
                 )
             raise_for_upstream(response, NAME, f"{code}: {message}" if code else message)
-        answer = response.json()
+        if not response.content.strip():
+            raise UpstreamRejected(f"{NAME} answered with an empty body", provider=NAME)
+        try:
+            answer = response.json()
+        except ValueError as exc:
+            raise UpstreamRejected(
+                f"{NAME} answered with a body that is not JSON", provider=NAME
+            ) from exc
         if not isinstance(answer, dict):
-            raise UpstreamRejected("ark answered with an unexpected body", provider=NAME)
+            raise UpstreamRejected(
+                f"{NAME} answered with an unexpected body: a JSON {type(answer).__name__}",
+                provider=NAME,
+            )
         return answer
 
     def _images(self, answer: Mapping[str, Any]) -> list[OutputImage]:
+        """The images of one answer; a body off the schema is ``UpstreamRejected`` (not retried:
+        the paid call was made and may have been billed)."""
+        data = answer.get("data")
+        if data is not None and not isinstance(data, list):
+            raise UpstreamRejected(
+                f"{NAME} answered with an unexpected body: data is not a list", provider=NAME
+            )
         images: list[OutputImage] = []
-        for item in answer.get("data") or ():
+        for item in data or ():
+            if not isinstance(item, dict):
+                raise UpstreamRejected(
+                    f"{NAME} answered with an unexpected body: an item is not an object",
+                    provider=NAME,
+                )
             error = item.get("error")
             if isinstance(error, dict):
                 code = str(error.get("code") or "")
@@ -280,18 +304,23 @@ class ArkAdapter:
                     )
                 raise UpstreamRejected(f"Provider returned an error: {message}", provider=NAME)
             content_type = f"image/{item.get('output_format') or 'jpeg'}"
-            if item.get("b64_json"):
+            if isinstance(item.get("b64_json"), str) and item["b64_json"]:
                 try:
-                    data = base64.b64decode(item["b64_json"], validate=True)
+                    raw = base64.b64decode(item["b64_json"], validate=True)
                 except (binascii.Error, ValueError) as exc:
                     raise UpstreamRejected(
                         "ark sent an image that is not valid base64", provider=NAME
                     ) from exc
-                images.append(OutputImage(data=data, content_type=content_type))
-            elif item.get("url"):
-                images.append(OutputImage(url=str(item["url"]), content_type=content_type))
+                images.append(OutputImage(data=raw, content_type=content_type))
+            elif isinstance(item.get("url"), str) and item["url"]:
+                images.append(OutputImage(url=item["url"], content_type=content_type))
+            else:
+                raise UpstreamRejected(
+                    f"{NAME} answered with an unexpected body: an item without an image",
+                    provider=NAME,
+                )
         if not images:
-            raise UpstreamRejected("Provider returned no image", provider=NAME)
+            raise UpstreamRejected(f"{NAME} returned no image", provider=NAME)
         return images
 
     async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:

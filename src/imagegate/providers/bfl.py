@@ -16,7 +16,15 @@ accepted it. That URL is only followed on hosts we trust (the configured base ho
 
 Options: ``region`` (``global``/``eu``/``us``), ``models`` (id → endpoint), ``safety_tolerance``
 (default 2), ``inline_inputs`` (send input images as base64 instead of URLs, for inputs BFL cannot
-reach), ``poll_interval`` (seconds, default 1.5).
+reach), ``poll_interval`` (seconds, default 2: the longest wait between polls).
+
+Polling follows BFL's advice ("poll every 0.5–2 s with backoff"): the first poll comes 0.5 s after
+the submit and every ``Pending`` answer doubles the wait, up to ``poll_interval``. The number of
+polls so far is kept in the task state, so the cadence survives a worker restart.
+
+An answer we cannot read (not a JSON object, no ``id`` or ``status``) is an error: after a submit
+it is ``UpstreamRejected`` (BFL may have accepted and billed the task, and we have no id to poll),
+after a poll ``UpstreamRetryable`` (the GET is asked again until the job deadline).
 """
 
 from __future__ import annotations
@@ -29,7 +37,13 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from imagegate.errors import UpstreamModerated, UpstreamRejected, UpstreamTaskLost
+from imagegate.errors import (
+    UpstreamError,
+    UpstreamModerated,
+    UpstreamRejected,
+    UpstreamRetryable,
+    UpstreamTaskLost,
+)
 from imagegate.providers.http import (
     clean_message,
     create_client,
@@ -62,6 +76,8 @@ _FORMATS = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
 _CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 _MEGAPIXELS = {"0.5MP": 0.5, "1MP": 1.0, "2MP": 2.0, "4MP": 4.0}
 _MODERATED = frozenset({"Request Moderated", "Content Moderated"})
+FIRST_POLL_SECONDS = 0.5
+"""BFL's advised shortest polling interval; waits double from here up to ``poll_interval``."""
 
 
 def endpoint_for(upstream_model: str, aliases: Mapping[str, str]) -> str:
@@ -202,6 +218,28 @@ def _error_message(response: httpx2.Response) -> str | None:
     return None
 
 
+def _answer(response: httpx2.Response, *, polling: bool) -> dict[str, Any]:
+    """The JSON object of a 2xx answer; anything else is malformed."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise _malformed("a body that is not a JSON object", polling=polling)
+    return body
+
+
+def _malformed(what: str, *, polling: bool) -> UpstreamError:
+    """A poll is asked again; a submit may have been billed, so it is never sent twice."""
+    if polling:
+        return UpstreamRetryable(f"bfl answered a poll with {what}", provider=NAME)
+    return UpstreamRejected(
+        f"bfl answered the submit with {what}; not retried because the provider may already "
+        "have charged for it",
+        provider=NAME,
+    )
+
+
 class BflAdapter:
     name = NAME
     supports_cancel = False
@@ -214,7 +252,7 @@ class BflAdapter:
         aliases: Mapping[str, str],
         safety_tolerance: int = 2,
         inline_inputs: bool = False,
-        poll_interval: float = 1.5,
+        poll_interval: float = 2.0,
     ) -> None:
         self._client = client
         self._fetch_input = fetch_input
@@ -261,10 +299,16 @@ class BflAdapter:
             # An accepted submit is billed and we would never learn its id: do not resubmit.
             raise transport_error(exc, NAME, sent=True) from exc
         raise_for_upstream(response, NAME, _error_message(response))
-        body = response.json()
-        task_id = str(body["id"])
+        body = _answer(response, polling=False)
+        task_id = body.get("id")
+        if not isinstance(task_id, str) or not task_id:
+            raise _malformed("no task id", polling=False)
         state = {"polling_url": str(body.get("polling_url") or "")}
-        return Submitted(task_id, state, poll_after=self._poll_interval)
+        return Submitted(task_id, state, poll_after=self._backoff(0))
+
+    def _backoff(self, polls: int) -> float:
+        """The wait before the next poll after ``polls`` pending answers."""
+        return min(self._poll_interval, FIRST_POLL_SECONDS * (1 << min(polls, 16)))
 
     def _trusted(self, url: str) -> bool:
         host = urlsplit(url).hostname or ""
@@ -284,7 +328,10 @@ class BflAdapter:
         if response.status_code == 404:
             raise UpstreamTaskLost(f"bfl: task {task.task_id} not found", provider=NAME)
         raise_for_upstream(response, NAME, _error_message(response))
-        return self._translate(request, task, response.json())
+        body = _answer(response, polling=True)
+        if not isinstance(body.get("status"), str):
+            raise _malformed("no task status", polling=True)
+        return self._translate(request, task, body)
 
     def _translate(
         self, request: GenerationRequest, task: TaskHandle, body: Mapping[str, Any]
@@ -310,13 +357,22 @@ class BflAdapter:
         if status == "Task not found":
             raise UpstreamTaskLost(f"bfl: task {task.task_id} not found", provider=NAME)
         # ``Pending`` and statuses BFL may add later keep polling until the job deadline.
-        return Pending(progress=_progress(body.get("progress")), poll_after=self._poll_interval)
+        polls = _count(task.state.get("polls")) + 1
+        return Pending(
+            progress=_progress(body.get("progress")),
+            poll_after=self._backoff(polls),
+            state={**task.state, "polls": polls},
+        )
 
     async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
         """BFL has no cancel endpoint; the task finishes and its result expires unused."""
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0
 
 
 def _progress(value: Any) -> int | None:
@@ -359,5 +415,5 @@ def create_adapter(config: ProviderSettings, context: ProviderContext) -> BflAda
         aliases={str(k): str(v) for k, v in dict(options.get("models") or {}).items()},
         safety_tolerance=int(options.get("safety_tolerance", 2)),
         inline_inputs=bool(options.get("inline_inputs", False)),
-        poll_interval=float(options.get("poll_interval", 1.5)),
+        poll_interval=float(options.get("poll_interval", 2.0)),
     )

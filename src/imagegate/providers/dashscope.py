@@ -28,7 +28,17 @@ have no DashScope equivalent and are not sent: DashScope always returns PNG.
 Options: ``region`` (``intl`` Singapore, default; ``cn`` Beijing; ``us`` Virginia), ``workspace``
 (``X-DashScope-WorkSpace``), ``modes`` (model id → shape, overriding the rules above),
 ``edit_model`` (the model qwen-image edits run on, default ``qwen-image-edit-plus``),
-``watermark`` (default false), ``inline_inputs``, ``poll_interval`` (seconds, default 3).
+``watermark`` (default false), ``inline_inputs``, ``poll_interval`` (seconds, default 5: the
+longest wait between polls).
+
+Polling follows DashScope's own SDK: the first poll comes 1 s after the submit and every pending
+answer doubles the wait, up to ``poll_interval``. The number of polls so far is kept in the task
+state, so the cadence survives a worker restart.
+
+An answer we cannot read (not a JSON object, no ``output.task_id`` or ``output.task_status``) is
+an error: after a submit it is ``UpstreamRejected`` (DashScope may have accepted and billed the
+task or the synchronous call), after a poll ``UpstreamRetryable`` (asked again until the job
+deadline). A finished task or synchronous answer without any image is ``UpstreamRejected``.
 """
 
 from __future__ import annotations
@@ -73,6 +83,8 @@ from imagegate.settings import ProviderSettings
 __all__ = ["DashScopeAdapter", "create_adapter", "mode_for"]
 
 NAME = "dashscope"
+FIRST_POLL_SECONDS = 1.0
+"""DashScope's SDK polls after 1 s first; waits double from here up to ``poll_interval``."""
 REGION_HOSTS = {
     "intl": "https://dashscope-intl.aliyuncs.com",
     "cn": "https://dashscope.aliyuncs.com",
@@ -206,6 +218,28 @@ def _raise_for(response: httpx2.Response) -> None:
     raise_for_upstream(response, NAME, message or None)
 
 
+def _answer(response: httpx2.Response, *, polling: bool) -> dict[str, Any]:
+    """The JSON object of a 2xx answer; anything else is malformed."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise _malformed("a body that is not a JSON object", polling=polling)
+    return body
+
+
+def _malformed(what: str, *, polling: bool) -> UpstreamError:
+    """A poll is asked again; a submit may have been billed, so it is never sent twice."""
+    if polling:
+        return UpstreamRetryable(f"dashscope answered a poll with {what}", provider=NAME)
+    return UpstreamRejected(
+        f"dashscope answered the submit with {what}; not retried because the provider may "
+        "already have charged for it",
+        provider=NAME,
+    )
+
+
 def _output(body: Any) -> Mapping[str, Any]:
     output = body.get("output") if isinstance(body, dict) else None
     return output if isinstance(output, dict) else {}
@@ -216,12 +250,16 @@ def _images(output: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, str]]
     urls: list[str] = []
     failures: list[tuple[str, str]] = []
     for result in output.get("results") or []:
+        if not isinstance(result, dict):
+            continue
         if result.get("url"):
             urls.append(str(result["url"]))
         elif result.get("code"):
             failures.append((str(result["code"]), str(result.get("message") or "")))
     for choice in output.get("choices") or []:
-        message = choice.get("message") or {}
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            continue
         for part in message.get("content") or []:
             if isinstance(part, dict) and part.get("image"):
                 urls.append(str(part["image"]))
@@ -241,7 +279,7 @@ class DashScopeAdapter:
         edit_model: str = "qwen-image-edit-plus",
         watermark: bool = False,
         inline_inputs: bool = False,
-        poll_interval: float = 3.0,
+        poll_interval: float = 5.0,
     ) -> None:
         self._client = client
         self._fetch_input = fetch_input
@@ -316,7 +354,7 @@ class DashScopeAdapter:
             # Both shapes bill once accepted; a lost answer must not become a second charge.
             raise transport_error(exc, NAME, sent=True) from exc
         _raise_for(response)
-        return response.json()
+        return _answer(response, polling=False)
 
     async def submit(self, request: GenerationRequest) -> Submitted | Finished:
         model = self._model(request)
@@ -334,11 +372,13 @@ class DashScopeAdapter:
             ]
         else:
             answers = await self._fan_out(request, self._synthesis_body(request, model))
-        task_ids = [str(_output(answer)["task_id"]) for answer in answers]
+        task_ids = [str(_output(answer).get("task_id") or "") for answer in answers]
+        if not all(task_ids):
+            raise _malformed("no task_id", polling=False)
         return Submitted(
             task_ids[0],
             {"task_ids": task_ids, "model": model},
-            poll_after=self._poll_interval,
+            poll_after=self._backoff(0),
         )
 
     async def _fan_out(self, request: GenerationRequest, body: Mapping[str, Any]) -> list[Any]:
@@ -364,7 +404,10 @@ class DashScopeAdapter:
         if response.status_code == 404:
             raise UpstreamTaskLost(f"dashscope: task {task_id} not found", provider=NAME)
         _raise_for(response)
-        return _output(response.json())
+        output = _output(_answer(response, polling=True))
+        if not isinstance(output.get("task_status"), str):
+            raise _malformed("no task_status", polling=True)
+        return output
 
     async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
         task_ids: Sequence[str] = task.state.get("task_ids") or [task.task_id]
@@ -383,7 +426,12 @@ class DashScopeAdapter:
                     f"dashscope: task {task_id} is unknown or expired", provider=NAME
                 )
         if done < len(task_ids):
-            return Pending(progress=_progress(outputs, done), poll_after=self._poll_interval)
+            polls = _count(task.state.get("polls")) + 1
+            return Pending(
+                progress=_progress(outputs, done),
+                poll_after=self._backoff(polls),
+                state={**task.state, "polls": polls},
+            )
         merged: dict[str, Any] = {"results": [], "choices": []}
         for output in outputs:
             merged["results"] += output.get("results") or []
@@ -395,13 +443,18 @@ class DashScopeAdapter:
         self, request: GenerationRequest, model: str, output: Mapping[str, Any]
     ) -> Finished:
         urls, failures = _images(output)
+        if failures and not urls:
+            raise _error(*failures[0])
         if not urls:
-            code, message = failures[0] if failures else ("", "DashScope returned no image")
-            raise _error(code, message)
+            raise UpstreamRejected("dashscope: the task finished without images", provider=NAME)
         return Finished(
             images=[OutputImage(url=url, content_type="image/png") for url in urls],
             served_model=model,
         )
+
+    def _backoff(self, polls: int) -> float:
+        """The wait before the next poll after ``polls`` pending answers."""
+        return min(self._poll_interval, FIRST_POLL_SECONDS * (1 << min(polls, 16)))
 
     async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
         """Cancel every task still ``PENDING``; running tasks cannot be cancelled (400)."""
@@ -416,6 +469,10 @@ class DashScopeAdapter:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0
 
 
 def _progress(outputs: Sequence[Mapping[str, Any]], done: int) -> int | None:
@@ -455,5 +512,5 @@ def create_adapter(config: ProviderSettings, context: ProviderContext) -> DashSc
         edit_model=str(options.get("edit_model", "qwen-image-edit-plus")),
         watermark=bool(options.get("watermark", False)),
         inline_inputs=bool(options.get("inline_inputs", False)),
-        poll_interval=float(options.get("poll_interval", 3.0)),
+        poll_interval=float(options.get("poll_interval", 5.0)),
     )

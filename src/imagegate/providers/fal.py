@@ -13,6 +13,10 @@ GPT Image, Seedream, Ideogram v3, Qwen and Wan take a named ``image_size`` rathe
 endpoint). Unknown params are dropped. Outputs are ``images[].url`` on fal's CDN (``data:`` URIs
 in sync mode). ``has_nsfw_concepts`` with any ``true`` means the safety checker blanked an
 image → moderated.
+
+An answer we cannot read (not a JSON object; no ``request_id`` or ``status``) is an error: after
+the submit it is ``UpstreamRejected`` (fal may have queued, and will bill, a request we cannot
+find), after a status or result GET ``UpstreamRetryable`` (asked again until the job deadline).
 """
 
 from __future__ import annotations
@@ -27,7 +31,13 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from imagegate.errors import UpstreamModerated, UpstreamRejected, UpstreamTaskLost
+from imagegate.errors import (
+    UpstreamError,
+    UpstreamModerated,
+    UpstreamRejected,
+    UpstreamRetryable,
+    UpstreamTaskLost,
+)
 from imagegate.providers.http import (
     clean_message,
     create_client,
@@ -267,7 +277,9 @@ def build_input(
 _PROGRESS = re.compile(r"(\d{1,3})\s*%")
 
 
-def _image(item: Mapping[str, Any]) -> OutputImage:
+def _image(item: Any) -> OutputImage:
+    if not isinstance(item, Mapping):
+        raise UpstreamRejected("fal: an output image was not an object", provider=NAME)
     url = str(item.get("url") or "")
     content_type = item.get("content_type")
     if url.startswith("data:"):
@@ -318,6 +330,28 @@ def _raise(response: httpx2.Response) -> None:
     raise_for_upstream(response, NAME, text or (clean_message(response.text) or None))
 
 
+def _answer(response: httpx2.Response, *, polling: bool) -> dict[str, Any]:
+    """The JSON object of a 2xx answer; anything else is malformed."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise _malformed("a body that is not a JSON object", polling=polling)
+    return body
+
+
+def _malformed(what: str, *, polling: bool) -> UpstreamError:
+    """A poll is asked again; a submit may have been billed, so it is never sent twice."""
+    if polling:
+        return UpstreamRetryable(f"fal answered a poll with {what}", provider=NAME)
+    return UpstreamRejected(
+        f"fal answered the submit with {what}; not retried because the provider may already "
+        "have charged for it",
+        provider=NAME,
+    )
+
+
 class FalAdapter:
     name = NAME
     supports_cancel = True
@@ -345,10 +379,10 @@ class FalAdapter:
         except httpx2.TransportError as exc:
             raise transport_error(exc, NAME, sent=True) from exc
         _raise(response)
-        answer = response.json()
-        request_id = str(answer.get("request_id") or "")
-        if not request_id:
-            raise UpstreamRejected("fal: the queue gave no request_id", provider=NAME)
+        answer = _answer(response, polling=False)
+        request_id = answer.get("request_id")
+        if not isinstance(request_id, str) or not request_id:
+            raise _malformed("no request_id", polling=False)
         owner_alias = "/".join(model_id.split("/")[:2])
         base = str(self._client.base_url).rstrip("/")
         fallback = f"{base}/{owner_alias}/requests/{request_id}"
@@ -368,8 +402,10 @@ class FalAdapter:
         if response.status_code == 404:
             raise UpstreamTaskLost(f"fal: request {task.task_id} not found", provider=NAME)
         _raise(response)
-        status = response.json()
+        status = _answer(response, polling=True)
         state = status.get("status")
+        if not isinstance(state, str):
+            raise _malformed("no request status", polling=True)
         if state == "COMPLETED":
             return await self._result(request, task, status)
         if state == "IN_PROGRESS":
@@ -401,7 +437,7 @@ class FalAdapter:
                     provider=NAME,
                 )
             raise UpstreamRejected(f"Provider returned an error: {text}", provider=NAME)
-        output = response.json()
+        output = _answer(response, polling=True)
         flags = output.get("has_nsfw_concepts")
         if isinstance(flags, list) and any(flag is True for flag in flags):
             raise UpstreamModerated(

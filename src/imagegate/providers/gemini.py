@@ -25,7 +25,8 @@ from ``MODERATION_REASONS`` → ``UpstreamModerated``. A 200 with no image and a
 (``NO_IMAGE``, ``IMAGE_OTHER``, ``OTHER``, ``MAX_TOKENS``, or ``STOP`` with only text) is
 ``UpstreamRejected`` with the model's own text: Google does not say it is a policy decision, the
 same prompt usually fails the same way (so retrying would only burn quota), and a rejection is
-refunded exactly like moderation.
+refunded exactly like moderation. For the same reason a 200 that is empty, not JSON or off the
+``GenerateContentResponse`` schema is ``UpstreamRejected``, never resent.
 """
 
 from __future__ import annotations
@@ -120,6 +121,49 @@ def _retry_delay(error: Mapping[str, Any]) -> float | None:
     return None
 
 
+def _json_answer(response: httpx2.Response) -> dict[str, Any]:
+    """The JSON object of a 2xx answer.
+
+    Anything else is ``UpstreamRejected``, not retryable: the paid call was made and may have
+    been billed, so the job fails (refunded) rather than paying twice.
+    """
+    if not response.content.strip():
+        raise UpstreamRejected(f"{NAME} answered with an empty body", provider=NAME)
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise UpstreamRejected(
+            f"{NAME} answered with a body that is not JSON", provider=NAME
+        ) from exc
+    if not isinstance(body, dict):
+        raise UpstreamRejected(
+            f"{NAME} answered with an unexpected body: a JSON {type(body).__name__}", provider=NAME
+        )
+    return body
+
+
+def _object(value: Any, what: str) -> Mapping[str, Any]:
+    """``value`` when it is a JSON object, ``{}`` when absent; a wrong type breaks the schema."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UpstreamRejected(
+            f"{NAME} answered with an unexpected body: {what} is not an object", provider=NAME
+        )
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    """``value`` when it is a JSON array, ``[]`` when absent; a wrong type breaks the schema."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise UpstreamRejected(
+            f"{NAME} answered with an unexpected body: {what} is not a list", provider=NAME
+        )
+    return value
+
+
 class GeminiAdapter:
     name = NAME
     supports_cancel = False
@@ -197,10 +241,7 @@ class GeminiAdapter:
             raise transport_error(exc, NAME, sent=True) from exc
         if response.status_code >= 300:
             self._raise_error(response, model)
-        answer = response.json()
-        if not isinstance(answer, dict):
-            raise UpstreamRejected("gemini answered with an unexpected body", provider=NAME)
-        return answer
+        return _json_answer(response)
 
     def _raise_error(self, response: httpx2.Response, model: str) -> None:
         error = _error_body(response)
@@ -221,23 +262,25 @@ class GeminiAdapter:
 
     def _image(self, answer: Mapping[str, Any]) -> OutputImage:
         """The first non-thought image of the answer, or the policy/no-image failure."""
-        feedback = answer.get("promptFeedback") or {}
+        feedback = _object(answer.get("promptFeedback"), "promptFeedback")
         block = feedback.get("blockReason")
         if block:
             raise UpstreamModerated(
                 f"Provider returned an error: content policy violation ({block})", provider=NAME
             )
-        candidates = answer.get("candidates") or []
-        candidate = candidates[0] if candidates else {}
+        candidates = _list(answer.get("candidates"), "candidates")
+        candidate = _object(candidates[0] if candidates else None, "a candidate")
+        content = _object(candidate.get("content"), "content")
         texts: list[str] = []
-        for part in (candidate.get("content") or {}).get("parts") or ():
+        for value in _list(content.get("parts"), "parts"):
+            part = _object(value, "a part")
             if part.get("thought"):
                 continue
-            inline = part.get("inlineData") or part.get("inline_data")
-            if inline and inline.get("data"):
+            inline = _object(part.get("inlineData") or part.get("inline_data"), "inlineData")
+            if inline.get("data"):
                 try:
                     data = base64.b64decode(inline["data"], validate=True)
-                except (binascii.Error, ValueError) as exc:
+                except (binascii.Error, ValueError, TypeError) as exc:
                     raise UpstreamRejected(
                         "gemini sent an image that is not valid base64", provider=NAME
                     ) from exc

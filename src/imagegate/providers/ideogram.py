@@ -7,7 +7,10 @@ aliases) and the inputs:
   ``image`` + ``mask`` ``POST /edit`` (Ideogram allows it on ``V_2``/``V_2_TURBO`` only); with
   ``image`` alone ``POST /remix``; the last two are multipart;
 - ``V_3`` and ``V_3_TURBO``/``_BALANCED``/``_DEFAULT``/``_QUALITY``/``_FLASH``:
-  ``POST /v1/ideogram-v3/generate``, ``…/edit`` (``image`` + ``mask``) or ``…/remix`` (``image``).
+  ``POST /v1/ideogram-v3/generate``, ``…/edit`` (``image`` + ``mask``) or ``…/remix`` (``image``);
+- ``V_4``: ``POST /v1/ideogram-v4/generate`` (JSON), which documents only ``prompt``, ``seed``,
+  ``magic_prompt_option`` and ``custom_model_uri``: no speed, shape, style or input images, so the
+  other params are dropped like any param a vendor does not take (the model picks the shape).
 
 The suffix of a ``V_3_*`` id fixes ``rendering_speed``; a bare ``V_3`` (what ``ideogram-character``
 routes to) takes ``params.rendering_speed`` (``turbo``/``default``/``quality``). Ideogram 3.0 calls
@@ -24,7 +27,9 @@ resolution wins. ``negative_prompt`` is only sent to the legacy models Ideogram 
 Answers carry URLs to download (ephemeral, so the worker fetches them at once). Moderation is a 422
 ``{"error": …}`` or a 200 item with ``is_image_safe: false`` and no URL; either is
 ``UpstreamModerated``. A 402 (``insufficient_funds``/``daily_limit``) is our account's problem, so
-it is ``UpstreamMisconfigured`` rather than the client's fault.
+it is ``UpstreamMisconfigured`` rather than the client's fault. A 200 that is empty, not JSON,
+off the schema or with no image is ``UpstreamRejected``: the paid call was made, so it is never
+resent.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ _V3_SPEEDS = {
     "V_3_DEFAULT": "DEFAULT",
     "V_3_QUALITY": "QUALITY",
 }
+V4_MODEL = "V_4"
 _RATIO = re.compile(r"^\s*(\d+)\s*[:x]\s*(\d+)\s*$")
 _NON_WORD = re.compile(r"[^0-9A-Za-z]+")
 
@@ -151,9 +157,11 @@ class IdeogramAdapter:
             return await self._legacy(request, model)
         if model in _V3_SPEEDS:
             return await self._v3(request, model)
+        if model == V4_MODEL:
+            return self._v4(request)
         raise UpstreamMisconfigured(
             f"ideogram: unknown upstream model {model!r} (expected one of "
-            f"{', '.join(sorted(LEGACY_MODELS | _V3_SPEEDS.keys()))})",
+            f"{', '.join(sorted(LEGACY_MODELS | _V3_SPEEDS.keys() | {V4_MODEL}))})",
             provider=NAME,
         )
 
@@ -231,6 +239,15 @@ class IdeogramAdapter:
                 path = "/v1/ideogram-v3/edit"
         return _Call(path, files=files)
 
+    def _v4(self, request: GenerationRequest) -> _Call:
+        params = request.params
+        body: dict[str, Any] = {"prompt": request.prompt}
+        if isinstance(params.get("seed"), int):
+            body["seed"] = params["seed"]
+        if (magic := _enum(params.get("magic_prompt_option"))) is not None:
+            body["magic_prompt_option"] = magic
+        return _Call("/v1/ideogram-v4/generate", json=body)
+
     async def _file(
         self, field: str, url: Any
     ) -> tuple[str, tuple[str | None, bytes | str, str | None]]:
@@ -267,16 +284,38 @@ class IdeogramAdapter:
         raise_for_upstream(response, NAME, message)
 
     def _images(self, response: httpx2.Response) -> Sequence[OutputImage]:
-        body = response.json()
+        """The image URLs of a 2xx answer; an unsafe slot (no URL) is moderation.
+
+        A body that is empty, not JSON or off the schema is ``UpstreamRejected``, not retryable:
+        the paid call was made and may have been billed, so the job fails (refunded).
+        """
+        if not response.content.strip():
+            raise UpstreamRejected(f"{NAME} answered with an empty body", provider=NAME)
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise UpstreamRejected(
+                f"{NAME} answered with a body that is not JSON", provider=NAME
+            ) from exc
         data = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(data, list) or not data:
-            raise UpstreamRejected("ideogram answered without images", provider=NAME)
+        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+            raise UpstreamRejected(
+                f"{NAME} answered with an unexpected body: no list of image objects",
+                provider=NAME,
+            )
+        if not data:
+            raise UpstreamRejected(f"{NAME} returned no image", provider=NAME)
         if any(not item.get("is_image_safe", True) or not item.get("url") for item in data):
             raise UpstreamModerated(
                 "Provider returned an error: content policy violation (is_image_safe: false)",
                 provider=NAME,
             )
-        return [OutputImage(url=str(item["url"])) for item in data]
+        if not all(isinstance(item["url"], str) for item in data):
+            raise UpstreamRejected(
+                f"{NAME} answered with an unexpected body: an image url is not a string",
+                provider=NAME,
+            )
+        return [OutputImage(url=item["url"]) for item in data]
 
     async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
         """Never called: ``submit`` always answers ``Finished``."""

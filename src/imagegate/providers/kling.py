@@ -21,6 +21,10 @@ image: ``options["image_reference"]`` (default ``subject``).
 
 Options: ``access_key``, ``secret_key``, ``resolution`` (``1k``/``2k``), ``image_reference``,
 ``inline_inputs``, ``poll_interval`` (seconds, default 3).
+
+An answer we cannot read (not a JSON envelope, no ``data``, ``task_id`` or ``task_status``) is an
+error: after a submit it is ``UpstreamRejected`` (Kling may have accepted and billed a task we
+cannot find), after a poll ``UpstreamRetryable`` (asked again until the job deadline).
 """
 
 from __future__ import annotations
@@ -125,7 +129,7 @@ def _error(code: int, message: str, response: httpx2.Response | None = None) -> 
     return UpstreamRejected(f"Provider returned an error: {text}", provider=NAME)
 
 
-def _envelope(response: httpx2.Response) -> Mapping[str, Any]:
+def _envelope(response: httpx2.Response, *, polling: bool) -> Mapping[str, Any]:
     """The ``data`` of a successful envelope; raise the mapped error otherwise."""
     try:
         body = response.json()
@@ -133,13 +137,30 @@ def _envelope(response: httpx2.Response) -> Mapping[str, Any]:
         body = None
     if not isinstance(body, dict):
         raise_for_upstream(response, NAME, response.text or None)
-        raise UpstreamRejected("kling: answer is not a JSON envelope", provider=NAME)
+        raise _malformed("a body that is not a JSON envelope", polling=polling)
     code = body.get("code")
     if isinstance(code, int) and code != 0:
         raise _error(code, str(body.get("message") or ""), response)
     raise_for_upstream(response, NAME, str(body.get("message") or "") or None)
     data = body.get("data")
-    return data if isinstance(data, dict) else {}
+    if code != 0 or not isinstance(data, dict):
+        raise _malformed("an envelope without code 0 and data", polling=polling)
+    return data
+
+
+def _index(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _malformed(what: str, *, polling: bool) -> UpstreamError:
+    """A poll is asked again; a submit may have been billed, so it is never sent twice."""
+    if polling:
+        return UpstreamRetryable(f"kling answered a poll with {what}", provider=NAME)
+    return UpstreamRejected(
+        f"kling answered the submit with {what}; not retried because the provider may already "
+        "have charged for it",
+        provider=NAME,
+    )
 
 
 class KlingAdapter:
@@ -211,9 +232,12 @@ class KlingAdapter:
             )
         except httpx2.TransportError as exc:
             raise transport_error(exc, NAME, sent=True) from exc
-        data = _envelope(response)
+        data = _envelope(response, polling=False)
+        task_id = data.get("task_id")
+        if not isinstance(task_id, str | int) or not str(task_id):
+            raise _malformed("no task_id", polling=False)
         return Submitted(
-            str(data["task_id"]),
+            str(task_id),
             {"model_name": body["model_name"]},
             poll_after=self._poll_interval,
         )
@@ -227,11 +251,15 @@ class KlingAdapter:
             raise transport_error(exc, NAME, sent=False) from exc
         if response.status_code == 404:
             raise UpstreamTaskLost(f"kling: task {task.task_id} not found", provider=NAME)
-        data = _envelope(response)
-        status = str(data.get("task_status"))
+        data = _envelope(response, polling=True)
+        status = data.get("task_status")
+        if not isinstance(status, str):
+            raise _malformed("no task_status", polling=True)
         if status == "succeed":
-            images = (data.get("task_result") or {}).get("images") or []
-            ordered = sorted(images, key=lambda image: int(image.get("index", 0)))
+            result = data.get("task_result")
+            listed = result.get("images") if isinstance(result, dict) else None
+            images = [image for image in listed or [] if isinstance(image, dict)]
+            ordered = sorted(images, key=lambda image: _index(image.get("index")))
             urls = [str(image["url"]) for image in ordered if image.get("url")]
             if not urls:
                 raise UpstreamRejected("kling: task succeeded without images", provider=NAME)

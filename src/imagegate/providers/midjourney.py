@@ -18,6 +18,11 @@ the mask); the open-source relay has no buttons and only knows upsample / variat
 
 A finished grid task yields four images: the relay's split ``imageUrls`` when it has them, else
 the grid ``imageUrl`` downloaded and cut into quadrants here. Upsamples yield one image.
+
+An answer we cannot read is an error: after a submit (no JSON object with a numeric ``code``) it is
+``UpstreamRejected`` (the relay may have queued, and Midjourney billed, the job), after a fetch
+``UpstreamRetryable`` (asked again until the job deadline) — except an empty or ``null`` fetch,
+which is how the relay says it does not know the task: ``UpstreamTaskLost``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import httpx2
 from PIL import Image
 
 from imagegate.errors import (
+    UpstreamError,
     UpstreamModerated,
     UpstreamRejected,
     UpstreamRetryable,
@@ -58,6 +64,9 @@ __all__ = ["MidjourneyAdapter", "build_prompt", "create_adapter", "split_grid"]
 
 NAME = "midjourney"
 AUTH_HEADER = "mj-api-secret"
+_POLL_SECONDS = 4.0
+"""Relays advise polling every 2–5 s; a Midjourney job takes most of a minute, so 4 s is enough
+for progress to move between polls without hammering the relay (queued or running alike)."""
 
 _FLAGS: Sequence[tuple[str, str]] = (
     ("aspect_ratio", "--ar"),
@@ -232,8 +241,8 @@ class MidjourneyAdapter:
             raise transport_error(exc, NAME, sent=True) from exc
         raise_for_upstream(response, NAME, _error_text(response))
         answer = _json(response)
-        if not isinstance(answer, Mapping):
-            raise UpstreamRejected("midjourney: the relay answered without a body", provider=NAME)
+        if not isinstance(answer, Mapping) or not isinstance(answer.get("code"), int):
+            raise _malformed("a body that is not a submit result", polling=False)
         return answer
 
     def _check_code(self, answer: Mapping[str, Any]) -> None:
@@ -258,18 +267,25 @@ class MidjourneyAdapter:
         task_id = answer.get("result")
         if not task_id:
             raise UpstreamRejected("midjourney: the relay gave no task id", provider=NAME)
-        return Submitted(str(task_id), {"action": action}, poll_after=5.0)
+        return Submitted(str(task_id), {"action": action}, poll_after=_POLL_SECONDS)
 
     async def _fetch(self, task_id: str) -> Mapping[str, Any] | None:
         try:
             response = await self._client.get(f"/mj/task/{task_id}/fetch")
         except httpx2.TransportError as exc:
             raise transport_error(exc, NAME, sent=False) from exc
-        if response.status_code == 404:
-            return None
+        if response.status_code == 404 or not response.content.strip():
+            return None  # the relay serializes an unknown task as ``null``: an empty 200
         raise_for_upstream(response, NAME, _error_text(response))
-        task = _json(response)
-        return task if isinstance(task, Mapping) and task.get("id") else None
+        try:
+            task = response.json()
+        except ValueError:
+            task = ""
+        if task is None:
+            return None
+        if not isinstance(task, Mapping) or not task.get("id") or "status" not in task:
+            raise _malformed("a body that is not a task", polling=True)
+        return task
 
     async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
         current = await self._fetch(task.task_id)
@@ -288,7 +304,7 @@ class MidjourneyAdapter:
             raise UpstreamRejected(f"Provider returned an error: {reason}", provider=NAME)
         progress = _PROGRESS.search(str(current.get("progress") or ""))
         percent = min(99, int(progress[1])) if progress and status == "IN_PROGRESS" else 0
-        return Pending(progress=percent, poll_after=5.0 if status == "IN_PROGRESS" else 10.0)
+        return Pending(progress=percent, poll_after=_POLL_SECONDS)
 
     async def _finished(self, current: Mapping[str, Any]) -> Finished:
         action = str(current.get("action") or "IMAGINE").upper()
@@ -326,6 +342,17 @@ class MidjourneyAdapter:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _malformed(what: str, *, polling: bool) -> UpstreamError:
+    """A fetch is asked again; a submit may have been billed, so it is never sent twice."""
+    if polling:
+        return UpstreamRetryable(f"midjourney relay answered a fetch with {what}", provider=NAME)
+    return UpstreamRejected(
+        f"midjourney relay answered the submit with {what}; not retried because the provider "
+        "may already have charged for it",
+        provider=NAME,
+    )
 
 
 def _url_of(item: Any) -> Any:

@@ -15,7 +15,8 @@ Options: ``organization`` and ``project`` (sent as ``OpenAI-Organization`` / ``O
 
 Moderation arrives as HTTP 400 with ``code: moderation_blocked`` (GPT image) or
 ``content_policy_violation`` (DALL·E); a 429 with ``insufficient_quota`` is an empty account,
-which no retry fixes.
+which no retry fixes. A 200 that is empty, not JSON, off the ``ImagesResponse`` schema or
+without an image is ``UpstreamRejected``: the paid call was made, so it is never resent.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from typing import Any
 import httpx2
 
 from imagegate.errors import (
-    UpstreamError,
     UpstreamMisconfigured,
     UpstreamModerated,
     UpstreamRejected,
@@ -144,27 +144,54 @@ def check_response(response: httpx2.Response) -> None:
     raise_for_upstream(response, NAME, message)
 
 
-def parse_images(response: httpx2.Response, content_type: str) -> list[OutputImage]:
-    """The base64 images of an ``ImagesResponse`` (DALL·E is asked for ``b64_json`` too)."""
+def json_answer(response: httpx2.Response) -> dict[str, Any]:
+    """The JSON object of a 2xx answer.
+
+    Anything else is ``UpstreamRejected``, not retryable: the paid call was made and may have
+    been billed, so the job fails (refunded) rather than paying twice.
+    """
+    if not response.content.strip():
+        raise UpstreamRejected(f"{NAME} answered with an empty body", provider=NAME)
     try:
         body = response.json()
     except ValueError as exc:
-        raise UpstreamError(f"{NAME} answered with a body that is not JSON", provider=NAME) from exc
-    data = body.get("data") if isinstance(body, dict) else None
+        raise UpstreamRejected(
+            f"{NAME} answered with a body that is not JSON", provider=NAME
+        ) from exc
+    if not isinstance(body, dict):
+        raise UpstreamRejected(
+            f"{NAME} answered with an unexpected body: a JSON {type(body).__name__}", provider=NAME
+        )
+    return body
+
+
+def parse_images(response: httpx2.Response, content_type: str) -> list[OutputImage]:
+    """The base64 images of an ``ImagesResponse`` (DALL·E is asked for ``b64_json`` too).
+
+    A body that breaks the schema is ``UpstreamRejected`` (see ``json_answer``).
+    """
+    data = json_answer(response).get("data")
+    if not isinstance(data, list):
+        raise UpstreamRejected(
+            f"{NAME} answered with an unexpected body: no data list", provider=NAME
+        )
     images: list[OutputImage] = []
-    for item in data if isinstance(data, list) else []:
-        if not isinstance(item, dict):
-            continue
-        if isinstance(item.get("b64_json"), str):
-            try:
-                raw = base64.b64decode(item["b64_json"], validate=True)
-            except binascii.Error as exc:
-                raise UpstreamError(
-                    f"{NAME} sent an image that is not base64", provider=NAME
-                ) from exc
-            images.append(OutputImage(data=raw, content_type=content_type))
+    for item in data:
+        encoded = item.get("b64_json") if isinstance(item, dict) else None
+        if not isinstance(encoded, str) or not encoded:
+            raise UpstreamRejected(
+                f"{NAME} answered with an unexpected body: an item without b64_json",
+                provider=NAME,
+            )
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except binascii.Error as exc:
+            raise UpstreamRejected(
+                f"{NAME} sent an image that is not base64", provider=NAME
+            ) from exc
+        images.append(OutputImage(data=raw, content_type=content_type))
     if not images:
-        raise UpstreamError(f"{NAME} answered without any image", provider=NAME)
+        raise UpstreamRejected(f"{NAME} returned no image", provider=NAME)
     return images
 
 

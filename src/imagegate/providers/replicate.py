@@ -18,6 +18,10 @@ once) or, in sync mode, ``data:`` URIs, which are decoded here. Safety failures 
 Options: ``wait`` (seconds, 1–60) sends ``Prefer: wait=N`` so quick models finish in ``submit``;
 off by default, because a held-open paid POST that times out leaves no prediction id to resume.
 ``cancel_after`` (e.g. ``"10m"``) sends ``Cancel-After``.
+
+An answer we cannot read (not a JSON object, no ``id`` or ``status``) is an error: after a create
+it is ``UpstreamRejected`` (Replicate may have started, and will bill, a prediction we cannot
+find), after a poll ``UpstreamRetryable`` (the GET is asked again until the job deadline).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 import httpx2
 
 from imagegate.errors import (
+    UpstreamError,
     UpstreamModerated,
     UpstreamRejected,
     UpstreamRetryable,
@@ -91,6 +96,7 @@ _WAN = _same("aspect_ratio", "image", "negative_prompt", "prompt_extend", "seed"
 
 INPUTS: Sequence[tuple[str, Rename]] = (
     ("openai/gpt-image", _GPT_IMAGE),
+    ("google/nano-banana-2-lite", _same("aspect_ratio", "output_format", "image_input")),
     ("google/nano-banana-2", {**_NANO_BANANA, **_same("google_search", "image_search")}),
     ("google/nano-banana", _NANO_BANANA),
     ("google/imagen-4-fast", _same("aspect_ratio", "output_format", "safety_filter_level")),
@@ -114,6 +120,7 @@ INPUTS: Sequence[tuple[str, Rename]] = (
         "aspect_ratio", "resolution", "style_type", "magic_prompt_option", "rendering_speed",
         "character_reference_image", "image", "mask", "seed",
     )),
+    ("ideogram-ai/ideogram-v4", _same("resolution")),
     ("ideogram-ai/ideogram-v3", _IDEOGRAM_V3),
     ("ideogram-ai/ideogram-v2", _IDEOGRAM_V2),
     ("bytedance/seedream-3", _same(
@@ -136,6 +143,14 @@ INPUTS: Sequence[tuple[str, Rename]] = (
     }),
     ("wan-video/wan-2.7-image", _WAN),
     ("prunaai/wan-2.2-image", _same("aspect_ratio", "seed")),
+    ("stability-ai/stable-diffusion-3.5-large-turbo", _same(
+        "aspect_ratio", "cfg", "image", "prompt_strength", "negative_prompt", "output_format",
+        "seed",
+    )),
+    ("stability-ai/stable-diffusion-3", _same(
+        "aspect_ratio", "cfg", "image", "prompt_strength", "negative_prompt", "steps",
+        "output_format", "output_quality", "seed",
+    )),
 )  # fmt: skip
 """Slug prefix → accepted params; the first (most specific) matching prefix wins."""
 
@@ -265,6 +280,31 @@ def _error_text(response: httpx2.Response) -> str | None:
     return clean_message(detail) if detail else None
 
 
+def _prediction(response: httpx2.Response, *, polling: bool) -> dict[str, Any]:
+    """The prediction object of a 2xx answer; anything without an ``id`` and ``status`` is
+    malformed."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise _malformed("a body that is not a JSON object", polling=polling)
+    if not isinstance(body.get("id"), str) or not isinstance(body.get("status"), str):
+        raise _malformed("no prediction id or status", polling=polling)
+    return body
+
+
+def _malformed(what: str, *, polling: bool) -> UpstreamError:
+    """A poll is asked again; a create may have been billed, so it is never sent twice."""
+    if polling:
+        return UpstreamRetryable(f"replicate answered a poll with {what}", provider=NAME)
+    return UpstreamRejected(
+        f"replicate answered the create with {what}; not retried because the provider may "
+        "already have charged for it",
+        provider=NAME,
+    )
+
+
 class ReplicateAdapter:
     name = NAME
     supports_cancel = True
@@ -300,7 +340,7 @@ class ReplicateAdapter:
         except httpx2.TransportError as exc:
             raise transport_error(exc, NAME, sent=True) from exc
         raise_for_upstream(response, NAME, _error_text(response))
-        prediction = response.json()
+        prediction = _prediction(response, polling=False)
         answer = self._interpret(prediction, request)
         if isinstance(answer, Finished):
             return answer
@@ -314,7 +354,7 @@ class ReplicateAdapter:
         if response.status_code == 404:
             raise UpstreamTaskLost(f"replicate: prediction {task.task_id} not found", provider=NAME)
         raise_for_upstream(response, NAME, _error_text(response))
-        return self._interpret(response.json(), request)
+        return self._interpret(_prediction(response, polling=True), request)
 
     def _interpret(
         self, prediction: Mapping[str, Any], request: GenerationRequest

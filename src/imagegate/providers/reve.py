@@ -8,7 +8,8 @@ reproducible upstream). Reve draws one image per call, so a job asking for more 
 Moderation is a 200 with ``content_violation: true`` (also sent as the
 ``X-Reve-Content-Violation`` header) → ``UpstreamModerated``. Errors are
 ``{"error_code", "message"}``; ``402 INSUFFICIENT_CREDITS`` is an empty account, which no retry
-fixes.
+fixes. A 200 that is empty, not JSON, without an image or with one that is not base64 is
+``UpstreamRejected``: the paid call was made, so it is never resent.
 
 Options: ``version`` (used when the params name none), ``test_time_scaling`` (1–15, more detail
 for more credits) and ``postprocessing`` (Reve's list of steps, e.g.
@@ -25,7 +26,6 @@ from typing import Any
 import httpx2
 
 from imagegate.errors import (
-    UpstreamError,
     UpstreamMisconfigured,
     UpstreamModerated,
     UpstreamRejected,
@@ -68,6 +68,27 @@ def _json(response: httpx2.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def json_answer(response: httpx2.Response) -> dict[str, Any]:
+    """The JSON object of a 2xx answer.
+
+    Anything else is ``UpstreamRejected``, not retryable: the paid call was made and may have
+    been billed, so the job fails (refunded) rather than paying twice.
+    """
+    if not response.content.strip():
+        raise UpstreamRejected(f"{NAME} answered with an empty body", provider=NAME)
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise UpstreamRejected(
+            f"{NAME} answered with a body that is not JSON", provider=NAME
+        ) from exc
+    if not isinstance(body, dict):
+        raise UpstreamRejected(
+            f"{NAME} answered with an unexpected body: a JSON {type(body).__name__}", provider=NAME
+        )
+    return body
 
 
 def check_response(response: httpx2.Response) -> None:
@@ -123,17 +144,23 @@ class ReveAdapter:
         except httpx2.TransportError as exc:
             raise transport_error(exc, NAME, sent=True) from exc
         check_response(response)
-        body = _json(response)
         flagged = response.headers.get("x-reve-content-violation", "").lower() == "true"
-        if body.get("content_violation") is True or flagged:
+        body = {} if flagged else json_answer(response)
+        if flagged or body.get("content_violation") is True:
             raise UpstreamModerated(f"{_MODERATED}: {NAME} flagged the image", provider=NAME)
         encoded = body.get("image")
-        if not isinstance(encoded, str) or not encoded:
-            raise UpstreamError(f"{NAME} answered without an image", provider=NAME)
+        if not encoded:
+            raise UpstreamRejected(f"{NAME} returned no image", provider=NAME)
+        if not isinstance(encoded, str):
+            raise UpstreamRejected(
+                f"{NAME} answered with an unexpected body: image is not a string", provider=NAME
+            )
         try:
             data = base64.b64decode(encoded, validate=True)
         except binascii.Error as exc:
-            raise UpstreamError(f"{NAME} sent an image that is not base64", provider=NAME) from exc
+            raise UpstreamRejected(
+                f"{NAME} sent an image that is not base64", provider=NAME
+            ) from exc
         version = body.get("version") or response.headers.get("x-reve-version")
         return Finished(
             images=[OutputImage(data=data, content_type=_content_type(data))],

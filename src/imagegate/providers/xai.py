@@ -10,6 +10,8 @@ reachable from xAI. Set the option ``send_input_urls`` to pass public URLs throu
 Moderation is silent: a flagged image comes back with ``respect_moderation: false`` and no
 payload, and a fully blocked request with ``data: []`` — both are ``UpstreamModerated``. A wrong
 key is HTTP **400** ``Incorrect API key provided``, not 401, so it is recognised by its text.
+A 200 that is empty, not JSON or off the schema is ``UpstreamRejected``: the paid call was made,
+so it is never resent.
 
 Options: ``resolution`` (``1k`` | ``2k``, sent when set), ``send_input_urls``, ``model_aliases``.
 """
@@ -24,7 +26,6 @@ from typing import Any
 import httpx2
 
 from imagegate.errors import (
-    UpstreamError,
     UpstreamMisconfigured,
     UpstreamModerated,
     UpstreamRejected,
@@ -87,30 +88,60 @@ def check_response(response: httpx2.Response) -> None:
     raise_for_upstream(response, NAME, message)
 
 
-def parse_images(response: httpx2.Response) -> list[OutputImage]:
-    """The images of the answer; a flagged or missing payload is moderation."""
+def json_answer(response: httpx2.Response) -> dict[str, Any]:
+    """The JSON object of a 2xx answer.
+
+    Anything else is ``UpstreamRejected``, not retryable: the paid call was made and may have
+    been billed, so the job fails (refunded) rather than paying twice.
+    """
+    if not response.content.strip():
+        raise UpstreamRejected(f"{NAME} answered with an empty body", provider=NAME)
     try:
         body = response.json()
     except ValueError as exc:
-        raise UpstreamError(f"{NAME} answered with a body that is not JSON", provider=NAME) from exc
-    data = body.get("data") if isinstance(body, dict) else None
-    items = [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
-    if not items:
+        raise UpstreamRejected(
+            f"{NAME} answered with a body that is not JSON", provider=NAME
+        ) from exc
+    if not isinstance(body, dict):
+        raise UpstreamRejected(
+            f"{NAME} answered with an unexpected body: a JSON {type(body).__name__}", provider=NAME
+        )
+    return body
+
+
+def parse_images(response: httpx2.Response) -> list[OutputImage]:
+    """The images of the answer; a flagged, empty or missing payload is moderation."""
+    data = json_answer(response).get("data")
+    if data is not None and not isinstance(data, list):
+        raise UpstreamRejected(
+            f"{NAME} answered with an unexpected body: data is not a list", provider=NAME
+        )
+    if not data:
         raise UpstreamModerated(f"{_MODERATED}: {NAME} returned no image", provider=NAME)
     images: list[OutputImage] = []
-    for item in items:
+    for item in data:
+        if not isinstance(item, dict):
+            raise UpstreamRejected(
+                f"{NAME} answered with an unexpected body: an item is not an object",
+                provider=NAME,
+            )
         if item.get("respect_moderation") is False:
             raise UpstreamModerated(f"{_MODERATED}: {NAME} withheld the image", provider=NAME)
-        if isinstance(item.get("b64_json"), str) and item["b64_json"]:
-            try:
-                raw = base64.b64decode(item["b64_json"], validate=True)
-            except binascii.Error as exc:
-                raise UpstreamError(
-                    f"{NAME} sent an image that is not base64", provider=NAME
-                ) from exc
-            images.append(OutputImage(data=raw, content_type=sniff_content_type(raw)))
-        else:
+        encoded = item.get("b64_json")
+        if not encoded:
             raise UpstreamModerated(f"{_MODERATED}: {NAME} returned an empty image", provider=NAME)
+        if not isinstance(encoded, str):
+            raise UpstreamRejected(
+                f"{NAME} answered with an unexpected body: b64_json is not a string",
+                provider=NAME,
+            )
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except binascii.Error as exc:
+            raise UpstreamRejected(
+                f"{NAME} sent an image that is not base64", provider=NAME
+            ) from exc
+        images.append(OutputImage(data=raw, content_type=sniff_content_type(raw)))
     return images
 
 

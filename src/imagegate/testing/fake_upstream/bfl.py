@@ -8,7 +8,10 @@ signed ``result.sample`` URL served by the fake itself (a real image rendered wi
 
 Words in the prompt steer it: ``moderate-me`` → ``Request Moderated``, ``moderate-output`` →
 ``Content Moderated``, ``rate-limit-me`` → 429 with ``Retry-After``, ``server-error`` → 500,
-``no-credits`` → 402, ``fail-me`` → ``Error``, ``slow`` → three ``Pending`` polls with progress.
+``no-credits`` → 402, ``fail-me`` → ``Error``, ``slow`` → three ``Pending`` polls with progress,
+``expire-fast`` → the result sample expires right after its first download (BFL's signed URLs
+die after ten minutes; this makes "the worker downloaded it at once" observable). An expired or
+badly signed sample answers 403 ``AuthenticationFailed``, as BFL's blob storage does.
 
 Options: ``api_key`` (default ``bfl_test_key``), ``polling_base`` (the host put in
 ``polling_url``, to imitate a regional host; default: the host the submit was sent to),
@@ -184,6 +187,7 @@ def create_app(**options: Any) -> FastAPI:
             "body": body,
             "pending_polls": 3 if "slow" in prompt else 0,
             "polls": 0,
+            "downloads": 0,
         }
         return JSONResponse({"id": task_id, "polling_url": f"{base}/v1/get_result?id={task_id}"})
 
@@ -260,12 +264,14 @@ def create_app(**options: Any) -> FastAPI:
     async def sample(task_id: str, fmt: str, sig: str = "") -> Response:
         task = app.state.tasks.get(task_id)
         expected = hashlib.sha256(f"{task_id}:{api_key}".encode()).hexdigest()[:32]
-        if task is None or fmt not in _PIL_FORMATS or sig != expected:
+        expired = task is not None and task["downloads"] and "expire-fast" in task["prompt"]
+        if task is None or fmt not in _PIL_FORMATS or sig != expected or expired:
             return Response(
                 "<Error><Code>AuthenticationFailed</Code></Error>",
                 status_code=403,
                 media_type="application/xml",
             )
+        task["downloads"] += 1
         body = task["body"]
         pil_format, content_type = _PIL_FORMATS[fmt]
         seed = body.seed if body.seed is not None else 42

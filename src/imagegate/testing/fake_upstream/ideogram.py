@@ -1,10 +1,15 @@
-"""A fake Ideogram API: legacy ``/generate``, ``/edit``, ``/remix`` and the Ideogram 3.0 trio.
+"""A fake Ideogram API: legacy ``/generate``, ``/edit``, ``/remix``, the Ideogram 3.0 trio and
+the Ideogram 4.0 ``/v1/ideogram-v4/generate``.
 
 Auth is the ``Api-Key`` header; a missing or wrong key gets 401. Requests are validated against
 Ideogram's OpenAPI enums and rules (aspect ratio and resolution spellings, ``resolution`` exclusive
 with ``aspect_ratio``, ``num_images`` 1–8, ``/edit`` only for ``V_2``/``V_2_TURBO``, at most one
 character reference, ``negative_prompt`` only on V_1/V_2 models, required files). Invalid input is
 a 400 ``{"error": …}``; Ideogram documents no 400/401 body, so that shape is an assumption.
+
+Ideogram 4.0 takes only ``prompt``, ``seed``, ``magic_prompt_option`` and ``custom_model_uri``
+(JSON or multipart); it validates those and, unlike the vendor, refuses any other field so a test
+sees an adapter sending what the endpoint does not document. Its items have no ``style_type``.
 
 Answers list URLs served by the fake itself (``GET /api/images/ephemeral/<id>.png``) pointing at
 real PNGs shaped like the requested aspect ratio or resolution. Prompt words steer it:
@@ -54,6 +59,8 @@ MAGIC = {"AUTO", "ON", "OFF"}
 PRESETS = {"80S_ILLUSTRATION", "ART_DECO", "BAUHAUS", "OIL_PAINTING", "POP_ART", "WATERCOLOR",
            "90S_NOSTALGIA", "FLAT_VECTOR", "TRAVEL_POSTER", "VINTAGE_POSTER"}  # fmt: skip
 """A subset of Ideogram's 62 presets: enough to tell a translated name from an untranslated one."""
+V4_FIELDS = frozenset({"prompt", "seed", "magic_prompt_option", "custom_model_uri"})
+"""``GenerateImageRequestV4``'s properties."""
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 _SAFETY = "Prompt provided failed safety check due to the inclusion of prohibited content."
 
@@ -196,7 +203,9 @@ def create_app(api_key: str = API_KEY, **_options: Any) -> FastAPI:
             return JSONResponse({"error": "Service temporarily unavailable"}, status_code=503)
         return None
 
-    def answer(request: Request, fields: dict[str, Any], width: int, height: int) -> JSONResponse:
+    def answer(
+        request: Request, fields: dict[str, Any], width: int, height: int, *, v4: bool = False
+    ) -> JSONResponse:
         prompt = str(fields["prompt"])
         safe = "unsafe-output" not in prompt
         style = fields.get("style_type") or "GENERAL"
@@ -218,6 +227,8 @@ def create_app(api_key: str = API_KEY, **_options: Any) -> FastAPI:
                     "style_type": style,
                 }
             )
+            if v4:  # ImageGenerationObjectV4 has neither field
+                del items[-1]["style_type"], items[-1]["upscaled_resolution"]
         return JSONResponse({"created": datetime.now(UTC).isoformat(), "data": items})
 
     async def handle(
@@ -313,6 +324,46 @@ def create_app(api_key: str = API_KEY, **_options: Any) -> FastAPI:
     @app.post("/v1/ideogram-v3/remix")
     async def remix_v3(request: Request) -> Response:
         return await handle(request, v3=True, multipart=True, required=("image",))
+
+    @app.post("/v1/ideogram-v4/generate")
+    async def generate_v4(request: Request) -> Response:
+        record: dict[str, Any] = {"path": request.url.path, "headers": dict(request.headers)}
+        app.state.requests.append(record)
+        if not authorized(request):
+            return JSONResponse({"error": "Unauthorized"}, status_code=401)
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            fields, _files = await _form(request)
+            record["form"] = dict(fields)
+        elif content_type.startswith("application/json"):
+            try:
+                fields = await request.json()
+            except ValueError:
+                return _bad("Request body is not valid JSON")
+            record["json"] = fields
+            if not isinstance(fields, dict):
+                return _bad("Request body must be a JSON object")
+        else:
+            return _bad("Unsupported content type: " + content_type)
+        if unknown := sorted(set(fields) - V4_FIELDS):
+            return _bad(f"Unknown fields for Ideogram 4.0: {', '.join(unknown)}")
+        if not isinstance(fields.get("prompt"), str) or not fields["prompt"].strip():
+            return _bad("prompt is required")
+        seed = fields.get("seed")
+        if seed is not None:
+            try:
+                seed = int(seed)
+            except (TypeError, ValueError):
+                return _bad("seed must be an integer")
+            if not 0 <= seed <= 2147483647:
+                return _bad("seed must be between 0 and 2147483647")
+        magic = fields.get("magic_prompt_option")
+        if magic is not None and magic not in MAGIC:
+            return _bad(f"Invalid magic_prompt_option: {magic}")
+        if (steered := steer(fields["prompt"])) is not None:
+            return steered
+        present = {key: value for key, value in fields.items() if value is not None}
+        return answer(request, present, 64, 64, v4=True)
 
     @app.get("/api/images/ephemeral/{image_id}.png")
     async def image(image_id: str) -> Response:

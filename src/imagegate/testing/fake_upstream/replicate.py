@@ -15,7 +15,10 @@ Imagen models are unknown, i.e. 404); each validates ``aspect_ratio`` and
 ``output_format`` against its enum. Prompt words steer it: ``moderate-me`` → the prediction fails
 with the E005 "flagged as sensitive" error, ``nsfw-me`` → flux's "NSFW content detected",
 ``fail-me`` → a plain failure, ``rate-limit-me`` → 429 throttled with ``Retry-After: 30``,
-``server-error`` → 500, ``slow`` → three ``processing`` polls with tqdm progress in ``logs``.
+``server-error`` → 500, ``slow`` → three ``processing`` polls with tqdm progress in ``logs``,
+``expire-fast`` → each output file is deleted right after its first download (Replicate deletes
+outputs after an hour; this makes "the worker downloaded it at once" observable), so a second
+fetch is a 404 like an expired ``replicate.delivery`` URL.
 
 ``app.state.requests`` records every request (method, path, headers, JSON body).
 """
@@ -39,6 +42,13 @@ _RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "4:5", "5:4", "21:
 _FLUX_RATIOS = (*_RATIOS, "custom", "match_input_image")
 _IDEOGRAM_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "16:10", "10:16", "3:1",
                     "1:3")  # fmt: skip
+_IDEOGRAM_V4_RESOLUTIONS = (
+    "None", "2048x2048", "1440x2880", "2880x1440", "1664x2496", "2496x1664", "1792x2240",
+    "2240x1792", "1440x2560", "2560x1440", "1600x2560", "2560x1600", "1728x2304", "2304x1728",
+    "1296x3168", "3168x1296", "1152x2944", "2944x1152", "1248x3328", "3328x1248", "1280x3072",
+    "3072x1280",
+)  # fmt: skip
+_SD_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
 _MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     "openai/gpt-image-1.5": {"aspect_ratio": ("1:1", "3:2", "2:3"),
                              "output_format": ("png", "jpeg", "webp")},
@@ -50,6 +60,8 @@ _MODELS: dict[str, dict[str, tuple[str, ...]]] = {
                                "output_format": ("jpg", "png")},
     "google/nano-banana-2": {"aspect_ratio": (*_RATIOS, "match_input_image"),
                              "output_format": ("jpg", "png")},
+    "google/nano-banana-2-lite": {"aspect_ratio": (*_RATIOS, "match_input_image"),
+                                  "output_format": ("jpg", "png")},
     "black-forest-labs/flux-1.1-pro": {"aspect_ratio": _FLUX_RATIOS,
                                        "output_format": ("webp", "jpg", "png")},
     "black-forest-labs/flux-1.1-pro-ultra": {"aspect_ratio": _RATIOS,
@@ -76,16 +88,29 @@ _MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     "ideogram-ai/ideogram-v2a": {"aspect_ratio": _IDEOGRAM_RATIOS},
     "ideogram-ai/ideogram-v2a-turbo": {"aspect_ratio": _IDEOGRAM_RATIOS},
     "ideogram-ai/ideogram-character": {"aspect_ratio": _IDEOGRAM_RATIOS},
+    "ideogram-ai/ideogram-v4-turbo": {"resolution": _IDEOGRAM_V4_RESOLUTIONS},
+    "ideogram-ai/ideogram-v4-balanced": {"resolution": _IDEOGRAM_V4_RESOLUTIONS},
+    "ideogram-ai/ideogram-v4-quality": {"resolution": _IDEOGRAM_V4_RESOLUTIONS},
     "bytedance/seedream-4": {"aspect_ratio": (*_RATIOS, "match_input_image")},
     "bytedance/seedream-4.5": {"aspect_ratio": (*_RATIOS, "match_input_image"),
                                "size": ("2K", "4K", "custom")},
     "bytedance/seedream-5-lite": {"aspect_ratio": (*_RATIOS, "match_input_image"),
                                   "size": ("2K", "3K"), "output_format": ("png", "jpeg")},
+    "bytedance/seedream-5-pro": {"aspect_ratio": (*_RATIOS, "match_input_image"),
+                                 "output_format": ("png", "jpeg")},
     "bytedance/seedream-3": {"aspect_ratio": (*_RATIOS, "custom")},
     "bytedance/dreamina-3.1": {"aspect_ratio": (*_RATIOS, "custom")},
     "qwen/qwen-image": {"aspect_ratio": _RATIOS, "output_format": ("webp", "jpg", "png")},
     "wan-video/wan-2.7-image": {"aspect_ratio": _RATIOS},
     "wan-video/wan-2.7-image-pro": {"aspect_ratio": _RATIOS},
+    "stability-ai/stable-diffusion-3.5-large": {"aspect_ratio": _SD_RATIOS,
+                                                "output_format": ("webp", "jpg", "png")},
+    "stability-ai/stable-diffusion-3.5-large-turbo": {"aspect_ratio": _SD_RATIOS,
+                                                      "output_format": ("webp", "jpg", "png")},
+    "stability-ai/stable-diffusion-3.5-medium": {"aspect_ratio": _SD_RATIOS,
+                                                 "output_format": ("webp", "jpg", "png")},
+    "stability-ai/stable-diffusion-3": {"aspect_ratio": _SD_RATIOS,
+                                        "output_format": ("webp", "jpg", "png")},
 }  # fmt: skip
 _COUNT_INPUTS = ("number_of_images", "max_images", "num_outputs")
 _FORMATS = {"png": ("PNG", "image/png"), "jpg": ("JPEG", "image/jpeg"),
@@ -134,6 +159,7 @@ def create_app(*, token: str = "r8_test_token") -> FastAPI:
     app = FastAPI(title="fake Replicate")
     predictions: dict[str, _Prediction] = {}
     files: dict[str, tuple[bytes, str]] = {}
+    expiring: set[str] = set()
     requests: list[dict[str, Any]] = []
     ids = (f"fk{n:024x}" for n in itertools.count(0xC0FFEE))
     app.state.requests = requests
@@ -220,6 +246,8 @@ def create_app(*, token: str = "r8_test_token") -> FastAPI:
             name = f"{prediction.id}/out-{n}.{extension}"
             files[name] = (_render(prompt, n, ratio, fmt), content_type)
             prediction.outputs.append(name)
+            if "expire-fast" in prompt:
+                expiring.add(name)
         prediction.status = "succeeded"
 
     async def create(request: Request, model: str, version: str) -> Response:
@@ -307,7 +335,8 @@ def create_app(*, token: str = "r8_test_token") -> FastAPI:
 
     @app.get("/delivery/{prediction_id}/{name}")
     async def delivery(prediction_id: str, name: str) -> Response:
-        found = files.get(f"{prediction_id}/{name}")
+        key = f"{prediction_id}/{name}"
+        found = files.pop(key, None) if key in expiring else files.get(key)
         if found is None:
             return Response(status_code=404)
         return Response(found[0], media_type=found[1])
