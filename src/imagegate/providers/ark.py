@@ -46,6 +46,7 @@ from imagegate.errors import UpstreamMisconfigured, UpstreamModerated, UpstreamR
 from imagegate.providers.http import (
     clean_message,
     create_client,
+    json_object,
     raise_for_upstream,
     transport_error,
 )
@@ -263,20 +264,7 @@ class ArkAdapter:
                     provider=NAME,
                 )
             raise_for_upstream(response, NAME, f"{code}: {message}" if code else message)
-        if not response.content.strip():
-            raise UpstreamRejected(f"{NAME} answered with an empty body", provider=NAME)
-        try:
-            answer = response.json()
-        except ValueError as exc:
-            raise UpstreamRejected(
-                f"{NAME} answered with a body that is not JSON", provider=NAME
-            ) from exc
-        if not isinstance(answer, dict):
-            raise UpstreamRejected(
-                f"{NAME} answered with an unexpected body: a JSON {type(answer).__name__}",
-                provider=NAME,
-            )
-        return answer
+        return json_object(response, NAME)
 
     def _images(self, answer: Mapping[str, Any]) -> list[OutputImage]:
         """The images of one answer; a body off the schema is ``UpstreamRejected`` (not retried:

@@ -38,15 +38,15 @@ from urllib.parse import urlsplit
 import httpx2
 
 from imagegate.errors import (
-    UpstreamError,
     UpstreamModerated,
     UpstreamRejected,
-    UpstreamRetryable,
     UpstreamTaskLost,
 )
 from imagegate.providers.http import (
     clean_message,
     create_client,
+    json_object,
+    malformed,
     raise_for_upstream,
     transport_error,
 )
@@ -218,28 +218,6 @@ def _error_message(response: httpx2.Response) -> str | None:
     return None
 
 
-def _answer(response: httpx2.Response, *, polling: bool) -> dict[str, Any]:
-    """The JSON object of a 2xx answer; anything else is malformed."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise _malformed("a body that is not a JSON object", polling=polling)
-    return body
-
-
-def _malformed(what: str, *, polling: bool) -> UpstreamError:
-    """A poll is asked again; a submit may have been billed, so it is never sent twice."""
-    if polling:
-        return UpstreamRetryable(f"bfl answered a poll with {what}", provider=NAME)
-    return UpstreamRejected(
-        f"bfl answered the submit with {what}; not retried because the provider may already "
-        "have charged for it",
-        provider=NAME,
-    )
-
-
 class BflAdapter:
     name = NAME
     supports_cancel = False
@@ -299,10 +277,10 @@ class BflAdapter:
             # An accepted submit is billed and we would never learn its id: do not resubmit.
             raise transport_error(exc, NAME, sent=True) from exc
         raise_for_upstream(response, NAME, _error_message(response))
-        body = _answer(response, polling=False)
+        body = json_object(response, NAME, polling=False)
         task_id = body.get("id")
         if not isinstance(task_id, str) or not task_id:
-            raise _malformed("no task id", polling=False)
+            raise malformed(NAME, "no task id", polling=False)
         state = {"polling_url": str(body.get("polling_url") or "")}
         return Submitted(task_id, state, poll_after=self._backoff(0))
 
@@ -328,9 +306,9 @@ class BflAdapter:
         if response.status_code == 404:
             raise UpstreamTaskLost(f"bfl: task {task.task_id} not found", provider=NAME)
         raise_for_upstream(response, NAME, _error_message(response))
-        body = _answer(response, polling=True)
+        body = json_object(response, NAME, polling=True)
         if not isinstance(body.get("status"), str):
-            raise _malformed("no task status", polling=True)
+            raise malformed(NAME, "no task status", polling=True)
         return self._translate(request, task, body)
 
     def _translate(

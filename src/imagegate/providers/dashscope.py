@@ -64,6 +64,8 @@ from imagegate.errors import (
 from imagegate.providers.http import (
     clean_message,
     create_client,
+    json_object,
+    malformed,
     raise_for_upstream,
     retry_after_seconds,
     transport_error,
@@ -218,28 +220,6 @@ def _raise_for(response: httpx2.Response) -> None:
     raise_for_upstream(response, NAME, message or None)
 
 
-def _answer(response: httpx2.Response, *, polling: bool) -> dict[str, Any]:
-    """The JSON object of a 2xx answer; anything else is malformed."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise _malformed("a body that is not a JSON object", polling=polling)
-    return body
-
-
-def _malformed(what: str, *, polling: bool) -> UpstreamError:
-    """A poll is asked again; a submit may have been billed, so it is never sent twice."""
-    if polling:
-        return UpstreamRetryable(f"dashscope answered a poll with {what}", provider=NAME)
-    return UpstreamRejected(
-        f"dashscope answered the submit with {what}; not retried because the provider may "
-        "already have charged for it",
-        provider=NAME,
-    )
-
-
 def _output(body: Any) -> Mapping[str, Any]:
     output = body.get("output") if isinstance(body, dict) else None
     return output if isinstance(output, dict) else {}
@@ -354,7 +334,7 @@ class DashScopeAdapter:
             # Both shapes bill once accepted; a lost answer must not become a second charge.
             raise transport_error(exc, NAME, sent=True) from exc
         _raise_for(response)
-        return _answer(response, polling=False)
+        return json_object(response, NAME, polling=False)
 
     async def submit(self, request: GenerationRequest) -> Submitted | Finished:
         model = self._model(request)
@@ -374,7 +354,7 @@ class DashScopeAdapter:
             answers = await self._fan_out(request, self._synthesis_body(request, model))
         task_ids = [str(_output(answer).get("task_id") or "") for answer in answers]
         if not all(task_ids):
-            raise _malformed("no task_id", polling=False)
+            raise malformed(NAME, "no task_id", polling=False)
         return Submitted(
             task_ids[0],
             {"task_ids": task_ids, "model": model},
@@ -404,9 +384,9 @@ class DashScopeAdapter:
         if response.status_code == 404:
             raise UpstreamTaskLost(f"dashscope: task {task_id} not found", provider=NAME)
         _raise_for(response)
-        output = _output(_answer(response, polling=True))
+        output = _output(json_object(response, NAME, polling=True))
         if not isinstance(output.get("task_status"), str):
-            raise _malformed("no task_status", polling=True)
+            raise malformed(NAME, "no task_status", polling=True)
         return output
 
     async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:

@@ -32,15 +32,15 @@ from urllib.parse import urlsplit
 import httpx2
 
 from imagegate.errors import (
-    UpstreamError,
     UpstreamModerated,
     UpstreamRejected,
-    UpstreamRetryable,
     UpstreamTaskLost,
 )
 from imagegate.providers.http import (
     clean_message,
     create_client,
+    json_object,
+    malformed,
     raise_for_upstream,
     transport_error,
 )
@@ -330,28 +330,6 @@ def _raise(response: httpx2.Response) -> None:
     raise_for_upstream(response, NAME, text or (clean_message(response.text) or None))
 
 
-def _answer(response: httpx2.Response, *, polling: bool) -> dict[str, Any]:
-    """The JSON object of a 2xx answer; anything else is malformed."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise _malformed("a body that is not a JSON object", polling=polling)
-    return body
-
-
-def _malformed(what: str, *, polling: bool) -> UpstreamError:
-    """A poll is asked again; a submit may have been billed, so it is never sent twice."""
-    if polling:
-        return UpstreamRetryable(f"fal answered a poll with {what}", provider=NAME)
-    return UpstreamRejected(
-        f"fal answered the submit with {what}; not retried because the provider may already "
-        "have charged for it",
-        provider=NAME,
-    )
-
-
 class FalAdapter:
     name = NAME
     supports_cancel = True
@@ -379,10 +357,10 @@ class FalAdapter:
         except httpx2.TransportError as exc:
             raise transport_error(exc, NAME, sent=True) from exc
         _raise(response)
-        answer = _answer(response, polling=False)
+        answer = json_object(response, NAME, polling=False)
         request_id = answer.get("request_id")
         if not isinstance(request_id, str) or not request_id:
-            raise _malformed("no request_id", polling=False)
+            raise malformed(NAME, "no request_id", polling=False)
         owner_alias = "/".join(model_id.split("/")[:2])
         base = str(self._client.base_url).rstrip("/")
         fallback = f"{base}/{owner_alias}/requests/{request_id}"
@@ -402,10 +380,10 @@ class FalAdapter:
         if response.status_code == 404:
             raise UpstreamTaskLost(f"fal: request {task.task_id} not found", provider=NAME)
         _raise(response)
-        status = _answer(response, polling=True)
+        status = json_object(response, NAME, polling=True)
         state = status.get("status")
         if not isinstance(state, str):
-            raise _malformed("no request status", polling=True)
+            raise malformed(NAME, "no request status", polling=True)
         if state == "COMPLETED":
             return await self._result(request, task, status)
         if state == "IN_PROGRESS":
@@ -437,7 +415,7 @@ class FalAdapter:
                     provider=NAME,
                 )
             raise UpstreamRejected(f"Provider returned an error: {text}", provider=NAME)
-        output = _answer(response, polling=True)
+        output = json_object(response, NAME, polling=True)
         flags = output.get("has_nsfw_concepts")
         if isinstance(flags, list) and any(flag is True for flag in flags):
             raise UpstreamModerated(

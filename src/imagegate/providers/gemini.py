@@ -49,6 +49,7 @@ from imagegate.providers.http import (
     MAX_RETRY_AFTER_SECONDS,
     clean_message,
     create_client,
+    json_object,
     raise_for_upstream,
     retry_after_seconds,
     transport_error,
@@ -119,27 +120,6 @@ def _retry_delay(error: Mapping[str, Any]) -> float | None:
             if match is not None:
                 return min(float(match[1]), MAX_RETRY_AFTER_SECONDS)
     return None
-
-
-def _json_answer(response: httpx2.Response) -> dict[str, Any]:
-    """The JSON object of a 2xx answer.
-
-    Anything else is ``UpstreamRejected``, not retryable: the paid call was made and may have
-    been billed, so the job fails (refunded) rather than paying twice.
-    """
-    if not response.content.strip():
-        raise UpstreamRejected(f"{NAME} answered with an empty body", provider=NAME)
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise UpstreamRejected(
-            f"{NAME} answered with a body that is not JSON", provider=NAME
-        ) from exc
-    if not isinstance(body, dict):
-        raise UpstreamRejected(
-            f"{NAME} answered with an unexpected body: a JSON {type(body).__name__}", provider=NAME
-        )
-    return body
 
 
 def _object(value: Any, what: str) -> Mapping[str, Any]:
@@ -241,7 +221,7 @@ class GeminiAdapter:
             raise transport_error(exc, NAME, sent=True) from exc
         if response.status_code >= 300:
             self._raise_error(response, model)
-        return _json_answer(response)
+        return json_object(response, NAME)
 
     def _raise_error(self, response: httpx2.Response, model: str) -> None:
         error = _error_body(response)

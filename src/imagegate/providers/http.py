@@ -28,6 +28,8 @@ __all__ = [
     "MAX_RETRY_AFTER_SECONDS",
     "clean_message",
     "create_client",
+    "json_object",
+    "malformed",
     "raise_for_upstream",
     "redact",
     "retry_after_seconds",
@@ -150,6 +152,37 @@ def raise_for_upstream(
     if 400 <= status < 500:
         raise UpstreamRejected(f"Provider returned an error: {text}", provider=provider)
     raise UpstreamError(f"{provider} answered {status}: {text}", provider=provider)
+
+
+def malformed(provider: str, what: str, *, polling: bool = False) -> UpstreamError:
+    """An answer we cannot use: ``what`` says how it is wrong.
+
+    A poll is a safe repeat, so it is asked again. A submit may already have been billed and left
+    us no task to follow, so the job fails (refunded) instead of paying twice.
+    """
+    if polling:
+        return UpstreamRetryable(f"{provider} answered a poll with {what}", provider=provider)
+    return UpstreamRejected(
+        f"{provider} answered the submit with {what}; not retried because the provider may "
+        "already have charged for it",
+        provider=provider,
+    )
+
+
+def json_object(
+    response: httpx2.Response, provider: str, *, polling: bool = False
+) -> dict[str, Any]:
+    """The JSON object of a 2xx answer; anything else is ``malformed``."""
+    if not response.content.strip():
+        raise malformed(provider, "an empty body", polling=polling)
+    try:
+        body = response.json()
+    except ValueError:
+        raise malformed(provider, "a body that is not JSON", polling=polling) from None
+    if not isinstance(body, dict):
+        what = f"a JSON {type(body).__name__} instead of an object"
+        raise malformed(provider, what, polling=polling)
+    return body
 
 
 def transport_error(exc: httpx2.TransportError, provider: str, *, sent: bool) -> UpstreamError:

@@ -46,6 +46,7 @@ from imagegate.errors import UpstreamMisconfigured, UpstreamModerated, UpstreamR
 from imagegate.providers.http import (
     clean_message,
     create_client,
+    json_object,
     raise_for_upstream,
     transport_error,
 )
@@ -289,15 +290,7 @@ class IdeogramAdapter:
         A body that is empty, not JSON or off the schema is ``UpstreamRejected``, not retryable:
         the paid call was made and may have been billed, so the job fails (refunded).
         """
-        if not response.content.strip():
-            raise UpstreamRejected(f"{NAME} answered with an empty body", provider=NAME)
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise UpstreamRejected(
-                f"{NAME} answered with a body that is not JSON", provider=NAME
-            ) from exc
-        data = body.get("data") if isinstance(body, dict) else None
+        data = json_object(response, NAME).get("data")
         if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
             raise UpstreamRejected(
                 f"{NAME} answered with an unexpected body: no list of image objects",

@@ -50,6 +50,7 @@ from imagegate.errors import (
 from imagegate.providers.http import (
     clean_message,
     create_client,
+    malformed,
     raise_for_upstream,
     retry_after_seconds,
     transport_error,
@@ -137,30 +138,19 @@ def _envelope(response: httpx2.Response, *, polling: bool) -> Mapping[str, Any]:
         body = None
     if not isinstance(body, dict):
         raise_for_upstream(response, NAME, response.text or None)
-        raise _malformed("a body that is not a JSON envelope", polling=polling)
+        raise malformed(NAME, "a body that is not a JSON envelope", polling=polling)
     code = body.get("code")
     if isinstance(code, int) and code != 0:
         raise _error(code, str(body.get("message") or ""), response)
     raise_for_upstream(response, NAME, str(body.get("message") or "") or None)
     data = body.get("data")
     if code != 0 or not isinstance(data, dict):
-        raise _malformed("an envelope without code 0 and data", polling=polling)
+        raise malformed(NAME, "an envelope without code 0 and data", polling=polling)
     return data
 
 
 def _index(value: Any) -> int:
     return value if isinstance(value, int) else 0
-
-
-def _malformed(what: str, *, polling: bool) -> UpstreamError:
-    """A poll is asked again; a submit may have been billed, so it is never sent twice."""
-    if polling:
-        return UpstreamRetryable(f"kling answered a poll with {what}", provider=NAME)
-    return UpstreamRejected(
-        f"kling answered the submit with {what}; not retried because the provider may already "
-        "have charged for it",
-        provider=NAME,
-    )
 
 
 class KlingAdapter:
@@ -235,7 +225,7 @@ class KlingAdapter:
         data = _envelope(response, polling=False)
         task_id = data.get("task_id")
         if not isinstance(task_id, str | int) or not str(task_id):
-            raise _malformed("no task_id", polling=False)
+            raise malformed(NAME, "no task_id", polling=False)
         return Submitted(
             str(task_id),
             {"model_name": body["model_name"]},
@@ -254,7 +244,7 @@ class KlingAdapter:
         data = _envelope(response, polling=True)
         status = data.get("task_status")
         if not isinstance(status, str):
-            raise _malformed("no task_status", polling=True)
+            raise malformed(NAME, "no task_status", polling=True)
         if status == "succeed":
             result = data.get("task_result")
             listed = result.get("images") if isinstance(result, dict) else None

@@ -37,7 +37,6 @@ import httpx2
 from PIL import Image
 
 from imagegate.errors import (
-    UpstreamError,
     UpstreamModerated,
     UpstreamRejected,
     UpstreamRetryable,
@@ -46,6 +45,7 @@ from imagegate.errors import (
 from imagegate.providers.http import (
     clean_message,
     create_client,
+    malformed,
     raise_for_upstream,
     transport_error,
 )
@@ -242,7 +242,7 @@ class MidjourneyAdapter:
         raise_for_upstream(response, NAME, _error_text(response))
         answer = _json(response)
         if not isinstance(answer, Mapping) or not isinstance(answer.get("code"), int):
-            raise _malformed("a body that is not a submit result", polling=False)
+            raise malformed(NAME, "a body that is not a submit result", polling=False)
         return answer
 
     def _check_code(self, answer: Mapping[str, Any]) -> None:
@@ -284,7 +284,7 @@ class MidjourneyAdapter:
         if task is None:
             return None
         if not isinstance(task, Mapping) or not task.get("id") or "status" not in task:
-            raise _malformed("a body that is not a task", polling=True)
+            raise malformed(NAME, "a body that is not a task", polling=True)
         return task
 
     async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
@@ -342,17 +342,6 @@ class MidjourneyAdapter:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-def _malformed(what: str, *, polling: bool) -> UpstreamError:
-    """A fetch is asked again; a submit may have been billed, so it is never sent twice."""
-    if polling:
-        return UpstreamRetryable(f"midjourney relay answered a fetch with {what}", provider=NAME)
-    return UpstreamRejected(
-        f"midjourney relay answered the submit with {what}; not retried because the provider "
-        "may already have charged for it",
-        provider=NAME,
-    )
 
 
 def _url_of(item: Any) -> Any:

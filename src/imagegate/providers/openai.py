@@ -36,6 +36,7 @@ from imagegate.errors import (
 from imagegate.providers.http import (
     clean_message,
     create_client,
+    json_object,
     raise_for_upstream,
     transport_error,
 )
@@ -144,33 +145,12 @@ def check_response(response: httpx2.Response) -> None:
     raise_for_upstream(response, NAME, message)
 
 
-def json_answer(response: httpx2.Response) -> dict[str, Any]:
-    """The JSON object of a 2xx answer.
-
-    Anything else is ``UpstreamRejected``, not retryable: the paid call was made and may have
-    been billed, so the job fails (refunded) rather than paying twice.
-    """
-    if not response.content.strip():
-        raise UpstreamRejected(f"{NAME} answered with an empty body", provider=NAME)
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise UpstreamRejected(
-            f"{NAME} answered with a body that is not JSON", provider=NAME
-        ) from exc
-    if not isinstance(body, dict):
-        raise UpstreamRejected(
-            f"{NAME} answered with an unexpected body: a JSON {type(body).__name__}", provider=NAME
-        )
-    return body
-
-
 def parse_images(response: httpx2.Response, content_type: str) -> list[OutputImage]:
     """The base64 images of an ``ImagesResponse`` (DALL·E is asked for ``b64_json`` too).
 
-    A body that breaks the schema is ``UpstreamRejected`` (see ``json_answer``).
+    A body that breaks the schema is ``UpstreamRejected`` (see ``providers.http.json_object``).
     """
-    data = json_answer(response).get("data")
+    data = json_object(response, NAME).get("data")
     if not isinstance(data, list):
         raise UpstreamRejected(
             f"{NAME} answered with an unexpected body: no data list", provider=NAME

@@ -35,7 +35,6 @@ from typing import Any
 import httpx2
 
 from imagegate.errors import (
-    UpstreamError,
     UpstreamModerated,
     UpstreamRejected,
     UpstreamRetryable,
@@ -44,6 +43,7 @@ from imagegate.errors import (
 from imagegate.providers.http import (
     clean_message,
     create_client,
+    malformed,
     raise_for_upstream,
     transport_error,
 )
@@ -288,21 +288,10 @@ def _prediction(response: httpx2.Response, *, polling: bool) -> dict[str, Any]:
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise _malformed("a body that is not a JSON object", polling=polling)
+        raise malformed(NAME, "a body that is not a JSON object", polling=polling)
     if not isinstance(body.get("id"), str) or not isinstance(body.get("status"), str):
-        raise _malformed("no prediction id or status", polling=polling)
+        raise malformed(NAME, "no prediction id or status", polling=polling)
     return body
-
-
-def _malformed(what: str, *, polling: bool) -> UpstreamError:
-    """A poll is asked again; a create may have been billed, so it is never sent twice."""
-    if polling:
-        return UpstreamRetryable(f"replicate answered a poll with {what}", provider=NAME)
-    return UpstreamRejected(
-        f"replicate answered the create with {what}; not retried because the provider may "
-        "already have charged for it",
-        provider=NAME,
-    )
 
 
 class ReplicateAdapter:

@@ -33,6 +33,7 @@ from imagegate.errors import (
 from imagegate.providers.http import (
     clean_message,
     create_client,
+    json_object,
     raise_for_upstream,
     transport_error,
 )
@@ -68,27 +69,6 @@ def _json(response: httpx2.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
-
-
-def json_answer(response: httpx2.Response) -> dict[str, Any]:
-    """The JSON object of a 2xx answer.
-
-    Anything else is ``UpstreamRejected``, not retryable: the paid call was made and may have
-    been billed, so the job fails (refunded) rather than paying twice.
-    """
-    if not response.content.strip():
-        raise UpstreamRejected(f"{NAME} answered with an empty body", provider=NAME)
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise UpstreamRejected(
-            f"{NAME} answered with a body that is not JSON", provider=NAME
-        ) from exc
-    if not isinstance(body, dict):
-        raise UpstreamRejected(
-            f"{NAME} answered with an unexpected body: a JSON {type(body).__name__}", provider=NAME
-        )
-    return body
 
 
 def check_response(response: httpx2.Response) -> None:
@@ -145,7 +125,7 @@ class ReveAdapter:
             raise transport_error(exc, NAME, sent=True) from exc
         check_response(response)
         flagged = response.headers.get("x-reve-content-violation", "").lower() == "true"
-        body = {} if flagged else json_answer(response)
+        body = {} if flagged else json_object(response, NAME)
         if flagged or body.get("content_violation") is True:
             raise UpstreamModerated(f"{_MODERATED}: {NAME} flagged the image", provider=NAME)
         encoded = body.get("image")

@@ -131,7 +131,7 @@ async def test_a_moderated_answer_fails_the_job_and_refunds_it(
 BROKEN_ANSWERS: dict[str, tuple[Handler, str]] = {
     "not-json": (lambda r: httpx2.Response(200, text="<html>proxy error</html>"), "not JSON"),
     "empty-body": (lambda r: httpx2.Response(200, content=b""), "empty body"),
-    "wrong-shape": (lambda r: httpx2.Response(200, json=["surprise"]), "unexpected body"),
+    "wrong-shape": (lambda r: httpx2.Response(200, json=["surprise"]), "instead of an object"),
 }
 """Prompt word → what the vendor's host answers, and what the job's error must say."""
 
