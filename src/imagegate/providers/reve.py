@@ -30,6 +30,7 @@ from imagegate.errors import (
     UpstreamModerated,
     UpstreamRejected,
 )
+from imagegate.net.images import sniff_image_type
 from imagegate.providers.http import (
     clean_message,
     create_client,
@@ -52,15 +53,6 @@ __all__ = ["ReveAdapter", "create_adapter"]
 NAME = "reve"
 DEFAULT_BASE_URL = "https://api.reve.com"
 _MODERATED = "Provider returned an error: content policy violation"
-
-
-def _content_type(data: bytes) -> str:
-    """Reve's JSON answer does not name the image type; read it from the magic bytes."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        return "image/webp"
-    return "image/jpeg"
 
 
 def _json(response: httpx2.Response) -> dict[str, Any]:
@@ -143,7 +135,7 @@ class ReveAdapter:
             ) from exc
         version = body.get("version") or response.headers.get("x-reve-version")
         return Finished(
-            images=[OutputImage(data=data, content_type=_content_type(data))],
+            images=[OutputImage(data=data, content_type=sniff_image_type(data))],
             served_model=str(version) if version else request.route.upstream_model,
         )
 

@@ -30,6 +30,7 @@ from imagegate.errors import (
     UpstreamModerated,
     UpstreamRejected,
 )
+from imagegate.net.images import sniff_image_type
 from imagegate.providers.http import (
     clean_message,
     create_client,
@@ -47,20 +48,11 @@ from imagegate.providers.port import (
 )
 from imagegate.settings import ProviderSettings
 
-__all__ = ["XaiAdapter", "create_adapter", "sniff_content_type"]
+__all__ = ["XaiAdapter", "create_adapter"]
 
 NAME = "xai"
 DEFAULT_BASE_URL = "https://api.x.ai/v1"
 _MODERATED = "Provider returned an error: content policy violation"
-
-
-def sniff_content_type(data: bytes) -> str:
-    """The image type from its magic bytes; xAI's answer does not name it."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        return "image/webp"
-    return "image/jpeg"
 
 
 def _error_message(response: httpx2.Response) -> str | None:
@@ -121,7 +113,7 @@ def parse_images(response: httpx2.Response) -> list[OutputImage]:
             raise UpstreamRejected(
                 f"{NAME} sent an image that is not base64", provider=NAME
             ) from exc
-        images.append(OutputImage(data=raw, content_type=sniff_content_type(raw)))
+        images.append(OutputImage(data=raw, content_type=sniff_image_type(raw)))
     return images
 
 
