@@ -124,14 +124,16 @@ def keys_list(account: str | None = AccountOption) -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(key: str = typer.Argument(..., help="Key id or prefix.")) -> None:
+def keys_revoke(key: str = typer.Argument(..., help="Key id, prefix or the key itself.")) -> None:
     """Revoke a key at once (requests with it get 401)."""
     _run(lambda db: account_service.set_key_status(db, SystemClock(), key, "revoked"))
     console.print(f"key {key} revoked")
 
 
 @keys_app.command("deactivate")
-def keys_deactivate(key: str = typer.Argument(..., help="Key id or prefix.")) -> None:
+def keys_deactivate(
+    key: str = typer.Argument(..., help="Key id, prefix or the key itself."),
+) -> None:
     """Deactivate a key (requests with it get 403 "API key is inactive")."""
     _run(lambda db: account_service.set_key_status(db, SystemClock(), key, "inactive"))
     console.print(f"key {key} deactivated")

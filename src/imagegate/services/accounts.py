@@ -105,9 +105,9 @@ async def create_key(
 
 
 async def set_key_status(db: Database, clock: Clock, key: str, status: str) -> None:
-    """Revoke (401 from then on) or deactivate (403) a key, by id or prefix; immediate."""
+    """Revoke (401 from then on) or deactivate (403) a key, by id, prefix or the key; immediate."""
     async with db.transaction() as conn:
-        if not await store.set_key_status(conn, key, status, clock.now_ms()):
+        if not await store.set_key_status(conn, key, key_hash(key), status, clock.now_ms()):
             raise NotFound(f"No API key matches {key!r}")
 
 

@@ -166,12 +166,14 @@ async def list_keys(conn: AsyncConnection, account_id: str | None = None) -> lis
 
 
 async def set_key_status(
-    conn: AsyncConnection, key_id_or_prefix: str, status: str, now: Millis
+    conn: AsyncConnection, key: str, digest: str, status: str, now: Millis
 ) -> bool:
-    """Set a key's status by id or by its shown prefix; False when no key matched."""
+    """Set a key's status by id, by its shown prefix or by the key itself (``digest`` is its
+    SHA-256); False when no key matched."""
+    c = api_keys.c
     result = await conn.execute(
         update(api_keys)
-        .where((api_keys.c.id == key_id_or_prefix) | (api_keys.c.prefix == key_id_or_prefix))
+        .where((c.id == key) | (c.prefix == key) | (c.key_hash == digest))
         .values(status=status, revoked_at=now if status == "revoked" else None)
     )
     return result.rowcount == 1
