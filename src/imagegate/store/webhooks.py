@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import uuid_utils
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import aliased
 
 from imagegate.store.jobs import JobRow
-from imagegate.store.tables import job_events, webhook_attempts, webhook_deliveries
+from imagegate.store.tables import job_events, jobs, webhook_attempts, webhook_deliveries
 from imagegate.types import Millis
 
 __all__ = [
@@ -99,10 +100,13 @@ async def claim_deliveries(
 
     One per job and the oldest due one, so a job's webhooks (``progress`` after ``progress``,
     then ``completed``) go out one after another in the order they happened, never raced
-    against each other by concurrent attempts; the next one is claimed in the next round. Only
-    *due* rows count, so a failing delivery waiting for its retry does not hold back the rest.
-    Candidate rows are locked with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL.
+    against each other by concurrent attempts; the next one is claimed in the next round. A job
+    with a delivery in flight at another sender (a live lease) is skipped, and on PostgreSQL the
+    jobs rows of the chosen deliveries are locked ``SKIP LOCKED`` for the claim, so two senders
+    claiming at the same moment never take two deliveries of one job. Only *due* rows count, so
+    a failing delivery waiting for its retry does not hold back the rest.
     """
+    in_flight = aliased(webhook_deliveries)
     due = (
         select(webhook_deliveries.c.id, webhook_deliveries.c.job_id)
         .where(
@@ -110,6 +114,11 @@ async def claim_deliveries(
             webhook_deliveries.c.run_at <= now,
             (webhook_deliveries.c.lease_expires_at.is_(None))
             | (webhook_deliveries.c.lease_expires_at < now),
+            ~exists().where(
+                in_flight.c.job_id == webhook_deliveries.c.job_id,
+                in_flight.c.status == "pending",
+                in_flight.c.lease_expires_at >= now,
+            ),
         )
         .order_by(
             webhook_deliveries.c.run_at, webhook_deliveries.c.created_at, webhook_deliveries.c.id
@@ -123,6 +132,20 @@ async def claim_deliveries(
             chosen[job_id] = delivery_id
         if len(chosen) == limit:
             break
+    if chosen and conn.dialect.name == "postgresql":
+        free = (
+            select(jobs.c.id).where(jobs.c.id.in_(list(chosen))).with_for_update(skip_locked=True)
+        )
+        claimable = set((await conn.execute(free)).scalars())
+        # Holding the job rows now, look again: a sender that committed its claim between our
+        # first look and the lock has a live lease by now.
+        leased = select(webhook_deliveries.c.job_id).where(
+            webhook_deliveries.c.job_id.in_(list(claimable)),
+            webhook_deliveries.c.status == "pending",
+            webhook_deliveries.c.lease_expires_at >= now,
+        )
+        claimable -= set((await conn.execute(leased)).scalars())
+        chosen = {job_id: row for job_id, row in chosen.items() if job_id in claimable}
     if not chosen:
         return []
     result = await conn.execute(

@@ -255,6 +255,35 @@ async def test_a_sender_that_died_mid_delivery_is_replaced(
     assert (await gateway.job(job_id, key=gateway.live_key))["webhookStatus"] == "delivered"
 
 
+async def test_a_second_sender_never_takes_a_job_whose_delivery_is_in_flight(
+    gateway: Gateway, httpserver: HTTPServer
+) -> None:
+    """Events of one job are sent one at a time even with several senders."""
+    from imagegate.store import webhooks as store
+
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    job_id = await run_job(
+        gateway,
+        httpserver.url_for("/hook"),
+        events=["progress", "completed"],
+        prompt="kite [[latency:3]]",
+    )
+    now = gateway.clock.now_ms()
+    async with gateway.runtime.db.read() as conn:
+        pending = [d for d in await store.list_deliveries(conn, job_id) if d.status == "pending"]
+    assert len(pending) >= 2
+    async with gateway.runtime.db.transaction() as conn:
+        (first,) = await store.claim_deliveries(
+            conn, owner="a", token="t-a", now=now, lease_ms=60_000, limit=5
+        )
+    async with gateway.runtime.db.transaction() as conn:
+        second = await store.claim_deliveries(
+            conn, owner="b", token="t-b", now=now, lease_ms=60_000, limit=5
+        )
+    assert first.job_id == job_id
+    assert second == []
+
+
 async def test_redeliver_requeues_the_last_event(gateway: Gateway, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/hook").respond_with_data("ok")
     job_id = await run_job(gateway, httpserver.url_for("/hook"))
