@@ -63,6 +63,7 @@ class WebhookLog:
             latest = await store.latest_delivery(conn, job.id)
             if latest is None:
                 raise Conflict("This job has no completed or failed webhook to redeliver")
-            await store.requeue_delivery(conn, latest.id, now)
+            if not await store.requeue_delivery(conn, latest.id, now):
+                raise Conflict("This webhook is being delivered right now; try again in a minute")
             await job_store.set_webhook_status(conn, job.id, "pending")
         return {"id": latest.id, "event": latest.event, "status": "pending"}

@@ -232,11 +232,16 @@ async def next_delivery_due(conn: AsyncConnection) -> Millis | None:
     return int(value) if value is not None else None
 
 
-async def requeue_delivery(conn: AsyncConnection, delivery_id: str, now: Millis) -> None:
-    """Make a delivery due again now, with a fresh attempt budget (manual redelivery)."""
-    await conn.execute(
+async def requeue_delivery(conn: AsyncConnection, delivery_id: str, now: Millis) -> bool:
+    """Make a delivery due again now, with a fresh attempt budget (manual redelivery).
+
+    False while a sender holds a live lease on it: the attempt in flight must be able to record
+    its outcome, so the caller asks again once it has.
+    """
+    c = webhook_deliveries.c
+    result = await conn.execute(
         update(webhook_deliveries)
-        .where(webhook_deliveries.c.id == delivery_id)
+        .where(c.id == delivery_id, c.lease_expires_at.is_(None) | (c.lease_expires_at < now))
         .values(
             status="pending",
             attempts=0,
@@ -246,3 +251,4 @@ async def requeue_delivery(conn: AsyncConnection, delivery_id: str, now: Millis)
             lease_expires_at=None,
         )
     )
+    return result.rowcount == 1

@@ -284,6 +284,26 @@ async def test_a_second_sender_never_takes_a_job_whose_delivery_is_in_flight(
     assert second == []
 
 
+async def test_redeliver_waits_for_an_attempt_in_flight(
+    gateway: Gateway, httpserver: HTTPServer
+) -> None:
+    from imagegate.store import webhooks as store
+
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    job_id = await run_job(gateway, httpserver.url_for("/hook"))
+    async with gateway.runtime.db.transaction() as conn:
+        await store.claim_deliveries(
+            conn, owner="a", token="t-a", now=gateway.clock.now_ms(), lease_ms=60_000, limit=5
+        )
+    path = f"/v2/jobs/{job_id}/webhooks/redeliver"
+    headers = gateway.headers(gateway.live_key)
+    busy = await gateway.http.post(path, headers=headers)
+    assert busy.status_code == 409
+    assert "being delivered right now" in busy.json()["error"]
+    gateway.clock.advance(61)  # the sender died: its lease runs out
+    assert (await gateway.http.post(path, headers=headers)).status_code == 202
+
+
 async def test_redeliver_requeues_the_last_event(gateway: Gateway, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/hook").respond_with_data("ok")
     job_id = await run_job(gateway, httpserver.url_for("/hook"))
