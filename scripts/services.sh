@@ -68,6 +68,14 @@ ensure_postgres() {
     export IMAGEGATE_TEST_PG_URL="postgresql+psycopg://postgres@127.0.0.1:$port/postgres"
 }
 
+ensure_openssl() {
+    # The outbound-guard tests make a throw-away CA and certificate with the openssl command.
+    if ! command -v openssl >/dev/null; then
+        echo "installing openssl" >&2
+        apt_install openssl
+    fi
+}
+
 ensure_redis() {
     if [ -n "${IMAGEGATE_TEST_REDIS_URL:-}" ]; then
         return

@@ -26,6 +26,7 @@ from imagegate.net.guard import (
     guarded_client,
     system_resolver,
 )
+from tests.conftest import missing_service
 
 HOST = "hooks.example.test"  # .test never resolves in real DNS: only the fake resolver knows it
 LOCAL = OutboundPolicy(allow_http=True, allow_networks=["127.0.0.0/8"])
@@ -343,7 +344,7 @@ async def test_timeout_bounds_the_whole_download_not_each_read() -> None:
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A throw-away CA and a certificate for ``HOST`` only, made with the openssl CLI."""
     if which("openssl") is None:
-        pytest.skip("the openssl command is needed to make a test certificate")
+        missing_service("the openssl command is needed to make a test certificate")
     d = tmp_path_factory.mktemp("tls")
     ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2"
 
