@@ -197,7 +197,7 @@ def build_runtime(
     state: GateState = (
         RedisGateState(settings.redis_url, settings.redis_prefix)
         if settings.redis_url
-        else DatabaseGateState(db, settings)
+        else DatabaseGateState(db)
     )
     gates = ProviderGates(state, clock, settings)
     router = Router(

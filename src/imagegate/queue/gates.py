@@ -28,8 +28,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from imagegate.errors import UpstreamMisconfigured, UpstreamRateLimited, UpstreamRetryable
 from imagegate.providers.pool import SANDBOX
 from imagegate.settings import Settings
@@ -97,11 +95,6 @@ class GateState(Protocol):
         self, provider: str, ticket: str, now: Millis, outcome: Outcome, *, circuit: Circuit
     ) -> None:
         """Give the slot back and record ``outcome``."""
-
-    async def record(
-        self, provider: str, now: Millis, outcome: Outcome, *, circuit: Circuit
-    ) -> None:
-        """Record ``outcome`` for a provider without a call (its adapter could not be built)."""
 
     async def snapshot(self) -> list[Health]: ...
 
@@ -174,11 +167,6 @@ class ProviderGates:
             hold_ms=int(config.timeout * 1000) + SLOT_MARGIN_MS,
         )
 
-    async def report_misconfigured(self, provider: str, message: str) -> None:
-        """Show a provider whose adapter could not even be built as misconfigured."""
-        outcome = Outcome("misconfigured", message=message)
-        await self._state.record(provider, self._clock.now_ms(), outcome, circuit=self._circuit)
-
     async def snapshot(self) -> list[Health]:
         return await self._state.snapshot()
 
@@ -189,9 +177,8 @@ class ProviderGates:
 class DatabaseGateState:
     """Provider state in the ``provider_health`` and ``provider_slots`` tables."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
-        self._settings = settings
         self._holder = uuid.uuid4().hex
         self._known: set[str] = set()
 
@@ -227,34 +214,21 @@ class DatabaseGateState:
     ) -> None:
         async with self._db.transaction() as conn:
             await store.release_slot(conn, provider, int(ticket), self._holder)
-            await self._record(conn, provider, now, outcome, circuit)
-
-    async def record(
-        self, provider: str, now: Millis, outcome: Outcome, *, circuit: Circuit
-    ) -> None:
-        await self._ensure(provider, self._settings.provider(provider).max_concurrency)
-        async with self._db.transaction() as conn:
-            await self._record(conn, provider, now, outcome, circuit)
-
-    @staticmethod
-    async def _record(
-        conn: AsyncConnection, provider: str, now: Millis, outcome: Outcome, circuit: Circuit
-    ) -> None:
-        if outcome.kind == "success":
-            await store.record_success(conn, provider, now)
-        elif outcome.kind == "misconfigured":
-            await store.record_misconfigured(conn, provider, now, outcome.message or "")
-        elif outcome.kind == "cooldown":
-            await store.record_cooldown(conn, provider, now, outcome.until)
-        elif outcome.kind == "failure":
-            await store.record_failure(
-                conn,
-                provider,
-                now,
-                threshold=circuit.failures,
-                open_ms=circuit.open_ms,
-                cooldown_until=outcome.until or None,
-            )
+            if outcome.kind == "success":
+                await store.record_success(conn, provider, now)
+            elif outcome.kind == "misconfigured":
+                await store.record_misconfigured(conn, provider, now, outcome.message or "")
+            elif outcome.kind == "cooldown":
+                await store.record_cooldown(conn, provider, now, outcome.until)
+            elif outcome.kind == "failure":
+                await store.record_failure(
+                    conn,
+                    provider,
+                    now,
+                    threshold=circuit.failures,
+                    open_ms=circuit.open_ms,
+                    cooldown_until=outcome.until or None,
+                )
 
     async def snapshot(self) -> list[Health]:
         async with self._db.read() as conn:

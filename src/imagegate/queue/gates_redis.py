@@ -103,11 +103,6 @@ class RedisGateState:
         self, provider: str, ticket: str, now: Millis, outcome: Outcome, *, circuit: Circuit
     ) -> None:
         await self._redis.zrem(self._key(provider, "slots"), ticket)
-        await self.record(provider, now, outcome, circuit=circuit)
-
-    async def record(
-        self, provider: str, now: Millis, outcome: Outcome, *, circuit: Circuit
-    ) -> None:
         key = self._key(provider, "health")
         if outcome.kind == "none":
             return

@@ -144,15 +144,13 @@ class JobRunner:
             return
         choice = await self._router.choose(job)
         route = choice.route
-        try:
-            adapter = self._providers.get(route.provider)
-        except UpstreamMisconfigured as exc:
-            await self._gates.report_misconfigured(route.provider, exc.message)
-            raise
         request = generation_request(job, route)
+        # The adapter is built inside the gate, so one that cannot be built from its options is
+        # recorded like any other misconfigured call.
         if job.provider_task_id is None:
             try:
                 async with self._gates.call(route.provider):
+                    adapter = self._providers.get(route.provider)
                     submitted = await adapter.submit(request)
             except (UpstreamRetryable, UpstreamMisconfigured) as exc:
                 # A route that is down, or that cannot serve at all (refused credentials, a
@@ -179,6 +177,7 @@ class JobRunner:
         else:
             handle = TaskHandle(job.provider_task_id, job.provider_state or {})
             async with self._gates.call(route.provider):
+                adapter = self._providers.get(route.provider)
                 polled = await adapter.poll(request, handle)
             if isinstance(polled, Pending):
                 await self._lifecycle.pending(lease, job, polled)
