@@ -197,17 +197,21 @@ class JobLifecycle:
         self._metrics.jobs_finished.labels(job.model, "FAILED", job.provider or "").inc()
         log.info("job.failed", job_id=job.id, model=job.model, code=code, error=message)
 
+    async def _gave_up(
+        self, lease: Lease, job: JobRow, attempts: int, error: UpstreamError
+    ) -> bool:
+        """Fail the job when ``attempts`` reached ``max_attempts``; True when it did."""
+        if attempts < self._settings.max_attempts:
+            return False
+        message = f"{error.message} (gave up after {attempts} attempts)"
+        await self.fail(lease, job, message, error.code)
+        return True
+
     async def retry(self, lease: Lease, job: JobRow, error: UpstreamRetryable) -> None:
         """Retry later (full-jitter backoff, never before the vendor's Retry-After), or give up."""
         attempts = job.attempts + 1
         self._metrics.job_retries.labels(job.provider or "").inc()
-        if attempts >= self._settings.max_attempts:
-            await self.fail(
-                lease,
-                job,
-                f"{error.message} (gave up after {attempts} attempts)",
-                error.code,
-            )
+        if await self._gave_up(lease, job, attempts, error):
             return
         delay = retry_delay(
             attempts,
@@ -229,10 +233,7 @@ class JobLifecycle:
         """Try the next route at once; the failed attempt still counts toward ``max_attempts``."""
         attempts = job.attempts + 1
         self._metrics.failovers.labels(error.provider or "").inc()
-        if attempts >= self._settings.max_attempts:
-            await self.fail(
-                lease, job, f"{error.message} (gave up after {attempts} attempts)", error.code
-            )
+        if await self._gave_up(lease, job, attempts, error):
             return
         await self._release(
             lease,
