@@ -13,6 +13,7 @@ from PIL import Image
 from imagegate.client import ApiError, Client
 from tests.acceptance.conftest import IMAGEGATE, child_env, free_port, wait_until_healthy
 from tests.acceptance.test_serve import Served
+from tests.images import image_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -26,12 +27,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield gateway
     finally:
         gateway.stop()
-
-
-def png() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), "navy").save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def test_client_generates_waits_downloads_and_acts(served: Served) -> None:
@@ -55,7 +50,7 @@ def test_client_generates_waits_downloads_and_acts(served: Served) -> None:
         assert listed["jobs"][0]["id"] == upscale["id"]
         assert client.me()["team"]["credits"] == 500  # test keys are never charged
 
-        upload = client.upload(png(), "in.png")
+        upload = client.upload(image_bytes((64, 48), "navy"), "in.png")
         assert upload["contentType"] == "image/png"
 
         with pytest.raises(ApiError) as raised:

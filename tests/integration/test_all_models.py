@@ -25,6 +25,7 @@ from imagegate.catalog import build_catalog
 from imagegate.catalog.spec import ModelSpec
 from imagegate.store.migrate import upgrade_sync
 from imagegate.testing.vendors import VendorTransport, provider_settings
+from tests.images import image_bytes
 from tests.integration.conftest import Gateway, open_gateway
 
 CATALOG = build_catalog({})
@@ -53,12 +54,6 @@ CASES = [
     for spec in CATALOG
     for route in (*spec.routes, *spec.substitutes)
 ]
-
-
-def _png() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (32, 32), (200, 40, 40)).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 @contextlib.asynccontextmanager
@@ -92,7 +87,7 @@ async def _params(gateway: Gateway, spec: ModelSpec) -> dict[str, Any]:
         return {}
     upload = await gateway.http.post(
         "/v2/uploads",
-        files={"file": ("character.png", _png(), "image/png")},
+        files={"file": ("character.png", image_bytes((32, 32), (200, 40, 40)), "image/png")},
         headers=gateway.headers(gateway.live_key),
     )
     assert upload.status_code == 201, upload.text

@@ -29,15 +29,9 @@ from imagegate.providers.port import (
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.ark import API_KEY, create_app
+from tests.images import image_bytes
 
-
-def _png() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (16, 16), (1, 2, 3)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-INPUT_PNG = _png()
+INPUT_PNG = image_bytes((16, 16), (1, 2, 3))
 
 
 async def fetch_input(url: str) -> FetchedInput:

@@ -33,18 +33,13 @@ from imagegate.providers.port import (
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.bfl import create_app
+from tests.images import image_bytes
 
 KEY = "bfl_test_key"
 
 
-def _png(size: tuple[int, int] = (8, 8)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (10, 200, 30)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 async def fetch_input(url: str) -> FetchedInput:
-    return FetchedInput(_png(), "image/png", url)
+    return FetchedInput(image_bytes(), "image/png", url)
 
 
 def request(model: str, prompt: str = "a red fox", **params: Any) -> GenerationRequest:
@@ -176,7 +171,7 @@ async def test_flux_11_pro_maps_catalog_id_sizes_and_inlines_redux_prompt(
     assert 256 <= body["height"] < body["width"] <= 1440
     assert body["prompt_upsampling"] is True
     assert body["output_format"] == "jpeg"
-    assert base64.b64decode(body["image_prompt"]) == _png()
+    assert base64.b64decode(body["image_prompt"]) == image_bytes()
 
 
 async def test_ultra_sends_aspect_ratio_raw_and_strength(harness: Harness) -> None:
@@ -298,7 +293,7 @@ async def test_too_many_input_images_is_rejected_before_sending(harness: Harness
 async def test_inline_inputs_option_sends_base64() -> None:
     async for h in _harness(options={"inline_inputs": True}):
         await h.run(request("flux-2-pro", input_images=["https://img.example/a.png"]))
-        assert base64.b64decode(h.requests[0]["json"]["input_image"]) == _png()
+        assert base64.b64decode(h.requests[0]["json"]["input_image"]) == image_bytes()
 
 
 async def test_read_timeout_after_submit_is_not_retried() -> None:

@@ -34,6 +34,7 @@ from imagegate.providers.port import (
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.dashscope import create_app
+from tests.images import image_bytes
 
 KEY = "sk-test"
 SYNTHESIS = "/api/v1/services/aigc/text2image/image-synthesis"
@@ -41,14 +42,8 @@ GENERATION = "/api/v1/services/aigc/image-generation/generation"
 MULTIMODAL = "/api/v1/services/aigc/multimodal-generation/generation"
 
 
-def _png() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), (200, 10, 30)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 async def fetch_input(url: str) -> FetchedInput:
-    return FetchedInput(_png(), "image/png", url)
+    return FetchedInput(image_bytes((8, 8), (200, 10, 30)), "image/png", url)
 
 
 def request(
@@ -241,7 +236,7 @@ async def test_qwen_image_edit_runs_on_edit_model_with_inline_input() -> None:
         assert body["model"] == "qwen-image-edit-max"
         image = body["input"]["messages"][0]["content"][1]["image"]
         assert image.startswith("data:image/png;base64,")
-        assert base64.b64decode(image.split(",", 1)[1]) == _png()
+        assert base64.b64decode(image.split(",", 1)[1]) == image_bytes((8, 8), (200, 10, 30))
 
 
 async def test_input_moderation_raises_moderated(harness: Harness) -> None:

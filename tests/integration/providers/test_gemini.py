@@ -29,15 +29,9 @@ from imagegate.providers.port import (
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.gemini import API_KEY, create_app
+from tests.images import image_bytes
 
-
-def _png(size: tuple[int, int] = (20, 10)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (200, 10, 10)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-INPUT_PNG = _png()
+INPUT_PNG = image_bytes((20, 10), (200, 10, 10))
 
 
 async def fetch_input(url: str) -> FetchedInput:

@@ -29,15 +29,9 @@ from imagegate.providers.port import (
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.ideogram import API_KEY, create_app
+from tests.images import image_bytes
 
-
-def _png(size: tuple[int, int] = (24, 16)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (10, 200, 10)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-INPUT_PNG = _png()
+INPUT_PNG = image_bytes((24, 16), (10, 200, 10))
 fetched: list[str] = []
 
 

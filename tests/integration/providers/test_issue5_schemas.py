@@ -10,7 +10,6 @@ does not declare fails too: the descriptions allow extra fields, the vendors do 
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator, Mapping
 from functools import cache
@@ -20,7 +19,6 @@ from typing import Any
 import httpx2
 import pytest
 from jsonschema import Draft202012Validator
-from PIL import Image
 
 from imagegate.providers import ideogram, openai
 from imagegate.providers.port import (
@@ -34,6 +32,7 @@ from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream import ideogram as fake_ideogram
 from imagegate.testing.fake_upstream import openai as fake_openai
+from tests.images import image_bytes
 
 SCHEMAS = Path(__file__).parent / "schemas"
 BINARY = "<binary>"
@@ -117,14 +116,10 @@ def problems(instance: Any, name: str) -> list[str]:
     return errors + [f"{path}: not in the schema" for path in undeclared(instance, body_schema)]
 
 
-def png(colour: tuple[int, int, int] = (20, 120, 220)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (32, 32), colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 async def fetch_input(url: str) -> FetchedInput:
-    return FetchedInput(data=png(), content_type="image/png", url=url)
+    return FetchedInput(
+        data=image_bytes((32, 32), (20, 120, 220)), content_type="image/png", url=url
+    )
 
 
 def job(vendor: str, model: str, params: Mapping[str, Any], outputs: int = 1) -> GenerationRequest:

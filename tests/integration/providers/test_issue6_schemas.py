@@ -13,7 +13,6 @@ the documented inputs instead.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +21,6 @@ from typing import Any
 import httpx2
 import jsonschema
 import pytest
-from PIL import Image
 from pydantic import SecretStr
 
 from imagegate.providers import bfl, replicate
@@ -40,6 +38,7 @@ from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream import bfl as fake_bfl
 from imagegate.testing.fake_upstream import replicate as fake_replicate
+from tests.images import image_bytes
 
 SCHEMAS = Path(__file__).parent / "schemas"
 
@@ -55,14 +54,8 @@ def _closed(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "additionalProperties": False}
 
 
-def _png() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), (10, 200, 30)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 async def _fetch(url: str) -> FetchedInput:
-    return FetchedInput(_png(), "image/png", url)
+    return FetchedInput(image_bytes(), "image/png", url)
 
 
 def _request(vendor: str, model: str, **params: Any) -> GenerationRequest:

@@ -33,18 +33,13 @@ from imagegate.providers.port import (
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.kling import create_app
+from tests.images import image_bytes
 
 AK, SK = "ak-test", "sk-test"
 
 
-def _png() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), (20, 20, 220)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 async def fetch_input(url: str) -> FetchedInput:
-    return FetchedInput(_png(), "image/png", url)
+    return FetchedInput(image_bytes((8, 8), (20, 20, 220)), "image/png", url)
 
 
 def request(prompt: str = "a koi pond", outputs: int = 1, **params: Any) -> GenerationRequest:
@@ -154,7 +149,7 @@ async def test_image_to_image_drops_negative_prompt_and_sends_reference() -> Non
         )
         await h.run(req)
         body = h.requests[0]["json"]
-        assert base64.b64decode(body["image"]) == _png()
+        assert base64.b64decode(body["image"]) == image_bytes((8, 8), (20, 20, 220))
         assert body["image_fidelity"] == 0.7
         assert body["image_reference"] == "subject"
         assert "negative_prompt" not in body

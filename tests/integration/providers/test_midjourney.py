@@ -33,19 +33,14 @@ from imagegate.providers.port import (
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.midjourney import QUADRANT_COLOURS, create_app
+from tests.images import image_bytes
 
 SECRET = "test-secret"
 BASE = "http://relay.test"
 
 
-def _png() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), (1, 2, 3)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 async def fetch_input(url: str) -> FetchedInput:
-    return FetchedInput(_png(), "image/png", url)
+    return FetchedInput(image_bytes((8, 8), (1, 2, 3)), "image/png", url)
 
 
 def _adapter(app: Any, key: str = SECRET, **options: Any) -> MidjourneyAdapter:
@@ -258,7 +253,7 @@ async def test_plus_relay_actions_use_button_custom_ids_and_the_modal() -> None:
         upsample_id = await _run_id(
             adapter, _request(type="upsample", index=2, parent_task_id=grid)
         )
-        mask = "data:image/png;base64," + base64.b64encode(_png()).decode()
+        mask = "data:image/png;base64," + base64.b64encode(image_bytes((8, 8), (1, 2, 3))).decode()
         inpaint = await _run(
             adapter,
             _request("a blue fox", type="inpaint", parent_task_id=upsample_id, mask=mask),
@@ -280,7 +275,7 @@ async def test_plus_relay_actions_use_button_custom_ids_and_the_modal() -> None:
         ["MJ", "JOB", "pan_up", "1"],
     ]
     modal = next(r["json"] for r in app.state.requests if r["path"] == "/mj/submit/modal")
-    assert modal["maskBase64"] == base64.b64encode(_png()).decode()
+    assert modal["maskBase64"] == base64.b64encode(image_bytes((8, 8), (1, 2, 3))).decode()
     assert modal["prompt"] == "a blue fox --ar 16:9"
     for result in (inpaint, zoom, pan):
         assert len(result.images) == 4 and result.grid is not None

@@ -28,14 +28,9 @@ from imagegate.providers.port import (
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.openai import RecordedRequest, create_app
+from tests.images import image_bytes
 
 KEY = "sk-fake-openai"
-
-
-def png(width: int, height: int, colour: tuple[int, int, int] = (200, 40, 40)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 class Inputs:
@@ -47,7 +42,11 @@ class Inputs:
 
     async def __call__(self, url: str) -> FetchedInput:
         self.urls.append(url)
-        data = self.data if self.data is not None else png(64, 64, (10, 20 * len(self.urls), 90))
+        data = (
+            self.data
+            if self.data is not None
+            else image_bytes((64, 64), (10, 20 * len(self.urls), 90))
+        )
         return FetchedInput(data=data, content_type="image/png", url=url)
 
 

@@ -29,22 +29,17 @@ from imagegate.providers.port import (
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.xai import RecordedRequest, create_app
+from tests.images import image_bytes
 
 KEY = "xai-fake-key"
 INPUT = "https://cdn.example/input.png"
-
-
-def png(colour: tuple[int, int, int] = (30, 160, 90)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (48, 32), colour).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 class Inputs:
     """The gateway's input fetcher stand-in: serves a real PNG and remembers what was asked."""
 
     def __init__(self, data: bytes | None = None) -> None:
-        self.data = data if data is not None else png()
+        self.data = data if data is not None else image_bytes((48, 32), (30, 160, 90))
         self.urls: list[str] = []
 
     async def __call__(self, url: str) -> FetchedInput:

@@ -19,8 +19,9 @@ from imagegate.errors import (
 )
 from imagegate.providers.port import Finished, GenerationRequest, OutputImage
 from imagegate.store import jobs as job_store
+from tests.images import image_bytes
 from tests.integration.conftest import Gateway, open_gateway
-from tests.integration.queue.test_worker import BODY, ScriptedAdapter, png
+from tests.integration.queue.test_worker import BODY, ScriptedAdapter
 
 TWO_ROUTES = {"gpt-image-1.5": ["alpha:gpt-a", "beta:gpt-b"]}
 
@@ -56,7 +57,7 @@ class CountingAdapter(ScriptedAdapter):
             await asyncio.sleep(self.delay)
         finally:
             self.in_flight -= 1
-        return Finished(images=[OutputImage(data=png())])
+        return Finished(images=[OutputImage(data=image_bytes((8, 8), "red"))])
 
 
 async def routed(
@@ -279,7 +280,9 @@ async def test_a_retired_model_is_refused_when_substitutes_are_disabled(
 async def test_the_job_records_the_model_the_vendor_says_it_ran(
     database_url: str, tmp_path: Path
 ) -> None:
-    pinned = Finished(images=[OutputImage(data=png())], served_model="gpt-a-2026-11-01")
+    pinned = Finished(
+        images=[OutputImage(data=image_bytes((8, 8), "red"))], served_model="gpt-a-2026-11-01"
+    )
     alpha = ScriptedAdapter([pinned])
     routes = {"gpt-image-1.5": ["alpha:gpt-a"]}
     async for gw in routed(database_url, tmp_path, {"alpha": alpha}, routes=routes):
@@ -308,7 +311,7 @@ async def test_a_provider_whose_options_are_wrong_fails_jobs_and_shows_in_readyz
 async def test_fewer_images_than_paid_for_are_charged_pro_rata(
     database_url: str, tmp_path: Path
 ) -> None:
-    short = Finished(images=[OutputImage(data=png())])
+    short = Finished(images=[OutputImage(data=image_bytes((8, 8), "red"))])
     alpha = ScriptedAdapter([short])
     routes = {"gpt-image-1.5": ["alpha:gpt-a"]}
     body = {**BODY, "gptImageParams": {"quality": "low", "number_of_images": 3}}

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from imagegate.errors import UpstreamModerated, UpstreamRetryable
 from imagegate.providers.port import (
@@ -22,13 +20,8 @@ from imagegate.providers.port import (
 )
 from imagegate.queue.wakeup import PostgresListener, Wakeup
 from imagegate.store import jobs as job_store
+from tests.images import image_bytes
 from tests.integration.conftest import Gateway, open_gateway
-
-
-def png() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), "red").save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 class ScriptedAdapter:
@@ -52,7 +45,7 @@ class ScriptedAdapter:
             if isinstance(item, Exception):
                 raise item
             return item
-        return Finished(images=[OutputImage(data=png())])
+        return Finished(images=[OutputImage(data=image_bytes((8, 8), "red"))])
 
     async def submit(self, request: GenerationRequest) -> Submitted | Finished:
         self.submits += 1

@@ -11,6 +11,7 @@ import obstore
 from PIL import Image
 
 from imagegate.storage.port import ObjectStore
+from tests.images import image_bytes
 from tests.integration.conftest import SANDBOX_ROUTES, open_gateway
 
 BODY = {
@@ -18,12 +19,6 @@ BODY = {
     "prompt": "a lighthouse on a cliff",
     "gptImageParams": {"output_format": "png", "number_of_images": 2, "aspect_ratio": "3:2"},
 }
-
-
-def png() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (40, 30), "teal").save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 async def keys_in(store: ObjectStore) -> list[str]:
@@ -85,7 +80,7 @@ async def test_uploads_go_to_s3_and_expire_there(
     async for gw in open_gateway(sqlite_url, tmp_path / "data", **s3_storage_settings):
         response = await gw.http.post(
             "/v2/uploads",
-            files={"file": ("a.bin", png(), "application/octet-stream")},
+            files={"file": ("a.bin", image_bytes((40, 30), "teal"), "application/octet-stream")},
             headers=gw.headers(),
         )
         assert response.status_code == 201, response.text

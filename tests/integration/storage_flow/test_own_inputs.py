@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import io
 from pathlib import Path
 from typing import Any
-
-from PIL import Image
 
 from imagegate.providers.port import (
     FetchedInput,
@@ -18,6 +15,7 @@ from imagegate.providers.port import (
     Pending,
     TaskHandle,
 )
+from tests.images import image_bytes
 from tests.integration.conftest import Gateway, open_gateway
 
 
@@ -49,12 +47,6 @@ class EchoAdapter:
         return None
 
 
-def jpeg() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (48, 32), "orange").save(buffer, "JPEG")
-    return buffer.getvalue()
-
-
 async def echo_gateway(database_url: str, tmp_path: Path) -> Any:
     adapter = EchoAdapter()
     routes = {"gpt-image-1.5": ["echo:echo-1"]}
@@ -79,7 +71,7 @@ async def test_an_upload_and_an_earlier_output_are_read_from_storage(
     database_url: str, tmp_path: Path
 ) -> None:
     async for gw, adapter in echo_gateway(database_url, tmp_path):
-        data = jpeg()
+        data = image_bytes((48, 32), "orange", "JPEG")
         uploaded = await gw.http.post(
             "/v2/uploads", files={"file": ("me.jpg", data, "image/jpeg")}, headers=gw.headers()
         )
@@ -102,7 +94,9 @@ async def test_a_tampered_own_url_fails_the_job_and_refunds(
 ) -> None:
     async for gw, _adapter in echo_gateway(database_url, tmp_path):
         uploaded = await gw.http.post(
-            "/v2/uploads", files={"file": ("me.jpg", jpeg(), "image/jpeg")}, headers=gw.headers()
+            "/v2/uploads",
+            files={"file": ("me.jpg", image_bytes((48, 32), "orange", "JPEG"), "image/jpeg")},
+            headers=gw.headers(),
         )
         url = uploaded.json()["url"].replace("uploads/", "uploads/x", 1)
         job = await run(gw, url)

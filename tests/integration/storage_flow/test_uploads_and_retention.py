@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from PIL import Image
 
 from imagegate.storage.port import ObjectNotFound
+from tests.images import image_bytes
 from tests.integration.conftest import Gateway
-
-
-def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (32, 24)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, "blue").save(buffer, fmt)
-    return buffer.getvalue()
 
 
 async def upload(gw: Gateway, data: bytes, name: str = "x.png", declared: str = "image/png"):  # type: ignore[no-untyped-def]
@@ -30,7 +22,7 @@ async def upload(gw: Gateway, data: bytes, name: str = "x.png", declared: str = 
 async def test_upload_sniffs_the_type_and_serves_it(
     gateway: Gateway, fmt: str, content_type: str
 ) -> None:
-    data = image_bytes(fmt)
+    data = image_bytes((32, 24), "blue", fmt)
     response = await upload(gateway, data, name="photo.bin", declared="application/octet-stream")
 
     assert response.status_code == 201, response.text
@@ -52,7 +44,7 @@ async def test_disguised_non_image_is_400(gateway: Gateway) -> None:
 
 
 async def test_over_25_mb_is_413(gateway: Gateway) -> None:
-    data = image_bytes() + b"\0" * (26 * 1024 * 1024)
+    data = image_bytes((32, 24), "blue") + b"\0" * (26 * 1024 * 1024)
     response = await upload(gateway, data)
     assert response.status_code == 413
 
@@ -66,7 +58,9 @@ async def test_missing_file_is_400(gateway: Gateway) -> None:
 
 
 async def test_uploads_need_a_key(gateway: Gateway) -> None:
-    response = await gateway.http.post("/v2/uploads", files={"file": ("x.png", image_bytes())})
+    response = await gateway.http.post(
+        "/v2/uploads", files={"file": ("x.png", image_bytes((32, 24), "blue"))}
+    )
     assert response.status_code == 401
 
 
@@ -74,7 +68,7 @@ async def test_sweeper_expires_outputs_and_uploads_with_a_fake_clock(gateway: Ga
     accepted = await gateway.submit({"model": "gpt-image-1.5", "prompt": "x"})
     await gateway.drain()
     job = await gateway.job(accepted.json()["jobId"])
-    uploaded = (await upload(gateway, image_bytes())).json()
+    uploaded = (await upload(gateway, image_bytes((32, 24), "blue"))).json()
     store = gateway.runtime.store
     async with gateway.runtime.db.read() as conn:
         from imagegate.store.retention import get_upload

@@ -8,18 +8,17 @@ as a failed, refunded job whose error names the rule.
 
 from __future__ import annotations
 
-import io
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from imagegate.testing.vendors import VendorTransport, provider_settings
 from tests.conftest import count_rows
+from tests.images import image_bytes
 from tests.integration.conftest import Gateway, open_gateway
 
 BODY = {"model": "gpt-image-1.5", "prompt": "a kite", "gptImageParams": {"quality": "low"}}
@@ -137,12 +136,6 @@ async def test_the_allow_list_lets_an_operator_reach_a_private_receiver(
 # --- input images: downloaded by the worker through the same guard ------------------------------
 
 
-def png() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (16, 16), (30, 120, 200)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 async def run_with_input(gw: Gateway, image_url: str) -> dict[str, Any]:
     body = {**BODY, "gptImageParams": {"quality": "low", "input_images": [image_url]}}
     accepted = await gw.submit(body, key=gw.live_key)
@@ -175,7 +168,9 @@ async def test_input_image_on_an_allowed_local_server_is_used(
 ) -> None:
     """The counter-test: the same download path succeeds when the operator allows the address,
     so the refusals above come from the guard and not from a broken download."""
-    httpserver.expect_request("/in.png").respond_with_data(png(), content_type="image/png")
+    httpserver.expect_request("/in.png").respond_with_data(
+        image_bytes((16, 16), (30, 120, 200)), content_type="image/png"
+    )
     gw = await gateways(outbound_allow_networks=["127.0.0.0/8"])
     job = await run_with_input(gw, httpserver.url_for("/in.png"))
     assert job["status"] == "COMPLETED", job
