@@ -101,6 +101,11 @@ def test_cli_generate_waits_and_saves_images(served: Served, tmp_path: Path) -> 
     listing = imagegate("jobs", "list", "--url", served.base_url, "--key", served.key("test"))
     assert listing.returncode == 0, listing.stderr
     assert "gpt-image-1.5" in listing.stdout
+    newest = imagegate(
+        "jobs", "list", "--limit", "1", "--json", "--url", served.base_url,
+        "--key", served.key("test"),
+    )  # fmt: skip
+    assert [json.loads(line)["id"] for line in newest.stdout.splitlines()] == [job_id]
 
 
 def test_cli_json_params_file_and_watch(served: Served, tmp_path: Path) -> None:

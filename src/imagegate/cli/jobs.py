@@ -198,9 +198,9 @@ def jobs_list(
     with _client(url, key) as client, reporting():
         jobs: list[Job] = []
         for job in client.jobs.iterate(status=status, model=model, page_size=min(limit, 100)):
+            jobs.append(job)
             if len(jobs) >= limit:
                 break
-            jobs.append(job)
     if as_json:
         for job in jobs:
             typer.echo(json.dumps(job.raw))

@@ -222,7 +222,8 @@ class Core:
         on_progress: Callable[[Job], None] | None,
     ) -> Plan[Job]:
         body = {"action": action, "parentJobId": parent_job_id, **(fields or {})}
-        job = yield from self._submit("/v2/images/midjourney/action", body, idempotency_key, "")
+        path = "/v2/images/midjourney/action"
+        job = yield from self._submit(path, body, idempotency_key, "midjourney")
         return (yield from self._maybe_wait(job, wait, on_progress))
 
     def _submit(

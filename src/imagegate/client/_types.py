@@ -221,4 +221,4 @@ class Download:
     def extension(self) -> str:
         """A file extension for ``content_type`` (``.png``, ``.jpg``, ``.webp``), else ``.bin``."""
         kind = (self.content_type or "").split(";")[0].strip().lower()
-        return mimetypes.guess_extension(kind) or ".bin" if kind else ".bin"
+        return (mimetypes.guess_extension(kind) if kind else None) or ".bin"
