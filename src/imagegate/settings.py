@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     storage_url_mode: Literal["presigned", "gateway"] = "presigned"
     """S3 only: hand out presigned S3 URLs, or gateway URLs signed like local files."""
     public_base_url: str = "http://127.0.0.1:8000"
+    """How clients reach this gateway (in result URLs). Left unset, ``serve`` makes it the
+    address it listens on (``listening_on``)."""
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -163,6 +165,19 @@ class Settings(BaseSettings):
         if Path(config_file).is_file():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
+
+    def listening_on(self, host: str, port: int) -> Settings:
+        """These settings for a gateway listening on ``host:port``.
+
+        Unless ``public_base_url`` was set explicitly, result URLs name that address, so
+        ``serve --port 8011`` hands out URLs that work; a wildcard bind (``0.0.0.0``, ``::``)
+        is named by the loopback address, since no single public name can be guessed.
+        """
+        update: dict[str, Any] = {"host": host, "port": port}
+        if "public_base_url" not in self.model_fields_set:
+            shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+            update["public_base_url"] = f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
+        return self.model_copy(update=update)
 
     @property
     def is_sqlite(self) -> bool:

@@ -38,3 +38,22 @@ def test_an_adapter_that_cannot_be_built_is_a_misconfigured_provider() -> None:
     pool = ProviderPool(settings, ProviderContext(fetch_input=no_fetch))  # type: ignore[arg-type]
     with pytest.raises(UpstreamMisconfigured, match="ark is misconfigured"):
         pool.get("ark")
+
+
+def test_result_urls_follow_the_listening_address_unless_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("IMAGEGATE_PUBLIC_BASE_URL", raising=False)
+    assert Settings().listening_on("127.0.0.1", 8011).public_base_url == "http://127.0.0.1:8011"
+    assert Settings().listening_on("0.0.0.0", 9000).public_base_url == "http://127.0.0.1:9000"
+    assert Settings().listening_on("::", 9000).public_base_url == "http://[::1]:9000"
+    explicit = Settings(public_base_url="https://images.example.com")
+    moved = explicit.listening_on("0.0.0.0", 9000)
+    assert moved.public_base_url == "https://images.example.com" and moved.port == 9000
+
+
+def test_a_public_base_url_from_the_environment_counts_as_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("IMAGEGATE_PUBLIC_BASE_URL", "http://gateway.internal")
+    assert Settings().listening_on("127.0.0.1", 8011).public_base_url == "http://gateway.internal"

@@ -42,7 +42,8 @@ def serve(
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
     slots = 0 if no_workers else (workers if workers is not None else settings.workers)
-    asyncio.run(_serve(settings, host or settings.host, port or settings.port, slots))
+    settings = settings.listening_on(host or settings.host, port or settings.port)
+    asyncio.run(_serve(settings, settings.host, settings.port, slots))
 
 
 async def _serve(settings: Settings, host: str, port: int, workers: int) -> None:

@@ -15,6 +15,9 @@ as received (not a re-serialised JSON object):
     except WebhookVerificationError:
         return 401
 
+    # Or both in one call, which also hands back the decoded event
+    event = verify_webhook(body, headers, secret=WEBHOOK_SECRET, api_key=API_KEY)
+
 ``webhook-id`` stays the same across retries of one delivery: use it to drop duplicates. This
 module imports nothing from the server side of imagegate.
 """
@@ -25,14 +28,17 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Mapping
+from typing import Any
 
 __all__ = [
     "DEFAULT_TOLERANCE",
     "WebhookVerificationError",
     "verify_apiframe_signature",
     "verify_standard_webhook",
+    "verify_webhook",
 ]
 
 DEFAULT_TOLERANCE = 300
@@ -116,3 +122,36 @@ def verify_standard_webhook(
         if hmac.compare_digest(expected, candidate):
             return
     raise WebhookVerificationError("no webhook-signature entry matches this secret")
+
+
+def verify_webhook(
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    secret: str | None = None,
+    api_key: str | None = None,
+    tolerance: int = DEFAULT_TOLERANCE,
+    now: float | None = None,
+) -> Any:
+    """Check a delivery by each scheme you hold a key for; return its decoded JSON event.
+
+    ``secret`` (the account's ``whsec_`` secret) checks the Standard Webhooks headers, with
+    their replay window; ``api_key`` (the key that created the job) checks Apiframe's
+    ``X-Webhook-Signature``. Given both, both must pass. Raises ``WebhookVerificationError``
+    when a check fails or its header is missing, and ``ValueError`` when neither key is given.
+    """
+    if secret is None and api_key is None:
+        raise ValueError("pass secret= (Standard Webhooks), api_key= (Apiframe), or both")
+    if secret is not None:
+        verify_standard_webhook(secret, headers, body, tolerance, now=now)
+    if api_key is not None:
+        lowered = {name.lower(): value for name, value in headers.items()}
+        header = lowered.get("x-webhook-signature")
+        if header is None:
+            raise WebhookVerificationError("missing X-Webhook-Signature header")
+        if not verify_apiframe_signature(api_key, body, header):
+            raise WebhookVerificationError("X-Webhook-Signature does not match this API key")
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise WebhookVerificationError("the signed body is not JSON") from None

@@ -19,6 +19,7 @@ from imagegate.client import (
     WebhookVerificationError,
     verify_apiframe_signature,
     verify_standard_webhook,
+    verify_webhook,
 )
 
 BODY = b'{"event":"completed","jobId":"j1","status":"COMPLETED","progress":100}'
@@ -155,3 +156,38 @@ def test_standard_malformed_headers_fail(change: dict[str, str]) -> None:
 def test_standard_bad_secret_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="base64"):
         verify_standard_webhook("whsec_@@", {}, BODY)
+
+
+def both_signed(body: bytes = BODY) -> dict[str, str]:
+    headers = standard_headers(SECRET, body, at=int(time.time()))
+    return {**headers, "X-Webhook-Signature": apiframe_header(API_KEY, body)}
+
+
+def test_verify_webhook_checks_each_scheme_given_and_returns_the_event() -> None:
+    headers = both_signed()
+    event = {"event": "completed", "jobId": "j1", "status": "COMPLETED", "progress": 100}
+    assert verify_webhook(BODY, headers, secret=SECRET) == event
+    assert verify_webhook(BODY, headers, api_key=API_KEY) == event
+    assert verify_webhook(BODY, headers, secret=SECRET, api_key=API_KEY) == event
+
+
+@pytest.mark.parametrize(
+    ("keys", "says"),
+    [
+        ({"secret": OTHER_SECRET}, "no webhook-signature entry matches"),
+        ({"api_key": "ig_live_other"}, "does not match this API key"),
+        ({"secret": SECRET, "api_key": "ig_live_other"}, "does not match this API key"),
+        ({"secret": OTHER_SECRET, "api_key": API_KEY}, "no webhook-signature entry matches"),
+    ],
+)
+def test_verify_webhook_fails_when_any_given_scheme_fails(keys: dict[str, str], says: str) -> None:
+    with pytest.raises(WebhookVerificationError, match=says):
+        verify_webhook(BODY, both_signed(), **keys)
+
+
+def test_verify_webhook_needs_the_header_of_the_scheme_asked_for() -> None:
+    standard_only = standard_headers(SECRET, BODY, at=int(time.time()))
+    with pytest.raises(WebhookVerificationError, match="missing X-Webhook-Signature"):
+        verify_webhook(BODY, standard_only, api_key=API_KEY)
+    with pytest.raises(ValueError, match="pass secret="):
+        verify_webhook(BODY, standard_only)
