@@ -27,11 +27,11 @@ from imagegate.queue.gates_redis import RedisGateState
 from imagegate.queue.ingest import OutputIngest
 from imagegate.queue.router import Router
 from imagegate.queue.runner import JobRunner
+from imagegate.queue.transitions import JobLifecycle
 from imagegate.queue.wakeup import PostgresListener, Wakeup
 from imagegate.queue.worker import Worker
 from imagegate.services.actions import ActionSubmitter
 from imagegate.services.jobs import JobService
-from imagegate.services.lifecycle import JobLifecycle
 from imagegate.services.retention import Sweeper
 from imagegate.services.submit import Submitter
 from imagegate.services.uploads import UploadService

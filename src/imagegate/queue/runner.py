@@ -37,7 +37,7 @@ from imagegate.providers.port import (
     TaskHandle,
 )
 from imagegate.queue.gates import DEFAULT_COOLDOWN_SECONDS, ProviderBusy, ProviderGates
-from imagegate.services.lifecycle import JobLifecycle, Lease, LeaseLost
+from imagegate.queue.transitions import JobLifecycle, Lease, LeaseLost
 from imagegate.store.jobs import JobRow
 from imagegate.types import Clock, JobStep
 
