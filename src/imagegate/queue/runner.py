@@ -32,14 +32,13 @@ from imagegate.providers.port import (
     GenerationRequest,
     Pending,
     ProviderAdapter,
-    Route,
     Submitted,
     TaskHandle,
 )
 from imagegate.queue.gates import DEFAULT_COOLDOWN_SECONDS, ProviderBusy, ProviderGates
 from imagegate.queue.transitions import JobLifecycle, Lease, LeaseLost
 from imagegate.store.jobs import JobRow
-from imagegate.types import Clock, JobStep
+from imagegate.types import Clock, JobStep, Route
 
 if TYPE_CHECKING:
     from imagegate.providers.pool import ProviderPool

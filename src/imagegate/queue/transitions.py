@@ -15,7 +15,7 @@ import structlog
 
 from imagegate.errors import UpstreamError, UpstreamRetryable
 from imagegate.observability.metrics import Metrics
-from imagegate.providers.port import Pending, Route, Submitted
+from imagegate.providers.port import Pending, Submitted
 from imagegate.queue import claims
 from imagegate.queue.backoff import retry_delay
 from imagegate.settings import Settings
@@ -24,7 +24,7 @@ from imagegate.store import jobs as job_store
 from imagegate.store.db import Database
 from imagegate.store.jobs import JobRow
 from imagegate.store.webhooks import enqueue_delivery
-from imagegate.types import Clock, JobStatus, JobStep
+from imagegate.types import Clock, JobStatus, JobStep, Route
 
 __all__ = ["JobLifecycle", "Lease", "LeaseLost"]
 
