@@ -27,7 +27,7 @@ from imagegate.queue.gates_redis import RedisGateState
 from imagegate.queue.ingest import OutputIngest
 from imagegate.queue.router import Router
 from imagegate.queue.runner import JobRunner
-from imagegate.queue.transitions import JobLifecycle
+from imagegate.queue.transitions import JobTransitions
 from imagegate.queue.wakeup import PostgresListener, Wakeup
 from imagegate.queue.worker import Worker
 from imagegate.services.actions import ActionSubmitter
@@ -78,7 +78,7 @@ class Runtime:
     gates: ProviderGates
     router: Router
     ingest: OutputIngest
-    lifecycle: JobLifecycle
+    transitions: JobTransitions
     runner: JobRunner
     submitter: Submitter
     actions: ActionSubmitter
@@ -210,14 +210,14 @@ def build_runtime(
     )
     ingest = OutputIngest(store, max_bytes=settings.output_max_bytes, transport=transport)
     metrics = Metrics()
-    lifecycle = JobLifecycle(db, clock, settings, metrics)
+    transitions = JobTransitions(db, clock, settings, metrics)
     runner = JobRunner(
         clock=clock,
         router=router,
         gates=gates,
         providers=providers,
         ingest=ingest,
-        lifecycle=lifecycle,
+        transitions=transitions,
         metrics=metrics,
     )
 
@@ -274,7 +274,7 @@ def build_runtime(
         gates=gates,
         router=router,
         ingest=ingest,
-        lifecycle=lifecycle,
+        transitions=transitions,
         runner=runner,
         submitter=submitter,
         actions=actions,
