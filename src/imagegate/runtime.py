@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,11 @@ from imagegate.queue.gates_redis import RedisGateState
 from imagegate.queue.ingest import OutputIngest
 from imagegate.queue.router import Router
 from imagegate.queue.runner import JobRunner
+from imagegate.queue.transitions import JobTransitions
 from imagegate.queue.wakeup import PostgresListener, Wakeup
 from imagegate.queue.worker import Worker
 from imagegate.services.actions import ActionSubmitter
 from imagegate.services.jobs import JobService
-from imagegate.services.lifecycle import JobLifecycle
 from imagegate.services.retention import Sweeper
 from imagegate.services.submit import Submitter
 from imagegate.services.uploads import UploadService
@@ -78,7 +78,7 @@ class Runtime:
     gates: ProviderGates
     router: Router
     ingest: OutputIngest
-    lifecycle: JobLifecycle
+    transitions: JobTransitions
     runner: JobRunner
     submitter: Submitter
     actions: ActionSubmitter
@@ -174,7 +174,10 @@ def build_runtime(
     adapters: Mapping[str, ProviderAdapter] | None = None,
     store: ObjectStore | None = None,
 ) -> Runtime:
-    """Wire a runtime. ``transport`` (an httpx2 transport) and ``adapters`` are test seams."""
+    """Wire a runtime: the shared parts, the worker's parts, then the use-cases, each built once.
+
+    ``clock``, ``transport`` (an httpx2 transport), ``adapters`` and ``store`` are test seams.
+    """
     clock = clock or SystemClock()
     secret = load_signing_secret(settings)
     db = Database(settings.database_url)
@@ -182,84 +185,21 @@ def build_runtime(
     signer = UrlSigner(secret, settings.public_base_url, clock)
     store = store or create_object_store(settings, signer)
     wakeup = Wakeup()
-    policy = OutboundPolicy(
-        allow_http=settings.outbound_allow_http,
-        allow_networks=tuple(settings.outbound_allow_networks),
-    )
-    context = ProviderContext(
-        fetch_input=reading_own_files(
-            make_input_fetcher(policy, max_bytes=settings.upload_max_bytes), store, signer, clock
-        ),
-        transport=transport,
-        clock=clock,
-    )
-    providers = ProviderPool(settings, context, adapters)
-    state: GateState = (
-        RedisGateState(settings.redis_url, settings.redis_prefix)
-        if settings.redis_url
-        else DatabaseGateState(db)
-    )
-    gates = ProviderGates(state, clock, settings)
-    router = Router(
-        catalog,
-        providers,
-        gates,
-        settings.routes,
-        allow_substitutes=settings.allow_substitutes,
-        failover_after_seconds=settings.failover_after_seconds,
-    )
-    ingest = OutputIngest(store, max_bytes=settings.output_max_bytes, transport=transport)
     metrics = Metrics()
-    lifecycle = JobLifecycle(db, clock, settings, metrics)
-    runner = JobRunner(
-        clock=clock,
-        router=router,
-        gates=gates,
-        providers=providers,
-        ingest=ingest,
-        lifecycle=lifecycle,
-        metrics=metrics,
-    )
-
-    async def check_webhook_url(url: str) -> None:
-        try:
-            await check_target(policy, url)
-        except BlockedUrl as exc:
-            raise ValidationFailed.field("webhookUrl", str(exc)) from None
-
-    submitter = Submitter(
-        db=db,
-        clock=clock,
-        catalog=catalog,
-        router=router,
-        wakeup=wakeup,
-        settings=settings,
-        metrics=metrics,
-        check_webhook_url=check_webhook_url,
-    )
-    actions = ActionSubmitter(
-        db=db,
-        clock=clock,
-        providers=providers,
-        wakeup=wakeup,
-        settings=settings,
-        metrics=metrics,
-        check_webhook_url=check_webhook_url,
-    )
+    policy = _outbound_policy(settings)
+    context = _provider_context(settings, policy, store, signer, clock, transport)
+    providers = ProviderPool(settings, context, adapters)
+    gates = ProviderGates(_gate_state(settings, db), clock, settings)
+    router = _router(settings, catalog, providers, gates)
+    ingest = OutputIngest(store, max_bytes=settings.output_max_bytes, transport=transport)
+    transitions = JobTransitions(db, clock, settings, metrics)
+    check_webhook_url = _webhook_url_check(policy)
     jobs = JobService(
         db=db,
         clock=clock,
         store=store,
         wakeup=wakeup,
         url_ttl_seconds=settings.result_url_ttl_seconds,
-    )
-    webhooks = WebhookLog(db=db, clock=clock, jobs=jobs)
-    uploads = UploadService(
-        db=db,
-        clock=clock,
-        store=store,
-        max_bytes=settings.upload_max_bytes,
-        ttl_seconds=settings.upload_ttl_seconds,
     )
     return Runtime(
         settings=settings,
@@ -274,13 +214,102 @@ def build_runtime(
         gates=gates,
         router=router,
         ingest=ingest,
-        lifecycle=lifecycle,
-        runner=runner,
-        submitter=submitter,
-        actions=actions,
+        transitions=transitions,
+        runner=JobRunner(
+            clock=clock,
+            router=router,
+            gates=gates,
+            providers=providers,
+            ingest=ingest,
+            transitions=transitions,
+            metrics=metrics,
+        ),
+        submitter=Submitter(
+            db=db,
+            clock=clock,
+            catalog=catalog,
+            router=router,
+            wakeup=wakeup,
+            settings=settings,
+            metrics=metrics,
+            check_webhook_url=check_webhook_url,
+        ),
+        actions=ActionSubmitter(
+            db=db,
+            clock=clock,
+            providers=providers,
+            wakeup=wakeup,
+            settings=settings,
+            metrics=metrics,
+            check_webhook_url=check_webhook_url,
+        ),
         jobs=jobs,
-        webhooks=webhooks,
-        uploads=uploads,
+        webhooks=WebhookLog(db=db, clock=clock, jobs=jobs),
+        uploads=UploadService(
+            db=db,
+            clock=clock,
+            store=store,
+            max_bytes=settings.upload_max_bytes,
+            ttl_seconds=settings.upload_ttl_seconds,
+        ),
         metrics=metrics,
         signing_secret=secret,
     )
+
+
+def _outbound_policy(settings: Settings) -> OutboundPolicy:
+    """The SSRF guard for every URL a user hands us (webhooks, input images)."""
+    return OutboundPolicy(
+        allow_http=settings.outbound_allow_http,
+        allow_networks=tuple(settings.outbound_allow_networks),
+    )
+
+
+def _provider_context(
+    settings: Settings,
+    policy: OutboundPolicy,
+    store: ObjectStore,
+    signer: UrlSigner,
+    clock: Clock,
+    transport: Any,
+) -> ProviderContext:
+    """What every adapter gets: an input fetcher that reads our own URLs from storage and
+    downloads others through the guard, the test transport, and the clock."""
+    fetch = make_input_fetcher(policy, max_bytes=settings.upload_max_bytes)
+    return ProviderContext(
+        fetch_input=reading_own_files(fetch, store, signer, clock),
+        transport=transport,
+        clock=clock,
+    )
+
+
+def _gate_state(settings: Settings, db: Database) -> GateState:
+    """Where the provider gates keep their shared counters: Redis when configured, else the DB."""
+    if settings.redis_url:
+        return RedisGateState(settings.redis_url, settings.redis_prefix)
+    return DatabaseGateState(db)
+
+
+def _router(
+    settings: Settings, catalog: Catalog, providers: ProviderPool, gates: ProviderGates
+) -> Router:
+    return Router(
+        catalog,
+        providers,
+        gates,
+        settings.routes,
+        allow_substitutes=settings.allow_substitutes,
+        failover_after_seconds=settings.failover_after_seconds,
+    )
+
+
+def _webhook_url_check(policy: OutboundPolicy) -> Callable[[str], Awaitable[None]]:
+    """A submit-time check of ``webhookUrl``: a blocked target is a 400 on that field."""
+
+    async def check_webhook_url(url: str) -> None:
+        try:
+            await check_target(policy, url)
+        except BlockedUrl as exc:
+            raise ValidationFailed.field("webhookUrl", str(exc)) from None
+
+    return check_webhook_url

@@ -1,9 +1,18 @@
-"""The shared vocabulary: ids, money, job states and the clock every component reads time from."""
+"""The shared vocabulary: ids, money, job states, the clock every component reads time from, and
+the values that cross layers (a ``Route``, a ``FetchedInput``).
+
+Everything here is a plain value or protocol with no I/O, so every layer may import it; a value
+lives here rather than in one layer's package when layers that must not import each other share
+it (the catalog lists routes that adapters receive; the outbound guard and the storage layer both
+produce input images for adapters).
+"""
 
 from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import NewType, Protocol
 
 __all__ = [
@@ -11,11 +20,14 @@ __all__ = [
     "ApiKeyId",
     "Clock",
     "Credits",
+    "FetchedInput",
+    "InputFetcher",
     "JobId",
     "JobStatus",
     "JobStep",
     "KeyKind",
     "Millis",
+    "Route",
     "SystemClock",
     "WebhookEvent",
     "WebhookStatus",
@@ -95,3 +107,31 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+
+@dataclass(frozen=True)
+class Route:
+    """One way to serve a catalog model: a provider name and the vendor's own model id or slug.
+
+    The catalog lists a model's routes in order, the router picks one, and the adapter receives
+    it in its ``GenerationRequest``.
+    """
+
+    provider: str
+    upstream_model: str
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.upstream_model}"
+
+
+@dataclass(frozen=True)
+class FetchedInput:
+    """An input image the gateway downloaded (through its SSRF guard) or read from storage."""
+
+    data: bytes
+    content_type: str
+    url: str
+
+
+InputFetcher = Callable[[str], Awaitable[FetchedInput]]
+"""Downloads an input-image URL for an adapter that must send bytes (multipart or inline data)."""

@@ -14,8 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from imagegate.providers.port import Route
-from imagegate.types import Credits
+from imagegate.types import Credits, Route
 
 __all__ = [
     "Capabilities",

@@ -28,7 +28,7 @@ from imagegate.net.guard import (
     fetch_bytes,
     guarded_client,
 )
-from imagegate.providers.port import FetchedInput, InputFetcher
+from imagegate.types import FetchedInput, InputFetcher
 
 __all__ = ["IMAGE_TYPES", "InputImageError", "make_input_fetcher", "sniff_image_type"]
 

@@ -53,7 +53,6 @@ from imagegate.providers.http import (
 from imagegate.providers.port import (
     Finished,
     GenerationRequest,
-    InputFetcher,
     OutputImage,
     Pending,
     ProviderContext,
@@ -61,6 +60,7 @@ from imagegate.providers.port import (
     TaskHandle,
 )
 from imagegate.settings import ProviderSettings
+from imagegate.types import InputFetcher
 
 __all__ = ["BflAdapter", "build_payload", "create_adapter"]
 

@@ -61,19 +61,18 @@ from imagegate.errors import (
     UpstreamRetryable,
     UpstreamTaskLost,
 )
+from imagegate.net.retry_after import retry_after_seconds
 from imagegate.providers.http import (
     clean_message,
     create_client,
     json_object,
     malformed,
     raise_for_upstream,
-    retry_after_seconds,
     transport_error,
 )
 from imagegate.providers.port import (
     Finished,
     GenerationRequest,
-    InputFetcher,
     OutputImage,
     Pending,
     ProviderContext,
@@ -81,6 +80,7 @@ from imagegate.providers.port import (
     TaskHandle,
 )
 from imagegate.settings import ProviderSettings
+from imagegate.types import InputFetcher
 
 __all__ = ["DashScopeAdapter", "create_adapter", "mode_for"]
 

@@ -45,13 +45,12 @@ from imagegate.errors import (
     UpstreamRateLimited,
     UpstreamRejected,
 )
+from imagegate.net.retry_after import MAX_RETRY_AFTER_SECONDS, retry_after_seconds
 from imagegate.providers.http import (
-    MAX_RETRY_AFTER_SECONDS,
     clean_message,
     create_client,
     json_object,
     raise_for_upstream,
-    retry_after_seconds,
     transport_error,
 )
 from imagegate.providers.port import (

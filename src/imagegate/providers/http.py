@@ -1,4 +1,4 @@
-"""What every HTTP adapter shares: the client factory, status → error mapping, Retry-After.
+"""What every HTTP adapter shares: the client factory and the status → error mapping.
 
 Adapters call ``raise_for_upstream(response, provider, ...)`` after each vendor call; it maps the
 status to the normalized taxonomy of ``imagegate.errors`` (vendor-specific moderation signals are
@@ -7,9 +7,7 @@ checked by the adapter *before* calling it). ``redact`` keeps secrets out of log
 
 from __future__ import annotations
 
-import email.utils
 import re
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,21 +21,17 @@ from imagegate.errors import (
     UpstreamRejected,
     UpstreamRetryable,
 )
+from imagegate.net.retry_after import retry_after_seconds
 
 __all__ = [
-    "MAX_RETRY_AFTER_SECONDS",
     "clean_message",
     "create_client",
     "json_object",
     "malformed",
     "raise_for_upstream",
     "redact",
-    "retry_after_seconds",
     "transport_error",
 ]
-
-MAX_RETRY_AFTER_SECONDS = 300.0
-"""Advice above this is capped: a job does not sleep longer than five minutes per retry."""
 
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 _SECRET_HEADERS = frozenset({"authorization", "x-key", "api-key", "x-goog-api-key", "x-api-key"})
@@ -80,29 +74,6 @@ def redact(headers: Mapping[str, str]) -> dict[str, str]:
         key: ("[redacted]" if key.lower() in _SECRET_HEADERS else value)
         for key, value in headers.items()
     }
-
-
-def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP-date), capped."""
-    value: float | None = None
-    if "retry-after-ms" in headers:
-        try:
-            value = float(headers["retry-after-ms"]) / 1000.0
-        except ValueError:
-            value = None
-    if value is None and "retry-after" in headers:
-        raw = headers["retry-after"].strip()
-        try:
-            value = float(raw)
-        except ValueError:
-            try:
-                parsed = email.utils.parsedate_to_datetime(raw)
-            except (TypeError, ValueError):
-                return None
-            value = parsed.timestamp() - (time.time() if now is None else now)
-    if value is None:
-        return None
-    return max(0.0, min(value, MAX_RETRY_AFTER_SECONDS))
 
 
 _WHITESPACE = re.compile(r"\s+")

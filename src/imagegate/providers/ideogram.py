@@ -51,7 +51,6 @@ from imagegate.providers.http import (
     transport_error,
 )
 from imagegate.providers.port import (
-    FetchedInput,
     Finished,
     GenerationRequest,
     OutputImage,
@@ -61,6 +60,7 @@ from imagegate.providers.port import (
     TaskHandle,
 )
 from imagegate.settings import ProviderSettings
+from imagegate.types import FetchedInput
 
 __all__ = ["DEFAULT_BASE_URL", "IdeogramAdapter", "create_adapter"]
 

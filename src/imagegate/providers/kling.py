@@ -47,18 +47,17 @@ from imagegate.errors import (
     UpstreamRetryable,
     UpstreamTaskLost,
 )
+from imagegate.net.retry_after import retry_after_seconds
 from imagegate.providers.http import (
     clean_message,
     create_client,
     malformed,
     raise_for_upstream,
-    retry_after_seconds,
     transport_error,
 )
 from imagegate.providers.port import (
     Finished,
     GenerationRequest,
-    InputFetcher,
     OutputImage,
     Pending,
     ProviderContext,
@@ -66,7 +65,7 @@ from imagegate.providers.port import (
     TaskHandle,
 )
 from imagegate.settings import ProviderSettings
-from imagegate.types import Clock, SystemClock
+from imagegate.types import Clock, InputFetcher, SystemClock
 
 __all__ = ["KlingAdapter", "TokenMinter", "create_adapter", "encode_jwt"]
 

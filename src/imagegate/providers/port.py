@@ -20,47 +20,22 @@ params, call the vendor through the injected HTTP client, and translate the answ
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from imagegate.types import InputFetcher, Route
+
 __all__ = [
-    "FetchedInput",
     "Finished",
     "GenerationRequest",
-    "InputFetcher",
     "OutputImage",
     "Pending",
     "ProviderAdapter",
     "ProviderContext",
-    "Route",
     "Submitted",
     "TaskHandle",
 ]
-
-
-@dataclass(frozen=True)
-class Route:
-    """One way to serve a catalog model: a provider name and the vendor's own model id or slug."""
-
-    provider: str
-    upstream_model: str
-
-    def __str__(self) -> str:
-        return f"{self.provider}:{self.upstream_model}"
-
-
-@dataclass(frozen=True)
-class FetchedInput:
-    """An input image the gateway downloaded (through its SSRF guard) or read from storage."""
-
-    data: bytes
-    content_type: str
-    url: str
-
-
-InputFetcher = Callable[[str], Awaitable[FetchedInput]]
-"""Downloads an input-image URL for an adapter that must send bytes (multipart or inline data)."""
 
 
 @dataclass(frozen=True)

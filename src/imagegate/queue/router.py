@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from imagegate.catalog import Catalog, ModelSpec
 from imagegate.errors import UpstreamMisconfigured, UpstreamRateLimited
 from imagegate.providers.pool import SANDBOX, ProviderPool
-from imagegate.providers.port import Route
 from imagegate.queue.gates import DEFAULT_COOLDOWN_SECONDS, ProviderGates
 from imagegate.store.jobs import JobRow
+from imagegate.types import Route
 
 __all__ = ["Choice", "Router", "parse_route"]
 

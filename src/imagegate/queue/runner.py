@@ -32,14 +32,13 @@ from imagegate.providers.port import (
     GenerationRequest,
     Pending,
     ProviderAdapter,
-    Route,
     Submitted,
     TaskHandle,
 )
 from imagegate.queue.gates import DEFAULT_COOLDOWN_SECONDS, ProviderBusy, ProviderGates
-from imagegate.services.lifecycle import JobLifecycle, Lease, LeaseLost
+from imagegate.queue.transitions import JobTransitions, Lease, LeaseLost
 from imagegate.store.jobs import JobRow
-from imagegate.types import Clock, JobStep
+from imagegate.types import Clock, JobStep, Route
 
 if TYPE_CHECKING:
     from imagegate.providers.pool import ProviderPool
@@ -72,7 +71,7 @@ class JobRunner:
         gates: ProviderGates,
         providers: ProviderPool,
         ingest: OutputIngest,
-        lifecycle: JobLifecycle,
+        transitions: JobTransitions,
         metrics: Metrics,
     ) -> None:
         self._metrics = metrics
@@ -81,7 +80,7 @@ class JobRunner:
         self._gates = gates
         self._providers = providers
         self._ingest = ingest
-        self._lifecycle = lifecycle
+        self._transitions = transitions
 
     async def run(self, job: JobRow) -> None:
         """Advance one leased job by one step. Never raises (except cancellation)."""
@@ -92,7 +91,7 @@ class JobRunner:
             await self._step(job, lease)
         except ProviderBusy as busy:
             self._metrics.deferrals.labels(busy.provider, busy.reason).inc()
-            await self._guard(self._lifecycle.defer(lease, busy.retry_after, str(busy)))
+            await self._guard(self._transitions.defer(lease, busy.retry_after, str(busy)))
         except LeaseLost:
             self._metrics.lease_losses.inc()
             log_.warning("job.lease_lost")
@@ -103,26 +102,26 @@ class JobRunner:
             # long ``Router.choose`` sends the job to its next route instead.
             self._metrics.upstream_errors.labels(exc.provider or "", exc.code).inc()
             delay = exc.retry_after or DEFAULT_COOLDOWN_SECONDS
-            await self._guard(self._lifecycle.defer(lease, delay, exc.message))
+            await self._guard(self._transitions.defer(lease, delay, exc.message))
         except UpstreamRetryable as exc:
             self._metrics.upstream_errors.labels(exc.provider or "", exc.code).inc()
-            await self._guard(self._lifecycle.retry(lease, job, exc))
+            await self._guard(self._transitions.retry(lease, job, exc))
         except UpstreamError as exc:
             self._metrics.upstream_errors.labels(exc.provider or "", exc.code).inc()
-            await self._guard(self._lifecycle.fail(lease, job, exc.message, exc.code))
+            await self._guard(self._transitions.fail(lease, job, exc.message, exc.code))
         except InputImageError as exc:
             # An input image the adapter had to download: unreachable now → retry; not an
             # image, too large, refused by the outbound guard → the job fails, refunded.
             if exc.retryable:
-                await self._guard(self._lifecycle.retry(lease, job, UpstreamRetryable(str(exc))))
+                await self._guard(self._transitions.retry(lease, job, UpstreamRetryable(str(exc))))
             else:
-                await self._guard(self._lifecycle.fail(lease, job, str(exc), "invalid_input"))
+                await self._guard(self._transitions.fail(lease, job, str(exc), "invalid_input"))
         except Exception as exc:  # a bug: retried with backoff, bounded by max_attempts
             log_.exception("job.step_crashed")
             error = UpstreamRetryable(
                 f"Internal error while processing the job ({type(exc).__name__})"
             )
-            await self._guard(self._lifecycle.retry(lease, job, error))
+            await self._guard(self._transitions.retry(lease, job, error))
 
     async def _guard(self, write: object) -> None:
         try:
@@ -137,10 +136,10 @@ class JobRunner:
             return
         if step is JobStep.FETCH:  # stored before a restart: finish from the record
             delivered = sum(1 for record in job.outputs or () if not record.get("grid"))
-            await self._lifecycle.complete(lease, job, delivered)
+            await self._transitions.complete(lease, job, delivered)
             return
         if self._clock.now_ms() >= job.deadline_at:
-            await self._lifecycle.fail(lease, job, "Job timed out", "timeout")
+            await self._transitions.fail(lease, job, "Job timed out", "timeout")
             return
         choice = await self._router.choose(job)
         route = choice.route
@@ -162,11 +161,11 @@ class JobRunner:
                 if following is None:
                     raise
                 self._metrics.upstream_errors.labels(route.provider, exc.code).inc()
-                await self._lifecycle.failover(lease, job, following, exc)
+                await self._transitions.failover(lease, job, following, exc)
                 return
             if isinstance(submitted, Submitted):
                 try:
-                    await self._lifecycle.submitted(lease, route, submitted)
+                    await self._transitions.submitted(lease, route, submitted)
                 except LeaseLost:
                     # Cancelled (or taken over) while the vendor accepted it: nobody will poll
                     # this task, so ask the vendor to stop it rather than let it run and bill.
@@ -180,7 +179,7 @@ class JobRunner:
                 adapter = self._providers.get(route.provider)
                 polled = await adapter.poll(request, handle)
             if isinstance(polled, Pending):
-                await self._lifecycle.pending(lease, job, polled)
+                await self._transitions.pending(lease, job, polled)
                 return
             finished = polled
         if not finished.images:
@@ -190,8 +189,8 @@ class JobRunner:
             # The vendor ran another model than the route names (an alias, a pinned version):
             # the job records what really served it.
             route = Route(route.provider, finished.served_model)
-        await self._lifecycle.fetched(lease, route, records)
-        await self._lifecycle.complete(lease, job, len(finished.images))
+        await self._transitions.fetched(lease, route, records)
+        await self._transitions.complete(lease, job, len(finished.images))
 
     async def _cancel_quietly(
         self, adapter: ProviderAdapter, request: GenerationRequest, task: TaskHandle
@@ -214,4 +213,4 @@ class JobRunner:
                 note = "cancelled upstream" if adapter.supports_cancel else "provider has no cancel"
             except UpstreamError as exc:
                 note = f"upstream cancel failed: {exc.message}"
-        await self._lifecycle.cancelled_upstream(lease, note)
+        await self._transitions.cancelled_upstream(lease, note)

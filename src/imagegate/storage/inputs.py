@@ -13,10 +13,9 @@ from __future__ import annotations
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from imagegate.net.images import InputImageError, sniff_image_type
-from imagegate.providers.port import FetchedInput, InputFetcher
 from imagegate.storage.port import ObjectNotFound, ObjectStore
 from imagegate.storage.signing import UrlSigner
-from imagegate.types import Clock
+from imagegate.types import Clock, FetchedInput, InputFetcher
 
 __all__ = ["reading_own_files"]
 

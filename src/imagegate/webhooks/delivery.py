@@ -35,8 +35,8 @@ import httpx2
 import structlog
 
 from imagegate.net.guard import BlockedUrl, OutboundPolicy, Resolver, guarded_client
+from imagegate.net.retry_after import retry_after_seconds
 from imagegate.observability.metrics import Metrics
-from imagegate.providers.http import retry_after_seconds
 from imagegate.services.jobs import JobService
 from imagegate.store import accounts as account_store
 from imagegate.store import jobs as job_store

@@ -20,12 +20,13 @@ from pydantic import SecretStr
 from sqlalchemy import update
 
 from imagegate.providers.midjourney import create_adapter
-from imagegate.providers.port import FetchedInput, ProviderContext
+from imagegate.providers.port import ProviderContext
 from imagegate.settings import ProviderSettings
 from imagegate.store import jobs as job_store
 from imagegate.store.tables import jobs
 from imagegate.testing.fake_upstream.midjourney import QUADRANT_COLOURS
 from imagegate.testing.fake_upstream.midjourney import create_app as create_relay
+from imagegate.types import FetchedInput
 from tests.conftest import count_rows
 from tests.integration.conftest import Gateway, open_gateway
 

@@ -21,18 +21,17 @@ from imagegate.errors import (
 )
 from imagegate.providers import bfl
 from imagegate.providers.port import (
-    FetchedInput,
     Finished,
     GenerationRequest,
     Pending,
     ProviderContext,
-    Route,
     Submitted,
     TaskHandle,
 )
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.bfl import create_app
+from imagegate.types import FetchedInput, Route
 from tests.images import image_bytes
 
 KEY = "bfl_test_key"

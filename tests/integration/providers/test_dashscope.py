@@ -22,18 +22,17 @@ from imagegate.errors import (
 )
 from imagegate.providers import dashscope
 from imagegate.providers.port import (
-    FetchedInput,
     Finished,
     GenerationRequest,
     Pending,
     ProviderContext,
-    Route,
     Submitted,
     TaskHandle,
 )
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.dashscope import create_app
+from imagegate.types import FetchedInput, Route
 from tests.images import image_bytes
 
 KEY = "sk-test"

@@ -20,19 +20,18 @@ from imagegate.errors import (
 )
 from imagegate.providers.fal import FalAdapter, build_input, create_adapter, endpoint
 from imagegate.providers.port import (
-    FetchedInput,
     Finished,
     GenerationRequest,
     OutputImage,
     Pending,
     ProviderContext,
-    Route,
     Submitted,
     TaskHandle,
 )
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.fal import create_app
+from imagegate.types import FetchedInput, Route
 
 KEY = "fal_test_key"
 BASE = "http://queue.test"

@@ -19,16 +19,11 @@ from imagegate.errors import (
     UpstreamRetryable,
 )
 from imagegate.providers.ideogram import IdeogramAdapter, create_adapter
-from imagegate.providers.port import (
-    FetchedInput,
-    Finished,
-    GenerationRequest,
-    ProviderContext,
-    Route,
-)
+from imagegate.providers.port import Finished, GenerationRequest, ProviderContext
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.ideogram import API_KEY, create_app
+from imagegate.types import FetchedInput, Route
 from tests.images import image_bytes
 
 INPUT_PNG = image_bytes((24, 16), (10, 200, 10))

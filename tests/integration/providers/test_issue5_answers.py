@@ -34,16 +34,11 @@ from imagegate.errors import (
     UpstreamRetryable,
 )
 from imagegate.providers import registry
-from imagegate.providers.port import (
-    FetchedInput,
-    GenerationRequest,
-    ProviderAdapter,
-    ProviderContext,
-    Route,
-)
+from imagegate.providers.port import GenerationRequest, ProviderAdapter, ProviderContext
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.vendors import VendorTransport, provider_settings
+from imagegate.types import FetchedInput, Route
 
 
 @dataclass(frozen=True)

@@ -21,17 +21,12 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from imagegate.providers import ideogram, openai
-from imagegate.providers.port import (
-    FetchedInput,
-    Finished,
-    GenerationRequest,
-    ProviderContext,
-    Route,
-)
+from imagegate.providers.port import Finished, GenerationRequest, ProviderContext
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream import ideogram as fake_ideogram
 from imagegate.testing.fake_upstream import openai as fake_openai
+from imagegate.types import FetchedInput, Route
 from tests.images import image_bytes
 
 SCHEMAS = Path(__file__).parent / "schemas"

@@ -25,18 +25,17 @@ from pydantic import SecretStr
 
 from imagegate.providers import bfl, dashscope, fal, kling, midjourney, replicate
 from imagegate.providers.port import (
-    FetchedInput,
     Finished,
     GenerationRequest,
     Pending,
     ProviderAdapter,
     ProviderContext,
-    Route,
     Submitted,
     TaskHandle,
 )
 from imagegate.settings import ProviderSettings
 from imagegate.testing.fake_upstream import create_app
+from imagegate.types import FetchedInput, Route
 
 
 async def _no_inputs(url: str) -> FetchedInput:

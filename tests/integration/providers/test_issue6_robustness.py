@@ -33,16 +33,10 @@ from imagegate.errors import (
     UpstreamTaskLost,
 )
 from imagegate.providers import bfl, dashscope, fal, kling, midjourney, replicate
-from imagegate.providers.port import (
-    FetchedInput,
-    GenerationRequest,
-    ProviderAdapter,
-    ProviderContext,
-    Route,
-    TaskHandle,
-)
+from imagegate.providers.port import GenerationRequest, ProviderAdapter, ProviderContext, TaskHandle
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
+from imagegate.types import FetchedInput, Route
 
 Handler = Callable[[httpx2.Request], httpx2.Response]
 

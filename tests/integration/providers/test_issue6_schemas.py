@@ -25,12 +25,10 @@ from pydantic import SecretStr
 
 from imagegate.providers import bfl, replicate
 from imagegate.providers.port import (
-    FetchedInput,
     Finished,
     GenerationRequest,
     ProviderAdapter,
     ProviderContext,
-    Route,
     Submitted,
     TaskHandle,
 )
@@ -38,6 +36,7 @@ from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream import bfl as fake_bfl
 from imagegate.testing.fake_upstream import replicate as fake_replicate
+from imagegate.types import FetchedInput, Route
 from tests.images import image_bytes
 
 SCHEMAS = Path(__file__).parent / "schemas"

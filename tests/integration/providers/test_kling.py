@@ -22,17 +22,16 @@ from imagegate.errors import (
 )
 from imagegate.providers import kling
 from imagegate.providers.port import (
-    FetchedInput,
     Finished,
     GenerationRequest,
     Pending,
     ProviderContext,
-    Route,
     TaskHandle,
 )
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.kling import create_app
+from imagegate.types import FetchedInput, Route
 from tests.images import image_bytes
 
 AK, SK = "ak-test", "sk-test"

@@ -21,18 +21,17 @@ from imagegate.errors import (
 )
 from imagegate.providers.midjourney import MidjourneyAdapter, build_prompt, create_adapter
 from imagegate.providers.port import (
-    FetchedInput,
     Finished,
     GenerationRequest,
     Pending,
     ProviderContext,
-    Route,
     Submitted,
     TaskHandle,
 )
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.midjourney import QUADRANT_COLOURS, create_app
+from imagegate.types import FetchedInput, Route
 from tests.images import image_bytes
 
 SECRET = "test-secret"

@@ -17,17 +17,11 @@ from imagegate.errors import (
     UpstreamRetryable,
 )
 from imagegate.providers import openai, registry
-from imagegate.providers.port import (
-    FetchedInput,
-    Finished,
-    GenerationRequest,
-    ProviderAdapter,
-    ProviderContext,
-    Route,
-)
+from imagegate.providers.port import Finished, GenerationRequest, ProviderAdapter, ProviderContext
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.openai import RecordedRequest, create_app
+from imagegate.types import FetchedInput, Route
 from tests.images import image_bytes
 
 KEY = "sk-fake-openai"

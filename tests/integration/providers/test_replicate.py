@@ -20,13 +20,11 @@ from imagegate.errors import (
     UpstreamTaskLost,
 )
 from imagegate.providers.port import (
-    FetchedInput,
     Finished,
     GenerationRequest,
     OutputImage,
     Pending,
     ProviderContext,
-    Route,
     Submitted,
     TaskHandle,
 )
@@ -34,6 +32,7 @@ from imagegate.providers.replicate import ReplicateAdapter, build_input, create_
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.replicate import create_app
+from imagegate.types import FetchedInput, Route
 
 TOKEN = "r8_test_token"
 BASE = "http://replicate.test/v1"

@@ -17,17 +17,11 @@ from imagegate.errors import (
     UpstreamRetryable,
 )
 from imagegate.providers import registry, reve
-from imagegate.providers.port import (
-    FetchedInput,
-    Finished,
-    GenerationRequest,
-    ProviderAdapter,
-    ProviderContext,
-    Route,
-)
+from imagegate.providers.port import Finished, GenerationRequest, ProviderAdapter, ProviderContext
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.reve import RecordedRequest, create_app
+from imagegate.types import FetchedInput, Route
 
 KEY = "papi.fake-reve"
 

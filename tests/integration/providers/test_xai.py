@@ -18,17 +18,11 @@ from imagegate.errors import (
     UpstreamRetryable,
 )
 from imagegate.providers import registry, xai
-from imagegate.providers.port import (
-    FetchedInput,
-    Finished,
-    GenerationRequest,
-    ProviderAdapter,
-    ProviderContext,
-    Route,
-)
+from imagegate.providers.port import Finished, GenerationRequest, ProviderAdapter, ProviderContext
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.xai import RecordedRequest, create_app
+from imagegate.types import FetchedInput, Route
 from tests.images import image_bytes
 
 KEY = "xai-fake-key"

@@ -145,7 +145,7 @@ async def test_heartbeat_keeps_a_long_step_leased(database_url: str, tmp_path: P
     async for gw in scripted_gateway(database_url, tmp_path, adapter, lease_seconds=0.6):
         from imagegate.types import SystemClock
 
-        gw.runtime.lifecycle._clock = SystemClock()  # real time: leases must really expire
+        gw.runtime.transitions._clock = SystemClock()  # real time: leases must really expire
         job_id = await submit(gw)
         first = gw.runtime.worker(concurrency=1)
         first._clock = SystemClock()

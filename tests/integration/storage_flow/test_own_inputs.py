@@ -6,15 +6,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from imagegate.providers.port import (
-    FetchedInput,
-    Finished,
-    GenerationRequest,
-    InputFetcher,
-    OutputImage,
-    Pending,
-    TaskHandle,
-)
+from imagegate.providers.port import Finished, GenerationRequest, OutputImage, Pending, TaskHandle
+from imagegate.types import FetchedInput, InputFetcher
 from tests.images import image_bytes
 from tests.integration.conftest import Gateway, open_gateway
 

@@ -10,39 +10,11 @@ from imagegate.errors import (
     UpstreamRejected,
     UpstreamRetryable,
 )
-from imagegate.providers.http import (
-    MAX_RETRY_AFTER_SECONDS,
-    clean_message,
-    raise_for_upstream,
-    redact,
-    retry_after_seconds,
-    transport_error,
-)
+from imagegate.providers.http import clean_message, raise_for_upstream, redact, transport_error
 
 
 def response(status: int, **headers: str) -> httpx2.Response:
     return httpx2.Response(status, headers=headers, request=httpx2.Request("POST", "https://x/y"))
-
-
-@pytest.mark.parametrize(
-    ("headers", "expected"),
-    [
-        ({"retry-after": "7"}, 7.0),
-        ({"retry-after-ms": "1500"}, 1.5),
-        ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
-        ({"retry-after": "100000"}, MAX_RETRY_AFTER_SECONDS),
-        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),
-        ({"retry-after": "soon"}, None),
-        ({}, None),
-    ],
-)
-def test_retry_after(headers: dict[str, str], expected: float | None) -> None:
-    assert retry_after_seconds(httpx2.Headers(headers)) == expected
-
-
-def test_retry_after_http_date_in_the_future() -> None:
-    headers = httpx2.Headers({"retry-after": "Wed, 21 Oct 2015 07:28:30 GMT"})
-    assert retry_after_seconds(headers, now=1445412480.0) == 30.0
 
 
 @pytest.mark.parametrize(

@@ -16,16 +16,10 @@ from imagegate.errors import (
     UpstreamRetryable,
     UpstreamTaskLost,
 )
-from imagegate.providers.port import (
-    Finished,
-    GenerationRequest,
-    Pending,
-    Route,
-    Submitted,
-    TaskHandle,
-)
+from imagegate.providers.port import Finished, GenerationRequest, Pending, Submitted, TaskHandle
 from imagegate.providers.sandbox import SandboxAdapter, output_size
 from imagegate.testing.clock import FakeClock
+from imagegate.types import Route
 
 
 def request(

@@ -10,7 +10,7 @@ from imagegate.catalog.fields import Uri
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import usd
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
-from imagegate.providers.port import Route
+from imagegate.types import Route
 
 __all__ = ["SPECS", "GrokImagineParams"]
 

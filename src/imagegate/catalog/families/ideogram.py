@@ -24,7 +24,7 @@ from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import by_field, usd
 from imagegate.catalog.rules import requires, unsupported
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing, RuleCheck
-from imagegate.providers.port import Route
+from imagegate.types import Route
 
 __all__ = ["SPECS", "IdeogramCharacterParams", "IdeogramParams"]
 

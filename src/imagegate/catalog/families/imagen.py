@@ -17,7 +17,7 @@ from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import usd
 from imagegate.catalog.rules import one_of
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing, RuleCheck
-from imagegate.providers.port import Route
+from imagegate.types import Route
 
 __all__ = ["SPECS", "ImagenParams"]
 

@@ -7,7 +7,7 @@ from pydantic import ConfigDict
 from imagegate.catalog.fields import AspectRatio
 from imagegate.catalog.params import Params
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
-from imagegate.providers.port import Route
+from imagegate.types import Route
 
 __all__ = ["SPECS", "MidjourneyParams"]
 

@@ -17,7 +17,7 @@ from imagegate.catalog.fields import Uri
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import CNY_IN_USD, cny, count_field
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
-from imagegate.providers.port import Route
+from imagegate.types import Route
 
 __all__ = ["SPECS", "QwenImage2Params", "QwenImageParams"]
 

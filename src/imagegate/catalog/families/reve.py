@@ -9,7 +9,7 @@ from pydantic import ConfigDict
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import usd
 from imagegate.catalog.spec import ModelSpec, Pricing
-from imagegate.providers.port import Route
+from imagegate.types import Route
 
 __all__ = ["SPECS", "ReveParams"]
 

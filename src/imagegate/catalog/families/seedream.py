@@ -18,7 +18,7 @@ from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import usd
 from imagegate.catalog.rules import max_items, one_of, within
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
-from imagegate.providers.port import Route
+from imagegate.types import Route
 
 __all__ = ["SPECS", "SeedreamParams"]
 

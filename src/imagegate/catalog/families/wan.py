@@ -14,7 +14,7 @@ from imagegate.catalog.fields import Uri
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import CNY_IN_USD, cny
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
-from imagegate.providers.port import Route
+from imagegate.types import Route
 
 __all__ = ["SPECS", "WanImage27Params", "WanImageParams"]
 

@@ -1,4 +1,8 @@
-"""The worker's state changes, each one fenced transaction.
+"""Every change a worker makes to a claimed job, each one fenced transaction.
+
+``JobTransitions`` is their one owner (submitted, progress, stored, completed, failed, retry,
+failover, deferred, released); the runner only calls it. They live in the queue, next to the
+``claims`` statements whose lease tokens fence them, so the worker never calls up a layer.
 
 Every function takes the job's ``Lease``; if the lease was lost (expired and taken over, or the
 job was cancelled) the fenced update matches no row and ``LeaseLost`` is raised *inside* the
@@ -15,7 +19,7 @@ import structlog
 
 from imagegate.errors import UpstreamError, UpstreamRetryable
 from imagegate.observability.metrics import Metrics
-from imagegate.providers.port import Pending, Route, Submitted
+from imagegate.providers.port import Pending, Submitted
 from imagegate.queue import claims
 from imagegate.queue.backoff import retry_delay
 from imagegate.settings import Settings
@@ -24,9 +28,9 @@ from imagegate.store import jobs as job_store
 from imagegate.store.db import Database
 from imagegate.store.jobs import JobRow
 from imagegate.store.webhooks import enqueue_delivery
-from imagegate.types import Clock, JobStatus, JobStep
+from imagegate.types import Clock, JobStatus, JobStep, Route
 
-__all__ = ["JobLifecycle", "Lease", "LeaseLost"]
+__all__ = ["JobTransitions", "Lease", "LeaseLost"]
 
 log = structlog.get_logger("imagegate.worker")
 
@@ -41,7 +45,10 @@ class LeaseLost(Exception):
     """Another worker (or a cancel) took the job; this worker's result is dropped."""
 
 
-class JobLifecycle:
+class JobTransitions:
+    """The job transitions of ``imagegate.queue.runner``; completing and failing also move the
+    credits and queue the webhook in the same transaction."""
+
     def __init__(
         self, db: Database, clock: Clock, settings: Settings, metrics: Metrics | None = None
     ) -> None:
