@@ -59,7 +59,7 @@ class Sweeper:
                 break
             for _job_id, outputs in due:
                 for record in outputs:
-                    await self._store.delete(record["key"])
+                    await self._store.delete(record.key)
             async with self._db.transaction() as conn:
                 await retention.mark_jobs_expired(conn, [job_id for job_id, _ in due], now)
             expired_jobs += len(due)

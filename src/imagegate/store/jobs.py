@@ -6,15 +6,16 @@ Worker-side writes (claims, fenced step updates) live in ``imagegate.queue.claim
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from imagegate.store.outputs import OutputRecord
 from imagegate.store.tables import idempotency_keys, job_events, jobs
-from imagegate.types import JobStatus, JobStep, Millis
+from imagegate.types import JobStatus, JobStep, Millis, WebhookStatus
 
 __all__ = [
     "IdempotencyRecord",
@@ -31,6 +32,7 @@ __all__ = [
     "list_jobs",
     "mark_cancelled",
     "purge_idempotency",
+    "set_webhook_status",
 ]
 
 
@@ -56,7 +58,7 @@ class JobRow:
     route_index: int
     provider_task_id: str | None
     provider_state: dict[str, Any] | None
-    outputs: list[dict[str, Any]] | None
+    outputs: list[OutputRecord] | None
     error: str | None
     error_code: str | None
     webhook_url: str | None
@@ -241,13 +243,9 @@ async def purge_idempotency(conn: AsyncConnection, now: Millis) -> int:
     return result.rowcount
 
 
-async def set_webhook_status(
-    conn: AsyncConnection, job_id: str, status: str | None, statuses: Sequence[str] = ()
-) -> None:
-    query = update(jobs).where(jobs.c.id == job_id)
-    if statuses:
-        query = query.where(jobs.c.webhook_status.in_(statuses))
-    await conn.execute(query.values(webhook_status=status))
+async def set_webhook_status(conn: AsyncConnection, job_id: str, status: WebhookStatus) -> None:
+    """The job's ``webhookStatus``: where its ``completed``/``failed`` delivery stands."""
+    await conn.execute(update(jobs).where(jobs.c.id == job_id).values(webhook_status=status.value))
 
 
 async def mark_cancelled(conn: AsyncConnection, job: JobRow, step: JobStep, now: Millis) -> bool:

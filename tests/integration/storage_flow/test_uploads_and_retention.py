@@ -96,5 +96,5 @@ async def test_sweeper_expires_outputs_and_uploads_with_a_fake_clock(gateway: Ga
     assert row is not None and row.outputs
     for record in row.outputs:
         with pytest.raises(ObjectNotFound):
-            await store.head(record["key"])
+            await store.head(record.key)
     assert await sweeper.sweep() == (0, 0)
