@@ -20,6 +20,7 @@ from imagegate.types import JobStatus, JobStep, Millis, WebhookStatus
 __all__ = [
     "IdempotencyRecord",
     "JobRow",
+    "NewJob",
     "add_event",
     "count_queued",
     "distinct_models",
@@ -98,8 +99,46 @@ def job_from_row(row: Any) -> JobRow:
     return JobRow(**values)
 
 
-async def insert_job(conn: AsyncConnection, values: Mapping[str, Any]) -> None:
-    await conn.execute(insert(jobs).values(**values))
+@dataclass(frozen=True, kw_only=True)
+class NewJob:
+    """A job as submitted: what a generation or an action decides; ``insert_job`` adds the rest.
+
+    Every job starts QUEUED at step ``submit``, with progress 0, due at ``created_at``.
+    ``input`` is the request as the job shows it back; ``action`` (Midjourney follow-ups) carries
+    the parent's provider, upstream model and task id, which the router and the adapter read.
+    """
+
+    id: str
+    account_id: str
+    api_key_id: str | None
+    model: str
+    prompt: str
+    input: dict[str, Any]
+    params: dict[str, Any]
+    outputs_expected: int
+    sandbox: bool
+    credit_cost: int
+    webhook_url: str | None
+    webhook_events: list[str] | None
+    retention_days: int | None
+    created_at: Millis
+    deadline_at: Millis
+    action: dict[str, Any] | None = None
+    parent_job_id: str | None = None
+
+
+async def insert_job(conn: AsyncConnection, job: NewJob) -> None:
+    """Insert ``job`` as a QUEUED job, due now."""
+    await conn.execute(
+        insert(jobs).values(
+            **dataclasses.asdict(job),
+            status=JobStatus.QUEUED.value,
+            step=JobStep.SUBMIT.value,
+            progress=0,
+            run_at=job.created_at,
+            updated_at=job.created_at,
+        )
+    )
 
 
 async def get_job(
