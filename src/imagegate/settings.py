@@ -164,9 +164,5 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
     def provider(self, name: str) -> ProviderSettings:
         return self.providers.get(name) or ProviderSettings()

@@ -25,7 +25,6 @@ __all__ = [
     "latest_delivery",
     "list_attempts",
     "list_deliveries",
-    "next_delivery_due",
     "progress_at",
     "record_attempt",
     "requeue_delivery",
@@ -241,16 +240,6 @@ async def progress_at(conn: AsyncConnection, job_id: str, at: Millis) -> int | N
     if not isinstance(data, dict) or not isinstance(data.get("progress"), int):
         return None
     return int(data["progress"])
-
-
-async def next_delivery_due(conn: AsyncConnection) -> Millis | None:
-    value = await conn.scalar(
-        select(func.min(webhook_deliveries.c.run_at)).where(
-            webhook_deliveries.c.status == WebhookStatus.PENDING.value,
-            webhook_deliveries.c.lease_token.is_(None),
-        )
-    )
-    return int(value) if value is not None else None
 
 
 async def requeue_delivery(conn: AsyncConnection, delivery_id: str, now: Millis) -> bool:
