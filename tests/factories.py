@@ -6,11 +6,13 @@ import uuid
 from typing import Any
 
 import uuid_utils
+from sqlalchemy import update
 
 from imagegate.store import accounts
 from imagegate.store import jobs as job_store
 from imagegate.store.db import Database
-from imagegate.types import JobStatus, JobStep
+from imagegate.store.jobs import NewJob
+from imagegate.store.tables import jobs
 
 
 async def add_account(db: Database, credits: int = 0, now: int = 1_000) -> str:
@@ -25,23 +27,27 @@ async def add_account(db: Database, credits: int = 0, now: int = 1_000) -> str:
 
 
 async def add_job(db: Database, account_id: str, now: int = 1_000, **overrides: Any) -> str:
+    """A queued sandbox job created at ``now``; ``overrides`` then set any column directly."""
     job_id = str(uuid_utils.uuid7())
-    values: dict[str, Any] = {
-        "id": job_id,
-        "account_id": account_id,
-        "model": "midjourney",
-        "status": JobStatus.QUEUED.value,
-        "step": JobStep.SUBMIT.value,
-        "prompt": "a test",
-        "input": {"model": "midjourney", "prompt": "a test"},
-        "params": {},
-        "sandbox": True,
-        "run_at": now,
-        "deadline_at": now + 3_600_000,
-        "created_at": now,
-        "updated_at": now,
-    }
-    values.update(overrides)
+    new = NewJob(
+        id=job_id,
+        account_id=account_id,
+        api_key_id=None,
+        model="midjourney",
+        prompt="a test",
+        input={"model": "midjourney", "prompt": "a test"},
+        params={},
+        outputs_expected=1,
+        sandbox=True,
+        credit_cost=0,
+        webhook_url=None,
+        webhook_events=None,
+        retention_days=None,
+        created_at=now,
+        deadline_at=now + 3_600_000,
+    )
     async with db.transaction() as conn:
-        await job_store.insert_job(conn, values)
+        await job_store.insert_job(conn, new)
+        if overrides:
+            await conn.execute(update(jobs).where(jobs.c.id == job_id).values(**overrides))
     return job_id

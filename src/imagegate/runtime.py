@@ -107,7 +107,8 @@ class Runtime:
         return WebhookSender(
             db=self.db,
             clock=self.clock,
-            jobs=self.jobs,
+            store=self.store,
+            url_ttl_seconds=self.settings.result_url_ttl_seconds,
             policy=self.policy,
             metrics=self.metrics,
             poll_interval=self.settings.poll_interval_seconds,

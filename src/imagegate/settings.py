@@ -179,9 +179,5 @@ class Settings(BaseSettings):
             update["public_base_url"] = f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
         return self.model_copy(update=update)
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
     def provider(self, name: str) -> ProviderSettings:
         return self.providers.get(name) or ProviderSettings()

@@ -13,8 +13,8 @@ from rich.table import Table
 
 from imagegate.catalog import build_catalog
 from imagegate.errors import ImagegateError
+from imagegate.presenters import iso
 from imagegate.services import accounts as account_service
-from imagegate.services.jobs import iso
 from imagegate.settings import Settings
 from imagegate.store import accounts as store
 from imagegate.store.db import Database

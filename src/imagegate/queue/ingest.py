@@ -8,6 +8,7 @@ under ``outputs/<job id>/<n>.<ext>`` (``grid.<ext>`` for Midjourney's composite)
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from imagegate.errors import UpstreamRejected, UpstreamRetryable
 from imagegate.providers.port import Finished, OutputImage
 from imagegate.storage.port import ObjectStore
+from imagegate.store.outputs import OutputRecord
 
 __all__ = ["ImageInfo", "OutputIngest", "inspect_image"]
 
@@ -71,7 +73,7 @@ class OutputIngest:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def store(self, job_id: str, finished: Finished) -> list[dict[str, Any]]:
+    async def store(self, job_id: str, finished: Finished) -> list[OutputRecord]:
         """Store every output; the records the job keeps (key, type, size, dimensions, sha256)."""
         if not finished.images:
             raise UpstreamRejected("Provider returned no image")
@@ -80,24 +82,25 @@ class OutputIngest:
             for n, image in enumerate(finished.images, start=1)
         ]
         if finished.grid is not None:
-            records.append({**await self._store_one(job_id, "grid", finished.grid), "grid": True})
+            grid = await self._store_one(job_id, "grid", finished.grid)
+            records.append(dataclasses.replace(grid, grid=True))
         return records
 
-    async def _store_one(self, job_id: str, name: str, image: OutputImage) -> dict[str, Any]:
+    async def _store_one(self, job_id: str, name: str, image: OutputImage) -> OutputRecord:
         data = image.data if image.data is not None else await self._download(image)
         if len(data) > self._max_bytes:
             raise UpstreamRejected(f"Provider returned an image over {self._max_bytes} bytes")
         info = inspect_image(data)
         key = f"outputs/{job_id}/{name}.{info.ext}"
         await self._store.put(key, data, info.content_type)
-        return {
-            "key": key,
-            "contentType": info.content_type,
-            "byteSize": len(data),
-            "width": info.width,
-            "height": info.height,
-            "sha256": hashlib.sha256(data).hexdigest(),
-        }
+        return OutputRecord(
+            key=key,
+            content_type=info.content_type,
+            byte_size=len(data),
+            width=info.width,
+            height=info.height,
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
 
     async def _download(self, image: OutputImage) -> bytes:
         assert image.url is not None

@@ -135,7 +135,7 @@ class JobRunner:
             await self._cancel_upstream(job, lease)
             return
         if step is JobStep.FETCH:  # stored before a restart: finish from the record
-            delivered = sum(1 for record in job.outputs or () if not record.get("grid"))
+            delivered = sum(1 for record in job.outputs or () if not record.grid)
             await self._transitions.complete(lease, job, delivered)
             return
         if self._clock.now_ms() >= job.deadline_at:

@@ -27,8 +27,9 @@ from imagegate.store import accounts
 from imagegate.store import jobs as job_store
 from imagegate.store.db import Database
 from imagegate.store.jobs import JobRow
+from imagegate.store.outputs import OutputRecord
 from imagegate.store.webhooks import enqueue_delivery
-from imagegate.types import Clock, JobStatus, JobStep, Route
+from imagegate.types import Clock, JobStatus, JobStep, Route, WebhookEvent, WebhookStatus
 
 __all__ = ["JobTransitions", "Lease", "LeaseLost"]
 
@@ -109,11 +110,9 @@ class JobTransitions:
                 raise LeaseLost(lease.job_id)
             if progress != job.progress:
                 await job_store.add_event(conn, job.id, "progress", now, {"progress": progress})
-                await enqueue_delivery(conn, job, "progress", now)
+                await enqueue_delivery(conn, job, WebhookEvent.PROGRESS, now)
 
-    async def fetched(
-        self, lease: Lease, route: Route, outputs: Sequence[Mapping[str, Any]]
-    ) -> None:
+    async def fetched(self, lease: Lease, route: Route, outputs: Sequence[OutputRecord]) -> None:
         """Record the stored outputs; a restart from here finishes without asking upstream again."""
         now = self._now()
         async with self._db.transaction() as conn:
@@ -124,7 +123,7 @@ class JobTransitions:
                 {
                     "provider": route.provider,
                     "upstream_model": route.upstream_model,
-                    "outputs": [dict(o) for o in outputs],
+                    "outputs": list(outputs),
                     "step": JobStep.FETCH.value,
                     "updated_at": now,
                 },
@@ -156,7 +155,7 @@ class JobTransitions:
                     "credit_cost": charged,
                     "completed_at": now,
                     "expires_at": now + retention_ms,
-                    "webhook_status": "pending" if job.webhook_url else None,
+                    "webhook_status": WebhookStatus.PENDING.value if job.webhook_url else None,
                     "updated_at": now,
                 },
             )
@@ -170,7 +169,7 @@ class JobTransitions:
             if charged:
                 await accounts.capture(conn, job.account_id, job.id, charged, now)
             await job_store.add_event(conn, job.id, "completed", now)
-            await enqueue_delivery(conn, job, "completed", now)
+            await enqueue_delivery(conn, job, WebhookEvent.COMPLETED, now)
         self._metrics.jobs_finished.labels(job.model, "COMPLETED", job.provider or "").inc()
         log.info("job.completed", job_id=job.id, model=job.model)
 
@@ -189,7 +188,7 @@ class JobTransitions:
                     "error_code": code,
                     "credit_cost": 0,
                     "completed_at": now,
-                    "webhook_status": "pending" if job.webhook_url else None,
+                    "webhook_status": WebhookStatus.PENDING.value if job.webhook_url else None,
                     "updated_at": now,
                 },
             )
@@ -200,7 +199,7 @@ class JobTransitions:
                     conn, job.account_id, job.id, job.credit_cost, now, f"job failed: {code}"
                 )
             await job_store.add_event(conn, job.id, "failed", now, {"code": code, "error": message})
-            await enqueue_delivery(conn, job, "failed", now)
+            await enqueue_delivery(conn, job, WebhookEvent.FAILED, now)
         self._metrics.jobs_finished.labels(job.model, "FAILED", job.provider or "").inc()
         log.info("job.failed", job_id=job.id, model=job.model, code=code, error=message)
 

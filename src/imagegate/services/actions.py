@@ -46,8 +46,8 @@ from imagegate.services.submit import Accepted, UrlCheck, admit, claim_key, retr
 from imagegate.settings import Settings
 from imagegate.store import jobs as job_store
 from imagegate.store.db import Database
-from imagegate.store.jobs import JobRow
-from imagegate.types import Clock, JobStatus, JobStep, Millis
+from imagegate.store.jobs import JobRow, NewJob
+from imagegate.types import Clock, JobStatus, Millis
 
 __all__ = [
     "ACTION_PRICES",
@@ -262,7 +262,7 @@ class ActionSubmitter:
             parent = await self._parent(conn, caller, request)
             await admit(conn, self._settings, caller, job_id, cost, now)
             await job_store.insert_job(
-                conn, self._job_values(caller, request, body, parent, job_id, cost, now)
+                conn, self._new_job(caller, request, body, parent, job_id, cost, now)
             )
             await job_store.add_event(
                 conn, job_id, "queued", now, {"cost": cost, "parent": parent.id}
@@ -309,7 +309,7 @@ class ActionSubmitter:
             )
         return parent
 
-    def _job_values(
+    def _new_job(
         self,
         caller: Caller,
         request: AnyAction,
@@ -318,7 +318,7 @@ class ActionSubmitter:
         job_id: str,
         cost: int,
         now: Millis,
-    ) -> dict[str, Any]:
+    ) -> NewJob:
         action: dict[str, Any] = {
             "type": request.action,
             "parent_job_id": parent.id,
@@ -341,28 +341,23 @@ class ActionSubmitter:
         else:
             action["direction"] = request.direction
         events: list[str] = list(request.webhookEvents or DEFAULT_WEBHOOK_EVENTS)
-        return {
-            "id": job_id,
-            "account_id": caller.account_id,
-            "api_key_id": caller.key_id,
-            "model": MODEL,
-            "status": JobStatus.QUEUED.value,
-            "step": JobStep.SUBMIT.value,
-            "progress": 0,
-            "prompt": prompt,
-            "input": shown,
-            "params": dict(parent.params),
-            "action": action,
-            "parent_job_id": parent.id,
-            "outputs_expected": 1 if request.action == "upsample" else 4,
-            "sandbox": caller.is_test,
-            "credit_cost": cost,
-            "webhook_url": request.webhookUrl,
-            "webhook_events": events if request.webhookUrl else None,
-            "run_at": now,
-            "deadline_at": now + self._settings.job_deadline_seconds * 1000,
+        return NewJob(
+            id=job_id,
+            account_id=caller.account_id,
+            api_key_id=caller.key_id,
+            model=MODEL,
+            prompt=prompt,
+            input=shown,
+            params=dict(parent.params),
+            action=action,
+            parent_job_id=parent.id,
+            outputs_expected=1 if request.action == "upsample" else 4,
+            sandbox=caller.is_test,
+            credit_cost=cost,
+            webhook_url=request.webhookUrl,
+            webhook_events=events if request.webhookUrl else None,
             # A parent kept briefly (X-Retention-Days) was kept briefly on purpose: so is its child.
-            "retention_days": parent.retention_days,
-            "created_at": now,
-            "updated_at": now,
-        }
+            retention_days=parent.retention_days,
+            created_at=now,
+            deadline_at=now + self._settings.job_deadline_seconds * 1000,
+        )

@@ -1,4 +1,4 @@
-"""Reading, listing and cancelling jobs, and the job's public (Apiframe ``Job``) shape."""
+"""Reading, listing and cancelling jobs; their wire shape is built by ``imagegate.presenters``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import binascii
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 from imagegate.errors import JobAlreadyFinished, NotFound, ValidationFailed
+from imagegate.presenters import SignedJob, output_keys
 from imagegate.queue.wakeup import Wakeup, notify_in_transaction
 from imagegate.services.accounts import Caller
 from imagegate.storage.port import ObjectStore
@@ -20,15 +19,7 @@ from imagegate.store.db import Database
 from imagegate.store.jobs import JobRow
 from imagegate.types import Clock, JobStatus, JobStep, Millis
 
-__all__ = ["JobPage", "JobService", "check_job_id", "iso"]
-
-
-def iso(ms: Millis | None) -> str | None:
-    """Millisecond ISO-8601 in UTC with ``Z``, as Apiframe writes times."""
-    if ms is None:
-        return None
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+__all__ = ["JobPage", "JobService", "check_job_id"]
 
 
 def check_job_id(value: str, field: str = "id") -> str:
@@ -57,7 +48,7 @@ def _decode_cursor(cursor: str) -> tuple[Millis, str]:
 
 @dataclass(frozen=True)
 class JobPage:
-    jobs: list[dict[str, Any]]
+    jobs: list[SignedJob]
     next_cursor: str | None
     has_more: bool
     models: list[str] | None
@@ -87,48 +78,14 @@ class JobService:
             raise NotFound("Job not found")
         return job
 
-    async def view(self, job: JobRow, *, with_input: bool = True) -> dict[str, Any]:
-        """The job as ``GET /v2/jobs/{id}`` shows it; result URLs are signed on each read."""
-        result: dict[str, Any] | None = None
-        outputs: list[dict[str, Any]] | None = None
-        if job.status == JobStatus.COMPLETED.value and job.outputs and not job.expired:
-            images: list[str] = []
-            grid: str | None = None
-            outputs = []
-            for record in job.outputs:
-                url = await self._store.url(record["key"], self._url_ttl)
-                if record.get("grid"):
-                    grid = url
-                    continue
-                images.append(url)
-                outputs.append({**{k: v for k, v in record.items() if k != "key"}, "url": url})
-            result = {"images": images}
-            if grid is not None:
-                result["gridUrl"] = grid
-        body: dict[str, Any] = {
-            "id": job.id,
-            "status": job.status,
-            "model": job.model,
-            "progress": job.progress,
-            "result": result,
-            "error": job.error,
-            "creditCost": job.credit_cost,
-            "webhookStatus": job.webhook_status,
-            "createdAt": iso(job.created_at),
-            "completedAt": iso(job.completed_at),
-            "expired": job.expired,
-        }
-        if outputs is not None:
-            body["outputs"] = outputs
-        if job.provider and not job.sandbox:
-            body["servedBy"] = {"provider": job.provider, "model": job.upstream_model}
-        if job.sandbox:
-            body["sandbox"] = True
-        if job.expires_at is not None:
-            body["expiresAt"] = iso(job.expires_at)
-        if with_input:
-            body["input"] = job.input
-        return body
+    async def sign(self, job: JobRow) -> SignedJob:
+        """The job with fresh signed URLs for the outputs it shows (they expire, so every read)."""
+        urls = {key: await self._store.url(key, self._url_ttl) for key in output_keys(job)}
+        return SignedJob(job, urls)
+
+    async def show(self, caller: Caller, job_id: str) -> SignedJob:
+        """``GET /v2/jobs/{id}``: the caller's job, ready to present."""
+        return await self.sign(await self.get(caller, job_id))
 
     async def list(
         self,
@@ -158,15 +115,14 @@ class JobService:
             )
         has_more = len(rows) > limit
         rows = rows[:limit]
-        views = [await self.view(row, with_input=False) for row in rows]
         return JobPage(
-            jobs=views,
+            jobs=[await self.sign(row) for row in rows],
             next_cursor=_encode_cursor(rows[-1]) if has_more else None,
             has_more=has_more,
             models=models,
         )
 
-    async def cancel(self, caller: Caller, job_id: str) -> JobRow:
+    async def cancel(self, caller: Caller, job_id: str) -> SignedJob:
         """Cancel a queued or running job and refund it; a finished job is a 409.
 
         The job is CANCELLED at once. Its lease token is cleared, so a worker still running a
@@ -196,4 +152,4 @@ class JobService:
         if step is JobStep.CANCEL:
             self._wakeup.notify()
         assert updated is not None
-        return updated
+        return await self.sign(updated)

@@ -1,9 +1,11 @@
-"""The retention sweeper: deletes expired outputs and uploads from storage.
+"""The retention sweeper: deletes expired outputs and uploads, and forgets expired Idempotency-Keys.
 
 A completed job keeps its outputs until ``expires_at`` (``output_retention_days`` after it
 finished); then its files are deleted and the job shows ``expired: true`` with no result URLs.
 Uploads live ``upload_ttl_seconds``. Files are deleted before the rows are marked, and deleting a
 missing file is not an error, so a sweep interrupted at any point is simply finished by the next.
+An ``Idempotency-Key`` is remembered ``idempotency_ttl_hours``; past that a request with the same
+key makes a new job anyway, so its row is only dead weight and each sweep deletes it.
 Several processes may sweep at once; the work is idempotent.
 """
 
@@ -11,19 +13,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 import structlog
 
 from imagegate.storage.port import ObjectStore
+from imagegate.store import jobs as job_store
 from imagegate.store import retention
 from imagegate.store.db import Database
 from imagegate.types import Clock
 
-__all__ = ["Sweeper"]
+__all__ = ["Sweeper", "Swept"]
 
 log = structlog.get_logger("imagegate.retention")
 
 BATCH = 200
+
+
+@dataclass(frozen=True)
+class Swept:
+    """What one sweep removed: jobs whose outputs expired, uploads, Idempotency-Key records."""
+
+    jobs: int
+    uploads: int
+    idempotency_keys: int
 
 
 class Sweeper:
@@ -48,8 +61,8 @@ class Sweeper:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
 
-    async def sweep(self) -> tuple[int, int]:
-        """One pass; how many jobs expired and uploads were deleted."""
+    async def sweep(self) -> Swept:
+        """One pass; what it removed."""
         now = self._clock.now_ms()
         expired_jobs = deleted_uploads = 0
         while True:
@@ -59,7 +72,7 @@ class Sweeper:
                 break
             for _job_id, outputs in due:
                 for record in outputs:
-                    await self._store.delete(record["key"])
+                    await self._store.delete(record.key)
             async with self._db.transaction() as conn:
                 await retention.mark_jobs_expired(conn, [job_id for job_id, _ in due], now)
             expired_jobs += len(due)
@@ -73,6 +86,11 @@ class Sweeper:
             async with self._db.transaction() as conn:
                 await retention.mark_uploads_deleted(conn, [upload_id for upload_id, _ in files])
             deleted_uploads += len(files)
-        if expired_jobs or deleted_uploads:
-            log.info("retention.swept", jobs=expired_jobs, uploads=deleted_uploads)
-        return expired_jobs, deleted_uploads
+        async with self._db.transaction() as conn:
+            purged_keys = await job_store.purge_idempotency(conn, now)
+        swept = Swept(expired_jobs, deleted_uploads, purged_keys)
+        if expired_jobs or deleted_uploads or purged_keys:
+            log.info(
+                "retention.swept", jobs=expired_jobs, uploads=deleted_uploads, keys=purged_keys
+            )
+        return swept

@@ -35,7 +35,8 @@ from imagegate.settings import Settings
 from imagegate.store import accounts
 from imagegate.store import jobs as job_store
 from imagegate.store.db import Database
-from imagegate.types import Clock, JobStatus, JobStep, Millis
+from imagegate.store.jobs import NewJob
+from imagegate.types import Clock, JobStatus, Millis
 
 __all__ = ["Accepted", "Submitter", "admit", "claim_key", "retry_key_race"]
 
@@ -124,28 +125,23 @@ class Submitter:
             spec = request.spec
             await job_store.insert_job(
                 conn,
-                {
-                    "id": job_id,
-                    "account_id": caller.account_id,
-                    "api_key_id": caller.key_id,
-                    "model": spec.id,
-                    "status": JobStatus.QUEUED.value,
-                    "step": JobStep.SUBMIT.value,
-                    "progress": 0,
-                    "prompt": request.prompt,
-                    "input": dict(request.body),
-                    "params": request.params_dict,
-                    "outputs_expected": spec.outputs(request.params),
-                    "sandbox": caller.is_test,
-                    "credit_cost": cost,
-                    "webhook_url": request.webhook_url,
-                    "webhook_events": list(request.webhook_events) if request.webhook_url else None,
-                    "run_at": now,
-                    "deadline_at": now + self._settings.job_deadline_seconds * 1000,
-                    "retention_days": retention_days,
-                    "created_at": now,
-                    "updated_at": now,
-                },
+                NewJob(
+                    id=job_id,
+                    account_id=caller.account_id,
+                    api_key_id=caller.key_id,
+                    model=spec.id,
+                    prompt=request.prompt,
+                    input=dict(request.body),
+                    params=request.params_dict,
+                    outputs_expected=spec.outputs(request.params),
+                    sandbox=caller.is_test,
+                    credit_cost=cost,
+                    webhook_url=request.webhook_url,
+                    webhook_events=list(request.webhook_events) if request.webhook_url else None,
+                    retention_days=retention_days,
+                    created_at=now,
+                    deadline_at=now + self._settings.job_deadline_seconds * 1000,
+                ),
             )
             await job_store.add_event(conn, job_id, "queued", now, {"cost": cost})
             await notify_in_transaction(conn)

@@ -15,8 +15,8 @@ import uuid_utils
 
 from imagegate.errors import PayloadTooLarge, ValidationFailed
 from imagegate.net.images import sniff_image_type
+from imagegate.presenters import iso
 from imagegate.services.accounts import Caller
-from imagegate.services.jobs import iso
 from imagegate.storage.port import ObjectStore
 from imagegate.store import retention
 from imagegate.store.db import Database

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from imagegate.errors import Conflict
 from imagegate.services.accounts import Caller
-from imagegate.services.jobs import JobService, iso
+from imagegate.services.jobs import JobService
 from imagegate.store import jobs as job_store
 from imagegate.store import webhooks as store
 from imagegate.store.db import Database
-from imagegate.types import Clock
+from imagegate.store.jobs import JobRow
+from imagegate.store.webhooks import AttemptRow, DeliveryRow
+from imagegate.types import Clock, WebhookStatus
 
-__all__ = ["WebhookLog"]
+__all__ = ["DeliveryLog", "WebhookLog"]
+
+
+@dataclass(frozen=True)
+class DeliveryLog:
+    job: JobRow
+    deliveries: list[DeliveryRow]
+    attempts: list[AttemptRow]
 
 
 class WebhookLog:
@@ -21,42 +30,17 @@ class WebhookLog:
         self._clock = clock
         self._jobs = jobs
 
-    async def list(self, caller: Caller, job_id: str) -> dict[str, Any]:
+    async def list(self, caller: Caller, job_id: str) -> DeliveryLog:
         """Every delivery of the job's webhook with each attempt (status, latency, error)."""
         job = await self._jobs.get(caller, job_id)
         async with self._db.read() as conn:
             deliveries = await store.list_deliveries(conn, job.id)
             attempts = await store.list_attempts(conn, job.id)
-        return {
-            "jobId": job.id,
-            "webhookUrl": job.webhook_url,
-            "webhookStatus": job.webhook_status,
-            "deliveries": [
-                {
-                    "id": d.id,
-                    "event": d.event,
-                    "status": d.status,
-                    "attempts": [
-                        {
-                            "attemptedAt": iso(a["attempted_at"]),
-                            "statusCode": a["status_code"],
-                            "latencyMs": a["latency_ms"],
-                            "error": a["error"],
-                            "nextAttemptAt": iso(a["next_attempt_at"]),
-                        }
-                        for a in attempts
-                        if a["delivery_id"] == d.id
-                    ],
-                    "nextAttemptAt": iso(d.run_at) if d.status == "pending" else None,
-                    "createdAt": iso(d.created_at),
-                    "deliveredAt": iso(d.delivered_at),
-                }
-                for d in deliveries
-            ],
-        }
+        return DeliveryLog(job, deliveries, attempts)
 
-    async def redeliver(self, caller: Caller, job_id: str) -> dict[str, Any]:
-        """Queue the job's last ``completed``/``failed`` event again, under the same webhook-id."""
+    async def redeliver(self, caller: Caller, job_id: str) -> DeliveryRow:
+        """Queue the job's last ``completed``/``failed`` event again, under the same webhook-id;
+        the delivery queued."""
         job = await self._jobs.get(caller, job_id)
         now = self._clock.now_ms()
         async with self._db.transaction() as conn:
@@ -65,5 +49,5 @@ class WebhookLog:
                 raise Conflict("This job has no completed or failed webhook to redeliver")
             if not await store.requeue_delivery(conn, latest.id, now):
                 raise Conflict("This webhook is being delivered right now; try again in a minute")
-            await job_store.set_webhook_status(conn, job.id, "pending")
-        return {"id": latest.id, "event": latest.event, "status": "pending"}
+            await job_store.set_webhook_status(conn, job.id, WebhookStatus.PENDING)
+        return latest

@@ -6,19 +6,21 @@ Worker-side writes (claims, fenced step updates) live in ``imagegate.queue.claim
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from imagegate.store.outputs import OutputRecord
 from imagegate.store.tables import idempotency_keys, job_events, jobs
-from imagegate.types import JobStatus, JobStep, Millis
+from imagegate.types import JobStatus, JobStep, Millis, WebhookStatus
 
 __all__ = [
     "IdempotencyRecord",
     "JobRow",
+    "NewJob",
     "add_event",
     "count_queued",
     "distinct_models",
@@ -31,6 +33,7 @@ __all__ = [
     "list_jobs",
     "mark_cancelled",
     "purge_idempotency",
+    "set_webhook_status",
 ]
 
 
@@ -56,7 +59,7 @@ class JobRow:
     route_index: int
     provider_task_id: str | None
     provider_state: dict[str, Any] | None
-    outputs: list[dict[str, Any]] | None
+    outputs: list[OutputRecord] | None
     error: str | None
     error_code: str | None
     webhook_url: str | None
@@ -96,8 +99,46 @@ def job_from_row(row: Any) -> JobRow:
     return JobRow(**values)
 
 
-async def insert_job(conn: AsyncConnection, values: Mapping[str, Any]) -> None:
-    await conn.execute(insert(jobs).values(**values))
+@dataclass(frozen=True, kw_only=True)
+class NewJob:
+    """A job as submitted: what a generation or an action decides; ``insert_job`` adds the rest.
+
+    Every job starts QUEUED at step ``submit``, with progress 0, due at ``created_at``.
+    ``input`` is the request as the job shows it back; ``action`` (Midjourney follow-ups) carries
+    the parent's provider, upstream model and task id, which the router and the adapter read.
+    """
+
+    id: str
+    account_id: str
+    api_key_id: str | None
+    model: str
+    prompt: str
+    input: dict[str, Any]
+    params: dict[str, Any]
+    outputs_expected: int
+    sandbox: bool
+    credit_cost: int
+    webhook_url: str | None
+    webhook_events: list[str] | None
+    retention_days: int | None
+    created_at: Millis
+    deadline_at: Millis
+    action: dict[str, Any] | None = None
+    parent_job_id: str | None = None
+
+
+async def insert_job(conn: AsyncConnection, job: NewJob) -> None:
+    """Insert ``job`` as a QUEUED job, due now."""
+    await conn.execute(
+        insert(jobs).values(
+            **dataclasses.asdict(job),
+            status=JobStatus.QUEUED.value,
+            step=JobStep.SUBMIT.value,
+            progress=0,
+            run_at=job.created_at,
+            updated_at=job.created_at,
+        )
+    )
 
 
 async def get_job(
@@ -241,13 +282,9 @@ async def purge_idempotency(conn: AsyncConnection, now: Millis) -> int:
     return result.rowcount
 
 
-async def set_webhook_status(
-    conn: AsyncConnection, job_id: str, status: str | None, statuses: Sequence[str] = ()
-) -> None:
-    query = update(jobs).where(jobs.c.id == job_id)
-    if statuses:
-        query = query.where(jobs.c.webhook_status.in_(statuses))
-    await conn.execute(query.values(webhook_status=status))
+async def set_webhook_status(conn: AsyncConnection, job_id: str, status: WebhookStatus) -> None:
+    """The job's ``webhookStatus``: where its ``completed``/``failed`` delivery stands."""
+    await conn.execute(update(jobs).where(jobs.c.id == job_id).values(webhook_status=status.value))
 
 
 async def mark_cancelled(conn: AsyncConnection, job: JobRow, step: JobStep, now: Millis) -> bool:

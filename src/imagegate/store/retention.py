@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from imagegate.store.outputs import OutputRecord
 from imagegate.store.tables import jobs, uploads
 from imagegate.types import JobStatus, Millis
 
@@ -21,7 +22,9 @@ __all__ = [
 ]
 
 
-async def due_jobs(conn: AsyncConnection, now: Millis, limit: int) -> list[tuple[str, list[Any]]]:
+async def due_jobs(
+    conn: AsyncConnection, now: Millis, limit: int
+) -> list[tuple[str, list[OutputRecord]]]:
     """Completed jobs whose outputs outlived their retention: (job id, output records)."""
     rows = await conn.execute(
         select(jobs.c.id, jobs.c.outputs)

@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from imagegate.store.outputs import OutputList
+
 __all__ = [
     "accounts",
     "api_keys",
@@ -124,7 +126,7 @@ jobs = Table(
     Column("provider_task_id", String(500)),
     Column("provider_state", Json),
     # What came out.
-    Column("outputs", Json),
+    Column("outputs", OutputList),  # list[OutputRecord]
     Column("error", Text),
     Column("error_code", String(64)),
     # Webhooks.

@@ -14,17 +14,17 @@ from sqlalchemy.orm import aliased
 
 from imagegate.store.jobs import JobRow
 from imagegate.store.tables import job_events, jobs, webhook_attempts, webhook_deliveries
-from imagegate.types import Millis
+from imagegate.types import Millis, WebhookEvent, WebhookStatus
 
 __all__ = [
     "PROGRESS_INTERVAL_MS",
+    "AttemptRow",
     "DeliveryRow",
     "claim_deliveries",
     "enqueue_delivery",
     "latest_delivery",
     "list_attempts",
     "list_deliveries",
-    "next_delivery_due",
     "progress_at",
     "record_attempt",
     "requeue_delivery",
@@ -58,20 +58,33 @@ def _delivery(row: Any) -> DeliveryRow:
     return DeliveryRow(**{name: m[name] for name in DeliveryRow.__dataclass_fields__})
 
 
+@dataclass(frozen=True)
+class AttemptRow:
+    """One attempt to deliver a webhook: the receiver's status code, or why there was none."""
+
+    delivery_id: str
+    attempted_at: Millis
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+    next_attempt_at: Millis | None
+
+
 async def enqueue_delivery(
-    conn: AsyncConnection, job: JobRow, event: str, now: Millis, *, force: bool = False
+    conn: AsyncConnection, job: JobRow, event: WebhookEvent, now: Millis
 ) -> str | None:
     """Queue ``event`` for the job's webhook if the job asked for it; the delivery id, or None.
 
     ``progress`` events closer than ``PROGRESS_INTERVAL_MS`` to the previous one are dropped
-    (the next one carries the newer progress anyway). ``force`` re-queues on request.
+    (the next one carries the newer progress anyway).
     """
-    if not job.webhook_url or (event not in (job.webhook_events or ()) and not force):
+    if not job.webhook_url or event not in (job.webhook_events or ()):
         return None
-    if event == "progress" and not force:
+    if event is WebhookEvent.PROGRESS:
         last = await conn.scalar(
             select(func.max(webhook_deliveries.c.created_at)).where(
-                webhook_deliveries.c.job_id == job.id, webhook_deliveries.c.event == "progress"
+                webhook_deliveries.c.job_id == job.id,
+                webhook_deliveries.c.event == WebhookEvent.PROGRESS.value,
             )
         )
         if last is not None and now - int(last) < PROGRESS_INTERVAL_MS:
@@ -82,9 +95,9 @@ async def enqueue_delivery(
             id=delivery_id,
             job_id=job.id,
             account_id=job.account_id,
-            event=event,
+            event=event.value,
             url=job.webhook_url,
-            status="pending",
+            status=WebhookStatus.PENDING.value,
             attempts=0,
             run_at=now,
             created_at=now,
@@ -110,13 +123,13 @@ async def claim_deliveries(
     due = (
         select(webhook_deliveries.c.id, webhook_deliveries.c.job_id)
         .where(
-            webhook_deliveries.c.status == "pending",
+            webhook_deliveries.c.status == WebhookStatus.PENDING.value,
             webhook_deliveries.c.run_at <= now,
             (webhook_deliveries.c.lease_expires_at.is_(None))
             | (webhook_deliveries.c.lease_expires_at < now),
             ~exists().where(
                 in_flight.c.job_id == webhook_deliveries.c.job_id,
-                in_flight.c.status == "pending",
+                in_flight.c.status == WebhookStatus.PENDING.value,
                 in_flight.c.lease_expires_at >= now,
             ),
         )
@@ -141,7 +154,7 @@ async def claim_deliveries(
         # first look and the lock has a live lease by now.
         leased = select(webhook_deliveries.c.job_id).where(
             webhook_deliveries.c.job_id.in_(list(claimable)),
-            webhook_deliveries.c.status == "pending",
+            webhook_deliveries.c.status == WebhookStatus.PENDING.value,
             webhook_deliveries.c.lease_expires_at >= now,
         )
         claimable -= set((await conn.execute(leased)).scalars())
@@ -183,20 +196,26 @@ async def list_deliveries(conn: AsyncConnection, job_id: str) -> list[DeliveryRo
     return [_delivery(row) for row in rows]
 
 
-async def list_attempts(conn: AsyncConnection, job_id: str) -> list[dict[str, Any]]:
+async def list_attempts(conn: AsyncConnection, job_id: str) -> list[AttemptRow]:
     rows = await conn.execute(
         select(webhook_attempts)
         .where(webhook_attempts.c.job_id == job_id)
         .order_by(webhook_attempts.c.id)
     )
-    return [dict(row._mapping) for row in rows]
+    return [
+        AttemptRow(**{name: row._mapping[name] for name in AttemptRow.__dataclass_fields__})
+        for row in rows
+    ]
 
 
 async def latest_delivery(conn: AsyncConnection, job_id: str) -> DeliveryRow | None:
     row = (
         await conn.execute(
             select(webhook_deliveries)
-            .where(webhook_deliveries.c.job_id == job_id, webhook_deliveries.c.event != "progress")
+            .where(
+                webhook_deliveries.c.job_id == job_id,
+                webhook_deliveries.c.event != WebhookEvent.PROGRESS.value,
+            )
             .order_by(webhook_deliveries.c.created_at.desc(), webhook_deliveries.c.id.desc())
             .limit(1)
         )
@@ -223,15 +242,6 @@ async def progress_at(conn: AsyncConnection, job_id: str, at: Millis) -> int | N
     return int(data["progress"])
 
 
-async def next_delivery_due(conn: AsyncConnection) -> Millis | None:
-    value = await conn.scalar(
-        select(func.min(webhook_deliveries.c.run_at)).where(
-            webhook_deliveries.c.status == "pending", webhook_deliveries.c.lease_token.is_(None)
-        )
-    )
-    return int(value) if value is not None else None
-
-
 async def requeue_delivery(conn: AsyncConnection, delivery_id: str, now: Millis) -> bool:
     """Make a delivery due again now, with a fresh attempt budget (manual redelivery).
 
@@ -243,7 +253,7 @@ async def requeue_delivery(conn: AsyncConnection, delivery_id: str, now: Millis)
         update(webhook_deliveries)
         .where(c.id == delivery_id, c.lease_expires_at.is_(None) | (c.lease_expires_at < now))
         .values(
-            status="pending",
+            status=WebhookStatus.PENDING.value,
             attempts=0,
             run_at=now,
             lease_owner=None,

@@ -2,8 +2,8 @@
 
 Delivery rows are written in the same transaction as the job change they announce (see
 ``store.webhooks``), so a finished job's webhook is never lost. The sender leases due rows like
-the job worker leases jobs, builds the payload from the job as ``GET /v2/jobs/{id}`` shows it at
-that moment (so result URLs are always fresh), signs it both ways and POSTs it through the
+the job worker leases jobs, builds the payload (``imagegate.presenters``) from the job as it is at
+that moment, with freshly signed result URLs, signs it both ways and POSTs it through the
 outbound guard (every attempt re-resolves and re-checks the target; redirects are not followed).
 
 Outcome of an attempt:
@@ -37,16 +37,17 @@ import structlog
 from imagegate.net.guard import BlockedUrl, OutboundPolicy, Resolver, guarded_client
 from imagegate.net.retry_after import retry_after_seconds
 from imagegate.observability.metrics import Metrics
-from imagegate.services.jobs import JobService
+from imagegate.presenters import SignedJob, output_keys, webhook_body
+from imagegate.storage.port import ObjectStore
 from imagegate.store import accounts as account_store
 from imagegate.store import jobs as job_store
 from imagegate.store import webhooks as store
 from imagegate.store.db import Database
 from imagegate.store.webhooks import DeliveryRow
-from imagegate.types import Clock, JobStatus
+from imagegate.types import Clock, WebhookEvent, WebhookStatus
 from imagegate.webhooks.signing import webhook_headers
 
-__all__ = ["SCHEDULE", "WebhookSender", "build_payload"]
+__all__ = ["SCHEDULE", "WebhookSender"]
 
 log = structlog.get_logger("imagegate.webhooks")
 
@@ -57,35 +58,14 @@ TIMEOUT_SECONDS = 15.0
 """A receiver must answer within this many seconds, connection included."""
 
 
-def build_payload(event: str, view: dict[str, Any]) -> dict[str, Any]:
-    """Apiframe's webhook body for ``event``; ``result`` is the same object as on the job."""
-    base = {"event": event, "jobId": view["id"], "status": view["status"]}
-    if event == "completed":
-        return {
-            **base,
-            "progress": view["progress"],
-            "result": view["result"],
-            "model": view["model"],
-            "creditCost": view["creditCost"],
-            "completedAt": view["completedAt"],
-        }
-    if event == "failed":
-        return {
-            **base,
-            "error": view["error"],
-            "model": view["model"],
-            "creditCost": view["creditCost"],
-            "completedAt": view["completedAt"],
-        }
-    return {**base, "progress": view["progress"], "model": view["model"]}
-
-
 class WebhookSender:
     """Leases due deliveries and attempts each once per lease; close it with ``aclose``.
 
-    ``resolver`` is the guard's DNS seam (tests answer from a table to rebind a name between
-    attempts); by default the system resolver is asked on every attempt. ``timeout`` bounds each
-    whole attempt (``TIMEOUT_SECONDS`` unless a test needs a receiver to be slow sooner).
+    ``store`` signs the result URLs a payload carries, valid ``url_ttl_seconds`` from the
+    attempt. ``resolver`` is the guard's DNS seam (tests answer from a table to rebind a name
+    between attempts); by default the system resolver is asked on every attempt. ``timeout``
+    bounds each whole attempt (``TIMEOUT_SECONDS`` unless a test needs a receiver to be slow
+    sooner).
     """
 
     def __init__(
@@ -93,7 +73,8 @@ class WebhookSender:
         *,
         db: Database,
         clock: Clock,
-        jobs: JobService,
+        store: ObjectStore,
+        url_ttl_seconds: int,
         policy: OutboundPolicy,
         metrics: Metrics | None = None,
         concurrency: int = 8,
@@ -105,7 +86,8 @@ class WebhookSender:
     ) -> None:
         self._db = db
         self._clock = clock
-        self._jobs = jobs
+        self._store = store
+        self._url_ttl = url_ttl_seconds
         self._metrics = metrics or Metrics()
         self._timeout = timeout
         self._client = guarded_client(policy, timeout=timeout, resolver=resolver)
@@ -160,17 +142,16 @@ class WebhookSender:
             key_hash = await account_store.key_hash_of(conn, job.api_key_id) if job else None
             progress = (
                 await store.progress_at(conn, row.job_id, row.created_at)
-                if row.event == "progress"
+                if row.event == WebhookEvent.PROGRESS
                 else None
             )
         if job is None or account is None:
             # Without the job there is nothing to announce; settle so the row stops being leased.
             await self._settle(row, None, "the job no longer exists", None, 0, final=True)
             return
-        view = await self._jobs.view(job, with_input=False)
-        if progress is not None:
-            view = {**view, "status": JobStatus.PROCESSING.value, "progress": progress}
-        body = json.dumps(build_payload(row.event, view), separators=(",", ":")).encode()
+        urls = {key: await self._store.url(key, self._url_ttl) for key in output_keys(job)}
+        payload = webhook_body(row.event, SignedJob(job, urls), progress=progress)
+        body = json.dumps(payload, separators=(",", ":")).encode()
         timestamp = self._clock.now_ms() // 1000
         secrets = [s for s in (account.webhook_secret, account.webhook_secret_previous) if s]
         headers = webhook_headers(
@@ -220,20 +201,20 @@ class WebhookSender:
         attempts = row.attempts + 1
         next_at: int | None = None
         if error is None:
-            status = "delivered"
+            status = WebhookStatus.DELIVERED
         elif final or status_code == 410 or attempts >= len(SCHEDULE):
-            status = "failed"
+            status = WebhookStatus.FAILED
         else:
-            status = "pending"
+            status = WebhookStatus.PENDING
             delay = SCHEDULE[attempts] * self._rng.uniform(0.9, 1.1)
             next_at = now + int(max(delay, advised or 0.0) * 1000)
         values: dict[str, Any] = {
-            "status": status,
+            "status": status.value,
             "attempts": attempts,
             "last_status_code": status_code,
             "last_error": error,
             "last_attempt_at": now,
-            "delivered_at": now if status == "delivered" else None,
+            "delivered_at": now if status is WebhookStatus.DELIVERED else None,
         }
         if next_at is not None:
             values["run_at"] = next_at
@@ -252,15 +233,15 @@ class WebhookSender:
                     "next_attempt_at": next_at,
                 },
             )
-            if row.event != "progress" and status != "pending":
+            if row.event != WebhookEvent.PROGRESS and status is not WebhookStatus.PENDING:
                 await job_store.set_webhook_status(conn, row.job_id, status)
-        self._metrics.webhook_attempts.labels(status).inc()
+        self._metrics.webhook_attempts.labels(status.value).inc()
         log.info(
             "webhook.attempt",
             delivery_id=row.id,
             job_id=row.job_id,
             webhook_event=row.event,
-            status=status,
+            status=status.value,
             status_code=status_code,
             error=error,
         )

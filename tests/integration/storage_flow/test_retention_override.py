@@ -30,7 +30,7 @@ async def test_a_request_keeps_its_outputs_for_the_days_it_asks(gateway: Gateway
     )
 
     gateway.clock.advance(2 * DAY + 1)
-    expired, _ = await gateway.runtime.sweeper().sweep()
+    expired = (await gateway.runtime.sweeper().sweep()).jobs
     assert expired == 1
     assert (await gateway.job(short))["expired"] is True
     assert (await gateway.job(default))["expired"] is False

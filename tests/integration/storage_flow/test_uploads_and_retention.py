@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from imagegate.services.retention import Swept
 from imagegate.storage.port import ObjectNotFound
+from tests.conftest import count_rows
 from tests.images import image_bytes
 from tests.integration.conftest import Gateway
 
@@ -77,13 +79,13 @@ async def test_sweeper_expires_outputs_and_uploads_with_a_fake_clock(gateway: Ga
     sweeper = gateway.runtime.sweeper()
 
     gateway.clock.advance(3 * 3600)  # past the upload's 2 h, well inside the outputs' 30 days
-    assert await sweeper.sweep() == (0, 1)
+    assert await sweeper.sweep() == Swept(jobs=0, uploads=1, idempotency_keys=0)
     with pytest.raises(ObjectNotFound):
         await store.head(key)
     assert (await gateway.job(job["id"]))["result"] is not None
 
     gateway.clock.advance(31 * 86400)
-    assert await sweeper.sweep() == (1, 0)
+    assert await sweeper.sweep() == Swept(jobs=1, uploads=0, idempotency_keys=0)
     expired = await gateway.job(job["id"])
     assert expired["expired"] is True
     assert expired["result"] is None
@@ -96,5 +98,28 @@ async def test_sweeper_expires_outputs_and_uploads_with_a_fake_clock(gateway: Ga
     assert row is not None and row.outputs
     for record in row.outputs:
         with pytest.raises(ObjectNotFound):
-            await store.head(record["key"])
-    assert await sweeper.sweep() == (0, 0)
+            await store.head(record.key)
+    assert await sweeper.sweep() == Swept(jobs=0, uploads=0, idempotency_keys=0)
+
+
+async def test_sweeper_forgets_idempotency_keys_once_they_expire(gateway: Gateway) -> None:
+    body = {"model": "gpt-image-1.5", "prompt": "a kite", "gptImageParams": {"quality": "low"}}
+    first = await gateway.submit(body, **{"Idempotency-Key": "kite-1"})
+    gateway.clock.advance(3600)
+    await gateway.submit(body, **{"Idempotency-Key": "kite-2"})
+    sweeper = gateway.runtime.sweeper()
+    ttl_seconds = gateway.runtime.settings.idempotency_ttl_hours * 3600
+
+    gateway.clock.advance(ttl_seconds - 3600 - 1)
+    assert (await sweeper.sweep()).idempotency_keys == 0
+    assert await count_rows(gateway.runtime.db, "idempotency_keys") == 2
+    replay = await gateway.submit(body, **{"Idempotency-Key": "kite-1"})
+    assert replay.json()["jobId"] == first.json()["jobId"]
+
+    gateway.clock.advance(1)
+    assert (await sweeper.sweep()).idempotency_keys == 1
+    assert await count_rows(gateway.runtime.db, "idempotency_keys") == 1
+    gateway.clock.advance(3600)
+    assert (await sweeper.sweep()).idempotency_keys == 1
+    assert await count_rows(gateway.runtime.db, "idempotency_keys") == 0
+    assert await count_rows(gateway.runtime.db, "jobs") == 2  # the jobs themselves stay

@@ -16,7 +16,7 @@ from standardwebhooks.webhooks import Webhook
 from werkzeug import Response
 
 from imagegate.store import accounts
-from imagegate.webhooks.delivery import SCHEDULE, build_payload
+from imagegate.webhooks.delivery import SCHEDULE
 from tests.conftest import count_rows
 from tests.integration.conftest import SANDBOX_ROUTES, Gateway, open_gateway
 
@@ -72,7 +72,17 @@ async def test_completed_event_exact_bytes_and_both_signatures(
 
     ((request, _),) = httpserver.log
     view = await gateway.job(job_id, key=gateway.live_key)
-    expected = json.dumps(build_payload("completed", view), separators=(",", ":")).encode()
+    announced = {
+        "event": "completed",
+        "jobId": job_id,
+        "status": "COMPLETED",
+        "progress": 100,
+        "result": view["result"],
+        "model": "gpt-image-1.5",
+        "creditCost": 4,
+        "completedAt": view["completedAt"],
+    }
+    expected = json.dumps(announced, separators=(",", ":")).encode()
     assert request.get_data() == expected
     payload = json.loads(request.get_data())
     assert payload["event"] == "completed" and payload["jobId"] == job_id

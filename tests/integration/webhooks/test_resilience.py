@@ -77,7 +77,8 @@ async def test_rebinding_between_attempts_is_refused_and_the_checked_ip_is_diall
     sender = WebhookSender(
         db=runtime.db,
         clock=runtime.clock,
-        jobs=runtime.jobs,
+        store=runtime.store,
+        url_ttl_seconds=runtime.settings.result_url_ttl_seconds,
         policy=runtime.policy,
         resolver=rebinding_dns,
     )
@@ -181,7 +182,12 @@ async def test_an_answer_after_the_timeout_is_a_failed_attempt(
     job_id = await run_job(gateway, httpserver.url_for("/hook"))
     runtime = gateway.runtime
     sender = WebhookSender(
-        db=runtime.db, clock=runtime.clock, jobs=runtime.jobs, policy=runtime.policy, timeout=0.3
+        db=runtime.db,
+        clock=runtime.clock,
+        store=runtime.store,
+        url_ttl_seconds=runtime.settings.result_url_ttl_seconds,
+        policy=runtime.policy,
+        timeout=0.3,
     )
     try:
         await sender.drain()

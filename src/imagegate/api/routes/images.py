@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 
 from imagegate.api.deps import CallerDep, RuntimeDep
 from imagegate.errors import ValidationFailed
+from imagegate.presenters import accepted_body
+from imagegate.services.submit import Accepted
 
 __all__ = ["decode_json", "router"]
 
@@ -40,11 +42,13 @@ async def decode_json(request: Request) -> Any:
         ) from None
 
 
-def accepted(job_id: str, status: str, replayed: bool) -> Response:
-    headers = {"Location": f"/v2/jobs/{job_id}"}
-    if replayed:
+def accepted(result: Accepted) -> Response:
+    """202 with the job id; a replayed Idempotency-Key says so in ``Idempotent-Replayed``."""
+    headers = {"Location": f"/v2/jobs/{result.job_id}"}
+    if result.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse({"jobId": job_id, "status": status}, status_code=202, headers=headers)
+    body = accepted_body(result.job_id, result.status)
+    return JSONResponse(body, status_code=202, headers=headers)
 
 
 @router.post(
@@ -74,4 +78,4 @@ async def generate(
 ) -> Response:
     body = await decode_json(request)
     result = await runtime.submitter.generate(caller, body, idempotency_key, retention_days)
-    return accepted(result.job_id, result.status.value, result.replayed)
+    return accepted(result)

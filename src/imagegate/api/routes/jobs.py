@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from imagegate.api.deps import CallerDep, RuntimeDep
+from imagegate.presenters import job_body, job_page_body
 from imagegate.types import JobStatus
 
 __all__ = ["router"]
@@ -37,23 +38,16 @@ async def list_jobs(
         search=search,
         include_models=include_models == "true",
     )
-    body: dict[str, Any] = {
-        "jobs": page.jobs,
-        "nextCursor": page.next_cursor,
-        "hasMore": page.has_more,
-    }
-    if page.models is not None:
-        body["models"] = page.models
-    return body
+    return job_page_body(page.jobs, page.next_cursor, page.has_more, page.models)
 
 
 @router.get("/v2/jobs/{id}", summary="Get a job")
 async def get_job(id: str, runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
     """A job's status, progress, result URLs (signed, expiring), error and cost."""
-    return await runtime.jobs.view(await runtime.jobs.get(caller, id))
+    return job_body(await runtime.jobs.show(caller, id))
 
 
 @router.post("/v2/jobs/{id}/cancel", summary="Cancel a job")
 async def cancel_job(id: str, runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
     """Cancel a queued or running job and refund its credits; 409 once it has finished."""
-    return await runtime.jobs.view(await runtime.jobs.cancel(caller, id))
+    return job_body(await runtime.jobs.cancel(caller, id))

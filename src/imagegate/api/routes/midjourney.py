@@ -61,4 +61,4 @@ async def act(
 ) -> Response:
     body = await decode_json(request)
     result = await runtime.actions.submit(caller, body, idempotency_key)
-    return accepted(result.job_id, result.status.value, result.replayed)
+    return accepted(result)

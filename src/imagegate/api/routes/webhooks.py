@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from imagegate.api.deps import CallerDep, RuntimeDep
+from imagegate.presenters import delivery_log_body, redelivery_body
 
 __all__ = ["router"]
 
@@ -17,10 +18,11 @@ router = APIRouter(tags=["Webhooks"])
 async def list_deliveries(id: str, runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
     """Each delivery (event, status, next attempt) with every attempt's status code, latency
     and error."""
-    return await runtime.webhooks.list(caller, id)
+    log = await runtime.webhooks.list(caller, id)
+    return delivery_log_body(log.job, log.deliveries, log.attempts)
 
 
 @router.post("/v2/jobs/{id}/webhooks/redeliver", status_code=202, summary="Redeliver a webhook")
 async def redeliver(id: str, runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
     """Queue the job's last `completed`/`failed` event again (same `webhook-id`)."""
-    return await runtime.webhooks.redeliver(caller, id)
+    return redelivery_body(await runtime.webhooks.redeliver(caller, id))

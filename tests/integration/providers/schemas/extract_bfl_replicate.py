@@ -1,9 +1,9 @@
 """Regenerate the request schemas in this folder from the vendors' published API descriptions.
 
-Run from the repository root with the reference tree at hand (tests never read it):
+Run it with the vendors' reference tree at hand (tests never read it); the argument defaults to
+``../shared/reference/upstream`` beside the repository, where the reference material is kept:
 
-    .venv/bin/python tests/integration/providers/schemas/extract_bfl_replicate.py \
-        /work/shared/reference/upstream
+    .venv/bin/python tests/integration/providers/schemas/extract_bfl_replicate.py [REFERENCE]
 
 Each output file is one JSON Schema, self-contained (every ``$ref`` inlined), for the body or the
 query of one request an adapter sends. See ``README.md`` for what comes from where.
@@ -11,12 +11,14 @@ query of one request an adapter sends. See ``README.md`` for what comes from whe
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).parent
+REPOSITORY = HERE.parents[3]
+DEFAULT_REFERENCE = REPOSITORY.parent / "shared" / "reference" / "upstream"
 
 BFL_ENDPOINTS = (
     "flux-pro-1.1",
@@ -97,4 +99,12 @@ def main(reference: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "reference",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_REFERENCE,
+        help="the reference tree's upstream folder (default: ../shared/reference/upstream)",
+    )
+    main(parser.parse_args().reference)
