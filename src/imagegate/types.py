@@ -1,10 +1,10 @@
 """The shared vocabulary: ids, money, job states, the clock every component reads time from, and
 the values that cross layers (a ``Route``, a ``FetchedInput``).
 
-Everything here is a plain value or protocol with no I/O, so every layer may import it; a value
-lives here rather than in one layer's package when layers that must not import each other share
-it (the catalog lists routes that adapters receive; the outbound guard and the storage layer both
-produce input images for adapters).
+Nothing here imports from imagegate or does I/O (beyond ``SystemClock`` reading the time), so
+every layer may import it; a value lives here rather than in one layer's package when layers that
+must not import each other share it (the catalog lists routes that adapters receive; the
+outbound guard and the storage layer both produce input images for adapters).
 """
 
 from __future__ import annotations
