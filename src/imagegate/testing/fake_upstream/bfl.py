@@ -23,7 +23,6 @@ import hashlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request, Response
@@ -142,15 +141,6 @@ class _Task(kit.Task):
     body: Any
 
 
-_SUBMIT_REFUSALS: Mapping[Switch, Callable[[int], Response]] = {
-    Switch.RATE_LIMIT: lambda retry_after: JSONResponse(
-        {"detail": "You have exceeded the number of active tasks (24). Retry later."},
-        status_code=429,
-        headers={"Retry-After": str(retry_after)},
-    ),
-    Switch.SERVER_ERROR: lambda _: JSONResponse({"detail": "Internal Server Error"}, 500),
-    Switch.NO_CREDITS: lambda _: JSONResponse({"detail": "Insufficient credits"}, 402),
-}
 _OUTCOMES: Mapping[Switch, Callable[[], dict[str, Any]]] = {
     Switch.MODERATE: lambda: {
         "status": "Request Moderated",
@@ -183,15 +173,22 @@ def create_app(**options: Any) -> FastAPI:
         guarded=lambda path: path.startswith("/v1/"),
     )
 
+    refusals: Mapping[Switch, Callable[[], Response]] = {
+        Switch.RATE_LIMIT: lambda: JSONResponse(
+            {"detail": "You have exceeded the number of active tasks (24). Retry later."},
+            status_code=429,
+            headers={"Retry-After": str(retry_after)},
+        ),
+        Switch.SERVER_ERROR: lambda: JSONResponse({"detail": "Internal Server Error"}, 500),
+        Switch.NO_CREDITS: lambda: JSONResponse({"detail": "Insufficient credits"}, 402),
+    }
+
     def signature(task_id: str) -> str:
         return hashlib.sha256(f"{task_id}:{api_key}".encode()).hexdigest()[:32]
 
     def submit(endpoint: str, body: BaseModel, request: Request) -> Response:
         prompt = str(getattr(body, "prompt", "") or "")
-        answers = {
-            switch: partial(answer, retry_after) for switch, answer in _SUBMIT_REFUSALS.items()
-        }
-        if (refused := kit.steer(prompt, answers)) is not None:
+        if (refused := kit.steer(prompt, refusals)) is not None:
             return refused
         task = tasks.open(prompt, endpoint=endpoint, body=body)
         base = str(polling_base or kit.base_url(request)).rstrip("/")
@@ -232,7 +229,7 @@ def create_app(**options: Any) -> FastAPI:
         if finishing:
             pil_format, content_type = _PIL_FORMATS[fmt]
             size = _size(body)
-            data = render(task.prompt, seed, 0, kit.fit(size, min(max(size), max_side)), pil_format)
+            data = render(task.prompt, seed, 0, kit.shrunk(size, max_side), pil_format)
             shelf.put(path, data, content_type, once=Switch.EXPIRE_FAST in task.prompt)
         return JSONResponse(
             {

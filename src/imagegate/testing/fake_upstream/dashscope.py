@@ -193,12 +193,11 @@ def create_app(**options: Any) -> FastAPI:
         return kit.steer(prompt, refusals)
 
     def outcome(prompt: str) -> tuple[str, str] | None:
-        failure = kit.switched(prompt, *_OUTCOMES)
-        return None if failure is None else _OUTCOMES[failure]
+        return kit.pick(prompt, _OUTCOMES)
 
     def shelve(key: str, prompt: str, size: tuple[int, int], n: int) -> None:
         for index in range(n):
-            data = render(prompt, 0, index, kit.fit(size, min(max(size), max_side)), "PNG")
+            data = render(prompt, 0, index, kit.shrunk(size, max_side), "PNG")
             shelf.put(f"{_RESULTS}{key}/{index}.png", data, "image/png")
 
     def image_urls(request: Request, key: str, count: int) -> list[str]:

@@ -96,12 +96,14 @@ __all__ = [
     "canvas",
     "encode",
     "fit",
+    "pick",
     "picture",
     "ratios",
     "record_requests",
     "recorded",
     "refuse",
     "require_key",
+    "shrunk",
     "steer",
     "switched",
 ]
@@ -152,6 +154,12 @@ def steer(prompt: str, answers: Mapping[Switch, Callable[[], T]]) -> T | None:
     """
     switch = switched(prompt, *answers)
     return None if switch is None else answers[switch]()
+
+
+def pick(prompt: str, table: Mapping[Switch, T]) -> T | None:
+    """The value ``table`` gives the first of its switches that ``prompt`` holds."""
+    switch = switched(prompt, *table)
+    return None if switch is None else table[switch]
 
 
 def refuse(prompt: str, refusals: Mapping[Switch, Callable[[], Refusal]]) -> None:
@@ -439,6 +447,11 @@ def fit(size: tuple[float, float], longest: float, *, floor: int = 16) -> tuple[
     """``size`` scaled so its longest side is ``longest``, no side under ``floor``."""
     scale = longest / max(size)
     return max(floor, round(size[0] * scale)), max(floor, round(size[1] * scale))
+
+
+def shrunk(size: tuple[int, int], longest: int) -> tuple[int, int]:
+    """``size`` scaled down, if needed, so its longest side is at most ``longest``."""
+    return fit(size, min(max(size), longest))
 
 
 def picture(

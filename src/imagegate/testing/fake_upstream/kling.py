@@ -205,11 +205,11 @@ def create_app(**options: Any) -> FastAPI:
             return _envelope(404, 1203, "The requested task does not exist")
         if task.status in ("submitted", "processing"):
             task.poll()
-            failure = kit.switched(task.prompt, *_FAILURES)
+            failure = kit.pick(task.prompt, _FAILURES)
             if not task.finished:
                 task.status = "submitted" if task.polls == 1 else "processing"
             elif failure is not None:
-                task.status, task.status_msg = "failed", _FAILURES[failure]
+                task.status, task.status_msg = "failed", failure
             else:
                 task.status = "succeed"
                 size = kit.fit(task.ratio, max_side, floor=0)

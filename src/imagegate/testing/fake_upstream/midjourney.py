@@ -136,8 +136,7 @@ def create_app(
         )
 
     def new_task(action: str, prompt: str, **kwargs: Any) -> _Task:
-        failure = kit.switched(prompt, *_FAILURES)
-        fail_reason = None if failure is None else _FAILURES[failure]
+        fail_reason = kit.pick(prompt, _FAILURES)
         return tasks.open(prompt, action=action, fail_reason=fail_reason, **kwargs)
 
     def refusals(prompt: str) -> Mapping[Switch, Callable[[], Response]]:

@@ -220,8 +220,7 @@ def create_app(*, token: str = "r8_test_token") -> FastAPI:
             )
             return
         prompt = str(prediction.input.get("prompt"))
-        failure = kit.switched(prompt, *_FAILURES)
-        prediction.error = None if failure is None else _FAILURES[failure]
+        prediction.error = kit.pick(prompt, _FAILURES)
         if prediction.error:
             prediction.status = "failed"
             return

@@ -291,3 +291,15 @@ def test_picture_is_a_real_image_of_the_size_and_colour_asked() -> None:
 def test_ratios_reads_width_and_height_from_each_name_in_order() -> None:
     assert kit.ratios("16:9", "9:19.5") == {"16:9": (16.0, 9.0), "9:19.5": (9.0, 19.5)}
     assert list(kit.ratios("3:2", "1:1")) == ["3:2", "1:1"]
+
+
+def test_pick_gives_the_value_of_the_first_switch_on_in_the_tables_order() -> None:
+    reasons = {Switch.FILTER: "filtered", Switch.FAIL: "failed"}
+    assert kit.pick("fail-me and filter-me", reasons) == "filtered"
+    assert kit.pick("fail-me", reasons) == "failed"
+    assert kit.pick("a fox", reasons) is None
+
+
+def test_shrunk_only_ever_scales_down() -> None:
+    assert kit.shrunk((2048, 1024), 256) == (256, 128)
+    assert kit.shrunk((100, 50), 256) == (100, 50)
