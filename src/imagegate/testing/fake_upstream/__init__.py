@@ -4,6 +4,10 @@ Each module ``imagegate.testing.fake_upstream.<vendor>`` exposes ``create_app(**
 an ASGI app. Tests reach it in-process through ``httpx2.ASGITransport``, or serve it on 127.0.0.1:
 
     python -m imagegate.testing.fake_upstream --vendor openai --port 9101
+
+A module holds only its vendor's protocol: paths, auth header, status words, error bodies. What
+they share (the prompt switches such as ``rate-limit-me``, request recording, the task book,
+image serving, key checks) is ``kit``, whose docstring lists every switch and what it does.
 """
 
 from __future__ import annotations

@@ -12,17 +12,12 @@ text-to-image 3.0 model; ≤ 14 references (≤ 10 on 5.0 Pro); ``sequential_ima
 (not fetched) or data URIs (decoded and checked).
 
 Images are real JPEGs or PNGs (``output_format``) shaped like the requested size, longest side 128.
-URLs point at the fake itself (``GET /fake-tos/<id>.<ext>``). Prompt words steer it:
+URLs point at the fake itself (``GET /fake-tos/<id>.<ext>``). Prompt switches (see ``kit``):
+``moderate-me``, ``unsafe-output``, ``rate-limit-me``, ``server-error``, ``unsafe-second``,
+``fewer-images``.
 
-- ``moderate-me`` → 400 ``InputTextSensitiveContentDetected``;
-- ``unsafe-output`` → 400 ``OutputImageSensitiveContentDetected``;
-- ``unsafe-second`` → in group mode the second item carries an
-  ``OutputImageSensitiveContentDetected`` error instead of an image;
-- ``fewer-images`` → group mode returns a single image whatever ``max_images`` says;
-- ``rate-limit-me`` → 429 ``RateLimitExceeded.EndpointRPMExceeded`` with ``Retry-After: 3``;
-- ``server-error`` → 500 ``InternalServiceError``.
-
-Every request is recorded in ``app.state.requests`` (path, headers, JSON body).
+Every API request is recorded in ``app.state.requests`` (method, path, query, headers, JSON
+body).
 """
 
 from __future__ import annotations
@@ -33,11 +28,15 @@ import io
 import re
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from PIL import Image, ImageDraw
+from PIL import Image
+
+from imagegate.testing.fake_upstream import kit
+from imagegate.testing.fake_upstream.kit import Switch
 
 __all__ = ["create_app"]
 
@@ -55,6 +54,8 @@ MODELS = frozenset(
 )
 _TIER_SIDE = {"1K": 1024, "2K": 2048, "4K": 4096}
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
+_TOS = "/fake-tos/"
+"""Where result images are served, as ``<id>.<ext>``: the fake's object storage."""
 _DATA_URI = re.compile(r"^data:image/(png|jpeg|jpg|webp);base64,(.+)$", re.DOTALL)
 
 
@@ -75,13 +76,43 @@ def _invalid(param: str, message: str) -> JSONResponse:
 
 
 def _image(width: int, height: int, fmt: str, label: str) -> bytes:
-    scale = 128 / max(width, height)
-    size = (max(8, round(width * scale)), max(8, round(height * scale)))
-    image = Image.new("RGB", size, (90, 40, 200))
-    ImageDraw.Draw(image).text((2, 2), label[:20], fill=(255, 255, 255))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG" if fmt == "png" else "JPEG")
-    return buffer.getvalue()
+    size = kit.fit((width, height), 128, floor=8)
+    return kit.picture(size, (90, 40, 200), label[:20], "PNG" if fmt == "png" else "JPEG")
+
+
+def _rate_limited() -> JSONResponse:
+    response = _error(
+        429,
+        "RateLimitExceeded.EndpointRPMExceeded",
+        "The request has exceeded the RPM limit of the model.",
+        "TooManyRequests",
+    )
+    response.headers["Retry-After"] = "3"
+    return response
+
+
+_REFUSALS: Mapping[Switch, Callable[[], JSONResponse]] = {
+    Switch.MODERATE: lambda: _error(
+        400,
+        "InputTextSensitiveContentDetected",
+        "The request failed because the input text may contain sensitive information.",
+        "BadRequest",
+    ),
+    Switch.UNSAFE_OUTPUT: lambda: _error(
+        400,
+        "OutputImageSensitiveContentDetected",
+        "The request failed because the output image may contain sensitive information.",
+        "BadRequest",
+    ),
+    Switch.RATE_LIMIT: _rate_limited,
+    Switch.SERVER_ERROR: lambda: _error(
+        500,
+        "InternalServiceError",
+        "The service encountered an unexpected internal error.",
+        "InternalServerError",
+    ),
+}
+"""The switches Ark answers with an HTTP error, in the order it checks them."""
 
 
 def _size(model: str, value: Any) -> tuple[int, int] | JSONResponse:
@@ -172,25 +203,24 @@ def _validate(model: str, body: dict[str, Any]) -> JSONResponse | None:
 def create_app(api_key: str = API_KEY, **_options: Any) -> FastAPI:
     """The fake Ark API; ``api_key`` is the one key it accepts."""
     app = FastAPI(title="fake ark")
-    app.state.requests = []
-    app.state.images = {}
-
-    @app.post("/api/v3/images/generations")
-    async def generations(request: Request) -> Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        app.state.requests.append(
-            {"path": request.url.path, "headers": dict(request.headers), "json": body}
-        )
-        if request.headers.get("authorization") != f"Bearer {api_key}":
-            return _error(
+    shelf = kit.ImageShelf()
+    kit.record_requests(
+        app,
+        recorded=lambda path: not path.startswith(_TOS),
+        authenticate=kit.require_key(
+            f"Bearer {api_key}",
+            missing=lambda: _error(
                 401,
                 "AuthenticationError",
                 "The API key or AK/SK in the request is missing or invalid.",
                 "Unauthorized",
-            )
+            ),
+        ),
+    )
+
+    @app.post("/api/v3/images/generations")
+    async def generations(request: Request) -> Response:
+        body = kit.recorded(request).json
         if not isinstance(body, dict):
             return _invalid("", "The request body is not valid JSON.")
         model = str(body.get("model") or "")
@@ -207,46 +237,18 @@ def create_app(api_key: str = API_KEY, **_options: Any) -> FastAPI:
         if isinstance(size, JSONResponse):
             return size
         prompt = body["prompt"]
-        if "moderate-me" in prompt:
-            return _error(
-                400,
-                "InputTextSensitiveContentDetected",
-                "The request failed because the input text may contain sensitive information.",
-                "BadRequest",
-            )
-        if "unsafe-output" in prompt:
-            return _error(
-                400,
-                "OutputImageSensitiveContentDetected",
-                "The request failed because the output image may contain sensitive information.",
-                "BadRequest",
-            )
-        if "rate-limit-me" in prompt:
-            response = _error(
-                429,
-                "RateLimitExceeded.EndpointRPMExceeded",
-                "The request has exceeded the RPM limit of the model.",
-                "TooManyRequests",
-            )
-            response.headers["Retry-After"] = "3"
-            return response
-        if "server-error" in prompt:
-            return _error(
-                500,
-                "InternalServiceError",
-                "The service encountered an unexpected internal error.",
-                "InternalServerError",
-            )
+        if (refused := kit.steer(prompt, _REFUSALS)) is not None:
+            return refused
         count = 1
         if body.get("sequential_image_generation") == "auto":
             count = (body.get("sequential_image_generation_options") or {}).get("max_images", 15)
-            if "fewer-images" in prompt:
+            if Switch.FEWER_IMAGES in prompt:
                 count = 1
         fmt = body.get("output_format", "jpeg")
         width, height = size
         data: list[dict[str, Any]] = []
         for n in range(count):
-            if n == 1 and "unsafe-second" in prompt:
+            if n == 1 and Switch.UNSAFE_SECOND in prompt:
                 data.append(
                     {
                         "error": {
@@ -256,14 +258,14 @@ def create_app(api_key: str = API_KEY, **_options: Any) -> FastAPI:
                     }
                 )
                 continue
-            picture = _image(width, height, fmt, f"{prompt} #{n + 1}")
+            image = _image(width, height, fmt, f"{prompt} #{n + 1}")
             item: dict[str, Any] = {"size": f"{width}x{height}", "output_format": fmt}
             if body.get("response_format", "url") == "b64_json":
-                item["b64_json"] = base64.b64encode(picture).decode()
+                item["b64_json"] = base64.b64encode(image).decode()
             else:
-                image_id = f"{uuid.uuid4().hex}.{fmt}"
-                app.state.images[image_id] = picture
-                item["url"] = f"{str(request.base_url).rstrip('/')}/fake-tos/{image_id}"
+                path = f"{_TOS}{uuid.uuid4().hex}.{fmt}"
+                media = "image/png" if fmt == "png" else "image/jpeg"
+                item["url"] = shelf.url(request, shelf.put(path, image, media))
             data.append(item)
         made = sum(1 for item in data if "error" not in item)
         return JSONResponse(
@@ -279,12 +281,5 @@ def create_app(api_key: str = API_KEY, **_options: Any) -> FastAPI:
             }
         )
 
-    @app.get("/fake-tos/{image_id}")
-    async def image(image_id: str) -> Response:
-        picture = app.state.images.get(image_id)
-        if picture is None:
-            return JSONResponse({"error": "NoSuchKey"}, status_code=404)
-        media = "image/png" if image_id.endswith(".png") else "image/jpeg"
-        return Response(picture, media_type=media)
-
+    shelf.serve(app, _TOS, missing=lambda: JSONResponse({"error": "NoSuchKey"}, status_code=404))
     return app

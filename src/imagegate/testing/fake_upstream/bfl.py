@@ -6,12 +6,10 @@ validation of each endpoint's input schema (422 ``{"detail": [{"loc", "msg", "ty
 ``Ready``, ``Request Moderated``, ``Content Moderated``, ``Error`` and ``Task not found``, and a
 signed ``result.sample`` URL served by the fake itself (a real image rendered with Pillow).
 
-Words in the prompt steer it: ``moderate-me`` → ``Request Moderated``, ``moderate-output`` →
-``Content Moderated``, ``rate-limit-me`` → 429 with ``Retry-After``, ``server-error`` → 500,
-``no-credits`` → 402, ``fail-me`` → ``Error``, ``slow`` → three ``Pending`` polls with progress,
-``expire-fast`` → the result sample expires right after its first download (BFL's signed URLs
-die after ten minutes; this makes "the worker downloaded it at once" observable). An expired or
-badly signed sample answers 403 ``AuthenticationFailed``, as BFL's blob storage does.
+Prompt switches (see ``kit``): at submit ``rate-limit-me``, ``server-error``, ``no-credits``; at
+poll ``slow``, ``moderate-me``, ``moderate-output``, ``fail-me``; ``expire-fast`` on the sample
+(BFL's signed URLs die after ten minutes). An expired or badly signed sample answers 403
+``AuthenticationFailed``, as BFL's blob storage does.
 
 Options: ``api_key`` (default ``bfl_test_key``), ``polling_base`` (the host put in
 ``polling_url``, to imitate a regional host; default: the host the submit was sent to),
@@ -22,9 +20,9 @@ Options: ``api_key`` (default ``bfl_test_key``), ``polling_base`` (the host put 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request, Response
@@ -32,6 +30,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
 from imagegate.providers.sandbox import render
+from imagegate.testing.fake_upstream import kit
+from imagegate.testing.fake_upstream.kit import Switch
 
 __all__ = ["create_app"]
 
@@ -135,9 +135,25 @@ def _size(body: BaseModel) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def _scaled(size: tuple[int, int], max_side: int) -> tuple[int, int]:
-    scale = min(1.0, max_side / max(size))
-    return max(16, round(size[0] * scale)), max(16, round(size[1] * scale))
+@dataclass(kw_only=True)
+class _Task(kit.Task):
+    endpoint: str
+    body: Any
+
+
+_OUTCOMES: Mapping[Switch, Callable[[], dict[str, Any]]] = {
+    Switch.MODERATE: lambda: {
+        "status": "Request Moderated",
+        "details": {"Moderation Reasons": ["Derivative Works Filter"]},
+    },
+    Switch.MODERATE_OUTPUT: lambda: {
+        "status": "Content Moderated",
+        "details": {"Moderation Reasons": ["NSFW"]},
+    },
+    Switch.FAIL: lambda: {"status": "Error", "error": "Generation failed: internal_error"},
+}
+"""How a finished task ends when the prompt asks for a failure."""
+_DENIED = "<Error><Code>AuthenticationFailed</Code></Error>"
 
 
 def create_app(**options: Any) -> FastAPI:
@@ -147,49 +163,36 @@ def create_app(**options: Any) -> FastAPI:
     max_side = int(options.get("max_side", 256))
 
     app = FastAPI(title="fake BFL API")
-    app.state.requests = []
-    app.state.tasks = {}
+    app.state.tasks = tasks = kit.TaskBook(_Task, slow_polls=3)
+    shelf = kit.ImageShelf()
+    kit.record_requests(
+        app,
+        authenticate=kit.require_key(
+            api_key, header="x-key", missing=lambda: JSONResponse(_UNAUTHENTICATED, 401)
+        ),
+        guarded=lambda path: path.startswith("/v1/"),
+    )
 
-    @app.middleware("http")
-    async def record_and_authenticate(request: Request, call_next: Any) -> Response:
-        body = await request.body()
-        app.state.requests.append(
-            {
-                "method": request.method,
-                "path": request.url.path,
-                "query": dict(request.query_params),
-                "headers": dict(request.headers),
-                "json": _json(body),
-            }
-        )
-        if request.url.path.startswith("/v1/") and request.headers.get("x-key") != api_key:
-            return JSONResponse(_UNAUTHENTICATED, status_code=401)
-        response: Response = await call_next(request)
-        return response
+    refusals: Mapping[Switch, Callable[[], Response]] = {
+        Switch.RATE_LIMIT: lambda: JSONResponse(
+            {"detail": "You have exceeded the number of active tasks (24). Retry later."},
+            status_code=429,
+            headers={"Retry-After": str(retry_after)},
+        ),
+        Switch.SERVER_ERROR: lambda: JSONResponse({"detail": "Internal Server Error"}, 500),
+        Switch.NO_CREDITS: lambda: JSONResponse({"detail": "Insufficient credits"}, 402),
+    }
+
+    def signature(task_id: str) -> str:
+        return hashlib.sha256(f"{task_id}:{api_key}".encode()).hexdigest()[:32]
 
     def submit(endpoint: str, body: BaseModel, request: Request) -> Response:
         prompt = str(getattr(body, "prompt", "") or "")
-        if "rate-limit-me" in prompt:
-            return JSONResponse(
-                {"detail": "You have exceeded the number of active tasks (24). Retry later."},
-                status_code=429,
-                headers={"Retry-After": str(retry_after)},
-            )
-        if "server-error" in prompt:
-            return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
-        if "no-credits" in prompt:
-            return JSONResponse({"detail": "Insufficient credits"}, status_code=402)
-        task_id = str(uuid.uuid4())
-        base = str(polling_base or str(request.base_url)).rstrip("/")
-        app.state.tasks[task_id] = {
-            "endpoint": endpoint,
-            "prompt": prompt,
-            "body": body,
-            "pending_polls": 3 if "slow" in prompt else 0,
-            "polls": 0,
-            "downloads": 0,
-        }
-        return JSONResponse({"id": task_id, "polling_url": f"{base}/v1/get_result?id={task_id}"})
+        if (refused := kit.steer(prompt, refusals)) is not None:
+            return refused
+        task = tasks.open(prompt, endpoint=endpoint, body=body)
+        base = str(polling_base or kit.base_url(request)).rstrip("/")
+        return JSONResponse({"id": task.id, "polling_url": f"{base}/v1/get_result?id={task.id}"})
 
     def register(endpoint: str, model: type[BaseModel]) -> None:
         async def handler(body: BaseModel, request: Request) -> Response:
@@ -210,46 +213,32 @@ def create_app(**options: Any) -> FastAPI:
 
     @app.get("/v1/get_result")
     async def get_result(id: str, request: Request) -> Response:
-        task = app.state.tasks.get(id)
+        task = tasks.get(id)
         if task is None:
             return JSONResponse({"id": id, "status": "Task not found"})
-        task["polls"] += 1
-        prompt = task["prompt"]
-        if task["polls"] <= task["pending_polls"]:
-            progress = task["polls"] / (task["pending_polls"] + 1)
+        finishing = task.poll()
+        if not task.finished:
+            progress = task.polls / task.polls_needed
             return JSONResponse({"id": id, "status": "Pending", "progress": progress})
-        if "moderate-me" in prompt:
-            return JSONResponse(
-                {
-                    "id": id,
-                    "status": "Request Moderated",
-                    "details": {"Moderation Reasons": ["Derivative Works Filter"]},
-                }
-            )
-        if "moderate-output" in prompt:
-            return JSONResponse(
-                {
-                    "id": id,
-                    "status": "Content Moderated",
-                    "details": {"Moderation Reasons": ["NSFW"]},
-                }
-            )
-        if "fail-me" in prompt:
-            return JSONResponse(
-                {"id": id, "status": "Error", "error": "Generation failed: internal_error"}
-            )
-        body = task["body"]
+        if (failure := kit.steer(task.prompt, _OUTCOMES)) is not None:
+            return JSONResponse({"id": id, **failure})
+        body = task.body
         fmt = body.output_format or "jpeg"
-        signature = hashlib.sha256(f"{id}:{api_key}".encode()).hexdigest()[:32]
-        base = str(request.base_url).rstrip("/")
+        seed = body.seed if body.seed is not None else 42
+        path = f"/results/{id}/sample.{fmt}"
+        if finishing:
+            pil_format, content_type = _PIL_FORMATS[fmt]
+            size = _size(body)
+            data = render(task.prompt, seed, 0, kit.shrunk(size, max_side), pil_format)
+            shelf.put(path, data, content_type, once=Switch.EXPIRE_FAST in task.prompt)
         return JSONResponse(
             {
                 "id": id,
                 "status": "Ready",
                 "result": {
-                    "sample": f"{base}/results/{id}/sample.{fmt}?se=600&sig={signature}",
-                    "prompt": prompt,
-                    "seed": body.seed if body.seed is not None else 42,
+                    "sample": f"{shelf.url(request, path)}?se=600&sig={signature(id)}",
+                    "prompt": task.prompt,
+                    "seed": seed,
                     "start_time": 1_767_225_600.0,
                     "end_time": 1_767_225_610.0,
                     "duration": 10.0,
@@ -260,31 +249,12 @@ def create_app(**options: Any) -> FastAPI:
             }
         )
 
-    @app.get("/results/{task_id}/sample.{fmt}")
-    async def sample(task_id: str, fmt: str, sig: str = "") -> Response:
-        task = app.state.tasks.get(task_id)
-        expected = hashlib.sha256(f"{task_id}:{api_key}".encode()).hexdigest()[:32]
-        expired = task is not None and task["downloads"] and "expire-fast" in task["prompt"]
-        if task is None or fmt not in _PIL_FORMATS or sig != expected or expired:
-            return Response(
-                "<Error><Code>AuthenticationFailed</Code></Error>",
-                status_code=403,
-                media_type="application/xml",
-            )
-        task["downloads"] += 1
-        body = task["body"]
-        pil_format, content_type = _PIL_FORMATS[fmt]
-        seed = body.seed if body.seed is not None else 42
-        data = render(task["prompt"], seed, 0, _scaled(_size(body), max_side), pil_format)
-        return Response(data, media_type=content_type)
-
+    shelf.serve(
+        app,
+        "/results/",
+        missing=lambda: Response(_DENIED, status_code=403, media_type="application/xml"),
+        guard=lambda request: (
+            request.query_params.get("sig", "") == signature(request.url.path.split("/")[2])
+        ),
+    )
     return app
-
-
-def _json(body: bytes) -> Any:
-    if not body:
-        return None
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None

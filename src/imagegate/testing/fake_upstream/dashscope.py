@@ -10,12 +10,10 @@ user api does not support synchronous calls"). Every error is ``{"request_id", "
 "message"}``; a wrong or missing ``Authorization: Bearer`` key is 401 ``InvalidApiKey``. Result
 images are PNGs rendered with Pillow and served by the fake under signed-looking OSS URLs.
 
-Words in the prompt steer it: ``moderate-me`` → 400 ``DataInspectionFailed`` on the input,
-``moderate-output`` → the task (or sync call) fails with ``DataInspectionFailed`` on the output,
-``rate-limit-me`` → 429 ``Throttling.RateQuota`` with ``Retry-After``, ``server-error`` → 500
-``InternalError``, ``fail-me`` → the task ``FAILED`` with ``InternalError.Algo``, ``slow`` → the
-task stays ``PENDING`` then ``RUNNING`` for a few polls (later tasks of the same prompt queue one
-poll longer, like DashScope's per-user queue).
+Prompt switches (see ``kit``): at submit ``rate-limit-me``, ``server-error``, ``moderate-me``;
+when the task (or sync call) ends ``moderate-output``, ``fail-me``; ``slow`` (the task stays
+``PENDING`` then ``RUNNING`` for a few polls; later tasks of the same prompt queue one poll
+longer, like DashScope's per-user queue).
 
 Options: ``api_key`` (default ``sk-test``), ``retry_after`` (default 3), ``max_side`` (default 256).
 ``app.state.requests`` records every request received; ``app.state.tasks`` holds the tasks.
@@ -23,15 +21,18 @@ Options: ``api_key`` (default ``sk-test``), ``retry_after`` (default 3), ``max_s
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from imagegate.providers.sandbox import render
+from imagegate.testing.fake_upstream import kit
+from imagegate.testing.fake_upstream.kit import Switch
 
 __all__ = ["create_app"]
 
@@ -130,9 +131,27 @@ def _parse_messages(body: dict[str, Any]) -> tuple[str, list[str]]:
     return str(texts[0]), [str(image) for image in images]
 
 
-def _scaled(size: tuple[int, int], max_side: int) -> tuple[int, int]:
-    scale = min(1.0, max_side / max(size))
-    return max(16, round(size[0] * scale)), max(16, round(size[1] * scale))
+@dataclass(kw_only=True)
+class _Task(kit.Task):
+    model: str
+    size: tuple[int, int]
+    n: int
+    kind: str
+    """``results`` (image-synthesis) or ``choices`` (image-generation): the answer's shape."""
+    status: str = "PENDING"
+    failure: tuple[str, str] | None = None
+
+
+_OUTCOMES: Mapping[Switch, tuple[str, str]] = {
+    Switch.MODERATE_OUTPUT: (
+        "DataInspectionFailed",
+        "Output data may contain inappropriate content.",
+    ),
+    Switch.FAIL: ("InternalError.Algo", "Algorithm process error."),
+}
+"""How a task (or sync call) fails when the prompt asks for it: code and message."""
+_RESULTS = "/dashscope-result/"
+_DENIED = "<Error><Code>AccessDenied</Code></Error>"
 
 
 def create_app(**options: Any) -> FastAPI:
@@ -141,83 +160,61 @@ def create_app(**options: Any) -> FastAPI:
     max_side = int(options.get("max_side", 256))
 
     app = FastAPI(title="fake DashScope API")
-    app.state.requests = []
-    app.state.tasks = {}
+    app.state.tasks = tasks = kit.TaskBook(_Task, slow_polls=2)
     app.state.queue = {}
+    shelf = kit.ImageShelf()
 
-    @app.middleware("http")
-    async def record_and_authenticate(request: Request, call_next: Any) -> Response:
-        raw = await request.body()
-        app.state.requests.append(
-            {
-                "method": request.method,
-                "path": request.url.path,
-                "headers": dict(request.headers),
-                "json": json.loads(raw) if raw else None,
-            }
-        )
-        if request.url.path.startswith("/api/"):
-            auth = request.headers.get("authorization", "")
-            if not auth:
-                return _error(401, "InvalidApiKey", "No API-key provided.")
-            if auth != f"Bearer {api_key}":
-                return _error(401, "InvalidApiKey", "Invalid API-key provided.")
-        response: Response = await call_next(request)
-        return response
+    authenticate = kit.require_key(
+        f"Bearer {api_key}",
+        missing=lambda: _error(401, "InvalidApiKey", "No API-key provided."),
+        wrong=lambda _: _error(401, "InvalidApiKey", "Invalid API-key provided."),
+    )
+    kit.record_requests(
+        app, authenticate=authenticate, guarded=lambda path: path.startswith("/api/")
+    )
+    refusals: Mapping[Switch, Callable[[], Response]] = {
+        Switch.RATE_LIMIT: lambda: _error(
+            429,
+            "Throttling.RateQuota",
+            "Requests rate limit exceeded, please try again later.",
+            **{"Retry-After": retry_after},
+        ),
+        Switch.SERVER_ERROR: lambda: _error(
+            500,
+            "InternalError",
+            "An internal error has occured, please try again later or contact service support.",
+        ),
+        Switch.MODERATE: lambda: _error(
+            400, "DataInspectionFailed", "Input data may contain inappropriate content."
+        ),
+    }
 
     def steer(prompt: str) -> Response | None:
-        if "rate-limit-me" in prompt:
-            return _error(
-                429,
-                "Throttling.RateQuota",
-                "Requests rate limit exceeded, please try again later.",
-                **{"Retry-After": retry_after},
-            )
-        if "server-error" in prompt:
-            return _error(
-                500,
-                "InternalError",
-                "An internal error has occured, please try again later or contact service support.",
-            )
-        if "moderate-me" in prompt:
-            return _error(
-                400, "DataInspectionFailed", "Input data may contain inappropriate content."
-            )
-        return None
+        return kit.steer(prompt, refusals)
 
     def outcome(prompt: str) -> tuple[str, str] | None:
-        if "moderate-output" in prompt:
-            return "DataInspectionFailed", "Output data may contain inappropriate content."
-        if "fail-me" in prompt:
-            return "InternalError.Algo", "Algorithm process error."
-        return None
+        return kit.pick(prompt, _OUTCOMES)
+
+    def shelve(key: str, prompt: str, size: tuple[int, int], n: int) -> None:
+        for index in range(n):
+            data = render(prompt, 0, index, kit.shrunk(size, max_side), "PNG")
+            shelf.put(f"{_RESULTS}{key}/{index}.png", data, "image/png")
 
     def image_urls(request: Request, key: str, count: int) -> list[str]:
-        base = str(request.base_url).rstrip("/")
         return [
-            f"{base}/dashscope-result/{key}/{n}.png?Expires=1767312000&Signature=fake%3D"
+            shelf.url(request, f"{_RESULTS}{key}/{n}.png?Expires=1767312000&Signature=fake%3D")
             for n in range(count)
         ]
 
     def create_task(
         model: str, prompt: str, size: tuple[int, int], n: int, kind: str
     ) -> dict[str, Any]:
-        task_id = str(uuid.uuid4())
         queued = app.state.queue.get(prompt, 0)
         app.state.queue[prompt] = queued + 1
-        app.state.tasks[task_id] = {
-            "model": model,
-            "prompt": prompt,
-            "size": size,
-            "n": n,
-            "kind": kind,
-            "status": "PENDING",
-            "polls": 0,
-            "pending_polls": 2 + queued if "slow" in prompt else 0,
-        }
+        task = tasks.open(prompt, slow_polls=2 + queued, model=model, size=size, n=n, kind=kind)
         return {
             "request_id": str(uuid.uuid4()),
-            "output": {"task_id": task_id, "task_status": "PENDING"},
+            "output": {"task_id": task.id, "task_status": "PENDING"},
         }
 
     def require_async(request: Request) -> Response | None:
@@ -279,7 +276,7 @@ def create_app(**options: Any) -> FastAPI:
     @app.post("/api/v1/services/aigc/multimodal-generation/generation")
     async def multimodal(request: Request) -> Response:
         try:
-            model, prompt, size, n = messages_request(await request.json())
+            _model, prompt, size, n = messages_request(await request.json())
         except _Invalid as exc:
             return _error(400, exc.code, exc.message)
         if (steered := steer(prompt)) is not None:
@@ -287,7 +284,7 @@ def create_app(**options: Any) -> FastAPI:
         if (failed := outcome(prompt)) is not None:
             return _error(400, *failed)
         key = str(uuid.uuid4())
-        app.state.tasks[key] = {"model": model, "prompt": prompt, "size": size, "n": n}
+        shelve(key, prompt, size, n)
         content = [{"image": url} for url in image_urls(request, key, n)]
         return JSONResponse(
             {
@@ -306,9 +303,9 @@ def create_app(**options: Any) -> FastAPI:
 
     @app.get("/api/v1/tasks/{task_id}")
     async def get_task(task_id: str, request: Request) -> Response:
-        task = app.state.tasks.get(task_id)
+        task = tasks.get(task_id)
         request_id = str(uuid.uuid4())
-        if task is None or "status" not in task:
+        if task is None:
             return JSONResponse(
                 {"request_id": request_id, "output": {"task_id": task_id, "task_status": "UNKNOWN"}}
             )
@@ -317,31 +314,30 @@ def create_app(**options: Any) -> FastAPI:
             "submit_time": "2026-01-01 00:00:00.000",
             "scheduled_time": "2026-01-01 00:00:00.100",
         }
-        if task["status"] in ("PENDING", "RUNNING"):
-            task["polls"] += 1
-            if task["polls"] <= task["pending_polls"]:
-                task["status"] = "PENDING" if task["polls"] == 1 else "RUNNING"
-                output["task_status"] = task["status"]
-                if task["kind"] == "choices" and task["status"] == "RUNNING":
-                    done = min(
-                        task["n"] - 1, (task["polls"] - 1) * task["n"] // task["pending_polls"]
-                    )
-                    output["task_metrics"] = {"TOTAL": task["n"], "SUCCEEDED": done, "FAILED": 0}
+        if task.status in ("PENDING", "RUNNING"):
+            task.poll()
+            if not task.finished:
+                task.status = "PENDING" if task.polls == 1 else "RUNNING"
+                output["task_status"] = task.status
+                if task.kind == "choices" and task.status == "RUNNING":
+                    done = min(task.n - 1, (task.polls - 1) * task.n // (task.polls_needed - 1))
+                    output["task_metrics"] = {"TOTAL": task.n, "SUCCEEDED": done, "FAILED": 0}
                 return JSONResponse({"request_id": request_id, "output": output})
-            failed = outcome(task["prompt"])
-            task["status"] = "FAILED" if failed else "SUCCEEDED"
-            task["failure"] = failed
-        output["task_status"] = task["status"]
+            task.failure = outcome(task.prompt)
+            task.status = "FAILED" if task.failure else "SUCCEEDED"
+            if task.failure is None:
+                shelve(task.id, task.prompt, task.size, task.n)
+        output["task_status"] = task.status
         output["end_time"] = "2026-01-01 00:00:10.000"
-        if task["status"] == "FAILED" and task.get("failure"):
-            output["code"], output["message"] = task["failure"]
+        if task.status == "FAILED" and task.failure:
+            output["code"], output["message"] = task.failure
             return JSONResponse({"request_id": request_id, "output": output})
-        if task["status"] == "CANCELED":
+        if task.status == "CANCELED":
             return JSONResponse({"request_id": request_id, "output": output})
-        urls = image_urls(request, task_id, task["n"])
-        if task["kind"] == "results":
+        urls = image_urls(request, task_id, task.n)
+        if task.kind == "results":
             output["results"] = [
-                {"orig_prompt": task["prompt"], "actual_prompt": task["prompt"], "url": url}
+                {"orig_prompt": task.prompt, "actual_prompt": task.prompt, "url": url}
                 for url in urls
             ]
         else:
@@ -355,29 +351,27 @@ def create_app(**options: Any) -> FastAPI:
                     },
                 }
             ]
-        output["task_metrics"] = {"TOTAL": task["n"], "SUCCEEDED": task["n"], "FAILED": 0}
+        output["task_metrics"] = {"TOTAL": task.n, "SUCCEEDED": task.n, "FAILED": 0}
         return JSONResponse(
-            {"request_id": request_id, "output": output, "usage": {"image_count": task["n"]}}
+            {"request_id": request_id, "output": output, "usage": {"image_count": task.n}}
         )
 
     @app.post("/api/v1/tasks/{task_id}/cancel")
     async def cancel_task(task_id: str) -> Response:
-        task = app.state.tasks.get(task_id)
-        if task is None or task.get("status") != "PENDING":
+        task = tasks.get(task_id)
+        if task is None or task.status != "PENDING":
             return _error(
                 400,
                 "UnsupportedOperation",
                 "Failed to cancel the task, please confirm if the task is in PENDING status.",
             )
-        task["status"] = "CANCELED"
+        task.status = "CANCELED"
         return JSONResponse({"request_id": str(uuid.uuid4())})
 
-    @app.get("/dashscope-result/{key}/{index}.png")
-    async def result_image(key: str, index: int, Signature: str = "") -> Response:
-        task = app.state.tasks.get(key)
-        if task is None or not Signature or index >= task["n"]:
-            return Response("<Error><Code>AccessDenied</Code></Error>", status_code=403)
-        data = render(task["prompt"], 0, index, _scaled(task["size"], max_side), "PNG")
-        return Response(data, media_type="image/png")
-
+    shelf.serve(
+        app,
+        _RESULTS,
+        missing=lambda: Response(_DENIED, status_code=403),
+        guard=lambda request: bool(request.query_params.get("Signature")),
+    )
     return app

@@ -14,25 +14,28 @@
 
 Input is validated when the request runs, like fal's workers: ``prompt`` required,
 ``image_size`` a known name or ``{width, height}``, ``output_format`` jpeg/png/webp,
-``num_images`` 1–4. Prompt words steer it: ``moderate-me`` → 422 ``content_policy_violation``,
-``nsfw-me`` → ``has_nsfw_concepts: [true]`` with a black image, ``rate-limit-me`` → 429,
-``server-error`` → 500, ``slow`` → one queued and two in-progress polls with percentage logs.
+``num_images`` 1–4. Prompt switches (see ``kit``): at submit ``rate-limit-me``,
+``server-error``; when the request runs ``moderate-me``, ``nsfw-me``; ``slow`` (one queued and
+two in-progress polls with percentage logs).
 
-``app.state.requests`` records every request (method, path, query, headers, JSON body).
+``app.state.requests`` records every request (method, path, query, headers, JSON body);
+``app.state.jobs`` holds the queued requests by id.
 """
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from PIL import Image
+
+from imagegate.testing.fake_upstream import kit
+from imagegate.testing.fake_upstream.kit import Switch
 
 __all__ = ["create_app"]
 
@@ -53,18 +56,17 @@ _SIZES = {
 RETIRED_APPS = frozenset({"fal-ai/imagen4"})
 """Apps proxying models their vendor shut down (Google's Imagen)."""
 _RATIO = re.compile(r"^(\d+):(\d+)$")
+_FILES = "/files/"
+"""Where result images are served, as ``<request id>/<n>.<ext>``."""
 _FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"),
             "webp": ("WEBP", "image/webp")}  # fmt: skip
 
 
-@dataclass
-class _Job:
-    id: str
+@dataclass(kw_only=True)
+class _Job(kit.Task):
     endpoint: str
     owner_alias: str
     input: dict[str, Any]
-    polls_needed: int
-    polls: int = 0
     status: str = "IN_QUEUE"
     logs: list[dict[str, Any]] = field(default_factory=list)
     result: tuple[int, dict[str, Any]] | None = None
@@ -108,44 +110,45 @@ def _size(body: dict[str, Any]) -> tuple[int, int]:
     return 128, 128
 
 
+def _authenticate(key: str) -> Callable[[Request], Response | None]:
+    def authenticate(request: Request) -> Response | None:
+        auth = request.headers.get("authorization")
+        app_id = "/".join(request.url.path.strip("/").split("/")[:2])
+        if auth is None:
+            return JSONResponse(
+                {"detail": f"Cannot access application '{app_id}'. Authentication is "
+                           "required to access this application."},
+                401,
+            )  # fmt: skip
+        if auth != f"Key {key}":
+            return JSONResponse({"detail": "Invalid API key"}, 401)
+        return None
+
+    return authenticate
+
+
+_SUBMIT_REFUSALS: Mapping[Switch, Callable[[], Response]] = {
+    Switch.RATE_LIMIT: lambda: JSONResponse(
+        {"detail": "Rate limit exceeded. Too many concurrent requests."}, 429, {"Retry-After": "5"}
+    ),
+    Switch.SERVER_ERROR: lambda: JSONResponse({"detail": "Internal server error"}, 500),
+}
+
+
 def create_app(*, key: str = "fal_test_key") -> FastAPI:
     app = FastAPI(title="fake fal queue")
-    jobs: dict[str, _Job] = {}
-    files: dict[str, tuple[bytes, str]] = {}
-    requests: list[dict[str, Any]] = []
     ids = (f"0192a7c4-0000-7000-8000-{n:012x}" for n in itertools.count(1))
-    app.state.requests = requests
-    app.state.jobs = jobs
-
-    @app.middleware("http")
-    async def record_and_authorize(request: Request, call_next: Any) -> Response:
-        body = await request.body()
-        requests.append({
-            "method": request.method,
-            "path": request.url.path,
-            "query": dict(request.query_params),
-            "headers": dict(request.headers),
-            "json": json.loads(body) if body else None,
-        })  # fmt: skip
-        if not request.url.path.startswith("/files/"):
-            auth = request.headers.get("authorization")
-            app_id = "/".join(request.url.path.strip("/").split("/")[:2])
-            if auth is None:
-                return JSONResponse(
-                    {"detail": f"Cannot access application '{app_id}'. Authentication is "
-                               "required to access this application."},
-                    401,
-                )  # fmt: skip
-            if auth != f"Key {key}":
-                return JSONResponse({"detail": "Invalid API key"}, 401)
-        response: Response = await call_next(request)
-        return response
+    app.state.jobs = jobs = kit.TaskBook(_Job, slow_polls=3, ids=ids)
+    shelf = kit.ImageShelf()
+    kit.record_requests(
+        app, authenticate=_authenticate(key), guarded=lambda path: not path.startswith(_FILES)
+    )
 
     def run(job: _Job, base: str) -> None:
         """The worker: validate the input and produce the output (or the model's error)."""
         errors = _validate(job.input)
         prompt = str(job.input.get("prompt") or "")
-        if not errors and "moderate-me" in prompt:
+        if not errors and Switch.MODERATE in prompt:
             errors = [{
                 "loc": ["body", "prompt"],
                 "msg": "The content could not be processed because it contained material "
@@ -156,20 +159,18 @@ def create_app(*, key: str = "fal_test_key") -> FastAPI:
         if errors:
             job.result = (422, {"detail": errors})
             return
-        nsfw = "nsfw-me" in prompt
+        nsfw = Switch.NSFW in prompt
         fmt, content_type = _FORMATS[str(job.input.get("output_format") or "png")]
         width, height = _size(job.input)
         images = []
         for n in range(int(job.input.get("num_images") or 1)):
             colour = (0, 0, 0) if nsfw else (60 + 40 * n, 120, 200)
-            buffer = io.BytesIO()
-            Image.new("RGB", (width, height), colour).save(buffer, format=fmt)
+            data = kit.picture((width, height), colour, fmt=fmt)
             extension = "jpg" if fmt == "JPEG" else fmt.lower()
-            name = f"{job.id}/{n}.{extension}"
-            files[name] = (buffer.getvalue(), content_type)
+            path = shelf.put(f"{_FILES}{job.id}/{n}.{extension}", data, content_type)
             images.append({
-                "url": f"{base}/files/{name}", "content_type": content_type,
-                "file_name": f"{n}.{extension}", "file_size": len(buffer.getvalue()),
+                "url": f"{base}{path}", "content_type": content_type,
+                "file_name": f"{n}.{extension}", "file_size": len(data),
                 "width": width, "height": height,
             })  # fmt: skip
         job.result = (200, {
@@ -180,14 +181,12 @@ def create_app(*, key: str = "fal_test_key") -> FastAPI:
     def advance(job: _Job, base: str) -> None:
         if job.status == "COMPLETED":
             return
-        job.polls += 1
-        if job.polls >= job.polls_needed:
+        if job.poll():
             job.status = "COMPLETED"
             run(job, base)
         elif job.polls > 1:
             job.status = "IN_PROGRESS"
-            percent = 100 * job.polls // job.polls_needed
-            job.logs.append({"message": f"{percent}%|███   | step {job.polls}",
+            job.logs.append({"message": f"{job.percent}%|███   | step {job.polls}",
                              "level": "INFO", "source": "user",
                              "timestamp": "2026-01-01T00:00:01.000000"})  # fmt: skip
 
@@ -215,7 +214,7 @@ def create_app(*, key: str = "fal_test_key") -> FastAPI:
         job = find(owner, alias, request_id)
         if job is None:
             return not_found()
-        base = str(request.base_url).rstrip("/")
+        base = kit.base_url(request)
         advance(job, base)
         body = status_body(job, request.query_params.get("logs") == "1")
         body = {k: (f"{base}{v}" if k.endswith("_url") else v) for k, v in body.items()}
@@ -241,12 +240,7 @@ def create_app(*, key: str = "fal_test_key") -> FastAPI:
         job.result = (499, {"detail": "Request was cancelled"})
         return JSONResponse({"status": "CANCELLATION_REQUESTED"}, 202)
 
-    @app.get("/files/{request_id}/{name}")
-    async def serve(request_id: str, name: str) -> Response:
-        found = files.get(f"{request_id}/{name}")
-        if found is None:
-            return Response(status_code=404)
-        return Response(found[0], media_type=found[1])
+    shelf.serve(app, _FILES)
 
     @app.post("/{endpoint_id:path}")
     async def submit(endpoint_id: str, request: Request) -> Response:
@@ -257,26 +251,13 @@ def create_app(*, key: str = "fal_test_key") -> FastAPI:
         if not isinstance(body, dict):
             return JSONResponse({"detail": "Request body must be a JSON object"}, 422)
         prompt = str(body.get("prompt") or "")
-        if "rate-limit-me" in prompt:
-            return JSONResponse(
-                {"detail": "Rate limit exceeded. Too many concurrent requests."},
-                429,
-                {"Retry-After": "5"},
-            )
-        if "server-error" in prompt:
-            return JSONResponse({"detail": "Internal server error"}, 500)
+        if (refused := kit.steer(prompt, _SUBMIT_REFUSALS)) is not None:
+            return refused
         parts = endpoint_id.strip("/").split("/")
         if len(parts) < 2 or "/".join(parts[:2]) in RETIRED_APPS:
             return JSONResponse({"detail": "Application not found"}, 404)
-        job = _Job(
-            id=next(ids),
-            endpoint=endpoint_id,
-            owner_alias="/".join(parts[:2]),
-            input=body,
-            polls_needed=4 if "slow" in prompt else 1,
-        )
-        jobs[job.id] = job
-        base = str(request.base_url).rstrip("/")
+        job = jobs.open(prompt, endpoint=endpoint_id, owner_alias="/".join(parts[:2]), input=body)
+        base = kit.base_url(request)
         answer = status_body(job, False)
         answer = {k: (f"{base}{v}" if k.endswith("_url") else v) for k, v in answer.items()}
         return JSONResponse(answer)

@@ -7,29 +7,25 @@ and ``imageSize`` with Google's values, ``512`` only on the 3.1 flash models, no
 the 1K-only ``gemini-2.5-flash-image``; retired ids answer 404 ``is no longer available``.
 
 Images are real PNGs whose shape follows the aspect ratio (longest side 64 × the size tier, so
-they stay small). Words in the prompt steer the answer:
+they stay small). Prompt switches (see ``kit``): ``rate-limit-me``, ``retry-after-me``,
+``server-error``, ``overloaded``, ``moderate-me``, ``unsafe-image``, ``no-image``, ``thinking``.
 
-- ``moderate-me`` → 200 with ``promptFeedback.blockReason: PROHIBITED_CONTENT``;
-- ``unsafe-image`` → 200, candidate ``finishReason: IMAGE_SAFETY`` and no parts;
-- ``no-image`` → 200, ``finishReason: NO_IMAGE`` with only a text part;
-- ``rate-limit-me`` → 429 ``RESOURCE_EXHAUSTED`` with a ``RetryInfo`` of ``7s``;
-- ``retry-after-me`` → 429 with a ``Retry-After: 11`` header;
-- ``server-error`` → 500 ``INTERNAL``; ``overloaded`` → 503 ``UNAVAILABLE``.
-
-Every request is recorded in ``app.state.requests`` (path, headers, JSON body).
+Every request is recorded in ``app.state.requests`` (method, path, query, headers, JSON body).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import io
 import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from PIL import Image, ImageDraw
+
+from imagegate.testing.fake_upstream import kit
+from imagegate.testing.fake_upstream.kit import Switch
 
 __all__ = ["create_app"]
 
@@ -67,13 +63,54 @@ def _invalid(message: str) -> JSONResponse:
 
 def _png(ratio: str, tier: int, prompt: str) -> bytes:
     width, height = (float(n) for n in ratio.split(":"))
-    scale = 64 * tier / max(width, height)
-    size = (max(8, round(width * scale)), max(8, round(height * scale)))
-    image = Image.new("RGB", size, (30, 120, 200))
-    ImageDraw.Draw(image).text((2, 2), prompt[:20], fill=(255, 255, 255))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return kit.picture(kit.fit((width, height), 64 * tier, floor=8), (30, 120, 200), prompt[:20])
+
+
+def _missing_key() -> JSONResponse:
+    return _error(
+        403,
+        "PERMISSION_DENIED",
+        "Method doesn't allow unregistered callers (callers without established "
+        "identity). Please use API Key or other form of API consumer identity to call "
+        "this API.",
+    )
+
+
+def _wrong_key(_key: str) -> JSONResponse:
+    return _error(
+        400,
+        "INVALID_ARGUMENT",
+        "API key not valid. Please pass a valid API key.",
+        details=[
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+            }
+        ],
+    )
+
+
+def _retry_after() -> JSONResponse:
+    response = _error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted.")
+    response.headers["Retry-After"] = "11"
+    return response
+
+
+_REFUSALS: Mapping[Switch, Callable[[], JSONResponse]] = {
+    Switch.RATE_LIMIT: lambda: _error(
+        429,
+        "RESOURCE_EXHAUSTED",
+        "You exceeded your current quota, please check your plan and billing details.",
+        details=[{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}],
+    ),
+    Switch.RETRY_AFTER: _retry_after,
+    Switch.SERVER_ERROR: lambda: _error(500, "INTERNAL", "An internal error has occurred."),
+    Switch.OVERLOADED: lambda: _error(
+        503, "UNAVAILABLE", "The model is overloaded. Please try again later."
+    ),
+}
+"""The switches Google answers with an HTTP error."""
 
 
 def _validate(model: str, body: Any) -> JSONResponse | None:
@@ -122,39 +159,15 @@ def _validate(model: str, body: Any) -> JSONResponse | None:
 def create_app(api_key: str = API_KEY, **_options: Any) -> FastAPI:
     """The fake Gemini API; ``api_key`` is the one key it accepts."""
     app = FastAPI(title="fake gemini")
-    app.state.requests = []
+    # Google answers a missing key 403 and a wrong one 400 API_KEY_INVALID, never 401.
+    authenticate = kit.require_key(
+        api_key, header="x-goog-api-key", query="key", missing=_missing_key, wrong=_wrong_key
+    )
+    kit.record_requests(app, authenticate=authenticate)
 
     @app.post("/v1beta/models/{model}:generateContent")
     async def generate_content(model: str, request: Request) -> JSONResponse:
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        app.state.requests.append(
-            {"path": request.url.path, "headers": dict(request.headers), "json": body}
-        )
-        key = request.headers.get("x-goog-api-key") or request.query_params.get("key")
-        if not key:
-            return _error(
-                403,
-                "PERMISSION_DENIED",
-                "Method doesn't allow unregistered callers (callers without established "
-                "identity). Please use API Key or other form of API consumer identity to call "
-                "this API.",
-            )
-        if key != api_key:
-            return _error(
-                400,
-                "INVALID_ARGUMENT",
-                "API key not valid. Please pass a valid API key.",
-                details=[
-                    {
-                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                        "reason": "API_KEY_INVALID",
-                        "domain": "googleapis.com",
-                    }
-                ],
-            )
+        body = kit.recorded(request).json
         if model in RETIRED:
             return _error(404, "NOT_FOUND", f"models/{model} is no longer available.")
         if model not in MODELS:
@@ -169,34 +182,21 @@ def create_app(api_key: str = API_KEY, **_options: Any) -> FastAPI:
         prompt = " ".join(
             str(part.get("text", "")) for part in body["contents"][0].get("parts") or ()
         )
-        if "rate-limit-me" in prompt:
-            return _error(
-                429,
-                "RESOURCE_EXHAUSTED",
-                "You exceeded your current quota, please check your plan and billing details.",
-                details=[{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}],
-            )
-        if "retry-after-me" in prompt:
-            response = _error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted.")
-            response.headers["Retry-After"] = "11"
-            return response
-        if "server-error" in prompt:
-            return _error(500, "INTERNAL", "An internal error has occurred.")
-        if "overloaded" in prompt:
-            return _error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
+        if (refused := kit.steer(prompt, _REFUSALS)) is not None:
+            return refused
         answer: dict[str, Any] = {
             "responseId": uuid.uuid4().hex,
             "modelVersion": model,
             "usageMetadata": {"promptTokenCount": len(prompt.split()), "totalTokenCount": 1300},
         }
-        if "moderate-me" in prompt:
+        if Switch.MODERATE in prompt:
             answer["promptFeedback"] = {"blockReason": "PROHIBITED_CONTENT"}
             return JSONResponse(answer)
-        if "unsafe-image" in prompt:
+        if Switch.UNSAFE_IMAGE in prompt:
             answer["candidates"] = [{"finishReason": "IMAGE_SAFETY", "index": 0}]
             return JSONResponse(answer)
         text = {"text": "Here is your image."}
-        if "no-image" in prompt:
+        if Switch.NO_IMAGE in prompt:
             answer["candidates"] = [
                 {
                     "content": {"role": "model", "parts": [{"text": "I can only describe it."}]},
@@ -212,7 +212,7 @@ def create_app(api_key: str = API_KEY, **_options: Any) -> FastAPI:
             prompt,
         )
         parts: list[dict[str, Any]] = []
-        if "thinking" in prompt:
+        if Switch.THINKING in prompt:
             thought = _png("1:1", 1, "draft")
             parts.append(
                 {

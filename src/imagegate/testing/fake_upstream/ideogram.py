@@ -12,16 +12,13 @@ Ideogram 4.0 takes only ``prompt``, ``seed``, ``magic_prompt_option`` and ``cust
 sees an adapter sending what the endpoint does not document. Its items have no ``style_type``.
 
 Answers list URLs served by the fake itself (``GET /api/images/ephemeral/<id>.png``) pointing at
-real PNGs shaped like the requested aspect ratio or resolution. Prompt words steer it:
+real PNGs shaped like the requested aspect ratio or resolution. Prompt switches (see ``kit``):
+``moderate-me``, ``rate-limit-me``, ``no-funds``, ``server-error``, ``unavailable``,
+``unsafe-output``.
 
-- ``moderate-me`` → 422 ``{"error": "Prompt provided failed safety check …"}``;
-- ``unsafe-output`` → 200 whose items have ``is_image_safe: false`` and ``url: null``;
-- ``rate-limit-me`` → 429 ``reject_reason: inflight_limit`` with ``Retry-After: 5``;
-- ``no-funds`` → 402 ``reject_reason: insufficient_funds``;
-- ``server-error`` → 500; ``unavailable`` → 503.
-
-Every request is recorded in ``app.state.requests``: path, headers, and either the JSON body or
-the multipart form (text fields as strings, files as ``{"filename", "content_type", "size"}``).
+Every API request is recorded in ``app.state.requests``: method, path, query, headers, and
+either the JSON body or the multipart form (text fields as strings, files as ``{"filename",
+"content_type", "size"}``).
 """
 
 from __future__ import annotations
@@ -30,14 +27,16 @@ import io
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from PIL import Image, ImageDraw
-from starlette.datastructures import UploadFile
+from PIL import Image
+
+from imagegate.testing.fake_upstream import kit
+from imagegate.testing.fake_upstream.kit import Switch
 
 __all__ = ["create_app"]
 
@@ -63,6 +62,29 @@ V4_FIELDS = frozenset({"prompt", "seed", "magic_prompt_option", "custom_model_ur
 """``GenerateImageRequestV4``'s properties."""
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 _SAFETY = "Prompt provided failed safety check due to the inclusion of prohibited content."
+_IMAGES = "/api/images/ephemeral/"
+"""Where result images are served, as ``<id>.png``."""
+_REFUSALS: Mapping[Switch, Callable[[], Response]] = {
+    Switch.MODERATE: lambda: JSONResponse({"error": _SAFETY}, status_code=422),
+    Switch.RATE_LIMIT: lambda: JSONResponse(
+        {
+            "error": "Too many in-flight requests.",
+            "reject_reason": "inflight_limit",
+            "max_inflight_requests": 10,
+            "task_completion_speed": 1.0,
+        },
+        status_code=429,
+        headers={"Retry-After": "5"},
+    ),
+    Switch.NO_FUNDS: lambda: JSONResponse(
+        {"error": "Insufficient funds.", "reject_reason": "insufficient_funds"}, status_code=402
+    ),
+    Switch.SERVER_ERROR: lambda: JSONResponse({"error": "Internal server error"}, status_code=500),
+    Switch.UNAVAILABLE: lambda: JSONResponse(
+        {"error": "Service temporarily unavailable"}, status_code=503
+    ),
+}
+"""The switches Ideogram answers with an HTTP error, in the order it checks them."""
 
 
 def _bad(message: str) -> JSONResponse:
@@ -70,13 +92,7 @@ def _bad(message: str) -> JSONResponse:
 
 
 def _png(width: int, height: int, label: str) -> bytes:
-    scale = 128 / max(width, height)
-    size = (max(8, round(width * scale)), max(8, round(height * scale)))
-    image = Image.new("RGB", size, (240, 90, 40))
-    ImageDraw.Draw(image).text((2, 2), label[:20], fill=(255, 255, 255))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return kit.picture(kit.fit((width, height), 128, floor=8), (240, 90, 40), label[:20])
 
 
 def _shape(aspect: str | None, resolution: str | None) -> tuple[int, int]:
@@ -87,38 +103,32 @@ def _shape(aspect: str | None, resolution: str | None) -> tuple[int, int]:
     return 1, 1
 
 
-@dataclass(frozen=True)
-class _Upload:
-    filename: str | None
-    content_type: str | None
-    data: bytes
+def _uploads(record: kit.RecordedRequest) -> dict[str, list[kit.Upload]]:
+    files: dict[str, list[kit.Upload]] = {}
+    for upload in record.files:
+        files.setdefault(upload.name, []).append(upload)
+    return files
 
 
-async def _form(request: Request) -> tuple[dict[str, Any], dict[str, list[_Upload]]]:
-    """Text fields and uploaded files, read into memory so the spooled files close at once."""
-    fields: dict[str, Any] = {}
-    files: dict[str, list[_Upload]] = {}
-    async with request.form() as form:
-        for key, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                upload = _Upload(value.filename, value.content_type, await value.read())
-                files.setdefault(key, []).append(upload)
-            else:
-                fields[key] = value
-    return fields, files
+def _view(record: kit.RecordedRequest) -> dict[str, Any]:
+    """Ideogram's record: the JSON body, or the form and a description of each file."""
+    view = {key: value for key, value in record.as_dict().items() if key != "json"}
+    content_type = record.headers.get("content-type", "")
+    if record.multipart:
+        view["form"] = dict(record.form)
+        view["files"] = {
+            name: [
+                {"filename": u.filename, "content_type": u.content_type, "size": len(u.data)}
+                for u in uploads
+            ]
+            for name, uploads in _uploads(record).items()
+        }
+    elif content_type.startswith("application/json") and record.json is not None:
+        view["json"] = record.json
+    return view
 
 
-def _describe_files(files: dict[str, list[_Upload]]) -> dict[str, list[dict[str, Any]]]:
-    return {
-        key: [
-            {"filename": u.filename, "content_type": u.content_type, "size": len(u.data)}
-            for u in uploads
-        ]
-        for key, uploads in files.items()
-    }
-
-
-def _check_images(files: dict[str, list[_Upload]]) -> str | None:
+def _check_images(files: dict[str, list[kit.Upload]]) -> str | None:
     for key, uploads in files.items():
         for upload in uploads:
             try:
@@ -172,50 +182,35 @@ def _common(fields: dict[str, Any], *, v3: bool) -> str | None:
 def create_app(api_key: str = API_KEY, **_options: Any) -> FastAPI:
     """The fake Ideogram API; ``api_key`` is the one key it accepts."""
     app = FastAPI(title="fake ideogram")
-    app.state.requests = []
-    app.state.images = {}
-
-    def authorized(request: Request) -> bool:
-        return request.headers.get("api-key") == api_key
+    shelf = kit.ImageShelf()
+    kit.record_requests(
+        app,
+        view=_view,
+        recorded=lambda path: not path.startswith(_IMAGES),
+        authenticate=kit.require_key(
+            api_key,
+            header="api-key",
+            missing=lambda: JSONResponse({"error": "Unauthorized"}, status_code=401),
+        ),
+    )
 
     def steer(prompt: str) -> Response | None:
-        if "moderate-me" in prompt:
-            return JSONResponse({"error": _SAFETY}, status_code=422)
-        if "rate-limit-me" in prompt:
-            return JSONResponse(
-                {
-                    "error": "Too many in-flight requests.",
-                    "reject_reason": "inflight_limit",
-                    "max_inflight_requests": 10,
-                    "task_completion_speed": 1.0,
-                },
-                status_code=429,
-                headers={"Retry-After": "5"},
-            )
-        if "no-funds" in prompt:
-            return JSONResponse(
-                {"error": "Insufficient funds.", "reject_reason": "insufficient_funds"},
-                status_code=402,
-            )
-        if "server-error" in prompt:
-            return JSONResponse({"error": "Internal server error"}, status_code=500)
-        if "unavailable" in prompt:
-            return JSONResponse({"error": "Service temporarily unavailable"}, status_code=503)
-        return None
+        return kit.steer(prompt, _REFUSALS)
 
     def answer(
         request: Request, fields: dict[str, Any], width: int, height: int, *, v4: bool = False
     ) -> JSONResponse:
         prompt = str(fields["prompt"])
-        safe = "unsafe-output" not in prompt
+        safe = Switch.UNSAFE_OUTPUT not in prompt
         style = fields.get("style_type") or "GENERAL"
         items = []
         for n in range(int(fields.get("num_images", 1))):
             image_id = uuid.uuid4().hex
             url = None
             if safe:
-                app.state.images[image_id] = _png(width, height, f"{prompt} #{n + 1}")
-                url = f"{str(request.base_url).rstrip('/')}/api/images/ephemeral/{image_id}.png"
+                path = f"{_IMAGES}{image_id}.png"
+                shelf.put(path, _png(width, height, f"{prompt} #{n + 1}"), "image/png")
+                url = shelf.url(request, path)
             items.append(
                 {
                     "url": url,
@@ -239,33 +234,27 @@ def create_app(api_key: str = API_KEY, **_options: Any) -> FastAPI:
         required: tuple[str, ...] = (),
         models: frozenset[str] | None = None,
     ) -> Response:
-        record: dict[str, Any] = {"path": request.url.path, "headers": dict(request.headers)}
-        app.state.requests.append(record)
-        if not authorized(request):
-            return JSONResponse({"error": "Unauthorized"}, status_code=401)
-        files: dict[str, list[_Upload]] = {}
-        content_type = request.headers.get("content-type", "")
-        if content_type.startswith("multipart/form-data"):
-            fields, files = await _form(request)
-            record["form"] = dict(fields)
-            record["files"] = _describe_files(files)
+        record = kit.recorded(request)
+        files: dict[str, list[kit.Upload]] = {}
+        if record.multipart:
+            fields, files = dict(record.form), _uploads(record)
             if "image_request" in fields:  # legacy remix: the request is a JSON form field
                 try:
                     fields = dict(json.loads(fields["image_request"]))
                 except (TypeError, ValueError):
                     return _bad("image_request must be a JSON object")
-        elif not multipart and content_type.startswith("application/json"):
-            try:
-                body = await request.json()
-            except ValueError:
+        elif not multipart and record.headers.get("content-type", "").startswith(
+            "application/json"
+        ):
+            if record.json is None:
                 return _bad("Request body is not valid JSON")
-            record["json"] = body
+            body = record.json
             parsed = body if v3 or not isinstance(body, dict) else body.get("image_request")
             if not isinstance(parsed, dict):
                 return _bad("image_request is required")
             fields = parsed
         else:
-            return _bad("Unsupported content type: " + content_type)
+            return _bad("Unsupported content type: " + record.headers.get("content-type", ""))
         for name in required:
             if name not in files:
                 return _bad(f"{name} is required")
@@ -289,11 +278,7 @@ def create_app(api_key: str = API_KEY, **_options: Any) -> FastAPI:
 
     @app.post("/generate")
     async def generate(request: Request) -> Response:
-        return await handle(
-            request,
-            v3=False,
-            multipart=False,
-        )
+        return await handle(request, v3=False, multipart=False)
 
     @app.post("/edit")
     async def edit(request: Request) -> Response:
@@ -311,11 +296,7 @@ def create_app(api_key: str = API_KEY, **_options: Any) -> FastAPI:
 
     @app.post("/v1/ideogram-v3/generate")
     async def generate_v3(request: Request) -> Response:
-        return await handle(
-            request,
-            v3=True,
-            multipart=False,
-        )
+        return await handle(request, v3=True, multipart=False)
 
     @app.post("/v1/ideogram-v3/edit")
     async def edit_v3(request: Request) -> Response:
@@ -327,20 +308,15 @@ def create_app(api_key: str = API_KEY, **_options: Any) -> FastAPI:
 
     @app.post("/v1/ideogram-v4/generate")
     async def generate_v4(request: Request) -> Response:
-        record: dict[str, Any] = {"path": request.url.path, "headers": dict(request.headers)}
-        app.state.requests.append(record)
-        if not authorized(request):
-            return JSONResponse({"error": "Unauthorized"}, status_code=401)
-        content_type = request.headers.get("content-type", "")
-        if content_type.startswith("multipart/form-data"):
-            fields, _files = await _form(request)
-            record["form"] = dict(fields)
+        record = kit.recorded(request)
+        content_type = record.headers.get("content-type", "")
+        fields: dict[str, Any]
+        if record.multipart:
+            fields = dict(record.form)
         elif content_type.startswith("application/json"):
-            try:
-                fields = await request.json()
-            except ValueError:
+            if record.json is None:
                 return _bad("Request body is not valid JSON")
-            record["json"] = fields
+            fields = record.json
             if not isinstance(fields, dict):
                 return _bad("Request body must be a JSON object")
         else:
@@ -365,11 +341,5 @@ def create_app(api_key: str = API_KEY, **_options: Any) -> FastAPI:
         present = {key: value for key, value in fields.items() if value is not None}
         return answer(request, present, 64, 64, v4=True)
 
-    @app.get("/api/images/ephemeral/{image_id}.png")
-    async def image(image_id: str) -> Response:
-        data = app.state.images.get(image_id)
-        if data is None:
-            return JSONResponse({"error": "Not found"}, status_code=404)
-        return Response(data, media_type="image/png")
-
+    shelf.serve(app, _IMAGES, missing=lambda: JSONResponse({"error": "Not found"}, 404))
     return app

@@ -8,10 +8,9 @@ envelope ``{"code", "message", "request_id", "data"}``; tasks go ``submitted`` �
 (rendered with Pillow, served by the fake) per requested image. Bodies are validated like
 Kling's documentation says (400 code 1201 with the reason).
 
-Words in the prompt steer it: ``moderate-me`` → 400 code 1301 at submit, ``moderate-output`` →
-the task fails its risk check, ``rate-limit-me`` → 429 code 1302 with ``Retry-After``,
-``no-credits`` → 429 code 1102, ``server-error`` → 500 code 5000, ``fail-me`` → ``failed``,
-``slow`` → ``submitted`` then ``processing`` for a few polls.
+Prompt switches (see ``kit``): at submit ``rate-limit-me`` (429 code 1302), ``no-credits`` (429
+code 1102), ``server-error`` (500 code 5000), ``moderate-me`` (400 code 1301); when the task ends
+``moderate-output`` (fails its risk check), ``fail-me``; ``slow``.
 
 Options: ``access_key`` (default ``ak-test``), ``secret_key`` (default ``sk-test``), ``clock``
 (anything with ``now_ms()``; default the system clock), ``retry_after`` (default 4),
@@ -26,28 +25,38 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from imagegate.providers.sandbox import render
+from imagegate.testing.fake_upstream import kit
+from imagegate.testing.fake_upstream.kit import Switch
 from imagegate.types import SystemClock
 
 __all__ = ["create_app"]
 
 MODELS = frozenset({"kling-v1", "kling-v1-5", "kling-v2", "kling-v2-new", "kling-v2-1", "kling-v3"})
-ASPECT_RATIOS = {
-    "16:9": (16, 9),
-    "9:16": (9, 16),
-    "1:1": (1, 1),
-    "4:3": (4, 3),
-    "3:4": (3, 4),
-    "3:2": (3, 2),
-    "2:3": (2, 3),
-    "21:9": (21, 9),
-}
+ASPECT_RATIOS = kit.ratios("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9")
 _RISK = "Failure to pass the risk control system"
+_RESULTS = "/kling-results/"
+_FAILURES: Mapping[Switch, str] = {
+    Switch.MODERATE_OUTPUT: _RISK,
+    Switch.FAIL: "Image generation failed, please try again later",
+}
+"""The ``task_status_msg`` of a task that fails because the prompt asks for it."""
+
+
+@dataclass(kw_only=True)
+class _Task(kit.Task):
+    n: int
+    ratio: tuple[float, float]
+    created_at: int
+    status: str = "submitted"
+    status_msg: str = ""
 
 
 def _envelope(
@@ -125,47 +134,50 @@ def create_app(**options: Any) -> FastAPI:
     max_side = int(options.get("max_side", 256))
 
     app = FastAPI(title="fake Kling API")
-    app.state.requests = []
-    app.state.tasks = {}
+    app.state.tasks = tasks = kit.TaskBook(_Task, slow_polls=3)
+    shelf = kit.ImageShelf()
 
-    @app.middleware("http")
-    async def record_and_authenticate(request: Request, call_next: Any) -> Response:
-        raw = await request.body()
-        record: dict[str, Any] = {
-            "method": request.method,
-            "path": request.url.path,
-            "headers": dict(request.headers),
-            "json": json.loads(raw) if raw else None,
-            "claims": None,
-        }
-        app.state.requests.append(record)
-        if request.url.path.startswith("/v1/"):
-            auth = request.headers.get("authorization", "")
-            if not auth.startswith("Bearer ") or not auth[7:]:
-                return _envelope(401, 1001, "Authorization is empty")
-            now = int(clock.now_ms()) // 1000
-            code, message, claims = _verify(auth[7:], access_key, secret_key, now)
-            record["claims"] = claims
-            if code:
-                return _envelope(401, code, message)
-        response: Response = await call_next(request)
-        return response
+    def verify(headers: Mapping[str, str]) -> tuple[int, str, Any]:
+        auth = headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or not auth[7:]:
+            return 1001, "Authorization is empty", None
+        return _verify(auth[7:], access_key, secret_key, int(clock.now_ms()) // 1000)
 
-    def task_view(task_id: str, task: dict[str, Any], request: Request) -> dict[str, Any]:
+    def authenticate(request: Request) -> Response | None:
+        code, message, _ = verify(request.headers)
+        return _envelope(401, code, message) if code else None
+
+    def view(record: kit.RecordedRequest) -> dict[str, Any]:
+        """The plain record, and the JWT claims of an API call (``None`` if unreadable)."""
+        claims = verify(record.headers)[2] if record.path.startswith("/v1/") else None
+        return record.as_dict() | {"claims": claims}
+
+    kit.record_requests(
+        app, view=view, authenticate=authenticate, guarded=lambda path: path.startswith("/v1/")
+    )
+    refusals: Mapping[Switch, Callable[[], Response]] = {
+        Switch.RATE_LIMIT: lambda: _envelope(
+            429, 1302, "API request too frequent", **{"Retry-After": retry_after}
+        ),
+        Switch.NO_CREDITS: lambda: _envelope(429, 1102, "Account balance not enough"),
+        Switch.SERVER_ERROR: lambda: _envelope(500, 5000, "Server internal error"),
+        Switch.MODERATE: lambda: _envelope(400, 1301, _RISK),
+    }
+
+    def task_view(task: _Task, request: Request) -> dict[str, Any]:
         view: dict[str, Any] = {
-            "task_id": task_id,
-            "task_status": task["status"],
-            "task_status_msg": task.get("status_msg", ""),
+            "task_id": task.id,
+            "task_status": task.status,
+            "task_status_msg": task.status_msg,
             "task_info": {},
-            "created_at": task["created_at"],
+            "created_at": task.created_at,
             "updated_at": int(clock.now_ms()),
         }
-        if task["status"] == "succeed":
-            base = str(request.base_url).rstrip("/")
+        if task.status == "succeed":
             view["task_result"] = {
                 "images": [
-                    {"index": n, "url": f"{base}/kling-results/{task_id}/{n}.png"}
-                    for n in range(task["n"])
+                    {"index": n, "url": shelf.url(request, f"{_RESULTS}{task.id}/{n}.png")}
+                    for n in range(task.n)
                 ]
             }
         return view
@@ -176,54 +188,35 @@ def create_app(**options: Any) -> FastAPI:
         if (reason := _validate(body)) is not None:
             return _envelope(400, 1201, reason)
         prompt = str(body.get("prompt") or "")
-        if "rate-limit-me" in prompt:
-            return _envelope(429, 1302, "API request too frequent", **{"Retry-After": retry_after})
-        if "no-credits" in prompt:
-            return _envelope(429, 1102, "Account balance not enough")
-        if "server-error" in prompt:
-            return _envelope(500, 5000, "Server internal error")
-        if "moderate-me" in prompt:
-            return _envelope(400, 1301, _RISK)
-        task_id = str(uuid.uuid4())
-        ratio = ASPECT_RATIOS[body.get("aspect_ratio", "16:9")]
-        task = {
-            "status": "submitted",
-            "prompt": prompt,
-            "n": body.get("n", 1),
-            "ratio": ratio,
-            "polls": 0,
-            "pending_polls": 3 if "slow" in prompt else 0,
-            "created_at": int(clock.now_ms()),
-        }
-        app.state.tasks[task_id] = task
-        return _envelope(200, 0, "SUCCEED", task_view(task_id, task, request))
+        if (refused := kit.steer(prompt, refusals)) is not None:
+            return refused
+        task = tasks.open(
+            prompt,
+            n=body.get("n", 1),
+            ratio=ASPECT_RATIOS[body.get("aspect_ratio", "16:9")],
+            created_at=int(clock.now_ms()),
+        )
+        return _envelope(200, 0, "SUCCEED", task_view(task, request))
 
     @app.get("/v1/images/generations/{task_id}")
     async def get_task(task_id: str, request: Request) -> Response:
-        task = app.state.tasks.get(task_id)
+        task = tasks.get(task_id)
         if task is None:
             return _envelope(404, 1203, "The requested task does not exist")
-        if task["status"] in ("submitted", "processing"):
-            task["polls"] += 1
-            if task["polls"] <= task["pending_polls"]:
-                task["status"] = "submitted" if task["polls"] == 1 else "processing"
-            elif "moderate-output" in task["prompt"]:
-                task["status"], task["status_msg"] = "failed", _RISK
-            elif "fail-me" in task["prompt"]:
-                task["status"] = "failed"
-                task["status_msg"] = "Image generation failed, please try again later"
+        if task.status in ("submitted", "processing"):
+            task.poll()
+            failure = kit.pick(task.prompt, _FAILURES)
+            if not task.finished:
+                task.status = "submitted" if task.polls == 1 else "processing"
+            elif failure is not None:
+                task.status, task.status_msg = "failed", failure
             else:
-                task["status"] = "succeed"
-        return _envelope(200, 0, "SUCCEED", task_view(task_id, task, request))
+                task.status = "succeed"
+                size = kit.fit(task.ratio, max_side, floor=0)
+                for index in range(task.n):
+                    data = render(task.prompt, 0, index, size, "PNG")
+                    shelf.put(f"{_RESULTS}{task.id}/{index}.png", data, "image/png")
+        return _envelope(200, 0, "SUCCEED", task_view(task, request))
 
-    @app.get("/kling-results/{task_id}/{index}.png")
-    async def result_image(task_id: str, index: int) -> Response:
-        task = app.state.tasks.get(task_id)
-        if task is None or task["status"] != "succeed" or index >= task["n"]:
-            return Response("Not Found", status_code=404)
-        width, height = task["ratio"]
-        scale = max_side / max(width, height)
-        size = (round(width * scale), round(height * scale))
-        return Response(render(task["prompt"], 0, index, size, "PNG"), media_type="image/png")
-
+    shelf.serve(app, _RESULTS, missing=lambda: Response("Not Found", status_code=404))
     return app

@@ -8,28 +8,30 @@ fetch is a 200 with an empty body (the relay serializes ``null``). Tasks move
 ``SUBMITTED`` → ``IN_PROGRESS`` (``progress: "NN%"``) → ``SUCCESS`` one step per fetch, and the
 finished grid is a real 2×2 PNG served at ``/mj/image/{id}`` whose quadrants have distinct colours.
 
-Prompt words steer it: ``moderate-me`` → code 24 (banned word), ``filter-me`` → the task fails
-with Midjourney's image-filter reason, ``fail-me`` → the task fails with a plain reason,
-``queue-full`` → code 23, ``rate-limit-me`` → 429 with ``Retry-After: 7`` (what relays behind a
-rate limiter send), ``server-error`` → 500, ``slow`` → three in-progress fetches before success.
+Prompt switches (see ``kit``): at submit ``rate-limit-me`` (what relays behind a rate limiter
+send), ``server-error``, ``queue-full``, ``moderate-me``; when the task ends ``fail-me``,
+``filter-me``; ``slow`` (three in-progress fetches before success).
 
-``app.state.requests`` records every request (method, path, headers, JSON body).
+``app.state.requests`` records every request (method, path, query, headers, JSON body);
+``app.state.tasks`` holds the tasks by id.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import io
 import itertools
-import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from PIL import Image, ImageDraw
+from PIL import Image
+
+from imagegate.testing.fake_upstream import kit
+from imagegate.testing.fake_upstream.kit import Switch
 
 __all__ = ["QUADRANT_COLOURS", "create_app"]
 
@@ -40,30 +42,41 @@ _RATIO = re.compile(r"--(?:ar|aspect)\s+(\d+):(\d+)")
 _HASH = "6b8f0a4c-1d2e-4f3a-9b7c-0e5d8a2f1c34"
 
 
-@dataclass
-class _Task:
-    id: str
+_IMAGES = "/mj/image/"
+_FAILURES: Mapping[Switch, str] = {
+    Switch.FILTER: "Request cancelled due to image filters",
+    Switch.FAIL: "[Invalid parameter] Invalid value",
+}
+"""The ``failReason`` of a task that fails because the prompt asks for it."""
+
+
+@dataclass(kw_only=True)
+class _Task(kit.Task):
     action: str
-    prompt: str
-    polls_needed: int
     index: int = 0
     parent: str | None = None
     status: str = "SUBMITTED"
-    fetches: int = 0
     fail_reason: str | None = None
     properties: dict[str, Any] = field(default_factory=dict)
 
 
 def _png(size: tuple[int, int], colour: tuple[int, int, int], label: str) -> Image.Image:
-    image = Image.new("RGB", size, colour)
-    ImageDraw.Draw(image).text((4, 4), label, fill=(255, 255, 255))
-    return image
+    return kit.canvas(size, colour, label, at=(4, 4))
 
 
-def _encode(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+def _images(task: _Task) -> dict[str, bytes]:
+    """A finished task's images by file name: the upscale, or the grid and its four tiles."""
+    width, height = _tile_size(task.prompt)
+    if task.action == "UPSCALE":
+        colour = QUADRANT_COLOURS[(task.index or 1) - 1]
+        return {f"{task.id}.png": kit.encode(_png((width * 2, height * 2), colour, "U"))}
+    grid = Image.new("RGB", (width * 2, height * 2))
+    images = {}
+    for n, colour in enumerate(QUADRANT_COLOURS):
+        tile = _png((width, height), colour, str(n + 1))
+        grid.paste(tile, ((n % 2) * width, (n // 2) * height))
+        images[f"{task.id}_{n}.png"] = kit.encode(tile)
+    return {f"{task.id}.png": kit.encode(grid), **images}
 
 
 def _tile_size(prompt: str) -> tuple[int, int]:
@@ -104,11 +117,18 @@ def create_app(
 ) -> FastAPI:
     """``buttons`` turns on the plus-relay extension; ``split_urls`` adds the four ``imageUrls``."""
     app = FastAPI(title="fake midjourney-proxy")
-    tasks: dict[str, _Task] = {}
-    requests: list[dict[str, Any]] = []
-    ids = itertools.count(1_700_000_000_000_001)
-    app.state.requests = requests
-    app.state.tasks = tasks
+    ids = (str(n) for n in itertools.count(1_700_000_000_000_001))
+    app.state.tasks = tasks = kit.TaskBook(_Task, slow_polls=3, ids=ids)
+    shelf = kit.ImageShelf()
+    kit.record_requests(
+        app,
+        authenticate=kit.require_key(
+            api_secret, header="mj-api-secret", missing=lambda: Response(status_code=401)
+        )
+        if api_secret
+        else None,
+        guarded=lambda path: not path.startswith(_IMAGES),
+    )
 
     def ok(code: int, description: str, result: str | None, **properties: Any) -> JSONResponse:
         return JSONResponse(
@@ -116,43 +136,15 @@ def create_app(
         )
 
     def new_task(action: str, prompt: str, **kwargs: Any) -> _Task:
-        polls = 4 if "slow" in prompt else 1
-        task = _Task(id=str(next(ids)), action=action, prompt=prompt, polls_needed=polls, **kwargs)
-        if "fail-me" in prompt:
-            task.fail_reason = "[Invalid parameter] Invalid value"
-        if "filter-me" in prompt:
-            task.fail_reason = "Request cancelled due to image filters"
-        tasks[task.id] = task
-        return task
+        fail_reason = kit.pick(prompt, _FAILURES)
+        return tasks.open(prompt, action=action, fail_reason=fail_reason, **kwargs)
 
-    @app.middleware("http")
-    async def record_and_authorize(request: Request, call_next: Any) -> Response:
-        body = await request.body()
-        entry: dict[str, Any] = {
-            "method": request.method,
-            "path": request.url.path,
-            "headers": dict(request.headers),
-            "json": None,
-        }
-        if body:
-            try:
-                entry["json"] = json.loads(body)
-            except ValueError:
-                entry["json"] = None
-        requests.append(entry)
-        protected = not request.url.path.startswith("/mj/image/")
-        if protected and api_secret and request.headers.get("mj-api-secret") != api_secret:
-            return Response(status_code=401)
-        response: Response = await call_next(request)
-        return response
-
-    def steer(prompt: str) -> Response | None:
-        if "rate-limit-me" in prompt:
-            return JSONResponse(
+    def refusals(prompt: str) -> Mapping[Switch, Callable[[], Response]]:
+        return {
+            Switch.RATE_LIMIT: lambda: JSONResponse(
                 {"code": 429, "description": "请求过于频繁"}, 429, {"Retry-After": "7"}
-            )
-        if "server-error" in prompt:
-            return JSONResponse(
+            ),
+            Switch.SERVER_ERROR: lambda: JSONResponse(
                 {
                     "timestamp": "2026-01-01T00:00:00.000+00:00",
                     "status": 500,
@@ -160,18 +152,21 @@ def create_app(
                     "path": "/mj/submit/imagine",
                 },
                 500,
-            )
-        if "queue-full" in prompt:
-            return ok(23, "队列已满，请稍后尝试", None, discordInstanceId="1118138338562560102")
-        if "moderate-me" in prompt:
-            return JSONResponse(
+            ),
+            Switch.QUEUE_FULL: lambda: ok(
+                23, "队列已满，请稍后尝试", None, discordInstanceId="1118138338562560102"
+            ),
+            Switch.MODERATE: lambda: JSONResponse(
                 {
                     "code": 24,
                     "description": "可能包含敏感词",
                     "properties": {"promptEn": prompt, "bannedWord": "moderate-me"},
                 }
-            )
-        return None
+            ),
+        }
+
+    def steer(prompt: str) -> Response | None:
+        return kit.steer(prompt, refusals(prompt))
 
     @app.post("/mj/submit/imagine")
     async def imagine(request: Request) -> Response:
@@ -192,22 +187,22 @@ def create_app(
         task = new_task(action, parent.prompt, index=index, parent=parent.id)
         return ok(1, "提交成功", task.id, discordInstanceId="1118138338562560102")
 
-    def parent_or_error(task_id: Any) -> _Task | Response:
+    def parent_of(payload: dict[str, Any]) -> _Task:
+        """The finished task a follow-up names, or the relay's refusal (HTTP 200, code 3/4)."""
+        task_id = payload.get("taskId")
         if not task_id:
-            return ok(4, "taskId不能为空", None)
+            raise kit.Refusal(ok(4, "taskId不能为空", None))
         parent = tasks.get(str(task_id))
         if parent is None:
-            return ok(3, "关联任务不存在或已失效", None)
+            raise kit.Refusal(ok(3, "关联任务不存在或已失效", None))
         if parent.status != "SUCCESS":
-            return ok(4, "关联任务状态错误", None)
+            raise kit.Refusal(ok(4, "关联任务状态错误", None))
         return parent
 
     @app.post("/mj/submit/change")
     async def change(request: Request) -> Response:
         payload = await request.json()
-        parent = parent_or_error(payload.get("taskId"))
-        if not isinstance(parent, _Task):
-            return parent
+        parent = parent_of(payload)
         action = payload.get("action")
         if action not in ("UPSCALE", "VARIATION", "REROLL"):
             return ok(4, "action参数错误", None)
@@ -223,9 +218,7 @@ def create_app(
         @app.post("/mj/submit/action")
         async def act(request: Request) -> Response:
             payload = await request.json()
-            parent = parent_or_error(payload.get("taskId"))
-            if not isinstance(parent, _Task):
-                return parent
+            parent = parent_of(payload)
             custom_id = str(payload.get("customId") or "")
             if custom_id not in {b["customId"] for b in _buttons(parent)}:
                 return ok(4, "customId参数错误", None)
@@ -267,44 +260,23 @@ def create_app(
         if task is None:
             return Response(status_code=200, media_type="application/json")
         if task.status in ("SUBMITTED", "IN_PROGRESS"):
-            task.fetches += 1
-            if task.fetches >= task.polls_needed:
-                task.status = "FAILURE" if task.fail_reason else "SUCCESS"
-            else:
+            if not task.poll():
                 task.status = "IN_PROGRESS"
-        return JSONResponse(_describe(task, str(request.base_url).rstrip("/"), buttons, split_urls))
+            elif task.fail_reason:
+                task.status = "FAILURE"
+            else:
+                task.status = "SUCCESS"
+                for name, data in _images(task).items():
+                    shelf.put(f"{_IMAGES}{name}", data, "image/png")
+        return JSONResponse(_describe(task, kit.base_url(request), buttons, split_urls))
 
-    @app.get("/mj/image/{name}")
-    async def image(name: str) -> Response:
-        task_id, _, part = name.removesuffix(".png").partition("_")
-        task = tasks.get(task_id)
-        if task is None or task.status != "SUCCESS":
-            return Response(status_code=404)
-        width, height = _tile_size(task.prompt)
-        if task.action == "UPSCALE":
-            colour = QUADRANT_COLOURS[(task.index or 1) - 1]
-            return Response(
-                _encode(_png((width * 2, height * 2), colour, "U")), media_type="image/png"
-            )
-        if part:
-            n = int(part)
-            return Response(
-                _encode(_png((width, height), QUADRANT_COLOURS[n], str(n + 1))),
-                media_type="image/png",
-            )
-        grid = Image.new("RGB", (width * 2, height * 2))
-        for n, colour in enumerate(QUADRANT_COLOURS):
-            grid.paste(
-                _png((width, height), colour, str(n + 1)), ((n % 2) * width, (n // 2) * height)
-            )
-        return Response(_encode(grid), media_type="image/png")
-
+    shelf.serve(app, _IMAGES)
     return app
 
 
 def _describe(task: _Task, base: str, buttons: bool, split_urls: bool) -> dict[str, Any]:
     progress = {"SUBMITTED": "0%", "MODAL": "0%", "FAILURE": "", "SUCCESS": "100%"}.get(
-        task.status, f"{min(95, 100 * task.fetches // task.polls_needed)}%"
+        task.status, f"{min(95, task.percent)}%"
     )
     body: dict[str, Any] = {
         "id": task.id,

@@ -6,11 +6,10 @@ answers with OpenAI's ``ImagesResponse`` or ``{"error": {message, type, param, c
 Images are real pictures drawn by Pillow at 1/``scale`` of the requested size, returned as
 ``b64_json`` (or, for DALL·E with ``response_format: url``, as URLs this server serves itself).
 
-The prompt steers it: ``moderate-me`` → 400 ``moderation_blocked`` (DALL·E:
-``content_policy_violation``), ``rate-limit-me`` → 429 ``rate_limit_exceeded`` with
-``retry-after``, ``quota-me`` → 429 ``insufficient_quota``, ``server-error`` → 500.
-Models in ``retired_models`` answer 404 ``model_not_found`` as OpenAI has since 2026-05-12.
-Every request received is appended to ``app.state.requests``.
+Prompt switches (see ``kit``): ``rate-limit-me``, ``quota-me``, ``server-error``,
+``moderate-me``. Models in ``retired_models`` answer 404 ``model_not_found`` as OpenAI has since
+2026-05-12. Every API request received is appended to ``app.state.requests`` as a
+``RecordedRequest``.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
 import time
 import uuid
 from collections.abc import Iterable
@@ -28,9 +26,10 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from PIL import Image
-from starlette.datastructures import UploadFile
 
 from imagegate.providers.sandbox import render
+from imagegate.testing.fake_upstream import kit
+from imagegate.testing.fake_upstream.kit import RecordedRequest, Switch
 
 __all__ = ["RecordedRequest", "create_app"]
 
@@ -64,22 +63,13 @@ _FORMATS = {
     "jpeg": ("JPEG", "image/jpeg"),
     "webp": ("WEBP", "image/webp"),
 }
+_FILES = "/v1/_files/"
+"""Where DALL·E's ``response_format: url`` images are served."""
 
 
-@dataclass
-class RecordedRequest:
-    """One request as the fake received it: JSON body, or multipart fields and files."""
+class OpenAIError(kit.Refusal):
+    """OpenAI's error body, ``{"error": {message, type, param, code}}``."""
 
-    method: str
-    path: str
-    headers: dict[str, str]
-    json: Any = None
-    form: dict[str, str] = field(default_factory=dict)
-    files: list[tuple[str, str, str, bytes]] = field(default_factory=list)
-    """``(field name, filename, content type, bytes)`` per uploaded file."""
-
-
-class OpenAIError(Exception):
     def __init__(
         self,
         status: int,
@@ -90,26 +80,8 @@ class OpenAIError(Exception):
         code: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.type, self.param, self.code = (
-            status,
-            message,
-            type_,
-            param,
-            code,
-        )
-        self.headers = headers or {}
-
-    def response(self) -> JSONResponse:
-        body = {
-            "error": {
-                "message": self.message,
-                "type": self.type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
-        return JSONResponse(body, status_code=self.status, headers=self.headers)
+        body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+        super().__init__(JSONResponse(body, status_code=status, headers=headers))
 
 
 def _family(model: str) -> str:
@@ -130,78 +102,79 @@ def _invalid(param: str, value: Any, allowed: Iterable[str]) -> OpenAIError:
     )
 
 
-class FakeOpenAI:
-    def __init__(self, api_key: str, retired: frozenset[str], retry_after: int, scale: int) -> None:
-        self.api_key = api_key
-        self.retired = retired
-        self.retry_after = retry_after
-        self.scale = scale
-        self.requests: list[RecordedRequest] = []
-        self.files: dict[str, tuple[bytes, str]] = {}
+def _moderated(family: str) -> OpenAIError:
+    if family == "gpt":
+        return OpenAIError(
+            400,
+            "Your request was rejected by the safety system. If you believe this is an "
+            "error, contact us at help.openai.com and include the request ID.",
+            type_="image_generation_user_error",
+            code="moderation_blocked",
+        )
+    return OpenAIError(
+        400,
+        "Your request was rejected as a result of our safety system. Your prompt may "
+        "contain text that is not allowed by our safety system.",
+        code="content_policy_violation",
+    )
 
-    def authenticate(self, request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        if not header.startswith("Bearer ") or not header[7:].strip():
-            raise OpenAIError(
-                401,
-                "You didn't provide an API key. You need to provide your API key in an "
-                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). "
-                "You can obtain an API key from https://platform.openai.com/account/api-keys.",
-            )
-        key = header[7:].strip()
-        if key != self.api_key:
-            shown = key[:3] + "*" * max(0, len(key) - 7) + key[-4:]
-            raise OpenAIError(
-                401,
-                f"Incorrect API key provided: {shown}. You can find your API key at "
-                "https://platform.openai.com/account/api-keys.",
-                code="invalid_api_key",
-            )
+
+_MISSING_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header "
+    "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). You can obtain an API key from "
+    "https://platform.openai.com/account/api-keys."
+)
+
+
+def _wrong_key(key: str) -> Response:
+    shown = key[:3] + "*" * max(0, len(key) - 7) + key[-4:]
+    return OpenAIError(
+        401,
+        f"Incorrect API key provided: {shown}. You can find your API key at "
+        "https://platform.openai.com/account/api-keys.",
+        code="invalid_api_key",
+    ).response
+
+
+@dataclass
+class FakeOpenAI:
+    retired: frozenset[str]
+    retry_after: int
+    scale: int
+    shelf: kit.ImageShelf = field(default_factory=kit.ImageShelf)
 
     def steer(self, prompt: str, family: str) -> None:
         """Failures the prompt asks for, after the request itself was understood."""
-        if "rate-limit-me" in prompt:
-            raise OpenAIError(
-                429,
-                "Rate limit reached for images per minute. Please try again in "
-                f"{self.retry_after}s.",
-                type_="requests",
-                code="rate_limit_exceeded",
-                headers={
-                    "retry-after": str(self.retry_after),
-                    "x-ratelimit-limit-requests": "5",
-                    "x-ratelimit-remaining-requests": "0",
-                    "x-ratelimit-reset-requests": f"{self.retry_after}s",
-                },
-            )
-        if "quota-me" in prompt:
-            raise OpenAIError(
-                429,
-                "You exceeded your current quota, please check your plan and billing details.",
-                type_="insufficient_quota",
-                code="insufficient_quota",
-            )
-        if "server-error" in prompt:
-            raise OpenAIError(
-                500,
-                "The server had an error while processing your request. Sorry about that!",
-                type_="server_error",
-            )
-        if "moderate-me" in prompt:
-            if family == "gpt":
-                raise OpenAIError(
-                    400,
-                    "Your request was rejected by the safety system. If you believe this is an "
-                    "error, contact us at help.openai.com and include the request ID.",
-                    type_="image_generation_user_error",
-                    code="moderation_blocked",
-                )
-            raise OpenAIError(
-                400,
-                "Your request was rejected as a result of our safety system. Your prompt may "
-                "contain text that is not allowed by our safety system.",
-                code="content_policy_violation",
-            )
+        kit.refuse(
+            prompt,
+            {
+                Switch.RATE_LIMIT: lambda: OpenAIError(
+                    429,
+                    "Rate limit reached for images per minute. Please try again in "
+                    f"{self.retry_after}s.",
+                    type_="requests",
+                    code="rate_limit_exceeded",
+                    headers={
+                        "retry-after": str(self.retry_after),
+                        "x-ratelimit-limit-requests": "5",
+                        "x-ratelimit-remaining-requests": "0",
+                        "x-ratelimit-reset-requests": f"{self.retry_after}s",
+                    },
+                ),
+                Switch.QUOTA: lambda: OpenAIError(
+                    429,
+                    "You exceeded your current quota, please check your plan and billing details.",
+                    type_="insufficient_quota",
+                    code="insufficient_quota",
+                ),
+                Switch.SERVER_ERROR: lambda: OpenAIError(
+                    500,
+                    "The server had an error while processing your request. Sorry about that!",
+                    type_="server_error",
+                ),
+                Switch.MODERATE: lambda: _moderated(family),
+            },
+        )
 
     def validate(self, body: dict[str, Any], *, edit: bool) -> str:
         """Check ``body`` as OpenAI would; returns the model."""
@@ -294,9 +267,8 @@ class FakeOpenAI:
         data: list[dict[str, Any]] = []
         for picture in pictures:
             if family != "gpt" and body.get("response_format", "url") == "url":
-                file_id = uuid.uuid4().hex
-                self.files[file_id] = (picture, content_type)
-                item: dict[str, Any] = {"url": str(request.url_for("file", file_id=file_id))}
+                path = self.shelf.put(f"{_FILES}{uuid.uuid4().hex}", picture, content_type)
+                item: dict[str, Any] = {"url": self.shelf.url(request, path)}
             else:
                 item = {"b64_json": base64.b64encode(picture).decode()}
             if model == "dall-e-3":
@@ -323,7 +295,7 @@ class FakeOpenAI:
         return JSONResponse(result, headers={"x-request-id": f"req_{uuid.uuid4().hex}"})
 
 
-def _check_edit_images(files: list[tuple[str, str, str, bytes]], model: str) -> None:
+def _check_edit_images(files: list[kit.Upload], model: str) -> None:
     images = [item for item in files if item[0] in ("image", "image[]")]
     if not images:
         raise OpenAIError(
@@ -358,75 +330,50 @@ def create_app(
     scale: int = 8,
 ) -> FastAPI:
     """The fake; ``scale`` shrinks rendered images so tests stay fast."""
-    fake = FakeOpenAI(api_key, frozenset(retired_models), retry_after, scale)
+    fake = FakeOpenAI(frozenset(retired_models), retry_after, scale)
     app = FastAPI(title="fake OpenAI Images API")
     app.state.fake = fake
-    app.state.requests = fake.requests
-
-    def record(request: Request) -> RecordedRequest:
-        entry = RecordedRequest(request.method, request.url.path, dict(request.headers))
-        fake.requests.append(entry)
-        return entry
+    kit.record_requests(
+        app,
+        view=lambda record: record,
+        recorded=lambda path: not path.startswith(_FILES),
+        authenticate=kit.require_key(
+            api_key,
+            scheme="Bearer",
+            missing=lambda: OpenAIError(401, _MISSING_KEY).response,
+            wrong=_wrong_key,
+        ),
+    )
 
     @app.post("/v1/images/generations")
     async def generations(request: Request) -> Response:
-        entry = record(request)
-        try:
-            fake.authenticate(request)
-            try:
-                body = json.loads(await request.body())
-            except ValueError as exc:
-                raise OpenAIError(
-                    400,
-                    "We could not parse the JSON body of your request. (HINT: This likely means "
-                    "you aren't using your HTTP library correctly.)",
-                ) from exc
-            if not isinstance(body, dict):
-                raise OpenAIError(400, "Invalid type for request body: expected an object.")
-            entry.json = body
-            return fake.answer(request, body, fake.validate(body, edit=False))
-        except OpenAIError as error:
-            return error.response()
+        body = kit.recorded(request).json
+        if body is None:
+            raise OpenAIError(
+                400,
+                "We could not parse the JSON body of your request. (HINT: This likely means "
+                "you aren't using your HTTP library correctly.)",
+            )
+        if not isinstance(body, dict):
+            raise OpenAIError(400, "Invalid type for request body: expected an object.")
+        return fake.answer(request, body, fake.validate(body, edit=False))
 
     @app.post("/v1/images/edits")
     async def edits(request: Request) -> Response:
-        entry = record(request)
-        try:
-            fake.authenticate(request)
-            if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-                raise OpenAIError(400, "Invalid content type: expected multipart/form-data.")
-            async with request.form() as form:
-                for name, value in form.multi_items():
-                    if isinstance(value, UploadFile):
-                        entry.files.append(
-                            (
-                                name,
-                                value.filename or "",
-                                value.content_type or "",
-                                await value.read(),
-                            )
-                        )
-                    else:
-                        entry.form[name] = value
-            body: dict[str, Any] = dict(entry.form)
-            if "n" in body:
-                try:
-                    body["n"] = int(body["n"])
-                except ValueError as exc:
-                    raise _invalid("n", body["n"], ["1", "…", "10"]) from exc
-            for name, *_ in entry.files:
-                body[name] = "<file>"
-            model = fake.validate(body, edit=True)
-            _check_edit_images(entry.files, model)
-            return fake.answer(request, body, model)
-        except OpenAIError as error:
-            return error.response()
+        entry = kit.recorded(request)
+        if not entry.multipart:
+            raise OpenAIError(400, "Invalid content type: expected multipart/form-data.")
+        body: dict[str, Any] = dict(entry.form)
+        if "n" in body:
+            try:
+                body["n"] = int(body["n"])
+            except ValueError as exc:
+                raise _invalid("n", body["n"], ["1", "…", "10"]) from exc
+        for upload in entry.files:
+            body[upload.name] = "<file>"
+        model = fake.validate(body, edit=True)
+        _check_edit_images(entry.files, model)
+        return fake.answer(request, body, model)
 
-    @app.get("/v1/_files/{file_id}", name="file")
-    async def file(file_id: str) -> Response:
-        if file_id not in fake.files:
-            return Response(status_code=404)
-        data, content_type = fake.files[file_id]
-        return Response(data, media_type=content_type)
-
+    fake.shelf.serve(app, _FILES)
     return app

@@ -12,29 +12,30 @@
 
 Known models are the slug families the catalog routes to (the proxies of the shut-down DALL·E and
 Imagen models are unknown, i.e. 404); each validates ``aspect_ratio`` and
-``output_format`` against its enum. Prompt words steer it: ``moderate-me`` → the prediction fails
-with the E005 "flagged as sensitive" error, ``nsfw-me`` → flux's "NSFW content detected",
-``fail-me`` → a plain failure, ``rate-limit-me`` → 429 throttled with ``Retry-After: 30``,
-``server-error`` → 500, ``slow`` → three ``processing`` polls with tqdm progress in ``logs``,
-``expire-fast`` → each output file is deleted right after its first download (Replicate deletes
-outputs after an hour; this makes "the worker downloaded it at once" observable), so a second
-fetch is a 404 like an expired ``replicate.delivery`` URL.
+``output_format`` against its enum. Prompt switches (see ``kit``): at create ``rate-limit-me``,
+``server-error``; when the prediction finishes ``moderate-me``, ``nsfw-me``, ``fail-me``;
+``slow`` (three ``processing`` polls with tqdm progress in ``logs``); ``expire-fast`` (each
+output file is deleted after its first download, as Replicate deletes outputs after an hour, so
+a second fetch is a 404 like an expired ``replicate.delivery`` URL).
 
-``app.state.requests`` records every request (method, path, headers, JSON body).
+``app.state.requests`` records every request (method, path, query, headers, JSON body);
+``app.state.predictions`` holds the predictions by id.
 """
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from PIL import Image, ImageDraw
+
+from imagegate.testing.fake_upstream import kit
+from imagegate.testing.fake_upstream.kit import Switch
 
 __all__ = ["create_app"]
 
@@ -128,15 +129,12 @@ def _problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse
     )
 
 
-@dataclass
-class _Prediction:
-    id: str
+@dataclass(kw_only=True)
+class _Prediction(kit.Task):
     model: str
     version: str
     input: dict[str, Any]
-    polls_needed: int
     status: str = "starting"
-    polls: int = 0
     error: str | None = None
     logs: str = ""
     outputs: list[str] = field(default_factory=list)
@@ -148,44 +146,47 @@ def _render(prompt: str, index: int, ratio: str | None, fmt: str) -> bytes:
         w, h = int(match[1]), int(match[2])
         width, height = (96, round(96 * h / w)) if w >= h else (round(96 * w / h), 96)
     colour = (40 + 50 * index % 200, 90, 160)
-    image = Image.new("RGB", (width, height), colour)
-    ImageDraw.Draw(image).text((4, 4), f"{prompt[:10]} {index + 1}", fill=(255, 255, 255))
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
-    return buffer.getvalue()
+    return kit.picture((width, height), colour, f"{prompt[:10]} {index + 1}", fmt, at=(4, 4))
+
+
+_FAILURES: Mapping[Switch, str] = {
+    Switch.MODERATE: "The input or output was flagged as sensitive. Please try again with "
+    "different inputs. (E005)",
+    Switch.NSFW: "NSFW content detected. Try running it again, or try a different prompt.",
+    Switch.FAIL: "Prediction failed: the model crashed while loading weights",
+}
+"""The error a finished prediction fails with when the prompt asks for it."""
+_CREATE_REFUSALS: Mapping[Switch, Callable[[], Response]] = {
+    Switch.RATE_LIMIT: lambda: _problem(
+        429, "Request was throttled", "Request was throttled. Your rate limit resets in ~30s."
+    ),
+    Switch.SERVER_ERROR: lambda: _problem(500, "Internal Server Error", "Internal server error"),
+}
+_DELIVERY = "/delivery/"
+"""Where output files are served, as ``<prediction id>/out-<n>.<ext>``."""
 
 
 def create_app(*, token: str = "r8_test_token") -> FastAPI:
     app = FastAPI(title="fake Replicate")
-    predictions: dict[str, _Prediction] = {}
-    files: dict[str, tuple[bytes, str]] = {}
-    expiring: set[str] = set()
-    requests: list[dict[str, Any]] = []
     ids = (f"fk{n:024x}" for n in itertools.count(0xC0FFEE))
-    app.state.requests = requests
-    app.state.predictions = predictions
-
-    @app.middleware("http")
-    async def record_and_authorize(request: Request, call_next: Any) -> Response:
-        body = await request.body()
-        requests.append({
-            "method": request.method,
-            "path": request.url.path,
-            "headers": dict(request.headers),
-            "json": json.loads(body) if body else None,
-        })  # fmt: skip
-        if request.url.path.startswith("/v1/") and (
-            request.headers.get("authorization") != f"Bearer {token}"
-        ):
-            return _problem(401, "Unauthenticated", "You did not pass a valid authentication token")
-        response: Response = await call_next(request)
-        return response
+    app.state.predictions = predictions = kit.TaskBook(_Prediction, slow_polls=3, ids=ids)
+    shelf = kit.ImageShelf()
+    kit.record_requests(
+        app,
+        authenticate=kit.require_key(
+            f"Bearer {token}",
+            missing=lambda: _problem(
+                401, "Unauthenticated", "You did not pass a valid authentication token"
+            ),
+        ),
+        guarded=lambda path: path.startswith("/v1/"),
+    )
 
     def describe(prediction: _Prediction, base: str) -> dict[str, Any]:
         done = prediction.status in ("succeeded", "failed", "canceled")
         output: Any = None
         if prediction.status == "succeeded":
-            urls = [f"{base}/delivery/{name}" for name in prediction.outputs]
+            urls = [f"{base}{path}" for path in prediction.outputs]
             output = urls if len(urls) > 1 or prediction.model.startswith("openai/") else urls[0]
         return {
             "id": prediction.id,
@@ -212,26 +213,14 @@ def create_app(*, token: str = "r8_test_token") -> FastAPI:
     def advance(prediction: _Prediction) -> None:
         if prediction.status not in ("starting", "processing"):
             return
-        prediction.polls += 1
-        if prediction.polls < prediction.polls_needed:
+        if not prediction.poll():
             prediction.status = "processing"
-            percent = 100 * prediction.polls // prediction.polls_needed
             prediction.logs += (
-                f"{percent}%|████      | {prediction.polls}/{prediction.polls_needed}\n"
+                f"{prediction.percent}%|████      | {prediction.polls}/{prediction.polls_needed}\n"
             )
             return
         prompt = str(prediction.input.get("prompt"))
-        if "moderate-me" in prompt:
-            prediction.error = (
-                "The input or output was flagged as sensitive. Please try again with different "
-                "inputs. (E005)"
-            )
-        elif "nsfw-me" in prompt:
-            prediction.error = (
-                "NSFW content detected. Try running it again, or try a different prompt."
-            )
-        elif "fail-me" in prompt:
-            prediction.error = "Prediction failed: the model crashed while loading weights"
+        prediction.error = kit.pick(prompt, _FAILURES)
         if prediction.error:
             prediction.status = "failed"
             return
@@ -243,11 +232,10 @@ def create_app(*, token: str = "r8_test_token") -> FastAPI:
         ratio = prediction.input.get("aspect_ratio")
         extension = "jpg" if fmt == "JPEG" else fmt.lower()
         for n in range(count):
-            name = f"{prediction.id}/out-{n}.{extension}"
-            files[name] = (_render(prompt, n, ratio, fmt), content_type)
-            prediction.outputs.append(name)
-            if "expire-fast" in prompt:
-                expiring.add(name)
+            path = f"{_DELIVERY}{prediction.id}/out-{n}.{extension}"
+            data = _render(prompt, n, ratio, fmt)
+            shelf.put(path, data, content_type, once=Switch.EXPIRE_FAST in prompt)
+            prediction.outputs.append(path)
         prediction.status = "succeeded"
 
     async def create(request: Request, model: str, version: str) -> Response:
@@ -280,25 +268,12 @@ def create_app(*, token: str = "r8_test_token") -> FastAPI:
                 ],
             )
         prompt = model_input["prompt"]
-        if "rate-limit-me" in prompt:
-            return _problem(
-                429,
-                "Request was throttled",
-                "Request was throttled. Your rate limit resets in ~30s.",
-            )
-        if "server-error" in prompt:
-            return _problem(500, "Internal Server Error", "Internal server error")
-        prediction = _Prediction(
-            id=next(ids),
-            model=model,
-            version=version,
-            input=model_input,
-            polls_needed=4 if "slow" in prompt else 1,
-        )
-        predictions[prediction.id] = prediction
+        if (refused := kit.steer(prompt, _CREATE_REFUSALS)) is not None:
+            return refused
+        prediction = predictions.open(prompt, model=model, version=version, input=model_input)
         if prefer is not None and prediction.polls_needed == 1:
             advance(prediction)
-        return JSONResponse(describe(prediction, str(request.base_url).rstrip("/")), 201)
+        return JSONResponse(describe(prediction, kit.base_url(request)), 201)
 
     @app.post("/v1/models/{owner}/{name}/predictions")
     async def create_official(owner: str, name: str, request: Request) -> Response:
@@ -322,7 +297,7 @@ def create_app(*, token: str = "r8_test_token") -> FastAPI:
         if prediction is None:
             return _problem(404, "Not found", "The requested resource could not be found.")
         advance(prediction)
-        return JSONResponse(describe(prediction, str(request.base_url).rstrip("/")))
+        return JSONResponse(describe(prediction, kit.base_url(request)))
 
     @app.post("/v1/predictions/{prediction_id}/cancel")
     async def cancel(prediction_id: str, request: Request) -> Response:
@@ -331,14 +306,7 @@ def create_app(*, token: str = "r8_test_token") -> FastAPI:
             return _problem(404, "Not found", "The requested resource could not be found.")
         if prediction.status in ("starting", "processing"):
             prediction.status = "canceled"
-        return JSONResponse(describe(prediction, str(request.base_url).rstrip("/")))
+        return JSONResponse(describe(prediction, kit.base_url(request)))
 
-    @app.get("/delivery/{prediction_id}/{name}")
-    async def delivery(prediction_id: str, name: str) -> Response:
-        key = f"{prediction_id}/{name}"
-        found = files.pop(key, None) if key in expiring else files.get(key)
-        if found is None:
-            return Response(status_code=404)
-        return Response(found[0], media_type=found[1])
-
+    shelf.serve(app, _DELIVERY)
     return app

@@ -7,17 +7,14 @@ answers ``{"image", "version", "content_violation", "request_id", "credits_used"
 "credits_remaining"}`` plus the ``X-Reve-*`` headers, or ``{"error_code", "message"}`` with
 ``X-Reve-Error-Code``. Images are drawn by Pillow at 1/``scale`` of Reve's output size.
 
-The prompt steers it: ``moderate-me`` → 200 with ``content_violation: true`` and no image,
-``rate-limit-me`` → 429 ``RATE_LIMIT`` with ``Retry-After``, ``broke-me`` → 402
-``INSUFFICIENT_CREDITS``, ``server-error`` → 500. Every request is appended to
-``app.state.requests``.
+Prompt switches (see ``kit``): ``rate-limit-me``, ``broke-me``, ``server-error``,
+``moderate-me``. Every request is appended to ``app.state.requests`` as a ``RecordedRequest``.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -26,47 +23,31 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from imagegate.providers.sandbox import render
+from imagegate.testing.fake_upstream import kit
+from imagegate.testing.fake_upstream.kit import RecordedRequest, Switch
 
 __all__ = ["RecordedRequest", "create_app"]
 
 PINNED_VERSION = "reve-create@20250915"
-ASPECT_RATIOS = {
-    "16:9": (16, 9),
-    "9:16": (9, 16),
-    "3:2": (3, 2),
-    "2:3": (2, 3),
-    "4:3": (4, 3),
-    "3:4": (3, 4),
-    "1:1": (1, 1),
-}
+ASPECT_RATIOS = kit.ratios("16:9", "9:16", "3:2", "2:3", "4:3", "3:4", "1:1")
 PROCESSES = frozenset({"upscale", "remove_background", "fit_image", "effect"})
 MAX_PROMPT = 2560
 _FIELDS = {"prompt", "aspect_ratio", "version", "test_time_scaling", "postprocessing"}
 _CREDITS_PER_IMAGE = 18
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    query: dict[str, str]
-    json: Any = None
+class ReveError(kit.Refusal):
+    """Reve's error body ``{"error_code", "message"}``, echoed in ``X-Reve-Error-Code``."""
 
-
-class ReveError(Exception):
     def __init__(
         self, status: int, code: str, message: str, headers: dict[str, str] | None = None
     ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.headers = headers or {}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(
-            {"error_code": self.code, "message": self.message},
-            status_code=self.status,
-            headers={"X-Reve-Error-Code": self.code, **self.headers},
+        super().__init__(
+            JSONResponse(
+                {"error_code": code, "message": message},
+                status_code=status,
+                headers={"X-Reve-Error-Code": code, **(headers or {})},
+            )
         )
 
 
@@ -106,36 +87,35 @@ def validate(body: Any) -> None:
             raise _invalid(f"Postprocessing step at index {index} has an unknown 'process'")
 
 
+@dataclass
 class FakeReve:
-    def __init__(self, api_key: str, retry_after: int, scale: int, credits: int) -> None:
-        self.api_key = api_key
-        self.retry_after = retry_after
-        self.scale = scale
-        self.credits = credits
-        self.requests: list[RecordedRequest] = []
-
-    def authenticate(self, request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        if not header.startswith("Bearer ") or header[7:].strip() != self.api_key:
-            raise ReveError(401, "INVALID_API_KEY", "Invalid API key")
+    retry_after: int
+    scale: int
+    credits: int
 
     def steer(self, prompt: str) -> None:
-        if "rate-limit-me" in prompt:
-            raise ReveError(
-                429,
-                "RATE_LIMIT",
-                "Rate limit exceeded",
-                headers={"Retry-After": str(self.retry_after)},
-            )
-        if "broke-me" in prompt:
-            raise ReveError(402, "INSUFFICIENT_CREDITS", "Your budget has run out")
-        if "server-error" in prompt:
-            raise ReveError(500, "INTERNAL_ERROR", "An internal error occurred")
+        kit.refuse(
+            prompt,
+            {
+                Switch.RATE_LIMIT: lambda: ReveError(
+                    429,
+                    "RATE_LIMIT",
+                    "Rate limit exceeded",
+                    headers={"Retry-After": str(self.retry_after)},
+                ),
+                Switch.BROKE: lambda: ReveError(
+                    402, "INSUFFICIENT_CREDITS", "Your budget has run out"
+                ),
+                Switch.SERVER_ERROR: lambda: ReveError(
+                    500, "INTERNAL_ERROR", "An internal error occurred"
+                ),
+            },
+        )
 
     def answer(self, body: dict[str, Any]) -> JSONResponse:
         prompt: str = body["prompt"]
         self.steer(prompt)
-        violation = "moderate-me" in prompt
+        violation = Switch.MODERATE in prompt
         image = ""
         if not violation:
             ratio_w, ratio_h = ASPECT_RATIOS[body.get("aspect_ratio", "3:2")]
@@ -174,26 +154,25 @@ def create_app(
     *, api_key: str = "papi.fake-reve", retry_after: int = 30, scale: int = 8, credits: int = 10_000
 ) -> FastAPI:
     """The fake; ``scale`` shrinks rendered images so tests stay fast."""
-    fake = FakeReve(api_key, retry_after, scale, credits)
+    fake = FakeReve(retry_after, scale, credits)
     app = FastAPI(title="fake Reve API")
     app.state.fake = fake
-    app.state.requests = fake.requests
+    kit.record_requests(
+        app,
+        view=lambda record: record,
+        authenticate=kit.require_key(
+            api_key,
+            scheme="Bearer",
+            missing=lambda: ReveError(401, "INVALID_API_KEY", "Invalid API key").response,
+        ),
+    )
 
     @app.post("/v1/image/create")
     async def create(request: Request) -> Response:
-        entry = RecordedRequest(
-            request.method, request.url.path, dict(request.headers), dict(request.query_params)
-        )
-        fake.requests.append(entry)
-        try:
-            fake.authenticate(request)
-            try:
-                entry.json = json.loads(await request.body())
-            except ValueError as exc:
-                raise _invalid("Request body is not valid JSON") from exc
-            validate(entry.json)
-            return fake.answer(entry.json)
-        except ReveError as error:
-            return error.response()
+        body = kit.recorded(request).json
+        if body is None:
+            raise _invalid("Request body is not valid JSON")
+        validate(body)
+        return fake.answer(body)
 
     return app

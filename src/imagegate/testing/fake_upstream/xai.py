@@ -7,9 +7,8 @@ enums, OpenAI's ``size``/``quality``/``style`` refused, edit ``image`` objects (
 URIs must hold a real image). Images are JPEGs drawn by Pillow at 1/``scale`` of the size the ratio
 and resolution give, returned as ``b64_json`` or as URLs this server serves.
 
-The prompt steers it: ``moderate-me`` → HTTP 200 with ``respect_moderation: false`` and no image,
-``block-me`` → HTTP 200 with ``data: []``, ``rate-limit-me`` → 429 with ``retry-after``,
-``server-error`` → 500. Every request is appended to ``app.state.requests``.
+Prompt switches (see ``kit``): ``rate-limit-me``, ``server-error``, ``moderate-me``,
+``block-me``. Every API request is appended to ``app.state.requests`` as a ``RecordedRequest``.
 """
 
 from __future__ import annotations
@@ -18,9 +17,8 @@ import base64
 import binascii
 import hashlib
 import io
-import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -28,6 +26,8 @@ from fastapi.responses import JSONResponse
 from PIL import Image
 
 from imagegate.providers.sandbox import render
+from imagegate.testing.fake_upstream import kit
+from imagegate.testing.fake_upstream.kit import RecordedRequest, Switch
 
 __all__ = ["RecordedRequest", "create_app"]
 
@@ -40,49 +40,25 @@ MODELS = frozenset(
         "grok-2-image-1212",
     }
 )
-ASPECT_RATIOS = {
-    "1:1": (1, 1),
-    "3:4": (3, 4),
-    "4:3": (4, 3),
-    "9:16": (9, 16),
-    "16:9": (16, 9),
-    "2:3": (2, 3),
-    "3:2": (3, 2),
-    "9:19.5": (9, 19.5),
-    "19.5:9": (19.5, 9),
-    "9:20": (9, 20),
-    "20:9": (20, 9),
-    "1:2": (1, 2),
-    "2:1": (2, 1),
-    "auto": (1, 1),
-}
+ASPECT_RATIOS = kit.ratios(
+    "1:1", "3:4", "4:3", "9:16", "16:9", "2:3", "3:2", "9:19.5", "19.5:9", "9:20", "20:9", "1:2",
+    "2:1",
+) | {"auto": (1.0, 1.0)}  # fmt: skip
 RESOLUTIONS = {"1k": 1024, "2k": 2048}
 _FIELDS = {"model", "prompt", "n", "response_format", "aspect_ratio", "resolution", "user"}
 _UNSUPPORTED = {"size", "quality", "style"}
+_FILES = "/v1/_files/"
+"""Where ``response_format: url`` images are served, as ``<id>.jpeg``."""
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    json: Any = None
+class XaiError(kit.Refusal):
+    """xAI's error body, ``{"code": <gRPC status text>, "error": <message>}``."""
 
-
-class XaiError(Exception):
     def __init__(
         self, status: int, code: str, message: str, headers: dict[str, str] | None = None
     ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.headers = headers or {}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(
-            {"code": self.code, "error": self.message},
-            status_code=self.status,
-            headers=self.headers,
-        )
+        body = {"code": code, "error": message}
+        super().__init__(JSONResponse(body, status_code=status, headers=headers))
 
 
 def _invalid(message: str) -> XaiError:
@@ -110,28 +86,19 @@ def _check_image(value: Any) -> None:
             raise _invalid("Unable to decode the input image from the data URI") from exc
 
 
-class FakeXai:
-    def __init__(self, api_key: str, retry_after: int, scale: int) -> None:
-        self.api_key = api_key
-        self.retry_after = retry_after
-        self.scale = scale
-        self.requests: list[RecordedRequest] = []
-        self.files: dict[str, bytes] = {}
+def _wrong_key(key: str) -> Response:
+    """xAI answers a wrong key with a 400, the key masked."""
+    return _invalid(
+        f"Incorrect API key provided: {_masked(key)}. You can obtain an API key from "
+        "https://console.x.ai."
+    ).response
 
-    def authenticate(self, request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        if not header.startswith("Bearer ") or not header[7:].strip():
-            raise XaiError(
-                401,
-                "Unauthenticated",
-                "Missing bearer or basic authentication in header",
-            )
-        key = header[7:].strip()
-        if key != self.api_key:
-            raise _invalid(
-                f"Incorrect API key provided: {_masked(key)}. You can obtain an API key from "
-                "https://console.x.ai."
-            )
+
+@dataclass
+class FakeXai:
+    retry_after: int
+    scale: int
+    shelf: kit.ImageShelf = field(default_factory=kit.ImageShelf)
 
     def validate(self, body: Any, *, edit: bool) -> None:
         if not isinstance(body, dict):
@@ -174,20 +141,25 @@ class FakeXai:
                 _check_image(image)
 
     def steer(self, prompt: str) -> None:
-        if "rate-limit-me" in prompt:
-            raise XaiError(
-                429,
-                "Some resource has been exhausted",
-                "Your team has exceeded its rate limit for image generation requests.",
-                headers={"retry-after": str(self.retry_after)},
-            )
-        if "server-error" in prompt:
-            raise XaiError(500, "Internal error", "Internal server error")
+        kit.refuse(
+            prompt,
+            {
+                Switch.RATE_LIMIT: lambda: XaiError(
+                    429,
+                    "Some resource has been exhausted",
+                    "Your team has exceeded its rate limit for image generation requests.",
+                    headers={"retry-after": str(self.retry_after)},
+                ),
+                Switch.SERVER_ERROR: lambda: XaiError(
+                    500, "Internal error", "Internal server error"
+                ),
+            },
+        )
 
     def answer(self, request: Request, body: dict[str, Any]) -> JSONResponse:
         prompt: str = body["prompt"]
         self.steer(prompt)
-        if "block-me" in prompt:
+        if Switch.BLOCK in prompt:
             return JSONResponse({"data": []})
         ratio_w, ratio_h = ASPECT_RATIOS[body.get("aspect_ratio", "1:1")]
         longest = RESOLUTIONS[body.get("resolution", "1k")] / self.scale
@@ -196,7 +168,7 @@ class FakeXai:
         seed = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "big")
         data: list[dict[str, Any]] = []
         for index in range(int(body.get("n", 1))):
-            if "moderate-me" in prompt:
+            if Switch.MODERATE in prompt:
                 data.append({"url": "", "revised_prompt": "", "respect_moderation": False})
                 continue
             picture = render(prompt, seed, index, size, "JPEG")
@@ -204,33 +176,39 @@ class FakeXai:
             if body.get("response_format", "url") == "b64_json":
                 item["b64_json"] = base64.b64encode(picture).decode()
             else:
-                file_id = uuid.uuid4().hex
-                self.files[file_id] = picture
-                item["url"] = str(request.url_for("file", file_id=file_id))
+                path = f"{_FILES}{uuid.uuid4().hex}.jpeg"
+                item["url"] = self.shelf.url(request, self.shelf.put(path, picture, "image/jpeg"))
             data.append(item)
         return JSONResponse({"data": data})
 
 
 def create_app(*, api_key: str = "xai-fake-key", retry_after: int = 5, scale: int = 8) -> FastAPI:
     """The fake; ``scale`` shrinks rendered images so tests stay fast."""
-    fake = FakeXai(api_key, retry_after, scale)
+    fake = FakeXai(retry_after, scale)
     app = FastAPI(title="fake xAI images API")
     app.state.fake = fake
-    app.state.requests = fake.requests
+    kit.record_requests(
+        app,
+        view=lambda record: record,
+        recorded=lambda path: not path.startswith(_FILES),
+        authenticate=kit.require_key(
+            api_key,
+            scheme="Bearer",
+            missing=lambda: (
+                XaiError(
+                    401, "Unauthenticated", "Missing bearer or basic authentication in header"
+                ).response
+            ),
+            wrong=_wrong_key,
+        ),
+    )
 
     async def handle(request: Request, *, edit: bool) -> Response:
-        entry = RecordedRequest(request.method, request.url.path, dict(request.headers))
-        fake.requests.append(entry)
-        try:
-            fake.authenticate(request)
-            try:
-                entry.json = json.loads(await request.body())
-            except ValueError as exc:
-                raise _invalid("Failed to parse the request body as JSON") from exc
-            fake.validate(entry.json, edit=edit)
-            return fake.answer(request, entry.json)
-        except XaiError as error:
-            return error.response()
+        body = kit.recorded(request).json
+        if body is None:
+            raise _invalid("Failed to parse the request body as JSON")
+        fake.validate(body, edit=edit)
+        return fake.answer(request, body)
 
     @app.post("/v1/images/generations")
     async def generations(request: Request) -> Response:
@@ -240,10 +218,5 @@ def create_app(*, api_key: str = "xai-fake-key", retry_after: int = 5, scale: in
     async def edits(request: Request) -> Response:
         return await handle(request, edit=True)
 
-    @app.get("/v1/_files/{file_id}.jpeg", name="file")
-    async def file(file_id: str) -> Response:
-        if file_id not in fake.files:
-            return Response(status_code=404)
-        return Response(fake.files[file_id], media_type="image/jpeg")
-
+    fake.shelf.serve(app, _FILES)
     return app
