@@ -8,10 +8,8 @@ Later, inside the running gateway, the same faults would be 503s and a log full 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import os
-import pkgutil
 import re
 import uuid
 from collections.abc import Mapping
@@ -21,8 +19,9 @@ from urllib.parse import urlsplit, urlunsplit
 import typer
 from pydantic import SecretStr
 
-import imagegate.providers
+from imagegate.catalog import build_catalog
 from imagegate.errors import ServiceUnavailable
+from imagegate.providers.pool import SANDBOX
 from imagegate.settings import (
     ProviderSettings,
     SettingError,
@@ -61,13 +60,9 @@ def register(app: typer.Typer) -> None:
 
 
 def provider_names() -> frozenset[str]:
-    """Every provider an operator can configure: each ``imagegate.providers`` vendor module."""
-    names = set()
-    for module in pkgutil.iter_modules(imagegate.providers.__path__):
-        loaded = importlib.import_module(f"imagegate.providers.{module.name}")
-        if hasattr(loaded, "create_adapter"):
-            names.add(module.name)
-    return frozenset(names)
+    """Every provider an operator can configure: those the catalog routes to, and the sandbox."""
+    routed = {route.provider for spec in build_catalog() for route in spec.routes}
+    return frozenset(routed | {SANDBOX})
 
 
 def _fail(message: str) -> NoReturn:
