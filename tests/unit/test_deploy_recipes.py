@@ -124,10 +124,23 @@ def imagegate_commands() -> list[tuple[str, list[str]]]:
     for doc in DOCS:
         for line in _code_lines(doc):
             for part in re.split(r"&&|;|\|", line):
-                argv = _after_imagegate(shlex.split(part))
+                tokens = shlex.split(part)
+                argv = _after_imagegate(tokens)
+                if argv is None:
+                    argv = _after_compose_run(tokens)
                 if argv is not None:
                     found.append((f"{doc.name}: {line}", argv))
     return found
+
+
+def _after_compose_run(tokens: list[str]) -> list[str] | None:
+    """``docker compose … run [--rm] SERVICE ARGS``: the image's entrypoint is ``imagegate``."""
+    if tokens[:2] != ["docker", "compose"] or "run" not in tokens:
+        return None
+    rest = tokens[tokens.index("run") + 1 :]
+    while rest and rest[0].startswith("-"):
+        rest = rest[1:]
+    return rest[1:] if rest and rest[0] in IMAGEGATE_SERVICES else None
 
 
 def parse_command(argv: list[str]) -> list[str]:
@@ -158,7 +171,7 @@ def test_every_imagegate_command_line_in_the_recipes_parses_with_the_real_cli() 
         except UsageError as exc:
             pytest.fail(f"{where}: imagegate {shlex.join(argv)}: {exc.format_message()}")
     # The recipes run each process kind; the docs show the release step and the check.
-    assert {"serve", "worker", "migrate", "config check"} <= paths
+    assert {"serve", "worker", "migrate", "config check", "keys create"} <= paths
 
 
 def test_the_command_check_refuses_what_the_cli_refuses() -> None:
