@@ -129,7 +129,7 @@ async def _storage_writable(settings: Settings) -> None:
         store = create_object_store(settings, signer)
     except (ValueError, OSError) as exc:
         raise SettingError(f"{where}: {_first_line(exc)}") from None
-    key = f"imagegate-start-check/{uuid.uuid4().hex}.txt"
+    key = f"imagegate-start-check-{uuid.uuid4().hex}.txt"  # top level: no directory left behind
     try:
         await asyncio.wait_for(
             store.put(key, b"imagegate start-up check\n", "text/plain"), CONNECT_TIMEOUT_SECONDS
