@@ -25,9 +25,13 @@ def run(workdir: Path, *args: str, **settings: str) -> subprocess.CompletedProce
     )
 
 
-def one_line_failure(result: subprocess.CompletedProcess[str]) -> str:
-    """The process failed with exactly one line on stderr and no traceback anywhere."""
-    assert result.returncode == 2, result.stdout + result.stderr
+def one_line_failure(result: subprocess.CompletedProcess[str], status: int = 2) -> str:
+    """The process failed with ``status``, one line on stderr and no traceback anywhere.
+
+    2 is a wrong name or value (restarting will not help); 1 a database or bucket that does not
+    answer (a supervisor may retry).
+    """
+    assert result.returncode == status, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
@@ -50,7 +54,7 @@ def test_an_unknown_key_in_the_toml_file_stops_the_worker(tmp_path: Path) -> Non
 def test_an_unreachable_postgresql_stops_serve_naming_the_database_url(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
     url = f"postgresql+psycopg://imagegate:hunter2@127.0.0.1:{port}/imagegate"
-    line = one_line_failure(run(tmp_path, "serve", IMAGEGATE_DATABASE_URL=url))
+    line = one_line_failure(run(tmp_path, "serve", IMAGEGATE_DATABASE_URL=url), status=1)
     assert line.startswith(
         f"imagegate: IMAGEGATE_DATABASE_URL (postgresql+psycopg://imagegate:****@127.0.0.1:{port}"
         "/imagegate): cannot connect: "
@@ -72,11 +76,14 @@ def test_an_unreachable_bucket_stops_the_worker_naming_the_storage_url(tmp_path:
             IMAGEGATE_STORAGE_OPTIONS__REGION="us-east-1",
             IMAGEGATE_STORAGE_OPTIONS__ACCESS_KEY_ID="id",
             IMAGEGATE_STORAGE_OPTIONS__SECRET_ACCESS_KEY="s3-secret",
-        )
+        ),
+        status=1,
     )
-    assert line.startswith(
-        "imagegate: IMAGEGATE_STORAGE_URL (s3://outputs/imagegate): cannot write"
-    )
+    # Refused at once, or (on a loaded machine) still retrying when the check stops waiting.
+    assert re.match(
+        r"imagegate: IMAGEGATE_STORAGE_URL \(s3://outputs/imagegate\): (cannot write|no answer)",
+        line,
+    ), line
     assert "s3-secret" not in line
 
 

@@ -65,13 +65,25 @@ def provider_names() -> frozenset[str]:
     return frozenset(routed | {SANDBOX})
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"imagegate: {message}", err=True)
-    raise typer.Exit(2)
+EXIT_BAD_SETTING = 2
+"""A name or value is wrong: restarting will not help (the systemd units do not)."""
+EXIT_UNREACHABLE = 1
+"""The database or the bucket did not answer: perhaps not up yet, so a supervisor may retry."""
+
+
+class Unreachable(SettingError):
+    """The setting reads well, but what it points at does not answer or refuses."""
+
+
+def _fail(exc: SettingError) -> NoReturn:
+    typer.echo(f"imagegate: {exc}", err=True)
+    raise typer.Exit(EXIT_UNREACHABLE if isinstance(exc, Unreachable) else EXIT_BAD_SETTING)
 
 
 def checked_settings(*, database: bool = False, storage: bool = False) -> Settings:
     """The settings, or exit with one line: names and values, then what the caller needs reached.
+
+    Exit status 2 for a wrong name or value, 1 for a database or bucket that does not answer.
 
     ``serve`` and ``worker`` check both the database and the bucket; ``migrate`` the database.
     """
@@ -80,7 +92,7 @@ def checked_settings(*, database: bool = False, storage: bool = False) -> Settin
         if database or storage:
             asyncio.run(reachable(settings, database=database, storage=storage))
     except SettingError as exc:
-        _fail(str(exc))
+        _fail(exc)
     return settings
 
 
@@ -96,7 +108,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 async def reachable(settings: Settings, *, database: bool = True, storage: bool = True) -> None:
-    """Raise ``SettingError`` naming the setting when the database or the bucket fails."""
+    """Raise ``Unreachable`` naming the setting when the database or the bucket fails.
+
+    A URL that cannot even be used (unknown scheme, a driver not installed) is a plain
+    ``SettingError``.
+    """
     if database:
         await _database_answers(settings)
     if storage:
@@ -112,11 +128,11 @@ async def _database_answers(settings: Settings) -> None:
     try:
         await asyncio.wait_for(db.ping(), CONNECT_TIMEOUT_SECONDS)
     except ServiceUnavailable as exc:
-        raise SettingError(f"{where}: cannot connect: {_first_line(exc)}") from None
+        raise Unreachable(f"{where}: cannot connect: {_first_line(exc)}") from None
     except TimeoutError:
-        raise SettingError(f"{where}: no answer within {CONNECT_TIMEOUT_SECONDS:.0f} s") from None
+        raise Unreachable(f"{where}: no answer within {CONNECT_TIMEOUT_SECONDS:.0f} s") from None
     except Exception as exc:
-        raise SettingError(f"{where}: {_first_line(exc)}") from None
+        raise Unreachable(f"{where}: {_first_line(exc)}") from None
     finally:
         await db.dispose()
 
@@ -136,9 +152,9 @@ async def _storage_writable(settings: Settings) -> None:
         )
         await asyncio.wait_for(store.delete(key), CONNECT_TIMEOUT_SECONDS)
     except TimeoutError:
-        raise SettingError(f"{where}: no answer within {CONNECT_TIMEOUT_SECONDS:.0f} s") from None
+        raise Unreachable(f"{where}: no answer within {CONNECT_TIMEOUT_SECONDS:.0f} s") from None
     except Exception as exc:
-        raise SettingError(f"{where}: cannot write: {_first_line(exc)}") from None
+        raise Unreachable(f"{where}: cannot write: {_first_line(exc)}") from None
 
 
 def mask_url(url: str) -> str:
@@ -223,7 +239,8 @@ def check(
 ) -> None:
     """Print the effective configuration (secrets masked) and where each value came from.
 
-    Exits with status 2 and one line naming the setting when a name or a value is wrong.
+    Exits with one line naming the setting: status 2 when a name or a value is wrong, 1 when
+    ``--connect`` finds the database or the bucket unreachable.
     """
     settings = checked_settings(database=connect, storage=connect)
     environ = dict(os.environ)
