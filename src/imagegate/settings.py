@@ -14,20 +14,36 @@ file (``IMAGEGATE_CONFIG_FILE``, default ``./imagegate.toml`` when present) uses
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import os
+import re
+import tomllib
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
-__all__ = ["ProviderSettings", "Settings"]
+__all__ = [
+    "ProviderSettings",
+    "SettingError",
+    "SettingName",
+    "Settings",
+    "check_names",
+    "config_file_path",
+    "load_settings",
+    "read_config_file",
+    "written_paths",
+]
 
 
 class ProviderSettings(BaseModel):
@@ -161,8 +177,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get("IMAGEGATE_CONFIG_FILE", "imagegate.toml")
-        if Path(config_file).is_file():
+        config_file = config_file_path(os.environ)
+        if config_file.is_file():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
 
@@ -181,3 +197,215 @@ class Settings(BaseSettings):
 
     def provider(self, name: str) -> ProviderSettings:
         return self.providers.get(name) or ProviderSettings()
+
+
+# Names and values checked before a process starts. pydantic-settings ignores names it does not
+# know, so a typo (``IMAGEGATE_WORKRES=8``) would otherwise be a silent default.
+
+ENV_PREFIX = "IMAGEGATE_"
+CONFIG_FILE_VARIABLE = "IMAGEGATE_CONFIG_FILE"
+DEFAULT_CONFIG_FILE = "imagegate.toml"
+
+OTHER_VARIABLES = frozenset(
+    {
+        CONFIG_FILE_VARIABLE,
+        "IMAGEGATE_URL",  # the terminal client: which gateway to call
+        "IMAGEGATE_API_KEY",  # the terminal client and the webhook receiver examples
+        "IMAGEGATE_WEBHOOK_SECRET",  # the webhook receiver examples
+        "IMAGEGATE_WEED_BIN",  # the test suite's SeaweedFS binary
+        "IMAGEGATE_REQUIRE_SERVICES",  # the test suite: a missing service fails
+    }
+)
+"""``IMAGEGATE_*`` variables that imagegate reads but that are not settings."""
+
+OTHER_PREFIXES = ("IMAGEGATE_TEST_",)
+"""The test suite's own variables (``IMAGEGATE_TEST_PG_URL``, …)."""
+
+_FREE_FORM = frozenset({"storage_options", "prices", "routes"})
+"""Mappings whose keys are data (model ids, S3 option names), not setting names."""
+
+
+class SettingError(ValueError):
+    """A setting a process cannot start with. ``str()`` is one line: which setting, and the fix."""
+
+
+def config_file_path(environ: Mapping[str, str]) -> Path:
+    """The TOML file settings are read from (it may not exist)."""
+    return Path(environ.get(CONFIG_FILE_VARIABLE, DEFAULT_CONFIG_FILE))
+
+
+def read_config_file(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The TOML file's content; ``{}`` when the default file is absent.
+
+    A file named by ``IMAGEGATE_CONFIG_FILE`` must exist: naming a file and getting defaults is
+    the kind of surprise this check is for.
+    """
+    path = config_file_path(environ)
+    if not path.is_file():
+        if CONFIG_FILE_VARIABLE in environ:
+            raise SettingError(f"{CONFIG_FILE_VARIABLE}={path}: no such file")
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SettingError(f"{path}: not a readable TOML file ({exc})") from None
+
+
+@dataclass(frozen=True)
+class SettingName:
+    """Where a name was written: ``env`` (``IMAGEGATE_A__B``) or ``toml`` (``a.b`` in a file)."""
+
+    source: Literal["env", "toml"]
+    path: tuple[str, ...]
+    file: str = DEFAULT_CONFIG_FILE
+
+    def render(self, path: tuple[str, ...] | None = None) -> str:
+        parts = self.path if path is None else path
+        if self.source == "env":
+            return ENV_PREFIX + "__".join(part.upper() for part in parts)
+        return ".".join(parts)
+
+    def describe(self, path: tuple[str, ...] | None = None) -> str:
+        if self.source == "env":
+            return self.render(path)
+        return f'"{self.render(path)}" in {self.file}'
+
+
+def env_names(environ: Mapping[str, str]) -> list[tuple[SettingName, str]]:
+    """Every ``IMAGEGATE_*`` variable that is meant as a setting, split on ``__``, lower case."""
+    names = []
+    for variable, value in sorted(environ.items()):
+        upper = variable.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in OTHER_VARIABLES:
+            continue
+        if upper.startswith(OTHER_PREFIXES):
+            continue
+        path = tuple(variable[len(ENV_PREFIX) :].lower().split("__"))
+        names.append((SettingName("env", path), value))
+    return names
+
+
+def _leaf_paths(prefix: tuple[str, ...], value: Any) -> list[tuple[str, ...]]:
+    if isinstance(value, Mapping) and value:
+        return [
+            path
+            for key, item in value.items()
+            for path in _leaf_paths((*prefix, str(key).lower()), item)
+        ]
+    return [prefix]
+
+
+def _json_object(value: str) -> dict[str, Any] | None:
+    with contextlib.suppress(ValueError):
+        parsed = json.loads(value)
+        if isinstance(parsed, dict):
+            return parsed
+    return None
+
+
+def written_paths(
+    environ: Mapping[str, str], toml: Mapping[str, Any], file: str = DEFAULT_CONFIG_FILE
+) -> list[SettingName]:
+    """Every setting path written in the environment or the file, JSON values opened up."""
+    written = []
+    for name, value in env_names(environ):
+        parsed = _json_object(value) if _takes_nested(name.path) else None
+        if parsed:
+            for path in _leaf_paths(name.path, parsed):
+                written.append(SettingName("env", path))
+        else:
+            written.append(name)
+    for path in _leaf_paths((), toml):
+        if path:  # an empty file has no paths
+            written.append(SettingName("toml", path, file))
+    return written
+
+
+def _takes_nested(path: tuple[str, ...]) -> bool:
+    """True where a JSON object value holds setting names: ``providers``, one provider."""
+    return path in (("providers",),) or (len(path) == 2 and path[0] == "providers")
+
+
+def _suggest(wrong: str, candidates: Collection[str]) -> str | None:
+    close = difflib.get_close_matches(wrong, sorted(candidates), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _unknown(name: SettingName, depth: int, candidates: Collection[str], what: str) -> SettingError:
+    """The error for ``name.path[depth]``, with the whole name corrected when one is close."""
+    wrong = name.path[depth]
+    guess = _suggest(wrong, candidates)
+    message = f"unknown {what} {name.describe()}"
+    if what != "setting":
+        message += f' ("{wrong}")'
+    if guess is not None:
+        fixed = (*name.path[:depth], guess, *name.path[depth + 1 :])
+        suggestion = name.render(fixed) if name.source == "env" else f'"{name.render(fixed)}"'
+        return SettingError(f"{message}: did you mean {suggestion}?")
+    return SettingError(f"{message}: remove it; `imagegate config check` lists every setting")
+
+
+def check_name(name: SettingName, provider_names: Collection[str]) -> None:
+    """Raise ``SettingError`` unless ``name`` is a setting (top level, provider and its field).
+
+    What lies under ``providers.<name>.options`` and the free-form mappings (``prices``,
+    ``routes``, ``storage_options``) is data, not checked here.
+    """
+    path = name.path
+    fields = Settings.model_fields
+    if path[0] not in fields:
+        raise _unknown(name, 0, fields, "setting")
+    if len(path) == 1 or path[0] in _FREE_FORM:
+        return
+    if path[0] != "providers":
+        raise SettingError(
+            f"{name.describe()}: {name.render(path[:1])} takes no nested names; "
+            f"set {name.render(path[:1])} itself"
+        )
+    if path[1] not in provider_names:
+        raise _unknown(name, 1, provider_names, "provider")
+    if len(path) > 2 and path[2] not in ProviderSettings.model_fields:
+        raise _unknown(name, 2, ProviderSettings.model_fields, "provider setting")
+
+
+def check_names(
+    environ: Mapping[str, str],
+    toml: Mapping[str, Any],
+    provider_names: Collection[str],
+    file: str = DEFAULT_CONFIG_FILE,
+) -> None:
+    """Raise ``SettingError`` for the first name, env before file, that is not a setting."""
+    for name in written_paths(environ, toml, file):
+        check_name(name, provider_names)
+
+
+def load_settings(
+    provider_names: Collection[str], environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings for a process start: names checked, then values; any fault is one ``SettingError``.
+
+    ``environ`` is what the names are checked in (``os.environ`` by default); the values come
+    from the process environment as always.
+    """
+    environ = os.environ if environ is None else environ
+    file = str(config_file_path(environ))
+    toml = read_config_file(environ)
+    check_names(environ, toml, provider_names, file)
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        path = tuple(str(part) for part in error["loc"])
+        raise SettingError(f"invalid {_origin(path, environ, file)}: {error['msg']}") from None
+    except SettingsError as exc:
+        found = re.search(r'field "([^"]+)"', str(exc))
+        origin = _origin((found[1],), environ, file) if found else "setting"
+        raise SettingError(f"invalid {origin}: not valid JSON") from None
+
+
+def _origin(path: tuple[str, ...], environ: Mapping[str, str], file: str) -> str:
+    """``IMAGEGATE_A__B`` when the environment sets it, else ``"a.b" in <file>``."""
+    for name, _ in env_names(environ):
+        if path[: len(name.path)] == name.path or name.path[: len(path)] == path:
+            return f"setting {SettingName('env', path).render()}"
+    return f"setting {SettingName('toml', path, file).describe()}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from imagegate.cli import admin, jobs, server
+from imagegate.cli import admin, config, jobs, server
 
 __all__ = ["app", "main"]
 
@@ -17,6 +17,7 @@ app = typer.Typer(
 server.register(app)
 admin.register(app)
 jobs.register(app)
+config.register(app)
 
 
 def main() -> None:

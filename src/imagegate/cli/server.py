@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from imagegate.api.app import create_app
+from imagegate.cli.config import checked_settings
 from imagegate.observability.logging import configure_logging
 from imagegate.runtime import Background, build_runtime
 from imagegate.services.bootstrap import bootstrap
@@ -39,7 +40,7 @@ def serve(
     ),
 ) -> None:
     """Migrate the database, then run the API (and, unless --no-workers, the workers)."""
-    settings = Settings()
+    settings = checked_settings(database=True, storage=True)
     configure_logging(settings.log_level, settings.log_json)
     slots = 0 if no_workers else (workers if workers is not None else settings.workers)
     settings = settings.listening_on(host or settings.host, port or settings.port)
@@ -80,7 +81,7 @@ def worker(
     ),
 ) -> None:
     """Run a worker process: claims jobs from the database and drives them to completion."""
-    settings = Settings()
+    settings = checked_settings(database=True, storage=True)
     configure_logging(settings.log_level, settings.log_json)
     asyncio.run(_worker(settings, concurrency))
 
@@ -100,6 +101,6 @@ async def _worker(settings: Settings, concurrency: int | None) -> None:
 
 def migrate() -> None:
     """Bring the database schema up to date."""
-    settings = Settings()
+    settings = checked_settings(database=True)
     asyncio.run(upgrade(settings.database_url))
     console.print("database is up to date")

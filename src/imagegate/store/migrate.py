@@ -2,6 +2,10 @@
 
 ``imagegate migrate`` and ``imagegate serve`` call ``upgrade(url)``; Alembic itself is synchronous,
 so the async driver in the URL is swapped for its synchronous sibling while migrating.
+
+Running it from several processes at once is safe: the migration environment
+(``migrations/env.py``) serialises them on PostgreSQL's advisory lock ``MIGRATION_LOCK_KEY`` or
+on the SQLite file's write lock, and the processes that waited find nothing left to do.
 """
 
 from __future__ import annotations
@@ -13,9 +17,22 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 
-__all__ = ["alembic_config", "sync_url", "upgrade", "upgrade_sync"]
+__all__ = [
+    "MIGRATION_LOCK_KEY",
+    "SQLITE_LOCK_TIMEOUT_SECONDS",
+    "alembic_config",
+    "sync_url",
+    "upgrade",
+    "upgrade_sync",
+]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+MIGRATION_LOCK_KEY = 7305820165
+"""The PostgreSQL advisory lock every migrating process takes (a fixed, arbitrary number)."""
+
+SQLITE_LOCK_TIMEOUT_SECONDS = 120.0
+"""How long a migrating process waits for another one's SQLite write lock."""
 
 
 def sync_url(url: str) -> str:
