@@ -51,6 +51,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import httpx2
+from pydantic import Field
 
 from imagegate.errors import (
     UpstreamError,
@@ -61,9 +62,15 @@ from imagegate.errors import (
     UpstreamRetryable,
     UpstreamTaskLost,
 )
+from imagegate.providers.base import (
+    Adapter,
+    ProviderOptions,
+    api_key,
+    open_client,
+    read_options,
+)
 from imagegate.providers.http import (
     clean_message,
-    create_client,
     json_object,
     malformed,
     raise_for_upstream,
@@ -82,7 +89,7 @@ from imagegate.providers.port import (
 )
 from imagegate.settings import ProviderSettings
 
-__all__ = ["DashScopeAdapter", "create_adapter", "mode_for"]
+__all__ = ["DashScopeAdapter", "Options", "create_adapter", "mode_for"]
 
 NAME = "dashscope"
 FIRST_POLL_SECONDS = 1.0
@@ -246,7 +253,23 @@ def _images(output: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, str]]
     return urls, failures
 
 
-class DashScopeAdapter:
+class Options(ProviderOptions):
+    region: str = "intl"
+    """``intl`` (Singapore), ``cn`` (Beijing) or ``us`` (Virginia)."""
+    workspace: str | None = None
+    """Sent as ``X-DashScope-WorkSpace``."""
+    modes: dict[str, Mode] = Field(default_factory=dict)
+    """Upstream model id → call shape, overriding the built-in rules."""
+    edit_model: str = "qwen-image-edit-plus"
+    """The model ``qwen-image*`` jobs with an input image run on."""
+    watermark: bool = False
+    inline_inputs: bool = False
+    """Send input images as ``data:`` URIs instead of URLs."""
+    poll_interval: float = Field(default=5.0, gt=0)
+    """The longest wait between polls, in seconds."""
+
+
+class DashScopeAdapter(Adapter):
     name = NAME
     supports_cancel = True
 
@@ -261,7 +284,7 @@ class DashScopeAdapter:
         inline_inputs: bool = False,
         poll_interval: float = 5.0,
     ) -> None:
-        self._client = client
+        super().__init__(client)
         self._fetch_input = fetch_input
         self._modes = dict(modes)
         self._edit_model = edit_model
@@ -447,9 +470,6 @@ class DashScopeAdapter:
                 continue  # UnsupportedOperation: already running or finished
             _raise_for(response)
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and value >= 0 else 0
@@ -469,28 +489,21 @@ def _progress(outputs: Sequence[Mapping[str, Any]], done: int) -> int | None:
 
 
 def create_adapter(config: ProviderSettings, context: ProviderContext) -> DashScopeAdapter:
-    options = config.options
-    region = str(options.get("region", "intl")).lower()
+    options = read_options(NAME, Options, config.options)
+    region = options.region.lower()
     if region not in REGION_HOSTS:
         raise ValueError(
             f"dashscope: unknown region {region!r} (choose one of {sorted(REGION_HOSTS)})"
         )
-    api_key = config.api_key.get_secret_value() if config.api_key else ""
-    headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
-    if options.get("workspace"):
-        headers["X-DashScope-WorkSpace"] = str(options["workspace"])
-    client = create_client(
-        config.base_url or REGION_HOSTS[region],
-        headers,
-        timeout=config.timeout,
-        transport=context.transport,
-    )
+    headers = {"Authorization": f"Bearer {api_key(config)}", "Accept": "application/json"}
+    if options.workspace:
+        headers["X-DashScope-WorkSpace"] = options.workspace
     return DashScopeAdapter(
-        client,
+        open_client(NAME, config, context, headers, default_base_url=REGION_HOSTS[region]),
         context.fetch_input,
-        modes={str(k): str(v) for k, v in dict(options.get("modes") or {}).items()},
-        edit_model=str(options.get("edit_model", "qwen-image-edit-plus")),
-        watermark=bool(options.get("watermark", False)),
-        inline_inputs=bool(options.get("inline_inputs", False)),
-        poll_interval=float(options.get("poll_interval", 5.0)),
+        modes=options.modes,
+        edit_model=options.edit_model,
+        watermark=options.watermark,
+        inline_inputs=options.inline_inputs,
+        poll_interval=options.poll_interval,
     )

@@ -36,9 +36,15 @@ from imagegate.errors import (
     UpstreamRejected,
     UpstreamTaskLost,
 )
+from imagegate.providers.base import (
+    Adapter,
+    ProviderOptions,
+    api_key,
+    open_client,
+    read_options,
+)
 from imagegate.providers.http import (
     clean_message,
-    create_client,
     json_object,
     malformed,
     raise_for_upstream,
@@ -60,6 +66,7 @@ __all__ = [
     "FAMILIES",
     "IDEOGRAM_V3_SPEEDS",
     "FalAdapter",
+    "Options",
     "build_input",
     "create_adapter",
     "endpoint",
@@ -330,12 +337,16 @@ def _raise(response: httpx2.Response) -> None:
     raise_for_upstream(response, NAME, text or (clean_message(response.text) or None))
 
 
-class FalAdapter:
+class Options(ProviderOptions):
+    """fal takes no options."""
+
+
+class FalAdapter(Adapter):
     name = NAME
     supports_cancel = True
 
     def __init__(self, client: httpx2.AsyncClient) -> None:
-        self._client = client
+        super().__init__(client)
 
     def _same_host(self, url: Any) -> str | None:
         """Only URLs on the queue host are followed: the key must never leave fal."""
@@ -439,16 +450,10 @@ class FalAdapter:
             return  # already completed or gone: nothing left to stop
         _raise(response)
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
 
 def create_adapter(config: ProviderSettings, context: ProviderContext) -> FalAdapter:
-    key = config.api_key.get_secret_value() if config.api_key is not None else ""
-    client = create_client(
-        config.base_url or DEFAULT_BASE_URL,
-        {"Authorization": f"Key {key}"},
-        timeout=config.timeout,
-        transport=context.transport,
+    read_options(NAME, Options, config.options)
+    headers = {"Authorization": f"Key {api_key(config)}"}
+    return FalAdapter(
+        open_client(NAME, config, context, headers, default_base_url=DEFAULT_BASE_URL)
     )
-    return FalAdapter(client)

@@ -40,9 +40,15 @@ from imagegate.errors import (
     UpstreamRetryable,
     UpstreamTaskLost,
 )
+from imagegate.providers.base import (
+    Adapter,
+    ProviderOptions,
+    api_key,
+    open_client,
+    read_options,
+)
 from imagegate.providers.http import (
     clean_message,
-    create_client,
     malformed,
     raise_for_upstream,
     transport_error,
@@ -58,7 +64,14 @@ from imagegate.providers.port import (
 )
 from imagegate.settings import ProviderSettings
 
-__all__ = ["DEFAULT_BASE_URL", "INPUTS", "ReplicateAdapter", "build_input", "create_adapter"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "INPUTS",
+    "Options",
+    "ReplicateAdapter",
+    "build_input",
+    "create_adapter",
+]
 
 NAME = "replicate"
 DEFAULT_BASE_URL = "https://api.replicate.com/v1"
@@ -294,7 +307,14 @@ def _prediction(response: httpx2.Response, *, polling: bool) -> dict[str, Any]:
     return body
 
 
-class ReplicateAdapter:
+class Options(ProviderOptions):
+    wait: int | None = None
+    """Seconds (clamped to 1–60) sent as ``Prefer: wait=N``; off by default."""
+    cancel_after: str | None = None
+    """Sent as ``Cancel-After`` (e.g. ``"10m"``)."""
+
+
+class ReplicateAdapter(Adapter):
     name = NAME
     supports_cancel = True
 
@@ -305,7 +325,7 @@ class ReplicateAdapter:
         wait: int | None = None,
         cancel_after: str | None = None,
     ) -> None:
-        self._client = client
+        super().__init__(client)
         self._wait = wait
         self._cancel_after = cancel_after
 
@@ -390,22 +410,12 @@ class ReplicateAdapter:
             return  # already gone: nothing left to stop
         raise_for_upstream(response, NAME, _error_text(response))
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
 
 def create_adapter(config: ProviderSettings, context: ProviderContext) -> ReplicateAdapter:
-    token = config.api_key.get_secret_value() if config.api_key is not None else ""
-    client = create_client(
-        config.base_url or DEFAULT_BASE_URL,
-        {"Authorization": f"Bearer {token}"},
-        timeout=config.timeout,
-        transport=context.transport,
-    )
-    wait = config.options.get("wait")
-    cancel_after = config.options.get("cancel_after")
+    options = read_options(NAME, Options, config.options)
+    headers = {"Authorization": f"Bearer {api_key(config)}"}
     return ReplicateAdapter(
-        client,
-        wait=max(1, min(60, int(wait))) if wait else None,
-        cancel_after=str(cancel_after) if cancel_after else None,
+        open_client(NAME, config, context, headers, default_base_url=DEFAULT_BASE_URL),
+        wait=max(1, min(60, options.wait)) if options.wait else None,
+        cancel_after=options.cancel_after or None,
     )
