@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from imagegate.catalog.fields import Uri
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import usd
+from imagegate.catalog.rules import max_items
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
 from imagegate.providers.port import Route
 
@@ -76,6 +77,7 @@ SPECS = (
         ),
         routes=(Route("openai", "gpt-image-1.5"),),
         outputs=_count,
+        rules=(max_items("gptImageParams", "input_images", 16, "gpt-image-1.5"),),
     ),
     ModelSpec(
         id="gpt-image-2",
@@ -106,5 +108,6 @@ SPECS = (
             Route("fal", "openai/gpt-image-2"),
         ),
         outputs=_count,
+        rules=(max_items("gptImage2Params", "input_images", 16, "gpt-image-2"),),
     ),
 )
