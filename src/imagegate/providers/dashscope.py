@@ -1,6 +1,8 @@
 """Alibaba Cloud Model Studio (DashScope) adapter: Qwen-Image and Wan image models.
 
-DashScope serves image models through three call shapes, chosen per upstream model id:
+DashScope serves image models through three call shapes. Each catalog route declares its shape
+(``RouteInputs.shape``, next to the model in the catalog); the ``modes`` option overrides it, and a
+model no route declares (the ``edit_model``) takes ``multimodal``:
 
 - ``synthesis`` — the async ``text2image/image-synthesis`` task (``input.prompt``), the only async
   shape ``qwen-image`` / ``qwen-image-plus`` accept. Their ``n`` is fixed at 1, so a job asking
@@ -26,7 +28,7 @@ image (sent as a URL, or as a data URI with ``options["inline_inputs"]``); ``neg
 have no DashScope equivalent and are not sent: DashScope always returns PNG.
 
 Options: ``region`` (``intl`` Singapore, default; ``cn`` Beijing; ``us`` Virginia), ``workspace``
-(``X-DashScope-WorkSpace``), ``modes`` (model id → shape, overriding the rules above),
+(``X-DashScope-WorkSpace``), ``modes`` (model id → shape, overriding the catalog's),
 ``edit_model`` (the model qwen-image edits run on, default ``qwen-image-edit-plus``),
 ``watermark`` (default false), ``inline_inputs``, ``poll_interval`` (seconds, default 5: the
 longest wait between polls).
@@ -46,7 +48,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -84,6 +85,7 @@ from imagegate.providers.port import (
     OutputImage,
     Pending,
     ProviderContext,
+    Route,
     Submitted,
     TaskHandle,
 )
@@ -105,10 +107,6 @@ MULTIMODAL_PATH = "/api/v1/services/aigc/multimodal-generation/generation"
 
 Mode = Literal["synthesis", "generation", "multimodal"]
 _MODES: tuple[Mode, ...] = ("synthesis", "generation", "multimodal")
-_SYNTHESIS = re.compile(
-    r"^(qwen-image|qwen-image-plus(-\d{4}-\d{2}-\d{2})?|wanx.*|wan2\.[0-5]-t2i.*)$"
-)
-_GENERATION = re.compile(r"^wan2\.[6-9]")
 
 _QWEN_SIZES = {  # qwen-image / -plus / -max: the only sizes these accept
     "square": "1328*1328",
@@ -144,15 +142,15 @@ _MODERATION_CODES = frozenset({"DataInspectionFailed", "IPInfringementSuspect"})
 _MISCONFIGURED_CODES = frozenset({"InvalidApiKey", "Arrearage", "AccessDenied.Unpurchased"})
 
 
-def mode_for(upstream_model: str, overrides: Mapping[str, str]) -> Mode:
-    """Which DashScope call shape serves ``upstream_model``."""
-    override = overrides.get(upstream_model)
-    if override in _MODES:
-        return override
-    if _SYNTHESIS.match(upstream_model):
-        return "synthesis"
-    if _GENERATION.match(upstream_model):
-        return "generation"
+def mode_for(model: str, overrides: Mapping[str, str], route: Route) -> Mode:
+    """Which DashScope call shape serves ``model``: the operator's ``modes`` option first, then
+    the shape the catalog declares on the route (for the route's own model), else the
+    synchronous ``multimodal`` call that every newer model and the edit models take."""
+    declared = route.inputs.shape if route.inputs and model == route.upstream_model else None
+    for wanted in (overrides.get(model), declared):
+        for mode in _MODES:
+            if wanted == mode:
+                return mode
     return "multimodal"
 
 
@@ -361,7 +359,7 @@ class DashScopeAdapter(Adapter):
 
     async def submit(self, request: GenerationRequest) -> Submitted | Finished:
         model = self._model(request)
-        mode = mode_for(model, self._modes)
+        mode = mode_for(model, self._modes, request.route)
         if mode == "multimodal":
             body = await self._post(
                 MULTIMODAL_PATH, await self._messages_body(request, model), async_=False

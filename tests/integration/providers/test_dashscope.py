@@ -27,7 +27,6 @@ from imagegate.providers.port import (
     GenerationRequest,
     Pending,
     ProviderContext,
-    Route,
     Submitted,
     TaskHandle,
 )
@@ -35,6 +34,7 @@ from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.dashscope import create_app
 from tests.images import image_bytes
+from tests.integration.providers.routes import catalog_route
 
 KEY = "sk-test"
 SYNTHESIS = "/api/v1/services/aigc/text2image/image-synthesis"
@@ -52,7 +52,7 @@ def request(
     return GenerationRequest(
         job_id="job-1",
         model="m",
-        route=Route("dashscope", upstream),
+        route=catalog_route("dashscope", upstream),
         prompt=prompt,
         params=params,
         outputs=outputs,

@@ -31,12 +31,12 @@ from imagegate.providers.port import (
     Pending,
     ProviderAdapter,
     ProviderContext,
-    Route,
     Submitted,
     TaskHandle,
 )
 from imagegate.settings import ProviderSettings
 from imagegate.testing.fake_upstream import create_app
+from tests.integration.providers.routes import catalog_route
 
 
 async def _no_inputs(url: str) -> FetchedInput:
@@ -60,7 +60,7 @@ VENDORS: dict[str, tuple[Any, str, str, str]] = {
 
 def _request(vendor: str) -> GenerationRequest:
     model = VENDORS[vendor][3]
-    return GenerationRequest("job-1", model, Route(vendor, model), "slow lighthouse", {})
+    return GenerationRequest("job-1", model, catalog_route(vendor, model), "slow lighthouse", {})
 
 
 async def _adapter(vendor: str, **options: Any) -> AsyncIterator[ProviderAdapter]:

@@ -38,11 +38,11 @@ from imagegate.providers.port import (
     GenerationRequest,
     ProviderAdapter,
     ProviderContext,
-    Route,
     TaskHandle,
 )
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
+from tests.integration.providers.routes import catalog_route
 
 Handler = Callable[[httpx2.Request], httpx2.Response]
 
@@ -67,7 +67,7 @@ class Vendor:
         return GenerationRequest(
             job_id="job-1",
             model=self.route,
-            route=Route(self.name, self.route),
+            route=catalog_route(self.name, self.route),
             prompt="a lighthouse at dawn",
             params={},
         )
