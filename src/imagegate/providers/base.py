@@ -15,6 +15,7 @@ adapter reads its credential, host and timeout from ``ProviderSettings``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
@@ -91,7 +92,7 @@ def open_client(
     return create_client(base_url, headers, timeout=config.timeout, transport=context.transport)
 
 
-class Adapter:
+class Adapter(ABC):
     """Base for adapters that talk to their vendor through one ``httpx2`` client."""
 
     name: ClassVar[str]
@@ -100,11 +101,13 @@ class Adapter:
     def __init__(self, client: httpx2.AsyncClient) -> None:
         self._client = client
 
+    @abstractmethod
     async def submit(self, request: GenerationRequest) -> Submitted | Finished:
-        raise NotImplementedError
+        """Start the job upstream (see ``ProviderAdapter.submit``)."""
 
+    @abstractmethod
     async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
-        raise NotImplementedError
+        """Ask the vendor how the task is doing (see ``ProviderAdapter.poll``)."""
 
     async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
         """The vendor has no cancel: a started task runs to its end upstream."""
