@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import NewType, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NewType, Protocol
 
 __all__ = [
     "AccountId",
@@ -28,6 +28,7 @@ __all__ = [
     "KeyKind",
     "Millis",
     "Route",
+    "RouteInputs",
     "SystemClock",
     "WebhookEvent",
     "WebhookStatus",
@@ -110,15 +111,41 @@ class SystemClock:
 
 
 @dataclass(frozen=True)
+class RouteInputs:
+    """How one route's vendor model takes our params: the model-specific table that used to sit in
+    the adapter, declared in the catalog next to the model and carried to the adapter in ``Route``.
+
+    ``names`` maps our param to the vendor's input (params not named are not sent); ``convert``
+    maps a vendor input to a value conversion the adapter knows by name (``"jpeg"``);
+    ``sizes`` maps our ``aspect_ratio`` to the vendor's named size, for vendors that take a size
+    instead of a ratio; ``edit`` is our param whose presence selects the vendor's edit endpoint;
+    ``count`` is the vendor input carrying the number of images (``None``: one per call);
+    ``defaults`` are params this route fills in when a request leaves them out; ``shape`` is the
+    call shape for vendors with several (DashScope's ``synthesis``/``generation``/``multimodal``).
+    """
+
+    names: Mapping[str, str] = field(default_factory=dict)
+    convert: Mapping[str, str] = field(default_factory=dict)
+    sizes: Mapping[str, str] | None = None
+    edit: str | None = None
+    count: str | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    shape: str | None = None
+
+
+@dataclass(frozen=True)
 class Route:
     """One way to serve a catalog model: a provider name and the vendor's own model id or slug.
 
     The catalog lists a model's routes in order, the router picks one, and the adapter receives
-    it in its ``GenerationRequest``.
+    it in its ``GenerationRequest``. ``inputs`` is the route's input table when its vendor needs
+    one per model (fal, Replicate, DashScope); it does not take part in equality, so a route is
+    still named by provider and id.
     """
 
     provider: str
     upstream_model: str
+    inputs: RouteInputs | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{self.provider}:{self.upstream_model}"

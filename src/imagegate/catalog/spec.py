@@ -3,13 +3,15 @@
 A family module (``catalog/families/flux.py`` …) declares one pydantic params model per params key
 (``fluxParams`` …) with ``extra="forbid"`` and the exact fields, enums and ranges of Apiframe's
 published schema, then one ``ModelSpec`` per model id. The spec owns what a user may ask for and
-what it costs; the adapter owns how the vendor is asked (see ``imagegate.providers.port``).
+what it costs, and each route carries the model's own input table for vendors that need one
+(``RouteInputs``: fal, Replicate, DashScope); the adapter owns how the vendor is asked (see
+``imagegate.providers.port``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -114,6 +116,26 @@ class ModelSpec:
     substitutes: tuple[Route, ...] = ()
     """Routes to a different upstream model that stands in for a retired one, used after every
     real route and only while ``allow_substitutes`` is on; the job's ``servedBy`` shows them."""
+
+    def resolve(self, route: Route) -> Route:
+        """``route`` with this model's input table for it.
+
+        An operator's route (``IMAGEGATE_ROUTES``) names only a provider and an upstream id: it
+        takes the inputs of the catalog route with the same name, else of this model's first
+        catalog route on the same provider (a newer id of the same vendor model).
+        """
+        if route.inputs is not None:
+            return route
+        own = [
+            known for known in (*self.routes, *self.substitutes) if known.provider == route.provider
+        ]
+        for known in own:
+            if known == route:
+                return known
+        for known in own:
+            if known.inputs is not None:
+                return replace(route, inputs=known.inputs)
+        return route
 
     @property
     def pricing_mode(self) -> Literal["flat", "per-output"]:

@@ -38,14 +38,21 @@ import binascii
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import httpx2
+from pydantic import Field
 
 from imagegate.errors import UpstreamMisconfigured, UpstreamModerated, UpstreamRejected
+from imagegate.providers.base import (
+    ProviderOptions,
+    SyncAdapter,
+    api_key,
+    open_client,
+    read_options,
+)
 from imagegate.providers.http import (
     clean_message,
-    create_client,
     json_object,
     raise_for_upstream,
     transport_error,
@@ -54,16 +61,15 @@ from imagegate.providers.port import (
     Finished,
     GenerationRequest,
     OutputImage,
-    Pending,
     ProviderContext,
     Submitted,
-    TaskHandle,
 )
 from imagegate.settings import ProviderSettings
 
 __all__ = [
     "REGIONS",
     "ArkAdapter",
+    "Options",
     "ark_size",
     "create_adapter",
     "is_moderation_code",
@@ -164,9 +170,19 @@ def _error(response: httpx2.Response) -> Mapping[str, Any]:
     return error if isinstance(error, dict) else {}
 
 
-class ArkAdapter:
+class Options(ProviderOptions):
+    region: str = "byteplus"
+    """``byteplus`` or ``volcengine``; ignored when ``base_url`` is set."""
+    models: dict[str, str] = Field(default_factory=dict)
+    """Route model id or catalog model id → the id to send (``doubao-…``, ``ep-…``)."""
+    watermark: bool = False
+    response_format: Literal["b64_json", "url"] = "b64_json"
+    inline_inputs: bool = False
+    """Send input images as ``data:`` URIs instead of URLs."""
+
+
+class ArkAdapter(SyncAdapter):
     name = NAME
-    supports_cancel = False
 
     def __init__(
         self,
@@ -178,7 +194,7 @@ class ArkAdapter:
         response_format: str,
         inline_inputs: bool,
     ) -> None:
-        self._client = client
+        super().__init__(client)
         self._context = context
         self._models = dict(models)
         self._watermark = watermark
@@ -311,34 +327,18 @@ class ArkAdapter:
             raise UpstreamRejected(f"{NAME} returned no image", provider=NAME)
         return images
 
-    async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
-        """Never called: ``submit`` always answers ``Finished``."""
-        raise UpstreamRejected("ark jobs are synchronous and have no task", provider=NAME)
-
-    async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
 
 def create_adapter(config: ProviderSettings, context: ProviderContext) -> ArkAdapter:
-    options = config.options
-    region = str(options.get("region", "byteplus"))
+    options = read_options(NAME, Options, config.options)
+    region = options.region
     if config.base_url is None and region not in REGIONS:
         raise ValueError(f"ark: unknown region {region!r}; expected one of {sorted(REGIONS)}")
-    key = config.api_key.get_secret_value() if config.api_key else ""
-    client = create_client(
-        config.base_url or REGIONS[region],
-        {"Authorization": f"Bearer {key}"},
-        timeout=config.timeout,
-        transport=context.transport,
-    )
+    headers = {"Authorization": f"Bearer {api_key(config)}"}
     return ArkAdapter(
-        client,
+        open_client(NAME, config, context, headers, default_base_url=REGIONS.get(region)),
         context,
-        models={str(k): str(v) for k, v in (options.get("models") or {}).items()},
-        watermark=bool(options.get("watermark", False)),
-        response_format=str(options.get("response_format", "b64_json")),
-        inline_inputs=bool(options.get("inline_inputs", False)),
+        models=options.models,
+        watermark=options.watermark,
+        response_format=options.response_format,
+        inline_inputs=options.inline_inputs,
     )

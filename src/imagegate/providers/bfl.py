@@ -36,15 +36,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
+from pydantic import Field
 
 from imagegate.errors import (
     UpstreamModerated,
     UpstreamRejected,
     UpstreamTaskLost,
 )
+from imagegate.providers.base import (
+    Adapter,
+    ProviderOptions,
+    api_key,
+    open_client,
+    read_options,
+)
 from imagegate.providers.http import (
     clean_message,
-    create_client,
     json_object,
     malformed,
     raise_for_upstream,
@@ -62,7 +69,7 @@ from imagegate.providers.port import (
 from imagegate.settings import ProviderSettings
 from imagegate.types import InputFetcher
 
-__all__ = ["BflAdapter", "build_payload", "create_adapter"]
+__all__ = ["BflAdapter", "Options", "build_payload", "create_adapter"]
 
 NAME = "bfl"
 REGION_HOSTS = {
@@ -218,9 +225,20 @@ def _error_message(response: httpx2.Response) -> str | None:
     return None
 
 
-class BflAdapter:
+class Options(ProviderOptions):
+    region: str = "global"
+    """``global``, ``eu`` or ``us`` (checked even when ``base_url`` is set)."""
+    models: dict[str, str] = Field(default_factory=dict)
+    """Route model id → BFL endpoint name."""
+    safety_tolerance: int = 2
+    """Sent on every request, clamped to each endpoint's range."""
+    inline_inputs: bool = False
+    """Send FLUX.2 input images as base64 instead of URLs."""
+    poll_interval: float = Field(default=2.0, gt=0)
+
+
+class BflAdapter(Adapter):
     name = NAME
-    supports_cancel = False
 
     def __init__(
         self,
@@ -232,7 +250,7 @@ class BflAdapter:
         inline_inputs: bool = False,
         poll_interval: float = 2.0,
     ) -> None:
-        self._client = client
+        super().__init__(client)
         self._fetch_input = fetch_input
         self._aliases = dict(aliases)
         self._safety_tolerance = safety_tolerance
@@ -342,12 +360,6 @@ class BflAdapter:
             state={**task.state, "polls": polls},
         )
 
-    async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
-        """BFL has no cancel endpoint; the task finishes and its result expires unused."""
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and value >= 0 else 0
@@ -376,22 +388,16 @@ def _moderation_message(status: str, body: Mapping[str, Any]) -> str:
 
 
 def create_adapter(config: ProviderSettings, context: ProviderContext) -> BflAdapter:
-    options = config.options
-    region = str(options.get("region", "global")).lower()
+    options = read_options(NAME, Options, config.options)
+    region = options.region.lower()
     if region not in REGION_HOSTS:
         raise ValueError(f"bfl: unknown region {region!r} (choose one of {sorted(REGION_HOSTS)})")
-    api_key = config.api_key.get_secret_value() if config.api_key else ""
-    client = create_client(
-        config.base_url or REGION_HOSTS[region],
-        {"x-key": api_key, "accept": "application/json"},
-        timeout=config.timeout,
-        transport=context.transport,
-    )
+    headers = {"x-key": api_key(config), "accept": "application/json"}
     return BflAdapter(
-        client,
+        open_client(NAME, config, context, headers, default_base_url=REGION_HOSTS[region]),
         context.fetch_input,
-        aliases={str(k): str(v) for k, v in dict(options.get("models") or {}).items()},
-        safety_tolerance=int(options.get("safety_tolerance", 2)),
-        inline_inputs=bool(options.get("inline_inputs", False)),
-        poll_interval=float(options.get("poll_interval", 2.0)),
+        aliases=options.models,
+        safety_tolerance=options.safety_tolerance,
+        inline_inputs=options.inline_inputs,
+        poll_interval=options.poll_interval,
     )

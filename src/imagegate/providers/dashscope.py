@@ -1,6 +1,8 @@
 """Alibaba Cloud Model Studio (DashScope) adapter: Qwen-Image and Wan image models.
 
-DashScope serves image models through three call shapes, chosen per upstream model id:
+DashScope serves image models through three call shapes. Each catalog route declares its shape
+(``RouteInputs.shape``, next to the model in the catalog); the ``modes`` option overrides it, and a
+model no route declares (the ``edit_model``) takes ``multimodal``:
 
 - ``synthesis`` — the async ``text2image/image-synthesis`` task (``input.prompt``), the only async
   shape ``qwen-image`` / ``qwen-image-plus`` accept. Their ``n`` is fixed at 1, so a job asking
@@ -26,7 +28,7 @@ image (sent as a URL, or as a data URI with ``options["inline_inputs"]``); ``neg
 have no DashScope equivalent and are not sent: DashScope always returns PNG.
 
 Options: ``region`` (``intl`` Singapore, default; ``cn`` Beijing; ``us`` Virginia), ``workspace``
-(``X-DashScope-WorkSpace``), ``modes`` (model id → shape, overriding the rules above),
+(``X-DashScope-WorkSpace``), ``modes`` (model id → shape, overriding the catalog's),
 ``edit_model`` (the model qwen-image edits run on, default ``qwen-image-edit-plus``),
 ``watermark`` (default false), ``inline_inputs``, ``poll_interval`` (seconds, default 5: the
 longest wait between polls).
@@ -46,11 +48,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import httpx2
+from pydantic import Field
 
 from imagegate.errors import (
     UpstreamError,
@@ -62,9 +64,15 @@ from imagegate.errors import (
     UpstreamTaskLost,
 )
 from imagegate.net.retry_after import retry_after_seconds
+from imagegate.providers.base import (
+    Adapter,
+    ProviderOptions,
+    api_key,
+    open_client,
+    read_options,
+)
 from imagegate.providers.http import (
     clean_message,
-    create_client,
     json_object,
     malformed,
     raise_for_upstream,
@@ -80,9 +88,9 @@ from imagegate.providers.port import (
     TaskHandle,
 )
 from imagegate.settings import ProviderSettings
-from imagegate.types import InputFetcher
+from imagegate.types import InputFetcher, Route
 
-__all__ = ["DashScopeAdapter", "create_adapter", "mode_for"]
+__all__ = ["DashScopeAdapter", "Options", "create_adapter", "mode_for"]
 
 NAME = "dashscope"
 FIRST_POLL_SECONDS = 1.0
@@ -98,10 +106,6 @@ MULTIMODAL_PATH = "/api/v1/services/aigc/multimodal-generation/generation"
 
 Mode = Literal["synthesis", "generation", "multimodal"]
 _MODES: tuple[Mode, ...] = ("synthesis", "generation", "multimodal")
-_SYNTHESIS = re.compile(
-    r"^(qwen-image|qwen-image-plus(-\d{4}-\d{2}-\d{2})?|wanx.*|wan2\.[0-5]-t2i.*)$"
-)
-_GENERATION = re.compile(r"^wan2\.[6-9]")
 
 _QWEN_SIZES = {  # qwen-image / -plus / -max: the only sizes these accept
     "square": "1328*1328",
@@ -137,15 +141,15 @@ _MODERATION_CODES = frozenset({"DataInspectionFailed", "IPInfringementSuspect"})
 _MISCONFIGURED_CODES = frozenset({"InvalidApiKey", "Arrearage", "AccessDenied.Unpurchased"})
 
 
-def mode_for(upstream_model: str, overrides: Mapping[str, str]) -> Mode:
-    """Which DashScope call shape serves ``upstream_model``."""
-    override = overrides.get(upstream_model)
-    if override in _MODES:
-        return override
-    if _SYNTHESIS.match(upstream_model):
-        return "synthesis"
-    if _GENERATION.match(upstream_model):
-        return "generation"
+def mode_for(model: str, overrides: Mapping[str, str], route: Route) -> Mode:
+    """Which DashScope call shape serves ``model``: the operator's ``modes`` option first, then
+    the shape the catalog declares on the route (for the route's own model), else the
+    synchronous ``multimodal`` call that every newer model and the edit models take."""
+    declared = route.inputs.shape if route.inputs and model == route.upstream_model else None
+    for wanted in (overrides.get(model), declared):
+        for mode in _MODES:
+            if wanted == mode:
+                return mode
     return "multimodal"
 
 
@@ -246,7 +250,23 @@ def _images(output: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, str]]
     return urls, failures
 
 
-class DashScopeAdapter:
+class Options(ProviderOptions):
+    region: str = "intl"
+    """``intl`` (Singapore), ``cn`` (Beijing) or ``us`` (Virginia)."""
+    workspace: str | None = None
+    """Sent as ``X-DashScope-WorkSpace``."""
+    modes: dict[str, Mode] = Field(default_factory=dict)
+    """Upstream model id → call shape, overriding the built-in rules."""
+    edit_model: str = "qwen-image-edit-plus"
+    """The model ``qwen-image*`` jobs with an input image run on."""
+    watermark: bool = False
+    inline_inputs: bool = False
+    """Send input images as ``data:`` URIs instead of URLs."""
+    poll_interval: float = Field(default=5.0, gt=0)
+    """The longest wait between polls, in seconds."""
+
+
+class DashScopeAdapter(Adapter):
     name = NAME
     supports_cancel = True
 
@@ -261,7 +281,7 @@ class DashScopeAdapter:
         inline_inputs: bool = False,
         poll_interval: float = 5.0,
     ) -> None:
-        self._client = client
+        super().__init__(client)
         self._fetch_input = fetch_input
         self._modes = dict(modes)
         self._edit_model = edit_model
@@ -338,7 +358,7 @@ class DashScopeAdapter:
 
     async def submit(self, request: GenerationRequest) -> Submitted | Finished:
         model = self._model(request)
-        mode = mode_for(model, self._modes)
+        mode = mode_for(model, self._modes, request.route)
         if mode == "multimodal":
             body = await self._post(
                 MULTIMODAL_PATH, await self._messages_body(request, model), async_=False
@@ -447,9 +467,6 @@ class DashScopeAdapter:
                 continue  # UnsupportedOperation: already running or finished
             _raise_for(response)
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and value >= 0 else 0
@@ -469,28 +486,21 @@ def _progress(outputs: Sequence[Mapping[str, Any]], done: int) -> int | None:
 
 
 def create_adapter(config: ProviderSettings, context: ProviderContext) -> DashScopeAdapter:
-    options = config.options
-    region = str(options.get("region", "intl")).lower()
+    options = read_options(NAME, Options, config.options)
+    region = options.region.lower()
     if region not in REGION_HOSTS:
         raise ValueError(
             f"dashscope: unknown region {region!r} (choose one of {sorted(REGION_HOSTS)})"
         )
-    api_key = config.api_key.get_secret_value() if config.api_key else ""
-    headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
-    if options.get("workspace"):
-        headers["X-DashScope-WorkSpace"] = str(options["workspace"])
-    client = create_client(
-        config.base_url or REGION_HOSTS[region],
-        headers,
-        timeout=config.timeout,
-        transport=context.transport,
-    )
+    headers = {"Authorization": f"Bearer {api_key(config)}", "Accept": "application/json"}
+    if options.workspace:
+        headers["X-DashScope-WorkSpace"] = options.workspace
     return DashScopeAdapter(
-        client,
+        open_client(NAME, config, context, headers, default_base_url=REGION_HOSTS[region]),
         context.fetch_input,
-        modes={str(k): str(v) for k, v in dict(options.get("modes") or {}).items()},
-        edit_model=str(options.get("edit_model", "qwen-image-edit-plus")),
-        watermark=bool(options.get("watermark", False)),
-        inline_inputs=bool(options.get("inline_inputs", False)),
-        poll_interval=float(options.get("poll_interval", 5.0)),
+        modes=options.modes,
+        edit_model=options.edit_model,
+        watermark=options.watermark,
+        inline_inputs=options.inline_inputs,
+        poll_interval=options.poll_interval,
     )

@@ -7,10 +7,11 @@ and reused as given, because status/result/cancel paths drop the endpoint's sub-
 ``IN_QUEUE`` / ``IN_PROGRESS`` / ``COMPLETED``; a completed request's output (or its error, e.g. a
 422 ``content_policy_violation``) is at ``response_url``; ``PUT cancel_url`` cancels.
 
-Each endpoint family has its own inputs; ``FAMILIES`` maps our params objects to them (FLUX v1.1,
-GPT Image, Seedream, Ideogram v3, Qwen and Wan take a named ``image_size`` rather than an
-``aspect_ratio``; reference images become ``image_urls`` and select the family's ``/edit``
-endpoint). Unknown params are dropped. Outputs are ``images[].url`` on fal's CDN (``data:`` URIs
+Each endpoint has its own inputs, declared with the model in the catalog and carried here in
+``route.inputs`` (FLUX v1.1, GPT Image, Seedream, Ideogram v3, Qwen and Wan take a named
+``image_size`` rather than an ``aspect_ratio``; reference images become ``image_urls`` and select
+the endpoint's ``/edit`` variant); the value conversions they name are ``CONVERSIONS``. Params a
+route does not name are dropped. Outputs are ``images[].url`` on fal's CDN (``data:`` URIs
 in sync mode). ``has_nsfw_concepts`` with any ``true`` means the safety checker blanked an
 image → moderated.
 
@@ -24,8 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,9 +36,15 @@ from imagegate.errors import (
     UpstreamRejected,
     UpstreamTaskLost,
 )
+from imagegate.providers.base import (
+    Adapter,
+    ProviderOptions,
+    api_key,
+    open_client,
+    read_options,
+)
 from imagegate.providers.http import (
     clean_message,
-    create_client,
     json_object,
     malformed,
     raise_for_upstream,
@@ -54,12 +60,13 @@ from imagegate.providers.port import (
     TaskHandle,
 )
 from imagegate.settings import ProviderSettings
+from imagegate.types import Route, RouteInputs
 
 __all__ = [
+    "CONVERSIONS",
     "DEFAULT_BASE_URL",
-    "FAMILIES",
-    "IDEOGRAM_V3_SPEEDS",
     "FalAdapter",
+    "Options",
     "build_input",
     "create_adapter",
     "endpoint",
@@ -67,15 +74,6 @@ __all__ = [
 
 NAME = "fal"
 DEFAULT_BASE_URL = "https://queue.fal.run"
-
-_NAMED_SIZES = {
-    "1:1": "square_hd",
-    "4:3": "landscape_4_3",
-    "3:4": "portrait_4_3",
-    "16:9": "landscape_16_9",
-    "9:16": "portrait_16_9",
-}
-_GPT_SIZES = {"1:1": "1024x1024", "3:2": "1536x1024", "2:3": "1024x1536"}
 
 
 def _jpeg(value: Any) -> Any:
@@ -90,6 +88,10 @@ def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
 
+def _lower(value: Any) -> Any:
+    return str(value).lower()
+
+
 def _seedream_size(value: Any) -> Any:
     return {"2K": "auto_2K", "4K": "auto_4K"}.get(value, value)
 
@@ -102,148 +104,33 @@ def _as_list(value: Any) -> Any:
     return value if isinstance(value, list) else [value]
 
 
-@dataclass(frozen=True)
-class Family:
-    """How one group of fal endpoints takes our params.
-
-    ``inputs`` maps our param → fal input name; ``convert`` converts values by *fal* name;
-    ``image_size`` says fal wants ``image_size`` (named, or ``{width, height}``) instead of our
-    ``aspect_ratio``; ``edit`` is our param whose presence selects the ``/edit`` endpoint.
-    """
-
-    prefixes: tuple[str, ...]
-    inputs: Mapping[str, str]
-    convert: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
-    image_size: Mapping[str, str] | None = None
-    edit: str | None = None
-    count: str | None = "num_images"
-
-
-def _same(*names: str) -> dict[str, str]:
-    return {name: name for name in names}
-
-
-FAMILIES: Sequence[Family] = (
-    Family(
-        ("fal-ai/gpt-image", "openai/gpt-image"),
-        {**_same("quality", "background", "output_format", "input_fidelity"),
-         "input_images": "image_urls"},
-        {"output_format": _jpeg},
-        image_size=_GPT_SIZES,
-        edit="input_images",
-    ),
-    Family(
-        ("fal-ai/nano-banana", "google/nano-banana", "fal-ai/gemini"),
-        {**_same("aspect_ratio", "resolution", "output_format"), "image_input": "image_urls",
-         "google_search": "enable_web_search"},
-        {"output_format": _jpeg, "resolution": _nano_resolution},
-        edit="image_input",
-    ),
-    Family(
-        ("fal-ai/flux-pro/v1.1-ultra",),
-        {**_same("aspect_ratio", "raw", "seed", "safety_tolerance", "output_format",
-                 "image_prompt_strength"),
-         "image_prompt": "image_url", "prompt_upsampling": "enhance_prompt"},
-        {"output_format": _jpeg, "safety_tolerance": str},
-    ),
-    Family(
-        ("fal-ai/flux-pro/v1.1",),
-        {**_same("seed", "safety_tolerance", "output_format"),
-         "prompt_upsampling": "enhance_prompt"},
-        {"output_format": _jpeg, "safety_tolerance": str},
-        image_size=_NAMED_SIZES,
-    ),
-    Family(
-        ("fal-ai/flux-2",),
-        {**_same("seed", "safety_tolerance", "output_format"), "input_images": "image_urls",
-         "guidance": "guidance_scale", "steps": "num_inference_steps",
-         "prompt_upsampling": "enable_prompt_expansion"},
-        {"output_format": _jpeg, "safety_tolerance": str},
-        image_size=_NAMED_SIZES,
-        edit="input_images",
-    ),
-    Family(
-        ("fal-ai/ideogram/v3", "fal-ai/ideogram/character"),
-        {**_same("seed", "negative_prompt", "rendering_speed"), "style_type": "style",
-         "magic_prompt_option": "expand_prompt", "style_reference_images": "image_urls",
-         "character_reference_image": "reference_image_urls"},
-        {"style": _upper, "expand_prompt": _magic, "reference_image_urls": _as_list,
-         "rendering_speed": _upper},
-        image_size=_NAMED_SIZES,
-    ),
-    Family(
-        ("fal-ai/ideogram",),
-        {**_same("aspect_ratio", "seed", "negative_prompt"), "style_type": "style",
-         "magic_prompt_option": "expand_prompt"},
-        {"style": lambda value: str(value).lower(), "expand_prompt": _magic},
-    ),
-    Family(
-        ("fal-ai/bytedance/seedream", "bytedance/seedream"),
-        {**_same("seed"), "image_input": "image_urls", "size": "image_size",
-         "enhance_prompt": "enhance_prompt"},
-        {"image_size": _seedream_size},
-        image_size=_NAMED_SIZES,
-        edit="image_input",
-    ),
-    Family(
-        ("fal-ai/qwen-image-2",),
-        {**_same("negative_prompt", "seed"), "image": "image_urls"},
-        {"image_urls": _as_list},
-        image_size={**_NAMED_SIZES, "21:9": "landscape_16_9"},
-        edit="image",
-    ),
-    Family(
-        ("fal-ai/qwen-image",),
-        _same("image_url", "strength", "image_size", "num_inference_steps", "guidance_scale",
-              "negative_prompt", "acceleration", "output_format", "seed"),
-        {"output_format": _jpeg},
-    ),
-    Family(
-        ("fal-ai/wan",),
-        {**_same("negative_prompt", "seed"), "image": "image_urls",
-         "prompt_extend": "enable_prompt_expansion"},
-        {"image_urls": _as_list},
-        image_size=_NAMED_SIZES,
-        edit="image",
-    ),
-    Family(("xai/grok-imagine-image",), {**_same("aspect_ratio"), "image": "image_url"},
-           edit="image"),
-    Family(
-        ("fal-ai/kling-image",),
-        {**_same("aspect_ratio", "negative_prompt", "image_fidelity"), "image": "image_url"},
-    ),
-    Family(("fal-ai/reve", "reve/"), _same("aspect_ratio", "output_format", "seed"),
-           {"output_format": _jpeg}),
-    Family(
-        ("fal-ai/imagen4",),
-        {**_same("aspect_ratio"), "image_size": "resolution"},
-    ),
-)  # fmt: skip
-"""Endpoint-id prefixes → inputs; the first family with a matching prefix wins."""
-
-IDEOGRAM_V3_SPEEDS: Mapping[str, str] = {
-    "ideogram-v3-turbo": "TURBO",
-    "ideogram-v3-balanced": "BALANCED",
-    "ideogram-v3-quality": "QUALITY",
+CONVERSIONS: Mapping[str, Callable[[Any], Any]] = {
+    "jpeg": _jpeg,
+    "magic": _magic,
+    "upper": _upper,
+    "lower": _lower,
+    "list": _as_list,
+    "text": str,
+    "seedream_size": _seedream_size,
+    "nano_resolution": _nano_resolution,
 }
-"""Catalog ids that share ``fal-ai/ideogram/v3``: the tier is in the name (and the price), not in
-the params, so it is sent as ``rendering_speed`` (fal's default would be ``BALANCED``)."""
+"""The value conversions a route's ``RouteInputs.convert`` may name, by fal input."""
 
 
-def _family(model_id: str) -> Family:
-    for family in FAMILIES:
-        if model_id.startswith(family.prefixes):
-            return family
-    raise UpstreamRejected(
-        f"fal: no input mapping for endpoint {model_id}; add it to providers.fal.FAMILIES",
-        provider=NAME,
-    )
+def _inputs(route: Route) -> RouteInputs:
+    if route.inputs is None:
+        raise UpstreamRejected(
+            f"fal: no input mapping for endpoint {route.upstream_model}; declare its inputs on "
+            "the model's catalog route",
+            provider=NAME,
+        )
+    return route.inputs
 
 
-def endpoint(model_id: str, params: Mapping[str, Any]) -> str:
-    """The endpoint to call: the family's ``/edit`` variant when reference images are given."""
-    family = _family(model_id)
-    if family.edit is None or not params.get(family.edit) or model_id.endswith("/edit"):
+def endpoint(route: Route, params: Mapping[str, Any]) -> str:
+    """The endpoint to call: the route's ``/edit`` variant when reference images are given."""
+    inputs, model_id = _inputs(route), route.upstream_model
+    if inputs.edit is None or not params.get(inputs.edit) or model_id.endswith("/edit"):
         return model_id
     if model_id.endswith("/text-to-image"):
         return model_id.removesuffix("/text-to-image") + "/edit"
@@ -251,26 +138,28 @@ def endpoint(model_id: str, params: Mapping[str, Any]) -> str:
 
 
 def build_input(
-    model_id: str, prompt: str, params: Mapping[str, Any], outputs: int = 1
+    route: Route, prompt: str, params: Mapping[str, Any], outputs: int = 1
 ) -> dict[str, Any]:
-    """The queue submit body for ``model_id``: params renamed, converted, unknown ones dropped."""
-    family = _family(model_id)
+    """The queue submit body for ``route``: params renamed and converted as the route's inputs
+    say, params it does not name dropped, and its ``defaults`` for params the request left out."""
+    inputs = _inputs(route)
+    params = {**inputs.defaults, **params}
     payload: dict[str, Any] = {"prompt": prompt}
-    if family.image_size is not None:
+    if inputs.sizes is not None:
         width, height = params.get("width"), params.get("height")
         ratio = params.get("aspect_ratio")
         if isinstance(width, int) and isinstance(height, int):
             payload["image_size"] = {"width": width, "height": height}
-        elif isinstance(ratio, str) and ratio in family.image_size:
-            payload["image_size"] = family.image_size[ratio]
-    for ours, theirs in family.inputs.items():
+        elif isinstance(ratio, str) and ratio in inputs.sizes:
+            payload["image_size"] = inputs.sizes[ratio]
+    for ours, theirs in inputs.names.items():
         value = params.get(ours)
         if value is None or theirs in payload:
             continue
-        convert = family.convert.get(theirs)
-        payload[theirs] = convert(value) if convert is not None else value
-    if family.count is not None and outputs > 1:
-        payload[family.count] = outputs
+        convert = inputs.convert.get(theirs)
+        payload[theirs] = CONVERSIONS[convert](value) if convert is not None else value
+    if inputs.count is not None and outputs > 1:
+        payload[inputs.count] = outputs
     return payload
 
 
@@ -330,12 +219,16 @@ def _raise(response: httpx2.Response) -> None:
     raise_for_upstream(response, NAME, text or (clean_message(response.text) or None))
 
 
-class FalAdapter:
+class Options(ProviderOptions):
+    """fal takes no options."""
+
+
+class FalAdapter(Adapter):
     name = NAME
     supports_cancel = True
 
     def __init__(self, client: httpx2.AsyncClient) -> None:
-        self._client = client
+        super().__init__(client)
 
     def _same_host(self, url: Any) -> str | None:
         """Only URLs on the queue host are followed: the key must never leave fal."""
@@ -345,13 +238,9 @@ class FalAdapter:
         return url if parts.hostname == base.host and parts.port == base.port else None
 
     async def submit(self, request: GenerationRequest) -> Submitted | Finished:
-        model_id = request.route.upstream_model
-        params = request.params
-        speed = IDEOGRAM_V3_SPEEDS.get(request.model)
-        if speed is not None and "rendering_speed" not in params:
-            params = {**params, "rendering_speed": speed}
-        path = "/" + endpoint(model_id, params)
-        body = build_input(model_id, request.prompt, params, request.outputs)
+        route, model_id = request.route, request.route.upstream_model
+        body = build_input(route, request.prompt, request.params, request.outputs)
+        path = "/" + endpoint(route, request.params)
         try:
             response = await self._client.post(path, json=body)
         except httpx2.TransportError as exc:
@@ -439,16 +328,10 @@ class FalAdapter:
             return  # already completed or gone: nothing left to stop
         _raise(response)
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
 
 def create_adapter(config: ProviderSettings, context: ProviderContext) -> FalAdapter:
-    key = config.api_key.get_secret_value() if config.api_key is not None else ""
-    client = create_client(
-        config.base_url or DEFAULT_BASE_URL,
-        {"Authorization": f"Key {key}"},
-        timeout=config.timeout,
-        transport=context.transport,
+    read_options(NAME, Options, config.options)
+    headers = {"Authorization": f"Key {api_key(config)}"}
+    return FalAdapter(
+        open_client(NAME, config, context, headers, default_base_url=DEFAULT_BASE_URL)
     )
-    return FalAdapter(client)

@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx2
+from pydantic import Field
 
 from imagegate.errors import (
     UpstreamMisconfigured,
@@ -46,9 +47,15 @@ from imagegate.errors import (
     UpstreamRejected,
 )
 from imagegate.net.retry_after import MAX_RETRY_AFTER_SECONDS, retry_after_seconds
+from imagegate.providers.base import (
+    ProviderOptions,
+    SyncAdapter,
+    api_key,
+    open_client,
+    read_options,
+)
 from imagegate.providers.http import (
     clean_message,
-    create_client,
     json_object,
     raise_for_upstream,
     transport_error,
@@ -57,14 +64,12 @@ from imagegate.providers.port import (
     Finished,
     GenerationRequest,
     OutputImage,
-    Pending,
     ProviderContext,
     Submitted,
-    TaskHandle,
 )
 from imagegate.settings import ProviderSettings
 
-__all__ = ["DEFAULT_BASE_URL", "MODERATION_REASONS", "GeminiAdapter", "create_adapter"]
+__all__ = ["DEFAULT_BASE_URL", "MODERATION_REASONS", "GeminiAdapter", "Options", "create_adapter"]
 
 NAME = "gemini"
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
@@ -143,9 +148,15 @@ def _list(value: Any, what: str) -> list[Any]:
     return value
 
 
-class GeminiAdapter:
+class Options(ProviderOptions):
+    models: dict[str, str] = Field(default_factory=dict)
+    """Route model id or catalog model id → the Gemini model id to call today."""
+    fixed_size_models: list[str] = Field(default_factory=lambda: list(_DEFAULT_FIXED_SIZE_MODELS))
+    """Model ids that only draw 1K images and refuse ``imageSize``."""
+
+
+class GeminiAdapter(SyncAdapter):
     name = NAME
-    supports_cancel = False
 
     def __init__(
         self,
@@ -155,7 +166,7 @@ class GeminiAdapter:
         models: Mapping[str, str],
         fixed_size_models: Sequence[str],
     ) -> None:
-        self._client = client
+        super().__init__(client)
         self._context = context
         self._models = dict(models)
         self._fixed_size_models = frozenset(fixed_size_models)
@@ -276,31 +287,13 @@ class GeminiAdapter:
             )
         raise UpstreamRejected(f"Provider returned no image{detail}", provider=NAME)
 
-    async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
-        """Never called: ``submit`` always answers ``Finished``."""
-        raise UpstreamRejected("gemini jobs are synchronous and have no task", provider=NAME)
-
-    async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
 
 def create_adapter(config: ProviderSettings, context: ProviderContext) -> GeminiAdapter:
-    key = config.api_key.get_secret_value() if config.api_key else ""
-    client = create_client(
-        config.base_url or DEFAULT_BASE_URL,
-        {"x-goog-api-key": key},
-        timeout=config.timeout,
-        transport=context.transport,
-    )
-    options = config.options
+    options = read_options(NAME, Options, config.options)
+    headers = {"x-goog-api-key": api_key(config)}
     return GeminiAdapter(
-        client,
+        open_client(NAME, config, context, headers, default_base_url=DEFAULT_BASE_URL),
         context,
-        models={str(k): str(v) for k, v in (options.get("models") or {}).items()},
-        fixed_size_models=[
-            str(m) for m in options.get("fixed_size_models", _DEFAULT_FIXED_SIZE_MODELS)
-        ],
+        models=options.models,
+        fixed_size_models=options.fixed_size_models,
     )

@@ -41,11 +41,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx2
+from pydantic import Field
 
 from imagegate.errors import UpstreamMisconfigured, UpstreamModerated, UpstreamRejected
+from imagegate.providers.base import (
+    ProviderOptions,
+    SyncAdapter,
+    api_key,
+    open_client,
+    read_options,
+)
 from imagegate.providers.http import (
     clean_message,
-    create_client,
     json_object,
     raise_for_upstream,
     transport_error,
@@ -54,15 +61,13 @@ from imagegate.providers.port import (
     Finished,
     GenerationRequest,
     OutputImage,
-    Pending,
     ProviderContext,
     Submitted,
-    TaskHandle,
 )
 from imagegate.settings import ProviderSettings
 from imagegate.types import FetchedInput
 
-__all__ = ["DEFAULT_BASE_URL", "IdeogramAdapter", "create_adapter"]
+__all__ = ["DEFAULT_BASE_URL", "IdeogramAdapter", "Options", "create_adapter"]
 
 NAME = "ideogram"
 DEFAULT_BASE_URL = "https://api.ideogram.ai"
@@ -136,14 +141,18 @@ class _Call:
     files: Files | None = None
 
 
-class IdeogramAdapter:
+class Options(ProviderOptions):
+    models: dict[str, str] = Field(default_factory=dict)
+    """Route model id or catalog model id → the Ideogram model id to use."""
+
+
+class IdeogramAdapter(SyncAdapter):
     name = NAME
-    supports_cancel = False
 
     def __init__(
         self, client: httpx2.AsyncClient, context: ProviderContext, *, models: Mapping[str, str]
     ) -> None:
-        self._client = client
+        super().__init__(client)
         self._context = context
         self._models = dict(models)
 
@@ -310,24 +319,12 @@ class IdeogramAdapter:
             )
         return [OutputImage(url=item["url"]) for item in data]
 
-    async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
-        """Never called: ``submit`` always answers ``Finished``."""
-        raise UpstreamRejected("ideogram jobs are synchronous and have no task", provider=NAME)
-
-    async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
 
 def create_adapter(config: ProviderSettings, context: ProviderContext) -> IdeogramAdapter:
-    key = config.api_key.get_secret_value() if config.api_key else ""
-    client = create_client(
-        config.base_url or DEFAULT_BASE_URL,
-        {"Api-Key": key},
-        timeout=config.timeout,
-        transport=context.transport,
+    options = read_options(NAME, Options, config.options)
+    headers = {"Api-Key": api_key(config)}
+    return IdeogramAdapter(
+        open_client(NAME, config, context, headers, default_base_url=DEFAULT_BASE_URL),
+        context,
+        models=options.models,
     )
-    models = {str(k): str(v) for k, v in (config.options.get("models") or {}).items()}
-    return IdeogramAdapter(client, context, models=models)

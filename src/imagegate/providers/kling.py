@@ -34,9 +34,10 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import httpx2
+from pydantic import Field
 
 from imagegate.errors import (
     UpstreamError,
@@ -48,9 +49,15 @@ from imagegate.errors import (
     UpstreamTaskLost,
 )
 from imagegate.net.retry_after import retry_after_seconds
+from imagegate.providers.base import (
+    Adapter,
+    ProviderOptions,
+    api_key,
+    open_client,
+    read_options,
+)
 from imagegate.providers.http import (
     clean_message,
-    create_client,
     malformed,
     raise_for_upstream,
     transport_error,
@@ -67,7 +74,7 @@ from imagegate.providers.port import (
 from imagegate.settings import ProviderSettings
 from imagegate.types import Clock, InputFetcher, SystemClock
 
-__all__ = ["KlingAdapter", "TokenMinter", "create_adapter", "encode_jwt"]
+__all__ = ["KlingAdapter", "Options", "TokenMinter", "create_adapter", "encode_jwt"]
 
 NAME = "kling"
 DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
@@ -152,9 +159,21 @@ def _index(value: Any) -> int:
     return value if isinstance(value, int) else 0
 
 
-class KlingAdapter:
+class Options(ProviderOptions):
+    access_key: str | None = None
+    """With ``secret_key``: the key pair, when ``api_key`` is not ``"ak:sk"``."""
+    secret_key: str | None = None
+    resolution: Literal["1k", "2k"] | None = None
+    """Sent on every call when set."""
+    image_reference: str = "subject"
+    """Sent with an input image on ``kling-v1-5``, which requires it."""
+    inline_inputs: bool = False
+    """Send the input image as raw base64 instead of its URL."""
+    poll_interval: float = Field(default=3.0, gt=0)
+
+
+class KlingAdapter(Adapter):
     name = NAME
-    supports_cancel = False
 
     def __init__(
         self,
@@ -167,7 +186,7 @@ class KlingAdapter:
         inline_inputs: bool = False,
         poll_interval: float = 3.0,
     ) -> None:
-        self._client = client
+        super().__init__(client)
         self._fetch_input = fetch_input
         self._tokens = tokens
         self._resolution = resolution
@@ -267,41 +286,26 @@ class KlingAdapter:
         # ``submitted`` and ``processing``: Kling reports no percentage.
         return Pending(poll_after=self._poll_interval)
 
-    async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
-        """Kling has no cancel endpoint for image tasks."""
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-
-def _credentials(config: ProviderSettings) -> tuple[str, str]:
-    options = config.options
-    access, secret = options.get("access_key"), options.get("secret_key")
-    if access and secret:
-        return str(access), str(secret)
-    api_key = config.api_key.get_secret_value() if config.api_key else ""
-    access, _, secret = api_key.partition(":")
+def _credentials(config: ProviderSettings, options: Options) -> tuple[str, str]:
+    if options.access_key and options.secret_key:
+        return options.access_key, options.secret_key
+    access, _, secret = api_key(config).partition(":")
     if not access or not secret:
         raise ValueError("kling needs options access_key and secret_key, or an api_key 'ak:sk'")
     return access, secret
 
 
 def create_adapter(config: ProviderSettings, context: ProviderContext) -> KlingAdapter:
-    options = config.options
-    access_key, secret_key = _credentials(config)
-    client = create_client(
-        config.base_url or DEFAULT_BASE_URL,
-        {"Accept": "application/json"},
-        timeout=config.timeout,
-        transport=context.transport,
-    )
-    resolution = options.get("resolution")
+    options = read_options(NAME, Options, config.options)
+    access_key, secret_key = _credentials(config, options)
+    headers = {"Accept": "application/json"}
     return KlingAdapter(
-        client,
+        open_client(NAME, config, context, headers, default_base_url=DEFAULT_BASE_URL),
         context.fetch_input,
         TokenMinter(access_key, secret_key, context.clock or SystemClock()),
-        resolution=str(resolution) if resolution else None,
-        image_reference=str(options.get("image_reference", "subject")),
-        inline_inputs=bool(options.get("inline_inputs", False)),
-        poll_interval=float(options.get("poll_interval", 3.0)),
+        resolution=options.resolution,
+        image_reference=options.image_reference,
+        inline_inputs=options.inline_inputs,
+        poll_interval=options.poll_interval,
     )

@@ -30,7 +30,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx2
@@ -42,9 +42,15 @@ from imagegate.errors import (
     UpstreamRetryable,
     UpstreamTaskLost,
 )
+from imagegate.providers.base import (
+    Adapter,
+    ProviderOptions,
+    api_key,
+    open_client,
+    read_options,
+)
 from imagegate.providers.http import (
     clean_message,
-    create_client,
     malformed,
     raise_for_upstream,
     transport_error,
@@ -60,7 +66,7 @@ from imagegate.providers.port import (
 )
 from imagegate.settings import ProviderSettings
 
-__all__ = ["MidjourneyAdapter", "build_prompt", "create_adapter", "split_grid"]
+__all__ = ["MidjourneyAdapter", "Options", "build_prompt", "create_adapter", "split_grid"]
 
 NAME = "midjourney"
 AUTH_HEADER = "mj-api-secret"
@@ -177,12 +183,16 @@ def _strip_data_url(mask: str) -> str:
     return mask.split(",", 1)[1] if mask.startswith("data:") else mask
 
 
-class MidjourneyAdapter:
+class Options(ProviderOptions):
+    speed: Literal["fast", "relax", "turbo"] | None = None
+    """Appended as ``--fast`` etc. to every prompt that does not already carry it."""
+
+
+class MidjourneyAdapter(Adapter):
     name = NAME
-    supports_cancel = False
 
     def __init__(self, client: httpx2.AsyncClient, *, speed: str | None = None) -> None:
-        self._client = client
+        super().__init__(client)
         self._speed = speed
 
     async def submit(self, request: GenerationRequest) -> Submitted | Finished:
@@ -337,12 +347,6 @@ class MidjourneyAdapter:
         content_type = response.headers.get("content-type", "image/png").split(";")[0]
         return response.content, content_type
 
-    async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
-        """The relay protocol has no cancel; a started Discord job runs to the end."""
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
 
 def _url_of(item: Any) -> Any:
     return item.get("url") if isinstance(item, Mapping) else item
@@ -374,14 +378,12 @@ def _error_text(response: httpx2.Response) -> str | None:
 
 
 def create_adapter(config: ProviderSettings, context: ProviderContext) -> MidjourneyAdapter:
-    """Options: ``speed`` (``fast``/``relax``/``turbo``) is appended as a flag to every prompt."""
-    headers = {}
-    if config.api_key is not None and config.api_key.get_secret_value():
-        headers[AUTH_HEADER] = config.api_key.get_secret_value()
+    """The relay has no official host: ``base_url`` is required."""
+    options = read_options(NAME, Options, config.options)
+    headers = {AUTH_HEADER: key} if (key := api_key(config)) else {}
     if not config.base_url:
         raise ValueError("midjourney: set the relay's base_url (there is no official API)")
-    client = create_client(
-        config.base_url.rstrip("/"), headers, timeout=config.timeout, transport=context.transport
+    config = config.model_copy(update={"base_url": config.base_url.rstrip("/")})
+    return MidjourneyAdapter(
+        open_client(NAME, config, context, headers, default_base_url=None), speed=options.speed
     )
-    speed = config.options.get("speed")
-    return MidjourneyAdapter(client, speed=str(speed) if speed else None)

@@ -7,11 +7,11 @@ multipart with one ``image[]`` part per input, downloaded through ``context.fetc
 
 OpenAI shut DALL·E 2 and 3 down on 2026-05-12, so routes that still carry them point at a
 compatible host through ``base_url``, or alias them to a GPT image model with the
-``model_aliases`` option (``{"dall-e-3": "gpt-image-1.5"}``); an aliased job is built with the
+``models`` option (``{"dall-e-3": "gpt-image-1.5"}``); an aliased job is built with the
 mapping of the model actually sent, and that model is recorded as ``served_model``.
 
 Options: ``organization`` and ``project`` (sent as ``OpenAI-Organization`` / ``OpenAI-Project``),
-``model_aliases``, and ``dalle3_quality`` (``standard`` by default, ``hd`` costs twice as much).
+``models``, and ``dalle3_quality`` (``standard`` by default, ``hd`` costs twice as much).
 
 Moderation arrives as HTTP 400 with ``code: moderation_blocked`` (GPT image) or
 ``content_policy_violation`` (DALL·E); a 429 with ``insufficient_quota`` is an empty account,
@@ -24,18 +24,25 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import httpx2
+from pydantic import Field
 
 from imagegate.errors import (
     UpstreamMisconfigured,
     UpstreamModerated,
     UpstreamRejected,
 )
+from imagegate.providers.base import (
+    ProviderOptions,
+    SyncAdapter,
+    api_key,
+    open_client,
+    read_options,
+)
 from imagegate.providers.http import (
     clean_message,
-    create_client,
     json_object,
     raise_for_upstream,
     transport_error,
@@ -44,13 +51,11 @@ from imagegate.providers.port import (
     Finished,
     GenerationRequest,
     OutputImage,
-    Pending,
     ProviderContext,
-    TaskHandle,
 )
 from imagegate.settings import ProviderSettings
 
-__all__ = ["OpenAIAdapter", "create_adapter"]
+__all__ = ["OpenAIAdapter", "Options", "create_adapter"]
 
 NAME = "openai"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -58,6 +63,17 @@ MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
 _GPT_SIZES = {"1:1": "1024x1024", "3:2": "1536x1024", "2:3": "1024x1536"}
 _DALLE3_SIZES = {"1:1": "1024x1024", "3:2": "1792x1024", "2:3": "1024x1792"}
 _CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+class Options(ProviderOptions):
+    organization: str | None = None
+    """Sent as ``OpenAI-Organization``."""
+    project: str | None = None
+    """Sent as ``OpenAI-Project``."""
+    models: dict[str, str] = Field(default_factory=dict)
+    """Route model id → model actually sent (``{"dall-e-3": "gpt-image-1.5"}``)."""
+    dalle3_quality: Literal["standard", "hd"] = "standard"
+    """``hd`` doubles DALL·E 3's price upstream."""
 
 
 def is_dalle(model: str) -> bool:
@@ -175,21 +191,20 @@ def parse_images(response: httpx2.Response, content_type: str) -> list[OutputIma
     return images
 
 
-class OpenAIAdapter:
+class OpenAIAdapter(SyncAdapter):
     name = NAME
-    supports_cancel = False
 
     def __init__(
         self,
         client: httpx2.AsyncClient,
         context: ProviderContext,
         *,
-        model_aliases: Mapping[str, str],
+        models: Mapping[str, str],
         dalle3_hd: bool = False,
     ) -> None:
-        self._client = client
+        super().__init__(client)
         self._context = context
-        self._aliases = dict(model_aliases)
+        self._aliases = dict(models)
         self._dalle3_hd = dalle3_hd
 
     async def submit(self, request: GenerationRequest) -> Finished:
@@ -230,36 +245,17 @@ class OpenAIAdapter:
         except httpx2.TransportError as exc:
             raise transport_error(exc, NAME, sent=True) from exc
 
-    async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
-        """Never called: ``submit`` always finishes. Resubmitting could bill twice, so refuse."""
-        raise UpstreamRejected(f"{NAME} has no tasks to poll", provider=NAME)
-
-    async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
 
 def create_adapter(config: ProviderSettings, context: ProviderContext) -> OpenAIAdapter:
-    options = config.options
+    options = read_options(NAME, Options, config.options)
     headers = {}
-    if config.api_key is not None:
-        headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
-    if options.get("organization"):
-        headers["OpenAI-Organization"] = str(options["organization"])
-    if options.get("project"):
-        headers["OpenAI-Project"] = str(options["project"])
-    client = create_client(
-        config.base_url or DEFAULT_BASE_URL,
-        headers,
-        timeout=config.timeout,
-        transport=context.transport,
-    )
-    aliases = options.get("model_aliases") or {}
+    if key := api_key(config):
+        headers["Authorization"] = f"Bearer {key}"
+    if options.organization:
+        headers["OpenAI-Organization"] = options.organization
+    if options.project:
+        headers["OpenAI-Project"] = options.project
+    client = open_client(NAME, config, context, headers, default_base_url=DEFAULT_BASE_URL)
     return OpenAIAdapter(
-        client,
-        context,
-        model_aliases={str(k): str(v) for k, v in dict(aliases).items()},
-        dalle3_hd=str(options.get("dalle3_quality", "standard")) == "hd",
+        client, context, models=options.models, dalle3_hd=options.dalle3_quality == "hd"
     )

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from imagegate.errors import UpstreamMisconfigured
 from imagegate.providers.port import ProviderAdapter, ProviderContext
-from imagegate.providers.registry import create_adapter
+from imagegate.providers.registry import check_options, create_adapter
 from imagegate.settings import ProviderSettings, Settings
 
 __all__ = ["SANDBOX", "ProviderPool"]
@@ -15,7 +15,11 @@ SANDBOX = "sandbox"
 
 
 class ProviderPool:
-    """Provider name → adapter. ``overrides`` lets tests and demos supply ready adapters."""
+    """Provider name → adapter. ``overrides`` lets tests and demos supply ready adapters.
+
+    Every configured provider's ``options`` are checked here, when the runtime is built, so a
+    misspelt option stops start-up with a message naming it instead of being ignored.
+    """
 
     def __init__(
         self,
@@ -26,6 +30,9 @@ class ProviderPool:
         self._settings = settings
         self._context = context
         self._adapters: dict[str, ProviderAdapter] = dict(overrides or {})
+        for name in settings.providers:
+            if name not in self._adapters:
+                check_options(name, self._config(name))
 
     @property
     def context(self) -> ProviderContext:

@@ -6,8 +6,9 @@ uses ``POST /v1/predictions`` with ``version``) → poll ``GET /v1/predictions/{
 ``Cancel-After`` deadline passed before it started — not charged, so retryable). Cancel is
 ``POST /v1/predictions/{id}/cancel``. Auth is ``Authorization: Bearer <token>``.
 
-Every model has its own input schema; ``INPUTS`` maps the slug families the catalog routes to
-to the keys of our params object that the slug accepts (renamed where Replicate's name differs).
+Every model has its own input schema, declared with the model in the catalog and carried here in
+``route.inputs``: the keys of our params object the slug accepts (renamed where Replicate's name
+differs), their value conversions (``CONVERSIONS``) and the input that carries an image count.
 Params the slug does not take are dropped rather than sent, because some Replicate models reject
 unknown inputs.
 
@@ -29,7 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx2
@@ -40,9 +41,15 @@ from imagegate.errors import (
     UpstreamRetryable,
     UpstreamTaskLost,
 )
+from imagegate.providers.base import (
+    Adapter,
+    ProviderOptions,
+    api_key,
+    open_client,
+    read_options,
+)
 from imagegate.providers.http import (
     clean_message,
-    create_client,
     malformed,
     raise_for_upstream,
     transport_error,
@@ -57,109 +64,19 @@ from imagegate.providers.port import (
     TaskHandle,
 )
 from imagegate.settings import ProviderSettings
+from imagegate.types import Route, RouteInputs
 
-__all__ = ["DEFAULT_BASE_URL", "INPUTS", "ReplicateAdapter", "build_input", "create_adapter"]
+__all__ = [
+    "CONVERSIONS",
+    "DEFAULT_BASE_URL",
+    "Options",
+    "ReplicateAdapter",
+    "build_input",
+    "create_adapter",
+]
 
 NAME = "replicate"
 DEFAULT_BASE_URL = "https://api.replicate.com/v1"
-
-Rename = Mapping[str, str]
-"""Our param name → the slug's input name (identity for most)."""
-
-
-def _same(*names: str) -> Rename:
-    return {name: name for name in names}
-
-
-_FLUX_2 = _same(
-    "aspect_ratio", "width", "height", "input_images", "output_format", "output_quality",
-    "seed", "safety_tolerance",
-)  # fmt: skip
-_SEEDREAM_4 = _same(
-    "aspect_ratio", "size", "width", "height", "image_input", "enhance_prompt", "seed"
-)
-_IDEOGRAM_V2 = _same(
-    "aspect_ratio", "resolution", "style_type", "magic_prompt_option", "negative_prompt",
-    "image", "mask", "seed",
-)  # fmt: skip
-_IDEOGRAM_V3 = _same(
-    "aspect_ratio", "resolution", "style_type", "style_preset", "magic_prompt_option",
-    "image", "mask", "style_reference_images", "seed",
-)  # fmt: skip
-_GPT_IMAGE = _same(
-    "quality", "aspect_ratio", "output_format", "background", "input_images", "input_fidelity",
-    "moderation", "output_compression",
-)  # fmt: skip
-_NANO_BANANA = _same("aspect_ratio", "resolution", "output_format", "image_input")
-_IMAGEN = _same("aspect_ratio", "output_format", "image_size", "safety_filter_level")
-_WAN = _same("aspect_ratio", "image", "negative_prompt", "prompt_extend", "seed", "thinking_mode")
-
-INPUTS: Sequence[tuple[str, Rename]] = (
-    ("openai/gpt-image", _GPT_IMAGE),
-    ("google/nano-banana-2-lite", _same("aspect_ratio", "output_format", "image_input")),
-    ("google/nano-banana-2", {**_NANO_BANANA, **_same("google_search", "image_search")}),
-    ("google/nano-banana", _NANO_BANANA),
-    ("google/imagen-4-fast", _same("aspect_ratio", "output_format", "safety_filter_level")),
-    ("google/imagen", _IMAGEN),
-    ("black-forest-labs/flux-1.1-pro-ultra", _same(
-        "aspect_ratio", "raw", "image_prompt", "image_prompt_strength", "output_format", "seed",
-        "safety_tolerance",
-    )),
-    ("black-forest-labs/flux-1.1-pro", _same(
-        "aspect_ratio", "width", "height", "image_prompt", "prompt_upsampling", "output_format",
-        "output_quality", "seed", "safety_tolerance",
-    )),
-    ("black-forest-labs/flux-2-flex", {
-        **_FLUX_2, **_same("resolution", "prompt_upsampling", "steps", "guidance"),
-    }),
-    ("black-forest-labs/flux-2-pro", {**_FLUX_2, **_same("resolution", "prompt_upsampling")}),
-    ("black-forest-labs/flux-2-max", {**_FLUX_2, **_same("resolution")}),
-    ("black-forest-labs/flux-2-dev", {**_FLUX_2, **_same("go_fast")}),
-    ("black-forest-labs/flux-2-klein", {**_FLUX_2, **_same("go_fast")}),
-    ("ideogram-ai/ideogram-character", _same(
-        "aspect_ratio", "resolution", "style_type", "magic_prompt_option", "rendering_speed",
-        "character_reference_image", "image", "mask", "seed",
-    )),
-    ("ideogram-ai/ideogram-v4", _same("resolution")),
-    ("ideogram-ai/ideogram-v3", _IDEOGRAM_V3),
-    ("ideogram-ai/ideogram-v2", _IDEOGRAM_V2),
-    ("bytedance/seedream-3", _same(
-        "aspect_ratio", "size", "width", "height", "guidance_scale", "seed"
-    )),
-    ("bytedance/dreamina-3.1", _same(
-        "aspect_ratio", "resolution", "use_pre_llm", "width", "height", "seed"
-    )),
-    ("bytedance/seedream-5", {**_SEEDREAM_4, **_same("output_format")}),
-    ("bytedance/seedream-4", _SEEDREAM_4),
-    ("qwen/qwen-image-edit", {
-        "image": "image", "image_url": "image", "aspect_ratio": "aspect_ratio",
-        "output_format": "output_format", "seed": "seed",
-    }),
-    ("qwen/qwen-image", {
-        "image_url": "image", "image": "image", "strength": "strength",
-        "aspect_ratio": "aspect_ratio", "num_inference_steps": "num_inference_steps",
-        "guidance_scale": "guidance", "negative_prompt": "negative_prompt",
-        "output_format": "output_format", "seed": "seed",
-    }),
-    ("wan-video/wan-2.7-image", _WAN),
-    ("prunaai/wan-2.2-image", _same("aspect_ratio", "seed")),
-    ("stability-ai/stable-diffusion-3.5-large-turbo", _same(
-        "aspect_ratio", "cfg", "image", "prompt_strength", "negative_prompt", "output_format",
-        "seed",
-    )),
-    ("stability-ai/stable-diffusion-3", _same(
-        "aspect_ratio", "cfg", "image", "prompt_strength", "negative_prompt", "steps",
-        "output_format", "output_quality", "seed",
-    )),
-)  # fmt: skip
-"""Slug prefix → accepted params; the first (most specific) matching prefix wins."""
-
-_COUNT_INPUT = {
-    "openai/gpt-image": "number_of_images",
-    "bytedance/seedream-4": "max_images",
-    "bytedance/seedream-5": "max_images",
-}
-"""Slugs that make several images in one prediction, and the input that says how many."""
 
 _NAMED_SIZES = {
     "square": "1:1",
@@ -169,70 +86,72 @@ _NAMED_SIZES = {
     "landscape_4_3": "4:3",
     "landscape_16_9": "16:9",
 }
+"""fal-style named sizes (``qwenImageParams.image_size``) → the aspect ratio Replicate takes."""
 _FLUX_MP = re.compile(r"^(\d+(?:\.\d+)?)\s*MP$", re.IGNORECASE)
 
 
-def _flux_resolution(value: Any) -> Any:
+def _megapixels(value: Any) -> Any:
     """Apiframe writes ``1MP``; Replicate's FLUX.2 enum is ``1 MP``."""
     match = _FLUX_MP.match(value) if isinstance(value, str) else None
     return f"{match[1]} MP" if match else value
 
 
-def _output_format(value: Any) -> Any:
+def _jpg(value: Any) -> Any:
     """Replicate's FLUX/Ideogram enums say ``jpg``; OpenAI-style params may say ``jpeg``."""
     return "jpg" if value == "jpeg" else value
 
 
-_CONVERT: Mapping[str, Callable[[Any], Any]] = {
-    "resolution": _flux_resolution,
-    "output_format": _output_format,
+def _not_none(value: Any) -> Any:
+    """qwen-image's ``acceleration`` becomes Replicate's ``go_fast``."""
+    return value != "none"
+
+
+CONVERSIONS: Mapping[str, Callable[[Any], Any]] = {
+    "jpg": _jpg,
+    "megapixels": _megapixels,
+    "not_none": _not_none,
 }
-_KEEP_JPEG = ("openai/", "bytedance/seedream-5")
-"""These slugs spell the format ``jpeg`` themselves."""
+"""The value conversions a route's ``RouteInputs.convert`` may name, by Replicate input."""
 
 
-def _family(slug: str) -> tuple[str, Rename]:
-    name = slug.split(":", 1)[0]
-    for prefix, rename in INPUTS:
-        if name.startswith(prefix):
-            return prefix, rename
-    raise UpstreamRejected(
-        f"replicate: no input mapping for model {name}; add it to providers.replicate.INPUTS",
-        provider=NAME,
-    )
+def _inputs(route: Route) -> RouteInputs:
+    if route.inputs is None:
+        name = route.upstream_model.split(":", 1)[0]
+        raise UpstreamRejected(
+            f"replicate: no input mapping for model {name}; declare its inputs on the model's "
+            "catalog route",
+            provider=NAME,
+        )
+    return route.inputs
 
 
 def build_input(
-    slug: str, prompt: str, params: Mapping[str, Any], outputs: int = 1
+    route: Route, prompt: str, params: Mapping[str, Any], outputs: int = 1
 ) -> dict[str, Any]:
-    """The prediction ``input`` for ``slug``: params renamed, converted, unknown ones dropped."""
-    prefix, rename = _family(slug)
-    values = dict(params)
+    """The prediction ``input`` for ``route``: params renamed and converted as the route's inputs
+    say, params it does not name dropped."""
+    inputs = _inputs(route)
+    slug = route.upstream_model.split(":", 1)[0]
+    values = {**inputs.defaults, **params}
     if "image_size" in values and values["image_size"] in _NAMED_SIZES:
         values.setdefault("aspect_ratio", _NAMED_SIZES[values.pop("image_size")])
-    if prefix.startswith("qwen/") and values.get("acceleration") is not None:
-        values["go_fast"] = values["acceleration"] != "none"
-        rename = {**rename, "go_fast": "go_fast"}
     payload: dict[str, Any] = {"prompt": prompt}
-    for ours, theirs in rename.items():
+    for ours, theirs in inputs.names.items():
         value = values.get(ours)
         if value is None or theirs in payload:
             continue
-        convert = _CONVERT.get(ours)
-        if convert is not None and not (ours == "output_format" and prefix.startswith(_KEEP_JPEG)):
-            value = convert(value)
-        payload[theirs] = value
+        convert = inputs.convert.get(theirs)
+        payload[theirs] = CONVERSIONS[convert](value) if convert is not None else value
     if outputs > 1:
-        count_input = _COUNT_INPUT.get(prefix)
-        if count_input is None:
+        if inputs.count is None:
             # Sending one prediction would deliver one image for a job priced per image.
             raise UpstreamRejected(
-                f"replicate: {slug.split(':', 1)[0]} makes one image per prediction, "
-                f"not {outputs}; ask for one image",
+                f"replicate: {slug} makes one image per prediction, not {outputs}; ask for one "
+                "image",
                 provider=NAME,
             )
-        payload[count_input] = outputs
-        if prefix.startswith("bytedance/"):
+        payload[inputs.count] = outputs
+        if slug.startswith("bytedance/"):
             payload["sequential_image_generation"] = "auto"
     return payload
 
@@ -294,7 +213,14 @@ def _prediction(response: httpx2.Response, *, polling: bool) -> dict[str, Any]:
     return body
 
 
-class ReplicateAdapter:
+class Options(ProviderOptions):
+    wait: int | None = None
+    """Seconds (clamped to 1–60) sent as ``Prefer: wait=N``; off by default."""
+    cancel_after: str | None = None
+    """Sent as ``Cancel-After`` (e.g. ``"10m"``)."""
+
+
+class ReplicateAdapter(Adapter):
     name = NAME
     supports_cancel = True
 
@@ -305,14 +231,14 @@ class ReplicateAdapter:
         wait: int | None = None,
         cancel_after: str | None = None,
     ) -> None:
-        self._client = client
+        super().__init__(client)
         self._wait = wait
         self._cancel_after = cancel_after
 
     async def submit(self, request: GenerationRequest) -> Submitted | Finished:
         slug = request.route.upstream_model
         body: dict[str, Any] = {
-            "input": build_input(slug, request.prompt, request.params, request.outputs)
+            "input": build_input(request.route, request.prompt, request.params, request.outputs)
         }
         if ":" in slug:
             path = "/predictions"
@@ -390,22 +316,12 @@ class ReplicateAdapter:
             return  # already gone: nothing left to stop
         raise_for_upstream(response, NAME, _error_text(response))
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
 
 def create_adapter(config: ProviderSettings, context: ProviderContext) -> ReplicateAdapter:
-    token = config.api_key.get_secret_value() if config.api_key is not None else ""
-    client = create_client(
-        config.base_url or DEFAULT_BASE_URL,
-        {"Authorization": f"Bearer {token}"},
-        timeout=config.timeout,
-        transport=context.transport,
-    )
-    wait = config.options.get("wait")
-    cancel_after = config.options.get("cancel_after")
+    options = read_options(NAME, Options, config.options)
+    headers = {"Authorization": f"Bearer {api_key(config)}"}
     return ReplicateAdapter(
-        client,
-        wait=max(1, min(60, int(wait))) if wait else None,
-        cancel_after=str(cancel_after) if cancel_after else None,
+        open_client(NAME, config, context, headers, default_base_url=DEFAULT_BASE_URL),
+        wait=max(1, min(60, options.wait)) if options.wait else None,
+        cancel_after=options.cancel_after or None,
     )

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx2
+from pydantic import Field
 
 from imagegate.errors import (
     UpstreamMisconfigured,
@@ -31,9 +32,15 @@ from imagegate.errors import (
     UpstreamRejected,
 )
 from imagegate.net.images import sniff_image_type
+from imagegate.providers.base import (
+    ProviderOptions,
+    SyncAdapter,
+    api_key,
+    open_client,
+    read_options,
+)
 from imagegate.providers.http import (
     clean_message,
-    create_client,
     json_object,
     raise_for_upstream,
     transport_error,
@@ -42,13 +49,11 @@ from imagegate.providers.port import (
     Finished,
     GenerationRequest,
     OutputImage,
-    Pending,
     ProviderContext,
-    TaskHandle,
 )
 from imagegate.settings import ProviderSettings
 
-__all__ = ["ReveAdapter", "create_adapter"]
+__all__ = ["Options", "ReveAdapter", "create_adapter"]
 
 NAME = "reve"
 DEFAULT_BASE_URL = "https://api.reve.com"
@@ -77,9 +82,17 @@ def check_response(response: httpx2.Response) -> None:
     raise_for_upstream(response, NAME, text)
 
 
-class ReveAdapter:
+class Options(ProviderOptions):
+    version: str | None = None
+    """Reve model version, used when the request's params name none."""
+    test_time_scaling: int | None = Field(default=None, ge=1, le=15)
+    """More detail for more Reve credits; sent on every call when set."""
+    postprocessing: list[Any] | None = None
+    """Reve's post-processing steps, sent on every call when set."""
+
+
+class ReveAdapter(SyncAdapter):
     name = NAME
-    supports_cancel = False
 
     def __init__(
         self,
@@ -89,7 +102,7 @@ class ReveAdapter:
         test_time_scaling: int | None = None,
         postprocessing: Sequence[Any] | None = None,
     ) -> None:
-        self._client = client
+        super().__init__(client)
         self._version = version
         self._test_time_scaling = test_time_scaling
         self._postprocessing = list(postprocessing or [])
@@ -139,33 +152,15 @@ class ReveAdapter:
             served_model=str(version) if version else request.route.upstream_model,
         )
 
-    async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
-        """Never called: ``submit`` always finishes. Resubmitting could bill twice, so refuse."""
-        raise UpstreamRejected(f"{NAME} has no tasks to poll", provider=NAME)
-
-    async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
 
 def create_adapter(config: ProviderSettings, context: ProviderContext) -> ReveAdapter:
-    options = config.options
+    options = read_options(NAME, Options, config.options)
     headers = {"Accept": "application/json"}
-    if config.api_key is not None:
-        headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
-    client = create_client(
-        config.base_url or DEFAULT_BASE_URL,
-        headers,
-        timeout=config.timeout,
-        transport=context.transport,
-    )
-    scaling = options.get("test_time_scaling")
-    version = options.get("version")
+    if key := api_key(config):
+        headers["Authorization"] = f"Bearer {key}"
     return ReveAdapter(
-        client,
-        version=str(version) if version else None,
-        test_time_scaling=int(scaling) if scaling is not None else None,
-        postprocessing=options.get("postprocessing"),
+        open_client(NAME, config, context, headers, default_base_url=DEFAULT_BASE_URL),
+        version=options.version,
+        test_time_scaling=options.test_time_scaling,
+        postprocessing=options.postprocessing,
     )

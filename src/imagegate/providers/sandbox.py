@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from PIL import Image, ImageDraw
+from pydantic import Field
 
 from imagegate.errors import (
     UpstreamMisconfigured,
@@ -43,6 +44,7 @@ from imagegate.errors import (
     UpstreamRetryable,
     UpstreamTaskLost,
 )
+from imagegate.providers.base import ProviderOptions, read_options
 from imagegate.providers.port import (
     Finished,
     GenerationRequest,
@@ -55,7 +57,7 @@ from imagegate.providers.port import (
 from imagegate.settings import ProviderSettings
 from imagegate.types import Clock, SystemClock
 
-__all__ = ["SandboxAdapter", "create_adapter", "output_size"]
+__all__ = ["Options", "SandboxAdapter", "create_adapter", "output_size"]
 
 NAME = "sandbox"
 _DIRECTIVE = re.compile(r"\[\[(\w+):([\w.\-]+)\]\]")
@@ -168,6 +170,17 @@ def _grid(images: list[bytes], size: tuple[int, int], fmt: str) -> bytes:
     return buffer.getvalue()
 
 
+class Options(ProviderOptions):
+    latency: float = Field(default=1.5, ge=0)
+    """Seconds a job takes (``sandbox_latency_seconds`` fills it in)."""
+    steps: int = 3
+    """Progress steps reported while a job runs (``sandbox_progress_steps`` fills it in)."""
+    max_side: int = Field(default=1024, gt=0)
+    """Longest side of rendered images, in pixels."""
+    submit_log: str | None = None
+    """A file every submit appends ``<job id> <task id>`` to (the crash tests count submits)."""
+
+
 class SandboxAdapter:
     name = NAME
     supports_cancel = True
@@ -270,12 +283,11 @@ class SandboxAdapter:
 
 
 def create_adapter(config: ProviderSettings, context: ProviderContext) -> SandboxAdapter:
-    options = config.options
-    log = options.get("submit_log")
+    options = read_options(NAME, Options, config.options)
     return SandboxAdapter(
         context.clock or SystemClock(),
-        latency=float(options.get("latency", 1.5)),
-        steps=int(options.get("steps", 3)),
-        max_side=int(options.get("max_side", 1024)),
-        submit_log=str(log) if log else None,
+        latency=options.latency,
+        steps=options.steps,
+        max_side=options.max_side,
+        submit_log=options.submit_log or None,
     )

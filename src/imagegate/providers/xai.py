@@ -13,7 +13,8 @@ key is HTTP **400** ``Incorrect API key provided``, not 401, so it is recognised
 A 200 that is empty, not JSON or off the schema is ``UpstreamRejected``: the paid call was made,
 so it is never resent.
 
-Options: ``resolution`` (``1k`` | ``2k``, sent when set), ``send_input_urls``, ``model_aliases``.
+Options: ``resolution`` (``1k`` | ``2k``, sent when set), ``send_input_urls``, ``models`` (route
+model id → model id sent).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import httpx2
+from pydantic import Field
 
 from imagegate.errors import (
     UpstreamMisconfigured,
@@ -31,9 +33,15 @@ from imagegate.errors import (
     UpstreamRejected,
 )
 from imagegate.net.images import sniff_image_type
+from imagegate.providers.base import (
+    ProviderOptions,
+    SyncAdapter,
+    api_key,
+    open_client,
+    read_options,
+)
 from imagegate.providers.http import (
     clean_message,
-    create_client,
     json_object,
     raise_for_upstream,
     transport_error,
@@ -42,13 +50,11 @@ from imagegate.providers.port import (
     Finished,
     GenerationRequest,
     OutputImage,
-    Pending,
     ProviderContext,
-    TaskHandle,
 )
 from imagegate.settings import ProviderSettings
 
-__all__ = ["XaiAdapter", "create_adapter"]
+__all__ = ["Options", "XaiAdapter", "create_adapter"]
 
 NAME = "xai"
 DEFAULT_BASE_URL = "https://api.x.ai/v1"
@@ -117,9 +123,17 @@ def parse_images(response: httpx2.Response) -> list[OutputImage]:
     return images
 
 
-class XaiAdapter:
+class Options(ProviderOptions):
+    resolution: Literal["1k", "2k"] | None = None
+    """Sent as ``resolution`` on every call when set."""
+    send_input_urls: bool = False
+    """Send input image URLs as they are instead of downloading them into ``data:`` URIs."""
+    models: dict[str, str] = Field(default_factory=dict)
+    """Route model id → model id actually sent."""
+
+
+class XaiAdapter(SyncAdapter):
     name = NAME
-    supports_cancel = False
 
     def __init__(
         self,
@@ -128,13 +142,13 @@ class XaiAdapter:
         *,
         resolution: str | None = None,
         send_input_urls: bool = False,
-        model_aliases: Mapping[str, str] | None = None,
+        models: Mapping[str, str] | None = None,
     ) -> None:
-        self._client = client
+        super().__init__(client)
         self._context = context
         self._resolution = resolution
         self._send_input_urls = send_input_urls
-        self._aliases = dict(model_aliases or {})
+        self._aliases = dict(models or {})
 
     def payload(self, model: str, request: GenerationRequest) -> dict[str, Any]:
         """The generation fields from ``grokImagineParams`` (OpenAI's size/quality/style are
@@ -173,34 +187,16 @@ class XaiAdapter:
         check_response(response)
         return Finished(images=parse_images(response), served_model=model)
 
-    async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
-        """Never called: ``submit`` always finishes. Resubmitting could bill twice, so refuse."""
-        raise UpstreamRejected(f"{NAME} has no tasks to poll", provider=NAME)
-
-    async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
 
 def create_adapter(config: ProviderSettings, context: ProviderContext) -> XaiAdapter:
-    options = config.options
+    options = read_options(NAME, Options, config.options)
     headers = {}
-    if config.api_key is not None:
-        headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
-    client = create_client(
-        config.base_url or DEFAULT_BASE_URL,
-        headers,
-        timeout=config.timeout,
-        transport=context.transport,
-    )
-    resolution = options.get("resolution")
-    aliases = options.get("model_aliases") or {}
+    if key := api_key(config):
+        headers["Authorization"] = f"Bearer {key}"
     return XaiAdapter(
-        client,
+        open_client(NAME, config, context, headers, default_base_url=DEFAULT_BASE_URL),
         context,
-        resolution=str(resolution) if resolution else None,
-        send_input_urls=bool(options.get("send_input_urls", False)),
-        model_aliases={str(k): str(v) for k, v in dict(aliases).items()},
+        resolution=options.resolution,
+        send_input_urls=options.send_input_urls,
+        models=options.models,
     )

@@ -63,7 +63,7 @@ class Router:
 
     def routes(self, spec: ModelSpec) -> list[Route]:
         """The configured routes for a model, in preference order, substitutes last."""
-        candidates = list(self._overrides.get(spec.id, spec.routes))
+        candidates = [spec.resolve(route) for route in self._overrides.get(spec.id, spec.routes)]
         if self._allow_substitutes:
             candidates += [route for route in spec.substitutes if route not in candidates]
         return [route for route in candidates if self._pool.configured(route.provider)]

@@ -34,6 +34,7 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from imagegate.catalog.families.midjourney import ACTION_PRICES
 from imagegate.catalog.fields import Uri
 from imagegate.catalog.registry import DEFAULT_WEBHOOK_EVENTS, WebhookEventName, describe_errors
 from imagegate.domain.idempotency import check_key, fingerprint
@@ -65,15 +66,6 @@ __all__ = [
 ROUTE = "/v2/images/midjourney/action"
 MODEL = "midjourney"
 MASK_MAX_LENGTH = 12_000_000
-
-ACTION_PRICES: Mapping[str, int] = {
-    "upsample": 4,
-    "variation": 16,
-    "inpaint": 16,
-    "outpaint": 16,
-    "pan": 16,
-}
-"""Credits per action for live keys (test keys pay nothing)."""
 
 GRID_ACTIONS = frozenset({"upsample", "variation"})
 """Actions that pick one image (``index``) of a four-image grid; the others edit an upsample."""

@@ -32,8 +32,9 @@ from imagegate.providers.port import (
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.dashscope import create_app
-from imagegate.types import FetchedInput, Route
+from imagegate.types import FetchedInput
 from tests.images import image_bytes
+from tests.integration.providers.routes import catalog_route
 
 KEY = "sk-test"
 SYNTHESIS = "/api/v1/services/aigc/text2image/image-synthesis"
@@ -51,7 +52,7 @@ def request(
     return GenerationRequest(
         job_id="job-1",
         model="m",
-        route=Route("dashscope", upstream),
+        route=catalog_route("dashscope", upstream),
         prompt=prompt,
         params=params,
         outputs=outputs,

@@ -32,6 +32,7 @@ from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.fal import create_app
 from imagegate.types import FetchedInput, Route
+from tests.integration.providers.routes import catalog_route
 
 KEY = "fal_test_key"
 BASE = "http://queue.test"
@@ -60,7 +61,7 @@ def _request(
     return GenerationRequest(
         job_id="job-1",
         model="flux-1.1-pro-ultra",
-        route=Route("fal", model_id),
+        route=catalog_route("fal", model_id),
         prompt=prompt,
         params=params if params is not None else {},
         outputs=outputs,
@@ -100,7 +101,7 @@ async def _open(app: Any, image: OutputImage) -> Image.Image:
 
 def test_input_mapping_per_family() -> None:
     ultra = build_input(
-        "fal-ai/flux-pro/v1.1-ultra",
+        catalog_route("fal", "fal-ai/flux-pro/v1.1-ultra"),
         "p",
         {"aspect_ratio": "21:9", "raw": True, "output_format": "jpg", "safety_tolerance": 2,
          "image_prompt": "https://x/i.png", "steps": 9},
@@ -110,33 +111,51 @@ def test_input_mapping_per_family() -> None:
         "safety_tolerance": "2", "image_url": "https://x/i.png",
     }  # fmt: skip
     flex = build_input(
-        "fal-ai/flux-2-flex", "p", {"width": 800, "height": 600, "guidance": 4.5, "steps": 30}
+        catalog_route("fal", "fal-ai/flux-2-flex"),
+        "p",
+        {"width": 800, "height": 600, "guidance": 4.5, "steps": 30},
     )
     assert flex == {
         "prompt": "p", "image_size": {"width": 800, "height": 600}, "guidance_scale": 4.5,
         "num_inference_steps": 30,
     }  # fmt: skip
-    gpt = build_input("fal-ai/gpt-image-1.5", "p", {"aspect_ratio": "3:2", "quality": "low"}, 2)
+    gpt = build_input(
+        catalog_route("fal", "openai/gpt-image-2"),
+        "p",
+        {"aspect_ratio": "3:2", "quality": "low"},
+        2,
+    )
     assert gpt == {"prompt": "p", "image_size": "1536x1024", "quality": "low", "num_images": 2}
     ideogram = build_input(
-        "fal-ai/ideogram/v3", "p", {"style_type": "Realistic", "magic_prompt_option": "Off"}
+        catalog_route("fal", "fal-ai/ideogram/v3", model="ideogram-v3-turbo"),
+        "p",
+        {"style_type": "Realistic", "magic_prompt_option": "Off"},
     )
-    assert ideogram == {"prompt": "p", "style": "REALISTIC", "expand_prompt": False}
-    seedream = build_input("fal-ai/bytedance/seedream/v4/text-to-image", "p", {"size": "4K"})
+    assert ideogram == {
+        "prompt": "p", "style": "REALISTIC", "expand_prompt": False, "rendering_speed": "TURBO"
+    }  # fmt: skip
+    seedream = build_input(
+        catalog_route("fal", "fal-ai/bytedance/seedream/v4/text-to-image"), "p", {"size": "4K"}
+    )
     assert seedream == {"prompt": "p", "image_size": "auto_4K"}
     with pytest.raises(UpstreamRejected, match="no input mapping"):
-        build_input("someone/else", "p", {})
+        build_input(Route("fal", "someone/else"), "p", {})
 
 
 def test_reference_images_select_the_edit_endpoint() -> None:
     images = {"image_input": ["https://x/a.png"]}
-    assert endpoint("fal-ai/nano-banana-pro", images) == "fal-ai/nano-banana-pro/edit"
-    assert endpoint("fal-ai/nano-banana-pro", {}) == "fal-ai/nano-banana-pro"
     assert (
-        endpoint("fal-ai/bytedance/seedream/v4/text-to-image", images)
+        endpoint(catalog_route("fal", "fal-ai/nano-banana-pro"), images)
+        == "fal-ai/nano-banana-pro/edit"
+    )
+    assert endpoint(catalog_route("fal", "fal-ai/nano-banana-pro"), {}) == "fal-ai/nano-banana-pro"
+    assert (
+        endpoint(catalog_route("fal", "fal-ai/bytedance/seedream/v4/text-to-image"), images)
         == "fal-ai/bytedance/seedream/v4/edit"
     )
-    assert endpoint("fal-ai/flux-pro/v1.1-ultra", {"input_images": ["x"]}).endswith("ultra")
+    assert endpoint(
+        catalog_route("fal", "fal-ai/flux-pro/v1.1-ultra"), {"input_images": ["x"]}
+    ).endswith("ultra")
 
 
 async def test_submit_poll_result_against_the_queue(app: Any, adapter: FalAdapter) -> None:

@@ -38,7 +38,8 @@ from imagegate.providers.port import GenerationRequest, ProviderAdapter, Provide
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.vendors import VendorTransport, provider_settings
-from imagegate.types import FetchedInput, Route
+from imagegate.types import FetchedInput
+from tests.integration.providers.routes import catalog_route
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def job(vendor: Vendor) -> GenerationRequest:
     return GenerationRequest(
         job_id="job-issue5",
         model=vendor.model,
-        route=Route(vendor.name, vendor.model),
+        route=catalog_route(vendor.name, vendor.model),
         prompt="a lighthouse at dawn",
         params={},
     )
@@ -294,7 +295,7 @@ async def test_a_vendor_429_waits_the_advised_delay(vendor: str) -> None:
     request = GenerationRequest(
         job_id="job-issue5",
         model=BY_NAME[vendor].model,
-        route=Route(vendor, BY_NAME[vendor].model),
+        route=catalog_route(vendor, BY_NAME[vendor].model),
         prompt="rate-limit-me: a lighthouse",
         params={},
     )

@@ -26,8 +26,9 @@ from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream import ideogram as fake_ideogram
 from imagegate.testing.fake_upstream import openai as fake_openai
-from imagegate.types import FetchedInput, Route
+from imagegate.types import FetchedInput
 from tests.images import image_bytes
+from tests.integration.providers.routes import catalog_route
 
 SCHEMAS = Path(__file__).parent / "schemas"
 BINARY = "<binary>"
@@ -121,7 +122,7 @@ def job(vendor: str, model: str, params: Mapping[str, Any], outputs: int = 1) ->
     return GenerationRequest(
         job_id="job-schema",
         model=model,
-        route=Route(vendor, model),
+        route=catalog_route(vendor, model),
         prompt="a paper boat on a pond",
         params=params,
         outputs=outputs,

@@ -35,7 +35,8 @@ from imagegate.providers.port import (
 )
 from imagegate.settings import ProviderSettings
 from imagegate.testing.fake_upstream import create_app
-from imagegate.types import FetchedInput, Route
+from imagegate.types import FetchedInput
+from tests.integration.providers.routes import catalog_route
 
 
 async def _no_inputs(url: str) -> FetchedInput:
@@ -59,7 +60,7 @@ VENDORS: dict[str, tuple[Any, str, str, str]] = {
 
 def _request(vendor: str) -> GenerationRequest:
     model = VENDORS[vendor][3]
-    return GenerationRequest("job-1", model, Route(vendor, model), "slow lighthouse", {})
+    return GenerationRequest("job-1", model, catalog_route(vendor, model), "slow lighthouse", {})
 
 
 async def _adapter(vendor: str, **options: Any) -> AsyncIterator[ProviderAdapter]:

@@ -36,7 +36,8 @@ from imagegate.providers import bfl, dashscope, fal, kling, midjourney, replicat
 from imagegate.providers.port import GenerationRequest, ProviderAdapter, ProviderContext, TaskHandle
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
-from imagegate.types import FetchedInput, Route
+from imagegate.types import FetchedInput
+from tests.integration.providers.routes import catalog_route
 
 Handler = Callable[[httpx2.Request], httpx2.Response]
 
@@ -61,7 +62,7 @@ class Vendor:
         return GenerationRequest(
             job_id="job-1",
             model=self.route,
-            route=Route(self.name, self.route),
+            route=catalog_route(self.name, self.route),
             prompt="a lighthouse at dawn",
             params={},
         )

@@ -36,8 +36,9 @@ from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream import bfl as fake_bfl
 from imagegate.testing.fake_upstream import replicate as fake_replicate
-from imagegate.types import FetchedInput, Route
+from imagegate.types import FetchedInput
 from tests.images import image_bytes
+from tests.integration.providers.routes import catalog_route
 
 SCHEMAS = Path(__file__).parent / "schemas"
 
@@ -61,7 +62,7 @@ def _request(vendor: str, model: str, **params: Any) -> GenerationRequest:
     return GenerationRequest(
         job_id="job-1",
         model=model,
-        route=Route(vendor, model),
+        route=catalog_route(vendor, model),
         prompt="a lighthouse at dawn",
         params=params,
     )

@@ -236,7 +236,7 @@ async def test_a_retired_model_aliased_to_gpt_image_is_served_by_it(
     make_adapter: AdapterFactory,
 ) -> None:
     retired = create_app(api_key=KEY, retired_models=["dall-e-3"])
-    adapter = make_adapter(app=retired, options={"model_aliases": {"dall-e-3": "gpt-image-1.5"}})
+    adapter = make_adapter(app=retired, options={"models": {"dall-e-3": "gpt-image-1.5"}})
 
     result = await adapter.submit(job("dall-e-3", "a castle", {"aspect_ratio": "3:2"}))
 

@@ -33,6 +33,7 @@ from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.replicate import create_app
 from imagegate.types import FetchedInput, Route
+from tests.integration.providers.routes import catalog_route
 
 TOKEN = "r8_test_token"
 BASE = "http://replicate.test/v1"
@@ -61,7 +62,7 @@ def _request(
     return GenerationRequest(
         job_id="job-1",
         model="flux-2-pro",
-        route=Route("replicate", slug),
+        route=catalog_route("replicate", slug),
         prompt=prompt,
         params=params if params is not None else {},
         outputs=outputs,
@@ -102,7 +103,7 @@ async def _download(app: Any, image: OutputImage) -> Image.Image:
 
 def test_input_mapping_renames_converts_and_drops() -> None:
     flux = build_input(
-        "black-forest-labs/flux-2-pro",
+        catalog_route("replicate", "black-forest-labs/flux-2-pro"),
         "p",
         {"aspect_ratio": "16:9", "resolution": "2MP", "output_format": "jpg", "steps": 30,
          "input_images": ["https://x/a.png"], "seed": 7},
@@ -111,9 +112,14 @@ def test_input_mapping_renames_converts_and_drops() -> None:
         "prompt": "p", "aspect_ratio": "16:9", "resolution": "2 MP", "output_format": "jpg",
         "input_images": ["https://x/a.png"], "seed": 7,
     }  # fmt: skip
-    assert build_input("black-forest-labs/flux-2-flex", "p", {"steps": 30})["steps"] == 30
+    assert (
+        build_input(
+            catalog_route("replicate", "black-forest-labs/flux-2-flex"), "p", {"steps": 30}
+        )["steps"]
+        == 30
+    )
     qwen = build_input(
-        "qwen/qwen-image",
+        catalog_route("replicate", "qwen/qwen-image"),
         "p",
         {"image_size": "landscape_16_9", "guidance_scale": 4, "acceleration": "none",
          "image_url": "https://x/i.png", "num_images": 2},
@@ -122,12 +128,19 @@ def test_input_mapping_renames_converts_and_drops() -> None:
         "prompt": "p", "image": "https://x/i.png", "aspect_ratio": "16:9", "guidance": 4,
         "go_fast": False,
     }  # fmt: skip
-    gpt = build_input("openai/gpt-image-1.5", "p", {"output_format": "jpeg", "quality": "low"}, 3)
+    gpt = build_input(
+        catalog_route("replicate", "openai/gpt-image-2"),
+        "p",
+        {"output_format": "jpeg", "quality": "low"},
+        3,
+    )
     assert gpt == {"prompt": "p", "quality": "low", "output_format": "jpeg", "number_of_images": 3}
-    seedream = build_input("bytedance/seedream-4", "p", {"size": "2K"}, 2)
+    seedream = build_input(
+        catalog_route("replicate", "bytedance/seedream-4"), "p", {"size": "2K"}, 2
+    )
     assert seedream["max_images"] == 2 and seedream["sequential_image_generation"] == "auto"
     with pytest.raises(UpstreamRejected, match="no input mapping"):
-        build_input("someone/unknown-model", "p", {})
+        build_input(Route("replicate", "someone/unknown-model"), "p", {})
 
 
 async def test_create_sends_the_mapped_input_with_bearer_auth(

@@ -217,7 +217,7 @@ async def test_a_vendor_validation_error_is_rejected_with_its_message(
 async def test_an_unknown_model_is_a_dead_route_with_the_vendor_message(
     make_adapter: AdapterFactory,
 ) -> None:
-    adapter = make_adapter(options={"model_aliases": {"grok-imagine-image": "grok-9-image"}})
+    adapter = make_adapter(options={"models": {"grok-imagine-image": "grok-9-image"}})
 
     with pytest.raises(UpstreamMisconfigured, match="grok-9-image does not exist"):
         await adapter.submit(job("a comet", {}))

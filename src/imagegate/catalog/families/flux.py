@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from imagegate.catalog.fields import AspectRatio, Uri
+from imagegate.catalog.inputs import FAL_SIZES, fal, replicate, same
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import by_field, usd
 from imagegate.catalog.rules import max_items, unsupported, within
@@ -23,6 +24,63 @@ from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing, RuleCheck
 from imagegate.types import Route
 
 __all__ = ["SPECS", "Flux2Params", "FluxParams"]
+
+_FAL_CONVERT = {"output_format": "jpeg", "safety_tolerance": "text"}
+FLUX_11_ULTRA_FAL = fal(
+    {
+        **same("aspect_ratio", "raw", "seed", "safety_tolerance", "output_format"),
+        **same("image_prompt_strength"),
+        "image_prompt": "image_url",
+        "prompt_upsampling": "enhance_prompt",
+    },
+    _FAL_CONVERT,
+)
+FLUX_11_FAL = fal(
+    {**same("seed", "safety_tolerance", "output_format"), "prompt_upsampling": "enhance_prompt"},
+    _FAL_CONVERT,
+    sizes=FAL_SIZES,
+)
+FLUX_2_FAL = fal(
+    {
+        **same("seed", "safety_tolerance", "output_format"),
+        "input_images": "image_urls",
+        "guidance": "guidance_scale",
+        "steps": "num_inference_steps",
+        "prompt_upsampling": "enable_prompt_expansion",
+    },
+    _FAL_CONVERT,
+    sizes=FAL_SIZES,
+    edit="input_images",
+)
+_REPLICATE_CONVERT = {"output_format": "jpg", "resolution": "megapixels"}
+FLUX_11_ULTRA_REPLICATE = replicate(
+    same(
+        "aspect_ratio", "raw", "image_prompt", "image_prompt_strength", "output_format", "seed",
+        "safety_tolerance",
+    ),
+    {"output_format": "jpg"},
+)  # fmt: skip
+FLUX_11_REPLICATE = replicate(
+    same(
+        "aspect_ratio", "width", "height", "image_prompt", "prompt_upsampling", "output_format",
+        "output_quality", "seed", "safety_tolerance",
+    ),
+    {"output_format": "jpg"},
+)  # fmt: skip
+_FLUX_2 = same(
+    "aspect_ratio", "width", "height", "input_images", "output_format", "output_quality",
+    "seed", "safety_tolerance",
+)  # fmt: skip
+FLUX_2_PRO_REPLICATE = replicate(
+    {**_FLUX_2, **same("resolution", "prompt_upsampling")}, _REPLICATE_CONVERT
+)
+FLUX_2_FLEX_REPLICATE = replicate(
+    {**_FLUX_2, **same("resolution", "prompt_upsampling", "steps", "guidance")},
+    _REPLICATE_CONVERT,
+)
+FLUX_2_MAX_REPLICATE = replicate({**_FLUX_2, **same("resolution")}, _REPLICATE_CONVERT)
+FLUX_2_DEV_REPLICATE = replicate({**_FLUX_2, **same("go_fast")}, {"output_format": "jpg"})
+
 
 KEY = "fluxParams"
 
@@ -99,8 +157,8 @@ SPECS = (
         capabilities=Capabilities(image_input=True, max_input_images=1, max_resolution="1440px"),
         routes=(
             Route("bfl", "flux-pro-1.1"),
-            Route("replicate", "black-forest-labs/flux-1.1-pro"),
-            Route("fal", "fal-ai/flux-pro/v1.1"),
+            Route("replicate", "black-forest-labs/flux-1.1-pro", FLUX_11_REPLICATE),
+            Route("fal", "fal-ai/flux-pro/v1.1", FLUX_11_FAL),
         ),
         rules=(
             *_references("flux-1.1-pro", 0),
@@ -120,8 +178,8 @@ SPECS = (
         capabilities=Capabilities(image_input=True, max_input_images=1, max_resolution="4MP"),
         routes=(
             Route("bfl", "flux-pro-1.1-ultra"),
-            Route("replicate", "black-forest-labs/flux-1.1-pro-ultra"),
-            Route("fal", "fal-ai/flux-pro/v1.1-ultra"),
+            Route("replicate", "black-forest-labs/flux-1.1-pro-ultra", FLUX_11_ULTRA_REPLICATE),
+            Route("fal", "fal-ai/flux-pro/v1.1-ultra", FLUX_11_ULTRA_FAL),
         ),
         rules=_references("flux-1.1-pro-ultra", 0),
     ),
@@ -143,8 +201,8 @@ SPECS = (
         ),
         routes=(
             Route("bfl", "flux-2-pro"),
-            Route("replicate", "black-forest-labs/flux-2-pro"),
-            Route("fal", "fal-ai/flux-2-pro"),
+            Route("replicate", "black-forest-labs/flux-2-pro", FLUX_2_PRO_REPLICATE),
+            Route("fal", "fal-ai/flux-2-pro", FLUX_2_FAL),
         ),
         rules=_references("flux-2-pro", 8),
     ),
@@ -162,8 +220,8 @@ SPECS = (
         ),
         capabilities=Capabilities(image_input=True, editing=True, max_input_images=5),
         routes=(
-            Route("replicate", "black-forest-labs/flux-2-dev"),
-            Route("fal", "fal-ai/flux-2"),
+            Route("replicate", "black-forest-labs/flux-2-dev", FLUX_2_DEV_REPLICATE),
+            Route("fal", "fal-ai/flux-2", FLUX_2_FAL),
         ),
         rules=_references("flux-2-dev", 5),
     ),
@@ -185,8 +243,8 @@ SPECS = (
         ),
         routes=(
             Route("bfl", "flux-2-flex"),
-            Route("replicate", "black-forest-labs/flux-2-flex"),
-            Route("fal", "fal-ai/flux-2-flex"),
+            Route("replicate", "black-forest-labs/flux-2-flex", FLUX_2_FLEX_REPLICATE),
+            Route("fal", "fal-ai/flux-2-flex", FLUX_2_FAL),
         ),
         rules=_references("flux-2-flex", 10),
     ),
@@ -208,8 +266,8 @@ SPECS = (
         ),
         routes=(
             Route("bfl", "flux-2-max"),
-            Route("replicate", "black-forest-labs/flux-2-max"),
-            Route("fal", "fal-ai/flux-2-max"),
+            Route("replicate", "black-forest-labs/flux-2-max", FLUX_2_MAX_REPLICATE),
+            Route("fal", "fal-ai/flux-2-max", FLUX_2_FAL),
         ),
         rules=_references("flux-2-max", 8),
     ),

@@ -11,8 +11,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from imagegate.catalog.fields import Uri
+from imagegate.catalog.inputs import fal, replicate, same
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import usd
+from imagegate.catalog.rules import max_items
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
 from imagegate.types import Route
 
@@ -47,6 +49,24 @@ class GptImage2Params(Params):
     number_of_images: int = Field(default=1, ge=1, le=10)
 
 
+GPT_IMAGE_FAL = fal(
+    {
+        **same("quality", "background", "output_format", "input_fidelity"),
+        "input_images": "image_urls",
+    },
+    {"output_format": "jpeg"},
+    sizes={"1:1": "1024x1024", "3:2": "1536x1024", "2:3": "1024x1536"},
+    edit="input_images",
+)
+GPT_IMAGE_REPLICATE = replicate(
+    same(
+        "quality", "aspect_ratio", "output_format", "background", "input_images",
+        "input_fidelity", "moderation", "output_compression",
+    ),
+    count="number_of_images",
+)  # fmt: skip
+
+
 def _quality(params: BaseModel | None) -> str:
     return params.quality if isinstance(params, GptImageParams | GptImage2Params) else "auto"
 
@@ -76,6 +96,7 @@ SPECS = (
         ),
         routes=(Route("openai", "gpt-image-1.5"),),
         outputs=_count,
+        rules=(max_items("gptImageParams", "input_images", 16, "gpt-image-1.5"),),
     ),
     ModelSpec(
         id="gpt-image-2",
@@ -102,9 +123,10 @@ SPECS = (
         ),
         routes=(
             Route("openai", "gpt-image-2"),
-            Route("replicate", "openai/gpt-image-2"),
-            Route("fal", "openai/gpt-image-2"),
+            Route("replicate", "openai/gpt-image-2", GPT_IMAGE_REPLICATE),
+            Route("fal", "openai/gpt-image-2", GPT_IMAGE_FAL),
         ),
         outputs=_count,
+        rules=(max_items("gptImage2Params", "input_images", 16, "gpt-image-2"),),
     ),
 )

@@ -7,12 +7,16 @@ from typing import Literal
 from pydantic import ConfigDict
 
 from imagegate.catalog.fields import Uri
+from imagegate.catalog.inputs import fal, same
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import usd
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
 from imagegate.types import Route
 
 __all__ = ["SPECS", "GrokImagineParams"]
+
+GROK_FAL = fal({**same("aspect_ratio"), "image": "image_url"}, edit="image")
+
 
 KEY = "grokImagineParams"
 
@@ -38,7 +42,7 @@ SPECS = (
         capabilities=Capabilities(image_input=True, editing=True, max_input_images=1),
         routes=(
             Route("xai", "grok-imagine-image"),
-            Route("fal", "xai/grok-imagine-image"),
+            Route("fal", "xai/grok-imagine-image", GROK_FAL),
         ),
     ),
 )

@@ -15,16 +15,19 @@ upstream takes an input image (only a prompt, seed and resolution), so the 4.0 i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import ConfigDict, Field
 
+from imagegate.catalog import inputs
 from imagegate.catalog.fields import Uri
+from imagegate.catalog.inputs import same
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import by_field, usd
 from imagegate.catalog.rules import requires, unsupported
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing, RuleCheck
-from imagegate.types import Route
+from imagegate.types import Route, RouteInputs
 
 __all__ = ["SPECS", "IdeogramCharacterParams", "IdeogramParams"]
 
@@ -87,6 +90,64 @@ def _rules(model_id: str, *, v3: bool, v4: bool = False) -> tuple[RuleCheck, ...
     return (*inpainting, *only_character, *only_v3, *no_inputs)
 
 
+_V3_FAL = inputs.fal(
+    {
+        **same("seed", "negative_prompt", "rendering_speed"),
+        "style_type": "style",
+        "magic_prompt_option": "expand_prompt",
+        "style_reference_images": "image_urls",
+        "character_reference_image": "reference_image_urls",
+    },
+    {
+        "style": "upper",
+        "expand_prompt": "magic",
+        "reference_image_urls": "list",
+        "rendering_speed": "upper",
+    },
+    sizes=inputs.FAL_SIZES,
+)
+_V2_FAL = inputs.fal(
+    {
+        **same("aspect_ratio", "seed", "negative_prompt"),
+        "style_type": "style",
+        "magic_prompt_option": "expand_prompt",
+    },
+    {"style": "lower", "expand_prompt": "magic"},
+)
+_V2_REPLICATE = inputs.replicate(
+    same(
+        "aspect_ratio", "resolution", "style_type", "magic_prompt_option", "negative_prompt",
+        "image", "mask", "seed",
+    )
+)  # fmt: skip
+_V3_REPLICATE = inputs.replicate(
+    same(
+        "aspect_ratio", "resolution", "style_type", "style_preset", "magic_prompt_option",
+        "image", "mask", "style_reference_images", "seed",
+    )
+)  # fmt: skip
+_V4_REPLICATE = inputs.replicate(same("resolution"))
+CHARACTER_REPLICATE = inputs.replicate(
+    same(
+        "aspect_ratio", "resolution", "style_type", "magic_prompt_option", "rendering_speed",
+        "character_reference_image", "image", "mask", "seed",
+    )
+)  # fmt: skip
+
+
+def _fal_inputs(model_id: str, *, v3: bool) -> RouteInputs:
+    """Ideogram 3.0's tiers share one fal endpoint: the tier in the id is sent as
+    ``rendering_speed`` (fal's default would be ``BALANCED``) unless the params name one."""
+    if not v3:
+        return _V2_FAL
+    speed = model_id.rsplit("-", 1)[-1].upper()
+    return replace(_V3_FAL, defaults={"rendering_speed": speed})
+
+
+def _replicate_inputs(*, v3: bool, v4: bool) -> RouteInputs:
+    return _V4_REPLICATE if v4 else _V3_REPLICATE if v3 else _V2_REPLICATE
+
+
 def _model(
     model_id: str,
     label: str,
@@ -103,8 +164,8 @@ def _model(
     """One Ideogram model; ``ideogram`` or ``fal`` is ``None`` where that vendor has no route."""
     routes = (
         Route("ideogram", ideogram) if ideogram else None,
-        Route("replicate", replicate),
-        Route("fal", fal) if fal else None,
+        Route("replicate", replicate, _replicate_inputs(v3=v3, v4=v4)),
+        Route("fal", fal, _fal_inputs(model_id, v3=v3)) if fal else None,
     )
     return ModelSpec(
         id=model_id,
@@ -257,8 +318,8 @@ SPECS = (
         capabilities=Capabilities(image_input=True, editing=True, max_input_images=2),
         routes=(
             Route("ideogram", "V_3"),
-            Route("replicate", "ideogram-ai/ideogram-character"),
-            Route("fal", "fal-ai/ideogram/character"),
+            Route("replicate", "ideogram-ai/ideogram-character", CHARACTER_REPLICATE),
+            Route("fal", "fal-ai/ideogram/character", _V3_FAL),
         ),
         rules=(
             requires(KEY, "mask", "image"),

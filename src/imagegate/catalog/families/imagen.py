@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import ConfigDict
 
+from imagegate.catalog.inputs import fal, replicate, same
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import usd
 from imagegate.catalog.rules import one_of
@@ -20,6 +21,16 @@ from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing, RuleCheck
 from imagegate.types import Route
 
 __all__ = ["SPECS", "ImagenParams"]
+
+IMAGEN_FAL = fal({**same("aspect_ratio"), "image_size": "resolution"})
+IMAGEN_REPLICATE = replicate(
+    same("aspect_ratio", "output_format", "image_size", "safety_filter_level"),
+    {"output_format": "jpg"},
+)
+IMAGEN_4_FAST_REPLICATE = replicate(
+    same("aspect_ratio", "output_format", "safety_filter_level"), {"output_format": "jpg"}
+)
+
 
 KEY = "imagenParams"
 RETIRED = "2026-08-17"
@@ -75,7 +86,7 @@ SPECS = (
         "Imagen 3",
         "Google Imagen 3: photorealistic text-to-image (retired by Google).",
         _list_price("0.04"),
-        (Route("replicate", "google/imagen-3"),),
+        (Route("replicate", "google/imagen-3", IMAGEN_REPLICATE),),
         two_k=False,
     ),
     _model(
@@ -83,7 +94,7 @@ SPECS = (
         "Imagen 3 Fast",
         "Google Imagen 3 Fast: quicker, cheaper Imagen 3 (retired by Google).",
         _list_price("0.02"),
-        (Route("replicate", "google/imagen-3-fast"),),
+        (Route("replicate", "google/imagen-3-fast", IMAGEN_REPLICATE),),
         two_k=False,
     ),
     _model(
@@ -91,7 +102,10 @@ SPECS = (
         "Imagen 4",
         "Google Imagen 4: detailed text-to-image up to 2K (retired by Google).",
         Pricing({"default": 7}, source="Apiframe docs: 7 credits"),
-        (Route("replicate", "google/imagen-4"), Route("fal", "fal-ai/imagen4/preview")),
+        (
+            Route("replicate", "google/imagen-4", IMAGEN_REPLICATE),
+            Route("fal", "fal-ai/imagen4/preview", IMAGEN_FAL),
+        ),
         two_k=True,
     ),
     _model(
@@ -99,7 +113,10 @@ SPECS = (
         "Imagen 4 Ultra",
         "Google Imagen 4 Ultra: the most faithful Imagen renders, up to 2K (retired by Google).",
         _list_price("0.06"),
-        (Route("replicate", "google/imagen-4-ultra"), Route("fal", "fal-ai/imagen4/preview/ultra")),
+        (
+            Route("replicate", "google/imagen-4-ultra", IMAGEN_REPLICATE),
+            Route("fal", "fal-ai/imagen4/preview/ultra", IMAGEN_FAL),
+        ),
         two_k=True,
     ),
     _model(
@@ -107,7 +124,10 @@ SPECS = (
         "Imagen 4 Fast",
         "Google Imagen 4 Fast: low-latency Imagen 4 at 1K (retired by Google).",
         _list_price("0.02"),
-        (Route("replicate", "google/imagen-4-fast"), Route("fal", "fal-ai/imagen4/preview/fast")),
+        (
+            Route("replicate", "google/imagen-4-fast", IMAGEN_4_FAST_REPLICATE),
+            Route("fal", "fal-ai/imagen4/preview/fast", IMAGEN_FAL),
+        ),
         two_k=False,
     ),
 )

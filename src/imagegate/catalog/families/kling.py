@@ -7,12 +7,16 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from imagegate.catalog.fields import Uri
+from imagegate.catalog.inputs import fal, same
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import count_field
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
 from imagegate.types import Route
 
 __all__ = ["SPECS", "KlingImageParams"]
+
+KLING_FAL = fal({**same("aspect_ratio", "negative_prompt", "image_fidelity"), "image": "image_url"})
+
 
 KEY = "klingImageParams"
 
@@ -42,7 +46,7 @@ SPECS = (
         capabilities=Capabilities(image_input=True, max_input_images=1, max_outputs=4),
         routes=(
             Route("kling", "kling-image"),
-            Route("fal", "fal-ai/kling-image/v3/text-to-image"),
+            Route("fal", "fal-ai/kling-image/v3/text-to-image", KLING_FAL),
         ),
         outputs=count_field("n"),
     ),

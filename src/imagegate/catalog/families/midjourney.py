@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import ConfigDict
 
 from imagegate.catalog.fields import AspectRatio
@@ -9,7 +11,7 @@ from imagegate.catalog.params import Params
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
 from imagegate.types import Route
 
-__all__ = ["SPECS", "MidjourneyParams"]
+__all__ = ["ACTION_PRICES", "SPECS", "MidjourneyParams"]
 
 
 class MidjourneyParams(Params):
@@ -17,6 +19,16 @@ class MidjourneyParams(Params):
 
     aspect_ratio: AspectRatio = "1:1"
 
+
+ACTION_PRICES: Mapping[str, int] = {
+    "upsample": 4,
+    "variation": 16,
+    "inpaint": 16,
+    "outpaint": 16,
+    "pan": 16,
+}
+"""Credits per follow-up action (``POST /v2/images/midjourney/action``) for live keys; test keys
+pay nothing. An upsample picks one image of a grid; the others draw a new generation."""
 
 SPECS = (
     ModelSpec(

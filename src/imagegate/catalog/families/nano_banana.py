@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from imagegate.catalog.fields import Uri
+from imagegate.catalog.inputs import fal, replicate, same
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import by_field, usd
 from imagegate.catalog.rules import one_of, unsupported
@@ -21,6 +22,25 @@ from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
 from imagegate.types import Route
 
 __all__ = ["SPECS", "NanoBananaParams"]
+
+NANO_BANANA_FAL = fal(
+    {
+        **same("aspect_ratio", "resolution", "output_format"),
+        "image_input": "image_urls",
+        "google_search": "enable_web_search",
+    },
+    {"output_format": "jpeg", "resolution": "nano_resolution"},
+    edit="image_input",
+)
+_REPLICATE = same("aspect_ratio", "resolution", "output_format", "image_input")
+NANO_BANANA_REPLICATE = replicate(_REPLICATE, {"output_format": "jpg"})
+NANO_BANANA_2_REPLICATE = replicate(
+    {**_REPLICATE, **same("google_search", "image_search")}, {"output_format": "jpg"}
+)
+NANO_BANANA_2_LITE_REPLICATE = replicate(
+    same("aspect_ratio", "output_format", "image_input"), {"output_format": "jpg"}
+)
+
 
 KEY = "nanoBananaParams"
 
@@ -54,8 +74,8 @@ SPECS = (
         ),
         routes=(
             Route("gemini", "gemini-2.5-flash-image"),
-            Route("replicate", "google/nano-banana"),
-            Route("fal", "fal-ai/nano-banana"),
+            Route("replicate", "google/nano-banana", NANO_BANANA_REPLICATE),
+            Route("fal", "fal-ai/nano-banana", NANO_BANANA_FAL),
         ),
         rules=(
             one_of(KEY, "resolution", ("1K",), "nano-banana"),
@@ -81,8 +101,8 @@ SPECS = (
         ),
         routes=(
             Route("gemini", "gemini-3-pro-image"),
-            Route("replicate", "google/nano-banana-pro"),
-            Route("fal", "fal-ai/nano-banana-pro"),
+            Route("replicate", "google/nano-banana-pro", NANO_BANANA_REPLICATE),
+            Route("fal", "fal-ai/nano-banana-pro", NANO_BANANA_FAL),
         ),
         rules=(one_of(KEY, "resolution", ("1K", "2K", "4K"), "nano-banana-pro"),),
     ),
@@ -104,8 +124,8 @@ SPECS = (
         ),
         routes=(
             Route("gemini", "gemini-3.1-flash-image"),
-            Route("replicate", "google/nano-banana-2"),
-            Route("fal", "fal-ai/nano-banana-2"),
+            Route("replicate", "google/nano-banana-2", NANO_BANANA_2_REPLICATE),
+            Route("fal", "fal-ai/nano-banana-2", NANO_BANANA_FAL),
         ),
     ),
     ModelSpec(
@@ -125,8 +145,8 @@ SPECS = (
         ),
         routes=(
             Route("gemini", "gemini-3.1-flash-lite-image"),
-            Route("replicate", "google/nano-banana-2-lite"),
-            Route("fal", "google/nano-banana-2-lite"),
+            Route("replicate", "google/nano-banana-2-lite", NANO_BANANA_2_LITE_REPLICATE),
+            Route("fal", "google/nano-banana-2-lite", NANO_BANANA_FAL),
         ),
         rules=(one_of(KEY, "resolution", ("1K",), "nano-banana-2-lite"),),
     ),

@@ -14,10 +14,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from imagegate.catalog.fields import Uri
+from imagegate.catalog.inputs import FAL_SIZES, fal, replicate, same
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import CNY_IN_USD, cny, count_field
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
-from imagegate.types import Route
+from imagegate.types import Route, RouteInputs
 
 __all__ = ["SPECS", "QwenImage2Params", "QwenImageParams"]
 
@@ -59,6 +60,38 @@ class QwenImage2Params(Params):
     seed: int | None = None
 
 
+QWEN_IMAGE_DASHSCOPE = RouteInputs(shape="synthesis")
+QWEN_IMAGE_2_DASHSCOPE = RouteInputs(shape="multimodal")
+QWEN_IMAGE_FAL = fal(
+    same(
+        "image_url", "strength", "image_size", "num_inference_steps", "guidance_scale",
+        "negative_prompt", "acceleration", "output_format", "seed",
+    ),
+    {"output_format": "jpeg"},
+)  # fmt: skip
+QWEN_IMAGE_2_FAL = fal(
+    {**same("negative_prompt", "seed"), "image": "image_urls"},
+    {"image_urls": "list"},
+    sizes={**FAL_SIZES, "21:9": "landscape_16_9"},
+    edit="image",
+)
+QWEN_IMAGE_REPLICATE = replicate(
+    {
+        "image_url": "image",
+        "image": "image",
+        "strength": "strength",
+        "aspect_ratio": "aspect_ratio",
+        "num_inference_steps": "num_inference_steps",
+        "guidance_scale": "guidance",
+        "negative_prompt": "negative_prompt",
+        "output_format": "output_format",
+        "seed": "seed",
+        "acceleration": "go_fast",
+    },
+    {"output_format": "jpg", "go_fast": "not_none"},
+)
+
+
 def _source_image_needed(params: BaseModel | None, _prompt: str) -> Mapping[str, list[str]]:
     """Image-to-image and edit tasks transform ``image_url``; without it there is nothing to do."""
     if not isinstance(params, QwenImageParams) or params.task_type in (None, "text-to-image"):
@@ -85,9 +118,9 @@ SPECS = (
             image_input=True, editing=True, max_input_images=1, max_outputs=4
         ),
         routes=(
-            Route("dashscope", "qwen-image"),
-            Route("replicate", "qwen/qwen-image"),
-            Route("fal", "fal-ai/qwen-image"),
+            Route("dashscope", "qwen-image", QWEN_IMAGE_DASHSCOPE),
+            Route("replicate", "qwen/qwen-image", QWEN_IMAGE_REPLICATE),
+            Route("fal", "fal-ai/qwen-image", QWEN_IMAGE_FAL),
         ),
         outputs=count_field("num_images"),
         rules=(_source_image_needed,),
@@ -102,8 +135,8 @@ SPECS = (
         pricing=Pricing({"default": 3}, source="Apiframe docs-v2: 3 credits"),
         capabilities=Capabilities(image_input=True, editing=True, max_input_images=1),
         routes=(
-            Route("dashscope", "qwen-image-2.0"),
-            Route("fal", "fal-ai/qwen-image-2/text-to-image"),
+            Route("dashscope", "qwen-image-2.0", QWEN_IMAGE_2_DASHSCOPE),
+            Route("fal", "fal-ai/qwen-image-2/text-to-image", QWEN_IMAGE_2_FAL),
         ),
     ),
     ModelSpec(
@@ -116,8 +149,8 @@ SPECS = (
         pricing=Pricing({"default": cny("0.5")}, source=_dashscope("0.5")),
         capabilities=Capabilities(image_input=True, editing=True, max_input_images=1),
         routes=(
-            Route("dashscope", "qwen-image-2.0-pro"),
-            Route("fal", "fal-ai/qwen-image-2/pro/text-to-image"),
+            Route("dashscope", "qwen-image-2.0-pro", QWEN_IMAGE_2_DASHSCOPE),
+            Route("fal", "fal-ai/qwen-image-2/pro/text-to-image", QWEN_IMAGE_2_FAL),
         ),
     ),
 )

@@ -6,12 +6,16 @@ from typing import Literal
 
 from pydantic import ConfigDict
 
+from imagegate.catalog.inputs import fal, same
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import usd
 from imagegate.catalog.spec import ModelSpec, Pricing
 from imagegate.types import Route
 
 __all__ = ["SPECS", "ReveParams"]
+
+REVE_FAL = fal(same("aspect_ratio", "output_format", "seed"), {"output_format": "jpeg"})
+
 
 KEY = "reveParams"
 
@@ -37,7 +41,7 @@ SPECS = (
         ),
         routes=(
             Route("reve", "reve-create"),
-            Route("fal", "fal-ai/reve/text-to-image"),
+            Route("fal", "fal-ai/reve/text-to-image", REVE_FAL),
         ),
     ),
 )

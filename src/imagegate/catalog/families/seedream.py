@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from imagegate.catalog.fields import Uri
+from imagegate.catalog.inputs import FAL_SIZES, fal, replicate, same
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import usd
 from imagegate.catalog.rules import max_items, one_of, within
@@ -21,6 +22,30 @@ from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
 from imagegate.types import Route
 
 __all__ = ["SPECS", "SeedreamParams"]
+
+SEEDREAM_FAL = fal(
+    {
+        **same("seed"),
+        "image_input": "image_urls",
+        "size": "image_size",
+        "enhance_prompt": "enhance_prompt",
+    },
+    {"image_size": "seedream_size"},
+    sizes=FAL_SIZES,
+    edit="image_input",
+)
+SEEDREAM_3_REPLICATE = replicate(
+    same("aspect_ratio", "size", "width", "height", "guidance_scale", "seed")
+)
+DREAMINA_REPLICATE = replicate(
+    same("aspect_ratio", "resolution", "use_pre_llm", "width", "height", "seed")
+)
+_SEEDREAM_4 = same(
+    "aspect_ratio", "size", "width", "height", "image_input", "enhance_prompt", "seed"
+)
+SEEDREAM_4_REPLICATE = replicate(_SEEDREAM_4, count="max_images")
+SEEDREAM_5_REPLICATE = replicate({**_SEEDREAM_4, **same("output_format")}, count="max_images")
+
 
 KEY = "seedreamParams"
 _SIDES = ("width", "height")
@@ -56,7 +81,7 @@ SPECS = (
         capabilities=Capabilities(max_resolution="2K"),
         routes=(
             Route("ark", "seedream-3-0-t2i-250415"),
-            Route("replicate", "bytedance/seedream-3"),
+            Route("replicate", "bytedance/seedream-3", SEEDREAM_3_REPLICATE),
         ),
         rules=(
             max_items(KEY, "image_input", 0, "seedream-3"),
@@ -72,7 +97,7 @@ SPECS = (
         description="ByteDance Dreamina 3.1: 4 MP cinematic text-to-image with prompt expansion.",
         pricing=Pricing({"default": 3}, source="Apiframe docs-v2: 3 credits"),
         capabilities=Capabilities(max_resolution="4MP"),
-        routes=(Route("replicate", "bytedance/dreamina-3.1"),),
+        routes=(Route("replicate", "bytedance/dreamina-3.1", DREAMINA_REPLICATE),),
         rules=(
             max_items(KEY, "image_input", 0, "seedream-3.1"),
             within(KEY, _SIDES, 512, 3024, "seedream-3.1"),
@@ -92,8 +117,8 @@ SPECS = (
         capabilities=_EDITING,
         routes=(
             Route("ark", "seedream-4-0-250828"),
-            Route("replicate", "bytedance/seedream-4"),
-            Route("fal", "fal-ai/bytedance/seedream/v4/text-to-image"),
+            Route("replicate", "bytedance/seedream-4", SEEDREAM_4_REPLICATE),
+            Route("fal", "fal-ai/bytedance/seedream/v4/text-to-image", SEEDREAM_FAL),
         ),
     ),
     ModelSpec(
@@ -107,8 +132,8 @@ SPECS = (
         capabilities=_EDITING,
         routes=(
             Route("ark", "seedream-4-5-251128"),
-            Route("replicate", "bytedance/seedream-4.5"),
-            Route("fal", "fal-ai/bytedance/seedream/v4.5/text-to-image"),
+            Route("replicate", "bytedance/seedream-4.5", SEEDREAM_4_REPLICATE),
+            Route("fal", "fal-ai/bytedance/seedream/v4.5/text-to-image", SEEDREAM_FAL),
         ),
         rules=(
             one_of(KEY, "size", ("2K", "4K", "custom"), "seedream-4.5"),
@@ -129,8 +154,8 @@ SPECS = (
         capabilities=_EDITING,
         routes=(
             Route("ark", "seedream-5-0-lite-260128"),
-            Route("replicate", "bytedance/seedream-5-lite"),
-            Route("fal", "bytedance/seedream/v5/lite/text-to-image"),
+            Route("replicate", "bytedance/seedream-5-lite", SEEDREAM_5_REPLICATE),
+            Route("fal", "bytedance/seedream/v5/lite/text-to-image", SEEDREAM_FAL),
         ),
     ),
     ModelSpec(
@@ -148,8 +173,8 @@ SPECS = (
         capabilities=Capabilities(image_input=True, editing=True, max_input_images=10),
         routes=(
             Route("ark", "dola-seedream-5-0-pro-260628"),
-            Route("replicate", "bytedance/seedream-5-pro"),
-            Route("fal", "bytedance/seedream/v5/pro/text-to-image"),
+            Route("replicate", "bytedance/seedream-5-pro", SEEDREAM_5_REPLICATE),
+            Route("fal", "bytedance/seedream/v5/pro/text-to-image", SEEDREAM_FAL),
         ),
         rules=(max_items(KEY, "image_input", 10, "seedream-5-pro"),),
     ),

@@ -14,10 +14,11 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from imagegate.catalog.fields import Uri
+from imagegate.catalog.inputs import replicate, same
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import usd
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
-from imagegate.types import Route
+from imagegate.types import Route, RouteInputs
 
 __all__ = ["SPECS", "StableDiffusionParams"]
 
@@ -43,6 +44,15 @@ class StableDiffusionParams(Params):
 _IMAGE_TO_IMAGE = Capabilities(image_input=True, editing=True, max_input_images=1)
 
 
+def _replicate(model_id: str) -> RouteInputs:
+    """SD 3.5 Large Turbo takes no ``steps`` and no ``output_quality``; the others take both."""
+    names = ["aspect_ratio", "cfg", "image", "prompt_strength", "negative_prompt", "steps"]
+    names += ["output_format", "output_quality", "seed"]
+    if model_id.endswith("-turbo"):
+        names = [name for name in names if name not in ("steps", "output_quality")]
+    return replicate(same(*names), {"output_format": "jpg"})
+
+
 def _model(model_id: str, label: str, description: str, price: str, source: str) -> ModelSpec:
     return ModelSpec(
         id=model_id,
@@ -53,7 +63,7 @@ def _model(model_id: str, label: str, description: str, price: str, source: str)
         description=description,
         pricing=Pricing({"default": usd(price)}, source=source),
         capabilities=_IMAGE_TO_IMAGE,
-        routes=(Route("replicate", f"stability-ai/{model_id}"),),
+        routes=(Route("replicate", f"stability-ai/{model_id}", _replicate(model_id)),),
     )
 
 

@@ -11,10 +11,11 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from imagegate.catalog.fields import Uri
+from imagegate.catalog.inputs import FAL_SIZES, fal, replicate, same
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import CNY_IN_USD, cny
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
-from imagegate.types import Route
+from imagegate.types import Route, RouteInputs
 
 __all__ = ["SPECS", "WanImage27Params", "WanImageParams"]
 
@@ -40,6 +41,22 @@ class WanImage27Params(Params):
     thinking_mode: bool | None = None
 
 
+WAN_DASHSCOPE = RouteInputs(shape="generation")
+WAN_FAL = fal(
+    {
+        **same("negative_prompt", "seed"),
+        "image": "image_urls",
+        "prompt_extend": "enable_prompt_expansion",
+    },
+    {"image_urls": "list"},
+    sizes=FAL_SIZES,
+    edit="image",
+)
+WAN_REPLICATE = replicate(
+    same("aspect_ratio", "image", "negative_prompt", "prompt_extend", "seed", "thinking_mode")
+)
+
+
 def _dashscope(price: str) -> Pricing:
     return Pricing(
         {"default": cny(price)},
@@ -59,7 +76,7 @@ SPECS = (
         description="Alibaba Wan 2.6 image: generation and single-image editing.",
         pricing=_dashscope("0.2"),
         capabilities=_EDITING,
-        routes=(Route("dashscope", "wan2.6-image"),),
+        routes=(Route("dashscope", "wan2.6-image", WAN_DASHSCOPE),),
     ),
     ModelSpec(
         id="wan-image-2.7",
@@ -71,9 +88,9 @@ SPECS = (
         pricing=_dashscope("0.2"),
         capabilities=_EDITING,
         routes=(
-            Route("dashscope", "wan2.7-image"),
-            Route("replicate", "wan-video/wan-2.7-image"),
-            Route("fal", "fal-ai/wan/v2.7/text-to-image"),
+            Route("dashscope", "wan2.7-image", WAN_DASHSCOPE),
+            Route("replicate", "wan-video/wan-2.7-image", WAN_REPLICATE),
+            Route("fal", "fal-ai/wan/v2.7/text-to-image", WAN_FAL),
         ),
         prompt_max_length=5000,
     ),
@@ -87,9 +104,9 @@ SPECS = (
         pricing=_dashscope("0.5"),
         capabilities=_EDITING,
         routes=(
-            Route("dashscope", "wan2.7-image-pro"),
-            Route("replicate", "wan-video/wan-2.7-image-pro"),
-            Route("fal", "fal-ai/wan/v2.7/pro/text-to-image"),
+            Route("dashscope", "wan2.7-image-pro", WAN_DASHSCOPE),
+            Route("replicate", "wan-video/wan-2.7-image-pro", WAN_REPLICATE),
+            Route("fal", "fal-ai/wan/v2.7/pro/text-to-image", WAN_FAL),
         ),
         prompt_max_length=5000,
     ),
