@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -77,6 +79,23 @@ class JobService:
         if job is None:
             raise NotFound("Job not found")
         return job
+
+    async def wait(self, caller: Caller, job_id: str, timeout: float) -> JobRow:
+        """The caller's job once it is finished, or as it stands when ``timeout`` seconds pass.
+
+        Callers that answer synchronously (``Prefer: wait``, the OpenAI-compatible endpoints)
+        use this one method; the job is read again after short, growing pauses (20 ms up to
+        250 ms), one indexed read each.
+        """
+        deadline = time.monotonic() + timeout
+        pause = 0.02
+        while True:
+            job = await self.get(caller, job_id)
+            left = deadline - time.monotonic()
+            if JobStatus(job.status).is_terminal or left <= 0:
+                return job
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, 0.25)
 
     async def sign(self, job: JobRow) -> SignedJob:
         """The job with fresh signed URLs for the outputs it shows (they expire, so every read)."""
