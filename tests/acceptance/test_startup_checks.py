@@ -51,6 +51,21 @@ def test_an_unknown_key_in_the_toml_file_stops_the_worker(tmp_path: Path) -> Non
     )
 
 
+def test_a_misspelt_provider_option_stops_serve_with_the_allowed_names(tmp_path: Path) -> None:
+    line = one_line_failure(
+        run(
+            tmp_path,
+            "serve",
+            IMAGEGATE_PROVIDERS__OPENAI__API_KEY="sk-test",
+            IMAGEGATE_PROVIDERS__OPENAI__OPTIONS__MODEL_ALIASES="{}",
+        )
+    )
+    assert line == (
+        "imagegate: providers.openai.options: unknown option 'model_aliases' "
+        "(allowed: dalle3_quality, models, organization, project)"
+    )
+
+
 def test_an_unreachable_postgresql_stops_serve_naming_the_database_url(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
     url = f"postgresql+psycopg://imagegate:hunter2@127.0.0.1:{port}/imagegate"

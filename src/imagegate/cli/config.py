@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from imagegate.catalog import build_catalog
 from imagegate.errors import ServiceUnavailable
 from imagegate.providers.pool import SANDBOX
+from imagegate.providers.registry import check_options
 from imagegate.settings import (
     ProviderSettings,
     SettingError,
@@ -89,11 +90,21 @@ def checked_settings(*, database: bool = False, storage: bool = False) -> Settin
     """
     try:
         settings = load_settings(provider_names())
+        _check_provider_options(settings)
         if database or storage:
             asyncio.run(reachable(settings, database=database, storage=storage))
     except SettingError as exc:
         _fail(exc)
     return settings
+
+
+def _check_provider_options(settings: Settings) -> None:
+    """Each configured provider's ``options`` as its vendor module declares them."""
+    for name, config in settings.providers.items():
+        try:
+            check_options(name, config)
+        except ValueError as exc:
+            raise SettingError(str(exc)) from None
 
 
 def _first_line(exc: BaseException) -> str:

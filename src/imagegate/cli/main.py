@@ -13,6 +13,7 @@ app = typer.Typer(
     help="Self-hosted image generation gateway (Apiframe v2 compatible).",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,
 )
 server.register(app)
 admin.register(app)
