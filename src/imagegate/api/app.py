@@ -19,6 +19,7 @@ from imagegate.api.errors import install_error_handlers
 from imagegate.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from imagegate.api.routes import (
     account,
+    account_admin,
     files,
     health,
     images,
@@ -62,7 +63,18 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (images, midjourney, jobs, webhooks, uploads, account, models, health, files):
+    for module in (
+        images,
+        midjourney,
+        jobs,
+        webhooks,
+        uploads,
+        account,
+        account_admin,
+        models,
+        health,
+        files,
+    ):
         app.include_router(module.router)
     app.add_middleware(
         BodyLimitMiddleware,
