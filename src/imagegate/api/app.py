@@ -20,6 +20,7 @@ from imagegate.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from imagegate.api.routes import (
     account,
     account_admin,
+    console,
     files,
     health,
     images,
@@ -58,7 +59,7 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,
         openapi_url="/openapi.json",
     )
     app.state.runtime = runtime
@@ -76,6 +77,7 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
         files,
     ):
         app.include_router(module.router)
+    console.install_console(app)
     app.add_middleware(
         BodyLimitMiddleware,
         limit=runtime.settings.max_body_bytes,
