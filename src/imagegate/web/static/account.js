@@ -2,7 +2,7 @@
 // revoke), and the webhook signing secret (show, rotate).
 
 import { api, ApiError } from "./api.js";
-import { clear, copy, field, formatDate, h, showFieldErrors, toast } from "./ui.js";
+import { clear, copy, field, h, showFieldErrors, toast } from "./ui.js";
 
 export async function account(view, ctx) {
   const ledgerPanel = h("section", { class: "panel", "aria-labelledby": "ledger-title" });
@@ -25,7 +25,7 @@ async function ledger(panel) {
     if (!cursor) balance.textContent = page.balance.toLocaleString();
     for (const entry of page.entries) {
       rows.append(h("tr", {},
-        h("td", {}, formatDate(entry.createdAt)),
+        h("td", {}, new Date(entry.createdAt).toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" })),
         h("td", {}, entry.kind, entry.jobId ? h("div", { class: "small" }, h("a", { href: `#/jobs/${entry.jobId}` }, "job")) : null, entry.note ? h("div", { class: "small muted" }, entry.note) : null),
         h("td", { class: `num ${entry.amount > 0 ? "amount-pos" : entry.amount < 0 ? "amount-neg" : ""}` }, entry.amount > 0 ? `+${entry.amount}` : String(entry.amount)),
         h("td", { class: "num" }, String(entry.balanceAfter))));
@@ -128,7 +128,7 @@ async function keys(panel, ctx) {
     h("h2", { id: "keys-title" }, "API keys"),
     h("p", { class: "muted small" }, "A key is shown once, when it is made; only its prefix is kept visible. The key you are signed in with cannot be switched off here."),
     created,
-    h("div", { class: "table-wrap" }, h("table", {},
+    h("div", { class: "table-wrap" }, h("table", { class: "stacked" },
       h("caption", { class: "visually-hidden" }, "API keys"),
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Kind"), h("th", { scope: "col" }, "Status"), h("th", { scope: "col" }, "Actions"))),
       list)),

@@ -52,8 +52,13 @@ export async function playground(view, ctx) {
   // Model picker ------------------------------------------------------------------------------
   const search = h("input", { type: "search", id: "model-search", placeholder: "Search by name or feature", autocomplete: "off" });
   const list = h("div", { class: "model-list", role: "radiogroup", "aria-label": "Models" });
+  const unavailable = models.filter((m) => !m.available).length;
+  const note = !unavailable ? null : ctx.isTest
+    ? `${unavailable === models.length ? "No model has" : `${unavailable} models have`} an upstream provider configured; with this test key they run on the sandbox (greyed, tagged “sandbox”).`
+    : `${unavailable} greyed models have no upstream provider configured; a test key runs them on the sandbox.`;
   const picker = h("section", { class: "panel model-picker", "aria-labelledby": "models-title" },
     h("h2", { id: "models-title" }, "Models"),
+    note ? h("p", { class: "small muted" }, note) : null,
     h("label", { for: "model-search", class: "visually-hidden" }, "Search models"),
     search, list);
 
@@ -74,14 +79,13 @@ export async function playground(view, ctx) {
         const usable = model.available || ctx.isTest;
         const radio = h("input", { type: "radio", name: "model", value: model.id, checked: model.id === state.selected, disabled: !usable,
           onchange: () => { state.selected = model.id; renderList(); renderForm(); } });
-        const price = model.costMin === model.costMax ? `${model.costMin} cr` : `${model.costMin}–${model.costMax} cr`;
-        return h("label", { class: `model-option${model.id === state.selected ? " selected" : ""}${model.available ? "" : " unavailable"}`, title: model.description },
+        const price = model.costMin === model.costMax ? `${model.costMin} credits` : `${model.costMin}–${model.costMax} credits`;
+        const reason = "No upstream provider is configured for this model";
+        return h("label", { class: `model-option${model.id === state.selected ? " selected" : ""}${model.available ? "" : " unavailable"}`, title: model.available ? model.description : reason },
           radio,
-          h("span", { class: "name" }, model.label),
-          h("span", { class: "meta" }, `${model.id} · ${price}${model.pricingMode === "per-output" ? " per image" : ""}`),
-          model.available ? null : h("span", { class: "reason" }, ctx.isTest
-            ? "No provider configured · sandbox only"
-            : "Unavailable: no provider configured"));
+          h("span", { class: "name" }, model.label, model.available || !ctx.isTest ? null : h("span", { class: "tag" }, "sandbox")),
+          h("span", { class: "meta" }, `${model.id} · ${price}`),
+          model.available || ctx.isTest ? null : h("span", { class: "reason" }, `Unavailable: ${reason.charAt(0).toLowerCase()}${reason.slice(1)}.`));
       })));
     }
     const chosen = list.querySelector(".model-option.selected");
