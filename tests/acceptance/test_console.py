@@ -233,6 +233,62 @@ def test_a_running_job_is_cancelled_from_its_page(page: Page, gateway: Gateway) 
     assert gateway.job(job_id)["status"] == "CANCELLED"
 
 
+def test_the_gallery_filters_by_status_and_date(page: Page, gateway: Gateway) -> None:
+    cancelled = gateway.submit("cancel me [[latency:60]]")
+    gateway.http.post(f"/v2/jobs/{cancelled}/cancel", headers={"X-API-Key": gateway.test_key})
+    sign_in(page, gateway)
+    page.get_by_role("link", name="Gallery").click()
+    expect(page.locator("a.card").first).to_be_visible()
+
+    page.get_by_label("Status").select_option("CANCELLED")
+    page.get_by_role("button", name="Apply").click()
+
+    expect(page.locator(f'a.card[href="#/jobs/{cancelled}"]')).to_be_visible()
+    chips = page.locator("a.card .chip").all_inner_texts()
+    assert chips and set(chips) == {"Cancelled"}
+    page.get_by_label("To").fill("2001-01-01")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.get_by_text("No job matches these filters.")).to_be_visible()
+
+
+def test_run_again_from_a_job_page_submits_the_same_request(page: Page, gateway: Gateway) -> None:
+    first = gateway.submit("the same fox twice")
+    sign_in(page, gateway)
+    page.goto(f"{gateway.base_url}/#/jobs/{first}", wait_until="commit")
+    expect(page.get_by_role("heading", name="Outputs")).to_be_visible()
+
+    page.get_by_role("button", name="Run again").click()
+
+    expect(page.get_by_role("heading", name="Playground")).to_be_visible()
+    expect(page.get_by_role("img", name=re.compile("Image 1 of 1"))).to_be_visible()
+    second = page.locator(".result-pane code").inner_text()
+    assert second != first
+    assert gateway.job(second)["input"] == gateway.job(first)["input"]
+
+
+def test_the_model_list_works_from_the_keyboard(page: Page, gateway: Gateway) -> None:
+    sign_in(page, gateway)
+    page.get_by_role("radio", name=re.compile("GPT Image 1.5")).focus()
+
+    page.keyboard.press("ArrowDown")
+
+    gpt2 = page.get_by_role("radio", name=re.compile("GPT Image 2"))
+    expect(gpt2).to_be_focused()
+    expect(gpt2).to_be_checked()
+    expect(page.get_by_role("heading", name="GPT Image 2")).to_be_visible()
+
+
+def test_a_live_key_sees_models_without_a_provider_greyed_with_the_reason(
+    page: Page, gateway: Gateway
+) -> None:
+    sign_in(page, gateway, gateway.live_key)
+
+    expect(page.locator(".topbar .badge-sandbox")).to_be_hidden()
+    expect(page.get_by_role("radio", name=re.compile("Midjourney"))).to_be_disabled()
+    reason = page.locator(".model-option", has_text="Midjourney").locator(".reason")
+    expect(reason).to_have_text("Unavailable: no upstream provider is configured for this model.")
+
+
 def test_a_key_is_created_shown_once_and_revoked(page: Page, gateway: Gateway) -> None:
     sign_in(page, gateway)
     page.get_by_role("link", name="Account").click()

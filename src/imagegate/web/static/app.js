@@ -87,7 +87,10 @@ async function signedIn(me) {
     ctx.isOperator = false;
   }
   nav.querySelector('[data-route="operator"]').hidden = !ctx.isOperator;
-  if (!window.location.hash || window.location.hash === "#") window.location.hash = "#/playground";
+  if (!window.location.hash || window.location.hash === "#" || window.location.hash === "#/playground") {
+    // Setting the hash fires hashchange, which routes; setting it to the value it has does not.
+    if (window.location.hash !== "#/playground") { window.location.hash = "#/playground"; return; }
+  }
   await route();
 }
 
@@ -101,19 +104,22 @@ async function route() {
   }
   const titles = { playground: "Playground", gallery: "Gallery", jobs: "Job", account: "Account", operator: "Operator" };
   document.title = `${titles[page] || "Not found"} · imagegate console`;
-  clear(view, h("p", { class: "muted" }, "Loading…"));
+  // Each visit renders into its own container: a page still loading when the user moves on
+  // finishes into a detached element instead of over the next page.
+  const container = h("div", { class: "page" }, h("p", { class: "muted" }, "Loading…"));
+  clear(view, container);
   try {
-    if (page === "playground") await playground(view, ctx);
-    else if (page === "gallery") await gallery(view, ctx);
-    else if (page === "jobs" && id) await jobDetail(view, decodeURIComponent(id));
-    else if (page === "account") await account(view, ctx);
-    else if (page === "operator" && ctx.isOperator) await operator(view, ctx);
-    else clear(view, h("div", { class: "panel" }, h("h1", {}, "Not found"), h("p", {}, "There is no such page. ", h("a", { href: "#/playground" }, "Go to the playground"), ".")));
+    if (page === "playground") await playground(container, ctx);
+    else if (page === "gallery") await gallery(container, ctx);
+    else if (page === "jobs" && id) await jobDetail(container, decodeURIComponent(id));
+    else if (page === "account") await account(container, ctx);
+    else if (page === "operator" && ctx.isOperator) await operator(container, ctx);
+    else clear(container, h("div", { class: "panel" }, h("h1", {}, "Not found"), h("p", {}, "There is no such page. ", h("a", { href: "#/playground" }, "Go to the playground"), ".")));
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return;
-    clear(view, h("div", { class: "panel" }, h("h1", {}, "Something went wrong"), h("p", { class: "form-error", role: "alert" }, error.message)));
+    clear(container, h("div", { class: "panel" }, h("h1", {}, "Something went wrong"), h("p", { class: "form-error", role: "alert" }, error.message)));
   }
-  view.focus({ preventScroll: true });
+  if (container.isConnected) view.focus({ preventScroll: true });
 }
 
 setUnauthorizedHandler(() => signedOut("Your key is no longer accepted (revoked or deactivated). Sign in again."));

@@ -205,8 +205,9 @@ function webhooksPanel(job) {
         h("tbody", {}, log.deliveries.map((delivery) => h("tr", {},
           h("td", {}, delivery.event),
           h("td", {}, delivery.status, delivery.nextAttemptAt ? h("div", { class: "small muted" }, `next ${formatDate(delivery.nextAttemptAt)}`) : null),
-          h("td", {}, delivery.attempts.length ? delivery.attempts.map((attempt) => h("div", { class: "small" },
-            `${formatDate(attempt.attemptedAt)}: ${attempt.statusCode ?? "no answer"} in ${attempt.latencyMs} ms${attempt.error ? ` (${attempt.error})` : ""}`)) : "none yet")))))) : h("p", { class: "muted" }, "No delivery yet."),
+          h("td", {}, delivery.attempts.length ? h("ol", { class: "attempts" }, delivery.attempts.map((attempt) => h("li", { class: "small" },
+            h("span", {}, `${new Date(attempt.attemptedAt).toLocaleTimeString()} · ${attempt.statusCode ? `HTTP ${attempt.statusCode}` : "no answer"} · ${attempt.latencyMs} ms`),
+            attempt.error ? h("span", { class: "attempt-error", title: attempt.error }, attempt.error) : null))) : "none yet")))))) : h("p", { class: "muted" }, "No delivery yet."),
       isTerminal(job) ? h("div", { class: "row", style: "margin-top:.6rem" }, redeliver) : null);
   }).catch((error) => clear(panel, h("h2", { id: "webhooks-title" }, "Webhooks"), h("p", { class: "form-error" }, error.message)));
   return panel;

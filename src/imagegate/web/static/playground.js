@@ -78,7 +78,12 @@ export async function playground(view, ctx) {
       list.append(h("fieldset", { class: "model-family" }, h("legend", {}, family), members.map((model) => {
         const usable = model.available || ctx.isTest;
         const radio = h("input", { type: "radio", name: "model", value: model.id, checked: model.id === state.selected, disabled: !usable,
-          onchange: () => { state.selected = model.id; renderList(); renderForm(); } });
+          onchange: () => {
+            // Mark the choice in place: rebuilding the list would lose the keyboard focus.
+            state.selected = model.id;
+            for (const option of list.querySelectorAll(".model-option")) option.classList.toggle("selected", option.contains(radio));
+            renderForm();
+          } });
         const price = model.costMin === model.costMax ? `${model.costMin} credits` : `${model.costMin}–${model.costMax} credits`;
         const reason = "No upstream provider is configured for this model";
         return h("label", { class: `model-option${model.id === state.selected ? " selected" : ""}${model.available ? "" : " unavailable"}`, title: model.available ? model.description : reason },
