@@ -1,11 +1,14 @@
 """The web console in a real browser (Debian's Chromium through Playwright) against a live
 ``imagegate serve``: sign in, generate and watch, upload, gallery, cancel, keys, errors.
 
-The last test writes the screenshots under ``docs/screenshots/`` that the README shows.
+The last test takes a screenshot of every page at desktop and phone widths. It writes them to a
+temporary folder, or, with ``IMAGEGATE_UPDATE_SCREENSHOTS=1``, over the set in
+``docs/screenshots/`` that the README shows (so an ordinary run leaves the work tree clean).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -342,10 +345,12 @@ def test_the_api_docs_render_from_the_gateway_alone(page: Page, gateway: Gateway
 
 
 def test_screenshots_of_every_page_at_desktop_and_phone_widths(
-    browser: Browser, gateway: Gateway
+    browser: Browser, gateway: Gateway, tmp_path: Path
 ) -> None:
-    """Writes docs/screenshots/<page>-<desktop|phone>.png (the README shows them)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    """Writes <page>-<desktop|phone>.png for every page (see the module docstring for where)."""
+    update = os.environ.get("IMAGEGATE_UPDATE_SCREENSHOTS") == "1"
+    folder = SCREENSHOTS if update else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
     finished = gateway.submit("a lighthouse at dusk, volumetric light")
     deadline = time.monotonic() + 30
     while gateway.job(finished)["status"] != "COMPLETED" and time.monotonic() < deadline:
@@ -356,24 +361,24 @@ def test_screenshots_of_every_page_at_desktop_and_phone_widths(
         page.set_default_timeout(TIMEOUT_MS)
         page.goto(gateway.base_url + "/", wait_until="commit")
         expect(page.get_by_label("API key")).to_be_visible()
-        page.screenshot(path=SCREENSHOTS / f"sign-in-{label}.png")
+        page.screenshot(path=folder / f"sign-in-{label}.png")
         sign_in(page, gateway)
         page.get_by_label("Prompt").fill("a lighthouse at dusk, volumetric light")
         page.get_by_role("button", name="Generate").click()
         expect(page.get_by_role("img", name=re.compile("Image 1 of 1"))).to_be_visible()
-        page.screenshot(path=SCREENSHOTS / f"playground-{label}.png", full_page=True)
+        page.screenshot(path=folder / f"playground-{label}.png", full_page=True)
         page.get_by_role("link", name="Gallery").click()
         expect(page.locator("a.card").first).to_be_visible()
-        page.screenshot(path=SCREENSHOTS / f"gallery-{label}.png", full_page=True)
+        page.screenshot(path=folder / f"gallery-{label}.png", full_page=True)
         page.goto(f"{gateway.base_url}/#/jobs/{finished}", wait_until="commit")
         expect(page.get_by_role("heading", name="Outputs")).to_be_visible()
-        page.screenshot(path=SCREENSHOTS / f"job-{label}.png", full_page=True)
+        page.screenshot(path=folder / f"job-{label}.png", full_page=True)
         page.get_by_role("link", name="Account").click()
         expect(page.locator("#balance")).not_to_have_text("…")
-        page.screenshot(path=SCREENSHOTS / f"account-{label}.png", full_page=True)
+        page.screenshot(path=folder / f"account-{label}.png", full_page=True)
         page.get_by_role("link", name="Operator").click()
         expect(page.get_by_role("heading", name="Providers")).to_be_visible()
-        page.screenshot(path=SCREENSHOTS / f"operator-{label}.png", full_page=True)
+        page.screenshot(path=folder / f"operator-{label}.png", full_page=True)
         context.close()
-    written = sorted(path.name for path in SCREENSHOTS.glob("*.png"))
+    written = sorted(path.name for path in folder.glob("*.png"))
     assert len(written) >= 12, written

@@ -28,7 +28,7 @@ export async function operator(view) {
         ? h("div", { class: "table-wrap" }, h("table", {},
             h("thead", {}, h("tr", {}, ["Provider", "State", "Failures", "Circuit", "Cool-down", "Cap", "Rate", "Error"].map((t) => h("th", { scope: "col" }, t)))),
             h("tbody", {}, providerRows)))
-        : h("p", { class: "muted" }, "No provider has been called yet.")));
+        : h("p", { class: "muted" }, "No upstream provider is configured, and none has been called since the start.")));
 }
 
 function stat(label, value) {
