@@ -76,6 +76,14 @@ ensure_openssl() {
     fi
 }
 
+ensure_chromium() {
+    # The console tests drive Debian's Chromium through Playwright (no browser download).
+    if [ ! -x /usr/bin/chromium ]; then
+        echo "installing chromium" >&2
+        apt_install chromium chromium-driver
+    fi
+}
+
 ensure_redis() {
     if [ -n "${IMAGEGATE_TEST_REDIS_URL:-}" ]; then
         return

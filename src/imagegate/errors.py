@@ -5,7 +5,8 @@
     ├── AuthenticationFailed
     │   ├── ApiKeyMissing         401
     │   ├── ApiKeyInvalid         401
-    │   └── ApiKeyInactive        403
+    │   ├── ApiKeyInactive        403
+    │   └── Forbidden             403  a valid key asking for what it may not do
     ├── NotFound                  404
     ├── Conflict                  409
     │   ├── IdempotencyConflict   409  same Idempotency-Key, different body
@@ -37,6 +38,7 @@ __all__ = [
     "ApiKeyMissing",
     "AuthenticationFailed",
     "Conflict",
+    "Forbidden",
     "IdempotencyConflict",
     "ImagegateError",
     "InsufficientCredits",
@@ -107,6 +109,12 @@ class ApiKeyInactive(AuthenticationFailed):
     """API key is inactive"""
 
     code = "api_key_inactive"
+
+
+class Forbidden(AuthenticationFailed):
+    """This API key may not do that"""
+
+    code = "forbidden"
 
 
 class NotFound(ImagegateError):

@@ -19,6 +19,8 @@ from imagegate.api.errors import install_error_handlers
 from imagegate.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from imagegate.api.routes import (
     account,
+    account_admin,
+    console,
     files,
     health,
     images,
@@ -57,13 +59,25 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,
         openapi_url="/openapi.json",
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (images, midjourney, jobs, webhooks, uploads, account, models, health, files):
+    for module in (
+        images,
+        midjourney,
+        jobs,
+        webhooks,
+        uploads,
+        account,
+        account_admin,
+        models,
+        health,
+        files,
+    ):
         app.include_router(module.router)
+    console.install_console(app)
     app.add_middleware(
         BodyLimitMiddleware,
         limit=runtime.settings.max_body_bytes,

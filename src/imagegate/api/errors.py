@@ -22,6 +22,7 @@ from imagegate.errors import (
     ApiKeyInactive,
     AuthenticationFailed,
     Conflict,
+    Forbidden,
     ImagegateError,
     InsufficientCredits,
     NotFound,
@@ -39,6 +40,7 @@ log = structlog.get_logger("imagegate.api")
 _STATUS: tuple[tuple[type[ImagegateError], int], ...] = (
     (ValidationFailed, 400),
     (ApiKeyInactive, 403),
+    (Forbidden, 403),
     (AuthenticationFailed, 401),
     (InsufficientCredits, 402),
     (NotFound, 404),

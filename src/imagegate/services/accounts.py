@@ -8,22 +8,40 @@ from dataclasses import dataclass
 import uuid_utils
 
 from imagegate.domain.keys import generate_key, key_hash, key_prefix
-from imagegate.errors import ApiKeyInactive, ApiKeyInvalid, ApiKeyMissing, NotFound
+from imagegate.errors import (
+    ApiKeyInactive,
+    ApiKeyInvalid,
+    ApiKeyMissing,
+    Conflict,
+    Forbidden,
+    NotFound,
+    ValidationFailed,
+)
 from imagegate.store import accounts as store
-from imagegate.store.accounts import AccountRow, ApiKeyRow
+from imagegate.store.accounts import AccountRow, ApiKeyRow, LedgerRow
 from imagegate.store.db import Database
 from imagegate.types import Clock, Credits, KeyKind
 from imagegate.webhooks.signing import new_secret
 
 __all__ = [
+    "KEY_STATUSES",
     "Caller",
     "CreatedKey",
+    "LedgerPage",
+    "account_keys",
     "authenticate",
     "create_account",
     "create_key",
+    "create_own_key",
     "grant_credits",
+    "is_operator",
+    "ledger_page",
     "rotate_webhook_secret",
+    "set_own_key_status",
+    "webhook_secrets",
 ]
+
+KEY_STATUSES = ("active", "inactive", "revoked")
 
 
 @dataclass(frozen=True)
@@ -129,3 +147,94 @@ async def rotate_webhook_secret(db: Database, account_id: str) -> tuple[str, str
         secret = new_secret()
         await store.set_webhook_secrets(conn, account_id, secret, account.webhook_secret)
     return secret, account.webhook_secret
+
+
+# The use-cases below serve a key's own account over HTTP (``/v2/account/...``). Their rules:
+#
+# - every one is scoped to the caller's account: another account's key id is a 404, never a 403,
+#   so ids cannot be probed;
+# - a key never revokes or deactivates itself (409): the account always keeps the key that is
+#   signed in, so no request can lock an account out of its own API; the operator CLI
+#   (``imagegate keys revoke``) is the way to retire the last key;
+# - a test key acts only on test keys (403 otherwise), so a sandbox key handed to a developer
+#   can neither mint a key that spends credits nor switch off a live one;
+# - revoking is final: a revoked key cannot be deactivated or activated again (409).
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    balance: Credits
+    entries: list[LedgerRow]
+    next_cursor: int | None
+
+
+async def account_keys(db: Database, caller: Caller) -> list[ApiKeyRow]:
+    """Every key of the caller's account, oldest first (revoked ones included)."""
+    async with db.read() as conn:
+        return await store.list_keys(conn, caller.account_id)
+
+
+async def create_own_key(
+    db: Database, clock: Clock, caller: Caller, kind: KeyKind, name: str
+) -> CreatedKey:
+    """A new key of the caller's account; a test key may create only test keys."""
+    if caller.is_test and kind is not KeyKind.TEST:
+        raise Forbidden("A test key can create only test keys; sign in with a live key")
+    name = name.strip()
+    if not name:
+        raise ValidationFailed.field("name", "is required")
+    if len(name) > 200:
+        raise ValidationFailed.field("name", "must be at most 200 characters")
+    return await create_key(db, clock, caller.account_id, kind, name)
+
+
+async def set_own_key_status(
+    db: Database, clock: Clock, caller: Caller, key_id: str, status: str
+) -> ApiKeyRow:
+    """Revoke, deactivate or re-activate a key of the caller's account (rules above)."""
+    if status not in KEY_STATUSES:
+        raise ValidationFailed.field("status", f"must be one of {', '.join(KEY_STATUSES)}")
+    async with db.transaction() as conn:
+        keys = {key.id: key for key in await store.list_keys(conn, caller.account_id)}
+        key = keys.get(key_id)
+        if key is None:
+            raise NotFound("API key not found")
+        if key.id == caller.key_id and status != "active":
+            raise Conflict(
+                "A key cannot revoke or deactivate itself; sign in with another key of the account"
+            )
+        if caller.is_test and key.kind is not KeyKind.TEST:
+            raise Forbidden("A test key can change only test keys; sign in with a live key")
+        if key.status == "revoked":
+            raise Conflict("The key is revoked; revoking is final")
+        await store.set_account_key_status(conn, caller.account_id, key.id, status, clock.now_ms())
+        updated = {k.id: k for k in await store.list_keys(conn, caller.account_id)}[key.id]
+    return updated
+
+
+async def ledger_page(
+    db: Database, caller: Caller, *, limit: int, cursor: int | None = None
+) -> LedgerPage:
+    """The caller's balance and ledger rows, newest first; ``next_cursor`` pages on."""
+    async with db.read() as conn:
+        balance = await store.balance(conn, caller.account_id)
+        rows = await store.list_ledger(conn, caller.account_id, limit=limit + 1, before_id=cursor)
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return LedgerPage(balance, rows, rows[-1].id if has_more else None)
+
+
+async def webhook_secrets(db: Database, caller: Caller) -> tuple[str | None, str | None]:
+    """The caller's account webhook signing secret and the previous one (still signing)."""
+    async with db.read() as conn:
+        account = await store.get_account(conn, caller.account_id)
+    if account is None:
+        raise NotFound("Account not found")
+    return account.webhook_secret, account.webhook_secret_previous
+
+
+async def is_operator(db: Database, caller: Caller) -> bool:
+    """The operator's account is the first one created (``imagegate serve`` makes it on its
+    first start, see ``services.bootstrap``); only its keys see the gateway-wide view."""
+    async with db.read() as conn:
+        return await store.first_account_id(conn) == caller.account_id

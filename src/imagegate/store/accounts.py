@@ -19,9 +19,11 @@ from imagegate.types import Credits, KeyKind, Millis
 __all__ = [
     "AccountRow",
     "ApiKeyRow",
+    "LedgerRow",
     "balance",
     "capture",
     "find_key",
+    "first_account_id",
     "get_account",
     "grant",
     "insert_account",
@@ -30,8 +32,10 @@ __all__ = [
     "ledger_sum",
     "list_accounts",
     "list_keys",
+    "list_ledger",
     "refund",
     "reserve",
+    "set_account_key_status",
     "set_key_status",
     "set_webhook_secrets",
 ]
@@ -57,6 +61,18 @@ class ApiKeyRow:
     key_hash: str
     kind: KeyKind
     status: str
+    created_at: Millis
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    id: int
+    account_id: str
+    job_id: str | None
+    kind: str
+    amount: Credits
+    balance_after: Credits
+    note: str | None
     created_at: Millis
 
 
@@ -111,6 +127,14 @@ async def insert_account(
 async def get_account(conn: AsyncConnection, account_id: str) -> AccountRow | None:
     row = (await conn.execute(select(accounts).where(accounts.c.id == account_id))).first()
     return _account(row) if row else None
+
+
+async def first_account_id(conn: AsyncConnection) -> str | None:
+    """The oldest account: the one ``imagegate serve`` created on its first start."""
+    value = await conn.scalar(
+        select(accounts.c.id).order_by(accounts.c.created_at, accounts.c.id).limit(1)
+    )
+    return str(value) if value is not None else None
 
 
 async def list_accounts(conn: AsyncConnection) -> list[AccountRow]:
@@ -275,3 +299,42 @@ async def key_hash_of(conn: AsyncConnection, key_id: str | None) -> str | None:
         return None
     value = await conn.scalar(select(api_keys.c.key_hash).where(api_keys.c.id == key_id))
     return str(value) if value is not None else None
+
+
+async def set_account_key_status(
+    conn: AsyncConnection, account_id: str, key_id: str, status: str, now: Millis
+) -> bool:
+    """Set the status of the key ``key_id`` of ``account_id`` only, unless it is revoked
+    (revoking is final); False when no such live-or-inactive key exists in that account."""
+    c = api_keys.c
+    result = await conn.execute(
+        update(api_keys)
+        .where(c.id == key_id, c.account_id == account_id, c.status != "revoked")
+        .values(status=status, revoked_at=now if status == "revoked" else None)
+    )
+    return result.rowcount == 1
+
+
+async def list_ledger(
+    conn: AsyncConnection, account_id: str, *, limit: int, before_id: int | None = None
+) -> list[LedgerRow]:
+    """An account's ledger rows, newest first, keyset-paginated on the row id (``before_id``
+    excluded); at most ``limit`` rows."""
+    c = ledger_entries.c
+    query = select(ledger_entries).where(c.account_id == account_id)
+    if before_id is not None:
+        query = query.where(c.id < before_id)
+    rows = await conn.execute(query.order_by(c.id.desc()).limit(limit))
+    return [
+        LedgerRow(
+            id=int(m["id"]),
+            account_id=m["account_id"],
+            job_id=m["job_id"],
+            kind=m["kind"],
+            amount=int(m["amount"]),
+            balance_after=int(m["balance_after"]),
+            note=m["note"],
+            created_at=int(m["created_at"]),
+        )
+        for m in (row._mapping for row in rows)
+    ]

@@ -13,7 +13,7 @@ from imagegate.errors import ServiceUnavailable
 from imagegate.queue.claims import queue_depth
 from imagegate.store.providers import Health
 
-__all__ = ["router"]
+__all__ = ["provider_status", "router"]
 
 router = APIRouter(tags=["Health"])
 
@@ -45,7 +45,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
         now = runtime.clock.now_ms()
         for health in await runtime.gates.snapshot():
             providers[health.provider] = {
-                "status": _provider_status(health, now),
+                "status": provider_status(health, now),
                 "error": health.misconfigured,
             }
     return JSONResponse(
@@ -55,7 +55,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     )
 
 
-def _provider_status(health: Health, now: int) -> str:
+def provider_status(health: Health, now: int) -> str:
     """A provider never makes the gateway unready (other routes may serve), but shows here."""
     if health.misconfigured:
         return "misconfigured"

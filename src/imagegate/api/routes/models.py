@@ -18,10 +18,13 @@ router = APIRouter(tags=["Models"])
 async def list_models(
     runtime: RuntimeDep, modality: Literal["image", "video", "music"] | None = None
 ) -> dict[str, Any]:
-    """Every model with its price range and capabilities. `available` is false when no upstream
-    provider is configured for it (test keys can still run it on the sandbox)."""
+    """Every model with its family, price range and capabilities. `available` is false when no
+    upstream provider is configured for it (test keys can still run it on the sandbox)."""
     models = [
-        runtime.catalog.public(spec, available=runtime.router.available(spec))
+        {
+            **runtime.catalog.public(spec, available=runtime.router.available(spec)),
+            "family": spec.family,
+        }
         for spec in runtime.catalog
         if modality in (None, spec.modality)
     ]

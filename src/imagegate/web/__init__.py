@@ -1,0 +1,1 @@
+"""The web console's static files (``static/``): plain ES modules and one stylesheet, no build."""
