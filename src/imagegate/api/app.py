@@ -16,7 +16,11 @@ from pydantic import TypeAdapter
 
 from imagegate import __version__
 from imagegate.api.errors import install_error_handlers
-from imagegate.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from imagegate.api.middleware import (
+    BodyLimitMiddleware,
+    ErrorBoundaryMiddleware,
+    RequestIdMiddleware,
+)
 from imagegate.api.routes import (
     account,
     files,
@@ -72,6 +76,7 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
             midjourney.PATH: max(midjourney.BODY_LIMIT, runtime.settings.max_body_bytes),
         },
     )
+    app.add_middleware(ErrorBoundaryMiddleware)
     app.add_middleware(RequestIdMiddleware)
     _install_openapi(app, runtime)
     return app

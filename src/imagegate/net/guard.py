@@ -417,7 +417,12 @@ async def _read_capped(response: httpx2.Response, max_bytes: int) -> tuple[bytes
             f"answered HTTP {status}", status=status, retryable=status == 429 or status >= 500
         )
     declared = response.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and (len(declared) > 18 or int(declared) > max_bytes)
+    ):
         raise FetchFailed(f"is larger than {max_bytes} bytes ({declared} declared)")
     body = bytearray()
     async for chunk in response.aiter_bytes():
