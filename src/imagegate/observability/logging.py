@@ -44,6 +44,7 @@ __all__ = [
     "bounded_traceback",
     "configure_logging",
     "dropped_log_records",
+    "flush_logs",
     "redact_fields",
     "scrub",
 ]
@@ -245,6 +246,12 @@ _current: LogPipeline | None = None
 def dropped_log_records() -> int:
     """Records the process dropped because its log queue was full (0 before configuration)."""
     return _current.dropped if _current is not None else 0
+
+
+def flush_logs() -> None:
+    """Wait until every record queued so far is written (nothing to do before configuration)."""
+    if _current is not None and _current.running:
+        _current.flush()
 
 
 def configure_logging(
