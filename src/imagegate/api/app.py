@@ -19,6 +19,7 @@ from imagegate.api.errors import install_error_handlers
 from imagegate.api.middleware import (
     BodyLimitMiddleware,
     ErrorBoundaryMiddleware,
+    NulRejectMiddleware,
     RequestIdMiddleware,
 )
 from imagegate.api.routes import (
@@ -76,6 +77,7 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
             midjourney.PATH: max(midjourney.BODY_LIMIT, runtime.settings.max_body_bytes),
         },
     )
+    app.add_middleware(NulRejectMiddleware)
     app.add_middleware(ErrorBoundaryMiddleware)
     app.add_middleware(RequestIdMiddleware)
     _install_openapi(app, runtime)

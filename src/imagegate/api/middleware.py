@@ -12,15 +12,21 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
+from urllib.parse import parse_qsl
 
 import structlog
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from imagegate.api.errors import unexpected_response
-from imagegate.errors import PayloadTooLarge
+from imagegate.api.errors import error_response, unexpected_response
+from imagegate.errors import PayloadTooLarge, ValidationFailed
 
-__all__ = ["BodyLimitMiddleware", "ErrorBoundaryMiddleware", "RequestIdMiddleware"]
+__all__ = [
+    "BodyLimitMiddleware",
+    "ErrorBoundaryMiddleware",
+    "NulRejectMiddleware",
+    "RequestIdMiddleware",
+]
 
 log = structlog.get_logger("imagegate.api")
 
@@ -89,6 +95,41 @@ class ErrorBoundaryMiddleware:
             response = unexpected_response(exc, scope["path"])
             if not started:
                 await response(scope, receive, send)
+
+
+class NulRejectMiddleware:
+    """400 for a NUL character in the path, a query parameter or a header, naming where.
+
+    PostgreSQL text refuses NUL while SQLite stores it; refusing it at the edge makes both
+    engines answer alike (JSON bodies are checked by ``imagegate.api.bodies``).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            where = _nul_location(scope)
+            if where is not None:
+                rule = "must not contain a NUL character (\\u0000)"
+                await error_response(ValidationFailed.field(where, rule))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _nul_location(scope: Scope) -> str | None:
+    if "\x00" in scope["path"]:
+        return "path"
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if "\x00" in name or "\x00" in value:
+                return name.replace("\x00", "") or "query"
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for header, raw in headers:
+        if b"\x00" in raw:
+            return header.decode("latin-1")
+    return None
 
 
 class BodyLimitMiddleware:

@@ -166,3 +166,33 @@ async def test_range_with_a_huge_number_is_416_or_clamped(
 
     assert response.status_code == status
     assert response.headers["content-range"] == content_range
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "where"),
+    [
+        ("GET", "/v2/jobs?model=%00", "model"),
+        ("GET", "/v2/jobs?limit=5&search=a%00b", "search"),
+        ("GET", "/v2/jobs/%00", "path"),
+        ("POST", "/v2/jobs/%00/cancel", "path"),
+        ("GET", "/v2/models/gpt%00", "path"),
+        ("GET", "/files/outputs/a%00b?expires=1&signature=ab", "path"),
+    ],
+)
+async def test_nul_in_the_path_or_query_is_400_naming_where(
+    gateway: Gateway, method: str, url: str, where: str
+) -> None:
+    response = await gateway.http.request(method, url, headers={"X-API-Key": gateway.live_key})
+
+    assert response.status_code == 400
+    assert response.json()["details"] == {where: ["must not contain a NUL character (\\u0000)"]}
+
+
+async def test_nul_in_a_header_is_400_naming_it(gateway: Gateway) -> None:
+    status, answer = await post_raw(
+        gateway, (GPT % '"quality": "low"').encode(), **{"Idempotency-Key": b"a\x00b"}
+    )
+
+    assert status == 400
+    assert answer["details"] == {"idempotency-key": ["must not contain a NUL character (\\u0000)"]}
+    assert await count_rows(gateway.runtime.db, "jobs") == 0
