@@ -73,9 +73,9 @@ _SCRUBS: tuple[tuple[re.Pattern[str], str], ...] = (
     # name: value, name=value, "name": "value", (b'name', b'value'): the name is a secret's
     (
         re.compile(
-            rf"(?i)((?:{_SECRET_WORD})[\w-]{{0,24}})"
-            r"((?:[\"']*\s*[:=]\s*|[\"']+\s*,\s*[\"']?)(?:b?[\"']+)?)"
-            r"(?!\[REDACTED\]|(?:bearer|basic)\s)[^\"'\s,&)}\]]+"
+            rf"(?i)((?:{_SECRET_WORD})[\w-]{{0,24}}+)"
+            r"((?:(?:\\?[\"'])*\s*[:=]\s*|(?:\\?[\"'])+\s*,\s*)(?:b?(?:\\?[\"'])+)?)"
+            r"(?!\[REDACTED\]|(?:bearer|basic)\s)[^\"'\s,&)}\]\\]+"
         ),
         rf"\1\2{REDACTED}",
     ),
