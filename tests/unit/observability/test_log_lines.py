@@ -189,3 +189,19 @@ def test_a_stuck_log_stream_drops_records_instead_of_blocking_the_caller() -> No
         pipeline.close()
         structlog.reset_defaults()
         root.handlers[:], root.level = saved
+
+
+def test_a_scrubbed_json_line_stays_valid_json() -> None:
+    line = json.dumps(
+        {
+            "exception": "KeyError: token=\"abc123\" password: 'hunter2' url?signature=ff",
+            "headers": str([(b"x-api-key", b"vvv-secret")]),
+        }
+    )
+
+    record = json.loads(scrub(line))
+
+    assert record["exception"] == (
+        "KeyError: token=\"[REDACTED]\" password: '[REDACTED]' url?signature=[REDACTED]"
+    )
+    assert record["headers"] == "[(b'x-api-key', b'[REDACTED]')]"
