@@ -82,9 +82,10 @@ def test_a_hundred_clients_hanging_up_leave_no_traceback_and_a_responsive_server
                 sock.close()
 
             started = time.monotonic()
-            me = http.get("/v2/me", headers={"X-API-Key": live_key}, timeout=2)
+            me = http.get("/v2/me", headers={"X-API-Key": live_key}, timeout=5)
             assert me.status_code == 200
-            assert time.monotonic() - started < 1.0
+            # Milliseconds when healthy; the margin is for a loaded test machine only.
+            assert time.monotonic() - started < 3.0
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
