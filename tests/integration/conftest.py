@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
+import structlog
 
 from imagegate.api.app import create_app
+from imagegate.observability.logging import configure_logging, flush_logs
 from imagegate.providers.port import ProviderAdapter
 from imagegate.queue.claims import next_due
 from imagegate.runtime import Runtime, build_runtime
@@ -19,6 +23,45 @@ from imagegate.services import accounts as account_service
 from imagegate.testing.clock import FakeClock
 from imagegate.types import KeyKind
 from tests.conftest import make_settings
+
+CREATED_KEYS: set[str] = set()
+"""Every API key ``open_gateway`` made this session; none may ever appear in a log line."""
+
+SESSION_LOGS = io.StringIO()
+
+
+def log_to_session_buffer() -> None:
+    configure_logging("INFO", json=True, stream=SESSION_LOGS)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def logs_never_hold_a_key() -> Iterator[None]:
+    """Every integration test logs through the production pipeline (JSON) into one buffer; at the
+    end of the session no line may hold a key any test created."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    log_to_session_buffer()
+    yield
+    flush_logs()
+    structlog.reset_defaults()
+    root.handlers[:], root.level = saved
+    text = SESSION_LOGS.getvalue()
+    leaked = sorted(key[:12] + "…" for key in CREATED_KEYS if key in text)
+    assert not leaked, f"API keys found in the integration tests' logs: {leaked}"
+
+
+@pytest.fixture
+def capture_logs() -> Iterator[Callable[[bool], io.StringIO]]:
+    """``capture_logs(json)``: this test's log lines, in that format, in a buffer of its own."""
+    buffers: list[io.StringIO] = []
+
+    def capture(as_json: bool) -> io.StringIO:
+        buffers.append(io.StringIO())
+        configure_logging("DEBUG", json=as_json, stream=buffers[-1])
+        return buffers[-1]
+
+    yield capture
+    log_to_session_buffer()
 
 
 @dataclass
@@ -83,6 +126,7 @@ async def open_gateway(
     account = await account_service.create_account(runtime.db, clock, "acme", "ops@acme.test")
     live = await account_service.create_key(runtime.db, clock, account.id, KeyKind.LIVE, "live")
     test = await account_service.create_key(runtime.db, clock, account.id, KeyKind.TEST, "test")
+    CREATED_KEYS.update((live.secret, test.secret))
     if credits:
         await account_service.grant_credits(runtime.db, clock, account.id, credits)
     asgi = httpx2.ASGITransport(app=app)

@@ -16,7 +16,12 @@ from pydantic import TypeAdapter
 
 from imagegate import __version__
 from imagegate.api.errors import install_error_handlers
-from imagegate.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from imagegate.api.middleware import (
+    BodyLimitMiddleware,
+    ErrorBoundaryMiddleware,
+    NulRejectMiddleware,
+    RequestIdMiddleware,
+)
 from imagegate.api.routes import (
     account,
     account_admin,
@@ -86,9 +91,72 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
             midjourney.PATH: max(midjourney.BODY_LIMIT, runtime.settings.max_body_bytes),
         },
     )
+    app.add_middleware(NulRejectMiddleware)
+    app.add_middleware(ErrorBoundaryMiddleware)
     app.add_middleware(RequestIdMiddleware)
     _install_openapi(app, runtime)
     return app
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string"},
+        "code": {"type": "string"},
+        "details": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+}
+"""Every error body (``imagegate.api.errors``): a message, a machine code, for 400 the paths."""
+
+_ERRORS: dict[str, str] = {
+    "400": "Validation failed; `details` names each offending parameter or JSON path.",
+    "401": "Missing or invalid API key.",
+    "403": "API key is inactive.",
+    "404": "Not found.",
+    "409": "Conflicts with the current state.",
+    "413": "Request body too large.",
+    "416": "The range lies outside the file; `Content-Range` gives its size.",
+    "503": "Database unavailable; retry after `Retry-After` seconds.",
+}
+
+
+def _document_errors(path: str, method: str, operation: dict[str, Any]) -> None:
+    """Document the error answers every route can give, in the shape they really have.
+
+    FastAPI documents 422 for parameter errors, but they are answered 400 here; every route
+    reads the database (503), every authenticated route may answer 401/403, and any id in the
+    path may name nothing (404).
+    """
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    responses.pop("422", None)
+    codes = ["503"]
+    if operation.get("parameters") or "requestBody" in operation:
+        codes.append("400")
+    if path.startswith("/v2/") and not path.startswith("/v2/models"):
+        codes += ["401", "403"]
+    if "{" in path:
+        codes.append("404")
+    if method == "post":
+        codes.append("413")
+    if path.endswith("/cancel"):
+        codes.append("409")
+    if path.startswith("/files/"):
+        codes += ["403", "416"]
+        responses.setdefault("206", {"description": "The requested byte range."})
+        responses.setdefault("304", {"description": "Not modified (`If-None-Match`)."})
+        file_errors = {"403": "Invalid or expired file URL.", "404": "File not found."}
+        for code, description in file_errors.items():
+            responses.setdefault(code, {"description": description})
+    for code in codes:
+        responses.setdefault(code, {"description": _ERRORS[code]})
+    for code, response in responses.items():
+        if code[0] in "45" and "content" not in response:
+            body = {"schema": {"$ref": "#/components/schemas/Error"}}
+            response["content"] = {"application/json": body}
 
 
 def _install_openapi(app: FastAPI, runtime: Runtime) -> None:
@@ -115,6 +183,10 @@ def _install_openapi(app: FastAPI, runtime: Runtime) -> None:
                             }
                         },
                     }
+        components["Error"] = ERROR_SCHEMA
+        for path, item in schema["paths"].items():
+            for method, operation in item.items():
+                _document_errors(path, method, operation)
         security = {"ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
         schema["components"]["securitySchemes"] = security
         schema["security"] = [{"ApiKeyAuth": []}]

@@ -33,7 +33,7 @@ from imagegate.errors import (
 )
 from imagegate.store.db import is_unavailable
 
-__all__ = ["error_response", "install_error_handlers", "status_for"]
+__all__ = ["error_response", "install_error_handlers", "status_for", "unexpected_response"]
 
 log = structlog.get_logger("imagegate.api")
 
@@ -100,13 +100,19 @@ async def _http(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+def unexpected_response(exc: Exception, path: str) -> JSONResponse:
+    """503 when the database is unreachable; otherwise log the error once and answer 500."""
     if is_unavailable(exc):
+        log.warning("api.unavailable", path=path, error=type(exc).__name__)
         return error_response(ServiceUnavailable())
-    log.exception("api.unhandled", path=request.url.path)
+    log.error("api.unhandled", path=path, exc_info=exc)
     return JSONResponse(
         {"error": "Internal server error", "code": "internal_error"}, status_code=500
     )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    return unexpected_response(exc, request.url.path)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,17 +1,34 @@
-"""ASGI middleware: request ids and a cap on request body size (413 beyond it)."""
+"""ASGI middleware: request ids, a cap on request body size (413 beyond it), and the last word on
+errors nothing else handled.
+
+``ErrorBoundaryMiddleware`` sits inside ``RequestIdMiddleware`` (so its lines carry the request
+id) and outside every route. Starlette's own last-resort handler re-raises after answering, which
+makes the server log every error a second time; here an error is answered and logged once.
+A client that went away mid-request is no error at all: one debug line, nothing answered.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections.abc import Mapping
+from urllib.parse import parse_qsl
 
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from imagegate.errors import PayloadTooLarge
+from imagegate.api.errors import error_response, unexpected_response
+from imagegate.errors import PayloadTooLarge, ValidationFailed
 
-__all__ = ["BodyLimitMiddleware", "RequestIdMiddleware"]
+__all__ = [
+    "BodyLimitMiddleware",
+    "ErrorBoundaryMiddleware",
+    "NulRejectMiddleware",
+    "RequestIdMiddleware",
+]
+
+log = structlog.get_logger("imagegate.api")
 
 
 class RequestIdMiddleware:
@@ -36,6 +53,83 @@ class RequestIdMiddleware:
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             await self.app(scope, receive, send_with_id)
+
+
+class ErrorBoundaryMiddleware:
+    """Answer 500 (or 503) for an error no handler took, logged once; ignore clients gone away.
+
+    A request counts as abandoned once the server reported ``http.disconnect`` to the app, or
+    when the error is Starlette's ``ClientDisconnect``: whatever failed after that failed because
+    the client left, and nobody is there to answer.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        disconnected = False
+        started = False
+
+        async def watched_receive() -> Message:
+            nonlocal disconnected
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                disconnected = True
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, watched_receive, watched_send)
+        except Exception as exc:
+            if disconnected or isinstance(exc, ClientDisconnect):
+                log.debug("api.client_disconnected", path=scope["path"])
+                return
+            response = unexpected_response(exc, scope["path"])
+            if not started:
+                await response(scope, receive, send)
+
+
+class NulRejectMiddleware:
+    """400 for a NUL character in the path, a query parameter or a header, naming where.
+
+    PostgreSQL text refuses NUL while SQLite stores it; refusing it at the edge makes both
+    engines answer alike (JSON bodies are checked by ``imagegate.api.bodies``).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            where = _nul_location(scope)
+            if where is not None:
+                rule = "must not contain a NUL character (\\u0000)"
+                await error_response(ValidationFailed.field(where, rule))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _nul_location(scope: Scope) -> str | None:
+    if "\x00" in scope["path"]:
+        return "path"
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if "\x00" in name or "\x00" in value:
+                return name.replace("\x00", "") or "query"
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for header, raw in headers:
+        if b"\x00" in raw:
+            return header.decode("latin-1")
+    return None
 
 
 class BodyLimitMiddleware:
@@ -63,7 +157,7 @@ class BodyLimitMiddleware:
             return
         limit = self._limit_for(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and _too_long(declared, limit):
             await _too_large(send, limit)
             return
         seen = 0
@@ -78,6 +172,11 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+def _too_long(declared: bytes, limit: int) -> bool:
+    """Whether a ``Content-Length`` declares more than ``limit``; one of many digits always does."""
+    return declared.isdigit() and (len(declared) > 18 or int(declared) > limit)
 
 
 async def _too_large(send: Send, limit: int) -> None:

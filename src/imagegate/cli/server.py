@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+from collections.abc import Generator
 
 import typer
 import uvicorn
@@ -12,7 +14,7 @@ from rich.panel import Panel
 
 from imagegate.api.app import create_app
 from imagegate.cli.config import checked_settings
-from imagegate.observability.logging import configure_logging
+from imagegate.observability.logging import LogPipeline, configure_logging
 from imagegate.runtime import Background, build_runtime
 from imagegate.services.bootstrap import bootstrap
 from imagegate.settings import Settings
@@ -41,13 +43,33 @@ def serve(
 ) -> None:
     """Migrate the database, then run the API (and, unless --no-workers, the workers)."""
     settings = checked_settings(database=True, storage=True)
-    configure_logging(settings.log_level, settings.log_json)
+    logs = configure_logging(settings.log_level, settings.log_json)
     slots = 0 if no_workers else (workers if workers is not None else settings.workers)
     settings = settings.listening_on(host or settings.host, port or settings.port)
-    asyncio.run(_serve(settings, settings.host, settings.port, slots))
+    asyncio.run(_serve(settings, settings.host, settings.port, slots, logs))
 
 
-async def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+class _Server(uvicorn.Server):
+    """uvicorn's server, writing out the log queue before it re-raises a caught SIGTERM/SIGINT.
+
+    uvicorn re-raises the signal once shut down, which ends the process without ``atexit``
+    handlers: the last lines ("Application shutdown complete") would be lost in the queue.
+    """
+
+    def __init__(self, config: uvicorn.Config, logs: LogPipeline) -> None:
+        super().__init__(config)
+        self._logs = logs
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._logs.flush()
+
+
+async def _serve(settings: Settings, host: str, port: int, workers: int, logs: LogPipeline) -> None:
     await upgrade(settings.database_url)
     runtime = build_runtime(settings)
     first = await bootstrap(runtime.db, runtime.clock)
@@ -69,10 +91,11 @@ async def _serve(settings: Settings, host: str, port: int, workers: int) -> None
         host=host,
         port=port,
         log_config=None,
+        access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
     )
-    await uvicorn.Server(config).serve()
+    await _Server(config, logs).serve()
 
 
 def worker(

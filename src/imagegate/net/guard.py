@@ -100,44 +100,89 @@ class OutboundPolicy:
 
     ``allow_networks`` entries are CIDRs (``10.1.0.0/16``), single addresses, or exact host names
     (``minio.internal``, any address it resolves to is accepted); they re-allow what the
-    global-address rule would block (a malformed CIDR raises ``ValueError``). ``allowed_ports``
-    of ``None`` allows every port.
+    global-address rule would block (a malformed entry raises ``ValueError``). An entry may name
+    one port, and then re-allows only that port: ``127.0.0.2:8080``, ``[::1]:9000``,
+    ``10.0.0.0/8:443``, ``minio.internal:9000``. ``allowed_ports`` of ``None`` allows every port.
     """
 
     allow_http: bool = False
     allow_networks: Sequence[str] = ()
     allowed_ports: Collection[int] | None = None
-    _networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
+    _networks: tuple[tuple[_Network, int | None], ...] = field(
         init=False, repr=False, compare=False
     )
-    _hosts: frozenset[str] = field(init=False, repr=False, compare=False)
+    _hosts: frozenset[tuple[str, int | None]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-        hosts: set[str] = set()
+        networks: list[tuple[_Network, int | None]] = []
+        hosts: set[tuple[str, int | None]] = set()
         for entry in self.allow_networks:
-            try:
-                networks.append(ipaddress.ip_network(entry.strip(), strict=False))
-            except ValueError:
-                if "/" in entry or ":" in entry:  # meant as a network: a typo must not pass
-                    raise ValueError(f"not a network or host name: {entry!r}") from None
-                hosts.add(entry.strip().lower().rstrip("."))
+            network, host, port = _allow_entry(entry)
+            if network is not None:
+                networks.append((network, port))
+            else:
+                hosts.add((host, port))
         object.__setattr__(self, "_networks", tuple(networks))
         object.__setattr__(self, "_hosts", frozenset(hosts))
 
-    def allows_host(self, host: str) -> bool:
-        """Whether the operator allow-listed this exact host name."""
-        return host.lower().rstrip(".") in self._hosts
+    def allows_host(self, host: str, port: int | None = None) -> bool:
+        """Whether the operator allow-listed this exact host name (on this port)."""
+        name = host.lower().rstrip(".")
+        return (name, None) in self._hosts or (port is not None and (name, port) in self._hosts)
 
-    def allows_address(self, address: IPAddress) -> bool:
-        """Whether the address (or the IPv4 address it embeds) is in an allowed network."""
+    def allows_address(self, address: IPAddress, port: int | None = None) -> bool:
+        """Whether the address (or the IPv4 address it embeds) is in an allowed network.
+
+        An entry that names a port matches only a request to that port.
+        """
         candidates = [address]
         embedded = _embedded_ipv4(address)
         if embedded is not None:
             candidates.append(embedded)
         return any(
-            a in net for a in candidates for net in self._networks if a.version == net.version
+            a in net
+            for a in candidates
+            for net, only in self._networks
+            if a.version == net.version and (only is None or only == port)
         )
+
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+def _port(text: str, entry: str) -> int:
+    if not _PORT.fullmatch(text) or not 0 < int(text) < 65536:
+        raise ValueError(f"not a port in {entry!r}: {text!r}")
+    return int(text)
+
+
+def _allow_entry(entry: str) -> tuple[_Network | None, str, int | None]:
+    """``(network, "", port)`` or ``(None, host, port)`` of one allow-list entry; port optional.
+
+    A bare IPv6 address is all colons, so an IPv6 entry names a port only in brackets.
+    """
+    text = entry.strip()
+    port: int | None = None
+    if text.startswith("["):
+        inside, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"not a network or host name: {entry!r}")
+        text, port = inside, (_port(rest[1:], entry) if rest else None)
+    else:
+        try:
+            return ipaddress.ip_network(text, strict=False), "", None
+        except ValueError:
+            pass
+        if text.count(":") == 1:
+            text, _, digits = text.partition(":")
+            port = _port(digits, entry)
+    try:
+        return ipaddress.ip_network(text, strict=False), "", port
+    except ValueError:
+        if "/" in text or ":" in text or not text:  # meant as a network: a typo must not pass
+            raise ValueError(f"not a network or host name: {entry!r}") from None
+    return None, text.lower().rstrip("."), port
 
 
 @dataclass(frozen=True)
@@ -245,7 +290,7 @@ def check_url(url: str | httpx2.URL, policy: OutboundPolicy | None = None) -> Pa
     if policy.allowed_ports is not None and port not in policy.allowed_ports:
         raise BlockedUrl(f"uses port {port}, which is not allowed")
     literal = _parse_literal(host)
-    if literal is not None and not policy.allows_address(literal):
+    if literal is not None and not policy.allows_address(literal, port):
         reason = forbidden_reason(literal)
         if reason is not None:
             raise BlockedUrl(f"is {reason} ({literal})")
@@ -287,10 +332,10 @@ async def check_target(
             addresses.append(address)
     if not addresses:
         raise BlockedUrl("does not resolve")
-    if not policy.allows_host(target.host):
+    if not policy.allows_host(target.host, target.port):
         for address in addresses:
             reason = forbidden_reason(address)
-            if reason is not None and not policy.allows_address(address):
+            if reason is not None and not policy.allows_address(address, target.port):
                 raise BlockedUrl(f"resolves to {reason} ({address})")
     return CheckedTarget(target, tuple(addresses))
 
@@ -417,7 +462,12 @@ async def _read_capped(response: httpx2.Response, max_bytes: int) -> tuple[bytes
             f"answered HTTP {status}", status=status, retryable=status == 429 or status >= 500
         )
     declared = response.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and (len(declared) > 18 or int(declared) > max_bytes)
+    ):
         raise FetchFailed(f"is larger than {max_bytes} bytes ({declared} declared)")
     body = bytearray()
     async for chunk in response.aiter_bytes():

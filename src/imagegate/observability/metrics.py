@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
+from imagegate.observability.logging import dropped_log_records
+
 __all__ = ["Metrics"]
 
 
@@ -58,7 +60,14 @@ class Metrics:
             "imagegate_queue_due", "Jobs due now, per step", ["step"], registry=self.registry
         )
 
+        self.log_records_dropped = Gauge(
+            "imagegate_log_records_dropped",
+            "Log records this process dropped because its log queue was full",
+            registry=self.registry,
+        )
+
     def render(self, due: dict[str, int]) -> bytes:
+        self.log_records_dropped.set(dropped_log_records())
         for step in ("submit", "poll", "fetch", "cancel"):
             self.queue_due.labels(step=step).set(due.get(step, 0))
         return generate_latest(self.registry)

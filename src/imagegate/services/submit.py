@@ -100,7 +100,10 @@ class Submitter:
             return None
         limit = self._settings.output_retention_max_days
         value = header.strip()
-        if not value.isdigit() or not 1 <= int(value) <= limit:
+        if (
+            not (value.isascii() and value.isdigit() and len(value) <= 9)
+            or not 1 <= int(value) <= limit
+        ):
             raise ValidationFailed.field(
                 "X-Retention-Days", f"must be a whole number of days from 1 to {limit}"
             )

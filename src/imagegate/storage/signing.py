@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from urllib.parse import quote, urlencode
 
 from imagegate.types import Clock
 
-__all__ = ["UrlSigner"]
+__all__ = ["UrlSigner", "parse_expires"]
+
+_EXPIRES = re.compile(r"[0-9]{1,12}")
 
 
 class UrlSigner:
@@ -36,9 +39,24 @@ class UrlSigner:
         return f"{self.files_prefix}{quote(key)}?{query}"
 
     def verify(self, key: str, expires: str | None, signature: str | None, now_s: int) -> bool:
-        """True when the signature matches and the URL has not expired."""
-        if not expires or not signature or not expires.isdigit():
+        """True when the signature matches and the URL has not expired.
+
+        ``expires`` must already be well formed (``parse_expires``); anything else is refused.
+        """
+        expiry = parse_expires(expires)
+        if expiry is None or not signature or not signature.isascii():
             return False
-        if not hmac.compare_digest(self._mac(key, int(expires)), signature):
+        if not hmac.compare_digest(self._mac(key, expiry), signature):
             return False
-        return int(expires) > now_s
+        return expiry > now_s
+
+
+def parse_expires(value: str | None) -> int | None:
+    """An ``expires`` query value as Unix seconds; ``None`` unless 1 to 12 ASCII digits.
+
+    ``str.isdigit`` alone accepts ``²`` and Arabic-Indic digits, and ``int`` refuses strings of
+    over 4300 digits: both would escape as exceptions instead of a clear answer.
+    """
+    if value is None or not _EXPIRES.fullmatch(value):
+        return None
+    return int(value)

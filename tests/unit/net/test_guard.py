@@ -195,6 +195,51 @@ async def test_allow_list_re_allows_networks_addresses_and_hosts() -> None:
     assert [str(a) for a in checked.addresses] == ["10.0.0.5"]
 
 
+# (allow-list entry, URL, allowed?): an entry that names a port re-allows that port only
+PORTED = [
+    ("127.0.0.2:8080", "http://127.0.0.2:8080/hook", True),
+    ("127.0.0.2:8080", "http://127.0.0.2:8081/hook", False),
+    ("127.0.0.2:8080", "http://127.0.0.2/hook", False),
+    ("127.0.0.2", "http://127.0.0.2:8081/hook", True),
+    ("[::1]:9000", "http://[::1]:9000/", True),
+    ("[::1]:9000", "http://[::1]:9001/", False),
+    ("[::1]", "http://[::1]:9001/", True),
+    ("::1", "http://[::1]:9001/", True),
+    ("10.0.0.0/8:443", "https://10.2.3.4/", True),
+    ("10.0.0.0/8:443", "https://10.2.3.4:8443/", False),
+    ("10.0.0.0/8:443", "http://10.2.3.4/", False),
+    (" 10.0.0.0/8:443 ", "https://10.2.3.4:443/", True),
+]
+
+
+@pytest.mark.parametrize(("entry", "url", "allowed"), PORTED)
+def test_allow_list_entry_with_a_port_allows_only_that_port(
+    entry: str, url: str, allowed: bool
+) -> None:
+    policy = OutboundPolicy(allow_http=True, allow_networks=[entry])
+    if allowed:
+        assert check_url(url, policy).literal is not None
+    else:
+        with pytest.raises(BlockedUrl, match="address"):
+            check_url(url, policy)
+
+
+async def test_allow_listed_host_name_with_a_port_allows_only_that_port() -> None:
+    _asked, resolve = fake_dns({"minio.internal": ["10.0.0.5"]})
+    policy = OutboundPolicy(allow_http=True, allow_networks=["minio.internal:9000"])
+    assert (await check_target(policy, "http://minio.internal:9000/", resolver=resolve)).addresses
+    with pytest.raises(BlockedUrl, match=r"resolves to a private address \(10\.0\.0\.5\)"):
+        await check_target(policy, "http://minio.internal:9001/", resolver=resolve)
+
+
+@pytest.mark.parametrize(
+    "entry", ["127.0.0.2:0", "127.0.0.2:65536", "127.0.0.2:http", "[::1]9000", "[::1", ":80"]
+)
+def test_malformed_allow_list_entry_with_a_port_is_refused(entry: str) -> None:
+    with pytest.raises(ValueError, match="not a"):
+        OutboundPolicy(allow_networks=[entry])
+
+
 # --- pinning: the transport dials the address it checked ---------------------------------------
 
 

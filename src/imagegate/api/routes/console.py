@@ -19,8 +19,8 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
+from imagegate.api.bodies import decode_json
 from imagegate.api.deps import RuntimeDep
-from imagegate.api.routes.images import decode_json
 from imagegate.catalog.registry import describe_errors
 from imagegate.errors import NotFound, ValidationFailed
 

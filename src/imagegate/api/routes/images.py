@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 
+from imagegate.api.bodies import decode_json
 from imagegate.api.deps import CallerDep, RuntimeDep
-from imagegate.errors import ValidationFailed
 from imagegate.presenters import accepted_body
 from imagegate.services.submit import Accepted
 
-__all__ = ["decode_json", "router"]
+__all__ = ["ERRORS", "accepted", "router"]
 
 router = APIRouter(tags=["Images"])
 
@@ -27,19 +26,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     429: {"description": "Too many queued jobs; retry after `Retry-After` seconds."},
     503: {"description": "Database or queue unavailable; retry after `Retry-After` seconds."},
 }
-
-
-async def decode_json(request: Request) -> Any:
-    """The request body as JSON; 400 naming the problem when it is not."""
-    raw = await request.body()
-    if not raw:
-        raise ValidationFailed.field("body", "is required (a JSON object)")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValidationFailed(
-            {"body": [f"is not valid JSON: {exc}"]}, message="Malformed JSON body"
-        ) from None
 
 
 def accepted(result: Accepted) -> Response:

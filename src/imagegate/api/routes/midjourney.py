@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 
+from imagegate.api.bodies import decode_json
 from imagegate.api.deps import CallerDep, RuntimeDep
-from imagegate.api.routes.images import ERRORS, accepted, decode_json
+from imagegate.api.routes.images import ERRORS, accepted
 from imagegate.services.actions import MASK_MAX_LENGTH, action_request_schema
 
 __all__ = ["BODY_LIMIT", "PATH", "router"]
