@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args, get_origin
 
 import httpx2
 import pytest
@@ -121,11 +121,17 @@ def test_the_ultra_route_takes_exactly_the_ratios_bfl_describes() -> None:
         assert "aspect_ratio" in route.inputs.refusals({"aspect_ratio": outside}), spec.id
 
 
+def _enum_values(annotation: Any) -> tuple[str, ...]:
+    """The values of ``Literal[...]`` or ``Literal[...] | None``."""
+    if get_origin(annotation) is Literal:
+        return tuple(str(value) for value in get_args(annotation))
+    return tuple(value for arg in get_args(annotation) for value in _enum_values(arg))
+
+
 def _literal_values(spec: ModelSpec, name: str) -> tuple[str, ...]:
-    annotation = spec.params.model_fields[name].annotation
-    values = get_args(annotation)
+    values = _enum_values(spec.params.model_fields[name].annotation)
     assert values, f"{spec.id}.{name} is not an enum"
-    return tuple(str(value) for value in values)
+    return values
 
 
 OPENAI_CASES = [
@@ -150,3 +156,32 @@ def test_every_openai_ratio_is_sent_as_a_size_the_vendor_lists(
         assert set(ENUMS["openai"]["CreateImageEditRequest"]) >= openai.EDIT_FIELDS
     assert payload["size"] in ENUMS["openai"]["CreateImageRequest.size"]
     assert set(payload) <= set(ENUMS["openai"]["CreateImageRequest"])
+
+
+def _xai_name(ratio: str) -> str:
+    """``"19.5:9"`` as ``image.proto`` names it: ``IMG_ASPECT_RATIO_19_5_9``."""
+    return "IMG_ASPECT_RATIO_" + re.sub(r"[:.]", "_", ratio).upper()
+
+
+XAI_CASES = [
+    pytest.param(spec, route, ratio, id=f"{spec.id}-{ratio}")
+    for spec, route in _routes("xai")
+    for ratio in _literal_values(spec, "aspect_ratio")
+]
+
+
+@pytest.mark.parametrize(("spec", "route", "ratio"), XAI_CASES)
+def test_every_grok_ratio_is_one_xai_lists(spec: ModelSpec, route: Route, ratio: str) -> None:
+    assert XAI_CASES
+    assert _xai_name(ratio) in ENUMS["xai"]["ImageAspectRatio"], (spec.id, route)
+
+
+def test_the_fake_xai_takes_only_ratios_and_resolutions_xai_lists() -> None:
+    from imagegate.providers.xai import Options
+    from imagegate.testing.fake_upstream.xai import ASPECT_RATIOS
+
+    for ratio in ASPECT_RATIOS:
+        assert _xai_name(ratio) in ENUMS["xai"]["ImageAspectRatio"]
+    resolutions = _enum_values(Options.model_fields["resolution"].annotation)
+    names = {f"IMG_RESOLUTION_{value.upper()}" for value in resolutions}
+    assert names and names <= set(ENUMS["xai"]["ImageResolution"])

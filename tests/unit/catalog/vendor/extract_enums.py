@@ -7,12 +7,14 @@ vendor's description changes (and update ``SOURCES`` to the new commit)::
 
 Each entry is copied unchanged from the named ``components/schemas`` property of the vendor's
 OpenAPI document: an ``enum`` list, the ``description`` where the vendor states a range in words
-(BFL's ultra ratio), or the property names where the test needs to know which fields exist.
+(BFL's ultra ratio), or the property names where the test needs to know which fields exist;
+for xAI, whose description is a protocol buffer file, the value names of two enums.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,14 @@ SOURCES = {
         "repository": "tryAGI/Ideogram",
         "commit": "bd27966cd46940fb8c6eecd58e4399c182bdbd4f",
     },
+    "xai": {
+        "file": "proto/xai/api/v1/image.proto",
+        "repository": "xai-org/xai-proto",
+        "commit": "d67bcf3e661aa9641af9750632fa1c38ea974da1",
+    },
 }
+PROTO_ENUMS = {"xai": ("image.proto", ("ImageAspectRatio", "ImageResolution"))}
+"""Enums read from a protocol buffer file: the value names, in file order."""
 WANTED: dict[str, dict[str, tuple[str, str | None, str]]] = {
     # entry name: (schema, property or None for the property names, what to copy)
     "openai": {
@@ -80,6 +89,13 @@ def extract(reference: Path) -> dict[str, Any]:
                 out[vendor][name] = _enum(node)
             else:
                 out[vendor][name] = node[what]
+    for vendor, (file, names) in PROTO_ENUMS.items():
+        text = (reference / vendor / file).read_text()
+        out[vendor] = {}
+        for name in names:
+            block = re.search(rf"enum {name} {{(.*?)}}", text, re.S)
+            assert block is not None, name
+            out[vendor][name] = re.findall(r"^\s*([A-Z0-9_]+) = \d+;", block[1], re.M)
     return out
 
 
