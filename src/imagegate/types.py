@@ -13,6 +13,7 @@ import enum
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, NewType, Protocol
 
 __all__ = [
@@ -122,6 +123,14 @@ class RouteInputs:
     ``count`` is the vendor input carrying the number of images (``None``: one per call);
     ``defaults`` are params this route fills in when a request leaves them out; ``shape`` is the
     call shape for vendors with several (DashScope's ``synthesis``/``generation``/``multimodal``).
+
+    What the route can send at all, so a request it cannot honour is refused at submit (no route
+    of the model takes it) or routed past it (another route does), never sent and failed:
+    ``values`` maps our param to the values (in our spelling) the vendor's enum has a
+    counterpart for; ``ratios`` is the widest and the tallest ``W:H`` the vendor takes, for vendors
+    that take any ratio between two bounds; ``max_outputs`` is the most images one job can get
+    from this route; ``refuses`` names our params the route has no way to send (the vendor
+    endpoint they select does not serve this model).
     """
 
     names: Mapping[str, str] = field(default_factory=dict)
@@ -131,6 +140,39 @@ class RouteInputs:
     count: str | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
     shape: str | None = None
+    values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    ratios: tuple[str, str] | None = None
+    max_outputs: int | None = None
+    refuses: tuple[str, ...] = ()
+
+    def refusals(self, params: Mapping[str, Any], outputs: int = 1) -> dict[str, str]:
+        """Our params (as stored: JSON values, ``None`` left out) this route cannot send, each with
+        the reason; ``""`` stands for the number of images. Empty when the route takes the job."""
+        found: dict[str, str] = {}
+        for name in self.refuses:
+            if params.get(name) is not None:
+                found[name] = "is not supported by this model's upstream"
+        for name, allowed in self.values.items():
+            value = params.get(name)
+            if value is not None and value not in allowed:
+                found[name] = f"must be one of {', '.join(map(str, allowed))}"
+        ratio = params.get("aspect_ratio")
+        if self.ratios is not None and isinstance(ratio, str) and "aspect_ratio" not in found:
+            wide, tall = self.ratios
+            shape, low, high = _ratio(ratio), _ratio(tall), _ratio(wide)
+            if shape is None or low is None or high is None or not low <= shape <= high:
+                found["aspect_ratio"] = f"must be between {wide} and {tall}"
+        if self.max_outputs is not None and outputs > self.max_outputs:
+            found[""] = f"at most {self.max_outputs} image(s) per job"
+        return found
+
+
+def _ratio(text: str) -> Fraction | None:
+    """``"16:9"`` as a number (width over height); ``None`` for anything that is not ``W:H``."""
+    width, sep, height = text.partition(":")
+    if not sep or not width.isdigit() or not height.isdigit() or int(height) == 0:
+        return None
+    return Fraction(int(width), int(height))
 
 
 @dataclass(frozen=True)
@@ -139,8 +181,9 @@ class Route:
 
     The catalog lists a model's routes in order, the router picks one, and the adapter receives
     it in its ``GenerationRequest``. ``inputs`` is the route's input table when its vendor needs
-    one per model (fal, Replicate, DashScope); it does not take part in equality, so a route is
-    still named by provider and id.
+    one per model (fal, Replicate, DashScope) or when the route takes only some of the values the
+    model's params allow; it does not take part in equality, so a route is still named by
+    provider and id.
     """
 
     provider: str

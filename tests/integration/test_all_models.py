@@ -175,7 +175,7 @@ MULTI_OUTPUT = {
 """Params asking the per-image-priced models for two images (one job, one price per image)."""
 
 ONE_IMAGE_ROUTES = frozenset({"replicate:qwen/qwen-image"})
-"""Routes whose upstream makes one image per call: several are refused, not under-delivered."""
+"""Routes whose upstream makes one image per call: the router never sends them several."""
 
 
 @pytest.mark.parametrize(
@@ -192,7 +192,7 @@ async def test_several_images_through_route(
 ) -> None:
     settings = _one_route(model, route)
     async with _open(sqlite_copy, tmp_path / "data", VendorTransport(), **settings) as gateway:
-        failure = "makes one image per prediction" if route in ONE_IMAGE_ROUTES else None
+        failure = "can take this job's params" if route in ONE_IMAGE_ROUTES else None
         await _check(gateway, model, route, MULTI_OUTPUT[model], failure)
 
 

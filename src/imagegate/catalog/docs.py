@@ -76,6 +76,8 @@ def _row(spec: ModelSpec) -> str:
     routes = " → ".join(f"`{route}`" for route in spec.routes) or "none"
     if spec.substitutes:
         routes += " (substitute: " + ", ".join(f"`{r}`" for r in spec.substitutes) + ")"
+    if spec.retired_routes:
+        routes += " (gone upstream: " + ", ".join(f"`{r}`" for r in spec.retired_routes) + ")"
     cells = (
         f"`{spec.id}`",
         f"`{spec.params_key}`",

@@ -37,11 +37,13 @@ def fal(
     sizes: Mapping[str, str] | None = None,
     edit: str | None = None,
     defaults: Mapping[str, str] | None = None,
+    values: Mapping[str, tuple[str, ...]] | None = None,
 ) -> RouteInputs:
     """A fal endpoint's inputs; fal endpoints take the image count as ``num_images``.
 
     Conversions by fal input name: ``jpeg``, ``magic`` (``Off`` → false), ``upper``, ``lower``,
-    ``list`` (one URL → a list), ``text``, ``seedream_size``, ``nano_resolution``.
+    ``list`` (one URL → a list), ``text``, ``seedream_size``, ``nano_resolution``. ``values``
+    is ``RouteInputs.values``: the values of our params the endpoint's enums can take.
     """
     return RouteInputs(
         names=names,
@@ -50,6 +52,7 @@ def fal(
         edit=edit,
         count="num_images",
         defaults=defaults or {},
+        values=values or {},
     )
 
 
@@ -58,8 +61,17 @@ def replicate(
     convert: Mapping[str, str] | None = None,
     *,
     count: str | None = None,
+    values: Mapping[str, tuple[str, ...]] | None = None,
 ) -> RouteInputs:
     """A Replicate model's inputs; ``count`` names its image-count input when one prediction can
-    make several images. Conversions: ``jpg`` (``jpeg`` → ``jpg``), ``megapixels`` (``1MP`` →
-    ``1 MP``), ``not_none`` (``acceleration`` other than ``none`` → ``go_fast`` true)."""
-    return RouteInputs(names=names, convert=convert or {}, count=count)
+    make several images (without it the route serves one-image jobs only, and the router passes
+    it over for more). Conversions: ``jpg`` (``jpeg`` → ``jpg``), ``jpeg`` (``jpg`` → ``jpeg``),
+    ``megapixels`` (``1MP`` → ``1 MP``), ``not_none`` (``acceleration`` other than ``none`` →
+    ``go_fast`` true). ``values`` is ``RouteInputs.values``."""
+    return RouteInputs(
+        names=names,
+        convert=convert or {},
+        count=count,
+        values=values or {},
+        max_outputs=None if count is not None else 1,
+    )

@@ -116,6 +116,9 @@ class ModelSpec:
     substitutes: tuple[Route, ...] = ()
     """Routes to a different upstream model that stands in for a retired one, used after every
     real route and only while ``allow_substitutes`` is on; the job's ``servedBy`` shows them."""
+    retired_routes: tuple[Route, ...] = ()
+    """Routes whose upstream model is gone (the vendor answers 404): never chosen, kept only so
+    an operator's route override naming one of them takes its input table."""
 
     def resolve(self, route: Route) -> Route:
         """``route`` with this model's input table for it.
@@ -127,7 +130,9 @@ class ModelSpec:
         if route.inputs is not None:
             return route
         own = [
-            known for known in (*self.routes, *self.substitutes) if known.provider == route.provider
+            known
+            for known in (*self.routes, *self.substitutes, *self.retired_routes)
+            if known.provider == route.provider
         ]
         for known in own:
             if known == route:
@@ -151,9 +156,27 @@ class ModelSpec:
         return self.pricing.bounds((overrides or {}).get(self.id), self.capabilities.max_outputs)
 
     def check(self, params: BaseModel | None, prompt: str) -> dict[str, list[str]]:
-        """Run the cross-field rules; returns offending paths (empty when the request is fine)."""
+        """Run the cross-field rules, then ask whether any route can send these params; returns
+        offending paths (empty when the request is fine)."""
         problems: dict[str, list[str]] = {}
         for rule in self.rules:
             for path, messages in rule(params, prompt).items():
                 problems.setdefault(path, []).extend(messages)
+        if not problems:
+            for name, message in self.refusals(params).items():
+                path = f"{self.params_key}.{name}" if name else self.params_key
+                problems[path] = [f"{message} for {self.id}"]
         return problems
+
+    def refusals(self, params: BaseModel | None) -> dict[str, str]:
+        """What the first route refuses when no route (substitutes included) takes ``params``;
+        empty when one does. Keys are param names, ``""`` for the number of images."""
+        values = params.model_dump(mode="json", exclude_none=True) if params is not None else {}
+        outputs = self.outputs(params)
+        first: dict[str, str] | None = None
+        for route in (*self.routes, *self.substitutes):
+            found = route.inputs.refusals(values, outputs) if route.inputs is not None else {}
+            if not found:
+                return {}
+            first = found if first is None else first
+        return first or {}

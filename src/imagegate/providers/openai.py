@@ -76,6 +76,13 @@ class Options(ProviderOptions):
     """``hd`` doubles DALL·E 3's price upstream."""
 
 
+EDIT_FIELDS = frozenset(
+    {"model", "prompt", "n", "size", "quality", "output_format", "background", "input_fidelity"}
+)
+"""The payload fields ``CreateImageEditRequest`` has (it has no ``moderation``, which only
+``CreateImageRequest`` takes); one payload builder serves both endpoints."""
+
+
 def is_dalle(model: str) -> bool:
     return model.startswith("dall-e-")
 
@@ -227,7 +234,7 @@ class OpenAIAdapter(SyncAdapter):
     async def _edit(
         self, request: GenerationRequest, payload: dict[str, Any], urls: list[str]
     ) -> httpx2.Response:
-        fields = {key: str(value) for key, value in payload.items()}
+        fields = {key: str(value) for key, value in payload.items() if key in EDIT_FIELDS}
         if not payload["model"].endswith("-mini"):  # gpt-image-1-mini has no input_fidelity
             fields["input_fidelity"] = str(request.params.get("input_fidelity", "low"))
         files = []

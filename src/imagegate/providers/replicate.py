@@ -101,6 +101,11 @@ def _jpg(value: Any) -> Any:
     return "jpg" if value == "jpeg" else value
 
 
+def _jpeg(value: Any) -> Any:
+    """Seedream 5's enum says ``jpeg``; ``seedreamParams`` say ``jpg``."""
+    return "jpeg" if value == "jpg" else value
+
+
 def _not_none(value: Any) -> Any:
     """qwen-image's ``acceleration`` becomes Replicate's ``go_fast``."""
     return value != "none"
@@ -108,6 +113,7 @@ def _not_none(value: Any) -> Any:
 
 CONVERSIONS: Mapping[str, Callable[[Any], Any]] = {
     "jpg": _jpg,
+    "jpeg": _jpeg,
     "megapixels": _megapixels,
     "not_none": _not_none,
 }

@@ -7,8 +7,10 @@ the entry's substitutes when the model was retired upstream and ``allow_substitu
 A job starts at its ``route_index`` and takes the first route from there whose provider is
 usable (circuit closed, no long 429 cool-down; see ``queue.gates``). A retryable failure before
 the vendor accepted the task moves ``route_index`` past the failed route (``next_index``), so
-the job fails over; once a task id is stored the job stays with that provider, and a follow-up
-action (Midjourney upsample, …) runs where its parent ran.
+the job fails over. A route whose input table refuses the job's params (a value its vendor has
+no counterpart for, more images than it makes) is passed over. Once a task id is stored the job
+stays with that provider, and a follow-up action (Midjourney upsample, …) runs where its parent
+ran.
 """
 
 from __future__ import annotations
@@ -109,8 +111,20 @@ class Router:
         return None
 
     def _routes_for(self, job: JobRow) -> list[Route]:
+        """The configured routes that can send this job's params (``RouteInputs.refusals``); the
+        list is the same on every call for one job, so ``route_index`` keeps its meaning."""
         spec = self._catalog.get(job.model)
-        routes = self.routes(spec) if spec else []
-        if not routes:
+        configured = self.routes(spec) if spec else []
+        if not configured:
             raise UpstreamMisconfigured(f"No upstream provider is configured for {job.model}")
+        routes = [
+            route
+            for route in configured
+            if route.inputs is None or not route.inputs.refusals(job.params, job.outputs_expected)
+        ]
+        if not routes:
+            raise UpstreamMisconfigured(
+                f"No configured route of {job.model} can take this job's params "
+                f"({', '.join(str(route) for route in configured)})"
+            )
         return routes

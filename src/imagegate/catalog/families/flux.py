@@ -21,7 +21,7 @@ from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import by_field, usd
 from imagegate.catalog.rules import max_items, unsupported, within
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing, RuleCheck
-from imagegate.types import Route
+from imagegate.types import Route, RouteInputs
 
 __all__ = ["SPECS", "Flux2Params", "FluxParams"]
 
@@ -34,6 +34,7 @@ FLUX_11_ULTRA_FAL = fal(
         "prompt_upsampling": "enhance_prompt",
     },
     _FAL_CONVERT,
+    values={"aspect_ratio": ("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21")},
 )
 FLUX_11_FAL = fal(
     {**same("seed", "safety_tolerance", "output_format"), "prompt_upsampling": "enhance_prompt"},
@@ -59,7 +60,14 @@ FLUX_11_ULTRA_REPLICATE = replicate(
         "safety_tolerance",
     ),
     {"output_format": "jpg"},
+    values={
+        "aspect_ratio": (
+            "21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "9:21",
+        ),
+    },
 )  # fmt: skip
+FLUX_ULTRA_BFL = RouteInputs(ratios=("21:9", "9:21"))
+"""BFL's ``FluxUltraInput.aspect_ratio``: any ratio "between 21:9 and 9:21"."""
 FLUX_11_REPLICATE = replicate(
     same(
         "aspect_ratio", "width", "height", "image_prompt", "prompt_upsampling", "output_format",
@@ -177,7 +185,7 @@ SPECS = (
         ),
         capabilities=Capabilities(image_input=True, max_input_images=1, max_resolution="4MP"),
         routes=(
-            Route("bfl", "flux-pro-1.1-ultra"),
+            Route("bfl", "flux-pro-1.1-ultra", FLUX_ULTRA_BFL),
             Route("replicate", "black-forest-labs/flux-1.1-pro-ultra", FLUX_11_ULTRA_REPLICATE),
             Route("fal", "fal-ai/flux-pro/v1.1-ultra", FLUX_11_ULTRA_FAL),
         ),

@@ -90,6 +90,30 @@ def _rules(model_id: str, *, v3: bool, v4: bool = False) -> tuple[RuleCheck, ...
     return (*inpainting, *only_character, *only_v3, *no_inputs)
 
 
+LEGACY_RATIOS = ("10:16", "16:10", "9:16", "16:9", "3:2", "2:3", "4:3", "3:4", "1:1", "1:3", "3:1")
+"""Ideogram's ``AspectRatio`` enum (``ASPECT_16_9`` …) in our spelling; fal's and Replicate's
+Ideogram models take the same eleven, for v3 too."""
+V3_RATIOS = (
+    "1:3", "3:1", "1:2", "2:1", "9:16", "16:9", "10:16", "16:10", "2:3", "3:2", "3:4", "4:3",
+    "4:5", "5:4", "1:1",
+)  # fmt: skip
+"""Ideogram's ``AspectRatioV3`` enum (``16x9`` …) in our spelling."""
+UNSET = "None"
+"""Apiframe's spelling of "not set", accepted wherever a value table stands."""
+_EDITS = frozenset({"V_2", "V_2_TURBO"})
+"""The legacy ids Ideogram's ``/edit`` serves; the other legacy ids cannot inpaint there."""
+
+
+def _ideogram_inputs(upstream: str, *, v3: bool, v4: bool) -> RouteInputs | None:
+    """What Ideogram's own API can take for ``upstream`` (4.0 sends no shape at all)."""
+    if v4:
+        return None
+    if v3:
+        return RouteInputs(values={"aspect_ratio": (*V3_RATIOS, UNSET)})
+    refuses = () if upstream in _EDITS else ("mask",)
+    return RouteInputs(values={"aspect_ratio": (*LEGACY_RATIOS, UNSET)}, refuses=refuses)
+
+
 _V3_FAL = inputs.fal(
     {
         **same("seed", "negative_prompt", "rendering_speed"),
@@ -105,6 +129,7 @@ _V3_FAL = inputs.fal(
         "rendering_speed": "upper",
     },
     sizes=inputs.FAL_SIZES,
+    values={"aspect_ratio": (*inputs.FAL_SIZES, UNSET)},
 )
 _V2_FAL = inputs.fal(
     {
@@ -113,25 +138,30 @@ _V2_FAL = inputs.fal(
         "magic_prompt_option": "expand_prompt",
     },
     {"style": "lower", "expand_prompt": "magic"},
+    values={"aspect_ratio": (*LEGACY_RATIOS, UNSET)},
 )
+_REPLICATE_RATIOS = {"aspect_ratio": (*LEGACY_RATIOS, UNSET)}
 _V2_REPLICATE = inputs.replicate(
     same(
         "aspect_ratio", "resolution", "style_type", "magic_prompt_option", "negative_prompt",
         "image", "mask", "seed",
-    )
+    ),
+    values=_REPLICATE_RATIOS,
 )  # fmt: skip
 _V3_REPLICATE = inputs.replicate(
     same(
         "aspect_ratio", "resolution", "style_type", "style_preset", "magic_prompt_option",
         "image", "mask", "style_reference_images", "seed",
-    )
+    ),
+    values=_REPLICATE_RATIOS,
 )  # fmt: skip
 _V4_REPLICATE = inputs.replicate(same("resolution"))
 CHARACTER_REPLICATE = inputs.replicate(
     same(
         "aspect_ratio", "resolution", "style_type", "magic_prompt_option", "rendering_speed",
         "character_reference_image", "image", "mask", "seed",
-    )
+    ),
+    values=_REPLICATE_RATIOS,
 )  # fmt: skip
 
 
@@ -163,7 +193,7 @@ def _model(
 ) -> ModelSpec:
     """One Ideogram model; ``ideogram`` or ``fal`` is ``None`` where that vendor has no route."""
     routes = (
-        Route("ideogram", ideogram) if ideogram else None,
+        Route("ideogram", ideogram, _ideogram_inputs(ideogram, v3=v3, v4=v4)) if ideogram else None,
         Route("replicate", replicate, _replicate_inputs(v3=v3, v4=v4)),
         Route("fal", fal, _fal_inputs(model_id, v3=v3)) if fal else None,
     )
@@ -317,7 +347,7 @@ SPECS = (
         ),
         capabilities=Capabilities(image_input=True, editing=True, max_input_images=2),
         routes=(
-            Route("ideogram", "V_3"),
+            Route("ideogram", "V_3", _ideogram_inputs("V_3", v3=True, v4=False)),
             Route("replicate", "ideogram-ai/ideogram-character", CHARACTER_REPLICATE),
             Route("fal", "fal-ai/ideogram/character", _V3_FAL),
         ),

@@ -1,10 +1,10 @@
 """Google Imagen (``imagenParams``): five text-to-image models, one image per job.
 
-Google discontinued every Imagen model on 2026-08-17, so these ids are served only where an
-aggregator still lists them: Replicate ``google/imagen-*`` and fal ``fal-ai/imagen4/*`` (both
-unverified after the shutdown). An operator can re-point them with route overrides; with
-substitutes allowed, a job no route can serve (a dead route answers 404) runs on Nano Banana
-instead, at the Imagen price. Upstream, 2K output exists only for Imagen 4 and Imagen 4 Ultra.
+Google discontinued every Imagen model on 2026-08-17, and the aggregator slugs that proxied them
+(Replicate ``google/imagen-*``, fal ``fal-ai/imagen4/*``) answer 404 since, so those are
+``retired_routes``: never chosen, kept so an operator who re-points an id at one of them with a
+route override gets its input table. With substitutes allowed the ids run on Nano Banana, at the
+Imagen price. Upstream, 2K output exists only for Imagen 4 and Imagen 4 Ultra.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def _model(
     label: str,
     description: str,
     pricing: Pricing,
-    routes: tuple[Route, ...],
+    retired: tuple[Route, ...],
     *,
     two_k: bool,
 ) -> ModelSpec:
@@ -65,7 +65,7 @@ def _model(
         description=description,
         pricing=pricing,
         capabilities=Capabilities(max_resolution="2K" if two_k else "1K"),
-        routes=routes,
+        retired_routes=retired,
         rules=rules,
         retired_upstream=RETIRED,
         substitutes=(SUBSTITUTE,),

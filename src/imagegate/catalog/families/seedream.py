@@ -44,7 +44,9 @@ _SEEDREAM_4 = same(
     "aspect_ratio", "size", "width", "height", "image_input", "enhance_prompt", "seed"
 )
 SEEDREAM_4_REPLICATE = replicate(_SEEDREAM_4, count="max_images")
-SEEDREAM_5_REPLICATE = replicate({**_SEEDREAM_4, **same("output_format")}, count="max_images")
+SEEDREAM_5_REPLICATE = replicate(
+    {**_SEEDREAM_4, **same("output_format")}, {"output_format": "jpeg"}, count="max_images"
+)
 
 
 KEY = "seedreamParams"

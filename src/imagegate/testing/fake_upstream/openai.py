@@ -194,7 +194,8 @@ class FakeOpenAI:
             raise OpenAIError(400, "dall-e-3 does not support image edits.", param="model")
         allowed = set(_COMMON_FIELDS)
         if family == "gpt":
-            allowed |= _GPT_FIELDS | ({"input_fidelity"} if edit else set())
+            # CreateImageEditRequest has input_fidelity and no moderation.
+            allowed |= (_GPT_FIELDS - {"moderation"}) | {"input_fidelity"} if edit else _GPT_FIELDS
         else:
             allowed |= {"response_format"} | ({"style"} if model == "dall-e-3" else set())
         if edit:

@@ -12,7 +12,9 @@
 
 Known models are the slug families the catalog routes to (the proxies of the shut-down DALL·E and
 Imagen models are unknown, i.e. 404); each validates ``aspect_ratio`` and
-``output_format`` against its enum. Prompt switches (see ``kit``): at create ``rate-limit-me``,
+``output_format`` against its enum. The create body is held to ``schemas_prediction_request``
+(no other top-level field, webhook events from Replicate's four) and ``Prefer: wait=n`` to 1–60.
+Prompt switches (see ``kit``): at create ``rate-limit-me``,
 ``server-error``; when the prediction finishes ``moderate-me``, ``nsfw-me``, ``fail-me``;
 ``slow`` (three ``processing`` polls with tqdm progress in ``logs``); ``expire-fast`` (each
 output file is deleted after its first download, as Replicate deletes outputs after an hour, so
@@ -113,6 +115,13 @@ _MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     "stability-ai/stable-diffusion-3": {"aspect_ratio": _SD_RATIOS,
                                         "output_format": ("webp", "jpg", "png")},
 }  # fmt: skip
+_ENVELOPE = frozenset({"input", "stream", "webhook", "webhook_events_filter"})
+"""``schemas_prediction_request``'s properties (``additionalProperties: false``); the version
+create adds ``version``."""
+_WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
+_PREFER = re.compile(r"wait(=([1-9]|[1-5][0-9]|60))?")
+"""``Prefer: wait=n``, "n is a number of seconds between 1 and 60" (the header's description;
+its pattern alone would admit up to 99)."""
 _COUNT_INPUTS = ("number_of_images", "max_images", "num_outputs")
 _FORMATS = {"png": ("PNG", "image/png"), "jpg": ("JPEG", "image/jpeg"),
             "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}  # fmt: skip
@@ -244,8 +253,24 @@ def create_app(*, token: str = "r8_test_token") -> FastAPI:
         except ValueError:
             return _problem(400, "Bad request", "Request body is not valid JSON")
         prefer = request.headers.get("prefer")
-        if prefer is not None and not re.fullmatch(r"wait(=([1-9]|[1-9][0-9]|60))?", prefer):
+        if prefer is not None and not _PREFER.fullmatch(prefer):
             return _problem(400, "Invalid Prefer header", f"Invalid Prefer header: {prefer}")
+        if not isinstance(payload, dict):
+            return _problem(422, "Invalid request", "The request body must be a JSON object")
+        fields = _ENVELOPE | ({"version"} if version != "hidden" else set())
+        if unknown := sorted(set(payload) - fields):
+            return _problem(
+                422, "Invalid request", f"Additional properties are not allowed: {unknown}"
+            )
+        events = payload.get("webhook_events_filter")
+        if events is not None and (
+            not isinstance(events, list) or not set(events) <= _WEBHOOK_EVENTS
+        ):
+            return _problem(
+                422,
+                "Invalid request",
+                f"webhook_events_filter items must be one of {sorted(_WEBHOOK_EVENTS)}",
+            )
         model_input = payload.get("input")
         if not isinstance(model_input, dict):
             return _problem(422, "Input validation failed", "- input: input is required")

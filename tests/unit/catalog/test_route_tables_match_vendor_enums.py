@@ -1,0 +1,187 @@
+"""Every model × route × value, walked against the vendor's own enum (BFL, Ideogram, OpenAI).
+
+For each catalog route to one of these vendors, every value the vendor's enum has is taken by the
+route's table and reaches the vendor in the enum's spelling; every value the table takes is in
+the enum; and a value outside it is refused, so it is a 400 at submit or routed elsewhere. The
+enums come from ``vendor/enums.json``, which names the file and commit each was copied from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import httpx2
+import pytest
+
+from imagegate.catalog import ModelSpec, build_catalog
+from imagegate.catalog.families.ideogram import UNSET
+from imagegate.providers import ideogram, openai
+from imagegate.providers.port import GenerationRequest, ProviderContext
+from imagegate.types import FetchedInput, Route
+
+ENUMS: dict[str, Any] = json.loads((Path(__file__).parent / "vendor" / "enums.json").read_text())
+CATALOG = build_catalog()
+
+
+def _routes(provider: str) -> Iterator[tuple[ModelSpec, Route]]:
+    for spec in CATALOG:
+        for route in (*spec.routes, *spec.substitutes):
+            if route.provider == provider:
+                yield spec, route
+
+
+def _ideogram_kind(route: Route) -> str:
+    if route.upstream_model in ideogram.LEGACY_MODELS:
+        return "legacy"
+    return "v4" if route.upstream_model == ideogram.V4_MODEL else "v3"
+
+
+def _ideogram_ratios(kind: str) -> list[str]:
+    if kind == "legacy":
+        return [
+            v.removeprefix("ASPECT_").replace("_", ":") for v in ENUMS["ideogram"]["AspectRatio"]
+        ]
+    return [v.replace("x", ":") for v in ENUMS["ideogram"]["AspectRatioV3"]]
+
+
+IDEOGRAM_CASES = [
+    pytest.param(spec.id, route, ratio, id=f"{spec.id}-{route.upstream_model}-{ratio}")
+    for spec, route in _routes("ideogram")
+    if _ideogram_kind(route) != "v4"
+    for ratio in _ideogram_ratios(_ideogram_kind(route))
+]
+
+
+async def _no_fetch(url: str) -> FetchedInput:
+    raise AssertionError(f"no input image expected, asked for {url}")
+
+
+def _request(spec_id: str, route: Route, params: dict[str, Any]) -> GenerationRequest:
+    return GenerationRequest(
+        job_id="job-1", model=spec_id, route=route, prompt="a fox", params=params, outputs=1
+    )
+
+
+@pytest.mark.parametrize(("model_id", "route", "ratio"), IDEOGRAM_CASES)
+async def test_every_ideogram_ratio_is_taken_and_sent_in_the_vendors_spelling(
+    model_id: str, route: Route, ratio: str
+) -> None:
+    assert route.inputs is not None
+    assert route.inputs.refusals({"aspect_ratio": ratio}) == {}
+    async with httpx2.AsyncClient() as client:
+        adapter = ideogram.IdeogramAdapter(
+            client, ProviderContext(fetch_input=_no_fetch), models={}
+        )
+        call = await adapter.call_for(_request(model_id, route, {"aspect_ratio": ratio}))
+    if call.json is not None:
+        sent = call.json["image_request"]["aspect_ratio"]
+        assert sent in ENUMS["ideogram"]["AspectRatio"]
+    else:
+        assert call.files is not None
+        [sent] = [value for name, (_, value, _) in call.files if name == "aspect_ratio"]
+        assert sent in ENUMS["ideogram"]["AspectRatioV3"]
+
+
+@pytest.mark.parametrize(
+    ("model_id", "route"),
+    [pytest.param(spec.id, route, id=spec.id) for spec, route in _routes("ideogram")],
+)
+def test_every_ideogram_route_table_is_exactly_the_vendor_enum(model_id: str, route: Route) -> None:
+    kind = _ideogram_kind(route)
+    assert route.upstream_model in ENUMS["ideogram"]["ModelEnum"] or kind != "legacy"
+    if kind == "v4":  # the 4.0 endpoint takes no shape; nothing is sent, nothing refused
+        assert route.inputs is None
+        return
+    assert route.inputs is not None
+    table = set(route.inputs.values["aspect_ratio"]) - {UNSET}
+    assert table == set(_ideogram_ratios(kind)), model_id
+    for outside in ("21:9", "9:21", "7:5"):
+        assert "aspect_ratio" in route.inputs.refusals({"aspect_ratio": outside})
+
+
+def _bounds(description: str) -> tuple[str, str]:
+    match = re.search(r"between (\d+:\d+) and (\d+:\d+)", description)
+    assert match is not None, description
+    return match[1], match[2]
+
+
+def test_the_ultra_route_takes_exactly_the_ratios_bfl_describes() -> None:
+    [(spec, route)] = [
+        (spec, route) for spec, route in _routes("bfl") if route.upstream_model.endswith("ultra")
+    ]
+    assert route.inputs is not None
+    assert route.inputs.ratios == _bounds(ENUMS["bfl"]["FluxUltraInput.aspect_ratio"])
+    for inside in ("21:9", "9:21", "1:1", "7:5", "16:9"):
+        assert route.inputs.refusals({"aspect_ratio": inside}) == {}, spec.id
+    for outside in ("32:9", "9:32", "22:9"):
+        assert "aspect_ratio" in route.inputs.refusals({"aspect_ratio": outside}), spec.id
+
+
+def _enum_values(annotation: Any) -> tuple[str, ...]:
+    """The values of ``Literal[...]`` or ``Literal[...] | None``."""
+    if get_origin(annotation) is Literal:
+        return tuple(str(value) for value in get_args(annotation))
+    return tuple(value for arg in get_args(annotation) for value in _enum_values(arg))
+
+
+def _literal_values(spec: ModelSpec, name: str) -> tuple[str, ...]:
+    values = _enum_values(spec.params.model_fields[name].annotation)
+    assert values, f"{spec.id}.{name} is not an enum"
+    return values
+
+
+OPENAI_CASES = [
+    pytest.param(spec, route, ratio, id=f"{spec.id}-{route.upstream_model}-{ratio}")
+    for spec, route in _routes("openai")
+    for ratio in _literal_values(spec, "aspect_ratio")
+]
+
+
+@pytest.mark.parametrize(("spec", "route", "ratio"), OPENAI_CASES)
+def test_every_openai_ratio_is_sent_as_a_size_the_vendor_lists(
+    spec: ModelSpec, route: Route, ratio: str
+) -> None:
+    request = _request(spec.id, route, {"aspect_ratio": ratio})
+    if openai.is_dalle(route.upstream_model):
+        payload = openai.dalle_payload(route.upstream_model, request, hd=False)
+    else:
+        payload = openai.gpt_image_payload(route.upstream_model, request)
+        edit = {key for key in payload if key in openai.EDIT_FIELDS}
+        assert payload["size"] in ENUMS["openai"]["CreateImageEditRequest.size"]
+        assert edit <= set(ENUMS["openai"]["CreateImageEditRequest"])
+        assert set(ENUMS["openai"]["CreateImageEditRequest"]) >= openai.EDIT_FIELDS
+    assert payload["size"] in ENUMS["openai"]["CreateImageRequest.size"]
+    assert set(payload) <= set(ENUMS["openai"]["CreateImageRequest"])
+
+
+def _xai_name(ratio: str) -> str:
+    """``"19.5:9"`` as ``image.proto`` names it: ``IMG_ASPECT_RATIO_19_5_9``."""
+    return "IMG_ASPECT_RATIO_" + re.sub(r"[:.]", "_", ratio).upper()
+
+
+XAI_CASES = [
+    pytest.param(spec, route, ratio, id=f"{spec.id}-{ratio}")
+    for spec, route in _routes("xai")
+    for ratio in _literal_values(spec, "aspect_ratio")
+]
+
+
+@pytest.mark.parametrize(("spec", "route", "ratio"), XAI_CASES)
+def test_every_grok_ratio_is_one_xai_lists(spec: ModelSpec, route: Route, ratio: str) -> None:
+    assert XAI_CASES
+    assert _xai_name(ratio) in ENUMS["xai"]["ImageAspectRatio"], (spec.id, route)
+
+
+def test_the_fake_xai_takes_only_ratios_and_resolutions_xai_lists() -> None:
+    from imagegate.providers.xai import Options
+    from imagegate.testing.fake_upstream.xai import ASPECT_RATIOS
+
+    for ratio in ASPECT_RATIOS:
+        assert _xai_name(ratio) in ENUMS["xai"]["ImageAspectRatio"]
+    resolutions = _enum_values(Options.model_fields["resolution"].annotation)
+    names = {f"IMG_RESOLUTION_{value.upper()}" for value in resolutions}
+    assert names and names <= set(ENUMS["xai"]["ImageResolution"])

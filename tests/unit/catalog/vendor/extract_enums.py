@@ -1,0 +1,103 @@
+"""Rewrite ``enums.json``: the vendor enums the route value tables are checked against.
+
+Tests read only ``enums.json``, never the reference folder or the network. Run this again when a
+vendor's description changes (and update ``SOURCES`` to the new commit)::
+
+    .venv/bin/python tests/unit/catalog/vendor/extract_enums.py <reference>/upstream
+
+Each entry is copied unchanged from the named ``components/schemas`` property of the vendor's
+OpenAPI document: an ``enum`` list, the ``description`` where the vendor states a range in words
+(BFL's ultra ratio), or the property names where the test needs to know which fields exist;
+for xAI, whose description is a protocol buffer file, the value names of two enums.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+SOURCES = {
+    "openai": {
+        "file": "openapi.json",
+        "repository": "openai/openai-openapi",
+        "commit": "f85dbe223d40e1a31cba812ab2d755c7e98a92a3",
+    },
+    "bfl": {
+        "file": "src/libs/BlackForestLabs/openapi.json (from https://api.bfl.ai/openapi.json)",
+        "repository": "tryAGI/BlackForestLabs",
+        "commit": "bdbcd9adb9801eb0cd8ac8dacfc5abc22bd13fff",
+    },
+    "ideogram": {
+        "file": "src/libs/Ideogram/openapi.json (from https://api.ideogram.ai/openapi.json)",
+        "repository": "tryAGI/Ideogram",
+        "commit": "bd27966cd46940fb8c6eecd58e4399c182bdbd4f",
+    },
+    "xai": {
+        "file": "proto/xai/api/v1/image.proto",
+        "repository": "xai-org/xai-proto",
+        "commit": "d67bcf3e661aa9641af9750632fa1c38ea974da1",
+    },
+}
+PROTO_ENUMS = {"xai": ("image.proto", ("ImageAspectRatio", "ImageResolution"))}
+"""Enums read from a protocol buffer file: the value names, in file order."""
+WANTED: dict[str, dict[str, tuple[str, str | None, str]]] = {
+    # entry name: (schema, property or None for the property names, what to copy)
+    "openai": {
+        "CreateImageRequest": ("CreateImageRequest", None, "properties"),
+        "CreateImageEditRequest": ("CreateImageEditRequest", None, "properties"),
+        "CreateImageRequest.size": ("CreateImageRequest", "size", "enum"),
+        "CreateImageEditRequest.size": ("CreateImageEditRequest", "size", "enum"),
+    },
+    "bfl": {
+        "FluxUltraInput.aspect_ratio": ("FluxUltraInput", "aspect_ratio", "description"),
+    },
+    "ideogram": {
+        "AspectRatio": ("AspectRatio", None, "enum"),
+        "AspectRatioV3": ("AspectRatioV3", None, "enum"),
+        "Resolution": ("Resolution", None, "enum"),
+        "ResolutionV3": ("ResolutionV3", None, "enum"),
+        "ModelEnum": ("ModelEnum", None, "enum"),
+    },
+}
+
+
+def _enum(node: dict[str, Any]) -> list[Any]:
+    if "enum" in node:
+        return list(node["enum"])
+    for option in node.get("anyOf", ()):
+        if "enum" in option:
+            return list(option["enum"])
+    raise KeyError("enum")
+
+
+def extract(reference: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {"sources": SOURCES}
+    for vendor, entries in WANTED.items():
+        schemas = json.loads((reference / vendor / "openapi.json").read_text())["components"][
+            "schemas"
+        ]
+        out[vendor] = {}
+        for name, (schema, prop, what) in entries.items():
+            node = schemas[schema] if prop is None else schemas[schema]["properties"][prop]
+            if what == "properties":
+                out[vendor][name] = sorted(node["properties"])
+            elif what == "enum":
+                out[vendor][name] = _enum(node)
+            else:
+                out[vendor][name] = node[what]
+    for vendor, (file, names) in PROTO_ENUMS.items():
+        text = (reference / vendor / file).read_text()
+        out[vendor] = {}
+        for name in names:
+            block = re.search(rf"enum {name} {{(.*?)}}", text, re.S)
+            assert block is not None, name
+            out[vendor][name] = re.findall(r"^\s*([A-Z0-9_]+) = \d+;", block[1], re.M)
+    return out
+
+
+if __name__ == "__main__":
+    (HERE / "enums.json").write_text(json.dumps(extract(Path(sys.argv[1])), indent=1) + "\n")
