@@ -61,7 +61,7 @@ class PrivatePostgres:
     def init(self) -> None:
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
+        self._run("initdb", "--no-sync", "-D", str(self.data), "-A", "trust", "-U", "postgres")
 
     def start(self) -> None:
         options = f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off"

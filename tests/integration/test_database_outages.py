@@ -134,7 +134,7 @@ async def test_the_worker_and_the_sender_keep_going_across_a_postgres_outage(
                 during = await live.http.get("/readyz")
                 assert during.status_code == 503
                 assert "worker: outage" in during.json()["checks"]["loops"]
-                await asyncio.sleep(1.0)  # many retries, one log line
+                await asyncio.sleep(0.5)  # many retries, one log line
             finally:
                 server.start()
 
