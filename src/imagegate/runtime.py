@@ -42,10 +42,11 @@ from imagegate.storage.inputs import reading_own_files
 from imagegate.storage.port import ObjectStore
 from imagegate.storage.signing import UrlSigner
 from imagegate.store.db import Database
+from imagegate.supervisor import LoopHealth, LoopsFailed, Outage, Supervisor
 from imagegate.types import Clock, SystemClock
 from imagegate.webhooks.delivery import WebhookSender
 
-__all__ = ["Background", "Runtime", "build_runtime", "load_signing_secret"]
+__all__ = ["Background", "LoopsFailed", "Runtime", "build_runtime", "load_signing_secret"]
 
 
 def load_signing_secret(settings: Settings) -> bytes:
@@ -87,7 +88,19 @@ class Runtime:
     uploads: UploadService
     metrics: Metrics
     signing_secret: bytes
+    loops: LoopHealth = field(default_factory=LoopHealth)
+    """The health of this process's background loops (``/readyz`` reads it)."""
     _listener: PostgresListener | None = field(default=None, repr=False)
+
+    def outage(self, loop: str) -> Outage:
+        """A loop's outage tracker, reporting into ``loops``."""
+        s = self.settings
+        return Outage(
+            loop,
+            health=self.loops,
+            initial=s.outage_backoff_seconds,
+            cap=s.outage_backoff_cap_seconds,
+        )
 
     def worker(self, concurrency: int | None = None, owner: str | None = None) -> Worker:
         s = self.settings
@@ -101,6 +114,7 @@ class Runtime:
             poll_interval=s.poll_interval_seconds,
             grace_seconds=s.shutdown_grace_seconds,
             owner=owner,
+            outage=self.outage("worker"),
         )
 
     def webhook_sender(self) -> WebhookSender:
@@ -112,6 +126,7 @@ class Runtime:
             policy=self.policy,
             metrics=self.metrics,
             poll_interval=self.settings.poll_interval_seconds,
+            outage=self.outage("webhooks"),
         )
 
     def sweeper(self) -> Sweeper:
@@ -120,6 +135,7 @@ class Runtime:
             clock=self.clock,
             store=self.store,
             interval=self.settings.sweep_interval_seconds,
+            outage=self.outage("retention"),
         )
 
     def listen(self) -> None:
@@ -139,18 +155,24 @@ class Runtime:
 
 
 class Background:
-    """A process's job worker and webhook sender, running until ``stop()``."""
+    """A process's job worker, webhook sender and retention sweeper, each kept alive by one
+    ``Supervisor`` until ``stop()``; ``wait()`` raises ``LoopsFailed`` when one cannot be."""
 
     def __init__(self, runtime: Runtime, concurrency: int | None = None) -> None:
         runtime.listen()
+        s = runtime.settings
         self.worker = runtime.worker(concurrency=concurrency)
         self.sender = runtime.webhook_sender()
         self.sweeper = runtime.sweeper()
-        self._tasks = [
-            asyncio.create_task(self.worker.run(), name="imagegate-worker"),
-            asyncio.create_task(self.sender.run(), name="imagegate-webhooks"),
-            asyncio.create_task(self.sweeper.run(), name="imagegate-retention"),
-        ]
+        self.supervisor = Supervisor(
+            runtime.loops,
+            budget=s.loop_restart_budget,
+            window_seconds=s.loop_restart_window_seconds,
+            backoff_seconds=s.loop_restart_backoff_seconds,
+        )
+        self.supervisor.start("worker", self.worker.run)
+        self.supervisor.start("webhooks", self.sender.run)
+        self.supervisor.start("retention", self.sweeper.run)
 
     def stop_soon(self) -> None:
         self.worker.stop()
@@ -159,12 +181,20 @@ class Background:
 
     async def stop(self) -> None:
         self.stop_soon()
-        await asyncio.gather(*self._tasks)
+        await self.supervisor.join()
         await self.sender.aclose()
 
     async def wait(self) -> None:
-        await asyncio.gather(*self._tasks)
-        await self.sender.aclose()
+        """Until the loops are stopped; ``LoopsFailed`` (after stopping the rest) when one of
+        them exhausted its restart budget."""
+        try:
+            await self.supervisor.wait()
+        except LoopsFailed:
+            self.stop_soon()
+            await self.supervisor.join()
+            raise
+        finally:
+            await self.sender.aclose()
 
 
 def build_runtime(
@@ -224,6 +254,9 @@ def build_runtime(
             ingest=ingest,
             transitions=transitions,
             metrics=metrics,
+            interrupted_calls=settings.interrupted_calls,
+            record_backoff_seconds=settings.outage_backoff_seconds,
+            record_backoff_cap_seconds=settings.outage_backoff_cap_seconds,
         ),
         submitter=Submitter(
             db=db,

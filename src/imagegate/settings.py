@@ -135,6 +135,21 @@ class Settings(BaseSettings):
     retry_cap_seconds: float = 300.0
     shutdown_grace_seconds: float = 10.0
 
+    # Background loops and outages (``imagegate.supervisor``, ``imagegate.queue.runner``).
+    outage_backoff_seconds: float = 0.5
+    """First wait before a loop retries a database or storage that is down; doubles per try."""
+    outage_backoff_cap_seconds: float = 10.0
+    """The longest wait between two tries during an outage."""
+    loop_restart_budget: int = 5
+    """Crashes of one background loop restarted within ``loop_restart_window_seconds``; one
+    more and the process exits non-zero."""
+    loop_restart_window_seconds: float = 60.0
+    loop_restart_backoff_seconds: float = 1.0
+    """First wait before a crashed loop is restarted; doubles per crash in the window."""
+    interrupted_calls: Literal["resubmit_once", "fail"] = "resubmit_once"
+    """A paid upstream call cut off by a crash before its answer arrived: submitted again once
+    (counted on the job), or the job fails, refunded."""
+
     # Sandbox (the built-in renderer that test keys use).
     sandbox_latency_seconds: float = 1.5
     sandbox_progress_steps: int = 3

@@ -15,7 +15,7 @@ from rich.panel import Panel
 from imagegate.api.app import create_app
 from imagegate.cli.config import checked_settings
 from imagegate.observability.logging import LogPipeline, configure_logging
-from imagegate.runtime import Background, build_runtime
+from imagegate.runtime import Background, LoopsFailed, build_runtime
 from imagegate.services.bootstrap import bootstrap
 from imagegate.settings import Settings
 from imagegate.store.migrate import upgrade
@@ -95,7 +95,22 @@ async def _serve(settings: Settings, host: str, port: int, workers: int, logs: L
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
     )
-    await _Server(config, logs).serve()
+    server = _Server(config, logs)
+    watch = asyncio.create_task(_exit_when_loops_fail(runtime.loops.failed, server))
+    try:
+        await server.serve()
+    finally:
+        watch.cancel()
+    if runtime.loops.failed.is_set():
+        raise SystemExit(1)
+
+
+async def _exit_when_loops_fail(failed: asyncio.Event, server: uvicorn.Server) -> None:
+    """A gateway whose background loops cannot be kept alive stops (and exits 1) rather than
+    serving with no worker or no webhook sender."""
+    await failed.wait()
+    console.print("imagegate: a background loop kept crashing; stopping", style="red")
+    server.should_exit = True
 
 
 def worker(
@@ -118,6 +133,9 @@ async def _worker(settings: Settings, concurrency: int | None) -> None:
         loop.add_signal_handler(signum, background.stop_soon)
     try:
         await background.wait()
+    except LoopsFailed as exc:
+        console.print(f"imagegate worker: background loops failed ({exc}); exiting", style="red")
+        raise SystemExit(1) from None
     finally:
         await runtime.aclose()
 

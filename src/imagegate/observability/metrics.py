@@ -53,6 +53,12 @@ class Metrics:
         self.lease_losses = Counter(
             "imagegate_lease_losses", "Steps whose lease was lost", registry=self.registry
         )
+        self.interrupted_calls = Counter(
+            "imagegate_interrupted_calls",
+            "Paid upstream calls cut off by a crash before their answer, by what followed",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.webhook_attempts = Counter(
             "imagegate_webhook_attempts", "Webhook attempts", ["outcome"], registry=self.registry
         )

@@ -111,12 +111,23 @@ async def fenced_update(
 async def release(
     conn: AsyncConnection, job_id: str, token: str, values: Mapping[str, Any] | None = None
 ) -> bool:
-    """Write ``values`` and give the lease up, so the job is due again at its ``run_at``."""
+    """Write ``values`` and give the lease up, so the job is due again at its ``run_at``.
+
+    Releasing also clears ``call_started_at``: a release records the outcome of any paid call
+    the step made, so the call is no longer in flight. ``release_owner`` (shutdown) deliberately
+    keeps it, since a call cut off there never had its outcome recorded.
+    """
     return await fenced_update(
         conn,
         job_id,
         token,
-        {**(values or {}), "lease_owner": None, "lease_token": None, "lease_expires_at": None},
+        {
+            "call_started_at": None,
+            **(values or {}),
+            "lease_owner": None,
+            "lease_token": None,
+            "lease_expires_at": None,
+        },
     )
 
 

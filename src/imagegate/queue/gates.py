@@ -28,13 +28,22 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from imagegate.errors import UpstreamMisconfigured, UpstreamRateLimited, UpstreamRetryable
+import structlog
+
+from imagegate.errors import (
+    ServiceUnavailable,
+    UpstreamMisconfigured,
+    UpstreamRateLimited,
+    UpstreamRetryable,
+)
 from imagegate.providers.pool import SANDBOX
 from imagegate.settings import Settings
 from imagegate.store import providers as store
 from imagegate.store.db import Database
 from imagegate.store.providers import Health
 from imagegate.types import Clock, Millis
+
+log = structlog.get_logger("imagegate.gates")
 
 __all__ = [
     "DEFAULT_COOLDOWN_SECONDS",
@@ -145,9 +154,14 @@ class ProviderGates:
         else:
             outcome = Outcome("success")
         finally:
-            await self._state.release(
-                provider, ticket, self._clock.now_ms(), outcome, circuit=self._circuit
-            )
+            try:
+                await self._state.release(
+                    provider, ticket, self._clock.now_ms(), outcome, circuit=self._circuit
+                )
+            except ServiceUnavailable:
+                # The call has been made (and perhaps paid for): its answer matters more than
+                # the slot, which is abandoned after its hold time like a dead worker's.
+                log.warning("gate.release_lost", provider=provider, outcome=outcome.kind)
 
     async def _enter(self, provider: str) -> str:
         config = self._settings.provider(provider)

@@ -4,6 +4,12 @@ Vendor URLs expire (BFL after 10 minutes, Replicate after an hour), so nothing u
 handed to a client. Each output is downloaded with a size cap, checked to really be an image
 (magic bytes via Pillow, whatever the vendor's Content-Type says), hashed, measured, and stored
 under ``outputs/<job id>/<n>.<ext>`` (``grid.<ext>`` for Midjourney's composite).
+
+An output that can never be accepted — not an image, a format we do not serve, over the size
+cap, or a decompression bomb (more pixels than Pillow's ``MAX_IMAGE_PIXELS``, which it refuses to
+decode) — raises ``UpstreamRejected``, which fails the job at once: asking again would buy the
+same answer. A store that cannot be written raises ``OutputStoreUnavailable``, which the runner
+retries with the answer in hand.
 """
 
 from __future__ import annotations
@@ -11,19 +17,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx2
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from imagegate.errors import UpstreamRejected, UpstreamRetryable
 from imagegate.providers.port import Finished, OutputImage
 from imagegate.storage.port import ObjectStore
 from imagegate.store.outputs import OutputRecord
 
-__all__ = ["ImageInfo", "OutputIngest", "inspect_image"]
+__all__ = ["ImageInfo", "OutputIngest", "OutputStoreUnavailable", "inspect_image"]
 
 _FORMATS = {
     "PNG": ("image/png", "png"),
@@ -31,6 +38,10 @@ _FORMATS = {
     "WEBP": ("image/webp", "webp"),
     "GIF": ("image/gif", "gif"),
 }
+
+
+class OutputStoreUnavailable(Exception):
+    """The object store refused or could not take an output; worth retrying."""
 
 
 @dataclass(frozen=True)
@@ -44,14 +55,25 @@ class ImageInfo:
 def inspect_image(data: bytes) -> ImageInfo:
     """Identify an image by its bytes; raises ``UpstreamRejected`` for anything else."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            kind = _FORMATS.get(image.format or "")
-            if kind is None:
-                raise UpstreamRejected(
-                    f"Provider returned an unsupported image format ({image.format})"
-                )
-            return ImageInfo(kind[0], kind[1], image.width, image.height)
-    except (UnidentifiedImageError, OSError) as exc:
+        with warnings.catch_warnings():
+            # Between MAX_IMAGE_PIXELS and twice that Pillow only warns; refuse those too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                kind = _FORMATS.get(image.format or "")
+                if kind is None:
+                    raise UpstreamRejected(
+                        f"Provider returned an unsupported image format ({image.format})"
+                    )
+                return ImageInfo(kind[0], kind[1], image.width, image.height)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise UpstreamRejected(
+            "Provider returned an image with too many pixels to decode safely"
+        ) from exc
+    except UpstreamRejected:
+        raise
+    except Exception as exc:
+        # Pillow's plugins raise many types (OSError, ValueError, SyntaxError, struct.error)
+        # for a file that is not quite an image; every one of them is a final answer.
         raise UpstreamRejected("Provider returned a file that is not an image") from exc
 
 
@@ -92,7 +114,10 @@ class OutputIngest:
             raise UpstreamRejected(f"Provider returned an image over {self._max_bytes} bytes")
         info = inspect_image(data)
         key = f"outputs/{job_id}/{name}.{info.ext}"
-        await self._store.put(key, data, info.content_type)
+        try:
+            await self._store.put(key, data, info.content_type)
+        except Exception as exc:
+            raise OutputStoreUnavailable(f"storing {key} failed: {exc!r}") from exc
         return OutputRecord(
             key=key,
             content_type=info.content_type,

@@ -4,18 +4,51 @@
 released with a future ``run_at`` (the next poll, a retry). What it persists, and when, is what
 makes a crash at any point harmless:
 
-- submit: the upstream task id is committed (``submitted``) before the first poll, so a restarted
-  job polls the same task and never submits twice. Synchronous vendors answer with images at
-  once; those go straight to fetch/store.
+- submit: before a paid call (any provider but the sandbox) the job records ``call_started_at``
+  (a fenced write), so a worker that takes the job over can tell a call cut off by a crash from
+  a fresh job. The upstream task id is committed (``submitted``) before the first poll, so a
+  restarted job polls the same task and never submits twice. Synchronous vendors answer with
+  images at once; those go straight to fetch/store.
 - poll: progress and the vendor's advised delay; the lease is released between polls.
 - fetch/store: outputs are stored under our keys and recorded (step ``fetch``) before finishing,
   so a restart finishes from the record instead of asking upstream again.
 - finish: one transaction marks COMPLETED, captures the credits and queues the webhook.
+
+**An upstream answer, once received, is never bought again.** The answer (a task id, or the
+images) is paid for; losing it to a database or storage outage would make the next attempt buy
+it again. So everything that records an answer — storing the images, then the ``submitted``,
+``fetched`` and ``complete`` writes — is retried with back-off (``outage_backoff_seconds``
+doubling up to ``outage_backoff_cap_seconds``) for as long as the outage lasts. Meanwhile the
+worker's heartbeat keeps renewing the lease whenever the database answers, and the renewal is
+fenced by the lease token, not by its expiry, so a lease that lapsed during the outage is still
+ours unless another worker claimed the job first; a lost lease cancels the step
+(``LeaseLost``) and the job belongs to the newer claim. The retrying stops at the job's
+deadline (``deadline_at``): past it the answer is abandoned and whoever claims the job next
+fails it as timed out, refunded, without calling upstream, since the deadline is checked before
+any call.
+
+**An output that can never be accepted** (not an image, a format we do not serve, a
+decompression bomb, over ``output_max_bytes``) fails the job at once, refunded: asking again
+would buy the same answer.
+
+**A call interrupted before its answer arrived** (the worker crashed or was stopped mid-call,
+so ``call_started_at`` is still set when the job is claimed again) follows
+``settings.interrupted_calls``:
+
+- ``resubmit_once`` (default): it is submitted again, once; the job counts it in
+  ``interrupted_calls`` and an ``interrupted_call`` event, and ``imagegate_interrupted_calls``
+  counts it by outcome. A second interrupted call fails the job, refunded.
+- ``fail``: the job fails at once (``interrupted_call``), refunded, never submitted again.
+
+Either way the vendor may have billed the cut-off call; that is the price of not knowing its
+answer, and it is paid at most once per job.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import structlog
 
@@ -28,6 +61,7 @@ from imagegate.errors import (
 )
 from imagegate.net.images import InputImageError
 from imagegate.observability.metrics import Metrics
+from imagegate.providers.pool import SANDBOX
 from imagegate.providers.port import (
     GenerationRequest,
     Pending,
@@ -36,6 +70,7 @@ from imagegate.providers.port import (
     TaskHandle,
 )
 from imagegate.queue.gates import DEFAULT_COOLDOWN_SECONDS, ProviderBusy, ProviderGates
+from imagegate.queue.ingest import OutputStoreUnavailable
 from imagegate.queue.transitions import JobTransitions, Lease, LeaseLost
 from imagegate.store.jobs import JobRow
 from imagegate.types import Clock, JobStep, Route
@@ -45,7 +80,14 @@ if TYPE_CHECKING:
     from imagegate.queue.ingest import OutputIngest
     from imagegate.queue.router import Router
 
-__all__ = ["JobRunner"]
+__all__ = ["INTERRUPTED_CALL", "InterruptedCalls", "JobRunner"]
+
+T = TypeVar("T")
+
+InterruptedCalls = Literal["resubmit_once", "fail"]
+
+INTERRUPTED_CALL = "interrupted_call"
+"""The error code of a job failed because its upstream call was cut off before its answer."""
 
 log = structlog.get_logger("imagegate.worker")
 
@@ -73,8 +115,14 @@ class JobRunner:
         ingest: OutputIngest,
         transitions: JobTransitions,
         metrics: Metrics,
+        interrupted_calls: InterruptedCalls = "resubmit_once",
+        record_backoff_seconds: float = 0.5,
+        record_backoff_cap_seconds: float = 10.0,
     ) -> None:
         self._metrics = metrics
+        self._interrupted_calls = interrupted_calls
+        self._record_backoff = record_backoff_seconds
+        self._record_backoff_cap = record_backoff_cap_seconds
         self._clock = clock
         self._router = router
         self._gates = gates
@@ -129,6 +177,42 @@ class JobRunner:
         except (LeaseLost, ServiceUnavailable) as exc:
             log.warning("job.finish_write_lost", error=repr(exc))
 
+    async def _record(self, job: JobRow, what: str, write: Callable[[], Awaitable[T]]) -> T:
+        """Run ``write`` (which records an upstream answer) until it succeeds, retrying a
+        database or storage outage with back-off until the job's deadline."""
+        delay = self._record_backoff
+        retries = 0
+        while True:
+            try:
+                result = await write()
+            except (ServiceUnavailable, OutputStoreUnavailable) as exc:
+                if self._clock.now_ms() + int(delay * 1000) >= job.deadline_at:
+                    log.warning("job.answer_abandoned", job_id=job.id, what=what, error=repr(exc))
+                    raise
+                if retries == 0:
+                    log.warning("job.answer_unrecorded", job_id=job.id, what=what, error=repr(exc))
+                retries += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._record_backoff_cap)
+                continue
+            if retries:
+                log.warning("job.answer_recorded", job_id=job.id, what=what, retries=retries)
+            return result
+
+    async def _interrupted(self, job: JobRow, lease: Lease) -> bool | None:
+        """Whether this submit replaces a call cut off before its answer (``True``), or is the
+        job's first (``False``); ``None`` when the policy failed the job instead."""
+        if job.call_started_at is None:
+            return False
+        if self._interrupted_calls == "fail" or job.interrupted_calls >= 1:
+            self._metrics.interrupted_calls.labels("failed").inc()
+            message = "The upstream call was interrupted before its answer arrived"
+            if job.interrupted_calls:
+                message += f" ({job.interrupted_calls + 1} times)"
+            await self._transitions.fail(lease, job, message, INTERRUPTED_CALL)
+            return None
+        return True
+
     async def _step(self, job: JobRow, lease: Lease) -> None:
         step = job.job_step
         if step is JobStep.CANCEL:
@@ -147,9 +231,16 @@ class JobRunner:
         # The adapter is built inside the gate, so one that cannot be built from its options is
         # recorded like any other misconfigured call.
         if job.provider_task_id is None:
+            resubmitting = await self._interrupted(job, lease)
+            if resubmitting is None:
+                return
             try:
                 async with self._gates.call(route.provider):
                     adapter = self._providers.get(route.provider)
+                    if route.provider != SANDBOX:
+                        await self._transitions.calling(lease, job, resubmitting=resubmitting)
+                        if resubmitting:
+                            self._metrics.interrupted_calls.labels("resubmitted").inc()
                     submitted = await adapter.submit(request)
             except (UpstreamRetryable, UpstreamMisconfigured) as exc:
                 # A route that is down, or that cannot serve at all (refused credentials, a
@@ -165,7 +256,11 @@ class JobRunner:
                 return
             if isinstance(submitted, Submitted):
                 try:
-                    await self._transitions.submitted(lease, route, submitted)
+                    await self._record(
+                        job,
+                        "task id",
+                        lambda: self._transitions.submitted(lease, route, submitted),
+                    )
                 except LeaseLost:
                     # Cancelled (or taken over) while the vendor accepted it: nobody will poll
                     # this task, so ask the vendor to stop it rather than let it run and bill.
@@ -184,13 +279,20 @@ class JobRunner:
             finished = polled
         if not finished.images:
             raise UpstreamError("Provider returned no images", provider=route.provider)
-        records = await self._ingest.store(job.id, finished)
+        answer = finished
+        records = await self._record(job, "outputs", lambda: self._ingest.store(job.id, answer))
         if finished.served_model and finished.served_model != route.upstream_model:
             # The vendor ran another model than the route names (an alias, a pinned version):
             # the job records what really served it.
             route = Route(route.provider, finished.served_model)
-        await self._transitions.fetched(lease, route, records)
-        await self._transitions.complete(lease, job, len(finished.images))
+        served = route
+        await self._record(
+            job, "outputs", lambda: self._transitions.fetched(lease, served, records)
+        )
+        delivered = len(finished.images)
+        await self._record(
+            job, "completion", lambda: self._transitions.complete(lease, job, delivered)
+        )
 
     async def _cancel_quietly(
         self, adapter: ProviderAdapter, request: GenerationRequest, task: TaskHandle

@@ -257,6 +257,21 @@ class JobTransitions:
     async def cancelled_upstream(self, lease: Lease, note: str) -> None:
         await self._release(lease, {"step": JobStep.DONE.value}, "upstream_cancel", {"note": note})
 
+    async def calling(self, lease: Lease, job: JobRow, *, resubmitting: bool = False) -> None:
+        """Record a paid submit call in flight before making it; ``resubmitting`` also counts
+        the interrupted call this one replaces (see ``queue.runner``)."""
+        now = self._now()
+        values: dict[str, Any] = {"call_started_at": now, "updated_at": now}
+        if resubmitting:
+            values["interrupted_calls"] = job.interrupted_calls + 1
+        async with self._db.transaction() as conn:
+            if not await claims.fenced_update(conn, lease.job_id, lease.token, values):
+                raise LeaseLost(lease.job_id)
+            if resubmitting:
+                await job_store.add_event(
+                    conn, job.id, "interrupted_call", now, {"resubmitted": True}
+                )
+
     async def release(self, lease: Lease) -> None:
         """Give the job back untouched (shutdown)."""
         async with self._db.transaction() as conn:

@@ -6,6 +6,10 @@ and renews each held lease every third of its TTL while a step runs; a lease tha
 renewed cancels its step. ``stop()`` stops claiming, lets running steps finish for up to the grace
 period, cancels the rest and releases every lease this worker still holds so peers take over at
 once. ``drain()`` is the test seam: run everything due now, until nothing is.
+
+A database outage stops claiming, never the worker: its ``Outage`` logs the start and the end
+once, the claim is retried with back-off, and running steps keep their leases by the heartbeat
+as soon as the database answers again.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from imagegate.queue.runner import JobRunner
 from imagegate.queue.wakeup import Wakeup
 from imagegate.store.db import Database
 from imagegate.store.jobs import JobRow
+from imagegate.supervisor import Outage
 from imagegate.types import Clock
 
 __all__ = ["Worker"]
@@ -44,6 +49,7 @@ class Worker:
         poll_interval: float,
         grace_seconds: float,
         owner: str | None = None,
+        outage: Outage | None = None,
     ) -> None:
         self._db = db
         self._runner = runner
@@ -56,6 +62,7 @@ class Worker:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self._outage = outage or Outage("worker", initial=poll_interval)
 
     async def claim(self, limit: int) -> list[JobRow]:
         async with self._db.transaction() as conn:
@@ -78,10 +85,10 @@ class Worker:
             if free > 0:
                 try:
                     claimed = await self.claim(free)
+                    self._outage.recovered()
                     delay = self._poll_interval
-                except ServiceUnavailable:
-                    log.warning("worker.database_unavailable", retry_in=delay)
-                    delay = min(delay * 2, 30.0)
+                except ServiceUnavailable as exc:
+                    delay = self._outage.failed(exc)
             for job in claimed:
                 self._spawn(job)
             if len(claimed) < free or free <= 0:

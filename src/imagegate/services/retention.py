@@ -6,7 +6,9 @@ Uploads live ``upload_ttl_seconds``. Files are deleted before the rows are marke
 missing file is not an error, so a sweep interrupted at any point is simply finished by the next.
 An ``Idempotency-Key`` is remembered ``idempotency_ttl_hours``; past that a request with the same
 key makes a new job anyway, so its row is only dead weight and each sweep deletes it.
-Several processes may sweep at once; the work is idempotent.
+Several processes may sweep at once; the work is idempotent. A sweep that cannot reach the
+database or the store is an outage (logged when it starts and when it ends) and is tried again
+with back-off; anything else is a bug and crashes the loop, for its supervisor to restart.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ import contextlib
 from dataclasses import dataclass
 
 import structlog
+from obstore.exceptions import BaseError as StoreError
 
+from imagegate.errors import ServiceUnavailable
 from imagegate.storage.port import ObjectStore
 from imagegate.store import jobs as job_store
 from imagegate.store import retention
 from imagegate.store.db import Database
+from imagegate.supervisor import Outage
 from imagegate.types import Clock
 
 __all__ = ["Sweeper", "Swept"]
@@ -41,25 +46,34 @@ class Swept:
 
 class Sweeper:
     def __init__(
-        self, *, db: Database, clock: Clock, store: ObjectStore, interval: float = 60.0
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        store: ObjectStore,
+        interval: float = 60.0,
+        outage: Outage | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
         self._store = store
         self._interval = interval
         self._stopping = asyncio.Event()
+        self._outage = outage or Outage("retention")
 
     def stop(self) -> None:
         self._stopping.set()
 
     async def run(self) -> None:
         while not self._stopping.is_set():
+            wait = self._interval
             try:
                 await self.sweep()
-            except Exception:
-                log.exception("retention.sweep_failed")
+                self._outage.recovered()
+            except (ServiceUnavailable, OSError, StoreError) as exc:
+                wait = min(self._outage.failed(exc), self._interval)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._interval)
+                await asyncio.wait_for(self._stopping.wait(), wait)
 
     async def sweep(self) -> Swept:
         """One pass; what it removed."""

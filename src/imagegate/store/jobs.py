@@ -78,6 +78,8 @@ class JobRow:
     expires_at: Millis | None
     expired: bool
     retention_days: int | None
+    call_started_at: Millis | None = None
+    interrupted_calls: int = 0
 
     @property
     def job_status(self) -> JobStatus:

@@ -148,6 +148,10 @@ jobs = Table(
     Column("expires_at", BigInteger),
     Column("expired", Boolean, nullable=False, server_default="0"),
     Column("retention_days", Integer),
+    # A paid submit call in flight (set before it, cleared with the lease), and how many such
+    # calls were cut off by a crash and submitted again (``queue.runner``).
+    Column("call_started_at", BigInteger),
+    Column("interrupted_calls", Integer, nullable=False, server_default="0"),
     CheckConstraint(
         "status IN ('QUEUED', 'PROCESSING', 'COMPLETED', 'FAILED', 'CANCELLED')", name="status"
     ),

@@ -19,6 +19,10 @@ The job's ``webhookStatus`` follows its ``completed``/``failed`` delivery: ``pen
 ``delivered`` | ``failed``; ``progress`` deliveries never change it. A ``progress`` payload
 announces the progress recorded with its event, not the job's current one, so a late retry
 never claims a progress the job had at another moment.
+
+``run`` outlives database and storage outages: a round that cannot reach them is retried with
+back-off, and its ``Outage`` logs the start and the end once. Its leased rows simply expire and
+are attempted again after the outage.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 import httpx2
 import structlog
 
+from imagegate.errors import ServiceUnavailable
 from imagegate.net.guard import BlockedUrl, OutboundPolicy, Resolver, guarded_client
 from imagegate.net.retry_after import retry_after_seconds
 from imagegate.observability.metrics import Metrics
@@ -44,6 +49,7 @@ from imagegate.store import jobs as job_store
 from imagegate.store import webhooks as store
 from imagegate.store.db import Database
 from imagegate.store.webhooks import DeliveryRow
+from imagegate.supervisor import Outage
 from imagegate.types import Clock, WebhookEvent, WebhookStatus
 from imagegate.webhooks.signing import webhook_headers
 
@@ -83,6 +89,7 @@ class WebhookSender:
         rng: random.Random | None = None,
         resolver: Resolver | None = None,
         timeout: float = TIMEOUT_SECONDS,
+        outage: Outage | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -97,6 +104,7 @@ class WebhookSender:
         self._rng = rng or random.Random()
         self._stopping = asyncio.Event()
         self.owner = f"webhooks:{uuid.uuid4().hex[:8]}"
+        self._outage = outage or Outage("webhooks", initial=poll_interval)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -105,11 +113,18 @@ class WebhookSender:
         self._stopping.set()
 
     async def run(self) -> None:
+        """Send due deliveries until ``stop()``, riding out database and storage outages."""
         while not self._stopping.is_set():
-            sent = await self.drain_once()
+            wait = self._poll_interval
+            try:
+                sent = await self.drain_once()
+                self._outage.recovered()
+            except (ServiceUnavailable, OSError) as exc:
+                sent = 0
+                wait = self._outage.failed(exc)
             if not sent:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._poll_interval)
+                    await asyncio.wait_for(self._stopping.wait(), wait)
 
     async def drain_once(self) -> int:
         """Attempt every due delivery once (up to ``concurrency`` at a time); how many."""

@@ -1,4 +1,6 @@
-"""``/healthz`` (the process is up) and ``/readyz`` (it can serve: database reachable)."""
+"""``/healthz`` (the process is up) and ``/readyz`` (it can serve: database reachable, and the
+background loops this process runs, if any, are running rather than waiting out an outage,
+restarting after a crash or given up)."""
 
 from __future__ import annotations
 
@@ -40,8 +42,14 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     except ServiceUnavailable:
         checks["database"] = "unavailable"
         ready = False
+    loops = runtime.loops.problems()
+    if loops:
+        checks["loops"] = ", ".join(f"{loop}: {state}" for loop, state in sorted(loops.items()))
+        ready = False
+    elif runtime.loops.states():
+        checks["loops"] = "ok"
     providers: dict[str, dict[str, Any]] = {}
-    if ready:
+    if checks["database"] == "ok":
         now = runtime.clock.now_ms()
         for health in await runtime.gates.snapshot():
             providers[health.provider] = {

@@ -1,0 +1,110 @@
+"""A PostgreSQL server of a test's own, in a temporary directory, that the test stops and starts.
+
+Outage tests cannot stop the shared server other tests use, so they start their own with the
+installed binaries (``/usr/lib/postgresql/<version>/bin``). PostgreSQL refuses to run as root:
+under root the server runs as the ``postgres`` user (as ``scripts/services.sh`` does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+
+from imagegate.store.migrate import upgrade_sync
+
+__all__ = ["PrivatePostgres", "private_postgres"]
+
+
+def _bin_dir() -> Path:
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: [int(n) for n in p.split("/")[-2].split(".")],
+    )
+    if not found:
+        raise RuntimeError("no PostgreSQL binaries under /usr/lib/postgresql/*/bin")
+    return Path(found[-1])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class PrivatePostgres:
+    """One server: ``start()``, ``stop()`` (immediate, like a crash), ``create_database()``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data = root / "data"
+        self.port = _free_port()
+        self._bin = _bin_dir()
+        self._as_postgres = os.geteuid() == 0
+
+    def _run(self, *args: str) -> None:
+        command = [str(self._bin / args[0]), *args[1:]]
+        if self._as_postgres:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+    def init(self) -> None:
+        if self._as_postgres:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run("initdb", "--no-sync", "-D", str(self.data), "-A", "trust", "-U", "postgres")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off"
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "-o",
+            options,
+            "start",
+        )
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self) -> str:
+        """A new, migrated database on this server; its SQLAlchemy URL."""
+        name = f"imagegate_{uuid.uuid4().hex[:12]}"
+        dsn = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = self.url(name)
+        upgrade_sync(url)
+        return url
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A running private server, stopped and deleted afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="imagegate-pg-"))
+    os.chmod(root, 0o755)
+    server = PrivatePostgres(root)
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            server.stop()
+        shutil.rmtree(root, ignore_errors=True)
