@@ -10,6 +10,7 @@ outbound guard and the storage layer both produce input images for adapters).
 from __future__ import annotations
 
 import enum
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -167,12 +168,19 @@ class RouteInputs:
         return found
 
 
+_RATIO = re.compile(r"([0-9]{1,6}):([0-9]{1,6})")
+
+
 def _ratio(text: str) -> Fraction | None:
-    """``"16:9"`` as a number (width over height); ``None`` for anything that is not ``W:H``."""
-    width, sep, height = text.partition(":")
-    if not sep or not width.isdigit() or not height.isdigit() or int(height) == 0:
+    """``"16:9"`` as a number (width over height); ``None`` for anything that is not ``W:H``.
+
+    Sides are ASCII digits of bounded length: ``int()`` refuses 4,300 digits and more, and
+    ``str.isdigit`` accepts ``²``.
+    """
+    found = _RATIO.fullmatch(text)
+    if found is None or int(found[2]) == 0:
         return None
-    return Fraction(int(width), int(height))
+    return Fraction(int(found[1]), int(found[2]))
 
 
 @dataclass(frozen=True)
