@@ -1,4 +1,4 @@
-"""Issue 6 through the whole gateway: every task-queue vendor's fake, the worker, the ledger.
+"""Task-queue vendors through the whole gateway: every vendor's fake, the worker, the ledger.
 
 Each case runs one job with live keys forced onto a single route (no other route, no substitute)
 and every adapter talking to ``imagegate.testing.vendors``. A moderated answer, whether the
