@@ -61,19 +61,15 @@ async def _open(
     database_url: str, data_dir: Path, vendors: VendorTransport, **settings: Any
 ) -> AsyncIterator[Gateway]:
     """A gateway whose live keys reach the fake ``vendors``; closed even if a check fails."""
-    gateways = open_gateway(
+    async with open_gateway(
         database_url,
         data_dir,
         credits=CREDITS,
         transport=vendors,
         providers=provider_settings(),
         **settings,
-    )
-    gateway = await anext(gateways)
-    try:
+    ) as gateway:
         yield gateway
-    finally:
-        await anext(gateways, None)  # runs open_gateway's teardown
 
 
 def _one_route(model: str, route: str) -> dict[str, Any]:

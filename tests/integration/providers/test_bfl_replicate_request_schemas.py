@@ -13,6 +13,7 @@ the documented inputs instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -81,6 +82,7 @@ async def _run(adapter: ProviderAdapter, request: GenerationRequest) -> Finished
     raise AssertionError("the task never finished")
 
 
+@contextlib.asynccontextmanager
 async def _adapter(
     module: Any, app: Any, key: str, base_url: str, **options: Any
 ) -> AsyncIterator[ProviderAdapter]:
@@ -152,7 +154,7 @@ async def test_bfl_requests_match_the_openapi_schema(
     model: str, params: dict[str, Any], options: dict[str, Any]
 ) -> None:
     app = fake_bfl.create_app(polling_base="https://api.us1.bfl.ai")
-    async for adapter in _adapter(bfl, app, "bfl_test_key", "https://api.bfl.ai", **options):
+    async with _adapter(bfl, app, "bfl_test_key", "https://api.bfl.ai", **options) as adapter:
         await _run(adapter, _request("bfl", model, **params))
 
     posts = [r for r in app.state.requests if r["method"] == "POST"]
@@ -196,7 +198,7 @@ async def test_replicate_requests_match_the_openapi_schema(
 ) -> None:
     app = fake_replicate.create_app()
     base = "https://api.replicate.com/v1"
-    async for adapter in _adapter(replicate, app, "r8_test_token", base, **options):
+    async with _adapter(replicate, app, "r8_test_token", base, **options) as adapter:
         request = _request("replicate", slug, **params)
         request = GenerationRequest(**{**request.__dict__, "outputs": outputs})
         finished = await _run(adapter, request)

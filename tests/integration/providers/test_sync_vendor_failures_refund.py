@@ -81,7 +81,7 @@ async def gateway_for(
 ) -> AsyncIterator[Gateway]:
     """A gateway whose live keys send the vendor's model to it alone."""
     model, route = ROUTES[vendor]
-    gateways = open_gateway(
+    async with open_gateway(
         sqlite_url,
         data_dir,
         credits=CREDITS,
@@ -89,12 +89,8 @@ async def gateway_for(
         providers=provider_settings(),
         routes={model: [route]},
         allow_substitutes=False,
-    )
-    gateway = await anext(gateways)
-    try:
+    ) as gateway:
         yield gateway
-    finally:
-        await anext(gateways, None)  # runs open_gateway's teardown
 
 
 async def run(gateway: Gateway, vendor: str, prompt: str) -> dict[str, Any]:

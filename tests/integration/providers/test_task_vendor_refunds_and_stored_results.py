@@ -48,7 +48,7 @@ def sqlite_copy(migrated_sqlite: Path, tmp_path: Path) -> str:
 async def _open(
     database_url: str, data_dir: Path, vendors: VendorTransport, model: str, route: str
 ) -> AsyncIterator[Gateway]:
-    gateways = open_gateway(
+    async with open_gateway(
         database_url,
         data_dir,
         credits=CREDITS,
@@ -56,12 +56,8 @@ async def _open(
         providers=provider_settings(),
         routes={model: [route]},
         allow_substitutes=False,
-    )
-    gateway = await anext(gateways)
-    try:
+    ) as gateway:
         yield gateway
-    finally:
-        await anext(gateways, None)  # runs open_gateway's teardown
 
 
 async def _run(gateway: Gateway, model: str, prompt: str) -> dict[str, Any]:
