@@ -19,26 +19,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import jsonschema
 import pytest
-from pydantic import SecretStr
 
 from imagegate.providers import bfl, replicate
 from imagegate.providers.port import (
     Finished,
     GenerationRequest,
     ProviderAdapter,
-    ProviderContext,
-    Submitted,
-    TaskHandle,
 )
-from imagegate.settings import ProviderSettings
-from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream import bfl as fake_bfl
 from imagegate.testing.fake_upstream import replicate as fake_replicate
-from imagegate.types import FetchedInput
-from tests.images import image_bytes
+from tests.integration.providers.conftest import adapter_on, generation_request, run_to_finish
 from tests.integration.providers.routes import catalog_route
 
 SCHEMAS = Path(__file__).parent / "schemas"
@@ -55,42 +47,21 @@ def _closed(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "additionalProperties": False}
 
 
-async def _fetch(url: str) -> FetchedInput:
-    return FetchedInput(image_bytes(), "image/png", url)
-
-
 def _request(vendor: str, model: str, **params: Any) -> GenerationRequest:
-    return GenerationRequest(
-        job_id="job-1",
-        model=model,
-        route=catalog_route(vendor, model),
-        prompt="a lighthouse at dawn",
-        params=params,
-    )
+    return generation_request(model, catalog_route(vendor, model), "a lighthouse at dawn", params)
 
 
 async def _run(adapter: ProviderAdapter, request: GenerationRequest) -> Finished:
-    answer = await adapter.submit(request)
-    if isinstance(answer, Finished):
-        return answer
-    assert isinstance(answer, Submitted)
-    handle = TaskHandle(answer.task_id, answer.state)
-    for _ in range(10):
-        polled = await adapter.poll(request, handle)
-        if isinstance(polled, Finished):
-            return polled
-    raise AssertionError("the task never finished")
+    return await run_to_finish(adapter, request, may_finish_at_submit=True)
 
 
 @contextlib.asynccontextmanager
 async def _adapter(
     module: Any, app: Any, key: str, base_url: str, **options: Any
 ) -> AsyncIterator[ProviderAdapter]:
-    settings = ProviderSettings(api_key=SecretStr(key), base_url=base_url, options=options)
-    context = ProviderContext(
-        fetch_input=_fetch, transport=httpx2.ASGITransport(app=app), clock=FakeClock()
+    adapter: ProviderAdapter = adapter_on(
+        module.create_adapter, app, api_key=key, base_url=base_url, options=options
     )
-    adapter: ProviderAdapter = module.create_adapter(settings, context)
     try:
         yield adapter
     finally:
