@@ -18,6 +18,7 @@ from imagegate.queue.claims import next_due
 from imagegate.runtime import Runtime, build_runtime
 from imagegate.services import accounts as account_service
 from imagegate.testing.clock import FakeClock
+from imagegate.testing.vendors import VendorTransport, provider_settings
 from imagegate.types import KeyKind
 from tests.conftest import make_settings
 
@@ -97,6 +98,20 @@ async def open_gateway(
             yield Gateway(runtime, http, account.id, live.secret, test.secret, clock)
     finally:
         await runtime.aclose()
+
+
+def on_fake_vendors(
+    database_url: str, data_dir: Path, vendors: VendorTransport, **settings: Any
+) -> contextlib.AbstractAsyncContextManager[Gateway]:
+    """A gateway whose live keys reach the fake vendors of ``imagegate.testing.vendors``."""
+    return open_gateway(
+        database_url, data_dir, transport=vendors, providers=provider_settings(), **settings
+    )
+
+
+def one_route(model: str, route: str) -> dict[str, Any]:
+    """Settings forcing ``model`` onto ``route`` alone (no other route, no substitute)."""
+    return {"routes": {model: [route]}, "allow_substitutes": False}
 
 
 SANDBOX_ROUTES = {"gpt-image-1.5": ["sandbox:gpt-image-1.5"], "midjourney": ["sandbox:midjourney"]}

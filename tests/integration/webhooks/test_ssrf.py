@@ -17,10 +17,10 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from imagegate.testing.vendors import VendorTransport, provider_settings
+from imagegate.testing.vendors import VendorTransport
 from tests.conftest import count_rows
 from tests.images import image_bytes
-from tests.integration.conftest import Gateway, open_gateway
+from tests.integration.conftest import Gateway, on_fake_vendors
 
 BODY = {"model": "gpt-image-1.5", "prompt": "a kite", "gptImageParams": {"quality": "low"}}
 ROUTES = {"gpt-image-1.5": ["openai:gpt-image-1.5"]}
@@ -62,16 +62,11 @@ async def gateways(database_url: str, tmp_path: Path) -> AsyncIterator[OpenGatew
 
         async def open_one(**settings: Any) -> Gateway:
             nonlocal opened
-            values: dict[str, Any] = {
-                "credits": CREDITS,
-                "transport": VendorTransport(),
-                "providers": provider_settings(),
-                "routes": ROUTES,
-                **settings,
-            }
+            values: dict[str, Any] = {"credits": CREDITS, "routes": ROUTES, **settings}
             opened += 1
             data_dir = tmp_path / f"data{opened}"
-            return await stack.enter_async_context(open_gateway(database_url, data_dir, **values))
+            gateway = on_fake_vendors(database_url, data_dir, VendorTransport(), **values)
+            return await stack.enter_async_context(gateway)
 
         yield open_one
 
