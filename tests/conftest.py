@@ -9,6 +9,7 @@ tests skip — unless
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -80,23 +81,35 @@ def _truncate_pg(url: str) -> None:
         conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated once per session, which ``fresh_sqlite`` copies for each test."""
+    path = tmp_path_factory.mktemp("migrated") / "imagegate.db"
+    upgrade_sync(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+def fresh_sqlite(migrated_sqlite: Path, directory: Path) -> str:
+    """A migrated SQLite database of its own in ``directory``: a copy, as migrating is slow."""
+    database = directory / "imagegate.db"
+    shutil.copyfile(migrated_sqlite, database)
+    return f"sqlite+aiosqlite:///{database}"
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, migrated_sqlite: Path) -> str:
     """A fresh, migrated database on each engine: every test using it runs twice."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'imagegate.db'}"
-        upgrade_sync(url)
-        return url
+        return fresh_sqlite(migrated_sqlite, tmp_path)
     pg_url: str = request.getfixturevalue("pg_database_url")
     _truncate_pg(pg_url)
     return pg_url
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'imagegate.db'}"
-    upgrade_sync(url)
-    return url
+def sqlite_url(tmp_path: Path, migrated_sqlite: Path) -> str:
+    """A fresh, migrated SQLite database of this test's own."""
+    return fresh_sqlite(migrated_sqlite, tmp_path)
 
 
 @pytest.fixture

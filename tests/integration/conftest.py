@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import time
@@ -21,6 +22,7 @@ from imagegate.queue.claims import next_due
 from imagegate.runtime import Runtime, build_runtime
 from imagegate.services import accounts as account_service
 from imagegate.testing.clock import FakeClock
+from imagegate.testing.vendors import VendorTransport, provider_settings
 from imagegate.types import KeyKind
 from tests.conftest import make_settings
 
@@ -106,6 +108,7 @@ class Gateway:
         return int(response.json()["team"]["credits"])
 
 
+@contextlib.asynccontextmanager
 async def open_gateway(
     database_url: str,
     data_dir: Path,
@@ -114,7 +117,11 @@ async def open_gateway(
     transport: httpx2.AsyncBaseTransport | None = None,
     **settings: Any,
 ) -> AsyncIterator[Gateway]:
-    """``transport`` reaches the vendors (see ``imagegate.testing.vendors``) and result URLs."""
+    """A gateway on ``database_url`` with an account holding ``credits`` and a live and a test key.
+
+    ``transport`` reaches the vendors (see ``imagegate.testing.vendors``) and result URLs. Used with
+    ``async with``: the runtime is closed however the body ends.
+    """
     clock = FakeClock(start_ms=time.time_ns() // 1_000_000)
     runtime = build_runtime(
         make_settings(database_url, data_dir, **settings),
@@ -122,17 +129,33 @@ async def open_gateway(
         adapters=adapters,
         transport=transport,
     )
-    app = create_app(runtime)
-    account = await account_service.create_account(runtime.db, clock, "acme", "ops@acme.test")
-    live = await account_service.create_key(runtime.db, clock, account.id, KeyKind.LIVE, "live")
-    test = await account_service.create_key(runtime.db, clock, account.id, KeyKind.TEST, "test")
-    CREATED_KEYS.update((live.secret, test.secret))
-    if credits:
-        await account_service.grant_credits(runtime.db, clock, account.id, credits)
-    asgi = httpx2.ASGITransport(app=app)
-    async with httpx2.AsyncClient(transport=asgi, base_url="http://testserver") as http:
-        yield Gateway(runtime, http, account.id, live.secret, test.secret, clock)
-    await runtime.aclose()
+    try:
+        app = create_app(runtime)
+        account = await account_service.create_account(runtime.db, clock, "acme", "ops@acme.test")
+        live = await account_service.create_key(runtime.db, clock, account.id, KeyKind.LIVE, "live")
+        test = await account_service.create_key(runtime.db, clock, account.id, KeyKind.TEST, "test")
+        CREATED_KEYS.update((live.secret, test.secret))
+        if credits:
+            await account_service.grant_credits(runtime.db, clock, account.id, credits)
+        asgi = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=asgi, base_url="http://testserver") as http:
+            yield Gateway(runtime, http, account.id, live.secret, test.secret, clock)
+    finally:
+        await runtime.aclose()
+
+
+def on_fake_vendors(
+    database_url: str, data_dir: Path, vendors: VendorTransport, **settings: Any
+) -> contextlib.AbstractAsyncContextManager[Gateway]:
+    """A gateway whose live keys reach the fake vendors of ``imagegate.testing.vendors``."""
+    return open_gateway(
+        database_url, data_dir, transport=vendors, providers=provider_settings(), **settings
+    )
+
+
+def one_route(model: str, route: str) -> dict[str, Any]:
+    """Settings forcing ``model`` onto ``route`` alone (no other route, no substitute)."""
+    return {"routes": {model: [route]}, "allow_substitutes": False}
 
 
 SANDBOX_ROUTES = {"gpt-image-1.5": ["sandbox:gpt-image-1.5"], "midjourney": ["sandbox:midjourney"]}
@@ -141,5 +164,5 @@ SANDBOX_ROUTES = {"gpt-image-1.5": ["sandbox:gpt-image-1.5"], "midjourney": ["sa
 @pytest.fixture
 async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
     """A gateway whose live keys run gpt-image-1.5 and midjourney on the sandbox (charged)."""
-    async for gw in open_gateway(database_url, tmp_path / "data", routes=SANDBOX_ROUTES):
+    async with open_gateway(database_url, tmp_path / "data", routes=SANDBOX_ROUTES) as gw:
         yield gw

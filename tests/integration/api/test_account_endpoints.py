@@ -231,7 +231,7 @@ async def test_operator_status_lists_configured_providers_with_their_caps(
     database_url: str, tmp_path: Path
 ) -> None:
     providers = {"openai": {"api_key": "sk-test", "max_concurrency": 3, "rate_per_minute": 60}}
-    async for gw in open_gateway(database_url, tmp_path, providers=providers):
+    async with open_gateway(database_url, tmp_path, providers=providers) as gw:
         response = await gw.http.get("/v2/operator/status", headers=gw.headers())
 
         listed = {p["provider"]: p for p in response.json()["providers"]}

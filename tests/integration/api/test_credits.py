@@ -19,7 +19,7 @@ async def test_five_n_concurrent_submits_with_credits_for_n_accept_exactly_n(
     database_url: str, tmp_path: Path
 ) -> None:
     n = 8
-    async for gw in open_gateway(database_url, tmp_path, credits=4 * n, routes=SANDBOX_ROUTES):
+    async with open_gateway(database_url, tmp_path, credits=4 * n, routes=SANDBOX_ROUTES) as gw:
         responses = await asyncio.gather(*(gw.submit(BODY, key=gw.live_key) for _ in range(5 * n)))
 
         statuses = [r.status_code for r in responses]
@@ -43,7 +43,7 @@ async def test_five_n_concurrent_submits_with_credits_for_n_accept_exactly_n(
 async def test_every_terminal_job_has_exactly_one_capture_or_refund(
     database_url: str, tmp_path: Path
 ) -> None:
-    async for gw in open_gateway(database_url, tmp_path, credits=100, routes=SANDBOX_ROUTES):
+    async with open_gateway(database_url, tmp_path, credits=100, routes=SANDBOX_ROUTES) as gw:
         ok = (await gw.submit(BODY, key=gw.live_key)).json()["jobId"]
         bad = (await gw.submit({**BODY, "prompt": "x [[fail:rejected]]"}, key=gw.live_key)).json()[
             "jobId"

@@ -69,7 +69,7 @@ async def test_failing_requests_leave_no_secret_and_one_bounded_traceback_per_er
     as_json: bool,
 ) -> None:
     buffer = capture_logs(as_json)
-    async for gateway in open_gateway(database_url, tmp_path / "data"):
+    async with open_gateway(database_url, tmp_path / "data") as gateway:
         statuses = await fail_every_way(gateway)
         secrets = [gateway.live_key, gateway.test_key, WRONG_KEY, PROVIDER_KEY, "a" * 64]
 

@@ -203,7 +203,7 @@ async def test_bad_list_queries_are_400(gateway: Gateway, query: str, path: str)
 
 
 async def test_queued_job_cap_is_429_with_retry_after(database_url: str, tmp_path: Path) -> None:
-    async for gw in open_gateway(database_url, tmp_path, max_queued_jobs_per_account=2):
+    async with open_gateway(database_url, tmp_path, max_queued_jobs_per_account=2) as gw:
         assert (await gw.submit(GPT)).status_code == 202
         assert (await gw.submit(GPT)).status_code == 202
         response = await gw.submit(GPT)

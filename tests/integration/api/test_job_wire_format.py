@@ -33,9 +33,9 @@ SIGNED_FILE_URL = re.compile(r"^http://testserver/files/outputs/[0-9a-f-]{36}/(\
 
 @pytest.fixture
 async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
-    async for gw in open_gateway(
+    async with open_gateway(
         database_url, tmp_path / "data", routes=SANDBOX_ROUTES, output_retention_days=30
-    ):
+    ) as gw:
         yield gw
 
 

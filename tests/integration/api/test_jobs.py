@@ -185,7 +185,7 @@ async def test_live_submit_for_a_model_without_a_provider_is_400(
     database_url: str, tmp_path: Path
 ) -> None:
     # No routes override and no OpenAI key: gpt-image-1.5 has nowhere to run for a live key.
-    async for gateway in open_gateway(database_url, tmp_path / "data"):
+    async with open_gateway(database_url, tmp_path / "data") as gateway:
         response = await gateway.submit(GPT, key=gateway.live_key)
         assert response.status_code == 400
         assert "no upstream provider is configured" in response.json()["details"]["model"][0]

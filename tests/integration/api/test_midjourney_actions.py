@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import os
 from pathlib import Path
@@ -366,9 +367,9 @@ async def test_short_of_credits_is_402_and_charges_nothing(
     database_url: str, tmp_path: Path
 ) -> None:
     routes = {"midjourney": ["sandbox:midjourney"]}
-    async for gw in open_gateway(
+    async with open_gateway(
         database_url, tmp_path / "data", credits=16 + 4 + 10, routes=routes
-    ):
+    ) as gw:
         parent = await upsample(gw, gw.live_key)
         assert await gw.balance() == 10
 
@@ -402,7 +403,9 @@ async def _no_inputs(url: str) -> FetchedInput:
     raise AssertionError(f"a Midjourney action fetches no input images, asked for {url}")
 
 
-async def _relay_gateway(database_url: str, data_dir: Path, relay: Any) -> Any:
+def _relay_gateway(
+    database_url: str, data_dir: Path, relay: Any
+) -> contextlib.AbstractAsyncContextManager[Gateway]:
     adapter = create_adapter(
         ProviderSettings(api_key=SecretStr("test-secret"), base_url="http://relay.test"),
         ProviderContext(fetch_input=_no_inputs, transport=httpx2.ASGITransport(app=relay)),
@@ -422,7 +425,7 @@ def _colour(data: bytes) -> tuple[int, ...]:
 
 async def test_generate_then_upsample_through_the_relay(database_url: str, tmp_path: Path) -> None:
     relay = create_relay()
-    async for gw in await _relay_gateway(database_url, tmp_path / "data", relay):
+    async with _relay_gateway(database_url, tmp_path / "data", relay) as gw:
         parent = await grid(gw, gw.live_key)
         body = {"action": "upsample", "parentJobId": parent, "index": 2}
 
@@ -452,7 +455,7 @@ async def test_edits_of_an_upsample_through_a_relay_with_buttons(
     database_url: str, tmp_path: Path, extra: dict[str, Any], custom_id: str
 ) -> None:
     relay = create_relay(buttons=True)
-    async for gw in await _relay_gateway(database_url, tmp_path / "data", relay):
+    async with _relay_gateway(database_url, tmp_path / "data", relay) as gw:
         parent = await upsample(gw, gw.live_key)
 
         job = await finished(

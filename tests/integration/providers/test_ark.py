@@ -21,16 +21,15 @@ from imagegate.errors import (
 from imagegate.providers.ark import ArkAdapter, ark_size, create_adapter
 from imagegate.providers.port import Finished, GenerationRequest, ProviderContext
 from imagegate.settings import ProviderSettings
-from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.ark import API_KEY, create_app
-from imagegate.types import FetchedInput, Route
+from imagegate.types import Route
 from tests.images import image_bytes
+from tests.integration.providers.conftest import adapter_on, generation_request, input_fetcher
 
 INPUT_PNG = image_bytes((16, 16), (1, 2, 3))
 
 
-async def fetch_input(url: str) -> FetchedInput:
-    return FetchedInput(data=INPUT_PNG, content_type="image/png", url=url)
+fetch_input = input_fetcher(INPUT_PNG)
 
 
 @pytest.fixture
@@ -41,10 +40,7 @@ def fake() -> FastAPI:
 def _adapter(
     fake: FastAPI, *, key: str = API_KEY, options: Mapping[str, Any] | None = None
 ) -> ArkAdapter:
-    context = ProviderContext(
-        fetch_input=fetch_input, transport=httpx2.ASGITransport(app=fake), clock=FakeClock()
-    )
-    return create_adapter(ProviderSettings(api_key=key, options=dict(options or {})), context)
+    return adapter_on(create_adapter, fake, api_key=key, options=options, fetch_input=fetch_input)
 
 
 @pytest.fixture
@@ -61,14 +57,7 @@ def _request(
     upstream: str = "seedream-4-0-250828",
     outputs: int = 1,
 ) -> GenerationRequest:
-    return GenerationRequest(
-        job_id="job-1",
-        model="seedream-4",
-        route=Route("ark", upstream),
-        prompt=prompt,
-        params=dict(params or {}),
-        outputs=outputs,
-    )
+    return generation_request("seedream-4", Route("ark", upstream), prompt, params, outputs=outputs)
 
 
 def _size_of(data: bytes | None) -> tuple[int, int]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-import io
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,70 +29,65 @@ from imagegate.providers.port import (
     TaskHandle,
 )
 from imagegate.settings import ProviderSettings
-from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.bfl import create_app
-from imagegate.types import FetchedInput, Route
+from imagegate.types import Route
 from tests.images import image_bytes
+from tests.integration.providers.conftest import (
+    adapter_on,
+    download,
+    generation_request,
+    input_fetcher,
+    run_to_finish,
+)
 
 KEY = "bfl_test_key"
 
 
-async def fetch_input(url: str) -> FetchedInput:
-    return FetchedInput(image_bytes(), "image/png", url)
+fetch_input = input_fetcher(image_bytes())
 
 
 def request(model: str, prompt: str = "a red fox", **params: Any) -> GenerationRequest:
-    return GenerationRequest(
-        job_id="job-1", model=model, route=Route("bfl", model), prompt=prompt, params=params
-    )
+    return generation_request(model, Route("bfl", model), prompt, params)
 
 
 class Harness:
-    def __init__(self, app: Any, adapter: bfl.BflAdapter, transport: httpx2.ASGITransport) -> None:
+    def __init__(self, app: Any, adapter: bfl.BflAdapter) -> None:
         self.app = app
         self.adapter = adapter
-        self.transport = transport
 
     @property
     def requests(self) -> list[dict[str, Any]]:
         return list(self.app.state.requests)
 
     async def run(self, req: GenerationRequest, max_polls: int = 10) -> Finished:
-        submitted = await self.adapter.submit(req)
-        assert isinstance(submitted, Submitted)
-        handle = TaskHandle(submitted.task_id, submitted.state)
-        for _ in range(max_polls):
-            polled = await self.adapter.poll(req, handle)
-            if isinstance(polled, Finished):
-                return polled
-        raise AssertionError("task never finished")
+        return await run_to_finish(self.adapter, req, max_polls=max_polls)
 
-    async def download(self, url: str) -> Image.Image:
-        async with httpx2.AsyncClient(transport=self.transport) as client:
-            response = await client.get(url)
-        assert response.status_code == 200
-        return Image.open(io.BytesIO(response.content))
+    async def download(self, url: str | None) -> Image.Image:
+        return await download(self.app, url)
 
 
+@contextlib.asynccontextmanager
 async def _harness(
     api_key: str = KEY, options: dict[str, Any] | None = None, **fake: Any
 ) -> AsyncIterator[Harness]:
     app = create_app(**fake)
-    transport = httpx2.ASGITransport(app=app)
-    config = ProviderSettings(
-        api_key=SecretStr(api_key), base_url="http://api.bfl.test", options=options or {}
+    adapter = adapter_on(
+        bfl.create_adapter,
+        app,
+        api_key=api_key,
+        base_url="http://api.bfl.test",
+        options=options,
+        fetch_input=fetch_input,
     )
-    context = ProviderContext(fetch_input=fetch_input, transport=transport, clock=FakeClock())
-    adapter = bfl.create_adapter(config, context)
     try:
-        yield Harness(app, adapter, transport)
+        yield Harness(app, adapter)
     finally:
         await adapter.aclose()
 
 
 @pytest.fixture
 async def harness() -> AsyncIterator[Harness]:
-    async for h in _harness():
+    async with _harness() as h:
         yield h
 
 
@@ -242,7 +237,7 @@ async def test_insufficient_credits_is_rejected(harness: Harness) -> None:
 
 
 async def test_wrong_key_is_misconfigured() -> None:
-    async for h in _harness(api_key="bfl_wrong"):
+    async with _harness(api_key="bfl_wrong") as h:
         with pytest.raises(UpstreamMisconfigured, match="Not authenticated"):
             await h.adapter.submit(request("flux-2-pro"))
 
@@ -260,7 +255,7 @@ async def test_unknown_task_is_lost(harness: Harness) -> None:
 
 
 async def test_regional_polling_url_is_followed() -> None:
-    async for h in _harness(polling_base="https://api.eu1.bfl.ai"):
+    async with _harness(polling_base="https://api.eu1.bfl.ai") as h:
         req = request("flux-2-pro")
         submitted = await h.adapter.submit(req)
         assert isinstance(submitted, Submitted)
@@ -271,7 +266,7 @@ async def test_regional_polling_url_is_followed() -> None:
 
 
 async def test_untrusted_polling_url_is_not_sent_our_key() -> None:
-    async for h in _harness(polling_base="https://attacker.example"):
+    async with _harness(polling_base="https://attacker.example") as h:
         req = request("flux-2-pro")
         submitted = await h.adapter.submit(req)
         assert isinstance(submitted, Submitted)
@@ -290,7 +285,7 @@ async def test_too_many_input_images_is_rejected_before_sending(harness: Harness
 
 
 async def test_inline_inputs_option_sends_base64() -> None:
-    async for h in _harness(options={"inline_inputs": True}):
+    async with _harness(options={"inline_inputs": True}) as h:
         await h.run(request("flux-2-pro", input_images=["https://img.example/a.png"]))
         assert base64.b64decode(h.requests[0]["json"]["input_image"]) == image_bytes()
 

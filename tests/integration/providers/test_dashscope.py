@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 from collections.abc import AsyncIterator
 from typing import Any
@@ -30,10 +31,9 @@ from imagegate.providers.port import (
     TaskHandle,
 )
 from imagegate.settings import ProviderSettings
-from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.dashscope import create_app
-from imagegate.types import FetchedInput
 from tests.images import image_bytes
+from tests.integration.providers.conftest import adapter_on, generation_request, input_fetcher
 from tests.integration.providers.routes import catalog_route
 
 KEY = "sk-test"
@@ -42,20 +42,14 @@ GENERATION = "/api/v1/services/aigc/image-generation/generation"
 MULTIMODAL = "/api/v1/services/aigc/multimodal-generation/generation"
 
 
-async def fetch_input(url: str) -> FetchedInput:
-    return FetchedInput(image_bytes((8, 8), (200, 10, 30)), "image/png", url)
+fetch_input = input_fetcher(image_bytes((8, 8), (200, 10, 30)))
 
 
 def request(
     upstream: str, prompt: str = "a lantern", outputs: int = 1, **params: Any
 ) -> GenerationRequest:
-    return GenerationRequest(
-        job_id="job-1",
-        model="m",
-        route=catalog_route("dashscope", upstream),
-        prompt=prompt,
-        params=params,
-        outputs=outputs,
+    return generation_request(
+        "m", catalog_route("dashscope", upstream), prompt, params, outputs=outputs
     )
 
 
@@ -93,25 +87,28 @@ class Harness:
         return pictures
 
 
+@contextlib.asynccontextmanager
 async def _harness(
     api_key: str = KEY, options: dict[str, Any] | None = None
 ) -> AsyncIterator[Harness]:
     app = create_app()
-    transport = httpx2.ASGITransport(app=app)
-    config = ProviderSettings(
-        api_key=SecretStr(api_key), base_url="http://dashscope.test", options=options or {}
+    adapter = adapter_on(
+        dashscope.create_adapter,
+        app,
+        api_key=api_key,
+        base_url="http://dashscope.test",
+        options=options,
+        fetch_input=fetch_input,
     )
-    context = ProviderContext(fetch_input=fetch_input, transport=transport, clock=FakeClock())
-    adapter = dashscope.create_adapter(config, context)
     try:
-        yield Harness(app, adapter, transport)
+        yield Harness(app, adapter, httpx2.ASGITransport(app=app))
     finally:
         await adapter.aclose()
 
 
 @pytest.fixture
 async def harness() -> AsyncIterator[Harness]:
-    async for h in _harness():
+    async with _harness() as h:
         yield h
 
 
@@ -226,7 +223,7 @@ async def test_qwen_image_2_is_synchronous(harness: Harness) -> None:
 
 
 async def test_qwen_image_edit_runs_on_edit_model_with_inline_input() -> None:
-    async for h in _harness(options={"inline_inputs": True, "edit_model": "qwen-image-edit-max"}):
+    async with _harness(options={"inline_inputs": True, "edit_model": "qwen-image-edit-max"}) as h:
         submitted = await h.adapter.submit(
             request("qwen-image", image_url="https://img.example/in.png", task_type="image-edit")
         )
@@ -267,7 +264,7 @@ async def test_internal_error_is_retryable(harness: Harness) -> None:
 
 
 async def test_invalid_api_key_is_misconfigured() -> None:
-    async for h in _harness(api_key="sk-wrong"):
+    async with _harness(api_key="sk-wrong") as h:
         with pytest.raises(UpstreamMisconfigured, match="Invalid API-key provided"):
             await h.adapter.submit(request("qwen-image-plus"))
 

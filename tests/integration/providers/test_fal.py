@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx2
 import pytest
-from PIL import Image
 from pydantic import SecretStr
 
 from imagegate.errors import (
@@ -22,34 +20,35 @@ from imagegate.providers.fal import FalAdapter, build_input, create_adapter, end
 from imagegate.providers.port import (
     Finished,
     GenerationRequest,
-    OutputImage,
     Pending,
     ProviderContext,
     Submitted,
     TaskHandle,
 )
 from imagegate.settings import ProviderSettings
-from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.fal import create_app
-from imagegate.types import FetchedInput, Route
+from imagegate.types import Route
+from tests.images import image_bytes
+from tests.integration.providers.conftest import (
+    adapter_on,
+    download,
+    generation_request,
+    input_fetcher,
+    run_to_finish,
+)
 from tests.integration.providers.routes import catalog_route
 
 KEY = "fal_test_key"
 BASE = "http://queue.test"
 
 
-async def fetch_input(url: str) -> FetchedInput:
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(buffer, format="PNG")
-    return FetchedInput(buffer.getvalue(), "image/png", url)
+fetch_input = input_fetcher(image_bytes((8, 8), (0, 0, 0)))
 
 
 def _adapter(app: Any, key: str | None = KEY) -> FalAdapter:
-    config = ProviderSettings(api_key=SecretStr(key) if key else None, base_url=BASE)
-    context = ProviderContext(
-        fetch_input=fetch_input, transport=httpx2.ASGITransport(app=app), clock=FakeClock()
+    return adapter_on(
+        create_adapter, app, api_key=key or None, base_url=BASE, fetch_input=fetch_input
     )
-    return create_adapter(config, context)
 
 
 def _request(
@@ -58,13 +57,8 @@ def _request(
     params: Mapping[str, Any] | None = None,
     outputs: int = 1,
 ) -> GenerationRequest:
-    return GenerationRequest(
-        job_id="job-1",
-        model="flux-1.1-pro-ultra",
-        route=catalog_route("fal", model_id),
-        prompt=prompt,
-        params=params if params is not None else {},
-        outputs=outputs,
+    return generation_request(
+        "flux-1.1-pro-ultra", catalog_route("fal", model_id), prompt, params, outputs=outputs
     )
 
 
@@ -78,25 +72,6 @@ async def adapter(app: Any) -> AsyncIterator[FalAdapter]:
     adapter = _adapter(app)
     yield adapter
     await adapter.aclose()
-
-
-async def _run(adapter: FalAdapter, request: GenerationRequest) -> Finished:
-    submitted = await adapter.submit(request)
-    assert isinstance(submitted, Submitted)
-    handle = TaskHandle(submitted.task_id, submitted.state)
-    for _ in range(10):
-        answer = await adapter.poll(request, handle)
-        if isinstance(answer, Finished):
-            return answer
-    raise AssertionError("the request never completed")
-
-
-async def _open(app: Any, image: OutputImage) -> Image.Image:
-    assert image.url is not None
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app)) as client:
-        response = await client.get(image.url)
-    assert response.status_code == 200
-    return Image.open(io.BytesIO(response.content))
 
 
 def test_input_mapping_per_family() -> None:
@@ -184,17 +159,17 @@ async def test_submit_poll_result_against_the_queue(app: Any, adapter: FalAdapte
     ]
     assert app.state.requests[1]["query"] == {"logs": "1"}
     assert len(answer.images) == 1 and answer.images[0].content_type == "image/png"
-    image = await _open(app, answer.images[0])
+    image = await download(app, answer.images[0].url)
     assert image.format == "PNG" and image.size == (128, 72)
 
 
 async def test_several_images_are_returned(app: Any, adapter: FalAdapter) -> None:
     request = _request("fal-ai/nano-banana-2", params={"output_format": "jpg"}, outputs=3)
-    result = await _run(adapter, request)
+    result = await run_to_finish(adapter, request)
     assert app.state.requests[0]["json"]["num_images"] == 3
     assert len(result.images) == 3
     for image in result.images:
-        assert (await _open(app, image)).format == "JPEG"
+        assert (await download(app, image.url)).format == "JPEG"
 
 
 async def test_slow_request_reports_queue_then_progress(adapter: FalAdapter) -> None:
@@ -213,18 +188,18 @@ async def test_slow_request_reports_queue_then_progress(adapter: FalAdapter) -> 
 
 async def test_content_policy_422_is_moderated(adapter: FalAdapter) -> None:
     with pytest.raises(UpstreamModerated, match="flagged by a content checker"):
-        await _run(adapter, _request(prompt="moderate-me"))
+        await run_to_finish(adapter, _request(prompt="moderate-me"))
 
 
 async def test_nsfw_flag_is_moderated(adapter: FalAdapter) -> None:
     with pytest.raises(UpstreamModerated, match="NSFW"):
-        await _run(adapter, _request(prompt="nsfw-me"))
+        await run_to_finish(adapter, _request(prompt="nsfw-me"))
 
 
 async def test_invalid_input_is_rejected_with_fal_detail(adapter: FalAdapter) -> None:
     request = _request("fal-ai/flux-pro/v1.1", params={"output_format": "gif"})
     with pytest.raises(UpstreamRejected, match="output_format: unexpected value"):
-        await _run(adapter, request)
+        await run_to_finish(adapter, request)
 
 
 async def test_rate_limit_is_retryable_with_retry_after(adapter: FalAdapter) -> None:

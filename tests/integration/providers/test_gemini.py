@@ -21,16 +21,15 @@ from imagegate.errors import (
 from imagegate.providers.gemini import GeminiAdapter, create_adapter
 from imagegate.providers.port import Finished, GenerationRequest, ProviderContext
 from imagegate.settings import ProviderSettings
-from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.gemini import API_KEY, create_app
-from imagegate.types import FetchedInput, Route
+from imagegate.types import Route
 from tests.images import image_bytes
+from tests.integration.providers.conftest import adapter_on, generation_request, input_fetcher
 
 INPUT_PNG = image_bytes((20, 10), (200, 10, 10))
 
 
-async def fetch_input(url: str) -> FetchedInput:
-    return FetchedInput(data=INPUT_PNG, content_type="image/png", url=url)
+fetch_input = input_fetcher(INPUT_PNG)
 
 
 @pytest.fixture
@@ -41,11 +40,7 @@ def fake() -> FastAPI:
 async def _adapter(
     fake: FastAPI, *, key: str | None = API_KEY, options: Mapping[str, Any] | None = None
 ) -> GeminiAdapter:
-    context = ProviderContext(
-        fetch_input=fetch_input, transport=httpx2.ASGITransport(app=fake), clock=FakeClock()
-    )
-    config = ProviderSettings(api_key=key, options=dict(options or {}))
-    return create_adapter(config, context)
+    return adapter_on(create_adapter, fake, api_key=key, options=options, fetch_input=fetch_input)
 
 
 @pytest.fixture
@@ -63,14 +58,7 @@ def _request(
     upstream: str = "gemini-3-pro-image",
     outputs: int = 1,
 ) -> GenerationRequest:
-    return GenerationRequest(
-        job_id="job-1",
-        model=model,
-        route=Route("gemini", upstream),
-        prompt=prompt,
-        params=dict(params or {}),
-        outputs=outputs,
-    )
+    return generation_request(model, Route("gemini", upstream), prompt, params, outputs=outputs)
 
 
 async def test_sends_the_documented_request_and_decodes_the_image(

@@ -19,12 +19,11 @@ from imagegate.errors import (
     UpstreamRetryable,
 )
 from imagegate.providers.ideogram import IdeogramAdapter, create_adapter
-from imagegate.providers.port import Finished, GenerationRequest, ProviderContext
-from imagegate.settings import ProviderSettings
-from imagegate.testing.clock import FakeClock
+from imagegate.providers.port import Finished, GenerationRequest
 from imagegate.testing.fake_upstream.ideogram import API_KEY, create_app
 from imagegate.types import FetchedInput, Route
 from tests.images import image_bytes
+from tests.integration.providers.conftest import adapter_on, generation_request
 
 INPUT_PNG = image_bytes((24, 16), (10, 200, 10))
 fetched: list[str] = []
@@ -42,10 +41,7 @@ def fake() -> FastAPI:
 
 
 def _adapter(fake: FastAPI, *, key: str = API_KEY) -> IdeogramAdapter:
-    context = ProviderContext(
-        fetch_input=fetch_input, transport=httpx2.ASGITransport(app=fake), clock=FakeClock()
-    )
-    return create_adapter(ProviderSettings(api_key=key), context)
+    return adapter_on(create_adapter, fake, api_key=key, fetch_input=fetch_input)
 
 
 @pytest.fixture
@@ -63,14 +59,7 @@ def _request(
     upstream: str = "V_3_TURBO",
     outputs: int = 1,
 ) -> GenerationRequest:
-    return GenerationRequest(
-        job_id="job-1",
-        model=model,
-        route=Route("ideogram", upstream),
-        prompt=prompt,
-        params=dict(params or {}),
-        outputs=outputs,
-    )
+    return generation_request(model, Route("ideogram", upstream), prompt, params, outputs=outputs)
 
 
 async def _download(fake: FastAPI, url: str) -> Image.Image:

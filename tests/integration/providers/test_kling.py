@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 from collections.abc import AsyncIterator
@@ -31,24 +32,19 @@ from imagegate.providers.port import (
 from imagegate.settings import ProviderSettings
 from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.kling import create_app
-from imagegate.types import FetchedInput, Route
+from imagegate.types import Route
 from tests.images import image_bytes
+from tests.integration.providers.conftest import adapter_on, generation_request, input_fetcher
 
 AK, SK = "ak-test", "sk-test"
 
 
-async def fetch_input(url: str) -> FetchedInput:
-    return FetchedInput(image_bytes((8, 8), (20, 20, 220)), "image/png", url)
+fetch_input = input_fetcher(image_bytes((8, 8), (20, 20, 220)))
 
 
 def request(prompt: str = "a koi pond", outputs: int = 1, **params: Any) -> GenerationRequest:
-    return GenerationRequest(
-        job_id="job-1",
-        model="kling-image",
-        route=Route("kling", "kling-image"),
-        prompt=prompt,
-        params=params,
-        outputs=outputs,
+    return generation_request(
+        "kling-image", Route("kling", "kling-image"), prompt, params, outputs=outputs
     )
 
 
@@ -77,28 +73,30 @@ class Harness:
         raise AssertionError("task never finished")
 
 
+@contextlib.asynccontextmanager
 async def _harness(
     api_key: str | None = None, options: dict[str, Any] | None = None
 ) -> AsyncIterator[Harness]:
     clock = FakeClock()
     app = create_app(clock=clock)
-    transport = httpx2.ASGITransport(app=app)
-    config = ProviderSettings(
-        api_key=SecretStr(api_key) if api_key else None,
+    adapter = adapter_on(
+        kling.create_adapter,
+        app,
+        api_key=api_key or None,
         base_url="http://kling.test",
         options=options if options is not None else {"access_key": AK, "secret_key": SK},
+        fetch_input=fetch_input,
+        clock=clock,
     )
-    context = ProviderContext(fetch_input=fetch_input, transport=transport, clock=clock)
-    adapter = kling.create_adapter(config, context)
     try:
-        yield Harness(app, adapter, transport, clock)
+        yield Harness(app, adapter, httpx2.ASGITransport(app=app), clock)
     finally:
         await adapter.aclose()
 
 
 @pytest.fixture
 async def harness() -> AsyncIterator[Harness]:
-    async for h in _harness():
+    async with _harness() as h:
         yield h
 
 
@@ -139,7 +137,7 @@ async def test_text_to_image_payload_jwt_and_multiple_images(harness: Harness) -
 
 
 async def test_image_to_image_drops_negative_prompt_and_sends_reference() -> None:
-    async for h in _harness(api_key=f"{AK}:{SK}", options={"inline_inputs": True}):
+    async with _harness(api_key=f"{AK}:{SK}", options={"inline_inputs": True}) as h:
         req = request(
             model_name="kling-v1-5",
             image="https://img.example/ref.png",
@@ -215,7 +213,7 @@ async def test_exhausted_resource_pack_is_not_retried(harness: Harness) -> None:
 
 
 async def test_wrong_secret_is_misconfigured() -> None:
-    async for h in _harness(options={"access_key": AK, "secret_key": "wrong"}):
+    async with _harness(options={"access_key": AK, "secret_key": "wrong"}) as h:
         with pytest.raises(UpstreamMisconfigured, match="Authorization is invalid"):
             await h.adapter.submit(request())
 

@@ -7,10 +7,8 @@ import io
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import httpx2
 import pytest
 from PIL import Image
-from pydantic import SecretStr
 
 from imagegate.errors import (
     UpstreamMisconfigured,
@@ -24,41 +22,40 @@ from imagegate.providers.port import (
     Finished,
     GenerationRequest,
     Pending,
-    ProviderContext,
     Submitted,
     TaskHandle,
 )
-from imagegate.settings import ProviderSettings
-from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.midjourney import QUADRANT_COLOURS, create_app
-from imagegate.types import FetchedInput, Route
+from imagegate.types import Route
 from tests.images import image_bytes
+from tests.integration.providers.conftest import (
+    adapter_on,
+    generation_request,
+    input_fetcher,
+    run_to_finish,
+)
 
 SECRET = "test-secret"
 BASE = "http://relay.test"
 
 
-async def fetch_input(url: str) -> FetchedInput:
-    return FetchedInput(image_bytes((8, 8), (1, 2, 3)), "image/png", url)
+fetch_input = input_fetcher(image_bytes((8, 8), (1, 2, 3)))
 
 
 def _adapter(app: Any, key: str = SECRET, **options: Any) -> MidjourneyAdapter:
-    config = ProviderSettings(api_key=SecretStr(key), base_url=BASE, options=options)
-    context = ProviderContext(
-        fetch_input=fetch_input, transport=httpx2.ASGITransport(app=app), clock=FakeClock()
+    return adapter_on(
+        create_adapter, app, api_key=key, base_url=BASE, options=options, fetch_input=fetch_input
     )
-    return create_adapter(config, context)
 
 
 def _request(
     prompt: str = "a red fox", params: Mapping[str, Any] | None = None, **action: Any
 ) -> GenerationRequest:
-    return GenerationRequest(
-        job_id="job-1",
-        model="midjourney",
-        route=Route("midjourney", "midjourney"),
-        prompt=prompt,
-        params=params if params is not None else {"aspect_ratio": "16:9"},
+    return generation_request(
+        "midjourney",
+        Route("midjourney", "midjourney"),
+        prompt,
+        params if params is not None else {"aspect_ratio": "16:9"},
         outputs=1 if action.get("type") == "upsample" else 4,
         action=action,
     )
@@ -74,17 +71,6 @@ async def adapter(app: Any) -> AsyncIterator[MidjourneyAdapter]:
     adapter = _adapter(app)
     yield adapter
     await adapter.aclose()
-
-
-async def _run(adapter: MidjourneyAdapter, request: GenerationRequest) -> Finished:
-    submitted = await adapter.submit(request)
-    assert isinstance(submitted, Submitted)
-    handle = TaskHandle(submitted.task_id, submitted.state)
-    for _ in range(10):
-        answer = await adapter.poll(request, handle)
-        if isinstance(answer, Finished):
-            return answer
-    raise AssertionError("the task never finished")
 
 
 def _colour(data: bytes | None) -> tuple[int, ...]:
@@ -108,7 +94,7 @@ def test_params_become_flags_and_flags_in_the_prompt_win() -> None:
 async def test_imagine_sends_flags_with_the_secret_and_splits_the_grid(
     app: Any, adapter: MidjourneyAdapter
 ) -> None:
-    result = await _run(adapter, _request())
+    result = await run_to_finish(adapter, _request())
 
     imagine = next(r for r in app.state.requests if r["path"] == "/mj/submit/imagine")
     assert imagine["method"] == "POST"
@@ -130,7 +116,7 @@ async def test_imagine_sends_flags_with_the_secret_and_splits_the_grid(
 async def test_relay_split_urls_are_used_when_present() -> None:
     adapter = _adapter(create_app(api_secret=SECRET, split_urls=True))
     try:
-        result = await _run(adapter, _request())
+        result = await run_to_finish(adapter, _request())
     finally:
         await adapter.aclose()
     urls = [image.url or "" for image in result.images]
@@ -160,12 +146,12 @@ async def test_banned_prompt_is_moderated(adapter: MidjourneyAdapter) -> None:
 
 async def test_image_filter_failure_is_moderated(adapter: MidjourneyAdapter) -> None:
     with pytest.raises(UpstreamModerated, match="image filters"):
-        await _run(adapter, _request("filter-me"))
+        await run_to_finish(adapter, _request("filter-me"))
 
 
 async def test_plain_failure_is_rejected_with_the_reason(adapter: MidjourneyAdapter) -> None:
     with pytest.raises(UpstreamRejected, match=r"\[Invalid parameter\] Invalid value"):
-        await _run(adapter, _request("fail-me"))
+        await run_to_finish(adapter, _request("fail-me"))
 
 
 async def test_validation_code_is_rejected_with_the_relay_message(
@@ -209,10 +195,10 @@ async def test_upsample_and_variation_use_change_on_the_open_source_relay(
     assert isinstance(parent, Submitted)
     await adapter.poll(_request(), TaskHandle(parent.task_id))
 
-    upsample = await _run(
+    upsample = await run_to_finish(
         adapter, _request(type="upsample", index=3, parent_task_id=parent.task_id)
     )
-    variation = await _run(
+    variation = await run_to_finish(
         adapter, _request(type="variation", index=2, parent_task_id=parent.task_id)
     )
 
@@ -253,14 +239,16 @@ async def test_plus_relay_actions_use_button_custom_ids_and_the_modal() -> None:
             adapter, _request(type="upsample", index=2, parent_task_id=grid)
         )
         mask = "data:image/png;base64," + base64.b64encode(image_bytes((8, 8), (1, 2, 3))).decode()
-        inpaint = await _run(
+        inpaint = await run_to_finish(
             adapter,
             _request("a blue fox", type="inpaint", parent_task_id=upsample_id, mask=mask),
         )
-        zoom = await _run(
+        zoom = await run_to_finish(
             adapter, _request(type="outpaint", parent_task_id=upsample_id, zoom_ratio=1.5)
         )
-        pan = await _run(adapter, _request(type="pan", parent_task_id=upsample_id, direction="up"))
+        pan = await run_to_finish(
+            adapter, _request(type="pan", parent_task_id=upsample_id, direction="up")
+        )
     finally:
         await adapter.aclose()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx2
@@ -19,10 +19,16 @@ from imagegate.errors import (
 from imagegate.providers import openai, registry
 from imagegate.providers.port import Finished, GenerationRequest, ProviderAdapter, ProviderContext
 from imagegate.settings import ProviderSettings
-from imagegate.testing.clock import FakeClock
-from imagegate.testing.fake_upstream.openai import RecordedRequest, create_app
+from imagegate.testing.fake_upstream.openai import create_app
 from imagegate.types import FetchedInput, Route
 from tests.images import image_bytes
+from tests.integration.providers.conftest import (
+    Closing,
+    adapter_on,
+    generation_request,
+    opened,
+    received,
+)
 
 KEY = "sk-fake-openai"
 
@@ -53,9 +59,7 @@ def fake() -> Any:
 
 
 @pytest.fixture
-async def make_adapter(fake: Any) -> AsyncIterator[AdapterFactory]:
-    made: list[openai.OpenAIAdapter] = []
-
+def make_adapter(fake: Any, closing: Closing) -> AdapterFactory:
     def make(
         *,
         api_key: str = KEY,
@@ -64,46 +68,22 @@ async def make_adapter(fake: Any) -> AsyncIterator[AdapterFactory]:
         app: Any = None,
         transport: Any = None,
     ) -> openai.OpenAIAdapter:
-        config = ProviderSettings(
+        adapter = adapter_on(
+            openai.create_adapter,
+            app or fake,
             api_key=api_key,
             base_url="https://api.openai.test/v1",
-            options=dict(options or {}),
+            options=options,
+            fetch_input=inputs or Inputs(),
+            transport=transport,
         )
-        context_transport = transport or httpx2.ASGITransport(app=app or fake)
-        context = ProviderContext(
-            fetch_input=inputs or Inputs(), transport=context_transport, clock=FakeClock()
-        )
-        adapter = openai.create_adapter(config, context)
-        made.append(adapter)
-        return adapter
+        return closing(adapter)
 
-    yield make
-    for adapter in made:
-        await adapter.aclose()
+    return make
 
 
 def job(model: str, prompt: str, params: Mapping[str, Any], outputs: int = 1) -> GenerationRequest:
-    return GenerationRequest(
-        job_id="job-1",
-        model=model,
-        route=Route("openai", model),
-        prompt=prompt,
-        params=params,
-        outputs=outputs,
-    )
-
-
-def received(fake: Any) -> list[RecordedRequest]:
-    requests: list[RecordedRequest] = fake.state.requests
-    return requests
-
-
-def opened(result: Finished) -> list[Image.Image]:
-    pictures: list[Image.Image] = []
-    for image in result.images:
-        assert image.data is not None
-        pictures.append(Image.open(io.BytesIO(image.data)))
-    return pictures
+    return generation_request(model, Route("openai", model), prompt, params, outputs=outputs)
 
 
 async def test_generation_sends_the_mapped_payload_and_decodes_every_image(

@@ -22,7 +22,6 @@ from imagegate.errors import (
 from imagegate.providers.port import (
     Finished,
     GenerationRequest,
-    OutputImage,
     Pending,
     ProviderContext,
     Submitted,
@@ -30,27 +29,29 @@ from imagegate.providers.port import (
 )
 from imagegate.providers.replicate import ReplicateAdapter, build_input, create_adapter
 from imagegate.settings import ProviderSettings
-from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream.replicate import create_app
-from imagegate.types import FetchedInput, Route
+from imagegate.types import Route
+from tests.images import image_bytes
+from tests.integration.providers.conftest import (
+    adapter_on,
+    download,
+    generation_request,
+    input_fetcher,
+    run_to_finish,
+)
 from tests.integration.providers.routes import catalog_route
 
 TOKEN = "r8_test_token"
 BASE = "http://replicate.test/v1"
 
 
-async def fetch_input(url: str) -> FetchedInput:
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(buffer, format="PNG")
-    return FetchedInput(buffer.getvalue(), "image/png", url)
+fetch_input = input_fetcher(image_bytes((8, 8), (0, 0, 0)))
 
 
 def _adapter(app: Any, token: str = TOKEN, **options: Any) -> ReplicateAdapter:
-    config = ProviderSettings(api_key=SecretStr(token), base_url=BASE, options=options)
-    context = ProviderContext(
-        fetch_input=fetch_input, transport=httpx2.ASGITransport(app=app), clock=FakeClock()
+    return adapter_on(
+        create_adapter, app, api_key=token, base_url=BASE, options=options, fetch_input=fetch_input
     )
-    return create_adapter(config, context)
 
 
 def _request(
@@ -59,13 +60,8 @@ def _request(
     params: Mapping[str, Any] | None = None,
     outputs: int = 1,
 ) -> GenerationRequest:
-    return GenerationRequest(
-        job_id="job-1",
-        model="flux-2-pro",
-        route=catalog_route("replicate", slug),
-        prompt=prompt,
-        params=params if params is not None else {},
-        outputs=outputs,
+    return generation_request(
+        "flux-2-pro", catalog_route("replicate", slug), prompt, params, outputs=outputs
     )
 
 
@@ -82,23 +78,8 @@ async def adapter(app: Any) -> AsyncIterator[ReplicateAdapter]:
 
 
 async def _run(adapter: ReplicateAdapter, request: GenerationRequest) -> Finished:
-    answer = await adapter.submit(request)
-    if isinstance(answer, Finished):
-        return answer
-    handle = TaskHandle(answer.task_id, answer.state)
-    for _ in range(10):
-        polled = await adapter.poll(request, handle)
-        if isinstance(polled, Finished):
-            return polled
-    raise AssertionError("the prediction never finished")
-
-
-async def _download(app: Any, image: OutputImage) -> Image.Image:
-    assert image.url is not None
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app)) as client:
-        response = await client.get(image.url)
-    assert response.status_code == 200
-    return Image.open(io.BytesIO(response.content))
+    """Replicate may answer at submit: the adapter asks it to wait for short predictions."""
+    return await run_to_finish(adapter, request, may_finish_at_submit=True)
 
 
 def test_input_mapping_renames_converts_and_drops() -> None:
@@ -159,7 +140,7 @@ async def test_create_sends_the_mapped_input_with_bearer_auth(
     }  # fmt: skip
     assert len(result.images) == 1
     assert result.images[0].content_type == "image/png"
-    image = await _download(app, result.images[0])
+    image = await download(app, result.images[0].url)
     assert image.format == "PNG" and image.size == (96, 54)
     assert result.served_model == "black-forest-labs/flux-2-pro"
 
@@ -170,7 +151,7 @@ async def test_several_outputs_in_one_prediction(app: Any, adapter: ReplicateAda
     assert len(result.images) == 3
     for image in result.images:
         assert image.content_type == "image/webp"
-        assert (await _download(app, image)).format == "WEBP"
+        assert (await download(app, image.url)).format == "WEBP"
 
 
 async def test_prefer_wait_finishes_in_submit(app: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx2
@@ -19,9 +19,9 @@ from imagegate.errors import (
 from imagegate.providers import registry, reve
 from imagegate.providers.port import Finished, GenerationRequest, ProviderAdapter, ProviderContext
 from imagegate.settings import ProviderSettings
-from imagegate.testing.clock import FakeClock
-from imagegate.testing.fake_upstream.reve import RecordedRequest, create_app
+from imagegate.testing.fake_upstream.reve import create_app
 from imagegate.types import FetchedInput, Route
+from tests.integration.providers.conftest import Closing, adapter_on, generation_request, received
 
 KEY = "papi.fake-reve"
 
@@ -40,39 +40,25 @@ def fake() -> Any:
 
 
 @pytest.fixture
-async def make_adapter(fake: Any) -> AsyncIterator[AdapterFactory]:
-    made: list[reve.ReveAdapter] = []
-
+def make_adapter(fake: Any, closing: Closing) -> AdapterFactory:
     def make(*, api_key: str = KEY, options: Mapping[str, Any] | None = None) -> reve.ReveAdapter:
-        config = ProviderSettings(
-            api_key=api_key, base_url="https://api.reve.test", options=dict(options or {})
+        adapter = adapter_on(
+            reve.create_adapter,
+            fake,
+            api_key=api_key,
+            base_url="https://api.reve.test",
+            options=options,
+            fetch_input=no_inputs,
         )
-        context = ProviderContext(
-            fetch_input=no_inputs, transport=httpx2.ASGITransport(app=fake), clock=FakeClock()
-        )
-        adapter = reve.create_adapter(config, context)
-        made.append(adapter)
-        return adapter
+        return closing(adapter)
 
-    yield make
-    for adapter in made:
-        await adapter.aclose()
+    return make
 
 
 def job(prompt: str, params: Mapping[str, Any], outputs: int = 1) -> GenerationRequest:
-    return GenerationRequest(
-        job_id="job-1",
-        model="reve-create",
-        route=Route("reve", "reve-create"),
-        prompt=prompt,
-        params=params,
-        outputs=outputs,
+    return generation_request(
+        "reve-create", Route("reve", "reve-create"), prompt, params, outputs=outputs
     )
-
-
-def received(fake: Any) -> list[RecordedRequest]:
-    requests: list[RecordedRequest] = fake.state.requests
-    return requests
 
 
 def opened(result: Finished) -> Image.Image:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import base64
-import io
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx2
 import pytest
-from PIL import Image
 
 from imagegate.errors import (
     UpstreamMisconfigured,
@@ -20,10 +18,16 @@ from imagegate.errors import (
 from imagegate.providers import registry, xai
 from imagegate.providers.port import Finished, GenerationRequest, ProviderAdapter, ProviderContext
 from imagegate.settings import ProviderSettings
-from imagegate.testing.clock import FakeClock
-from imagegate.testing.fake_upstream.xai import RecordedRequest, create_app
+from imagegate.testing.fake_upstream.xai import create_app
 from imagegate.types import FetchedInput, Route
 from tests.images import image_bytes
+from tests.integration.providers.conftest import (
+    Closing,
+    adapter_on,
+    generation_request,
+    opened,
+    received,
+)
 
 KEY = "xai-fake-key"
 INPUT = "https://cdn.example/input.png"
@@ -50,54 +54,30 @@ def fake() -> Any:
 
 
 @pytest.fixture
-async def make_adapter(fake: Any) -> AsyncIterator[AdapterFactory]:
-    made: list[xai.XaiAdapter] = []
-
+def make_adapter(fake: Any, closing: Closing) -> AdapterFactory:
     def make(
         *,
         api_key: str = KEY,
         options: Mapping[str, Any] | None = None,
         inputs: Inputs | None = None,
     ) -> xai.XaiAdapter:
-        config = ProviderSettings(
-            api_key=api_key, base_url="https://api.x.test/v1", options=dict(options or {})
-        )
-        context = ProviderContext(
+        adapter = adapter_on(
+            xai.create_adapter,
+            fake,
+            api_key=api_key,
+            base_url="https://api.x.test/v1",
+            options=options,
             fetch_input=inputs or Inputs(),
-            transport=httpx2.ASGITransport(app=fake),
-            clock=FakeClock(),
         )
-        adapter = xai.create_adapter(config, context)
-        made.append(adapter)
-        return adapter
+        return closing(adapter)
 
-    yield make
-    for adapter in made:
-        await adapter.aclose()
+    return make
 
 
 def job(prompt: str, params: Mapping[str, Any], outputs: int = 1) -> GenerationRequest:
-    return GenerationRequest(
-        job_id="job-1",
-        model="grok-imagine-image",
-        route=Route("xai", "grok-imagine-image"),
-        prompt=prompt,
-        params=params,
-        outputs=outputs,
+    return generation_request(
+        "grok-imagine-image", Route("xai", "grok-imagine-image"), prompt, params, outputs=outputs
     )
-
-
-def received(fake: Any) -> list[RecordedRequest]:
-    requests: list[RecordedRequest] = fake.state.requests
-    return requests
-
-
-def opened(result: Finished) -> list[Image.Image]:
-    pictures: list[Image.Image] = []
-    for image in result.images:
-        assert image.data is not None
-        pictures.append(Image.open(io.BytesIO(image.data)))
-    return pictures
 
 
 async def test_generation_sends_the_mapped_payload_and_decodes_the_images(

@@ -3,6 +3,7 @@ before its answer follows the ``interrupted_calls`` policy (resubmitted once, or
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import zlib
 from collections.abc import AsyncIterator
@@ -53,16 +54,17 @@ class CountingVendor:
         pass
 
 
+@contextlib.asynccontextmanager
 async def vendor_gateway(
     database_url: str, tmp_path: Path, vendor: CountingVendor, **settings: Any
 ) -> AsyncIterator[Gateway]:
-    async for gw in open_gateway(
+    async with open_gateway(
         database_url,
         tmp_path,
         routes={"gpt-image-1.5": ["counting:model-x"]},
         adapters={"counting": vendor},
         **settings,
-    ):
+    ) as gw:
         yield gw
 
 
@@ -102,7 +104,7 @@ async def test_an_output_that_can_never_be_accepted_fails_at_once_refunded_after
     database_url: str, tmp_path: Path, image: bytes, max_bytes: int, error: str
 ) -> None:
     vendor = CountingVendor(image)
-    async for gw in vendor_gateway(database_url, tmp_path, vendor, output_max_bytes=max_bytes):
+    async with vendor_gateway(database_url, tmp_path, vendor, output_max_bytes=max_bytes) as gw:
         before = await gw.balance()
         job_id = await submit(gw)
         await gw.drain()
@@ -139,7 +141,7 @@ async def test_a_call_interrupted_by_a_crash_is_resubmitted_once_and_counted(
     database_url: str, tmp_path: Path
 ) -> None:
     vendor = CountingVendor(image_bytes())
-    async for gw in vendor_gateway(database_url, tmp_path, vendor):
+    async with vendor_gateway(database_url, tmp_path, vendor) as gw:
         job_id = await submit(gw)
         await interrupt_a_call(gw, job_id)
         await gw.drain()
@@ -157,7 +159,7 @@ async def test_a_second_interrupted_call_fails_the_job_refunded(
     database_url: str, tmp_path: Path
 ) -> None:
     vendor = CountingVendor(image_bytes())
-    async for gw in vendor_gateway(database_url, tmp_path, vendor):
+    async with vendor_gateway(database_url, tmp_path, vendor) as gw:
         before = await gw.balance()
         job_id = await submit(gw)
         await interrupt_a_call(gw, job_id)
@@ -179,7 +181,7 @@ async def test_under_the_fail_policy_an_interrupted_call_fails_the_job_refunded(
     database_url: str, tmp_path: Path
 ) -> None:
     vendor = CountingVendor(image_bytes())
-    async for gw in vendor_gateway(database_url, tmp_path, vendor, interrupted_calls="fail"):
+    async with vendor_gateway(database_url, tmp_path, vendor, interrupted_calls="fail") as gw:
         before = await gw.balance()
         job_id = await submit(gw)
         await interrupt_a_call(gw, job_id)
@@ -198,7 +200,7 @@ async def test_a_job_whose_call_returned_is_not_taken_for_an_interrupted_one(
     database_url: str, tmp_path: Path
 ) -> None:
     vendor = CountingVendor(image_bytes())
-    async for gw in vendor_gateway(database_url, tmp_path, vendor):
+    async with vendor_gateway(database_url, tmp_path, vendor) as gw:
         job_id = await submit(gw)
         await gw.drain()
         job = await job_row(gw, job_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -60,11 +61,12 @@ class CountingAdapter(ScriptedAdapter):
         return Finished(images=[OutputImage(data=image_bytes((8, 8), "red"))])
 
 
+@contextlib.asynccontextmanager
 async def routed(
     database_url: str, tmp_path: Path, adapters: dict[str, Any], **settings: Any
 ) -> AsyncIterator[Gateway]:
     settings.setdefault("routes", TWO_ROUTES)
-    async for gw in open_gateway(database_url, tmp_path, adapters=adapters, **settings):
+    async with open_gateway(database_url, tmp_path, adapters=adapters, **settings) as gw:
         yield gw
 
 
@@ -85,7 +87,7 @@ async def test_a_retryable_submit_failure_fails_over_to_the_next_route(
 ) -> None:
     alpha = ScriptedAdapter([UpstreamRetryable("alpha is down", provider="alpha")])
     beta = ScriptedAdapter()
-    async for gw in routed(database_url, tmp_path, {"alpha": alpha, "beta": beta}):
+    async with routed(database_url, tmp_path, {"alpha": alpha, "beta": beta}) as gw:
         job_id = await submit(gw)
         await gw.drain()
         job = await gw.job(job_id, key=gw.live_key)
@@ -99,7 +101,7 @@ async def test_a_retryable_submit_failure_fails_over_to_the_next_route(
 async def test_moderation_does_not_fail_over(database_url: str, tmp_path: Path) -> None:
     alpha = ScriptedAdapter([UpstreamModerated(provider="alpha")])
     beta = ScriptedAdapter()
-    async for gw in routed(database_url, tmp_path, {"alpha": alpha, "beta": beta}):
+    async with routed(database_url, tmp_path, {"alpha": alpha, "beta": beta}) as gw:
         job_id = await submit(gw)
         await gw.drain()
         job = await gw.job(job_id, key=gw.live_key)
@@ -115,9 +117,9 @@ async def test_a_short_429_waits_for_the_same_provider_without_spending_attempts
     limited = [UpstreamRateLimited("slow down", provider="alpha", retry_after=3)] * 8
     alpha = ScriptedAdapter(list(limited))
     beta = ScriptedAdapter()
-    async for gw in routed(
+    async with routed(
         database_url, tmp_path, {"alpha": alpha, "beta": beta}, max_attempts=3, **gates
-    ):
+    ) as gw:
         job_id = await submit(gw)
         await gw.drain(rounds=100)
         job = await gw.job(job_id, key=gw.live_key)
@@ -131,7 +133,7 @@ async def test_a_long_429_sends_jobs_to_the_next_route(
 ) -> None:
     alpha = ScriptedAdapter([UpstreamRateLimited("quota", provider="alpha", retry_after=120)])
     beta = ScriptedAdapter()
-    async for gw in routed(database_url, tmp_path, {"alpha": alpha, "beta": beta}, **gates):
+    async with routed(database_url, tmp_path, {"alpha": alpha, "beta": beta}, **gates) as gw:
         first = await submit(gw)
         worker = gw.runtime.worker(concurrency=1)
         await worker.drain()  # alpha answers 429: a two-minute cool-down starts
@@ -152,14 +154,14 @@ async def test_repeated_failures_open_the_circuit_and_a_probe_closes_it(
     down = [UpstreamRetryable("boom", provider="alpha")] * 2
     alpha = ScriptedAdapter(list(down))
     beta = ScriptedAdapter()
-    async for gw in routed(
+    async with routed(
         database_url,
         tmp_path,
         {"alpha": alpha, "beta": beta},
         circuit_failures=2,
         circuit_open_seconds=60,
         **gates,
-    ):
+    ) as gw:
         for _ in range(2):
             await submit(gw)
             await gw.drain()
@@ -186,9 +188,9 @@ async def test_the_concurrency_cap_holds_under_100_concurrent_jobs(
     alpha = CountingAdapter(delay=0.05)
     providers = {"alpha": {"max_concurrency": 4}}
     routes = {"gpt-image-1.5": ["alpha:gpt-a"]}
-    async for gw in routed(
+    async with routed(
         database_url, tmp_path, {"alpha": alpha}, routes=routes, providers=providers, **gates
-    ):
+    ) as gw:
         job_ids = [await submit(gw) for _ in range(100)]
         workers = [gw.runtime.worker(concurrency=25) for _ in range(4)]  # 100 slots in all
         for _ in range(200):
@@ -209,9 +211,9 @@ async def test_the_rate_limit_spaces_calls_per_minute(
     alpha = ScriptedAdapter()
     providers = {"alpha": {"rate_per_minute": 2}}
     routes = {"gpt-image-1.5": ["alpha:gpt-a"]}
-    async for gw in routed(
+    async with routed(
         database_url, tmp_path, {"alpha": alpha}, routes=routes, providers=providers, **gates
-    ):
+    ) as gw:
         job_ids = [await submit(gw) for _ in range(3)]
         await gw.runtime.worker(concurrency=3).drain()
         assert alpha.submits == 2
@@ -228,7 +230,7 @@ async def test_misconfigured_credentials_fail_the_job_and_show_in_readyz(
 ) -> None:
     alpha = ScriptedAdapter([UpstreamMisconfigured("alpha refused our key", provider="alpha")])
     routes = {"gpt-image-1.5": ["alpha:gpt-a"]}
-    async for gw in routed(database_url, tmp_path, {"alpha": alpha}, routes=routes, **gates):
+    async with routed(database_url, tmp_path, {"alpha": alpha}, routes=routes, **gates) as gw:
         job_id = await submit(gw)
         await gw.drain()
         assert (await gw.job(job_id, key=gw.live_key))["status"] == "FAILED"
@@ -249,7 +251,7 @@ async def test_a_retired_model_runs_on_its_documented_substitute(
 ) -> None:
     openai = ScriptedAdapter()
     routes = {"dall-e-3": ["replicate:openai/dall-e-3"]}  # replicate is not configured
-    async for gw in routed(database_url, tmp_path, {"openai": openai}, routes=routes):
+    async with routed(database_url, tmp_path, {"openai": openai}, routes=routes) as gw:
         job_id = await submit(gw, DALLE)
         await gw.drain()
         job = await gw.job(job_id, key=gw.live_key)
@@ -262,13 +264,13 @@ async def test_a_retired_model_is_refused_when_substitutes_are_disabled(
     database_url: str, tmp_path: Path
 ) -> None:
     routes = {"dall-e-3": ["replicate:openai/dall-e-3"]}
-    async for gw in routed(
+    async with routed(
         database_url,
         tmp_path,
         {"openai": ScriptedAdapter()},
         routes=routes,
         allow_substitutes=False,
-    ):
+    ) as gw:
         response = await gw.submit(DALLE, key=gw.live_key)
         assert response.status_code == 400
         message = response.json()["details"]["model"][0]
@@ -285,7 +287,7 @@ async def test_the_job_records_the_model_the_vendor_says_it_ran(
     )
     alpha = ScriptedAdapter([pinned])
     routes = {"gpt-image-1.5": ["alpha:gpt-a"]}
-    async for gw in routed(database_url, tmp_path, {"alpha": alpha}, routes=routes):
+    async with routed(database_url, tmp_path, {"alpha": alpha}, routes=routes) as gw:
         job_id = await submit(gw)
         await gw.drain()
         job = await gw.job(job_id, key=gw.live_key)
@@ -297,7 +299,7 @@ async def test_a_provider_whose_options_are_wrong_fails_jobs_and_shows_in_readyz
 ) -> None:
     providers = {"ark": {"api_key": "k", "options": {"region": "mars"}}}
     routes = {"gpt-image-1.5": ["ark:seedream-x"]}
-    async for gw in routed(database_url, tmp_path, {}, routes=routes, providers=providers):
+    async with routed(database_url, tmp_path, {}, routes=routes, providers=providers) as gw:
         job_id = await submit(gw)
         await gw.drain()
         job = await gw.job(job_id, key=gw.live_key)
@@ -315,7 +317,7 @@ async def test_fewer_images_than_paid_for_are_charged_pro_rata(
     alpha = ScriptedAdapter([short])
     routes = {"gpt-image-1.5": ["alpha:gpt-a"]}
     body = {**BODY, "gptImageParams": {"quality": "low", "number_of_images": 3}}
-    async for gw in routed(database_url, tmp_path, {"alpha": alpha}, routes=routes):
+    async with routed(database_url, tmp_path, {"alpha": alpha}, routes=routes) as gw:
         job_id = await submit(gw, body)
         await gw.drain()
         job = await gw.job(job_id, key=gw.live_key)
@@ -328,7 +330,7 @@ async def test_fewer_images_than_paid_for_are_charged_pro_rata(
 async def test_an_answer_without_images_fails_the_job(database_url: str, tmp_path: Path) -> None:
     alpha = ScriptedAdapter([Finished(images=[])])
     routes = {"gpt-image-1.5": ["alpha:gpt-a"]}
-    async for gw in routed(database_url, tmp_path, {"alpha": alpha}, routes=routes):
+    async with routed(database_url, tmp_path, {"alpha": alpha}, routes=routes) as gw:
         job_id = await submit(gw)
         await gw.drain()
         job = await gw.job(job_id, key=gw.live_key)

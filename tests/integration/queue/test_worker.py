@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -68,12 +69,13 @@ ROUTES = {"gpt-image-1.5": ["scripted:model-x"]}
 BODY = {"model": "gpt-image-1.5", "prompt": "p", "gptImageParams": {"quality": "low"}}
 
 
+@contextlib.asynccontextmanager
 async def scripted_gateway(
     database_url: str, tmp_path: Path, adapter: ScriptedAdapter, **settings: Any
 ) -> AsyncIterator[Gateway]:
-    async for gw in open_gateway(
+    async with open_gateway(
         database_url, tmp_path, routes=ROUTES, adapters={"scripted": adapter}, **settings
-    ):
+    ) as gw:
         yield gw
 
 
@@ -90,7 +92,7 @@ async def test_async_task_is_polled_until_done_and_records_provider(
     adapter = ScriptedAdapter(
         [Submitted("task-1", {"u": 1}, poll_after=5), Pending(30, 5), Pending(60, 5)]
     )
-    async for gw in scripted_gateway(database_url, tmp_path, adapter):
+    async with scripted_gateway(database_url, tmp_path, adapter) as gw:
         job_id = await submit(gw)
         await gw.drain()
         job = await gw.job(job_id, key=gw.live_key)
@@ -106,7 +108,7 @@ async def test_transient_failures_are_retried_then_succeed(
     database_url: str, tmp_path: Path
 ) -> None:
     adapter = ScriptedAdapter([UpstreamRetryable("busy", retry_after=1), UpstreamRetryable("busy")])
-    async for gw in scripted_gateway(database_url, tmp_path, adapter):
+    async with scripted_gateway(database_url, tmp_path, adapter) as gw:
         job_id = await submit(gw)
         await gw.drain()
         assert (await gw.job(job_id, key=gw.live_key))["status"] == "COMPLETED"
@@ -118,7 +120,7 @@ async def test_retries_are_bounded_and_the_job_is_refunded(
     database_url: str, tmp_path: Path
 ) -> None:
     adapter = ScriptedAdapter([UpstreamRetryable("down")] * 10)
-    async for gw in scripted_gateway(database_url, tmp_path, adapter, max_attempts=3):
+    async with scripted_gateway(database_url, tmp_path, adapter, max_attempts=3) as gw:
         job_id = await submit(gw)
         await gw.drain()
         job = await gw.job(job_id, key=gw.live_key)
@@ -130,7 +132,7 @@ async def test_retries_are_bounded_and_the_job_is_refunded(
 
 async def test_moderation_is_not_retried(database_url: str, tmp_path: Path) -> None:
     adapter = ScriptedAdapter([UpstreamModerated()])
-    async for gw in scripted_gateway(database_url, tmp_path, adapter):
+    async with scripted_gateway(database_url, tmp_path, adapter) as gw:
         job_id = await submit(gw)
         await gw.drain()
         job = await gw.job(job_id, key=gw.live_key)
@@ -142,7 +144,7 @@ async def test_moderation_is_not_retried(database_url: str, tmp_path: Path) -> N
 async def test_heartbeat_keeps_a_long_step_leased(database_url: str, tmp_path: Path) -> None:
     """A step longer than the lease TTL is renewed, so no second worker takes the job."""
     adapter = ScriptedAdapter(delay=1.2)
-    async for gw in scripted_gateway(database_url, tmp_path, adapter, lease_seconds=0.6):
+    async with scripted_gateway(database_url, tmp_path, adapter, lease_seconds=0.6) as gw:
         from imagegate.types import SystemClock
 
         gw.runtime.transitions._clock = SystemClock()  # real time: leases must really expire
@@ -163,7 +165,7 @@ async def test_cancel_during_a_step_fences_out_the_worker_and_cancels_upstream(
     database_url: str, tmp_path: Path
 ) -> None:
     adapter = ScriptedAdapter([Submitted("task-9", poll_after=1), Pending(10, 1)], delay=0.3)
-    async for gw in scripted_gateway(database_url, tmp_path, adapter):
+    async with scripted_gateway(database_url, tmp_path, adapter) as gw:
         job_id = await submit(gw)
         worker = gw.runtime.worker(concurrency=1)
         await worker.drain()  # the submit step: task id stored, first poll due in 1 s
@@ -186,7 +188,7 @@ async def test_shutdown_releases_leases_of_unfinished_steps(
     database_url: str, tmp_path: Path
 ) -> None:
     adapter = ScriptedAdapter(delay=30)
-    async for gw in scripted_gateway(database_url, tmp_path, adapter, shutdown_grace_seconds=0.2):
+    async with scripted_gateway(database_url, tmp_path, adapter, shutdown_grace_seconds=0.2) as gw:
         job_id = await submit(gw)
         worker = gw.runtime.worker(concurrency=1)
         running = asyncio.create_task(worker.run())
@@ -205,7 +207,7 @@ async def test_shutdown_releases_leases_of_unfinished_steps(
 
 async def test_a_submit_wakes_an_idle_worker_at_once(database_url: str, tmp_path: Path) -> None:
     adapter = ScriptedAdapter()
-    async for gw in scripted_gateway(database_url, tmp_path, adapter, poll_interval_seconds=30):
+    async with scripted_gateway(database_url, tmp_path, adapter, poll_interval_seconds=30) as gw:
         worker = gw.runtime.worker(concurrency=1)
         running = asyncio.create_task(worker.run())
         await asyncio.sleep(0.1)  # idle, waiting up to 30 s

@@ -30,9 +30,9 @@ async def keys_in(store: ObjectStore) -> list[str]:
 async def test_outputs_land_in_s3_and_presigned_urls_serve_them(
     sqlite_url: str, tmp_path: Path, s3_storage_settings: dict[str, Any]
 ) -> None:
-    async for gw in open_gateway(
+    async with open_gateway(
         sqlite_url, tmp_path / "data", routes=SANDBOX_ROUTES, **s3_storage_settings
-    ):
+    ) as gw:
         accepted = await gw.submit(BODY, key=gw.live_key)
         job_id = accepted.json()["jobId"]
         await gw.drain()
@@ -60,7 +60,7 @@ async def test_gateway_signed_urls_in_front_of_s3(
     sqlite_url: str, tmp_path: Path, s3_storage_settings: dict[str, Any]
 ) -> None:
     settings = {**s3_storage_settings, "storage_url_mode": "gateway"}
-    async for gw in open_gateway(sqlite_url, tmp_path / "data", routes=SANDBOX_ROUTES, **settings):
+    async with open_gateway(sqlite_url, tmp_path / "data", routes=SANDBOX_ROUTES, **settings) as gw:
         job_id = (await gw.submit(BODY, key=gw.live_key)).json()["jobId"]
         await gw.drain()
         url = (await gw.job(job_id, key=gw.live_key))["result"]["images"][1]
@@ -77,7 +77,7 @@ async def test_gateway_signed_urls_in_front_of_s3(
 async def test_uploads_go_to_s3_and_expire_there(
     sqlite_url: str, tmp_path: Path, s3_storage_settings: dict[str, Any]
 ) -> None:
-    async for gw in open_gateway(sqlite_url, tmp_path / "data", **s3_storage_settings):
+    async with open_gateway(sqlite_url, tmp_path / "data", **s3_storage_settings) as gw:
         response = await gw.http.post(
             "/v2/uploads",
             files={"file": ("a.bin", image_bytes((40, 30), "teal"), "application/octet-stream")},

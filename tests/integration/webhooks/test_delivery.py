@@ -25,7 +25,7 @@ BODY = {"model": "gpt-image-1.5", "prompt": "a kite", "gptImageParams": {"qualit
 
 @pytest.fixture
 async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
-    async for gw in open_gateway(database_url, tmp_path / "data", routes=SANDBOX_ROUTES):
+    async with open_gateway(database_url, tmp_path / "data", routes=SANDBOX_ROUTES) as gw:
         yield gw
 
 

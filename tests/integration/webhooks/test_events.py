@@ -27,7 +27,7 @@ ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 
 @pytest.fixture
 async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
-    async for gw in open_gateway(database_url, tmp_path / "data", routes=SANDBOX_ROUTES):
+    async with open_gateway(database_url, tmp_path / "data", routes=SANDBOX_ROUTES) as gw:
         yield gw
 
 

@@ -20,7 +20,7 @@ IMAGEGATE = Path(sys.executable).with_name("imagegate")
 
 @pytest.fixture
 async def gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
-    async for gw in open_gateway(database_url, tmp_path / "data", routes=SANDBOX_ROUTES):
+    async with open_gateway(database_url, tmp_path / "data", routes=SANDBOX_ROUTES) as gw:
         yield gw
 
 

@@ -8,6 +8,7 @@ as a failed, refunded job whose error names the rule.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,10 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from imagegate.testing.vendors import VendorTransport, provider_settings
+from imagegate.testing.vendors import VendorTransport
 from tests.conftest import count_rows
 from tests.images import image_bytes
-from tests.integration.conftest import Gateway, open_gateway
+from tests.integration.conftest import Gateway, on_fake_vendors
 
 BODY = {"model": "gpt-image-1.5", "prompt": "a kite", "gptImageParams": {"quality": "low"}}
 ROUTES = {"gpt-image-1.5": ["openai:gpt-image-1.5"]}
@@ -55,26 +56,19 @@ OpenGateway = Callable[..., Awaitable[Gateway]]
 
 @pytest.fixture
 async def gateways(database_url: str, tmp_path: Path) -> AsyncIterator[OpenGateway]:
-    """Opens gateways on the fake vendors with the given settings; closes them at teardown
-    (an assertion failing inside ``async for open_gateway(...)`` would leak the runtime)."""
-    opened: list[AsyncIterator[Gateway]] = []
+    """Opens gateways on the fake vendors with the given settings; closes them at teardown."""
+    async with contextlib.AsyncExitStack() as stack:
+        opened = 0
 
-    async def open_one(**settings: Any) -> Gateway:
-        values: dict[str, Any] = {
-            "credits": CREDITS,
-            "transport": VendorTransport(),
-            "providers": provider_settings(),
-            "routes": ROUTES,
-            **settings,
-        }
-        generator = open_gateway(database_url, tmp_path / f"data{len(opened)}", **values)
-        opened.append(generator)
-        return await anext(generator)
+        async def open_one(**settings: Any) -> Gateway:
+            nonlocal opened
+            values: dict[str, Any] = {"credits": CREDITS, "routes": ROUTES, **settings}
+            opened += 1
+            data_dir = tmp_path / f"data{opened}"
+            gateway = on_fake_vendors(database_url, data_dir, VendorTransport(), **values)
+            return await stack.enter_async_context(gateway)
 
-    yield open_one
-    for generator in opened:
-        with pytest.raises(StopAsyncIteration):
-            await anext(generator)
+        yield open_one
 
 
 @pytest.fixture

@@ -16,18 +16,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 from jsonschema import Draft202012Validator
 
 from imagegate.providers import ideogram, openai
-from imagegate.providers.port import Finished, GenerationRequest, ProviderContext
-from imagegate.settings import ProviderSettings
-from imagegate.testing.clock import FakeClock
+from imagegate.providers.port import Finished, GenerationRequest
 from imagegate.testing.fake_upstream import ideogram as fake_ideogram
 from imagegate.testing.fake_upstream import openai as fake_openai
-from imagegate.types import FetchedInput
 from tests.images import image_bytes
+from tests.integration.providers.conftest import adapter_on, input_fetcher
 from tests.integration.providers.routes import catalog_route
 
 SCHEMAS = Path(__file__).parent / "schemas"
@@ -112,10 +109,7 @@ def problems(instance: Any, name: str) -> list[str]:
     return errors + [f"{path}: not in the schema" for path in undeclared(instance, body_schema)]
 
 
-async def fetch_input(url: str) -> FetchedInput:
-    return FetchedInput(
-        data=image_bytes((32, 32), (20, 120, 220)), content_type="image/png", url=url
-    )
+fetch_input = input_fetcher(image_bytes((32, 32), (20, 120, 220)))
 
 
 def job(vendor: str, model: str, params: Mapping[str, Any], outputs: int = 1) -> GenerationRequest:
@@ -179,11 +173,12 @@ async def test_openai_requests_follow_the_openapi_description(
     model: str, params: Mapping[str, Any], outputs: int
 ) -> None:
     fake = fake_openai.create_app(api_key=OPENAI_KEY)
-    context = ProviderContext(
-        fetch_input=fetch_input, transport=httpx2.ASGITransport(app=fake), clock=FakeClock()
-    )
-    adapter = openai.create_adapter(
-        ProviderSettings(api_key=OPENAI_KEY, options={"dalle3_quality": "hd"}), context
+    adapter = adapter_on(
+        openai.create_adapter,
+        fake,
+        api_key=OPENAI_KEY,
+        options={"dalle3_quality": "hd"},
+        fetch_input=fetch_input,
     )
     try:
         result = await adapter.submit(job("openai", model, params, outputs))
@@ -295,10 +290,9 @@ async def test_ideogram_requests_follow_the_openapi_description(
     model: str, params: Mapping[str, Any], outputs: int, schema_name: str
 ) -> None:
     fake = fake_ideogram.create_app()
-    context = ProviderContext(
-        fetch_input=fetch_input, transport=httpx2.ASGITransport(app=fake), clock=FakeClock()
+    adapter = adapter_on(
+        ideogram.create_adapter, fake, api_key=fake_ideogram.API_KEY, fetch_input=fetch_input
     )
-    adapter = ideogram.create_adapter(ProviderSettings(api_key=fake_ideogram.API_KEY), context)
     try:
         result = await adapter.submit(job("ideogram", model, params, outputs))
     finally:

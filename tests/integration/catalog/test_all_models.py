@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +21,9 @@ from PIL import Image
 
 from imagegate.catalog import build_catalog
 from imagegate.catalog.spec import ModelSpec
-from imagegate.store.migrate import upgrade_sync
-from imagegate.testing.vendors import VendorTransport, provider_settings
+from imagegate.testing.vendors import VendorTransport
 from tests.images import image_bytes
-from tests.integration.conftest import Gateway, open_gateway
+from tests.integration.conftest import Gateway, on_fake_vendors, one_route
 
 CATALOG = build_catalog({})
 CREDITS = 1000
@@ -56,29 +53,11 @@ CASES = [
 ]
 
 
-@contextlib.asynccontextmanager
-async def _open(
+def _open(
     database_url: str, data_dir: Path, vendors: VendorTransport, **settings: Any
-) -> AsyncIterator[Gateway]:
+) -> contextlib.AbstractAsyncContextManager[Gateway]:
     """A gateway whose live keys reach the fake ``vendors``; closed even if a check fails."""
-    gateways = open_gateway(
-        database_url,
-        data_dir,
-        credits=CREDITS,
-        transport=vendors,
-        providers=provider_settings(),
-        **settings,
-    )
-    gateway = await anext(gateways)
-    try:
-        yield gateway
-    finally:
-        await anext(gateways, None)  # runs open_gateway's teardown
-
-
-def _one_route(model: str, route: str) -> dict[str, Any]:
-    """Settings forcing ``model`` onto ``route`` alone (no other route, no substitute)."""
-    return {"routes": {model: [route]}, "allow_substitutes": False}
+    return on_fake_vendors(database_url, data_dir, vendors, credits=CREDITS, **settings)
 
 
 async def _params(gateway: Gateway, spec: ModelSpec) -> dict[str, Any]:
@@ -141,28 +120,10 @@ async def _check(
     assert await gateway.balance() == CREDITS - price
 
 
-@pytest.fixture(scope="module")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated SQLite file; each case copies it (migrating ~100 times would take a minute)."""
-    path = tmp_path_factory.mktemp("template") / "imagegate.db"
-    upgrade_sync(f"sqlite+aiosqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-def sqlite_copy(migrated_sqlite: Path, tmp_path: Path) -> str:
-    """A fresh migrated SQLite database of this test's own (what ``sqlite_url`` gives, faster)."""
-    database = tmp_path / "imagegate.db"
-    shutil.copyfile(migrated_sqlite, database)
-    return f"sqlite+aiosqlite:///{database}"
-
-
 @pytest.mark.parametrize(("model", "route"), CASES)
-async def test_model_through_route(
-    sqlite_copy: str, tmp_path: Path, model: str, route: str
-) -> None:
+async def test_model_through_route(sqlite_url: str, tmp_path: Path, model: str, route: str) -> None:
     async with _open(
-        sqlite_copy, tmp_path / "data", VendorTransport(), **_one_route(model, route)
+        sqlite_url, tmp_path / "data", VendorTransport(), **one_route(model, route)
     ) as gateway:
         await _check(gateway, model, route, failure=GONE if route in RETIRED_UPSTREAM else None)
 
@@ -188,10 +149,10 @@ ONE_IMAGE_ROUTES = frozenset({"replicate:qwen/qwen-image"})
     ],
 )
 async def test_several_images_through_route(
-    sqlite_copy: str, tmp_path: Path, model: str, route: str
+    sqlite_url: str, tmp_path: Path, model: str, route: str
 ) -> None:
-    settings = _one_route(model, route)
-    async with _open(sqlite_copy, tmp_path / "data", VendorTransport(), **settings) as gateway:
+    settings = one_route(model, route)
+    async with _open(sqlite_url, tmp_path / "data", VendorTransport(), **settings) as gateway:
         failure = "can take this job's params" if route in ONE_IMAGE_ROUTES else None
         await _check(gateway, model, route, MULTI_OUTPUT[model], failure)
 
@@ -207,17 +168,17 @@ async def test_several_images_through_route(
 )
 async def test_on_every_database(database_url: str, tmp_path: Path, model: str, route: str) -> None:
     async with _open(
-        database_url, tmp_path / "data", VendorTransport(), **_one_route(model, route)
+        database_url, tmp_path / "data", VendorTransport(), **one_route(model, route)
     ) as gateway:
         await _check(gateway, model, route, failure=GONE if route in RETIRED_UPSTREAM else None)
 
 
 @pytest.mark.parametrize("model", [spec.id for spec in CATALOG if spec.retired_upstream])
 async def test_retired_model_is_served_by_its_substitute(
-    sqlite_copy: str, tmp_path: Path, model: str
+    sqlite_url: str, tmp_path: Path, model: str
 ) -> None:
     """With the catalog's routes and substitutes on, every dead route fails over to the stand-in."""
-    async with _open(sqlite_copy, tmp_path / "data", VendorTransport()) as gateway:
+    async with _open(sqlite_url, tmp_path / "data", VendorTransport()) as gateway:
         body, job = await _run(gateway, model)
         request = CATALOG.parse(body)
         assert job["status"] == "COMPLETED", job
@@ -239,12 +200,12 @@ async def test_retired_model_is_served_by_its_substitute(
     ],
 )
 async def test_ideogram_v3_tier_reaches_fal(
-    sqlite_copy: str, tmp_path: Path, model: str, speed: str
+    sqlite_url: str, tmp_path: Path, model: str, speed: str
 ) -> None:
     """The three v3 ids share one fal endpoint; the tier their price pays for must be asked for."""
     vendors = VendorTransport()
-    settings = _one_route(model, "fal:fal-ai/ideogram/v3")
-    async with _open(sqlite_copy, tmp_path / "data", vendors, **settings) as gateway:
+    settings = one_route(model, "fal:fal-ai/ideogram/v3")
+    async with _open(sqlite_url, tmp_path / "data", vendors, **settings) as gateway:
         _body, job = await _run(gateway, model)
     assert job["status"] == "COMPLETED", job
     submits = [r for r in vendors.app("fal").state.requests if r["method"] == "POST"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,13 @@ class EchoAdapter:
         return None
 
 
+@contextlib.asynccontextmanager
 async def echo_gateway(database_url: str, tmp_path: Path) -> Any:
     adapter = EchoAdapter()
     routes = {"gpt-image-1.5": ["echo:echo-1"]}
-    async for gw in open_gateway(database_url, tmp_path, routes=routes, adapters={"echo": adapter}):
+    async with open_gateway(
+        database_url, tmp_path, routes=routes, adapters={"echo": adapter}
+    ) as gw:
         adapter.fetch = gw.runtime.providers.context.fetch_input
         yield gw, adapter
 
@@ -63,7 +67,7 @@ async def run(gw: Gateway, *urls: str) -> dict[str, Any]:
 async def test_an_upload_and_an_earlier_output_are_read_from_storage(
     database_url: str, tmp_path: Path
 ) -> None:
-    async for gw, adapter in echo_gateway(database_url, tmp_path):
+    async with echo_gateway(database_url, tmp_path) as (gw, adapter):
         data = image_bytes((48, 32), "orange", "JPEG")
         uploaded = await gw.http.post(
             "/v2/uploads", files={"file": ("me.jpg", data, "image/jpeg")}, headers=gw.headers()
@@ -85,7 +89,7 @@ async def test_an_upload_and_an_earlier_output_are_read_from_storage(
 async def test_a_tampered_own_url_fails_the_job_and_refunds(
     database_url: str, tmp_path: Path
 ) -> None:
-    async for gw, _adapter in echo_gateway(database_url, tmp_path):
+    async with echo_gateway(database_url, tmp_path) as (gw, _adapter):
         uploaded = await gw.http.post(
             "/v2/uploads",
             files={"file": ("me.jpg", image_bytes((48, 32), "orange", "JPEG"), "image/jpeg")},
@@ -102,7 +106,7 @@ async def test_a_tampered_own_url_fails_the_job_and_refunds(
 async def test_an_input_url_the_outbound_guard_refuses_fails_the_job(
     database_url: str, tmp_path: Path
 ) -> None:
-    async for gw, _adapter in echo_gateway(database_url, tmp_path):
+    async with echo_gateway(database_url, tmp_path) as (gw, _adapter):
         job = await run(gw, "http://169.254.169.254/latest/meta-data/x.png")
         assert job["status"] == "FAILED"
         assert "input image" in job["error"]

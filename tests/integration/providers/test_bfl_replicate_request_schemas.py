@@ -13,31 +13,24 @@ the documented inputs instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import jsonschema
 import pytest
-from pydantic import SecretStr
 
 from imagegate.providers import bfl, replicate
 from imagegate.providers.port import (
     Finished,
     GenerationRequest,
     ProviderAdapter,
-    ProviderContext,
-    Submitted,
-    TaskHandle,
 )
-from imagegate.settings import ProviderSettings
-from imagegate.testing.clock import FakeClock
 from imagegate.testing.fake_upstream import bfl as fake_bfl
 from imagegate.testing.fake_upstream import replicate as fake_replicate
-from imagegate.types import FetchedInput
-from tests.images import image_bytes
+from tests.integration.providers.conftest import adapter_on, generation_request, run_to_finish
 from tests.integration.providers.routes import catalog_route
 
 SCHEMAS = Path(__file__).parent / "schemas"
@@ -54,41 +47,21 @@ def _closed(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "additionalProperties": False}
 
 
-async def _fetch(url: str) -> FetchedInput:
-    return FetchedInput(image_bytes(), "image/png", url)
-
-
 def _request(vendor: str, model: str, **params: Any) -> GenerationRequest:
-    return GenerationRequest(
-        job_id="job-1",
-        model=model,
-        route=catalog_route(vendor, model),
-        prompt="a lighthouse at dawn",
-        params=params,
-    )
+    return generation_request(model, catalog_route(vendor, model), "a lighthouse at dawn", params)
 
 
 async def _run(adapter: ProviderAdapter, request: GenerationRequest) -> Finished:
-    answer = await adapter.submit(request)
-    if isinstance(answer, Finished):
-        return answer
-    assert isinstance(answer, Submitted)
-    handle = TaskHandle(answer.task_id, answer.state)
-    for _ in range(10):
-        polled = await adapter.poll(request, handle)
-        if isinstance(polled, Finished):
-            return polled
-    raise AssertionError("the task never finished")
+    return await run_to_finish(adapter, request, may_finish_at_submit=True)
 
 
+@contextlib.asynccontextmanager
 async def _adapter(
     module: Any, app: Any, key: str, base_url: str, **options: Any
 ) -> AsyncIterator[ProviderAdapter]:
-    settings = ProviderSettings(api_key=SecretStr(key), base_url=base_url, options=options)
-    context = ProviderContext(
-        fetch_input=_fetch, transport=httpx2.ASGITransport(app=app), clock=FakeClock()
+    adapter: ProviderAdapter = adapter_on(
+        module.create_adapter, app, api_key=key, base_url=base_url, options=options
     )
-    adapter: ProviderAdapter = module.create_adapter(settings, context)
     try:
         yield adapter
     finally:
@@ -152,7 +125,7 @@ async def test_bfl_requests_match_the_openapi_schema(
     model: str, params: dict[str, Any], options: dict[str, Any]
 ) -> None:
     app = fake_bfl.create_app(polling_base="https://api.us1.bfl.ai")
-    async for adapter in _adapter(bfl, app, "bfl_test_key", "https://api.bfl.ai", **options):
+    async with _adapter(bfl, app, "bfl_test_key", "https://api.bfl.ai", **options) as adapter:
         await _run(adapter, _request("bfl", model, **params))
 
     posts = [r for r in app.state.requests if r["method"] == "POST"]
@@ -196,7 +169,7 @@ async def test_replicate_requests_match_the_openapi_schema(
 ) -> None:
     app = fake_replicate.create_app()
     base = "https://api.replicate.com/v1"
-    async for adapter in _adapter(replicate, app, "r8_test_token", base, **options):
+    async with _adapter(replicate, app, "r8_test_token", base, **options) as adapter:
         request = _request("replicate", slug, **params)
         request = GenerationRequest(**{**request.__dict__, "outputs": outputs})
         finished = await _run(adapter, request)

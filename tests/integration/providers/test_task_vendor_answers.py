@@ -17,6 +17,7 @@ so each case pins one rule of the error taxonomy (documented in each adapter's d
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -170,6 +171,7 @@ def _raising(exc_type: type[httpx2.TransportError]) -> Handler:
     return handler
 
 
+@contextlib.asynccontextmanager
 async def _adapter(vendor: Vendor, handler: Handler) -> AsyncIterator[ProviderAdapter]:
     adapter = vendor.adapter(httpx2.MockTransport(handler))
     try:
@@ -179,7 +181,7 @@ async def _adapter(vendor: Vendor, handler: Handler) -> AsyncIterator[ProviderAd
 
 
 async def _submit(vendor: Vendor, handler: Handler) -> UpstreamError:
-    async for adapter in _adapter(vendor, handler):
+    async with _adapter(vendor, handler) as adapter:
         with pytest.raises(UpstreamError) as caught:
             await adapter.submit(vendor.request())
         return caught.value
@@ -187,7 +189,7 @@ async def _submit(vendor: Vendor, handler: Handler) -> UpstreamError:
 
 
 async def _poll(vendor: Vendor, handler: Handler) -> UpstreamError:
-    async for adapter in _adapter(vendor, handler):
+    async with _adapter(vendor, handler) as adapter:
         with pytest.raises(UpstreamError) as caught:
             await adapter.poll(vendor.request(), vendor.task)
         return caught.value

@@ -16,6 +16,7 @@ the cadence instead of hammering the vendor from 0.5 s again.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -63,6 +64,7 @@ def _request(vendor: str) -> GenerationRequest:
     return GenerationRequest("job-1", model, catalog_route(vendor, model), "slow lighthouse", {})
 
 
+@contextlib.asynccontextmanager
 async def _adapter(vendor: str, **options: Any) -> AsyncIterator[ProviderAdapter]:
     module, key, base_url, _model = VENDORS[vendor]
     settings = ProviderSettings(api_key=SecretStr(key), base_url=base_url, options=options)
@@ -105,7 +107,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("vendor", list(EXPECTED))
 async def test_poll_cadence_follows_vendor_advice(vendor: str) -> None:
-    async for adapter in _adapter(vendor):
+    async with _adapter(vendor) as adapter:
         assert await _cadence(adapter, _request(vendor)) == EXPECTED[vendor]
 
 
@@ -115,7 +117,7 @@ async def test_backoff_resumes_from_persisted_state_and_stays_capped(
 ) -> None:
     """A worker restarted after many polls resumes at the cap, not at the first interval."""
     request = _request(vendor)
-    async for adapter in _adapter(vendor):
+    async with _adapter(vendor) as adapter:
         submitted = await adapter.submit(request)
         assert isinstance(submitted, Submitted)
         restored = TaskHandle(submitted.task_id, {**submitted.state, "polls": 40})
@@ -129,7 +131,7 @@ async def test_backoff_resumes_from_persisted_state_and_stays_capped(
 
 @pytest.mark.parametrize(("vendor", "first"), [("bfl", 0.5), ("dashscope", 1.0)])
 async def test_poll_interval_option_caps_the_backoff(vendor: str, first: float) -> None:
-    async for adapter in _adapter(vendor, poll_interval=first * 2):
+    async with _adapter(vendor, poll_interval=first * 2) as adapter:
         waits = await _cadence(adapter, _request(vendor))
     assert waits[0] == first
     assert waits[1:] and all(wait == first * 2 for wait in waits[1:])

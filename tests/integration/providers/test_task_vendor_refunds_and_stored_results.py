@@ -1,4 +1,4 @@
-"""Issue 6 through the whole gateway: every task-queue vendor's fake, the worker, the ledger.
+"""Task-queue vendors through the whole gateway: every vendor's fake, the worker, the ledger.
 
 Each case runs one job with live keys forced onto a single route (no other route, no substitute)
 and every adapter talking to ``imagegate.testing.vendors``. A moderated answer, whether the
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,46 +20,17 @@ import httpx2
 import pytest
 from PIL import Image
 
-from imagegate.store.migrate import upgrade_sync
-from imagegate.testing.vendors import VendorTransport, provider_settings
-from tests.integration.conftest import Gateway, open_gateway
+from imagegate.testing.vendors import VendorTransport
+from tests.integration.conftest import Gateway, on_fake_vendors, one_route
 
 CREDITS = 1000
 
 
-@pytest.fixture(scope="module")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated SQLite file; each case copies it (migrating per case is slow)."""
-    path = tmp_path_factory.mktemp("template") / "imagegate.db"
-    upgrade_sync(f"sqlite+aiosqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-def sqlite_copy(migrated_sqlite: Path, tmp_path: Path) -> str:
-    database = tmp_path / "imagegate.db"
-    shutil.copyfile(migrated_sqlite, database)
-    return f"sqlite+aiosqlite:///{database}"
-
-
-@contextlib.asynccontextmanager
-async def _open(
+def _open(
     database_url: str, data_dir: Path, vendors: VendorTransport, model: str, route: str
-) -> AsyncIterator[Gateway]:
-    gateways = open_gateway(
-        database_url,
-        data_dir,
-        credits=CREDITS,
-        transport=vendors,
-        providers=provider_settings(),
-        routes={model: [route]},
-        allow_substitutes=False,
-    )
-    gateway = await anext(gateways)
-    try:
-        yield gateway
-    finally:
-        await anext(gateways, None)  # runs open_gateway's teardown
+) -> contextlib.AbstractAsyncContextManager[Gateway]:
+    settings = one_route(model, route)
+    return on_fake_vendors(database_url, data_dir, vendors, credits=CREDITS, **settings)
 
 
 async def _run(gateway: Gateway, model: str, prompt: str) -> dict[str, Any]:
@@ -85,10 +54,10 @@ MODERATED = [
 
 @pytest.mark.parametrize(("model", "route", "word"), MODERATED)
 async def test_moderated_job_fails_free_and_refunds(
-    sqlite_copy: str, tmp_path: Path, model: str, route: str, word: str
+    sqlite_url: str, tmp_path: Path, model: str, route: str, word: str
 ) -> None:
     vendors = VendorTransport()
-    async with _open(sqlite_copy, tmp_path / "data", vendors, model, route) as gateway:
+    async with _open(sqlite_url, tmp_path / "data", vendors, model, route) as gateway:
         job = await _run(gateway, model, f"a lighthouse at dawn {word}")
         assert job["status"] == "FAILED", job
         assert "content policy" in job["error"].lower(), job["error"]
@@ -108,7 +77,7 @@ EXPIRING = [
 
 @pytest.mark.parametrize(("route", "prefix", "expired_status"), EXPIRING)
 async def test_expiring_result_urls_are_stored_at_once(
-    sqlite_copy: str, tmp_path: Path, route: str, prefix: str, expired_status: int
+    sqlite_url: str, tmp_path: Path, route: str, prefix: str, expired_status: int
 ) -> None:
     """BFL samples die after 10 minutes, Replicate outputs after an hour: the worker must
     download them while the job finishes and serve its own copy from then on.
@@ -118,7 +87,7 @@ async def test_expiring_result_urls_are_stored_at_once(
     """
     vendors = VendorTransport()
     vendor = route.partition(":")[0]
-    async with _open(sqlite_copy, tmp_path / "data", vendors, "flux-2-pro", route) as gateway:
+    async with _open(sqlite_url, tmp_path / "data", vendors, "flux-2-pro", route) as gateway:
         job = await _run(gateway, "flux-2-pro", "a lighthouse at dawn expire-fast")
         assert job["status"] == "COMPLETED", job
         downloads = [r for r in vendors.app(vendor).state.requests if r["path"].startswith(prefix)]

@@ -12,17 +12,15 @@ until the job runs out of attempts and is refunded.
 from __future__ import annotations
 
 import contextlib
-import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 
-from imagegate.store.migrate import upgrade_sync
-from imagegate.testing.vendors import VENDOR_HOSTS, VendorTransport, provider_settings
-from tests.integration.conftest import Gateway, open_gateway
+from imagegate.testing.vendors import VENDOR_HOSTS, VendorTransport
+from tests.integration.conftest import Gateway, on_fake_vendors, one_route
 
 CREDITS = 1000
 
@@ -42,22 +40,6 @@ MODERATED = "content policy violation"
 Handler = Callable[[httpx2.Request], httpx2.Response]
 
 
-@pytest.fixture(scope="module")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated SQLite file; each case copies it (migrating for every case is slow)."""
-    path = tmp_path_factory.mktemp("template") / "imagegate.db"
-    upgrade_sync(f"sqlite+aiosqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-def sqlite_url(migrated_sqlite: Path, tmp_path: Path) -> str:
-    """A fresh migrated database of this test's own."""
-    database = tmp_path / "imagegate.db"
-    shutil.copyfile(migrated_sqlite, database)
-    return f"sqlite+aiosqlite:///{database}"
-
-
 class Broken(VendorTransport):
     """The fake vendors, except that one vendor's hosts answer with ``handler``."""
 
@@ -75,26 +57,12 @@ class Broken(VendorTransport):
         return self._handler(request)
 
 
-@contextlib.asynccontextmanager
-async def gateway_for(
+def gateway_for(
     sqlite_url: str, data_dir: Path, vendor: str, vendors: VendorTransport
-) -> AsyncIterator[Gateway]:
+) -> contextlib.AbstractAsyncContextManager[Gateway]:
     """A gateway whose live keys send the vendor's model to it alone."""
-    model, route = ROUTES[vendor]
-    gateways = open_gateway(
-        sqlite_url,
-        data_dir,
-        credits=CREDITS,
-        transport=vendors,
-        providers=provider_settings(),
-        routes={model: [route]},
-        allow_substitutes=False,
-    )
-    gateway = await anext(gateways)
-    try:
-        yield gateway
-    finally:
-        await anext(gateways, None)  # runs open_gateway's teardown
+    settings = one_route(*ROUTES[vendor])
+    return on_fake_vendors(sqlite_url, data_dir, vendors, credits=CREDITS, **settings)
 
 
 async def run(gateway: Gateway, vendor: str, prompt: str) -> dict[str, Any]:

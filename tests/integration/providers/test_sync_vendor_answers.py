@@ -145,7 +145,7 @@ async def make_adapter() -> AsyncIterator[Callable[[str, Handler], ProviderAdapt
 
 def job(vendor: Vendor) -> GenerationRequest:
     return GenerationRequest(
-        job_id="job-issue5",
+        job_id="job-sync-answer",
         model=vendor.model,
         route=catalog_route(vendor.name, vendor.model),
         prompt="a lighthouse at dawn",
@@ -293,7 +293,7 @@ async def test_a_vendor_429_waits_the_advised_delay(vendor: str) -> None:
     )
     adapter = registry.create_adapter(vendor, settings, context)
     request = GenerationRequest(
-        job_id="job-issue5",
+        job_id="job-sync-answer",
         model=BY_NAME[vendor].model,
         route=catalog_route(vendor, BY_NAME[vendor].model),
         prompt="rate-limit-me: a lighthouse",

@@ -26,7 +26,8 @@ from imagegate.client import (
     RateLimitError,
 )
 from tests.images import image_bytes
-from tests.unit.client.conftest import Gateway
+
+from .conftest import Gateway
 
 pytestmark = pytest.mark.slow
 
