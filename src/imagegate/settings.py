@@ -124,6 +124,8 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = 60.0
     idempotency_ttl_hours: int = 24
     job_deadline_seconds: int = 3600
+    owner_email: str = "owner@localhost.localdomain"
+    """The first account's email, and the one ``GET /v2/me`` shows for an account without one."""
 
     # Queue tuning.
     workers: int = 4

@@ -50,7 +50,7 @@ def serve(
 async def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     await upgrade(settings.database_url)
     runtime = build_runtime(settings)
-    first = await bootstrap(runtime.db, runtime.clock)
+    first = await bootstrap(runtime.db, runtime.clock, email=settings.owner_email)
     if first is not None:
         console.print(
             Panel.fit(
