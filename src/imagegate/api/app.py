@@ -25,6 +25,7 @@ from imagegate.api.routes import (
     jobs,
     midjourney,
     models,
+    openai,
     uploads,
     webhooks,
 )
@@ -62,7 +63,18 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (images, midjourney, jobs, webhooks, uploads, account, models, health, files):
+    for module in (
+        images,
+        midjourney,
+        jobs,
+        webhooks,
+        uploads,
+        account,
+        models,
+        health,
+        files,
+        openai,
+    ):
         app.include_router(module.router)
     app.add_middleware(
         BodyLimitMiddleware,
@@ -70,6 +82,7 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
         overrides={
             "/v2/uploads": runtime.settings.upload_max_bytes + 1024 * 1024,
             midjourney.PATH: max(midjourney.BODY_LIMIT, runtime.settings.max_body_bytes),
+            openai.EDITS_PATH: openai.edits_body_limit(runtime.settings.upload_max_bytes),
         },
     )
     app.add_middleware(RequestIdMiddleware)
