@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = 60.0
     idempotency_ttl_hours: int = 24
     job_deadline_seconds: int = 3600
+    openai_wait_seconds: float = Field(default=300.0, gt=0)
+    """How long ``/v1/images/...`` waits for its job before answering 504 with the job id."""
+    owner_email: str = "owner@localhost.localdomain"
+    """The first account's email, and the one ``GET /v2/me`` shows for an account without one."""
 
     # Queue tuning.
     workers: int = 4

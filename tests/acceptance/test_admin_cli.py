@@ -52,7 +52,9 @@ async def test_an_operator_sets_up_an_account_from_the_cli(tmp_path: Path) -> No
     (tmp_path / "data").mkdir()
     assert "up to date" in cli("migrate")
 
-    account = re.search(r"account (\S+) created", cli("accounts", "create", "acme"))
+    account = re.search(
+        r"account (\S+) created", cli("accounts", "create", "acme", "--email", "ops@acme.test")
+    )
     assert account is not None
     created = cli("keys", "create", "--name", "ci")
     key = re.search(r"^(ig_live_\S+)$", created, re.MULTILINE)

@@ -32,6 +32,7 @@ from imagegate.api.routes import (
     jobs,
     midjourney,
     models,
+    openai,
     uploads,
     webhooks,
 )
@@ -80,6 +81,7 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
         models,
         health,
         files,
+        openai,
     ):
         app.include_router(module.router)
     console.install_console(app)
@@ -89,6 +91,7 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
         overrides={
             "/v2/uploads": runtime.settings.upload_max_bytes + 1024 * 1024,
             midjourney.PATH: max(midjourney.BODY_LIMIT, runtime.settings.max_body_bytes),
+            openai.EDITS_PATH: openai.edits_body_limit(runtime.settings.upload_max_bytes),
         },
     )
     app.add_middleware(NulRejectMiddleware)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -60,6 +61,9 @@ def _run(action: Callable[[Database], Awaitable[T]]) -> T:
         raise typer.Exit(1) from None
 
 
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
 async def _account_id(db: Database, account: str | None) -> str:
     if account:
         return account
@@ -73,8 +77,14 @@ async def _account_id(db: Database, account: str | None) -> str:
 
 
 @accounts_app.command("create")
-def accounts_create(name: str, email: str | None = typer.Option(None)) -> None:
-    """Create an account."""
+def accounts_create(
+    name: str,
+    email: str = typer.Option(..., help="The owner's email, shown by GET /v2/me."),
+) -> None:
+    """Create an account; every account has an owner's email (Apiframe clients require one)."""
+    if not _EMAIL.fullmatch(email.strip()):
+        raise typer.BadParameter(f"{email!r} is not an email address", param_hint="--email")
+    email = email.strip()
     account = _run(lambda db: account_service.create_account(db, SystemClock(), name, email))
     console.print(f"account {account.id} created")
 

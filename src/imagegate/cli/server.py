@@ -72,7 +72,7 @@ class _Server(uvicorn.Server):
 async def _serve(settings: Settings, host: str, port: int, workers: int, logs: LogPipeline) -> None:
     await upgrade(settings.database_url)
     runtime = build_runtime(settings)
-    first = await bootstrap(runtime.db, runtime.clock)
+    first = await bootstrap(runtime.db, runtime.clock, email=settings.owner_email)
     if first is not None:
         console.print(
             Panel.fit(

@@ -90,7 +90,10 @@ def stalled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 @pytest.fixture(scope="session")
 def broke_key(gateway: Gateway) -> str:
     """A live key of a second account, which has no credits."""
-    created = re.search(r"account (\S+) created", gateway.cli("accounts", "create", "broke"))
+    created = re.search(
+        r"account (\S+) created",
+        gateway.cli("accounts", "create", "broke", "--email", "ops@broke.test"),
+    )
     assert created
     return gateway.cli("keys", "create", "--account", created.group(1)).strip().splitlines()[-1]
 

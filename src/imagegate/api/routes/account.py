@@ -22,7 +22,13 @@ async def me(runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
     if account is None:
         raise NotFound("Account not found")
     return {
-        "user": {"id": account.id, "email": account.email or "", "role": "OWNER"},
+        # Apiframe's Me requires a valid email; accounts made before emails were required
+        # show the operator's configured owner email.
+        "user": {
+            "id": account.id,
+            "email": account.email or runtime.settings.owner_email,
+            "role": "OWNER",
+        },
         "team": {
             "id": account.id,
             "name": account.name,
