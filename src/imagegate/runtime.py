@@ -32,6 +32,7 @@ from imagegate.queue.wakeup import PostgresListener, Wakeup
 from imagegate.queue.worker import Worker
 from imagegate.services.actions import ActionSubmitter
 from imagegate.services.jobs import JobService
+from imagegate.services.limits import RequestLimiter
 from imagegate.services.retention import Sweeper
 from imagegate.services.submit import Submitter
 from imagegate.services.uploads import UploadService
@@ -87,6 +88,7 @@ class Runtime:
     uploads: UploadService
     metrics: Metrics
     signing_secret: bytes
+    limiter: RequestLimiter
     _listener: PostgresListener | None = field(default=None, repr=False)
 
     def worker(self, concurrency: int | None = None, owner: str | None = None) -> Worker:
@@ -133,6 +135,7 @@ class Runtime:
             await self._listener.stop()
         await self.providers.aclose()
         await self.gates.aclose()
+        await self.limiter.aclose()
         await self.ingest.aclose()
         with contextlib.suppress(Exception):
             await asyncio.shield(self.db.dispose())
@@ -255,6 +258,7 @@ def build_runtime(
         ),
         metrics=metrics,
         signing_secret=secret,
+        limiter=RequestLimiter(settings),
     )
 
 

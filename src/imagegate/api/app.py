@@ -17,6 +17,7 @@ from pydantic import TypeAdapter
 from imagegate import __version__
 from imagegate.api.errors import install_error_handlers
 from imagegate.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from imagegate.api.ratelimit import RateLimitHeadersMiddleware
 from imagegate.api.routes import (
     account,
     files,
@@ -64,6 +65,7 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
     install_error_handlers(app)
     for module in (images, midjourney, jobs, webhooks, uploads, account, models, health, files):
         app.include_router(module.router)
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         limit=runtime.settings.max_body_bytes,
