@@ -46,7 +46,7 @@ from imagegate.types import Clock, JobStatus, Millis
 
 DAY_MS = 86_400_000
 
-__all__ = ["Accepted", "Submitter", "admit", "claim_key", "retry_key_race"]
+__all__ = ["Accepted", "Submitter", "admit", "check_caps", "claim_key", "retry_key_race"]
 
 UrlCheck = Callable[[str], Awaitable[None]]
 """Raises ``ValidationFailed`` when a webhook URL may not be called (the outbound guard)."""
@@ -130,7 +130,7 @@ class Submitter:
             replay = await claim_key(conn, self._settings, caller, key, request_print, job_id, now)
             if replay is not None:
                 return replay
-            await admit(conn, self._settings, caller, job_id, cost, now, model=request.spec.id)
+            await check_caps(conn, self._settings, caller, cost, now)
             spec = request.spec
             await job_store.insert_job(
                 conn,
@@ -154,6 +154,8 @@ class Submitter:
             )
             await job_store.add_event(conn, job_id, "queued", now, {"cost": cost})
             await notify_in_transaction(conn)
+            # Admitted last, so the account stays locked only from here to the commit.
+            await admit(conn, self._settings, caller, job_id, cost, now, inserted=True)
         self._wakeup.notify()
         self._metrics.jobs_submitted.labels(request.spec.id).inc()
         return Accepted(job_id, JobStatus.QUEUED)
@@ -217,24 +219,34 @@ async def admit(
     now: Millis,
     *,
     model: str | None = None,
+    inserted: bool = False,
 ) -> None:
-    """Let ``job_id`` in, or raise before anything is written or charged.
+    """Let ``job_id`` in, or raise so that nothing is written or charged.
 
     In order: the key's allowed models (403), the queued-jobs cap, the account's concurrent-jobs
-    cap, its daily spend cap (429 each), then the credit reservation (402).
-
-    The caps are checked twice. First without a lock: a cap already full in this snapshot is
-    refused at once, without queueing behind the account's other submits (under a burst, most
-    refusals end here). Then under the account row's lock, which admits: no other submit of the
-    account can change the counts until this transaction commits.
+    cap, its daily spend cap (429 each), then the credit reservation (402). The caps are counted
+    under the account row's lock: no other submit of the account can change the counts until
+    this transaction commits, on any API process. ``inserted`` says the job row is already in
+    the transaction (and so in the counts); a caller that inserts it first, then admits, holds
+    the lock for the shortest time.
     """
     if model is not None:
         caller.check_model(model)
-    await _check_caps(conn, settings, caller, cost, now, locked=False)
-    await _check_caps(conn, settings, caller, cost, now, locked=True)
+    if not inserted:
+        await check_caps(conn, settings, caller, cost, now)
+    await _check_caps(conn, settings, caller, cost, now, locked=True, own=inserted)
     if cost and await accounts.reserve(conn, caller.account_id, job_id, cost, now) is None:
         available = await accounts.balance(conn, caller.account_id)
         raise InsufficientCredits(required=cost, available=available)
+
+
+async def check_caps(
+    conn: AsyncConnection, settings: Settings, caller: Caller, cost: int, now: Millis
+) -> None:
+    """The caps of ``admit`` without its lock: a cap already full in this snapshot is refused at
+    once, without queueing behind the account's other submits (under a burst, most refusals end
+    here). Passing it admits nothing: only ``admit`` does."""
+    await _check_caps(conn, settings, caller, cost, now, locked=False, own=False)
 
 
 async def _check_caps(
@@ -245,19 +257,22 @@ async def _check_caps(
     now: Millis,
     *,
     locked: bool,
+    own: bool,
 ) -> None:
+    """Raise when one more job of ``cost`` would pass a cap; ``own``: it is already counted."""
     account_id = caller.account_id
     if locked:
         account = await accounts.lock_account(conn, account_id)
     else:
         account = await accounts.get_account(conn, account_id)
-    queued = await job_store.count_queued(conn, account_id)
+    mine = 1 if own else 0
+    queued = await job_store.count_queued(conn, account_id) - mine
     if queued >= settings.max_queued_jobs_per_account:
         raise RateLimited(f"Too many queued jobs ({queued}); wait for some to start", retry_after=5)
     if account is None:
         return
     if account.max_concurrent_jobs is not None:
-        active = await accounts.count_active_jobs(conn, account_id)
+        active = await accounts.count_active_jobs(conn, account_id) - mine
         if active >= account.max_concurrent_jobs:
             raise ConcurrentJobsLimit(
                 f"Too many jobs in progress ({active} of {account.max_concurrent_jobs} allowed"
@@ -266,7 +281,7 @@ async def _check_caps(
             )
     if cost and account.max_daily_spend is not None:
         day_start = now - now % DAY_MS
-        spent = await accounts.spent_since(conn, account_id, day_start)
+        spent = await accounts.spent_since(conn, account_id, day_start) - (cost if own else 0)
         if spent + cost > account.max_daily_spend:
             raise DailySpendLimit(
                 f"Daily spending limit reached: {spent} of {account.max_daily_spend} credits"

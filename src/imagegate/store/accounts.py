@@ -6,7 +6,7 @@ balance. ``reserve`` is one conditional ``UPDATE … WHERE credits >= cost``: tw
 can never both spend the last credits, on either engine, and the balance never goes negative.
 
 Caps that count rows (concurrent jobs, daily spend, queued jobs) cannot be one conditional
-statement, so admission first takes ``lock_account``: the account row ``FOR UPDATE`` on
+statement, so admission first takes ``lock_account``: the account row ``FOR NO KEY UPDATE`` on
 PostgreSQL, which queues every other submit of the account behind this transaction until it
 commits; on SQLite ``BEGIN IMMEDIATE`` already serialises writers and the clause is dropped.
 """
@@ -140,10 +140,15 @@ async def get_account(conn: AsyncConnection, account_id: str) -> AccountRow | No
 
 
 async def lock_account(conn: AsyncConnection, account_id: str) -> AccountRow | None:
-    """The account, locked until this transaction ends (``FOR UPDATE``; a no-op on SQLite)."""
-    row = (
-        await conn.execute(select(accounts).where(accounts.c.id == account_id).with_for_update())
-    ).first()
+    """The account, locked until this transaction ends; a no-op on SQLite.
+
+    ``FOR NO KEY UPDATE`` rather than ``FOR UPDATE``: it still excludes every other admission
+    (and the balance updates), but not the ``FOR KEY SHARE`` lock that inserting a row which
+    references the account takes, so a transaction that inserted its job first cannot deadlock
+    with another doing the same.
+    """
+    query = select(accounts).where(accounts.c.id == account_id).with_for_update(key_share=True)
+    row = (await conn.execute(query)).first()
     return _account(row) if row else None
 
 
