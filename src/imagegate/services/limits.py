@@ -29,6 +29,7 @@ import structlog
 from limits import RateLimitItem
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
+from redis.exceptions import RedisError
 
 from imagegate.errors import RateLimited
 from imagegate.services.accounts import Caller
@@ -91,7 +92,7 @@ class RequestLimiter:
             return None
         try:
             states = [await self._hit_one(item, caller.key_id, kind) for item in items]
-        except Exception as exc:  # an unreachable Redis must not refuse requests
+        except (RedisError, OSError) as exc:  # an unreachable Redis must not refuse requests
             log.warning("ratelimit.unavailable", error=str(exc))
             return None
         refused = [state for allowed, state in states if not allowed]
