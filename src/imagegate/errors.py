@@ -7,6 +7,7 @@
     │   ├── ApiKeyInvalid         401
     │   ├── ApiKeyInactive        403
     │   └── Forbidden             403  a valid key asking for what it may not do
+    │       └── ModelNotAllowed   403  the key is restricted to other models
     ├── NotFound                  404
     ├── Conflict                  409
     │   ├── IdempotencyConflict   409  same Idempotency-Key, different body
@@ -15,6 +16,8 @@
     ├── InsufficientCredits       402
     ├── PayloadTooLarge           413
     ├── RateLimited               429  carries ``retry_after`` seconds
+    │   ├── ConcurrentJobsLimit   429  the account's cap on QUEUED + PROCESSING jobs
+    │   └── DailySpendLimit       429  the account's cap on credits spent in one UTC day
     ├── ServiceUnavailable        503  database or queue down; carries ``retry_after``
     └── UpstreamError                  a provider failed: the job fails or retries (never HTTP)
         ├── UpstreamRetryable          transient (408/409/429/5xx, connection), retry_after
@@ -37,12 +40,15 @@ __all__ = [
     "ApiKeyInvalid",
     "ApiKeyMissing",
     "AuthenticationFailed",
+    "ConcurrentJobsLimit",
     "Conflict",
+    "DailySpendLimit",
     "Forbidden",
     "IdempotencyConflict",
     "ImagegateError",
     "InsufficientCredits",
     "JobAlreadyFinished",
+    "ModelNotAllowed",
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
@@ -117,6 +123,18 @@ class Forbidden(AuthenticationFailed):
     code = "forbidden"
 
 
+class ModelNotAllowed(Forbidden):
+    """This API key may not use this model"""
+
+    code = "model_not_allowed"
+
+    def __init__(self, model: str, allowed: tuple[str, ...]) -> None:
+        names = ", ".join(allowed) if allowed else "none"
+        super().__init__(f"This API key may not use model {model!r} (allowed: {names})")
+        self.model = model
+        self.allowed = allowed
+
+
 class NotFound(ImagegateError):
     """Not found"""
 
@@ -169,9 +187,28 @@ class RateLimited(ImagegateError):
 
     code = "rate_limited"
 
-    def __init__(self, message: str | None = None, retry_after: int = 1) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        retry_after: int = 1,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.headers: dict[str, str] = dict(headers or {})
+        """Extra response headers, such as a key's ``RateLimit-*`` fields."""
+
+
+class ConcurrentJobsLimit(RateLimited):
+    """Too many jobs in progress"""
+
+    code = "concurrent_jobs_limit"
+
+
+class DailySpendLimit(RateLimited):
+    """Daily spending limit reached"""
+
+    code = "daily_spend_limit"
 
 
 class ServiceUnavailable(ImagegateError):

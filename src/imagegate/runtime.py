@@ -32,6 +32,7 @@ from imagegate.queue.wakeup import PostgresListener, Wakeup
 from imagegate.queue.worker import Worker
 from imagegate.services.actions import ActionSubmitter
 from imagegate.services.jobs import JobService
+from imagegate.services.limits import RequestLimiter
 from imagegate.services.retention import Sweeper
 from imagegate.services.submit import Submitter
 from imagegate.services.uploads import UploadService
@@ -88,6 +89,7 @@ class Runtime:
     uploads: UploadService
     metrics: Metrics
     signing_secret: bytes
+    limiter: RequestLimiter
     loops: LoopHealth = field(default_factory=LoopHealth)
     """The health of this process's background loops (``/readyz`` reads it)."""
     _listener: PostgresListener | None = field(default=None, repr=False)
@@ -149,6 +151,7 @@ class Runtime:
             await self._listener.stop()
         await self.providers.aclose()
         await self.gates.aclose()
+        await self.limiter.aclose()
         await self.ingest.aclose()
         with contextlib.suppress(Exception):
             await asyncio.shield(self.db.dispose())
@@ -288,6 +291,7 @@ def build_runtime(
         ),
         metrics=metrics,
         signing_secret=secret,
+        limiter=RequestLimiter(settings),
     )
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from limits import RateLimitItem, parse_many
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -41,9 +42,23 @@ __all__ = [
     "check_names",
     "config_file_path",
     "load_settings",
+    "parse_rate",
     "read_config_file",
     "written_paths",
 ]
+
+
+def parse_rate(text: str) -> list[RateLimitItem]:
+    """``"120/minute"`` or ``"5/second;1000/hour"`` as ``limits`` items; ValueError when bad."""
+    try:
+        items = list(parse_many(text))
+    except ValueError as exc:
+        raise ValueError(
+            f"{text!r} is not a rate like '120/minute' or '5/second;1000/hour'"
+        ) from exc
+    if not items or any(item.amount < 1 for item in items):
+        raise ValueError(f"{text!r} is not a rate like '120/minute' or '5/second;1000/hour'")
+    return items
 
 
 class ProviderSettings(BaseModel):
@@ -179,12 +194,32 @@ class Settings(BaseSettings):
     circuit_open_seconds: float = 30.0
     """How long an open circuit keeps jobs away from the provider before one call tries it."""
 
+    # Who may use what: per-key request rates (``imagegate.services.limits``). Per-account caps
+    # on concurrent jobs and daily spend, per-key rates and allowed models are stored in the
+    # database and set with ``imagegate accounts limits`` / ``imagegate keys limit``.
+    rate_limit_submit: str = ""
+    """Default requests per key that change something (POST: submits, actions, cancels,
+    uploads), in the ``limits`` notation: ``"120/minute"``, ``"5/second;1000/hour"``; ``""``
+    (the default) means no limit. Counted in Redis when ``redis_url`` is set, so every process
+    shares it. Off by default: credits and the account caps already bound what a key can spend,
+    and a gateway on one team's machine should take every request its hardware can."""
+    rate_limit_read: str = ""
+    """Default requests per key that only read (GET: polls, lists, downloads of metadata)."""
+
     # Outbound URL guard (webhooks, input images).
     outbound_allow_http: bool = False
     outbound_allow_networks: list[str] = Field(default_factory=list)
 
     log_level: str = "INFO"
     log_json: bool = False
+
+    @field_validator("rate_limit_submit", "rate_limit_read")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        """A rate the ``limits`` library reads, so a typo stops start-up instead of a request."""
+        if value.strip():
+            parse_rate(value)
+        return value.strip()
 
     @classmethod
     def settings_customise_sources(

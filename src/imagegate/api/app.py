@@ -22,6 +22,7 @@ from imagegate.api.middleware import (
     NulRejectMiddleware,
     RequestIdMiddleware,
 )
+from imagegate.api.ratelimit import RateLimitHeadersMiddleware
 from imagegate.api.routes import (
     account,
     account_admin,
@@ -85,6 +86,7 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
     ):
         app.include_router(module.router)
     console.install_console(app)
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         limit=runtime.settings.max_body_bytes,

@@ -6,8 +6,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from imagegate.api.ratelimit import remember_headers
+from imagegate.errors import RateLimited
 from imagegate.runtime import Runtime
 from imagegate.services.accounts import Caller, authenticate
+from imagegate.services.limits import rate_kind
 
 __all__ = ["CallerDep", "RuntimeDep", "api_key_from"]
 
@@ -33,7 +36,19 @@ def api_key_from(request: Request) -> str | None:
 
 
 async def _caller(request: Request, runtime: RuntimeDep) -> Caller:
-    return await authenticate(runtime.db, api_key_from(request))
+    """The authenticated caller, once its key's rate budget allows this request (else 429).
+
+    The key's ``RateLimit-*`` fields go on the response whatever it turns out to be.
+    """
+    caller = await authenticate(runtime.db, api_key_from(request))
+    try:
+        state = await runtime.limiter.hit(caller, rate_kind(request.method))
+    except RateLimited as exc:
+        remember_headers(request, exc.headers)
+        raise
+    if state is not None:
+        remember_headers(request, state.headers())
+    return caller
 
 
 CallerDep = Annotated[Caller, Depends(_caller)]

@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -89,6 +89,50 @@ def accounts_create(
     console.print(f"account {account.id} created")
 
 
+def _cap(value: str | None, option: str) -> int | None:
+    if value is None or value.strip().lower() in ("none", "off", ""):
+        return None
+    if not value.strip().isdigit():
+        raise ImagegateError(f"{option} takes a whole number, or 'none' to lift the cap")
+    return int(value)
+
+
+@accounts_app.command("limits")
+def accounts_limits(
+    account: str | None = AccountOption,
+    concurrent_jobs: str | None = typer.Option(
+        None, "--concurrent-jobs", help="Most QUEUED + PROCESSING jobs at once; 'none' lifts it."
+    ),
+    daily_spend: str | None = typer.Option(
+        None, "--daily-spend", help="Most credits spent per UTC day; 'none' lifts it."
+    ),
+) -> None:
+    """Show, or set, the account's caps; a submit beyond one gets 429 and is not charged."""
+
+    async def action(db: Database) -> store.AccountRow:
+        account_id = await _account_id(db, account)
+        changes: dict[str, int | None] = {}
+        if concurrent_jobs is not None:
+            changes["max_concurrent_jobs"] = _cap(concurrent_jobs, "--concurrent-jobs")
+        if daily_spend is not None:
+            changes["max_daily_spend"] = _cap(daily_spend, "--daily-spend")
+        if changes:
+            return await account_service.set_account_limits(db, account_id, changes)
+        async with db.read() as conn:
+            row = await store.get_account(conn, account_id)
+        if row is None:
+            raise ImagegateError(f"Account {account_id} not found")
+        return row
+
+    row = _run(action)
+    concurrent = row.max_concurrent_jobs
+    spend = row.max_daily_spend
+    console.print(
+        f"account {row.id}: concurrent jobs {concurrent if concurrent is not None else 'no cap'},"
+        f" daily spend {f'{spend} credits' if spend is not None else 'no cap'}"
+    )
+
+
 @accounts_app.command("list")
 def accounts_list() -> None:
     async def action(db: Database) -> list[store.AccountRow]:
@@ -101,18 +145,62 @@ def accounts_list() -> None:
     console.print(table)
 
 
+RateOption = typer.Option(
+    None,
+    "--rate",
+    help="Requests that change something (submits, …), e.g. 60/minute; 'default' resets.",
+)
+ReadRateOption = typer.Option(
+    None, "--read-rate", help="Requests that only read, e.g. 600/minute; 'default' resets."
+)
+ModelsOption = typer.Option(
+    None, "--models", help="Comma-separated model ids the key may use; 'all' lifts it."
+)
+_CLEAR = ("default", "none", "all", "")
+
+
+def _rate(value: str | None) -> str | None:
+    return None if value is None or value.strip().lower() in _CLEAR else value.strip()
+
+
+def _models(value: str) -> list[str] | None:
+    """``--models a,b`` as model ids from the catalog (an unknown one is an error); 'all': None."""
+    if value.strip().lower() in _CLEAR:
+        return None
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    catalog = build_catalog(Settings().prices)
+    unknown = [name for name in names if catalog.get(name) is None]
+    if unknown:
+        raise ImagegateError(
+            f"unknown model {', '.join(map(repr, unknown))} (`imagegate models` lists them)"
+        )
+    return names
+
+
 @keys_app.command("create")
 def keys_create(
     name: str = typer.Option("key", help="A label for the key."),
     test: bool = typer.Option(False, "--test", help="A test key: sandbox only, never charged."),
     account: str | None = AccountOption,
+    rate: str | None = RateOption,
+    read_rate: str | None = ReadRateOption,
+    models: str | None = ModelsOption,
 ) -> None:
     """Create a key and print it once."""
 
     async def action(db: Database) -> account_service.CreatedKey:
         account_id = await _account_id(db, account)
         kind = KeyKind.TEST if test else KeyKind.LIVE
-        return await account_service.create_key(db, SystemClock(), account_id, kind, name)
+        return await account_service.create_key(
+            db,
+            SystemClock(),
+            account_id,
+            kind,
+            name,
+            submit_rate=_rate(rate),
+            read_rate=_rate(read_rate),
+            allowed_models=_models(models) if models is not None else None,
+        )
 
     created = _run(action)
     console.print(f"{created.row.kind.value} key {created.row.id} ({created.row.name}):")
@@ -125,12 +213,51 @@ def keys_list(account: str | None = AccountOption) -> None:
         async with db.read() as conn:
             return await store.list_keys(conn, account)
 
-    table = Table("id", "prefix", "name", "kind", "status", "account")
+    table = Table(
+        "id", "prefix", "name", "kind", "status", "account", "rate", "read rate", "models"
+    )
     for row in _run(action):
         table.add_row(
-            row.id, row.prefix + "…", row.name, row.kind.value, row.status, row.account_id
+            row.id,
+            row.prefix + "…",
+            row.name,
+            row.kind.value,
+            row.status,
+            row.account_id,
+            row.submit_rate or "default",
+            row.read_rate or "default",
+            ", ".join(row.allowed_models) if row.allowed_models is not None else "all",
         )
     console.print(table)
+
+
+@keys_app.command("limit")
+def keys_limit(
+    key: str = typer.Argument(..., help="Key id, prefix or the key itself."),
+    rate: str | None = RateOption,
+    read_rate: str | None = ReadRateOption,
+    models: str | None = ModelsOption,
+) -> None:
+    """Set a key's own request rates and the models it may use; the next request obeys them."""
+    changes: dict[str, Any] = {}
+    if rate is not None:
+        changes["submit_rate"] = _rate(rate)
+    if read_rate is not None:
+        changes["read_rate"] = _rate(read_rate)
+
+    async def action(db: Database) -> store.ApiKeyRow:
+        if models is not None:
+            changes["allowed_models"] = _models(models)
+        if not changes:
+            raise ImagegateError("nothing to change: give --rate, --read-rate or --models")
+        return await account_service.set_key_limits(db, key, changes)
+
+    row = _run(action)
+    allowed = ", ".join(row.allowed_models) if row.allowed_models is not None else "all"
+    console.print(
+        f"key {row.id}: rate {row.submit_rate or 'default'}, read rate"
+        f" {row.read_rate or 'default'}, models {allowed}"
+    )
 
 
 @keys_app.command("revoke")

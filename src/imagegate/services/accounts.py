@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import uuid_utils
 
@@ -14,9 +16,11 @@ from imagegate.errors import (
     ApiKeyMissing,
     Conflict,
     Forbidden,
+    ModelNotAllowed,
     NotFound,
     ValidationFailed,
 )
+from imagegate.settings import parse_rate
 from imagegate.store import accounts as store
 from imagegate.store.accounts import AccountRow, ApiKeyRow, LedgerRow
 from imagegate.store.db import Database
@@ -37,6 +41,8 @@ __all__ = [
     "is_operator",
     "ledger_page",
     "rotate_webhook_secret",
+    "set_account_limits",
+    "set_key_limits",
     "set_own_key_status",
     "webhook_secrets",
 ]
@@ -53,10 +59,20 @@ class Caller:
     key_name: str
     key_prefix: str
     kind: KeyKind
+    submit_rate: str | None = None
+    """This key's own rate for requests that change something; None: the gateway default."""
+    read_rate: str | None = None
+    allowed_models: tuple[str, ...] | None = None
+    """The model ids this key may submit; None: every model."""
 
     @property
     def is_test(self) -> bool:
         return self.kind is KeyKind.TEST
+
+    def check_model(self, model: str) -> None:
+        """Raises ``ModelNotAllowed`` (403) when this key is restricted to other models."""
+        if self.allowed_models is not None and model not in self.allowed_models:
+            raise ModelNotAllowed(model, self.allowed_models)
 
 
 @dataclass(frozen=True)
@@ -78,7 +94,16 @@ async def authenticate(db: Database, key: str | None) -> Caller:
         raise ApiKeyInvalid()
     if row.status != "active":
         raise ApiKeyInactive()
-    return Caller(row.account_id, row.id, row.name, row.prefix, row.kind)
+    return Caller(
+        row.account_id,
+        row.id,
+        row.name,
+        row.prefix,
+        row.kind,
+        submit_rate=row.submit_rate,
+        read_rate=row.read_rate,
+        allowed_models=row.allowed_models,
+    )
 
 
 async def create_account(
@@ -100,8 +125,18 @@ async def create_account(
 
 
 async def create_key(
-    db: Database, clock: Clock, account_id: str, kind: KeyKind, name: str
+    db: Database,
+    clock: Clock,
+    account_id: str,
+    kind: KeyKind,
+    name: str,
+    *,
+    submit_rate: str | None = None,
+    read_rate: str | None = None,
+    allowed_models: Sequence[str] | None = None,
 ) -> CreatedKey:
+    """A new key; the rates (``limits`` notation) and models restrict it from the start."""
+    _check_rates({"submit_rate": submit_rate, "read_rate": read_rate})
     secret = generate_key(kind)
     key_id = str(uuid_utils.uuid7())
     async with db.transaction() as conn:
@@ -116,6 +151,9 @@ async def create_key(
             key_hash=key_hash(secret),
             kind=kind,
             now=clock.now_ms(),
+            submit_rate=submit_rate,
+            read_rate=read_rate,
+            allowed_models=allowed_models,
         )
         row = await store.find_key(conn, key_hash(secret))
     assert row is not None
@@ -127,6 +165,44 @@ async def set_key_status(db: Database, clock: Clock, key: str, status: str) -> N
     async with db.transaction() as conn:
         if not await store.set_key_status(conn, key, key_hash(key), status, clock.now_ms()):
             raise NotFound(f"No API key matches {key!r}")
+
+
+async def set_key_limits(db: Database, key: str, changes: Mapping[str, Any]) -> ApiKeyRow:
+    """Change a key's ``submit_rate``, ``read_rate`` or ``allowed_models`` (None: the default),
+    by id, prefix or the key; the next request with the key obeys them."""
+    _check_rates(changes)
+    async with db.transaction() as conn:
+        if not await store.set_key_limits(conn, key, key_hash(key), changes):
+            raise NotFound(f"No API key matches {key!r}")
+        rows = await store.list_keys(conn)
+    digest = key_hash(key)
+    return next(row for row in rows if key in (row.id, row.prefix) or row.key_hash == digest)
+
+
+async def set_account_limits(
+    db: Database, account_id: str, changes: Mapping[str, int | None]
+) -> AccountRow:
+    """Change ``max_concurrent_jobs`` / ``max_daily_spend`` (None: no cap); the next submit
+    obeys them. Jobs already admitted are never cancelled by a lower cap."""
+    for name, value in changes.items():
+        if value is not None and value < 0:
+            raise ValidationFailed({name: ["must be 0 or more"]}, f"{name} must be 0 or more")
+    async with db.transaction() as conn:
+        if not await store.set_account_limits(conn, account_id, changes):
+            raise NotFound(f"Account {account_id} not found")
+        account = await store.get_account(conn, account_id)
+    assert account is not None
+    return account
+
+
+def _check_rates(changes: Mapping[str, Any]) -> None:
+    for name in ("submit_rate", "read_rate"):
+        value = changes.get(name)
+        if value is not None:
+            try:
+                parse_rate(value)
+            except ValueError as exc:
+                raise ValidationFailed({name: [str(exc)]}, f"{name}: {exc}") from None
 
 
 async def grant_credits(

@@ -252,7 +252,7 @@ class ActionSubmitter:
             if replay is not None:
                 return replay
             parent = await self._parent(conn, caller, request)
-            await admit(conn, self._settings, caller, job_id, cost, now)
+            await admit(conn, self._settings, caller, job_id, cost, now, model=parent.model)
             await job_store.insert_job(
                 conn, self._new_job(caller, request, body, parent, job_id, cost, now)
             )

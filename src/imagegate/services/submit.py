@@ -4,8 +4,12 @@ The Idempotency-Key record, the credit reservation and the job row are written t
 client that retries after a timeout gets the same job back and is charged once. On PostgreSQL
 two concurrent requests with one key race on the key's primary key: the loser's insert fails
 after the winner commits, and it retries once, finding the winner's record (a replay). On SQLite
-``BEGIN IMMEDIATE`` serialises them outright. Anything that fails — validation, 402, 429 — rolls
-the whole transaction back: nothing is inserted and nothing is charged.
+``BEGIN IMMEDIATE`` serialises them outright. Anything that fails — validation, 402, 403, 429 —
+rolls the whole transaction back: nothing is inserted and nothing is charged.
+
+Admission (``admit``) is exact under concurrency on both engines: it locks the account row
+before it counts the account's jobs and spend, so of N concurrent submits against a cap of M
+exactly M get in, wherever the API processes run.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from imagegate.catalog import Catalog
 from imagegate.catalog.registry import GenerateRequest
 from imagegate.domain.idempotency import check_key, fingerprint
 from imagegate.errors import (
+    ConcurrentJobsLimit,
+    DailySpendLimit,
     IdempotencyConflict,
     InsufficientCredits,
     RateLimited,
@@ -38,7 +44,9 @@ from imagegate.store.db import Database
 from imagegate.store.jobs import NewJob
 from imagegate.types import Clock, JobStatus, Millis
 
-__all__ = ["Accepted", "Submitter", "admit", "claim_key", "retry_key_race"]
+DAY_MS = 86_400_000
+
+__all__ = ["Accepted", "Submitter", "admit", "check_caps", "claim_key", "retry_key_race"]
 
 UrlCheck = Callable[[str], Awaitable[None]]
 """Raises ``ValidationFailed`` when a webhook URL may not be called (the outbound guard)."""
@@ -84,6 +92,7 @@ class Submitter:
         key = check_key(idempotency_key)
         retention = self._check_retention(retention_days)
         request = self._catalog.parse(body)
+        caller.check_model(request.spec.id)
         if not caller.is_test and not self._router.available(request.spec):
             raise ValidationFailed.field("model", self._router.unavailable_reason(request.spec))
         if request.webhook_url and self._check_webhook_url is not None:
@@ -124,7 +133,7 @@ class Submitter:
             replay = await claim_key(conn, self._settings, caller, key, request_print, job_id, now)
             if replay is not None:
                 return replay
-            await admit(conn, self._settings, caller, job_id, cost, now)
+            await check_caps(conn, self._settings, caller, cost, now)
             spec = request.spec
             await job_store.insert_job(
                 conn,
@@ -148,6 +157,8 @@ class Submitter:
             )
             await job_store.add_event(conn, job_id, "queued", now, {"cost": cost})
             await notify_in_transaction(conn)
+            # Admitted last, so the account stays locked only from here to the commit.
+            await admit(conn, self._settings, caller, job_id, cost, now, inserted=True)
         self._wakeup.notify()
         self._metrics.jobs_submitted.labels(request.spec.id).inc()
         return Accepted(job_id, JobStatus.QUEUED)
@@ -209,11 +220,74 @@ async def admit(
     job_id: str,
     cost: int,
     now: Millis,
+    *,
+    model: str | None = None,
+    inserted: bool = False,
 ) -> None:
-    """The queued-jobs cap (429), then the credit reservation for ``job_id`` (402)."""
-    queued = await job_store.count_queued(conn, caller.account_id)
-    if queued >= settings.max_queued_jobs_per_account:
-        raise RateLimited(f"Too many queued jobs ({queued}); wait for some to start", retry_after=5)
+    """Let ``job_id`` in, or raise so that nothing is written or charged.
+
+    In order: the key's allowed models (403), the queued-jobs cap, the account's concurrent-jobs
+    cap, its daily spend cap (429 each), then the credit reservation (402). The caps are counted
+    under the account row's lock: no other submit of the account can change the counts until
+    this transaction commits, on any API process. ``inserted`` says the job row is already in
+    the transaction (and so in the counts); a caller that inserts it first, then admits, holds
+    the lock for the shortest time.
+    """
+    if model is not None:
+        caller.check_model(model)
+    if not inserted:
+        await check_caps(conn, settings, caller, cost, now)
+    await _check_caps(conn, settings, caller, cost, now, locked=True, own=inserted)
     if cost and await accounts.reserve(conn, caller.account_id, job_id, cost, now) is None:
         available = await accounts.balance(conn, caller.account_id)
         raise InsufficientCredits(required=cost, available=available)
+
+
+async def check_caps(
+    conn: AsyncConnection, settings: Settings, caller: Caller, cost: int, now: Millis
+) -> None:
+    """The caps of ``admit`` without its lock: a cap already full in this snapshot is refused at
+    once, without queueing behind the account's other submits (under a burst, most refusals end
+    here). Passing it admits nothing: only ``admit`` does."""
+    await _check_caps(conn, settings, caller, cost, now, locked=False, own=False)
+
+
+async def _check_caps(
+    conn: AsyncConnection,
+    settings: Settings,
+    caller: Caller,
+    cost: int,
+    now: Millis,
+    *,
+    locked: bool,
+    own: bool,
+) -> None:
+    """Raise when one more job of ``cost`` would pass a cap; ``own``: it is already counted."""
+    account_id = caller.account_id
+    if locked:
+        account = await accounts.lock_account(conn, account_id)
+    else:
+        account = await accounts.get_account(conn, account_id)
+    mine = 1 if own else 0
+    queued = await job_store.count_queued(conn, account_id) - mine
+    if queued >= settings.max_queued_jobs_per_account:
+        raise RateLimited(f"Too many queued jobs ({queued}); wait for some to start", retry_after=5)
+    if account is None:
+        return
+    if account.max_concurrent_jobs is not None:
+        active = await accounts.count_active_jobs(conn, account_id) - mine
+        if active >= account.max_concurrent_jobs:
+            raise ConcurrentJobsLimit(
+                f"Too many jobs in progress ({active} of {account.max_concurrent_jobs} allowed"
+                " for this account); wait for some to finish",
+                retry_after=5,
+            )
+    if cost and account.max_daily_spend is not None:
+        day_start = now - now % DAY_MS
+        spent = await accounts.spent_since(conn, account_id, day_start) - (cost if own else 0)
+        if spent + cost > account.max_daily_spend:
+            raise DailySpendLimit(
+                f"Daily spending limit reached: {spent} of {account.max_daily_spend} credits"
+                f" spent today (UTC), this job costs {cost}",
+                retry_after=max(1, -(-(day_start + DAY_MS - now) // 1000)),
+            )

@@ -4,17 +4,24 @@ Credits move only through ``reserve``, ``refund``, ``capture`` and ``grant``; ea
 row in the caller's transaction, so ``SUM(amount)`` over an account's ledger always equals its
 balance. ``reserve`` is one conditional ``UPDATE … WHERE credits >= cost``: two concurrent submits
 can never both spend the last credits, on either engine, and the balance never goes negative.
+
+Caps that count rows (concurrent jobs, daily spend, queued jobs) cannot be one conditional
+statement, so admission first takes ``lock_account``: the account row ``FOR NO KEY UPDATE`` on
+PostgreSQL, which queues every other submit of the account behind this transaction until it
+commits; on SQLite ``BEGIN IMMEDIATE`` already serialises writers and the clause is dropped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from imagegate.store.tables import accounts, api_keys, ledger_entries
-from imagegate.types import Credits, KeyKind, Millis
+from imagegate.store.tables import accounts, api_keys, jobs, ledger_entries
+from imagegate.types import Credits, JobStatus, KeyKind, Millis
 
 __all__ = [
     "AccountRow",
@@ -22,6 +29,7 @@ __all__ = [
     "LedgerRow",
     "balance",
     "capture",
+    "count_active_jobs",
     "find_key",
     "first_account_id",
     "get_account",
@@ -33,11 +41,15 @@ __all__ = [
     "list_accounts",
     "list_keys",
     "list_ledger",
+    "lock_account",
     "refund",
     "reserve",
     "set_account_key_status",
+    "set_account_limits",
+    "set_key_limits",
     "set_key_status",
     "set_webhook_secrets",
+    "spent_since",
 ]
 
 
@@ -50,6 +62,10 @@ class AccountRow:
     webhook_secret: str | None
     webhook_secret_previous: str | None
     created_at: Millis
+    max_concurrent_jobs: int | None = None
+    """Cap on QUEUED + PROCESSING jobs; None: no cap of its own."""
+    max_daily_spend: Credits | None = None
+    """Cap on credits reserved or charged by jobs created in one UTC day; None: no cap."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,11 @@ class ApiKeyRow:
     kind: KeyKind
     status: str
     created_at: Millis
+    submit_rate: str | None = None
+    """Requests that change something, in ``limits`` notation; None: the gateway default."""
+    read_rate: str | None = None
+    allowed_models: tuple[str, ...] | None = None
+    """The model ids this key may submit; None: every model."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +107,8 @@ def _account(row: object) -> AccountRow:
         webhook_secret=m["webhook_secret"],
         webhook_secret_previous=m["webhook_secret_previous"],
         created_at=m["created_at"],
+        max_concurrent_jobs=m["max_concurrent_jobs"],
+        max_daily_spend=m["max_daily_spend"],
     )
 
 
@@ -100,6 +123,9 @@ def _key(row: object) -> ApiKeyRow:
         kind=KeyKind(m["kind"]),
         status=m["status"],
         created_at=m["created_at"],
+        submit_rate=m["submit_rate"],
+        read_rate=m["read_rate"],
+        allowed_models=tuple(m["allowed_models"]) if m["allowed_models"] is not None else None,
     )
 
 
@@ -137,6 +163,56 @@ async def first_account_id(conn: AsyncConnection) -> str | None:
     return str(value) if value is not None else None
 
 
+async def lock_account(conn: AsyncConnection, account_id: str) -> AccountRow | None:
+    """The account, locked until this transaction ends; a no-op on SQLite.
+
+    ``FOR NO KEY UPDATE`` rather than ``FOR UPDATE``: it still excludes every other admission
+    (and the balance updates), but not the ``FOR KEY SHARE`` lock that inserting a row which
+    references the account takes, so a transaction that inserted its job first cannot deadlock
+    with another doing the same.
+    """
+    query = select(accounts).where(accounts.c.id == account_id).with_for_update(key_share=True)
+    row = (await conn.execute(query)).first()
+    return _account(row) if row else None
+
+
+async def set_account_limits(
+    conn: AsyncConnection, account_id: str, values: Mapping[str, int | None]
+) -> bool:
+    """Set ``max_concurrent_jobs`` / ``max_daily_spend`` (None clears); False: no such account."""
+    result = await conn.execute(
+        update(accounts).where(accounts.c.id == account_id).values(**values)
+    )
+    return result.rowcount == 1
+
+
+async def count_active_jobs(conn: AsyncConnection, account_id: str) -> int:
+    """The account's jobs still to finish: QUEUED and PROCESSING."""
+    active = (JobStatus.QUEUED.value, JobStatus.PROCESSING.value)
+    total = await conn.scalar(
+        select(func.count())
+        .select_from(jobs)
+        .where(jobs.c.account_id == account_id, jobs.c.status.in_(active))
+    )
+    return int(total or 0)
+
+
+async def spent_since(conn: AsyncConnection, account_id: str, since: Millis) -> Credits:
+    """Credits reserved or charged by the account's jobs created at or after ``since``.
+
+    Failed and cancelled jobs were refunded, so they do not count.
+    """
+    refunded = (JobStatus.FAILED.value, JobStatus.CANCELLED.value)
+    total = await conn.scalar(
+        select(func.coalesce(func.sum(jobs.c.credit_cost), 0)).where(
+            jobs.c.account_id == account_id,
+            jobs.c.created_at >= since,
+            jobs.c.status.not_in(refunded),
+        )
+    )
+    return int(total or 0)
+
+
 async def list_accounts(conn: AsyncConnection) -> list[AccountRow]:
     rows = await conn.execute(select(accounts).order_by(accounts.c.created_at))
     return [_account(row) for row in rows]
@@ -162,9 +238,15 @@ async def insert_key(
     key_hash: str,
     kind: KeyKind,
     now: Millis,
+    submit_rate: str | None = None,
+    read_rate: str | None = None,
+    allowed_models: Sequence[str] | None = None,
 ) -> None:
     await conn.execute(
         insert(api_keys).values(
+            submit_rate=submit_rate,
+            read_rate=read_rate,
+            allowed_models=list(allowed_models) if allowed_models is not None else None,
             id=key_id,
             account_id=account_id,
             name=name,
@@ -199,6 +281,23 @@ async def set_key_status(
         update(api_keys)
         .where((c.id == key) | (c.prefix == key) | (c.key_hash == digest))
         .values(status=status, revoked_at=now if status == "revoked" else None)
+    )
+    return result.rowcount == 1
+
+
+async def set_key_limits(
+    conn: AsyncConnection, key: str, digest: str, values: Mapping[str, Any]
+) -> bool:
+    """Set ``submit_rate``, ``read_rate`` or ``allowed_models`` (None: back to the default) of
+    the key matched as in ``set_key_status``; False when no key matched."""
+    c = api_keys.c
+    changes = dict(values)
+    if changes.get("allowed_models") is not None:
+        changes["allowed_models"] = list(changes["allowed_models"])
+    result = await conn.execute(
+        update(api_keys)
+        .where((c.id == key) | (c.prefix == key) | (c.key_hash == digest))
+        .values(**changes)
     )
     return result.rowcount == 1
 

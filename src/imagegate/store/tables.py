@@ -65,6 +65,8 @@ accounts = Table(
     Column("webhook_secret", String(120)),
     Column("webhook_secret_previous", String(120)),
     Column("created_at", BigInteger, nullable=False),
+    Column("max_concurrent_jobs", Integer),  # QUEUED + PROCESSING; NULL: no cap
+    Column("max_daily_spend", BigInteger),  # credits per UTC day; NULL: no cap
     CheckConstraint("credits >= 0", name="credits_non_negative"),
 )
 
@@ -80,6 +82,9 @@ api_keys = Table(
     Column("status", String(16), nullable=False, server_default="active"),
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger),
+    Column("submit_rate", String(100)),  # `limits` notation, e.g. "60/minute"; NULL: default
+    Column("read_rate", String(100)),
+    Column("allowed_models", Json),  # list of model ids; NULL: every model
     CheckConstraint("kind IN ('live', 'test')", name="kind"),
     CheckConstraint("status IN ('active', 'inactive', 'revoked')", name="status"),
     Index(None, "account_id"),

@@ -38,9 +38,9 @@ def me_schema() -> dict[str, Any]:
 
 @pytest.fixture
 async def gateway_with_owner(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
-    async for gw in open_gateway(
+    async with open_gateway(
         database_url, tmp_path / "data", owner_email="admin@studio.example"
-    ):
+    ) as gw:
         yield gw
 
 

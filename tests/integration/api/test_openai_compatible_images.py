@@ -50,16 +50,18 @@ async def call(gateway: Gateway, pending: Awaitable[T], *, advance_clock: bool =
 @pytest.fixture
 async def slow_gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
     """A gateway whose ``/v1`` calls give up waiting after a fraction of a second."""
-    async for gw in open_gateway(
+    async with open_gateway(
         database_url, tmp_path / "data", routes=SANDBOX_ROUTES, openai_wait_seconds=0.3
-    ):
+    ) as gw:
         yield gw
 
 
 @pytest.fixture
 async def poor_gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
     """A gateway whose account has 5 credits: too few for one gpt-image-1.5 image."""
-    async for gw in open_gateway(database_url, tmp_path / "data", credits=5, routes=SANDBOX_ROUTES):
+    async with open_gateway(
+        database_url, tmp_path / "data", credits=5, routes=SANDBOX_ROUTES
+    ) as gw:
         yield gw
 
 
