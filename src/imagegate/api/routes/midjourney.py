@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response
 
 from imagegate.api.deps import CallerDep, RuntimeDep
-from imagegate.api.routes.images import ERRORS, accepted, decode_json
+from imagegate.api.routes.images import ERRORS, PreferHeader, answer, decode_json
 from imagegate.services.actions import MASK_MAX_LENGTH, action_request_schema
 
 __all__ = ["BODY_LIMIT", "PATH", "router"]
@@ -45,7 +45,11 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         "`variation` pick image `index` of a grid; `inpaint`, `outpaint` and `pan` edit an "
         "upsample. Upsample costs 4 credits, the others 16. Returns 202 with the new job id."
     ),
-    responses={202: {"description": "Job accepted."}, **RESPONSES},
+    responses={
+        200: {"description": "With `Prefer: wait=N`: the new job, finished within N seconds."},
+        202: {"description": "Job accepted."},
+        **RESPONSES,
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -58,7 +62,8 @@ async def act(
     runtime: RuntimeDep,
     caller: CallerDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    prefer: PreferHeader = None,
 ) -> Response:
     body = await decode_json(request)
     result = await runtime.actions.submit(caller, body, idempotency_key)
-    return accepted(result)
+    return await answer(runtime, caller, result, prefer)
