@@ -9,7 +9,7 @@ import binascii
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,7 +148,7 @@ class JobService:
 
     async def follow(
         self, caller: Caller, job_id: str, after: int | None = None, heartbeat: float = 15.0
-    ) -> AsyncIterator[JobEvent | SignedJob | None]:
+    ) -> AsyncGenerator[JobEvent | SignedJob | None, None]:
         """What ``GET /v2/jobs/{id}/events`` streams: the job's events after event ``after``,
         in order and each once, then the finished job; None every ``heartbeat`` idle seconds.
 
@@ -162,7 +162,7 @@ class JobService:
 
     async def _follow(
         self, caller: Caller, job_id: str, after: int, heartbeat: float
-    ) -> AsyncIterator[JobEvent | SignedJob | None]:
+    ) -> AsyncGenerator[JobEvent | SignedJob | None, None]:
         loop = asyncio.get_running_loop()
         with self._signals.watch(job_id) as changed:
             idle_since = loop.time()

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx2
 
+from imagegate.api.app import create_app
 from imagegate.services import accounts as account_service
 from imagegate.store import jobs as job_store
 from imagegate.types import KeyKind
@@ -150,3 +151,43 @@ async def test_a_last_event_id_that_is_not_an_event_id_is_refused(gateway: Gatew
 
     assert response.status_code == 400
     assert "Last-Event-ID" in response.json()["details"]
+
+
+async def test_a_client_that_goes_away_ends_its_stream_quietly(gateway: Gateway) -> None:
+    job_id = (await gateway.submit(BODY)).json()["jobId"]
+    gone = asyncio.Event()
+    sent: list[dict[str, Any]] = []
+
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message.get("body"):
+            gone.set()
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": f"/v2/jobs/{job_id}/events",
+        "raw_path": f"/v2/jobs/{job_id}/events".encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"x-api-key", gateway.test_key.encode()), (b"host", b"testserver")],
+        "client": ("127.0.0.1", 1234),
+        "server": ("testserver", 80),
+    }
+    await asyncio.wait_for(create_app(gateway.runtime)(scope, receive, send), 5)
+
+    assert sent[0]["status"] == 200
+    assert b"event: queued" in b"".join(m.get("body", b"") for m in sent)

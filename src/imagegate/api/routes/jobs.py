@@ -115,13 +115,16 @@ async def job_events(
     updates = await runtime.jobs.follow(caller, job_id, _last_event_id(last_event_id), heartbeat)
 
     async def stream() -> AsyncIterator[bytes]:
-        async for update in updates:
-            if isinstance(update, SignedJob):
-                yield sse(job_body(update), event="job")
-            elif isinstance(update, JobEvent):
-                yield sse(event_body(job_id, update), event=update.kind, id=update.id)
-            else:
-                yield sse(None)
+        try:
+            async for update in updates:
+                if isinstance(update, SignedJob):
+                    yield sse(job_body(update), event="job")
+                elif isinstance(update, JobEvent):
+                    yield sse(event_body(job_id, update), event=update.kind, id=update.id)
+                else:
+                    yield sse(None)
+        finally:  # a client that went away: stop watching the job now, not at garbage collection
+            await updates.aclose()
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
