@@ -22,6 +22,7 @@ from imagegate.net.images import make_input_fetcher
 from imagegate.observability.metrics import Metrics
 from imagegate.providers.pool import ProviderPool
 from imagegate.providers.port import ProviderAdapter, ProviderContext
+from imagegate.queue.events import JobSignals
 from imagegate.queue.gates import DatabaseGateState, GateState, ProviderGates
 from imagegate.queue.gates_redis import RedisGateState
 from imagegate.queue.ingest import OutputIngest
@@ -75,6 +76,7 @@ class Runtime:
     store: ObjectStore
     signer: UrlSigner
     wakeup: Wakeup
+    signals: JobSignals
     policy: OutboundPolicy
     providers: ProviderPool
     gates: ProviderGates
@@ -149,6 +151,7 @@ class Runtime:
     async def aclose(self) -> None:
         if self._listener is not None:
             await self._listener.stop()
+        await self.signals.aclose()
         await self.providers.aclose()
         await self.gates.aclose()
         await self.limiter.aclose()
@@ -219,6 +222,12 @@ def build_runtime(
     signer = UrlSigner(secret, settings.public_base_url, clock)
     store = store or create_object_store(settings, signer)
     wakeup = Wakeup()
+    signals = JobSignals(
+        database_url=settings.database_url,
+        redis_url=settings.redis_url,
+        redis_prefix=settings.redis_prefix,
+        poll_seconds=settings.events_poll_seconds,
+    )
     metrics = Metrics()
     policy = _outbound_policy(settings)
     context = _provider_context(settings, policy, store, signer, clock, transport)
@@ -226,7 +235,7 @@ def build_runtime(
     gates = ProviderGates(_gate_state(settings, db), clock, settings)
     router = _router(settings, catalog, providers, gates)
     ingest = OutputIngest(store, max_bytes=settings.output_max_bytes, transport=transport)
-    transitions = JobTransitions(db, clock, settings, metrics)
+    transitions = JobTransitions(db, clock, settings, metrics, signals)
     check_webhook_url = _webhook_url_check(policy)
     jobs = JobService(
         db=db,
@@ -234,6 +243,7 @@ def build_runtime(
         store=store,
         wakeup=wakeup,
         url_ttl_seconds=settings.result_url_ttl_seconds,
+        signals=signals,
     )
     return Runtime(
         settings=settings,
@@ -243,6 +253,7 @@ def build_runtime(
         store=store,
         signer=signer,
         wakeup=wakeup,
+        signals=signals,
         policy=policy,
         providers=providers,
         gates=gates,

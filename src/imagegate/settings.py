@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     retry_base_seconds: float = 2.0
     retry_cap_seconds: float = 300.0
     shutdown_grace_seconds: float = 10.0
+    events_heartbeat_seconds: float = 15.0
+    """An idle ``GET /v2/jobs/{id}/events`` stream sends a comment this often (for proxies)."""
+    events_poll_seconds: float = 2.0
+    """Live streams and ``Prefer: wait`` re-read the job this often even without a signal."""
 
     # Background loops and outages (``imagegate.supervisor``, ``imagegate.queue.runner``).
     outage_backoff_seconds: float = 0.5

@@ -116,9 +116,10 @@ class Images:
         on_progress: ProgressCallback | None = None,
     ) -> Job:
         """Queue a job. ``params`` is the model's params object (sent under its own key,
-        ``fluxParams``, ``gptImageParams``, …). ``wait=True`` (or a number of seconds) polls
-        until the job ends and returns it finished; otherwise the job is returned ``QUEUED``.
-        One ``Idempotency-Key`` (yours, or a fresh UUID) covers every retry of this call."""
+        ``fluxParams``, ``gptImageParams``, …). ``wait=True`` (or a number of seconds) follows
+        the job (as ``jobs.wait``) until it ends and returns it finished; otherwise the job is
+        returned ``QUEUED``. One ``Idempotency-Key`` (yours, or a fresh UUID) covers every
+        retry of this call."""
         return self._run(
             self._core.generate(
                 model=model,
@@ -212,8 +213,9 @@ class Jobs:
         timeout: float = 600.0,
         on_progress: ProgressCallback | None = None,
     ) -> Job:
-        """Poll with back-off until the job ends; ``on_progress`` sees each new status or
-        progress. Raises ``JobTimeoutError`` (a ``TimeoutError``) after ``timeout`` seconds."""
+        """Follow the job until it ends, on its live event stream when the gateway offers one,
+        else by polling with back-off; ``on_progress`` sees each new status or progress.
+        Raises ``JobTimeoutError`` (a ``TimeoutError``) after ``timeout`` seconds."""
         return self._run(self._core.wait(job_id, timeout=timeout, on_progress=on_progress))
 
 

@@ -1,15 +1,19 @@
 """The one request/response core that ``Client`` and ``AsyncClient`` share.
 
 Every operation is written once, as a *plan*: a generator that yields the steps it needs done,
-``Call`` (make this HTTP request, send me the ``Reply``) and ``Sleep`` (wait this long), and
-returns its result. It never touches a socket or a clock's sleep itself. A driver runs a plan:
-``run_sync`` with ``httpx2.Client`` and ``time.sleep``, ``run_async`` with ``httpx2.AsyncClient``
-and ``asyncio.sleep``. So retries, back-off, ``Retry-After``, polling, the Idempotency-Key that
-stays the same across a submit's retries, and the parsing of every answer exist in one copy; the
-two clients only differ in how a step is carried out.
+``Call`` (make this HTTP request, send me the ``Reply``), ``Sleep`` (wait this long), ``Listen``
+(open this Server-Sent Events stream, send me its first ``Event``) and ``NextEvent`` (the next
+one from that stream, None at its end), and returns its result. It never touches a socket or a
+clock's sleep itself. A driver runs a plan: ``run_sync`` with ``httpx2.Client`` and
+``time.sleep``, ``run_async`` with ``httpx2.AsyncClient`` and ``asyncio.sleep``. So retries,
+back-off, ``Retry-After``, polling, the Idempotency-Key that stays the same across a submit's
+retries, and the parsing of every answer exist in one copy; the two clients only differ in how a
+step is carried out.
 
 A connection failure is thrown into the plan as ``APIConnectionError`` at the ``Call`` that
-failed, so the plan's retry loop handles it like a 503.
+failed, so the plan's retry loop handles it like a 503; a stream that breaks (or stays silent
+past its read timeout) is thrown the same way at its ``Listen`` or ``NextEvent``. A driver
+closes an open stream as soon as the plan yields any other step or ends.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +37,9 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "Call",
     "Core",
+    "Event",
+    "Listen",
+    "NextEvent",
     "Plan",
     "PollPolicy",
     "Reply",
@@ -48,6 +55,9 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 USER_AGENT = "imagegate-python"
 DEFAULT_WAIT_TIMEOUT = 600.0
+STREAM_READ_TIMEOUT = 45.0
+"""Silence after which an event stream counts as broken (the gateway sends heartbeats)."""
+_STATUS_RANK = {"QUEUED": 0, "PROCESSING": 1}
 
 
 @dataclass(frozen=True)
@@ -73,7 +83,30 @@ class Sleep:
     seconds: float
 
 
-Step = Call | Sleep
+@dataclass(frozen=True)
+class Listen:
+    """Open the event stream ``call``; answered with its first ``Event`` (None if it ends at
+    once), or with the ``Reply`` when the gateway answers anything but 200."""
+
+    call: Call
+    read_timeout: float
+
+
+@dataclass(frozen=True)
+class NextEvent:
+    """The next ``Event`` of the stream the last ``Listen`` opened; None when it ended."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One Server-Sent Event: its ``event`` name (``message`` when unnamed), ``data`` and ``id``."""
+
+    event: str
+    data: str
+    id: str | None = None
+
+
+Step = Call | Sleep | Listen | NextEvent
 Plan = Generator[Step, Any, T]
 """A generator that yields steps and returns a ``T``; a ``Call`` is answered with a ``Reply``."""
 
@@ -266,25 +299,64 @@ class Core:
     ) -> Plan[Job]:
         """Follow the job until it ends; call ``on_progress`` with each new state seen.
 
-        Today the states come from polling ``GET /v2/jobs/{id}`` with back-off. A
-        server-sent-events source would replace the GET-and-sleep pair below with "read the
-        next event" steps; the loop, ``timeout`` and ``on_progress`` would stay as they are.
+        The states come from the job's event stream (``GET /v2/jobs/{id}/events``) when the
+        gateway offers it, else (404/405, or a stream that breaks) from polling ``GET
+        /v2/jobs/{id}`` with back-off. ``on_progress`` only ever sees the job move forward.
         """
         deadline = time.monotonic() + timeout
-        interval = self.poll.initial
-        last: tuple[str, int] | None = None
-        while True:
-            job = yield from self.get_job(job_id)
-            if on_progress is not None and (job.status, job.progress) != last:
+        last: tuple[int, int] | None = None
+
+        def report(job: Job) -> None:
+            nonlocal last
+            seen = (_STATUS_RANK.get(job.status, 2), job.progress)
+            if on_progress is not None and (last is None or seen > last):
                 on_progress(job)
-            last = (job.status, job.progress)
-            if job.done:
-                return job
+            last = seen if last is None else max(last, seen)
+
+        job = yield from self.get_job(job_id)
+        report(job)
+        if job.done:
+            return job
+        job = yield from self._follow(job, deadline, timeout, report)
+        if job.done:
+            return job
+        interval = self.poll.initial
+        while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise JobTimeoutError(job, timeout)
             yield Sleep(min(interval, remaining))
             interval = min(interval * self.poll.factor, self.poll.cap)
+            job = yield from self.get_job(job_id)
+            report(job)
+            if job.done:
+                return job
+
+    def _follow(
+        self, job: Job, deadline: float, timeout: float, report: Callable[[Job], None]
+    ) -> Plan[Job]:
+        """Read the job's event stream until the finished job arrives; the job as last seen
+        when the stream is refused or breaks, so the caller polls on from there."""
+        remaining = deadline - time.monotonic()
+        listen = Listen(_read(f"/v2/jobs/{job.id}/events"), min(remaining, STREAM_READ_TIMEOUT))
+        try:
+            answer: Event | Reply | None = yield listen
+            while isinstance(answer, Event):
+                data = json.loads(answer.data) if answer.event else None
+                if answer.event == "job" and isinstance(data, dict):
+                    final = Job.from_dict(data)
+                    report(final)
+                    return final
+                if isinstance(data, dict) and "status" in data and "progress" in data:
+                    raw = {**job.raw, "status": data["status"], "progress": data["progress"]}
+                    job = Job.from_dict(raw)
+                    report(job)
+                if time.monotonic() >= deadline:
+                    raise JobTimeoutError(job, timeout)
+                answer = yield NextEvent()
+        except (APIConnectionError, ValueError):
+            pass  # a broken stream: poll on
+        return job
 
     # -- the rest -----------------------------------------------------------------------------
 
@@ -335,48 +407,180 @@ def _build(client: httpx2.Client | httpx2.AsyncClient, core: Core, call: Call) -
     )
 
 
-def _failed(core: Core, call: Call, exc: httpx2.TransportError) -> APIConnectionError:
-    url = call.path if call.absolute else core.base_url
+def _failed(
+    core: Core, call: Call | NextEvent, exc: httpx2.TransportError | httpx2.StreamError
+) -> APIConnectionError:
+    url = call.path if isinstance(call, Call) and call.absolute else core.base_url
     return APIConnectionError(url, str(exc) or type(exc).__name__)
+
+
+class _EventParser:
+    """Server-Sent Events from a stream's lines, one line at a time. A comment (the gateway's
+    heartbeat) comes out as an ``Event`` named ``""``, so a plan can check its deadline."""
+
+    def __init__(self) -> None:
+        self._name = ""
+        self._data: list[str] = []
+        self._id: str | None = None
+
+    def feed(self, line: str) -> Event | None:
+        if not line:
+            event = Event(self._name or "message", "\n".join(self._data), self._id)
+            self._name, self._data = "", []
+            return event if event.data else None
+        if line.startswith(":"):
+            return Event("", line[1:].strip())
+        field_name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field_name == "event":
+            self._name = value
+        elif field_name == "data":
+            self._data.append(value)
+        elif field_name == "id":
+            self._id = value
+        return None
+
+
+def _events(lines: Iterator[str]) -> Iterator[Event]:
+    parser = _EventParser()
+    for line in lines:
+        event = parser.feed(line)
+        if event is not None:
+            yield event
+
+
+async def _aevents(lines: AsyncIterator[str]) -> AsyncIterator[Event]:
+    parser = _EventParser()
+    async for line in lines:
+        event = parser.feed(line)
+        if event is not None:
+            yield event
+
+
+class _SyncStream:
+    """The event stream a sync plan has open, if any."""
+
+    def __init__(self) -> None:
+        self.response: httpx2.Response | None = None
+        self.events: Iterator[Event] = iter(())
+
+    def close(self) -> None:
+        if self.response is not None:
+            self.response.close()
+            self.response = None
+
+
+def _listen_sync(
+    client: httpx2.Client, core: Core, step: Listen | NextEvent, stream: _SyncStream
+) -> Reply | Event | None:
+    if isinstance(step, Listen):
+        stream.close()
+        request = _build(client, core, step.call)
+        request.extensions["timeout"] = httpx2.Timeout(10.0, read=step.read_timeout).as_dict()
+        response = client.send(request, stream=True)
+        if response.status_code != 200:
+            content = response.read()
+            response.close()
+            return Reply(response.status_code, dict(response.headers), content)
+        stream.response = response
+        stream.events = _events(response.iter_lines())
+    elif stream.response is None:
+        return None
+    return next(stream.events, None)
 
 
 def run_sync(client: httpx2.Client, core: Core, plan: Plan[T]) -> T:
     """Carry out ``plan`` with blocking I/O."""
-    outcome: Reply | APIConnectionError | None = None
-    while True:
-        try:
-            step = plan.throw(outcome) if isinstance(outcome, Exception) else plan.send(outcome)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        outcome = None
-        if isinstance(step, Sleep):
-            time.sleep(step.seconds)
-            continue
-        try:
-            response = client.send(_build(client, core, step))
-        except httpx2.TransportError as exc:
-            outcome = _failed(core, step, exc)
-            continue
-        outcome = Reply(response.status_code, dict(response.headers), response.content)
+    outcome: Reply | Event | APIConnectionError | None = None
+    stream = _SyncStream()
+    try:
+        while True:
+            try:
+                throw = isinstance(outcome, Exception)
+                step = plan.throw(outcome) if throw else plan.send(outcome)  # type: ignore[arg-type]
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            outcome = None
+            if not isinstance(step, Listen | NextEvent):
+                stream.close()
+            if isinstance(step, Sleep):
+                time.sleep(step.seconds)
+                continue
+            try:
+                if isinstance(step, Listen | NextEvent):
+                    outcome = _listen_sync(client, core, step, stream)
+                    continue
+                response = client.send(_build(client, core, step))
+            except (httpx2.TransportError, httpx2.StreamError) as exc:
+                stream.close()
+                outcome = _failed(core, step.call if isinstance(step, Listen) else step, exc)
+                continue
+            outcome = Reply(response.status_code, dict(response.headers), response.content)
+    finally:
+        stream.close()
+
+
+class _AsyncStream:
+    """The event stream an async plan has open, if any."""
+
+    def __init__(self) -> None:
+        self.response: httpx2.Response | None = None
+        self.events: AsyncIterator[Event] | None = None
+
+    async def aclose(self) -> None:
+        if self.response is not None:
+            await self.response.aclose()
+            self.response = None
+            self.events = None
+
+
+async def _listen_async(
+    client: httpx2.AsyncClient, core: Core, step: Listen | NextEvent, stream: _AsyncStream
+) -> Reply | Event | None:
+    if isinstance(step, Listen):
+        await stream.aclose()
+        request = _build(client, core, step.call)
+        request.extensions["timeout"] = httpx2.Timeout(10.0, read=step.read_timeout).as_dict()
+        response = await client.send(request, stream=True)
+        if response.status_code != 200:
+            content = await response.aread()
+            await response.aclose()
+            return Reply(response.status_code, dict(response.headers), content)
+        stream.response = response
+        stream.events = _aevents(response.aiter_lines())
+    if stream.events is None:
+        return None
+    return await anext(stream.events, None)
 
 
 async def run_async(client: httpx2.AsyncClient, core: Core, plan: Plan[T]) -> T:
     """Carry out ``plan`` without blocking the event loop."""
-    outcome: Reply | APIConnectionError | None = None
-    while True:
-        try:
-            step = plan.throw(outcome) if isinstance(outcome, Exception) else plan.send(outcome)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        outcome = None
-        if isinstance(step, Sleep):
-            await asyncio.sleep(step.seconds)
-            continue
-        try:
-            response = await client.send(_build(client, core, step))
-        except httpx2.TransportError as exc:
-            outcome = _failed(core, step, exc)
-            continue
-        outcome = Reply(response.status_code, dict(response.headers), response.content)
+    outcome: Reply | Event | APIConnectionError | None = None
+    stream = _AsyncStream()
+    try:
+        while True:
+            try:
+                throw = isinstance(outcome, Exception)
+                step = plan.throw(outcome) if throw else plan.send(outcome)  # type: ignore[arg-type]
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            outcome = None
+            if not isinstance(step, Listen | NextEvent):
+                await stream.aclose()
+            if isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+                continue
+            try:
+                if isinstance(step, Listen | NextEvent):
+                    outcome = await _listen_async(client, core, step, stream)
+                    continue
+                response = await client.send(_build(client, core, step))
+            except (httpx2.TransportError, httpx2.StreamError) as exc:
+                await stream.aclose()
+                outcome = _failed(core, step.call if isinstance(step, Listen) else step, exc)
+                continue
+            outcome = Reply(response.status_code, dict(response.headers), response.content)
+    finally:
+        await stream.aclose()

@@ -11,17 +11,20 @@ transaction, so nothing else of it — no capture, no refund, no webhook row —
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.errors import UpstreamError, UpstreamRetryable
 from imagegate.observability.metrics import Metrics
 from imagegate.providers.port import Pending, Submitted
 from imagegate.queue import claims
 from imagegate.queue.backoff import retry_delay
+from imagegate.queue.events import JobSignals
 from imagegate.settings import Settings
 from imagegate.store import accounts
 from imagegate.store import jobs as job_store
@@ -51,12 +54,22 @@ class JobTransitions:
     credits and queue the webhook in the same transaction."""
 
     def __init__(
-        self, db: Database, clock: Clock, settings: Settings, metrics: Metrics | None = None
+        self,
+        db: Database,
+        clock: Clock,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        signals: JobSignals | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
         self._settings = settings
         self._metrics = metrics or Metrics()
+        self._signals = signals or JobSignals()
+
+    def _changing(self, job_id: str) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A transaction that changes ``job_id``; its readers are signalled once it commits."""
+        return self._signals.transaction(self._db.transaction(), job_id)
 
     def _now(self) -> int:
         return self._clock.now_ms()
@@ -65,7 +78,7 @@ class JobTransitions:
         self, lease: Lease, values: Mapping[str, Any], event: str, data: Any
     ) -> None:
         now = self._now()
-        async with self._db.transaction() as conn:
+        async with self._changing(lease.job_id) as conn:
             if not await claims.release(
                 conn, lease.job_id, lease.token, {**values, "updated_at": now}
             ):
@@ -102,7 +115,7 @@ class JobTransitions:
         }
         if outcome.state is not None:
             values["provider_state"] = dict(outcome.state)
-        async with self._db.transaction() as conn:
+        async with self._changing(lease.job_id) as conn:
             ok = await claims.release(
                 conn, lease.job_id, lease.token, {**values, "updated_at": now}
             )
@@ -115,7 +128,7 @@ class JobTransitions:
     async def fetched(self, lease: Lease, route: Route, outputs: Sequence[OutputRecord]) -> None:
         """Record the stored outputs; a restart from here finishes without asking upstream again."""
         now = self._now()
-        async with self._db.transaction() as conn:
+        async with self._changing(lease.job_id) as conn:
             ok = await claims.fenced_update(
                 conn,
                 lease.job_id,
@@ -143,7 +156,7 @@ class JobTransitions:
         charged = job.credit_cost
         if 0 < delivered < job.outputs_expected:
             charged = -(-job.credit_cost * delivered // job.outputs_expected)
-        async with self._db.transaction() as conn:
+        async with self._changing(job.id) as conn:
             ok = await claims.release(
                 conn,
                 job.id,
@@ -176,7 +189,7 @@ class JobTransitions:
     async def fail(self, lease: Lease, job: JobRow, message: str, code: str) -> None:
         """FAILED, credits refunded and the webhook queued — all or nothing."""
         now = self._now()
-        async with self._db.transaction() as conn:
+        async with self._changing(job.id) as conn:
             ok = await claims.release(
                 conn,
                 job.id,

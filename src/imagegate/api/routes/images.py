@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
@@ -9,10 +10,29 @@ from fastapi.responses import JSONResponse
 
 from imagegate.api.bodies import decode_json
 from imagegate.api.deps import CallerDep, RuntimeDep
-from imagegate.presenters import accepted_body
+from imagegate.presenters import accepted_body, job_body
+from imagegate.runtime import Runtime
+from imagegate.services.accounts import Caller
 from imagegate.services.submit import Accepted
+from imagegate.types import JobStatus
 
-__all__ = ["ERRORS", "accepted", "router"]
+__all__ = ["ERRORS", "MAX_WAIT_SECONDS", "PreferHeader", "answer", "prefer_wait", "router"]
+
+MAX_WAIT_SECONDS = 60
+"""The longest ``Prefer: wait=N`` honoured; larger values are clamped to it."""
+
+PreferHeader = Annotated[
+    str | None,
+    Header(
+        alias="Prefer",
+        description=(
+            "`wait=N` (RFC 7240): answer 200 with the finished job if it ends within N seconds "
+            f"(at most {MAX_WAIT_SECONDS}), else the usual 202."
+        ),
+    ),
+]
+
+_WAIT = re.compile(r"(?:^|[,;])\s*wait\s*=\s*\"?(\d+)\"?\s*(?=$|[,;])", re.IGNORECASE)
 
 router = APIRouter(tags=["Images"])
 
@@ -28,12 +48,40 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def accepted(result: Accepted) -> Response:
-    """202 with the job id; a replayed Idempotency-Key says so in ``Idempotent-Replayed``."""
+def prefer_wait(prefer: str | None) -> int | None:
+    """The seconds a ``Prefer`` header asks to wait (clamped to 60), or None when it does not."""
+    match = _WAIT.search(prefer or "")
+    return min(int(match.group(1)), MAX_WAIT_SECONDS) if match else None
+
+
+def _headers(result: Accepted) -> dict[str, str]:
     headers = {"Location": f"/v2/jobs/{result.job_id}"}
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
+    return headers
+
+
+def accepted(result: Accepted) -> Response:
+    """202 with the job id; a replayed Idempotency-Key says so in ``Idempotent-Replayed``."""
     body = accepted_body(result.job_id, result.status)
+    return JSONResponse(body, status_code=202, headers=_headers(result))
+
+
+async def answer(
+    runtime: Runtime, caller: Caller, result: Accepted, prefer: str | None
+) -> Response:
+    """The answer to a submit: with ``Prefer: wait=N``, 200 and the finished job (as ``GET
+    /v2/jobs/{id}``) if it ends within N seconds, else 202; ``Preference-Applied`` says the
+    wait was honoured. Replays of an ``Idempotency-Key`` are answered the same way."""
+    wait = prefer_wait(prefer)
+    if wait is None:
+        return accepted(result)
+    job = await runtime.jobs.wait(caller, result.job_id, wait)
+    headers = {**_headers(result), "Preference-Applied": f"wait={wait}"}
+    if JobStatus(job.status).is_terminal:
+        body = job_body(await runtime.jobs.sign(job))
+        return JSONResponse(body, status_code=200, headers=headers)
+    body = accepted_body(result.job_id, JobStatus(job.status))
     return JSONResponse(body, status_code=202, headers=headers)
 
 
@@ -44,9 +92,15 @@ def accepted(result: Accepted) -> Response:
     description=(
         "Queue an image generation job. The body is discriminated on `model`; each model takes "
         "its own params object (`fluxParams`, `midjourneyParams`, …). Returns 202 with the job "
-        "id at once; poll `GET /v2/jobs/{id}` or receive webhooks."
+        "id at once; poll `GET /v2/jobs/{id}`, follow `GET /v2/jobs/{id}/events` or receive "
+        "webhooks. With `Prefer: wait=N` it answers 200 with the finished job when it ends "
+        "within N seconds (at most 60)."
     ),
-    responses={202: {"description": "Job accepted."}, **ERRORS},
+    responses={
+        200: {"description": "With `Prefer: wait=N`: the job, finished within N seconds."},
+        202: {"description": "Job accepted."},
+        **ERRORS,
+    },
     openapi_extra={"x-imagegate-body": "GenerateImageRequest"},
 )
 async def generate(
@@ -61,7 +115,8 @@ async def generate(
             description="Keep this job's outputs N days instead of the operator's default.",
         ),
     ] = None,
+    prefer: PreferHeader = None,
 ) -> Response:
     body = await decode_json(request)
     result = await runtime.submitter.generate(caller, body, idempotency_key, retention_days)
-    return accepted(result)
+    return await answer(runtime, caller, result, prefer)

@@ -1,16 +1,22 @@
-"""``GET /v2/jobs``, ``GET /v2/jobs/{id}``, ``POST /v2/jobs/{id}/cancel``."""
+"""``GET /v2/jobs``, ``GET /v2/jobs/{id}``, ``GET /v2/jobs/{id}/events``,
+``POST /v2/jobs/{id}/cancel``."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
 
 from imagegate.api.deps import CallerDep, RuntimeDep
-from imagegate.presenters import job_body, job_page_body
+from imagegate.errors import ValidationFailed
+from imagegate.presenters import SignedJob, iso, job_body, job_page_body
+from imagegate.services.jobs import JobEvent, check_job_id
 from imagegate.types import JobStatus
 
-__all__ = ["router"]
+__all__ = ["event_body", "router", "sse"]
 
 router = APIRouter(tags=["Jobs"])
 
@@ -45,6 +51,83 @@ async def list_jobs(
 async def get_job(id: str, runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
     """A job's status, progress, result URLs (signed, expiring), error and cost."""
     return job_body(await runtime.jobs.show(caller, id))
+
+
+def event_body(job_id: str, event: JobEvent) -> dict[str, Any]:
+    """The ``data`` of one stream event: the job's status and progress, and what happened."""
+    return {
+        "jobId": job_id,
+        "event": event.kind,
+        "status": event.status.value,
+        "progress": event.progress,
+        "at": iso(event.at),
+        **({"data": event.data} if event.data else {}),
+    }
+
+
+def sse(data: Any, *, event: str | None = None, id: int | None = None) -> bytes:
+    """One Server-Sent Event (data as one line of JSON); ``sse(None)`` is a heartbeat comment."""
+    if data is None:
+        return b": heartbeat\n\n"
+    lines = []
+    if id is not None:
+        lines.append(f"id: {id}")
+    if event is not None:
+        lines.append(f"event: {event}")
+    lines.append("data: " + json.dumps(data, separators=(",", ":")))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def _last_event_id(value: str | None) -> int | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValidationFailed.field(
+            "Last-Event-ID", "is not an event id this stream sent"
+        ) from None
+
+
+@router.get(
+    "/v2/jobs/{id}/events",
+    summary="Follow a job live (Server-Sent Events)",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The event stream."},
+        404: {"description": "No job with that id in your account."},
+    },
+)
+async def job_events(
+    id: str,
+    runtime: RuntimeDep,
+    caller: CallerDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """Each change of the job as an event (`id` = the event's id, `event` = what happened:
+    `queued`, `submitted`, `progress`, `stored`, `retry`, `completed`, `failed`, `cancelled`, …;
+    `data` = `{"jobId", "event", "status", "progress", "at", "data"?}`), then one `job` event
+    whose data is the finished job (as `GET /v2/jobs/{id}`), then the stream closes. A
+    reconnect with `Last-Event-ID` gets exactly the events after that one. An idle stream
+    sends a `: heartbeat` comment every 15 s (`IMAGEGATE_EVENTS_HEARTBEAT_SECONDS`)."""
+    job_id = check_job_id(id)
+    heartbeat = runtime.settings.events_heartbeat_seconds
+    updates = await runtime.jobs.follow(caller, job_id, _last_event_id(last_event_id), heartbeat)
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            async for update in updates:
+                if isinstance(update, SignedJob):
+                    yield sse(job_body(update), event="job")
+                elif isinstance(update, JobEvent):
+                    yield sse(event_body(job_id, update), event=update.kind, id=update.id)
+                else:
+                    yield sse(None)
+        finally:  # a client that went away: stop watching the job now, not at garbage collection
+            await updates.aclose()
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
 
 
 @router.post("/v2/jobs/{id}/cancel", summary="Cancel a job")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Request, Response
 
 from imagegate.api.bodies import decode_json
 from imagegate.api.deps import CallerDep, RuntimeDep
-from imagegate.api.routes.images import ERRORS, accepted
+from imagegate.api.routes.images import ERRORS, PreferHeader, answer
 from imagegate.services.actions import MASK_MAX_LENGTH, action_request_schema
 
 __all__ = ["BODY_LIMIT", "PATH", "router"]
@@ -46,7 +46,11 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         "`variation` pick image `index` of a grid; `inpaint`, `outpaint` and `pan` edit an "
         "upsample. Upsample costs 4 credits, the others 16. Returns 202 with the new job id."
     ),
-    responses={202: {"description": "Job accepted."}, **RESPONSES},
+    responses={
+        200: {"description": "With `Prefer: wait=N`: the new job, finished within N seconds."},
+        202: {"description": "Job accepted."},
+        **RESPONSES,
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -59,7 +63,8 @@ async def act(
     runtime: RuntimeDep,
     caller: CallerDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    prefer: PreferHeader = None,
 ) -> Response:
     body = await decode_json(request)
     result = await runtime.actions.submit(caller, body, idempotency_key)
-    return accepted(result)
+    return await answer(runtime, caller, result, prefer)
