@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+from rich.table import Column, Table
 
 from imagegate.catalog import build_catalog
 from imagegate.errors import ImagegateError
@@ -335,12 +336,17 @@ def models_list(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     catalog = build_catalog(Settings().prices)
-    table = Table("id", "label", "params", "credits", "pricing")
+    width = max(len(spec.id) for spec in catalog)
+    # Ids are never cut (they are what the user copies); labels are text, not Rich markup:
+    # "FLUX.2 [pro]" would otherwise lose its "[pro]".
+    table = Table(
+        Column("id", no_wrap=True, min_width=width), "label", "params", "credits", "pricing"
+    )
     for spec in catalog:
         low, high = catalog.cost_range(spec)
         table.add_row(
             spec.id,
-            spec.label,
+            escape(spec.label),
             spec.params_key,
             str(low) if low == high else f"{low}–{high}",
             spec.pricing_mode,
@@ -356,5 +362,5 @@ def models_show(model_id: str) -> None:
     if spec is None:
         console.print(f"[red]error:[/] unknown model {model_id!r}")
         raise typer.Exit(1)
-    console.print(f"[bold]{spec.label}[/] ({spec.id}) — {spec.description}")
+    console.print(f"[bold]{escape(spec.label)}[/] ({spec.id}) — {escape(spec.description)}")
     typer.echo(json.dumps(spec.params.model_json_schema(), indent=2))
