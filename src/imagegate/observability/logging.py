@@ -70,6 +70,8 @@ _SCRUBS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b(whsec_)[A-Za-z0-9+/=_-]+"), rf"\1{REDACTED}"),
     (re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]+"), rf"\1\2{REDACTED}"),
     (re.compile(r"(?i)([?&;]signature=)[^&\s\"'\\]+"), rf"\1{REDACTED}"),
+    # a password inside a URL: postgresql+psycopg://user:password@host/db
+    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s\"']*:)[^@\s\"'/]+(@)"), rf"\1{REDACTED}\2"),
     # name: value, name=value, "name": "value", (b'name', b'value'): the name is a secret's
     (
         re.compile(

@@ -191,6 +191,14 @@ def test_a_stuck_log_stream_drops_records_instead_of_blocking_the_caller() -> No
         root.handlers[:], root.level = saved
 
 
+def test_scrub_masks_a_password_inside_a_url() -> None:
+    line = "cannot connect to postgresql+psycopg://imagegate:hunter2@db:5432/imagegate"
+    assert scrub(line) == (
+        "cannot connect to postgresql+psycopg://imagegate:[REDACTED]@db:5432/imagegate"
+    )
+    assert scrub("see http://127.0.0.1:8000/v2/jobs") == "see http://127.0.0.1:8000/v2/jobs"
+
+
 def test_a_scrubbed_json_line_stays_valid_json() -> None:
     line = json.dumps(
         {
