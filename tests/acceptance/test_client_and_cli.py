@@ -123,6 +123,7 @@ def test_cli_json_params_file_and_watch(served: Served, tmp_path: Path) -> None:
     watched = imagegate("jobs", "watch", queued["jobId"], "-o", str(tmp_path / "out"), *access)
     assert watched.returncode == 0, watched.stderr
     assert [p.name for p in (tmp_path / "out").iterdir()] == [f"{queued['jobId']}-1.webp"]
+    assert f"{queued['jobId']} COMPLETED" in watched.stderr  # said even with no bar drawn
 
     as_json = imagegate("jobs", "watch", queued["jobId"], "--json", *access)
     job = json.loads(as_json.stdout)

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from imagegate.client import Client, ImagegateError, Job
 
@@ -150,6 +150,8 @@ def _follow(
     else:
         for path in files:
             console.print(f"saved {path}")
+        if job.status == "COMPLETED":  # the bar is not drawn when stderr is not a terminal
+            progress_console.print(f"{job.id} COMPLETED")
     if job.status != "COMPLETED":
         fail(f"job {job.id} {job.status}" + (f": {job.error}" if job.error else ""))
 
@@ -205,7 +207,15 @@ def jobs_list(
         for job in jobs:
             typer.echo(json.dumps(job.raw))
         return
-    table = Table("id", "model", "status", "progress", "credits", "created")
+    # Ids are never cut: they are what the user copies into `jobs get` and `jobs watch`.
+    table = Table(
+        Column("id", no_wrap=True, min_width=36),
+        "model",
+        "status",
+        "progress",
+        "credits",
+        "created",
+    )
     for job in jobs:
         table.add_row(
             job.id, job.model, job.status, str(job.progress), str(job.credit_cost), job.created_at
