@@ -115,9 +115,9 @@ async def test_last_event_id_resumes_after_that_event_without_loss_or_repeat(
 
 
 async def test_an_idle_stream_sends_heartbeats(database_url: str, tmp_path: Path) -> None:
-    async for gateway in open_gateway(
+    async with open_gateway(
         database_url, tmp_path / "data", routes=SANDBOX_ROUTES, events_heartbeat_seconds=0.05
-    ):
+    ) as gateway:
         job_id = (await gateway.submit(BODY)).json()["jobId"]
         following = asyncio.create_task(stream(gateway, job_id))
         await asyncio.sleep(0.4)
