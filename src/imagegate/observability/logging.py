@@ -292,7 +292,10 @@ def configure_logging(
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        # Not cached: a cached module logger keeps the processors it first saw, so a later
+        # ``configure`` (another pipeline, ``structlog.testing.capture_logs``) would not reach
+        # it. Building the bound logger per call costs microseconds; rendering is off the loop.
+        cache_logger_on_first_use=False,
     )
     writer = logging.StreamHandler(out)
     writer.setFormatter(
