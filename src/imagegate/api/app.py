@@ -117,6 +117,24 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 """Every error body (``imagegate.api.errors``): a message, a machine code, for 400 the paths."""
 
+OPENAI_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+"""Every error body of the OpenAI-compatible ``/v1`` routes: OpenAI's own shape."""
+
 _ERRORS: dict[str, str] = {
     "400": "Validation failed; `details` names each offending parameter or JSON path.",
     "401": "Missing or invalid API key.",
@@ -125,6 +143,10 @@ _ERRORS: dict[str, str] = {
     "409": "Conflicts with the current state.",
     "413": "Request body too large.",
     "416": "The range lies outside the file; `Content-Range` gives its size.",
+    "402": "Insufficient credits.",
+    "429": "Too many requests or queued jobs; retry after `Retry-After` seconds.",
+    "502": "The job failed upstream (refunded).",
+    "504": "The job did not finish within the wait; the message names it.",
     "503": "Database unavailable; retry after `Retry-After` seconds.",
 }
 
@@ -141,8 +163,11 @@ def _document_errors(path: str, method: str, operation: dict[str, Any]) -> None:
     codes = ["503"]
     if operation.get("parameters") or "requestBody" in operation:
         codes.append("400")
-    if path.startswith("/v2/") and not path.startswith("/v2/models"):
+    openai = path.startswith("/v1/")
+    if openai or (path.startswith("/v2/") and not path.startswith("/v2/models")):
         codes += ["401", "403"]
+    if openai and path.startswith("/v1/images/"):
+        codes += ["402", "409", "429", "502", "504"]
     if "{" in path:
         codes.append("404")
     if method == "post":
@@ -160,7 +185,8 @@ def _document_errors(path: str, method: str, operation: dict[str, Any]) -> None:
         responses.setdefault(code, {"description": _ERRORS[code]})
     for code, response in responses.items():
         if code[0] in "45" and "content" not in response:
-            body = {"schema": {"$ref": "#/components/schemas/Error"}}
+            shape = "OpenAIError" if openai else "Error"
+            body = {"schema": {"$ref": f"#/components/schemas/{shape}"}}
             response["content"] = {"application/json": body}
 
 
@@ -189,6 +215,7 @@ def _install_openapi(app: FastAPI, runtime: Runtime) -> None:
                         },
                     }
         components["Error"] = ERROR_SCHEMA
+        components["OpenAIError"] = OPENAI_ERROR_SCHEMA
         for path, item in schema["paths"].items():
             for method, operation in item.items():
                 _document_errors(path, method, operation)
