@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import random
 import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,10 +38,21 @@ def _bin_dir() -> Path:
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free port below the kernel's ephemeral range.
+
+    The server is stopped and started again on the same port; a port from the ephemeral range
+    could meanwhile be taken as the source port of any outgoing connection (the test's own
+    reconnect attempts make many), and the restart would fail to bind.
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.sample(range(10_000, low), 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 class PrivatePostgres:
@@ -64,18 +77,31 @@ class PrivatePostgres:
         self._run("initdb", "--no-sync", "-D", str(self.data), "-A", "trust", "-U", "postgres")
 
     def start(self) -> None:
+        """Start the server and wait until it answers; one that is already up is left alone.
+
+        Right after an immediate stop, a start can lose the race for the old postmaster's
+        leftovers: it is tried again for a few seconds before the failure is raised.
+        """
         options = f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off"
-        self._run(
-            "pg_ctl",
-            "-D",
-            str(self.data),
-            "-l",
-            str(self.root / "log"),
-            "-w",
-            "-o",
-            options,
-            "start",
-        )
+        command = ("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-o")
+        for attempt in range(10):
+            try:
+                self._run(*command, options, "start")
+                return
+            except subprocess.CalledProcessError:
+                if self.running():
+                    return
+                if attempt == 9:
+                    log = (self.root / "log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"PostgreSQL did not start again:\n{log}") from None
+                time.sleep(0.5)
+
+    def running(self) -> bool:
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "status")
+        except subprocess.CalledProcessError:
+            return False
+        return True
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")

@@ -161,13 +161,14 @@ class OutageDuringAnswer(httpx2.AsyncBaseTransport):
         self._server = server
         self._down_for = down_for
         self.armed = True
+        self.restart = threading.Timer(down_for, server.start)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         response = await self.vendors.handle_async_request(request)
         if self.armed and request.url.host == "api.openai.com":
             self.armed = False
             await asyncio.to_thread(self._server.stop)
-            threading.Timer(self._down_for, self._server.start).start()
+            self.restart.start()
         return response
 
 
@@ -188,6 +189,7 @@ async def test_an_answer_received_during_an_outage_is_recorded_after_it_not_boug
         with capture_logs() as logs:
             await worker.drain()
         await until(lambda: asyncio.sleep(0, not transport.armed))
+        await asyncio.to_thread(transport.restart.join)  # the server is up again before teardown
         job = await live.job(job_id)
         assert job.status == "COMPLETED", (job.status, job.error)
         assert job.outputs and len(job.outputs) == 1
