@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Column, Table
+from rich.table import Table
 
 from imagegate.catalog import build_catalog
 from imagegate.errors import ImagegateError
@@ -336,12 +336,8 @@ def models_list(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     catalog = build_catalog(Settings().prices)
-    width = max(len(spec.id) for spec in catalog)
-    # Ids are never cut (they are what the user copies); labels are text, not Rich markup:
-    # "FLUX.2 [pro]" would otherwise lose its "[pro]".
-    table = Table(
-        Column("id", no_wrap=True, min_width=width), "label", "params", "credits", "pricing"
-    )
+    # Labels are text, not Rich markup: "FLUX.2 [pro]" would otherwise lose its "[pro]".
+    table = Table("id", "label", "params", "credits", "pricing")
     for spec in catalog:
         low, high = catalog.cost_range(spec)
         table.add_row(

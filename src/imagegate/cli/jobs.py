@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Column, Table
+from rich.table import Table
 
 from imagegate.client import Client, ImagegateError, Job
 
@@ -207,15 +207,7 @@ def jobs_list(
         for job in jobs:
             typer.echo(json.dumps(job.raw))
         return
-    # Ids are never cut: they are what the user copies into `jobs get` and `jobs watch`.
-    table = Table(
-        Column("id", no_wrap=True, min_width=36),
-        "model",
-        "status",
-        "progress",
-        "credits",
-        "created",
-    )
+    table = Table("id", "model", "status", "progress", "credits", "created")
     for job in jobs:
         table.add_row(
             job.id, job.model, job.status, str(job.progress), str(job.credit_cost), job.created_at
