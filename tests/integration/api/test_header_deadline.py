@@ -87,7 +87,7 @@ async def test_trickled_headers_are_cut_off_at_the_deadline(http: str) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         seconds = await _closed_after(reader, writer)
-    assert DEADLINE * 0.8 <= seconds <= DEADLINE + 1.0
+    assert DEADLINE / 2 <= seconds <= DEADLINE + 2.0
 
 
 async def test_the_wait_for_the_next_request_on_a_kept_alive_connection_is_bounded(
@@ -103,7 +103,7 @@ async def test_the_wait_for_the_next_request_on_a_kept_alive_connection_is_bound
         await asyncio.sleep(DEADLINE / 2)
         writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # a second request, never finished
         seconds = await _closed_after(reader, writer)
-    assert seconds <= DEADLINE + 1.0
+    assert seconds <= DEADLINE + 2.0
 
 
 async def test_a_slow_body_after_complete_headers_is_not_cut_off(http: str) -> None:
