@@ -150,6 +150,10 @@ class WebhookSender:
         return total
 
     async def attempt(self, row: DeliveryRow) -> None:
+        with structlog.contextvars.bound_contextvars(job_id=row.job_id, delivery_id=row.id):
+            await self._attempt(row)
+
+    async def _attempt(self, row: DeliveryRow) -> None:
         assert row.lease_token is not None
         async with self._db.read() as conn:
             job = await job_store.get_job(conn, row.job_id)
