@@ -134,7 +134,12 @@ class JobRunner:
         """Advance one leased job by one step. Never raises (except cancellation)."""
         assert job.lease_token is not None
         lease = Lease(job.id, job.lease_token)
-        log_ = log.bind(job_id=job.id, model=job.model, step=job.step)
+        # Every line written while this step runs (adapters, ingest, transitions) names the job.
+        with structlog.contextvars.bound_contextvars(job_id=job.id):
+            await self._run(job, lease)
+
+    async def _run(self, job: JobRow, lease: Lease) -> None:
+        log_ = log.bind(model=job.model, step=job.step)
         try:
             await self._step(job, lease)
         except ProviderBusy as busy:

@@ -1,9 +1,10 @@
-"""``/healthz`` (the process is up) and ``/readyz`` (it can serve: database reachable, and the
-background loops this process runs, if any, are running rather than waiting out an outage,
-restarting after a crash or given up)."""
+"""``/healthz`` (the process is up) and ``/readyz`` (it can serve: database and storage reachable,
+and the background loops this process runs, if any, are running rather than waiting out an
+outage, restarting after a crash or given up)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -13,11 +14,18 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from imagegate.api.deps import RuntimeDep
 from imagegate.errors import ServiceUnavailable
 from imagegate.queue.claims import queue_depth
+from imagegate.storage.port import ObjectNotFound, ObjectStore
 from imagegate.store.providers import Health
 
-__all__ = ["provider_status", "router"]
+__all__ = ["provider_status", "router", "storage_answers"]
 
 router = APIRouter(tags=["Health"])
+
+STORAGE_PROBE_KEY = "imagegate-ready-probe"
+"""Looked up, never written: "not found" proves the bucket (or directory) answers."""
+
+STORAGE_TIMEOUT_SECONDS = 2.0
+"""A bucket slower than this to answer one HEAD is reported unavailable."""
 
 
 @router.get("/healthz", summary="Liveness")
@@ -42,6 +50,11 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     except ServiceUnavailable:
         checks["database"] = "unavailable"
         ready = False
+    if await storage_answers(runtime.store):
+        checks["storage"] = "ok"
+    else:
+        checks["storage"] = "unavailable"
+        ready = False
     loops = runtime.loops.problems()
     if loops:
         checks["loops"] = ", ".join(f"{loop}: {state}" for loop, state in sorted(loops.items()))
@@ -61,6 +74,21 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
         status_code=200 if ready else 503,
         headers={} if ready else {"Retry-After": "5"},
     )
+
+
+async def storage_answers(store: ObjectStore) -> bool:
+    """Whether the object store answers a metadata lookup within ``STORAGE_TIMEOUT_SECONDS``.
+
+    A read, not a write: the load balancer asks every few seconds, and writes are proved once at
+    start-up (``imagegate config check --connect`` does the same).
+    """
+    try:
+        await asyncio.wait_for(store.head(STORAGE_PROBE_KEY), STORAGE_TIMEOUT_SECONDS)
+    except ObjectNotFound:
+        return True
+    except Exception:  # refused, timed out, credentials rejected: the reason is in the server log
+        return False
+    return True
 
 
 def provider_status(health: Health, now: int) -> str:
