@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from imagegate.api.app import create_app
+from imagegate.api.protocol import header_deadline_protocol
 from imagegate.cli.config import checked_settings
 from imagegate.observability.logging import LogPipeline, configure_logging
 from imagegate.runtime import Background, LoopsFailed, build_runtime
@@ -94,6 +95,7 @@ async def _serve(settings: Settings, host: str, port: int, workers: int, logs: L
         log_config=None,
         access_log=False,
         lifespan="on",
+        http=header_deadline_protocol(settings.header_timeout_seconds),
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
     )
     server = _Server(config, logs)

@@ -115,6 +115,7 @@ class JobTransitions:
         }
         if outcome.state is not None:
             values["provider_state"] = dict(outcome.state)
+        queued = None
         async with self._changing(lease.job_id) as conn:
             ok = await claims.release(
                 conn, lease.job_id, lease.token, {**values, "updated_at": now}
@@ -123,7 +124,9 @@ class JobTransitions:
                 raise LeaseLost(lease.job_id)
             if progress != job.progress:
                 await job_store.add_event(conn, job.id, "progress", now, {"progress": progress})
-                await enqueue_delivery(conn, job, WebhookEvent.PROGRESS, now)
+                queued = await enqueue_delivery(conn, job, WebhookEvent.PROGRESS, now)
+        if queued:
+            self._signals.deliveries_queued()
 
     async def fetched(self, lease: Lease, route: Route, outputs: Sequence[OutputRecord]) -> None:
         """Record the stored outputs; a restart from here finishes without asking upstream again."""
@@ -187,7 +190,9 @@ class JobTransitions:
             if charged:
                 await accounts.capture(conn, job.account_id, job.id, charged, now)
             await job_store.add_event(conn, job.id, "completed", now)
-            await enqueue_delivery(conn, job, WebhookEvent.COMPLETED, now)
+            queued = await enqueue_delivery(conn, job, WebhookEvent.COMPLETED, now)
+        if queued:
+            self._signals.deliveries_queued()
         provider = served_by or job.provider or NO_PROVIDER
         self._metrics.jobs_finished.labels(job.model, "COMPLETED", provider).inc()
         log.info("job.completed", job_id=job.id, model=job.model)
@@ -223,7 +228,9 @@ class JobTransitions:
                     conn, job.account_id, job.id, job.credit_cost, now, f"job failed: {code}"
                 )
             await job_store.add_event(conn, job.id, "failed", now, {"code": code, "error": message})
-            await enqueue_delivery(conn, job, WebhookEvent.FAILED, now)
+            queued = await enqueue_delivery(conn, job, WebhookEvent.FAILED, now)
+        if queued:
+            self._signals.deliveries_queued()
         by = provider or job.provider or NO_PROVIDER
         self._metrics.jobs_finished.labels(job.model, "FAILED", by).inc()
         log.info("job.failed", job_id=job.id, model=job.model, code=code, error=message)
