@@ -219,6 +219,9 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = False
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Where ``imagegate worker`` serves its own ``/metrics`` (on ``host``); unset: not at all.
+    A worker's counters (upstream calls, retries, lease losses) live only in its process."""
 
     @field_validator("rate_limit_submit", "rate_limit_read")
     @classmethod
