@@ -9,6 +9,7 @@ from collections.abc import Generator
 
 import typer
 import uvicorn
+from prometheus_client import start_http_server
 from rich.console import Console
 from rich.panel import Panel
 
@@ -129,6 +130,12 @@ def worker(
 async def _worker(settings: Settings, concurrency: int | None) -> None:
     await upgrade(settings.database_url)
     runtime = build_runtime(settings)
+    metrics_server = None
+    if settings.worker_metrics_port is not None:
+        # A thread of prometheus_client's own: a scrape never waits on the event loop.
+        metrics_server, _ = start_http_server(
+            settings.worker_metrics_port, addr=settings.host, registry=runtime.metrics.registry
+        )
     background = Background(runtime, concurrency)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -139,6 +146,8 @@ async def _worker(settings: Settings, concurrency: int | None) -> None:
         console.print(f"imagegate worker: background loops failed ({exc}); exiting", style="red")
         raise SystemExit(1) from None
     finally:
+        if metrics_server is not None:
+            await asyncio.to_thread(metrics_server.shutdown)
         await runtime.aclose()
 
 
