@@ -235,7 +235,7 @@ class JobRunner:
             if resubmitting is None:
                 return
             try:
-                async with self._gates.call(route.provider):
+                async with self._gates.call(route.provider, job.id):
                     adapter = self._providers.get(route.provider)
                     if route.provider != SANDBOX:
                         await self._transitions.calling(lease, job, resubmitting=resubmitting)
@@ -270,7 +270,7 @@ class JobRunner:
             finished = submitted
         else:
             handle = TaskHandle(job.provider_task_id, job.provider_state or {})
-            async with self._gates.call(route.provider):
+            async with self._gates.call(route.provider, job.id):
                 adapter = self._providers.get(route.provider)
                 polled = await adapter.poll(request, handle)
             if isinstance(polled, Pending):
