@@ -131,6 +131,7 @@ class Runtime:
             metrics=self.metrics,
             poll_interval=self.settings.poll_interval_seconds,
             outage=self.outage("webhooks"),
+            woken_by=self.signals.watch_deliveries,
         )
 
     def sweeper(self) -> Sweeper:

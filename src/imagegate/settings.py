@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     output_retention_days: int = 30
     output_retention_max_days: int = 365
     """The longest retention a request may ask for with ``X-Retention-Days``."""
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A connection that has not sent a request's headers within this time (after it opens, or
+    after its last response) is closed: slow-header clients cannot hold connections open."""
     upload_max_bytes: int = 25 * 1024 * 1024
     upload_ttl_seconds: int = 7200
     sweep_interval_seconds: float = 60.0
@@ -216,6 +219,9 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = False
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Where ``imagegate worker`` serves its own ``/metrics`` (on ``host``); unset: not at all.
+    A worker's counters (upstream calls, retries, lease losses) live only in its process."""
 
     @field_validator("rate_limit_submit", "rate_limit_read")
     @classmethod
