@@ -97,14 +97,74 @@ async def test_every_ideogram_ratio_is_taken_and_sent_in_the_vendors_spelling(
 def test_every_ideogram_route_table_is_exactly_the_vendor_enum(model_id: str, route: Route) -> None:
     kind = _ideogram_kind(route)
     assert route.upstream_model in ENUMS["ideogram"]["ModelEnum"] or kind != "legacy"
-    if kind == "v4":  # the 4.0 endpoint takes no shape; nothing is sent, nothing refused
-        assert route.inputs is None
-        return
     assert route.inputs is not None
+    if kind == "v4":  # GenerateImageRequestV4 has no resolution: the job goes to Replicate
+        assert "resolution" not in ENUMS["ideogram"]["GenerateImageRequestV4"]
+        assert route.inputs.refuses == ("resolution",)
+        assert not route.inputs.values
+        return
     table = set(route.inputs.values["aspect_ratio"]) - {UNSET}
     assert table == set(_ideogram_ratios(kind)), model_id
     for outside in ("21:9", "9:21", "7:5"):
         assert "aspect_ratio" in route.inputs.refusals({"aspect_ratio": outside})
+    resolutions = set(route.inputs.values["resolution"]) - {UNSET}
+    assert resolutions == set(_ideogram_resolutions(kind)), model_id
+    for outside in ("1000x1000", "2048x2048", "1024x1025"):
+        assert "resolution" in route.inputs.refusals({"resolution": outside})
+
+
+def _ideogram_resolutions(kind: str) -> list[str]:
+    """The vendor's resolution enum in our spelling (``1024x1024``)."""
+    if kind == "legacy":
+        return [
+            v.removeprefix("RESOLUTION_").replace("_", "x") for v in ENUMS["ideogram"]["Resolution"]
+        ]
+    return list(ENUMS["ideogram"]["ResolutionV3"])
+
+
+@pytest.mark.parametrize(
+    ("model_id", "route"),
+    [
+        pytest.param(spec.id, route, id=spec.id)
+        for spec, route in _routes("ideogram")
+        if _ideogram_kind(route) != "v4"
+    ],
+)
+async def test_every_ideogram_resolution_is_taken_and_sent_in_the_vendors_spelling(
+    model_id: str, route: Route
+) -> None:
+    kind = _ideogram_kind(route)
+    assert route.inputs is not None
+    async with httpx2.AsyncClient() as client:
+        adapter = ideogram.IdeogramAdapter(
+            client, ProviderContext(fetch_input=_no_fetch), models={}
+        )
+        for resolution in _ideogram_resolutions(kind):
+            assert route.inputs.refusals({"resolution": resolution}) == {}, resolution
+            call = await adapter.call_for(_request(model_id, route, {"resolution": resolution}))
+            if call.json is not None:
+                sent = call.json["image_request"]["resolution"]
+                assert sent in ENUMS["ideogram"]["Resolution"], resolution
+            else:
+                assert call.files is not None
+                [sent] = [value for name, (_, value, _) in call.files if name == "resolution"]
+                assert sent in ENUMS["ideogram"]["ResolutionV3"], resolution
+
+
+def test_ideogram_resolutions_reach_only_routes_that_send_them() -> None:
+    """fal's Ideogram endpoints take a named size and drop ``resolution``; Replicate's relay
+    Ideogram's own enums (its model pages list the same values)."""
+    for spec in CATALOG:
+        for route in spec.routes:
+            if not route.upstream_model.startswith(("fal-ai/ideogram", "ideogram-ai/")):
+                continue
+            assert route.inputs is not None
+            if route.provider == "fal":
+                assert route.inputs.refuses == ("resolution",), spec.id
+            elif "v4" not in route.upstream_model:
+                kind = "legacy" if "-v2" in route.upstream_model else "v3"
+                table = set(route.inputs.values["resolution"]) - {UNSET}
+                assert table == set(_ideogram_resolutions(kind)), spec.id
 
 
 def _bounds(description: str) -> tuple[str, str]:

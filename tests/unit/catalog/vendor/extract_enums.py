@@ -80,6 +80,7 @@ WANTED: dict[str, dict[str, tuple[str, str | None, str]]] = {
         "Resolution": ("Resolution", None, "enum"),
         "ResolutionV3": ("ResolutionV3", None, "enum"),
         "ModelEnum": ("ModelEnum", None, "enum"),
+        "GenerateImageRequestV4": ("GenerateImageRequestV4", None, "properties"),
     },
 }
 
