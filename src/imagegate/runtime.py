@@ -131,6 +131,7 @@ class Runtime:
             metrics=self.metrics,
             poll_interval=self.settings.poll_interval_seconds,
             outage=self.outage("webhooks"),
+            woken_by=self.signals.watch_deliveries,
         )
 
     def sweeper(self) -> Sweeper:
@@ -219,7 +220,13 @@ def build_runtime(
     secret = load_signing_secret(settings)
     db = Database(settings.database_url)
     catalog = build_catalog(settings.prices)
-    signer = UrlSigner(secret, settings.public_base_url, clock)
+    previous = settings.signing_secret_previous
+    signer = UrlSigner(
+        secret,
+        settings.public_base_url,
+        clock,
+        previous=previous.get_secret_value().encode() if previous else None,
+    )
     store = store or create_object_store(settings, signer)
     wakeup = Wakeup()
     signals = JobSignals(

@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     # Secrets.
     signing_secret: SecretStr | None = None
     """Signs download URLs. Generated into ``<data_dir>/signing.key`` on first start when unset."""
+    signing_secret_previous: SecretStr | None = None
+    """The secret being rotated out: URLs it signed are still accepted (never used to sign), so
+    links handed out before a rotation keep working until they expire."""
 
     # Limits.
     max_body_bytes: int = 1_000_000
@@ -134,6 +137,9 @@ class Settings(BaseSettings):
     output_retention_days: int = 30
     output_retention_max_days: int = 365
     """The longest retention a request may ask for with ``X-Retention-Days``."""
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A connection that has not sent a request's headers within this time (after it opens, or
+    after its last response) is closed: slow-header clients cannot hold connections open."""
     upload_max_bytes: int = 25 * 1024 * 1024
     upload_ttl_seconds: int = 7200
     sweep_interval_seconds: float = 60.0
@@ -216,6 +222,9 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = False
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Where ``imagegate worker`` serves its own ``/metrics`` (on ``host``); unset: not at all.
+    A worker's counters (upstream calls, retries, lease losses) live only in its process."""
 
     @field_validator("rate_limit_submit", "rate_limit_read")
     @classmethod

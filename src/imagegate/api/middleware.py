@@ -10,11 +10,13 @@ A client that went away mid-request is no error at all: one debug line, nothing 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
 import structlog
+from prometheus_client import Counter
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,17 +24,29 @@ from imagegate.api.errors import error_response, unexpected_response
 from imagegate.errors import PayloadTooLarge, ValidationFailed
 
 __all__ = [
+    "REQUEST_ID",
     "BodyLimitMiddleware",
     "ErrorBoundaryMiddleware",
     "NulRejectMiddleware",
     "RequestIdMiddleware",
+    "RequestMetricsMiddleware",
 ]
 
 log = structlog.get_logger("imagegate.api")
 
+REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9_.:+=/-]{0,127}")
+"""An ``X-Request-Id`` kept as the client sent it: up to 128 characters a log search, a header
+and a JSON string carry unchanged (a UUID, a ULID, ``req_…``, a trace id). Anything else (too
+long, spaces, quotes, control or non-ASCII characters) is replaced by a new id."""
+
 
 class RequestIdMiddleware:
-    """Echo ``X-Request-Id`` (or make one) and bind it to every log line of the request."""
+    """Echo ``X-Request-Id`` (or make one) and bind it to every log line of the request.
+
+    A well-formed incoming id (``REQUEST_ID``) is kept, so a client or a proxy can follow one
+    request through its own logs and ours; a malformed one is replaced, never trimmed, so an id
+    in our logs is always one that was answered.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -41,8 +55,10 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming[:100] if incoming else uuid.uuid4().hex
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"")
+        request_id = (
+            incoming.decode("ascii") if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        )
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -53,6 +69,38 @@ class RequestIdMiddleware:
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             await self.app(scope, receive, send_with_id)
+
+
+class RequestMetricsMiddleware:
+    """Count every answered request by method, route template and status.
+
+    The route is the template (``/v2/jobs/{job_id}``), never the path, so the label set stays
+    small; a request no route matched (404s, static files) counts as ``unmatched``. Placed
+    outside ``ErrorBoundaryMiddleware``, so the 500s it answers are counted too.
+    """
+
+    def __init__(self, app: ASGIApp, counter: Counter) -> None:
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def counted_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counted_send)
+        finally:
+            if status:  # else the client left before any answer
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                self.counter.labels(scope["method"], route, str(status)).inc()
 
 
 class ErrorBoundaryMiddleware:

@@ -9,10 +9,12 @@ from collections.abc import Generator
 
 import typer
 import uvicorn
+from prometheus_client import start_http_server
 from rich.console import Console
 from rich.panel import Panel
 
 from imagegate.api.app import create_app
+from imagegate.api.protocol import header_deadline_protocol
 from imagegate.cli.config import checked_settings
 from imagegate.observability.logging import LogPipeline, configure_logging
 from imagegate.runtime import Background, LoopsFailed, build_runtime
@@ -93,6 +95,7 @@ async def _serve(settings: Settings, host: str, port: int, workers: int, logs: L
         log_config=None,
         access_log=False,
         lifespan="on",
+        http=header_deadline_protocol(settings.header_timeout_seconds),
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
     )
     server = _Server(config, logs)
@@ -127,6 +130,12 @@ def worker(
 async def _worker(settings: Settings, concurrency: int | None) -> None:
     await upgrade(settings.database_url)
     runtime = build_runtime(settings)
+    metrics_server = None
+    if settings.worker_metrics_port is not None:
+        # A thread of prometheus_client's own: a scrape never waits on the event loop.
+        metrics_server, _ = start_http_server(
+            settings.worker_metrics_port, addr=settings.host, registry=runtime.metrics.registry
+        )
     background = Background(runtime, concurrency)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -137,6 +146,8 @@ async def _worker(settings: Settings, concurrency: int | None) -> None:
         console.print(f"imagegate worker: background loops failed ({exc}); exiting", style="red")
         raise SystemExit(1) from None
     finally:
+        if metrics_server is not None:
+            await asyncio.to_thread(metrics_server.shutdown)
         await runtime.aclose()
 
 

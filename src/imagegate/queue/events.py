@@ -13,6 +13,11 @@ How a signal travels, chosen once per process from the settings:
 
 The cross-process listener is started lazily, by the first reader, so worker-only processes
 never open it.
+
+A second, in-process signal tells this process's webhook sender that a transition queued a
+delivery (``deliveries_queued`` after the commit, ``watch_deliveries`` to wait for it), so a
+finished job's webhook leaves at once rather than at the sender's next poll. It does not cross
+processes: the process that finished the job holds a sender too, and other senders still poll.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class JobSignals:
         self._redis_channel = f"{redis_prefix}:job_events"
         self._redis: redis.Redis | None = None
         self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._delivery_watchers: set[asyncio.Event] = set()
         self._listener: PostgresListener | None = None
         self._subscriber: asyncio.Task[None] | None = None
 
@@ -86,6 +92,11 @@ class JobSignals:
             except Exception as exc:  # the safety-net poll still finds the change
                 log.warning("events.publish_failed", error=repr(exc), job_id=job_id)
 
+    def deliveries_queued(self) -> None:
+        """After a commit that queued webhook deliveries: wake this process's senders."""
+        for event in self._delivery_watchers:
+            event.set()
+
     # -- readers -------------------------------------------------------------------------------
 
     def notify(self, job_id: str | None) -> None:
@@ -112,6 +123,17 @@ class JobSignals:
                 group.discard(event)
                 if not group:
                     del self._watchers[job_id]
+
+    @contextlib.contextmanager
+    def watch_deliveries(self) -> Iterator[asyncio.Event]:
+        """An event set whenever this process queues a webhook delivery; clear it before each
+        round of sending."""
+        event = asyncio.Event()
+        self._delivery_watchers.add(event)
+        try:
+            yield event
+        finally:
+            self._delivery_watchers.discard(event)
 
     async def next_change(self, event: asyncio.Event, timeout: float) -> None:
         """Return when ``event`` is set or after ``min(timeout, poll_seconds)``."""

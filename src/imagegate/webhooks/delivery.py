@@ -20,6 +20,10 @@ The job's ``webhookStatus`` follows its ``completed``/``failed`` delivery: ``pen
 announces the progress recorded with its event, not the job's current one, so a late retry
 never claims a progress the job had at another moment.
 
+``run`` sends as soon as a delivery is queued in this process (``woken_by``, a subscription to
+``JobSignals.watch_deliveries``) and polls every ``poll_interval`` for the rest: deliveries queued
+by other processes, retries whose time came, leases that expired.
+
 ``run`` outlives database and storage outages: a round that cannot reach them is retried with
 back-off, and its ``Outage`` logs the start and the end once. Its leased rows simply expire and
 are attempted again after the outage.
@@ -33,6 +37,7 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx2
@@ -71,7 +76,8 @@ class WebhookSender:
     attempt. ``resolver`` is the guard's DNS seam (tests answer from a table to rebind a name
     between attempts); by default the system resolver is asked on every attempt. ``timeout``
     bounds each whole attempt (``TIMEOUT_SECONDS`` unless a test needs a receiver to be slow
-    sooner).
+    sooner). ``woken_by`` opens a subscription whose event is set whenever this process queues
+    a delivery (``JobSignals.watch_deliveries``); without it the sender only polls.
     """
 
     def __init__(
@@ -90,6 +96,7 @@ class WebhookSender:
         resolver: Resolver | None = None,
         timeout: float = TIMEOUT_SECONDS,
         outage: Outage | None = None,
+        woken_by: Callable[[], contextlib.AbstractContextManager[asyncio.Event]] | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -105,6 +112,7 @@ class WebhookSender:
         self._stopping = asyncio.Event()
         self.owner = f"webhooks:{uuid.uuid4().hex[:8]}"
         self._outage = outage or Outage("webhooks", initial=poll_interval)
+        self._woken_by = woken_by
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -114,17 +122,32 @@ class WebhookSender:
 
     async def run(self) -> None:
         """Send due deliveries until ``stop()``, riding out database and storage outages."""
-        while not self._stopping.is_set():
-            wait = self._poll_interval
-            try:
-                sent = await self.drain_once()
-                self._outage.recovered()
-            except (ServiceUnavailable, OSError) as exc:
-                sent = 0
-                wait = self._outage.failed(exc)
-            if not sent:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), wait)
+        with self._woken_by() if self._woken_by else contextlib.nullcontext() as queued:
+            while not self._stopping.is_set():
+                if queued is not None:
+                    queued.clear()  # a delivery queued from here on cuts the next pause short
+                wake = queued
+                wait = self._poll_interval
+                try:
+                    sent = await self.drain_once()
+                    self._outage.recovered()
+                except (ServiceUnavailable, OSError) as exc:
+                    sent = 0
+                    wait = self._outage.failed(exc)
+                    wake = None  # during an outage only the back-off decides
+                if not sent:
+                    await self._pause(wait, wake)
+
+    async def _pause(self, seconds: float, queued: asyncio.Event | None) -> None:
+        """Until ``stop()``, a queued delivery (when ``queued`` is given) or ``seconds`` pass."""
+        waits = [asyncio.ensure_future(self._stopping.wait())]
+        if queued is not None:
+            waits.append(asyncio.ensure_future(queued.wait()))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
 
     async def drain_once(self) -> int:
         """Attempt every due delivery once (up to ``concurrency`` at a time); how many."""
@@ -150,6 +173,10 @@ class WebhookSender:
         return total
 
     async def attempt(self, row: DeliveryRow) -> None:
+        with structlog.contextvars.bound_contextvars(job_id=row.job_id, delivery_id=row.id):
+            await self._attempt(row)
+
+    async def _attempt(self, row: DeliveryRow) -> None:
         assert row.lease_token is not None
         async with self._db.read() as conn:
             job = await job_store.get_job(conn, row.job_id)

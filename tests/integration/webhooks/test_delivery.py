@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -91,6 +93,31 @@ async def test_completed_event_exact_bytes_and_both_signatures(
     assert request.headers["X-Webhook-Signature"] == apiframe_signature(gateway.live_key, expected)
     Webhook(await secret_of(gateway)).verify(expected, dict(request.headers))
     assert view["webhookStatus"] == "delivered"
+
+
+async def test_a_finished_job_wakes_the_sender_instead_of_waiting_for_its_poll(
+    database_url: str, tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    async with open_gateway(
+        database_url, tmp_path / "data", routes=SANDBOX_ROUTES, poll_interval_seconds=60
+    ) as gw:
+        sender = gw.runtime.webhook_sender()
+        sending = asyncio.create_task(sender.run())
+        try:
+            await asyncio.sleep(0.2)  # the sender found nothing due and sleeps its minute
+            job_id = await run_job(gw, httpserver.url_for("/hook"))
+            finished = time.monotonic()
+            while not httpserver.log and time.monotonic() - finished < 10:
+                await asyncio.sleep(0.01)
+            waited = time.monotonic() - finished
+        finally:
+            sender.stop()
+            await sending
+            await sender.aclose()
+    ((request, _),) = httpserver.log
+    assert json.loads(request.get_data())["jobId"] == job_id
+    assert waited < 5, f"the webhook left {waited:.1f} s after the job finished"
 
 
 async def test_failed_event_payload(gateway: Gateway, httpserver: HTTPServer) -> None:

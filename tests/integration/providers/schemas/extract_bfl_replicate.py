@@ -30,6 +30,14 @@ BFL_ENDPOINTS = (
     "flux-2-klein-9b",
 )
 """Every BFL endpoint ``imagegate.providers.bfl`` maps a catalog route or documented alias to."""
+SOURCES = {
+    "BFL openapi.json": "tryAGI/BlackForestLabs src/libs/BlackForestLabs/openapi.json"
+    " @ bdbcd9adb9801eb0cd8ac8dacfc5abc22bd13fff (from https://api.bfl.ai/openapi.json)",
+    "Replicate openapi.json": "tryAGI/Replicate src/libs/Replicate/openapi.json"
+    " @ 1625ee75404d20793ab2e419eeefb554d9a1652c (from https://api.replicate.com/openapi.json)",
+}
+"""Where each description was copied from: repository, path and commit (the reference README's
+table). Update the commit when the reference copy is refreshed."""
 
 
 def _resolve(node: Any, document: dict[str, Any]) -> Any:
@@ -54,19 +62,27 @@ def _body(document: dict[str, Any], path: str) -> dict[str, Any]:
 
 
 def _parameters(document: dict[str, Any], path: str, method: str, where: str) -> dict[str, Any]:
-    """The ``where`` (query/header) parameters of an operation as one object schema."""
+    """The ``where`` (query/header) parameters of an operation as one object schema; each keeps
+    the parameter's ``description``, where a vendor states limits its pattern does not."""
     operation = document["paths"][path][method]
     parameters = [_resolve(p, document) for p in operation.get("parameters", [])]
     chosen = [p for p in parameters if p["in"] == where]
     return {
         "type": "object",
-        "properties": {p["name"]: p["schema"] for p in chosen},
+        "properties": {
+            p["name"]: {
+                **({"description": p["description"]} if "description" in p else {}),
+                **p["schema"],
+            }
+            for p in chosen
+        },
         "required": [p["name"] for p in chosen if p.get("required")],
     }
 
 
 def _write(name: str, source: str, schema: dict[str, Any]) -> None:
-    schema = {"$comment": f"extracted from {source}", **schema}
+    vendor = next(name for name in SOURCES if source.startswith(name))
+    schema = {"$comment": f"extracted from {source}; {SOURCES[vendor]}", **schema}
     (HERE / name).write_text(json.dumps(schema, indent=1, ensure_ascii=False) + "\n")
 
 

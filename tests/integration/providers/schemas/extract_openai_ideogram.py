@@ -34,6 +34,13 @@ WANTED = {
         "ideogram_v4_generate.json": "GenerateImageRequestV4",
     },
 }
+SOURCES = {
+    "openai": "openai/openai-openapi openapi.json @ f85dbe223d40e1a31cba812ab2d755c7e98a92a3",
+    "ideogram": "tryAGI/Ideogram src/libs/Ideogram/openapi.json"
+    " @ bd27966cd46940fb8c6eecd58e4399c182bdbd4f (from https://api.ideogram.ai/openapi.json)",
+}
+"""Where each description was copied from: repository, path and commit (the reference README's
+table). Update the commit when the reference copy is refreshed."""
 _DROPPED = {"example", "examples"}
 
 
@@ -74,7 +81,9 @@ def main(reference: Path) -> None:
             schema = {
                 "$schema": "https://json-schema.org/draft/2020-12/schema",
                 "title": name,
-                "$comment": f"{vendor} openapi.json {version}, components/schemas/{name}",
+                "$comment": (
+                    f"{vendor} openapi.json {version}, components/schemas/{name}; {SOURCES[vendor]}"
+                ),
                 **inline(schemas[name], schemas, (name,)),
             }
             (HERE / filename).write_text(json.dumps(schema, indent=1, sort_keys=True) + "\n")

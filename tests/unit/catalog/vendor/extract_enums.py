@@ -8,7 +8,11 @@ vendor's description changes (and update ``SOURCES`` to the new commit)::
 Each entry is copied unchanged from the named ``components/schemas`` property of the vendor's
 OpenAPI document: an ``enum`` list, the ``description`` where the vendor states a range in words
 (BFL's ultra ratio), or the property names where the test needs to know which fields exist;
-for xAI, whose description is a protocol buffer file, the value names of two enums.
+for xAI, whose description is a protocol buffer file, the value names of two enums; for Gemini,
+the ratios ``ImageConfig.aspect_ratio``'s comment lists in ``generative_service.proto`` and the
+value names of the ``AspectRatio`` and ``ImageSize`` enums in the SDK's API report; for Reve, whose
+only description is its SDK's README, the ``create`` table's cells for ``aspect_ratio`` and
+``test_time_scaling``, unchanged.
 """
 
 from __future__ import annotations
@@ -41,6 +45,21 @@ SOURCES = {
         "repository": "xai-org/xai-proto",
         "commit": "d67bcf3e661aa9641af9750632fa1c38ea974da1",
     },
+    "gemini": {
+        "file": "google/ai/generativelanguage/v1beta/generative_service.proto",
+        "repository": "googleapis/googleapis",
+        "commit": "bc7e3baa28fbb223fa93782e130260fab8205bfc",
+    },
+    "gemini-sdk": {
+        "file": "api-report/genai-node.api.md",
+        "repository": "googleapis/js-genai",
+        "commit": "124b606bc5be0d5e70673dc28e16e739c9a25d7c",
+    },
+    "reve": {
+        "file": "python/README.md",
+        "repository": "reve-ai/reve-sdk",
+        "commit": "03d28520e2263a3bcac07b8b13b0ae64b42d5687",
+    },
 }
 PROTO_ENUMS = {"xai": ("image.proto", ("ImageAspectRatio", "ImageResolution"))}
 """Enums read from a protocol buffer file: the value names, in file order."""
@@ -61,6 +80,7 @@ WANTED: dict[str, dict[str, tuple[str, str | None, str]]] = {
         "Resolution": ("Resolution", None, "enum"),
         "ResolutionV3": ("ResolutionV3", None, "enum"),
         "ModelEnum": ("ModelEnum", None, "enum"),
+        "GenerateImageRequestV4": ("GenerateImageRequestV4", None, "properties"),
     },
 }
 
@@ -72,6 +92,35 @@ def _enum(node: dict[str, Any]) -> list[Any]:
         if "enum" in option:
             return list(option["enum"])
     raise KeyError("enum")
+
+
+def _gemini(reference: Path) -> dict[str, Any]:
+    proto = (reference / "gemini" / "generative_service.proto").read_text()
+    block = re.search(r"message ImageConfig {(.*?)}", proto, re.S)
+    assert block is not None
+    listed = re.search(r"Supported aspect\s*//\s*ratios: ([^.]*)\.", block[1])
+    assert listed is not None, block[1]
+    report = (reference / "gemini" / "genai-node.api.md").read_text()
+    out: dict[str, Any] = {
+        "ImageConfig.aspect_ratio": [r.strip() for r in listed[1].split(",")],
+    }
+    for name in ("AspectRatio", "ImageSize"):
+        enum = re.search(rf"export enum {name} {{(.*?)}}", report, re.S)
+        assert enum is not None, name
+        out[name] = re.findall(r"^\s*([A-Z0-9_]+) = ", enum[1], re.M)
+    return out
+
+
+def _reve(reference: Path) -> dict[str, Any]:
+    readme = (reference / "reve" / "python-sdk-README.md").read_text()
+    create = readme[readme.index("### `create(") :]
+    out: dict[str, Any] = {}
+    for name in ("aspect_ratio", "test_time_scaling"):
+        row = re.search(rf"^\| `{name}` .*$", create, re.M)
+        assert row is not None, name
+        cells = re.split(r"(?<!\\)\|", row[0])  # a cell may hold an escaped ``\|``
+        out[f"create.{name}"] = cells[-2].strip()
+    return out
 
 
 def extract(reference: Path) -> dict[str, Any]:
@@ -96,6 +145,8 @@ def extract(reference: Path) -> dict[str, Any]:
             block = re.search(rf"enum {name} {{(.*?)}}", text, re.S)
             assert block is not None, name
             out[vendor][name] = re.findall(r"^\s*([A-Z0-9_]+) = \d+;", block[1], re.M)
+    out["gemini"] = _gemini(reference)
+    out["reve"] = _reve(reference)
     return out
 
 

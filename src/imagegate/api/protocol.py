@@ -1,0 +1,112 @@
+"""uvicorn's HTTP protocol with a deadline on request headers (the slowloris defence).
+
+uvicorn bounds an idle keep-alive connection (``timeout_keep_alive``), but any byte received
+cancels that timer and nothing bounds how long a request's headers may take: a client sending one
+header byte every few seconds holds a connection, and its file descriptor, forever; a few hundred
+such clients exhaust the server. ``header_deadline_protocol(seconds)`` returns uvicorn's protocol
+with one more timer, armed when a connection opens and again when a response completes (the wait
+for the next request on a keep-alive connection), and disarmed when a request's headers are
+complete. A connection still without complete headers when it fires is closed. Request bodies and
+responses are not bounded here: a slow upload or a long event stream is untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+__all__ = ["HeaderDeadline", "header_deadline_protocol"]
+
+
+class HeaderDeadline:
+    """One connection's timer: ``arm()`` starts the wait for headers unless one is running,
+    ``disarm()`` ends it; when it expires the transport is closed."""
+
+    def __init__(self, seconds: float, transport: asyncio.Transport) -> None:
+        self._seconds = seconds
+        self._transport = transport
+        self._timer: asyncio.TimerHandle | None = None
+
+    def arm(self) -> None:
+        if self._timer is None and not self._transport.is_closing():
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self._seconds, self._expired)
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expired(self) -> None:
+        self._timer = None
+        if not self._transport.is_closing():
+            self._transport.close()
+
+
+class H11HeaderDeadline(H11Protocol):
+    """h11's protocol: the peer is sending headers exactly while h11 sees it ``IDLE``."""
+
+    header_timeout_seconds: float = 10.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.header_deadline = HeaderDeadline(self.header_timeout_seconds, transport)
+        self.header_deadline.arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.header_deadline.disarm()
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.conn.their_state is h11.IDLE:
+            self.header_deadline.arm()
+        else:
+            self.header_deadline.disarm()
+
+
+def _httptools_protocol() -> type[asyncio.Protocol] | None:
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
+        return None
+
+    class HttpToolsHeaderDeadline(HttpToolsProtocol):
+        """httptools' protocol: headers are complete at ``on_headers_complete``; after a response,
+        a request already queued behind it (pipelined) had its headers complete before."""
+
+        header_timeout_seconds: float = 10.0
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self.header_deadline = HeaderDeadline(self.header_timeout_seconds, transport)
+            self.header_deadline.arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.header_deadline.disarm()
+            super().connection_lost(exc)
+
+        def on_headers_complete(self) -> None:
+            self.header_deadline.disarm()
+            super().on_headers_complete()
+
+        def on_response_complete(self) -> None:
+            next_request_waiting = bool(self.pipeline)
+            super().on_response_complete()
+            if not next_request_waiting:
+                self.header_deadline.arm()
+
+    return HttpToolsHeaderDeadline
+
+
+def header_deadline_protocol(seconds: float, *, http: str = "auto") -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol class (``http``: ``auto``, ``httptools`` or ``h11``, as uvicorn's
+    own setting) closing connections whose request headers take longer than ``seconds``."""
+    base = _httptools_protocol() if http in ("auto", "httptools") else None
+    if base is None:
+        if http == "httptools":
+            raise ValueError("httptools is not installed")
+        base = H11HeaderDeadline
+    return type(base.__name__, (base,), {"header_timeout_seconds": seconds})
