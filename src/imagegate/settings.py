@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     # Secrets.
     signing_secret: SecretStr | None = None
     """Signs download URLs. Generated into ``<data_dir>/signing.key`` on first start when unset."""
+    signing_secret_previous: SecretStr | None = None
+    """The secret being rotated out: URLs it signed are still accepted (never used to sign), so
+    links handed out before a rotation keep working until they expire."""
 
     # Limits.
     max_body_bytes: int = 1_000_000

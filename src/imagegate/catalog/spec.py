@@ -182,8 +182,10 @@ class ModelSpec:
             first = found if first is None else first
         refused = dict(first or {})
         for name in refused:
-            # When every route lists its values for ``name``, the client may send any of them.
-            tables = [r.inputs.values.get(name) if r.inputs else None for r in routes]
+            # When every route that can send ``name`` at all lists its values for it, the client
+            # may send any of those: name them all, not the first route's alone.
+            senders = [r for r in routes if r.inputs is None or name not in r.inputs.refuses]
+            tables = [r.inputs.values.get(name) if r.inputs else None for r in senders]
             if name and tables and all(table is not None for table in tables):
                 allowed = dict.fromkeys(value for table in tables for value in table or ())
                 refused[name] = f"must be one of {', '.join(map(str, allowed))}"
