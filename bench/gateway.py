@@ -265,7 +265,6 @@ class Gateway:
     live_key: str
     procs: dict[str, subprocess.Popen[Any]]
     watches: dict[str, LoopWatch]
-    upstream_url: str = ""
 
     def pids(self) -> list[int]:
         return [proc.pid for proc in self.procs.values()]
@@ -380,7 +379,7 @@ def gateway(
             )
         if worker_processes:
             time.sleep(2.0)  # let the workers check the schema, connect and listen
-        yield Gateway(base, test_key, live_key, procs, watches, upstream_url or "")
+        yield Gateway(base, test_key, live_key, procs, watches)
     finally:
         for proc in procs.values():
             _stop(proc)

@@ -158,8 +158,8 @@ def litellm_section(sc: dict[str, Any]) -> str:
              "imagegate": "imagegate `/v1`"}  # fmt: skip
     rows = [
         [names[name], _f(s["rps_32"]), f"{_f(s['p50_ms_32'])} / {_f(s['p99_ms_32'])}",
-         s["non_2xx_32"], _f(s["mean_ms_1"], 2),
-         "—" if name == "upstream" else f"{s['added_ms_1']:+.2f}"]
+         s["non_2xx_32"], _f(s["mean_ms_1"], 2) if s["mean_ms_1"] is not None else "none finished",
+         "—" if name == "upstream" or s["added_ms_1"] is None else f"{s['added_ms_1']:+.2f}"]
         for name, s in r["summary"].items()
     ]  # fmt: skip
     return table(
@@ -272,10 +272,11 @@ each gateway gets a fresh database, dropped afterwards.
 
 How it measures:
 
-- Every gateway process and the anchor run under `bench/loopwatch.py`: asyncio debug mode with
-  `loop.slow_callback_duration` = 20 ms. It counts asyncio's "Executing … took …" warnings, so
-  each run reports how many callbacks held the event loop ≥ 20 ms and the longest. Debug mode
-  costs both sides of each ratio alike.
+- Every gateway process and the anchor run under `bench/loopwatch.py`: an event loop that times
+  each callback as asyncio's debug mode does, with `loop.slow_callback_duration` = 20 ms (but
+  without debug mode's per-handle stack capture, which would cost more than half the anchor's
+  throughput). It counts asyncio's "Executing … took …" warnings, so each run reports how many
+  callbacks held the event loop ≥ 20 ms and the longest.
 - **Submit**: `POST /v2/images/generate` with the test key and
   `{{"model":"gpt-image-1.5","prompt":"bench","gptImageParams":{{"quality":"low"}}}}` on
   `serve --no-workers`, `wrk -t2 -c<N> -d{cfg.get("seconds")}s`, with and without a unique
@@ -291,9 +292,11 @@ How it measures:
 - **In flight**: {cfg.get("inflight_jobs")} jobs against the same upstream answering after
   {cfg.get("inflight_latency")} s; defaults except the provider's `max_concurrency` (2,000) and
   the per-account queued-jobs cap; peak RSS is the sum over the gateway's processes.
-- **Completion latency**: {cfg.get("completion_jobs")} jobs one at a time, each with a webhook
-  to a receiver in the benchmark; the upstream notes when each answer left, the job's
-  `completed_at` and the webhook's arrival are measured from there.
+- **Completion latency**: `bench/completion_latency.py`, as it is: {cfg.get("completion_jobs")}
+  jobs one at a time on `imagegate serve` (SQLite, defaults) before the fake OpenAI upstream,
+  each with a webhook to a receiver in the script; from the moment the upstream's answer left
+  to the job's `completedAt` and to the webhook's arrival (that gateway is not under
+  `loopwatch`).
 - **LiteLLM**: the same upstream called directly, through LiteLLM's proxy and through
   imagegate's `/v1/images/generations`: wrk at 32 connections, then at 1.
 

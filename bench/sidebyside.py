@@ -127,18 +127,22 @@ def measure(wrk_bin: str, seconds: float, latency_seconds: float) -> dict[str, A
                     f"{name}: {loaded.rps:.1f} req/s at 32 (non-2xx {loaded.status_errors}), "
                     f"{single.mean_ms:.2f} ms mean at 1"
                 )
-    base = results["upstream"]["single"]["mean_ms"]
-    summary = {
-        name: {
+
+    def mean(run: dict[str, Any]) -> float | None:
+        return run["mean_ms"] if run["requests"] else None  # nothing finished within the run
+
+    base = mean(results["upstream"]["single"]) or 0.0
+    summary = {}
+    for name, r in results.items():
+        single = mean(r["single"])
+        summary[name] = {
             "rps_32": r["loaded"]["rps"],
             "non_2xx_32": r["loaded"]["status_errors"],
             "p50_ms_32": r["loaded"]["p50_ms"],
             "p99_ms_32": r["loaded"]["p99_ms"],
-            "mean_ms_1": r["single"]["mean_ms"],
-            "added_ms_1": round(r["single"]["mean_ms"] - base, 3),
+            "mean_ms_1": single,
+            "added_ms_1": None if single is None else round(single - base, 3),
         }
-        for name, r in results.items()
-    }
     return {
         "litellm_version": version,
         "body": BODY,

@@ -107,3 +107,25 @@ def test_postgres_end_to_end_must_match_sqlite_when_sqlite_beats_the_floor() -> 
 
     assert pg.goal == 420.0
     assert pg.passed is False
+
+
+def test_an_inflight_run_that_timed_out_is_judged_at_the_rate_it_went() -> None:
+    inflight = {"jobs": 2000, "latency_s": 20, "seconds": 60.0, "timed_out": True,
+                "completed": 500, "rss_peak_mb": 300.0}  # fmt: skip
+
+    found = [c for c in checks({"scenarios": {"inflight": inflight}}) if c.scenario == "inflight"]
+
+    assert found[0].measured == 240.0
+    assert found[0].passed is False
+    assert "extrapolated" in found[0].name
+    assert found[1].passed is True
+
+
+def test_no_answer_at_one_connection_is_a_miss_not_a_negative_latency() -> None:
+    summary = {"imagegate": {"rps_32": 0.0, "added_ms_1": None}, "litellm": {"rps_32": 8.0}}
+
+    found = [c for c in checks({"scenarios": {"litellm": {"summary": summary}}})
+             if c.scenario == "litellm"]  # fmt: skip
+
+    assert found[1].passed is False
+    assert found[1].gap == "no answer within the run"
