@@ -11,15 +11,20 @@ captured and refunded as for a paid vendor, and every sandbox submit is logged p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx2
+import uvicorn
 from sqlalchemy import func, select
 
 from imagegate.services import accounts as account_service
@@ -46,22 +51,31 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, root: Path, database_url: str, **settings: str) -> None:
+    def __init__(
+        self,
+        root: Path,
+        database_url: str,
+        *,
+        routes: Mapping[str, list[str]] = ROUTES,
+        providers: Mapping[str, Any] | None = None,
+        **settings: str,
+    ) -> None:
         self.root = root
         self.database_url = database_url
         self.submit_log = root / "sandbox-submits.log"
-        providers = {
+        every_provider = {
             "sandbox": {
                 "max_concurrency": 256,
                 "options": {"submit_log": str(self.submit_log), "max_side": 64},
-            }
+            },
+            **(providers or {}),
         }
         self.env = child_env(
             IMAGEGATE_DATABASE_URL=database_url,
             IMAGEGATE_DATA_DIR=str(root / "data"),
             IMAGEGATE_SIGNING_SECRET="cluster-signing-secret",
-            IMAGEGATE_ROUTES=json.dumps(ROUTES),
-            IMAGEGATE_PROVIDERS=json.dumps(providers),
+            IMAGEGATE_ROUTES=json.dumps(routes),
+            IMAGEGATE_PROVIDERS=json.dumps(every_provider),
             IMAGEGATE_OUTBOUND_ALLOW_HTTP="true",
             IMAGEGATE_OUTBOUND_ALLOW_NETWORKS='["127.0.0.0/8"]',
             IMAGEGATE_MAX_QUEUED_JOBS_PER_ACCOUNT="100000",
@@ -119,6 +133,29 @@ class Cluster:
 
     def log(self, name: str) -> str:
         return (self.root / f"{name}.log").read_text(errors="replace")
+
+    def node_of_owner(self, lease_owner: str) -> str:
+        """The name of the process holding a lease (owners read ``host:pid:suffix``)."""
+        pid = int(lease_owner.split(":")[1])
+        return next(n.name for n in self.nodes.values() if n.process.pid == pid)
+
+
+@contextlib.contextmanager
+def serving_in_thread(app: Any) -> Iterator[str]:
+    """Serve an ASGI app (a fake vendor) on 127.0.0.1 from a thread; its base URL."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=free_port(), log_config=None, access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 async def create_live_key(database_url: str, credits: int) -> str:
