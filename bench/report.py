@@ -3,8 +3,10 @@
     python bench/report.py              # reads bench/results/full.json
     python bench/report.py quick        # reads bench/results/quick.json
 
-The hand-written reading of the numbers lives in bench/notes.md and is copied into BENCHMARKS.md
-below the generated tables, so regenerating never loses it.
+Every target is listed with what was measured, pass or miss and by how much. Why a target is
+missed is written by hand in bench/notes.md, one ``## <scenario>`` section per scenario
+(``submit``, ``submit-tail``, ``read``, ``e2e``, ``inflight``, ``completion``, ``litellm``,
+``slow-callbacks``), and copied under each miss, so regenerating never loses it.
 """
 
 from __future__ import annotations
@@ -14,10 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from bench.targets import Check, checks, slow_callbacks
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -25,250 +26,215 @@ PLOTS = ROOT / "bench" / "plots"
 NOTES = ROOT / "bench" / "notes.md"
 OUT = ROOT / "BENCHMARKS.md"
 
-plt.rcParams.update({"svg.hashsalt": "imagegate-bench", "figure.dpi": 100, "font.size": 9})
-COLORS = {"sqlite": "#3b7dd8", "postgres": "#d8813b"}
+
+def note_sections(text: str) -> dict[str, str]:
+    """``## <scenario>`` sections of bench/notes.md, by scenario; text before the first is
+    under ``""``."""
+    sections: dict[str, list[str]] = {"": []}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = line[3:].strip()
+            sections[current] = []
+        else:
+            sections[current].append(line)
+    return {name: "\n".join(lines).strip() for name, lines in sections.items()}
 
 
-def save(fig: Any, name: str) -> str:
-    PLOTS.mkdir(parents=True, exist_ok=True)
-    path = PLOTS / f"{name}.svg"
-    fig.tight_layout()
-    fig.savefig(path, format="svg", metadata={"Date": None})
-    plt.close(fig)
-    return f"bench/plots/{name}.svg"
-
-
-def series(data: dict[str, Any]) -> list[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
-    """(label, scenario, submit runs) for every submit series."""
-    out = []
-    for scenario in data["api"]:
-        for idem in (False, True):
-            runs = [r for r in scenario["submit"] if r["idempotency_key"] is idem]
-            if not runs:
-                continue
-            label = f"{scenario['engine']}, {'workers' if scenario['workers'] else 'API only'}"
-            if idem:
-                label += ", Idempotency-Key"
-            out.append((label, scenario, runs))
-    return out
-
-
-def plot_submit(data: dict[str, Any]) -> tuple[str, str]:
-    all_series = series(data)
-    concurrency = data["config"]["concurrency"]
-    fig, ax = plt.subplots(figsize=(8, 3.8))
-    width = 0.8 / len(all_series)
-    for n, (label, scenario, runs) in enumerate(all_series):
-        xs = [
-            concurrency.index(r["concurrency"]) + (n - len(all_series) / 2 + 0.5) * width
-            for r in runs
-        ]
-        hatch = "//" if "Idempotency" in label else ("" if scenario["workers"] else "..")
-        alpha = 1.0 if scenario["workers"] else 0.55
-        ax.bar(
-            xs,
-            [r["rps"] for r in runs],
-            width,
-            label=label,
-            hatch=hatch,
-            alpha=alpha,
-            color=COLORS[scenario["engine"]],
-            edgecolor="black",
-            linewidth=0.4,
-        )
-    ax.set_xticks(range(len(concurrency)), [f"{c} clients" for c in concurrency])
-    ax.set_ylabel("accepted submits / s (202)")
-    ax.set_title("POST /v2/images/generate throughput")
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(axis="y", alpha=0.3)
-    throughput = save(fig, "submit_throughput")
-
-    fig, axes = plt.subplots(1, 3, figsize=(9, 3.4), sharey=True)
-    for ax, key in zip(axes, ("p50_ms", "p95_ms", "p99_ms"), strict=True):
-        for label, scenario, runs in all_series:
-            style = "--" if "Idempotency" in label else ("-" if scenario["workers"] else ":")
-            ax.plot(
-                [r["concurrency"] for r in runs],
-                [r[key] for r in runs],
-                style,
-                marker="o",
-                color=COLORS[scenario["engine"]],
-                label=label,
-                markersize=3,
-            )
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xticks(concurrency, [str(c) for c in concurrency])
-        ax.set_title(key.replace("_ms", ""))
-        ax.set_xlabel("concurrent clients")
-        ax.grid(alpha=0.3, which="both")
-    axes[0].set_ylabel("submit latency, ms (log)")
-    axes[0].legend(fontsize=6)
-    latency = save(fig, "submit_latency")
-    return throughput, latency
-
-
-def plot_read(data: dict[str, Any]) -> str:
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    labels, p50, p99, colors = [], [], [], []
-    for scenario in data["api"]:
-        for run in scenario["read"]:
-            mode = "workers" if scenario["workers"] else "API only"
-            labels.append(f"{scenario['engine']}\n{mode}\nc={run['concurrency']}")
-            p50.append(run["p50_ms"])
-            p99.append(run["p99_ms"])
-            colors.append(COLORS[scenario["engine"]])
-    xs = range(len(labels))
-    ax.bar(
-        [x - 0.2 for x in xs], p50, 0.4, color=colors, label="p50", edgecolor="black", linewidth=0.4
-    )
-    ax.bar(
-        [x + 0.2 for x in xs],
-        p99,
-        0.4,
-        color=colors,
-        alpha=0.5,
-        hatch="//",
-        label="p99",
-        edgecolor="black",
-        linewidth=0.4,
-    )
-    ax.set_xticks(list(xs), labels, fontsize=7)
-    ax.set_yscale("log")
-    ax.set_ylabel("ms (log)")
-    ax.set_title("GET /v2/jobs/{id} latency")
-    ax.legend()
-    ax.grid(axis="y", alpha=0.3, which="both")
-    return save(fig, "read_latency")
-
-
-def plot_e2e(data: dict[str, Any]) -> str:
-    fig, ax = plt.subplots(figsize=(7, 3))
-    labels = [f"{r['engine']}\n{r['mode']}" for r in data["e2e"]]
-    values = [r["jobs_per_s"] for r in data["e2e"]]
-    bars = ax.bar(
-        range(len(values)),
-        values,
-        color=[COLORS[r["engine"]] for r in data["e2e"]],
-        edgecolor="black",
-        linewidth=0.4,
-    )
-    ax.bar_label(bars, fmt="%.1f", fontsize=8)
-    ax.set_xticks(range(len(values)), labels, fontsize=7)
-    ax.set_ylabel("jobs / s (submit → COMPLETED)")
-    ax.set_title(f"End-to-end: {data['config']['jobs']} sandbox jobs")
-    ax.grid(axis="y", alpha=0.3)
-    return save(fig, "e2e_throughput")
-
-
-def plot_memory(data: dict[str, Any]) -> str:
-    fig, ax = plt.subplots(figsize=(8, 3))
-    for scenario in data["api"]:
-        samples = scenario["rss_samples"]
-        style = "-" if scenario["workers"] else ":"
-        ax.plot(
-            [t for t, _ in samples],
-            [v / 1024 for _, v in samples],
-            style,
-            color=COLORS[scenario["engine"]],
-            linewidth=1,
-            label=f"{scenario['engine']}, {scenario['mode']}",
-        )
-    ax.set_xlabel("seconds into the load (submit runs, then reads)")
-    ax.set_ylabel("serve VmRSS, MB")
-    ax.set_title("Memory of the serve process under load (100 ms samples)")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    return save(fig, "memory")
-
-
-def md_table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" for _ in header) + "|"]
-    lines[1] = "|:---" + lines[1][5:]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|:---|" + "|".join("---:" for _ in header[1:]) + "|",
+    ]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def render(data: dict[str, Any], name: str) -> str:
-    m = data["machine"]
-    cfg = data["config"]
-    throughput, latency = plot_submit(data)
-    read_plot = plot_read(data)
-    e2e_plot = plot_e2e(data)
-    memory_plot = plot_memory(data)
+def _f(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
 
-    submit_rows = []
-    for scenario in data["api"]:
-        for r in scenario["submit"]:
-            others = {k: v for k, v in r["statuses"].items() if k != "202"}
-            submit_rows.append(
-                [
-                    scenario["engine"],
-                    "workers" if scenario["workers"] else "API only",
-                    "yes" if r["idempotency_key"] else "no",
-                    r["concurrency"],
-                    r["requests"],
-                    r["rps"],
-                    r["p50_ms"],
-                    r["p95_ms"],
-                    r["p99_ms"],
-                    r["max_ms"],
-                    r["server_cpu_ms_per_request"],
-                    ", ".join(f"{k}: {v}" for k, v in others.items()) or "none",
-                ]
-            )
-    read_rows = []
-    for scenario in data["api"]:
-        for r in scenario["read"]:
-            read_rows.append(
-                [
-                    scenario["engine"],
-                    "workers" if scenario["workers"] else "API only",
-                    r["concurrency"],
-                    r["requests"],
-                    r["rps"],
-                    r["p50_ms"],
-                    r["p95_ms"],
-                    r["p99_ms"],
-                    r["server_cpu_ms_per_request"],
-                ]
-            )
-    e2e_rows = []
-    for r in data["e2e"]:
-        e2e_rows.append(
-            [
-                r["engine"],
-                r["mode"],
-                r["accepted"],
-                r["submit_seconds"],
-                r["total_seconds"],
-                r["jobs_per_s"],
-                ", ".join(f"{k} {v}" for k, v in r["rss_peak_mb"].items()),
-            ]
-        )
-    memory_rows = []
-    for scenario in data["api"]:
-        memory_rows.append(
-            [
-                scenario["engine"],
-                scenario["mode"],
-                scenario["startup_seconds"],
-                scenario["rss_idle_start_mb"],
-                scenario["rss_peak_mb"],
-                scenario["rss_idle_after_mb"],
-            ]
-        )
+
+def targets_table(found: list[Check]) -> str:
+    return table(
+        ["target", "measured", "goal", "verdict", "by how much"],
+        [
+            [c.name, "—" if c.measured is None else c.show(c.measured), c.target,
+             f"**{c.verdict}**" if c.passed is False else c.verdict, c.gap]
+            for c in found
+        ],
+    )  # fmt: skip
+
+
+def _slow(run: dict[str, Any]) -> str:
+    slow = run.get("slow_callbacks")
+    if not slow:
+        return "—"
+    return f"{slow['count']} ({slow['longest_ms']:.0f} ms)" if slow["count"] else "0"
+
+
+def submit_section(sc: dict[str, Any]) -> str:
+    runs = sc.get("submit", {}).get("runs", [])
+    if not runs:
+        return "_Not run._"
+    rows = [
+        [r["engine"], r["connections"], "yes" if r["idempotency_key"] else "no",
+         _f(r["wrk"]["rps"]), _f(r["anchor_rps"]), f"{100 * r['ratio']:.1f} %",
+         _f(r["wrk"]["p50_ms"]), _f(r["wrk"]["p99_ms"]), r["wrk"]["status_errors"],
+         r["wrk"]["socket_errors"], _slow(r)]
+        for r in runs
+    ]  # fmt: skip
+    return table(
+        ["engine", "connections", "Idempotency-Key", "req/s", "anchor req/s", "share",
+         "p50 ms", "p99 ms", "non-2xx", "socket errors", "slow callbacks (longest)"],
+        rows,
+    )  # fmt: skip
+
+
+def read_section(sc: dict[str, Any]) -> str:
+    runs = sc.get("read", {}).get("runs", [])
+    if not runs:
+        return "_Not run._"
+    rows = [
+        [r["engine"], r["connections"], _f(r["wrk"]["rps"]), _f(r["anchor_rps"]),
+         f"{100 * r['ratio']:.1f} %", _f(r["wrk"]["p50_ms"]), _f(r["wrk"]["p99_ms"]),
+         r["wrk"]["status_errors"], _slow(r)]
+        for r in runs
+    ]  # fmt: skip
+    return table(
+        ["engine", "connections", "req/s", "bare GET req/s", "share", "p50 ms", "p99 ms",
+         "non-2xx", "slow callbacks (longest)"],
+        rows,
+    )  # fmt: skip
+
+
+def e2e_section(sc: dict[str, Any]) -> str:
+    runs = sc.get("e2e", {}).get("runs", [])
+    if not runs:
+        return "_Not run._"
+    rows = [
+        [r["engine"], r["mode"], f"{r['completed']} / {r['jobs']}", _f(r["seconds"], 2),
+         _f(r["jobs_per_s"]) + (" (timed out)" if r["timed_out"] else ""),
+         _f(r["rss_peak_mb"]), _slow(r)]
+        for r in runs
+    ]  # fmt: skip
+    return table(
+        ["engine", "processes", "COMPLETED", "seconds", "jobs/s", "peak RSS MB (all)",
+         "slow callbacks (longest)"],
+        rows,
+    )  # fmt: skip
+
+
+def inflight_section(sc: dict[str, Any]) -> str:
+    r = sc.get("inflight")
+    if not r or "seconds" not in r:
+        return "_Not run._"
+    seconds = (f"> {r['seconds']:.0f} (stopped waiting)" if r["timed_out"]
+               else _f(r["seconds"], 1))  # fmt: skip
+    return table(
+        ["jobs", "upstream latency s", "COMPLETED", "seconds", "peak RSS MB (all)",
+         "slow callbacks (longest)"],
+        [[r["jobs"], f"{r['latency_s']:g}", r["completed"], seconds, _f(r["rss_peak_mb"]),
+          _slow(r)]],
+    )  # fmt: skip
+
+
+def completion_section(sc: dict[str, Any]) -> str:
+    r = sc.get("completion")
+    if not r:
+        return "_Not run._"
+    return table(
+        ["jobs", "→ COMPLETED p50 ms", "→ COMPLETED max ms", "→ webhook p50 ms",
+         "→ webhook max ms", "slow callbacks (longest)"],
+        [[r["jobs"], _f(r["completed_p50_ms"]), _f(r["completed_max_ms"]),
+          _f(r["webhook_p50_ms"]), _f(r["webhook_max_ms"]), _slow(r)]],
+    )  # fmt: skip
+
+
+def litellm_section(sc: dict[str, Any]) -> str:
+    r = sc.get("litellm")
+    if not r:
+        return "_Not run._"
+    names = {"upstream": "upstream alone", "litellm": f"LiteLLM {r['litellm_version']} proxy",
+             "imagegate": "imagegate `/v1`"}  # fmt: skip
+    rows = [
+        [names[name], _f(s["rps_32"]), f"{_f(s['p50_ms_32'])} / {_f(s['p99_ms_32'])}",
+         s["non_2xx_32"], _f(s["mean_ms_1"], 2) if s["mean_ms_1"] is not None else "none finished",
+         "—" if name == "upstream" or s["added_ms_1"] is None else f"{s['added_ms_1']:+.2f}"]
+        for name, s in r["summary"].items()
+    ]  # fmt: skip
+    return table(
+        ["target", "req/s at 32", "p50 / p99 ms at 32", "non-2xx", "mean ms at 1",
+         "added ms at 1"],
+        rows,
+    )  # fmt: skip
+
+
+def memory_section(sc: dict[str, Any]) -> str:
+    rows = [
+        [m["engine"], m["process"], _f(m["rss_idle_mb"]), _f(m["rss_peak_mb"])]
+        for m in sc.get("submit", {}).get("memory", [])
+    ]
+    if not rows:
+        return "_Not run._"
+    return table(["engine", "process", "idle RSS MB", "peak RSS MB under submit load"], rows)
+
+
+def slow_section(results: dict[str, Any]) -> str:
+    rows = [
+        [s["scenario"], s["run"], s["count"], _f(s["longest_ms"]),
+         f"`{s['longest'][:120]}`" if s.get("longest") else "—"]
+        for s in slow_callbacks(results)
+    ]  # fmt: skip
+    if not rows:
+        return "_Not run._"
+    return table(["scenario", "run", "callbacks ≥ 20 ms", "longest ms", "longest callback"], rows)
+
+
+def why_section(found: list[Check], notes: dict[str, str]) -> str:
+    missed: list[str] = []
+    for check in found:
+        if check.passed is False and check.scenario not in missed:
+            missed.append(check.scenario)
+    if not missed:
+        return "Every target that ran was met."
+    parts = []
+    for scenario in missed:
+        names = "; ".join(c.name for c in found if c.scenario == scenario and c.passed is False)
+        text = notes.get(scenario) or "_No note yet in bench/notes.md._"
+        parts.append(f"### {scenario}\n\nMissed: {names}.\n\n{text}")
+    return "\n\n".join(parts)
+
+
+def render(results: dict[str, Any], name: str, notes: str, plots: dict[str, str]) -> str:
+    """BENCHMARKS.md for one results file (pure: the plots are made beforehand)."""
+    m = results["machine"]
+    sc = results.get("scenarios", {})
+    cfg = results.get("config", {})
+    found = checks(results)
+    sections = note_sections(notes)
     packages = ", ".join(f"{k} {v}" for k, v in m.get("packages", {}).items())
-    notes = NOTES.read_text().strip() if NOTES.exists() else "_(no notes)_"
+    load = ", ".join(f"{x:.2f}" for x in m.get("loadavg_start", []))
+
+    def img(key: str, alt: str) -> str:
+        return f"![{alt}]({plots[key]})\n\n" if key in plots else ""
+
+    machine_note = sections.get("machine") or (
+        "The machine is shared: other engineers' test suites run on the same cores during the "
+        "benchmark, so absolute numbers are low and noisy. What counts are the ratios, each "
+        "measured against its baseline in the same run, minutes apart."
+    )
     return f"""# Benchmarks
 
-How fast is one imagegate gateway, and how much memory does it use? These numbers come from
-`bench/run.py`, which starts the real `imagegate serve` (and `imagegate worker`) processes on a
-free port and drives them over HTTP, on SQLite and on PostgreSQL. The jobs run on the built-in
-sandbox with no latency and 64 px images, so what is measured is the gateway itself (HTTP, auth,
-validation, the database, the queue), not image rendering or upstream vendors.
+How fast is imagegate, next to what the same machine does with the least possible code?
+`bench/run.py` starts the real `imagegate serve` / `imagegate worker` processes on free ports
+and loads them over HTTP with `wrk` (a compiled load generator, the Debian package, in its
+own process). Every throughput is reported as a share of a baseline measured in the same run: a
+bare FastAPI + pydantic app (`bench/anchor.py`) served the way `imagegate serve` serves, or
+LiteLLM's proxy. Results: `bench/results/{name}.json`. Plots: `bench/plots/`.
 
-Results file: `bench/results/{name}.json`. Plots: `bench/plots/`.
+## Targets
+
+{targets_table(found)}
 
 ## Machine
 
@@ -277,135 +243,113 @@ Results file: `bench/results/{name}.json`. Plots: `bench/plots/`.
 | Date | {m["date"]} |
 | CPU | {m["cpu_count"]} × {m["cpu_model"] or "unknown"} |
 | Memory | {m["memory_mb"]} MB |
+| Load average at start (1/5/15 min) | {load} |
 | OS | {m["os"]} |
 | Python | {m["python"]} |
-| SQLite | {m["sqlite"]} (WAL, synchronous=NORMAL) |
+| SQLite | {m["sqlite"]} |
 | PostgreSQL | {m["postgresql"]} (local, default config, TCP on 127.0.0.1) |
-| imagegate | commit {m.get("git_commit")} (working tree as of the run) |
+| Load generator | {m.get("wrk", "wrk")} |
+| imagegate | commit {m.get("git_commit")} |
 | Packages | {packages} |
+| Run | {"quick (smoke)" if results.get("quick") else "full"}, {results.get("wall_seconds")} s |
 
-The load generator (httpx2, one Python process) runs on the same {m["cpu_count"]} CPUs as the
-gateway and PostgreSQL, so everything competes for the same cores; absolute numbers are low for
-that reason and should be read relative to each other.
+{machine_note}
 
 ## How to reproduce
 
 ```bash
-.venv/bin/pip install -e '.[bench]'          # or: .venv/bin/pip install matplotlib
-.venv/bin/python bench/run.py --quick        # smoke run, ~1.5 min → bench/results/quick.json
-.venv/bin/python bench/run.py                # full run, ~7 min → bench/results/full.json
-.venv/bin/python bench/report.py             # → bench/plots/*.svg and this file
+.venv/bin/pip install -e '.[bench]'             # matplotlib, for the plots
+.venv/bin/python bench/run.py                   # < 10 min → bench/results/full.json
+.venv/bin/python bench/run.py --only submit     # one scenario, merged into that file
+.venv/bin/python bench/run.py --quick           # smoke run → bench/results/quick.json
+.venv/bin/python bench/report.py                # → bench/plots/*.svg and this file
 ```
 
-PostgreSQL must accept `postgres@127.0.0.1:5432` without a password (override with
-`BENCH_PG_DSN` / `BENCH_PG_URL`); the script creates a fresh database per gateway and drops it.
-Each gateway gets a temp data dir, `IMAGEGATE_SANDBOX_LATENCY_SECONDS=0`,
-`IMAGEGATE_PROVIDERS__SANDBOX__OPTIONS__MAX_SIDE=64`, `IMAGEGATE_LOG_LEVEL=WARNING` and
-`IMAGEGATE_MAX_QUEUED_JOBS_PER_ACCOUNT=1000000` (the default cap of 100 queued jobs would turn a
-burst into 429s). Everything else is the default, including `IMAGEGATE_WORKERS=4`.
+`wrk` comes from the Debian package (the script installs it when missing); LiteLLM is installed
+by the script into `bench/.litellm-venv` (`--no-litellm` skips it). PostgreSQL must accept
+`postgres@127.0.0.1:5432` without a password (`BENCH_PG_DSN` / `BENCH_PG_URL` override it);
+each gateway gets a fresh database, dropped afterwards.
 
-What each run does:
+How it measures:
 
-- **Submit**: `N` clients (closed loop: each sends its next request when the last one answered)
-  POST `/v2/images/generate` with the test key and
-  `{{"model":"gpt-image-1.5","prompt":"bench","gptImageParams":{{"quality":"low"}}}}` for
-  {cfg["duration"]} s after a 0.5 s warm-up, without and with a unique `Idempotency-Key` per
-  request. "workers" is plain `imagegate serve` (its 4 in-process job slots run the submitted jobs
-  meanwhile; between runs the script waits until the backlog is COMPLETED, so each run starts with
-  an empty queue); "API only" is `imagegate serve --no-workers` (jobs stay QUEUED).
-  "CPU ms/req" is the serve process's user+system CPU time during the run divided by the
-  requests answered: with workers it includes running the jobs.
-- **Read**: `GET /v2/jobs/{{id}}` over the jobs just created, {cfg["read_concurrency"]} clients.
-- **End-to-end**: {cfg["jobs"]} jobs submitted by {cfg["e2e_concurrency"]} clients on a fresh
-  gateway, timed from the first submit until all of them are COMPLETED (counted with a
-  `SELECT count(*)` straight on the database every 50 ms, so polling does not load the API).
-  Once as one `serve` process, once as `serve --no-workers` + {cfg["worker_processes"]}
-  `imagegate worker` processes (4 slots each).
-- **Memory**: VmRSS from `/proc/<pid>/status` of every gateway process, idle 1 s after start and
-  every 100 ms under load.
+- Every gateway process and the anchor run under `bench/loopwatch.py`: an event loop that times
+  each callback as asyncio's debug mode does, with `loop.slow_callback_duration` = 20 ms (but
+  without debug mode's per-handle stack capture, which would cost more than half the anchor's
+  throughput). It counts asyncio's "Executing … took …" warnings, so each run reports how many
+  callbacks held the event loop ≥ 20 ms and the longest.
+- **Submit**: `POST /v2/images/generate` with the test key and
+  `{{"model":"gpt-image-1.5","prompt":"bench","gptImageParams":{{"quality":"low"}}}}` on
+  `serve --no-workers`, `wrk -t2 -c<N> -d{cfg.get("seconds")}s`, with and without a unique
+  `Idempotency-Key` per request (a wrk Lua script numbers them per thread); the anchor's POST
+  with the same body is measured right before, at the same connections.
+- **Read**: `GET /v2/jobs/{{id}}` beside the anchor's bare GET, {cfg.get("read_connections")}
+  connections.
+- **End to end**: {cfg.get("e2e_jobs")} jobs with a live key through a zero-latency fake
+  OpenAI upstream (`bench/upstream.py`: imagegate.testing's fake, answering one 64 KB PNG),
+  submitted by wrk at 32 connections; timed from the first submit until that many are
+  `COMPLETED` (counted in the database every 50 ms). The provider's `max_concurrency` is 2,000
+  (the vendor account's cap); everything else is the default.
+- **In flight**: {cfg.get("inflight_jobs")} jobs against the same upstream answering after
+  {cfg.get("inflight_latency")} s; defaults except the provider's `max_concurrency` (2,000) and
+  the per-account queued-jobs cap; peak RSS is the sum over the gateway's processes.
+- **Completion latency**: `bench/completion_latency.py`, as it is: {cfg.get("completion_jobs")}
+  jobs one at a time on `imagegate serve` (SQLite, defaults) before the fake OpenAI upstream,
+  each with a webhook to a receiver in the script; from the moment the upstream's answer left
+  to the job's `completedAt` and to the webhook's arrival (that gateway is not under
+  `loopwatch`).
+- **LiteLLM**: the same upstream called directly, through LiteLLM's proxy and through
+  imagegate's `/v1/images/generations`: wrk at 32 connections, then at 1.
 
 ## Results
 
 ### Submit: `POST /v2/images/generate`
 
-![submit throughput]({throughput})
-
-![submit latency]({latency})
-
-{
-        md_table(
-            [
-                "engine",
-                "process",
-                "Idempotency-Key",
-                "clients",
-                "requests",
-                "req/s",
-                "p50 ms",
-                "p95 ms",
-                "p99 ms",
-                "max ms",
-                "CPU ms/req",
-                "non-202",
-            ],
-            submit_rows,
-        )
-    }
+{img("shares", "throughput as a share of the anchor")}{img("submit_latency", "submit latency")}\
+{submit_section(sc)}
 
 ### Read: `GET /v2/jobs/{{id}}`
 
-![read latency]({read_plot})
+{read_section(sc)}
 
-{
-        md_table(
-            [
-                "engine",
-                "process",
-                "clients",
-                "requests",
-                "req/s",
-                "p50 ms",
-                "p95 ms",
-                "p99 ms",
-                "CPU ms/req",
-            ],
-            read_rows,
-        )
-    }
+### End to end
 
-### End-to-end job throughput
+{img("e2e", "end-to-end jobs/s")}{e2e_section(sc)}
 
-![end-to-end]({e2e_plot})
+### In flight
 
-{
-        md_table(
-            ["engine", "processes", "jobs", "submit s", "all COMPLETED s", "jobs/s", "peak RSS MB"],
-            e2e_rows,
-        )
-    }
+{inflight_section(sc)}
+
+### Completion latency
+
+{completion_section(sc)}
+
+### OpenAI-compatible API beside LiteLLM
+
+{litellm_section(sc)}
 
 ### Memory
 
-![memory]({memory_plot})
+{memory_section(sc)}
 
-{
-        md_table(
-            ["engine", "process", "start s", "idle RSS MB", "peak RSS MB", "RSS after MB"],
-            memory_rows,
-        )
-    }
+### Event loop: callbacks ≥ 20 ms
 
-## Reading the results
+{slow_section(results)}
 
-{notes}
+## Why targets are missed
+
+{why_section(found, sections)}
 """
 
 
 def main() -> None:
+    from bench import plots
+
     name = sys.argv[1] if len(sys.argv) > 1 else "full"
-    data = json.loads((RESULTS / f"{name}.json").read_text())
-    OUT.write_text(render(data, name))
-    print(f"wrote {OUT.relative_to(ROOT)} and {len(list(PLOTS.glob('*.svg')))} plots")  # noqa: T201
+    results = json.loads((RESULTS / f"{name}.json").read_text())
+    made = plots.all_plots(results, PLOTS)
+    notes = NOTES.read_text() if NOTES.exists() else ""
+    OUT.write_text(render(results, name, notes, made))
+    print(f"wrote {OUT.relative_to(ROOT)} and {len(made)} plots")  # noqa: T201
 
 
 if __name__ == "__main__":

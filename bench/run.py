@@ -1,596 +1,421 @@
-"""imagegate benchmark: the real `imagegate serve` / `imagegate worker` processes, over HTTP.
+"""imagegate's benchmark: the real processes over HTTP, loaded by ``wrk``, in one run.
 
-    python bench/run.py            # full run (a few minutes), writes bench/results/full.json
-    python bench/run.py --quick    # smoke run (~1 minute), writes bench/results/quick.json
+    python bench/run.py                # everything, < 10 min on 2 cores → bench/results/full.json
+    python bench/run.py --quick        # a smoke run of every scenario → bench/results/quick.json
+    python bench/run.py --only submit  # one scenario (repeatable), merged into the results file
+    python bench/run.py --no-litellm   # everything but the LiteLLM side-by-side
 
-Then `python bench/report.py` turns the results into bench/plots/*.svg and BENCHMARKS.md.
+Then ``python bench/report.py`` writes bench/plots/*.svg and BENCHMARKS.md.
 
-What is measured, on SQLite (a temp file) and PostgreSQL (a fresh database per gateway, created
-and dropped here):
+Scenarios (each target in bench/targets.py):
 
-1. submit: N concurrent clients POST /v2/images/generate with the test key for a fixed time,
-   without and with a unique Idempotency-Key per request: requests/s, p50/p95/p99 latency;
-2. read: GET /v2/jobs/{id} on completed jobs, the same way;
-3. end-to-end: M jobs submitted as fast as they are accepted, timed until every one is COMPLETED
-   (counted in the database directly, so the poller does not load the API), with one process
-   (`serve`, in-process workers) and with `serve --no-workers` + 2 `imagegate worker` processes;
-4. memory: VmRSS of every gateway process, idle after start and sampled every 100 ms under load.
+- ``submit``: ``POST /v2/images/generate`` on ``serve --no-workers`` with the test key, at 32 and
+  128 connections, SQLite and PostgreSQL, without and with a unique ``Idempotency-Key`` per
+  request, each beside the bare FastAPI anchor (``bench/anchor.py``) at the same connections;
+- ``read``: ``GET /v2/jobs/{id}`` beside the anchor's bare GET, 32 connections;
+- ``e2e``: jobs/s from the first submit until N jobs are COMPLETED (counted in the database),
+  through the zero-latency OpenAI-protocol upstream answering 64 KB PNGs (``bench/upstream.py``):
+  one ``serve`` on SQLite; ``serve --no-workers`` + 2 ``worker`` processes on PostgreSQL;
+- ``inflight``: 2,000 jobs against an upstream that answers after 20 s, default settings but the
+  provider's ``max_concurrency`` (2,000) and the per-account queued-jobs cap; time until all are
+  COMPLETED and the peak RSS of the gateway;
+- ``completion``: one job at a time with a webhook: upstream answer → job ``COMPLETED`` and →
+  webhook received (``bench/completion_latency.py``, run as it is);
+- ``litellm``: ``/v1/images/generations`` beside LiteLLM's proxy before the same upstream
+  (``bench/sidebyside.py``; LiteLLM lives in its own virtualenv, ``bench/.litellm-venv``).
 
-The sandbox renders with no latency and a 64 px longest side, so the gateway is what is measured.
+Every gateway and anchor process runs under ``bench/loopwatch.py``: asyncio debug mode with a
+20 ms slow-callback threshold; each run records how many callbacks held the loop that long and
+the longest.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import datetime as dt
 import json
 import os
 import platform
-import re
-import shutil
-import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import httpx2
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench import sidebyside, wrk
+from bench.gateway import (
+    PG_ADMIN,
+    ROOT,
+    Engine,
+    Gateway,
+    RssSampler,
+    anchor,
+    engine,
+    gateway,
+    loadavg,
+    log,
+    rss_kb,
+    upstream,
+)
+from bench.targets import checks, ratio
+
 RESULTS = ROOT / "bench" / "results"
-IMAGEGATE = str(Path(sys.executable).with_name("imagegate"))
-PG_ADMIN = os.environ.get("BENCH_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
-PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/{db}")
+SCENARIOS = ("submit", "read", "e2e", "inflight", "completion", "litellm")
+ENGINES = ("sqlite", "postgres")
+PARAMS = {"model": "gpt-image-1.5", "gptImageParams": {"quality": "low"}}
+BODY = json.dumps({**PARAMS, "prompt": "bench"})
+LIVE_BODY = json.dumps({**PARAMS, "prompt": "a lighthouse at dusk"})
+JSON = {"Content-Type": "application/json"}
+# Business caps, not tuning: an account may queue this many jobs; the vendor account takes this
+# many concurrent calls.
+BIG_QUEUE = {"IMAGEGATE_MAX_QUEUED_JOBS_PER_ACCOUNT": "10000000"}
+VENDOR_CAP = {"IMAGEGATE_PROVIDERS__OPENAI__MAX_CONCURRENCY": "2000"}
 
-BODY = {"model": "gpt-image-1.5", "prompt": "bench", "gptImageParams": {"quality": "low"}}
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)  # noqa: T201
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rss_kb(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def loadavg() -> list[float]:
-    """The 1/5/15-minute load averages: other work on the machine skews every number."""
-    try:
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return []
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+FULL = {
+    "seconds": 8,
+    "connections": [32, 128],
+    "read_connections": 32,
+    "e2e_jobs": 1000,
+    "e2e_timeout": 60,
+    "inflight_jobs": 2000,
+    "inflight_latency": 20.0,
+    "inflight_timeout": 60,
+    "completion_jobs": 20,
+    "litellm_seconds": 8,
+    "litellm_latency_seconds": 5,
+}
+QUICK = {
+    **FULL,
+    "seconds": 2,
+    "e2e_jobs": 100,
+    "e2e_timeout": 30,
+    "inflight_jobs": 200,
+    "inflight_latency": 3.0,
+    "inflight_timeout": 20,
+    "completion_jobs": 8,
+    "litellm_seconds": 2,
+    "litellm_latency_seconds": 2,
+}
 
 
-class RssSampler:
-    """Samples VmRSS of some pids every ``interval`` seconds in a thread."""
-
-    def __init__(self, pids: dict[str, int], interval: float = 0.1) -> None:
-        self.pids = pids
-        self.interval = interval
-        self.samples: dict[str, list[tuple[float, int]]] = {name: [] for name in pids}
-        self._stop = threading.Event()
-        self._t0 = time.monotonic()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            now = time.monotonic() - self._t0
-            for name, pid in self.pids.items():
-                value = rss_kb(pid)
-                if value is not None:
-                    self.samples[name].append((round(now, 2), value))
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def peak_mb(self, name: str) -> float:
-        values = [v for _, v in self.samples[name]]
-        return round(max(values) / 1024, 1) if values else 0.0
+def load(wrk_bin: str, url: str, lua: str, workdir: Path, connections: int, seconds: float) -> Any:
+    return wrk.run(wrk_bin, url, lua, workdir, connections=connections, seconds=seconds)
 
 
-# --------------------------------------------------------------------------- databases
+def post_script(key: str | None, idempotency: bool, body: str = BODY) -> str:
+    headers = {**JSON, **({"X-API-Key": key} if key else {})}
+    prefix = f"bench-{uuid.uuid4().hex[:12]}" if idempotency else None
+    return wrk.script(method="POST", body=body, headers=headers, idempotency_prefix=prefix)
 
 
-class Engine:
-    name: str
-
-    def url(self) -> str: ...
-    def count_completed(self, since_ms: int) -> int: ...
-    def close(self) -> None: ...
-
-
-class SqliteEngine(Engine):
-    name = "sqlite"
-
-    def __init__(self, workdir: Path) -> None:
-        self.path = workdir / "imagegate.db"
-
-    def url(self) -> str:
-        return f"sqlite+aiosqlite:///{self.path}"
-
-    def count_completed(self, since_ms: int) -> int:
-        with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM jobs WHERE status='COMPLETED' AND created_at >= ?",
-                (since_ms,),
-            ).fetchone()
-        return int(row[0])
-
-    def close(self) -> None:
-        pass
+def show(label: str, result: Any, extra: str = "") -> None:
+    log(
+        f"{label:<44} {result.rps:8.1f} req/s  p50 {result.p50_ms:7.1f}  p99 {result.p99_ms:7.1f}"
+        f" ms  non-2xx {result.status_errors}  socket {result.socket_errors} {extra}"
+    )
 
 
-class PostgresEngine(Engine):
-    name = "postgres"
-
-    def __init__(self) -> None:
-        import psycopg
-
-        self._psycopg = psycopg
-        self.db = f"imagegate_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.db}"')
-        self._conn: Any = None
-
-    def url(self) -> str:
-        return PG_URL.format(db=self.db)
-
-    def count_completed(self, since_ms: int) -> int:
-        if self._conn is None:
-            dsn = re.sub(r"dbname=\S+", f"dbname={self.db}", PG_ADMIN)
-            self._conn = self._psycopg.connect(dsn, autocommit=True)
-        row = self._conn.execute(
-            "SELECT count(*) FROM jobs WHERE status='COMPLETED' AND created_at >= %s", (since_ms,)
-        ).fetchone()
-        return int(row[0])
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        with self._psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
+# --------------------------------------------------------------------------- submit and read
 
 
-def make_engine(kind: str, workdir: Path) -> Engine:
-    return SqliteEngine(workdir) if kind == "sqlite" else PostgresEngine()
+def api_phase(cfg: dict[str, Any], wrk_bin: str, only: set[str], out: dict[str, Any]) -> None:
+    """submit and read, each engine beside the anchor measured right before it."""
+    submit: dict[str, Any] = {"runs": [], "anchor": [], "memory": []}
+    read: dict[str, Any] = {"runs": [], "anchor": []}
+    seconds = cfg["seconds"]
+    with tempfile.TemporaryDirectory(prefix="igbench-api-") as tmp:
+        work = Path(tmp)
+        with anchor(work) as (anchor_url, anchor_watch):
+            for kind in ENGINES:
+                home = work / kind
+                home.mkdir()
+                with (
+                    engine(kind, home) as db,
+                    gateway(db, home, in_process_workers=False, extra_env=BIG_QUEUE) as gw,
+                ):
+                    serve_pid = gw.procs["serve"].pid
+                    idle = round((rss_kb(serve_pid) or 0) / 1024, 1)
+                    with RssSampler([serve_pid]) as sampler:
+                        if "submit" in only:
+                            submit_engine(cfg, wrk_bin, work, kind, gw, anchor_url, submit)
+                        if "read" in only:
+                            read_engine(wrk_bin, work, kind, gw, anchor_url, seconds, cfg, read)
+                    submit["memory"].append(
+                        {
+                            "engine": kind,
+                            "process": "serve --no-workers",
+                            "rss_idle_mb": idle,
+                            "rss_peak_mb": sampler.peak_mb,
+                        }
+                    )
+            for rows in (submit["anchor"], read["anchor"]):
+                for row in rows:
+                    row["slow_callbacks_anchor_total"] = anchor_watch.mark()
+    if "submit" in only:
+        out["submit"] = submit
+    if "read" in only:
+        out["read"] = read
 
 
-# --------------------------------------------------------------------------- processes
-
-
-@dataclass
-class Gateway:
-    """`imagegate serve` (+ optional `imagegate worker`s) on a free port, as subprocesses."""
-
-    engine: Engine
-    workdir: Path
-    in_process_workers: bool = True
-    worker_processes: int = 0
-    extra_env: dict[str, str] = field(default_factory=dict)
-    port: int = 0
-    test_key: str = ""
-    live_key: str = ""
-    serve: subprocess.Popen[str] | None = None
-    workers: list[subprocess.Popen[str]] = field(default_factory=list)
-    startup_seconds: float = 0.0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
-        env.update(
-            {
-                "IMAGEGATE_DATABASE_URL": self.engine.url(),
-                "IMAGEGATE_DATA_DIR": str(self.workdir / "data"),
-                "IMAGEGATE_HOST": "127.0.0.1",
-                "IMAGEGATE_PORT": str(self.port),
-                "IMAGEGATE_PUBLIC_BASE_URL": self.base_url,
-                "IMAGEGATE_SANDBOX_LATENCY_SECONDS": "0",
-                "IMAGEGATE_PROVIDERS__SANDBOX__OPTIONS__MAX_SIDE": "64",
-                # The default cap (100 queued jobs per account) would turn a burst into 429s.
-                "IMAGEGATE_MAX_QUEUED_JOBS_PER_ACCOUNT": "1000000",
-                "IMAGEGATE_LOG_LEVEL": "WARNING",
-                "IMAGEGATE_CONFIG_FILE": str(self.workdir / "none.toml"),
-                "PYTHONUNBUFFERED": "1",
-                **self.extra_env,
-            }
-        )
-        return env
-
-    def start(self) -> None:
-        self.port = free_port()
-        args = [IMAGEGATE, "serve"]
-        if not self.in_process_workers:
-            args.append("--no-workers")
-        t0 = time.monotonic()
-        self.serve = subprocess.Popen(
-            args,
-            cwd=self.workdir,
-            env=self.env(),
-            stdout=subprocess.PIPE,
-            stderr=open(self.workdir / "serve.err", "w"),  # noqa: SIM115
-            text=True,
-        )
-        assert self.serve.stdout is not None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (self.test_key and self.live_key):
-            line = self.serve.stdout.readline()
-            if not line:
-                raise RuntimeError(
-                    "serve exited: " + (self.workdir / "serve.err").read_text()[-2000:]
-                )
-            if line.startswith("live key: "):
-                self.live_key = line.split(": ", 1)[1].strip()
-            elif line.startswith("test key: "):
-                self.test_key = line.split(": ", 1)[1].strip()
-        # Keep draining stdout so the pipe never fills.
-        threading.Thread(target=self.serve.stdout.read, daemon=True).start()
-        while True:
-            try:
-                if httpx2.get(self.base_url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx2.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("serve did not become healthy")
-            time.sleep(0.05)
-        self.startup_seconds = round(time.monotonic() - t0, 2)
-        for n in range(self.worker_processes):
-            self.workers.append(
-                subprocess.Popen(
-                    [IMAGEGATE, "worker"],
-                    cwd=self.workdir,
-                    env=self.env(),
-                    stdout=subprocess.DEVNULL,
-                    stderr=open(self.workdir / f"worker{n}.err", "w"),  # noqa: SIM115
-                )
-            )
-        if self.workers:
-            time.sleep(2.0)  # let the workers migrate-check, connect and LISTEN
-
-    def pids(self) -> dict[str, int]:
-        assert self.serve is not None
-        pids = {"serve": self.serve.pid}
-        for n, proc in enumerate(self.workers):
-            pids[f"worker{n + 1}"] = proc.pid
-        return pids
-
-    def stop(self) -> None:
-        for proc in [*self.workers, self.serve]:
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-        for proc in [*self.workers, self.serve]:
-            if proc is None:
-                continue
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-# --------------------------------------------------------------------------- load
-
-
-def percentiles(latencies: list[float]) -> dict[str, float]:
-    if not latencies:
-        return {"p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0, "mean_ms": 0.0}
-    ordered = sorted(latencies)
-
-    def pick(q: float) -> float:
-        index = min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))
-        return round(ordered[index] * 1000, 2)
-
-    return {
-        "p50_ms": pick(0.50),
-        "p95_ms": pick(0.95),
-        "p99_ms": pick(0.99),
-        "max_ms": round(ordered[-1] * 1000, 2),
-        "mean_ms": round(statistics.fmean(ordered) * 1000, 2),
-    }
-
-
-async def closed_loop(
+def submit_engine(
+    cfg: dict[str, Any],
+    wrk_bin: str,
+    work: Path,
+    kind: str,
     gw: Gateway,
-    concurrency: int,
-    duration: float,
-    make_request: Any,
-    ok_status: int,
-    warmup: float = 0.5,
+    anchor_url: str,
+    into: dict[str, Any],
+) -> None:
+    seconds = cfg["seconds"]
+    for connections in cfg["connections"]:
+        base = load(
+            wrk_bin, anchor_url + "/v2/images/generate", post_script(None, False), work,
+            connections, seconds,
+        )  # fmt: skip
+        show(f"anchor POST, c={connections} (before {kind})", base)
+        into["anchor"].append({"engine": kind, "connections": connections, "wrk": base.as_dict()})
+        for idempotency in (False, True):
+            marks = gw.marks()
+            result = load(
+                wrk_bin, gw.base_url + "/v2/images/generate",
+                post_script(gw.test_key, idempotency), work, connections, seconds,
+            )  # fmt: skip
+            slow = gw.slow_since(marks)
+            label = f"{kind}, c={connections}, {'with' if idempotency else 'no'} Idempotency-Key"
+            share = ratio(result.rps, base.rps)
+            show(f"submit {label}", result, f"{share:.1%} of anchor, slow cb {slow['count']}")
+            into["runs"].append(
+                {
+                    "label": label,
+                    "engine": kind,
+                    "connections": connections,
+                    "idempotency_key": idempotency,
+                    "wrk": result.as_dict(),
+                    "anchor_rps": round(base.rps, 1),
+                    "ratio": round(share, 4),
+                    "loadavg": loadavg(),
+                    "slow_callbacks": slow,
+                }
+            )
+
+
+def read_engine(
+    wrk_bin: str,
+    work: Path,
+    kind: str,
+    gw: Gateway,
+    anchor_url: str,
+    seconds: float,
+    cfg: dict[str, Any],
+    into: dict[str, Any],
+) -> None:
+    connections = cfg["read_connections"]
+    answer = httpx2.post(
+        gw.base_url + "/v2/images/generate",
+        content=BODY,
+        headers={**JSON, "X-API-Key": gw.test_key},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    job_id = answer.json()["jobId"]
+    get = wrk.script(headers={"X-API-Key": gw.test_key})
+    base = load(wrk_bin, f"{anchor_url}/v2/jobs/{job_id}", get, work, connections, seconds)
+    show(f"anchor GET, c={connections} (before {kind})", base)
+    into["anchor"].append({"engine": kind, "connections": connections, "wrk": base.as_dict()})
+    marks = gw.marks()
+    result = load(wrk_bin, f"{gw.base_url}/v2/jobs/{job_id}", get, work, connections, seconds)
+    slow = gw.slow_since(marks)
+    share = ratio(result.rps, base.rps)
+    show(f"read {kind}, c={connections}", result, f"{share:.1%} of anchor, slow cb {slow['count']}")
+    into["runs"].append(
+        {
+            "label": f"{kind}, c={connections}",
+            "engine": kind,
+            "connections": connections,
+            "wrk": result.as_dict(),
+            "anchor_rps": round(base.rps, 1),
+            "ratio": round(share, 4),
+            "loadavg": loadavg(),
+            "slow_callbacks": slow,
+        }
+    )
+
+
+# ------------------------------------------------------------------- jobs through an upstream
+
+
+def drive_jobs(
+    wrk_bin: str,
+    work: Path,
+    db: Engine,
+    gw: Gateway,
+    jobs: int,
+    connections: int,
+    timeout: float,
 ) -> dict[str, Any]:
-    """``concurrency`` clients, each sending its next request when the last one answers."""
-    limits = httpx2.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency)
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    errors = 0
-    job_ids: list[str] = []
-    assert gw.serve is not None
-    async with httpx2.AsyncClient(base_url=gw.base_url, limits=limits, timeout=60) as http:
-        start = time.perf_counter()
-        cpu_start: float | None = None
-        measure_from = start + warmup
-        stop_at = measure_from + duration
-
-        async def client(n: int) -> None:
-            nonlocal errors
-            i = 0
-            while True:
-                nonlocal cpu_start
-                t0 = time.perf_counter()
-                if t0 >= stop_at:
-                    return
-                if cpu_start is None and t0 >= measure_from:
-                    cpu_start = cpu_seconds(gw.serve.pid)  # type: ignore[union-attr]
-                i += 1
-                try:
-                    response = await make_request(http, n, i)
-                except httpx2.HTTPError:
-                    errors += 1
-                    continue
-                t1 = time.perf_counter()
-                if t0 >= measure_from:
-                    latencies.append(t1 - t0)
-                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-                if response.status_code == 202:
-                    job_ids.append(response.json()["jobId"])
-
-        await asyncio.gather(*(client(n) for n in range(concurrency)))
-        elapsed = time.perf_counter() - measure_from
-        cpu_used = cpu_seconds(gw.serve.pid) - (cpu_start or 0.0)
-    ok = statuses.get(ok_status, 0)
-    return {
-        "concurrency": concurrency,
-        "seconds": round(elapsed, 2),
-        "requests": len(latencies),
-        "ok": ok,
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "transport_errors": errors,
-        "rps": round(ok / elapsed, 1),
-        "loadavg_after": loadavg(),
-        # CPU the serve process used per answered request (includes its in-process workers).
-        "server_cpu_ms_per_request": round(cpu_used * 1000 / max(1, len(latencies)), 2),
-        "server_cpu_percent": round(100 * cpu_used / elapsed, 1),
-        **percentiles(latencies),
-        "_job_ids": job_ids,
-    }
-
-
-def submit_request(gw: Gateway, idempotent: bool) -> Any:
-    headers = {"X-API-Key": gw.test_key}
-    run = uuid.uuid4().hex[:8]
-
-    async def make(http: httpx2.AsyncClient, n: int, i: int) -> httpx2.Response:
-        extra = {"Idempotency-Key": f"bench-{run}-{n}-{i}"} if idempotent else {}
-        return await http.post("/v2/images/generate", json=BODY, headers={**headers, **extra})
-
-    return make
-
-
-def read_request(gw: Gateway, job_ids: list[str]) -> Any:
-    headers = {"X-API-Key": gw.test_key}
-
-    async def make(http: httpx2.AsyncClient, n: int, i: int) -> httpx2.Response:
-        job_id = job_ids[(n * 7919 + i) % len(job_ids)]
-        return await http.get(f"/v2/jobs/{job_id}", headers=headers)
-
-    return make
-
-
-async def wait_completed(engine: Engine, since_ms: int, total: int, timeout: float) -> float:
-    """Seconds (monotonic) at which ``total`` jobs created since ``since_ms`` are COMPLETED."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done = await asyncio.to_thread(engine.count_completed, since_ms)
-        if done >= total:
-            return time.perf_counter()
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only {done}/{total} jobs completed within {timeout}s")
-        await asyncio.sleep(0.05)
-
-
-async def end_to_end(gw: Gateway, engine: Engine, jobs: int, concurrency: int) -> dict[str, Any]:
-    """Submit ``jobs`` jobs with ``concurrency`` clients, then wait until all are COMPLETED."""
-    since_ms = time.time_ns() // 1_000_000 - 5
-    limits = httpx2.Limits(max_connections=concurrency + 4)
-    headers = {"X-API-Key": gw.test_key}
-    accepted = 0
-    rejected: dict[int, int] = {}
-    counter = iter(range(jobs))
-    async with httpx2.AsyncClient(base_url=gw.base_url, limits=limits, timeout=60) as http:
-        t0 = time.perf_counter()
-
-        async def client() -> None:
-            nonlocal accepted
-            for _ in counter:
-                response = await http.post("/v2/images/generate", json=BODY, headers=headers)
-                if response.status_code == 202:
-                    accepted += 1
-                else:
-                    rejected[response.status_code] = rejected.get(response.status_code, 0) + 1
-
-        await asyncio.gather(*(client() for _ in range(concurrency)))
-        t_submitted = time.perf_counter()
-    t_done = await wait_completed(engine, since_ms, accepted, timeout=300)
-    total = t_done - t0
+    """Submit ``jobs`` jobs with wrk (live key), time until that many are COMPLETED."""
+    lua = wrk.script(
+        method="POST",
+        body=LIVE_BODY,
+        headers={**JSON, "X-API-Key": gw.live_key},
+        stop_after=max(1, jobs // 2),
+    )
+    path = work / "drive.lua"
+    path.write_text(lua)
+    before, _ = db.counts()
+    with RssSampler(gw.pids()) as sampler:
+        t0 = time.monotonic()
+        loader = subprocess.Popen(
+            wrk.command(wrk_bin, gw.base_url + "/v2/images/generate", path,
+                        connections=connections, seconds=timeout),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        done_at = None
+        total = completed = 0
+        try:
+            while time.monotonic() - t0 < timeout:
+                total, completed = db.counts()
+                if completed - before >= jobs:
+                    done_at = time.monotonic()
+                    break
+                time.sleep(0.05)
+        finally:
+            loader.terminate()
+            loader.wait()
+    elapsed = (done_at or time.monotonic()) - t0
+    finished = min(jobs, completed - before)
     return {
         "jobs": jobs,
-        "accepted": accepted,
-        "rejected": {str(k): v for k, v in rejected.items()},
-        "submit_seconds": round(t_submitted - t0, 2),
-        "total_seconds": round(total, 2),
-        "drain_after_submit_seconds": round(t_done - t_submitted, 2),
-        "jobs_per_s": round(accepted / total, 1),
+        "completed": finished,
+        "submitted": total - before,
+        "timed_out": done_at is None,
+        "seconds": round(elapsed, 2),
+        "jobs_per_s": round(finished / elapsed, 1) if elapsed > 0 else 0.0,
+        "rss_peak_mb": sampler.peak_mb,
+        "loadavg": loadavg(),
     }
 
 
-# --------------------------------------------------------------------------- scenarios
+def warm(gw: Gateway, db: Engine, seconds: float = 60) -> None:
+    """One job end to end before measuring, so imports and connections are made."""
+    before = db.counts()[1]
+    httpx2.post(
+        gw.base_url + "/v2/images/generate",
+        content=LIVE_BODY,
+        headers={**JSON, "X-API-Key": gw.live_key},
+        timeout=30,
+    ).raise_for_status()
+    deadline = time.monotonic() + seconds
+    while db.counts()[1] <= before:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the warm-up job did not complete")
+        time.sleep(0.05)
 
 
-async def api_scenario(kind: str, cfg: dict[str, Any], workers: bool = True) -> dict[str, Any]:
-    """One `serve` process: submit, read and memory.
-
-    With ``workers`` (the default deployment) its 4 in-process job slots run every submitted job
-    while the load goes on; without (`serve --no-workers`) the jobs stay QUEUED and only the API
-    is measured.
-    """
-    workdir = Path(tempfile.mkdtemp(prefix=f"igbench-{kind}-"))
-    engine = make_engine(kind, workdir)
-    gw = Gateway(engine, workdir, in_process_workers=workers)
-    mode = "serve (in-process workers)" if workers else "serve --no-workers (API only)"
-    result: dict[str, Any] = {"engine": kind, "mode": mode, "workers": workers}
-    tag = "" if workers else " (no workers)"
-    try:
-        gw.start()
-        result["startup_seconds"] = gw.startup_seconds
-        time.sleep(1.0)
-        assert gw.serve is not None
-        result["rss_idle_start_mb"] = round((rss_kb(gw.serve.pid) or 0) / 1024, 1)
-        log(
-            f"{kind} [{mode}]: serve up in {gw.startup_seconds}s, "
-            f"idle RSS {result['rss_idle_start_mb']} MB"
-        )
-        submits: list[dict[str, Any]] = []
-        reads: list[dict[str, Any]] = []
-        job_ids: list[str] = []
-        with RssSampler(gw.pids()) as sampler:
-            for idempotent in (False, True):
-                for c in cfg["concurrency"]:
-                    run = await closed_loop(
-                        gw, c, cfg["duration"], submit_request(gw, idempotent), 202
-                    )
-                    job_ids.extend(run.pop("_job_ids"))
-                    run["idempotency_key"] = idempotent
-                    if workers:
-                        # Each run starts with an empty queue: wait out the backlog this one left.
-                        t_wait = time.perf_counter()
-                        await wait_completed(engine, 0, len(job_ids), timeout=600)
-                        run["backlog_drain_seconds"] = round(time.perf_counter() - t_wait, 2)
-                    submits.append(run)
+def e2e_phase(cfg: dict[str, Any], wrk_bin: str, out: dict[str, Any]) -> None:
+    runs = []
+    setups = (
+        ("sqlite", "serve (1 process)", True, 0),
+        ("postgres", "serve --no-workers + 2 × worker", False, 2),
+    )
+    with tempfile.TemporaryDirectory(prefix="igbench-e2e-") as tmp:
+        work = Path(tmp)
+        with upstream(work) as up:
+            for kind, mode, in_process, workers in setups:
+                home = work / kind
+                home.mkdir()
+                with (
+                    engine(kind, home) as db,
+                    gateway(
+                        db, home, in_process_workers=in_process, worker_processes=workers,
+                        upstream_url=up, extra_env={**BIG_QUEUE, **VENDOR_CAP},
+                    ) as gw,
+                ):  # fmt: skip
+                    warm(gw, db)
+                    marks = gw.marks()
+                    run = drive_jobs(wrk_bin, work, db, gw, cfg["e2e_jobs"], 32, cfg["e2e_timeout"])
+                    run |= {"label": f"{kind}, {mode}", "engine": kind, "mode": mode}
+                    run["slow_callbacks"] = gw.slow_since(marks)
                     log(
-                        f"{kind}{tag}: submit c={c:<2} idem={idempotent!s:<5} "
-                        f"{run['rps']:7.1f} req/s "
-                        f"p50 {run['p50_ms']:6.1f} p95 {run['p95_ms']:6.1f} "
-                        f"p99 {run['p99_ms']:6.1f} ms "
-                        f"cpu {run['server_cpu_ms_per_request']} ms/req "
-                        f"{run['statuses']}"
+                        f"e2e {kind} {mode}: {run['completed']}/{run['jobs']} jobs in "
+                        f"{run['seconds']} s = {run['jobs_per_s']} jobs/s, peak RSS "
+                        f"{run['rss_peak_mb']} MB, slow cb {run['slow_callbacks']['count']}"
                     )
-            if workers:
-                # Let the in-process workers finish what was queued, then read finished jobs.
-                t_wait = time.perf_counter()
-                await wait_completed(engine, 0, len(job_ids), timeout=600)
-                result["backlog_drain_seconds"] = round(time.perf_counter() - t_wait, 2)
-            result["jobs_in_db"] = len(job_ids)
-            sample = job_ids[-2000:]
-            for c in cfg["read_concurrency"]:
-                run = await closed_loop(gw, c, cfg["duration"], read_request(gw, sample), 200)
-                run.pop("_job_ids")
-                reads.append(run)
-                log(
-                    f"{kind}{tag}: read   c={c:<2} {run['rps']:7.1f} req/s "
-                    f"p50 {run['p50_ms']:6.1f} "
-                    f"p95 {run['p95_ms']:6.1f} p99 {run['p99_ms']:6.1f} ms "
-                    f"cpu {run['server_cpu_ms_per_request']} ms/req {run['statuses']}"
-                )
-        result["submit"] = submits
-        result["read"] = reads
-        result["rss_peak_mb"] = sampler.peak_mb("serve")
-        result["rss_idle_after_mb"] = round((rss_kb(gw.serve.pid) or 0) / 1024, 1)
-        result["rss_samples"] = sampler.samples["serve"]
-        log(
-            f"{kind}{tag}: RSS peak {result['rss_peak_mb']} MB, "
-            f"after {result['rss_idle_after_mb']} MB"
-        )
-    finally:
-        gw.stop()
-        engine.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+                    runs.append(run)
+    out["e2e"] = {"runs": runs}
+
+
+def inflight_phase(cfg: dict[str, Any], wrk_bin: str, out: dict[str, Any]) -> None:
+    jobs, latency = cfg["inflight_jobs"], cfg["inflight_latency"]
+    # Room for every job and the few wrk sends past its stop: at the cap, wrk would spin on 429s.
+    queue = {"IMAGEGATE_MAX_QUEUED_JOBS_PER_ACCOUNT": str(max(10_000, 2 * jobs))}
+    with tempfile.TemporaryDirectory(prefix="igbench-inflight-") as tmp:
+        work = Path(tmp)
+        with (
+            upstream(work, latency=latency) as up,
+            engine("sqlite", work) as db,
+            gateway(
+                db, work, in_process_workers=True, upstream_url=up,
+                extra_env={**queue, **VENDOR_CAP},
+            ) as gw,
+        ):  # fmt: skip
+            marks = gw.marks()
+            run = drive_jobs(wrk_bin, work, db, gw, jobs, 64, cfg["inflight_timeout"])
+            run["slow_callbacks"] = gw.slow_since(marks)
+    run |= {"latency_s": latency, "timeout_s": cfg["inflight_timeout"]}
+    log(
+        f"in flight: {run['completed']}/{jobs} jobs × {latency:g} s upstream in {run['seconds']} s"
+        f"{' (timed out)' if run['timed_out'] else ''}, peak RSS {run['rss_peak_mb']} MB"
+    )
+    out["inflight"] = run
+
+
+def completion_phase(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``bench/completion_latency.py`` (its own gateway, upstream and webhook receiver)."""
+    with tempfile.TemporaryDirectory(prefix="igbench-completion-") as tmp:
+        out = Path(tmp) / "completion.json"
+        subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "completion_latency.py"),
+             "--jobs", str(cfg["completion_jobs"]), "--out", str(out)],
+            check=True, capture_output=True, cwd=ROOT, timeout=600,
+        )  # fmt: skip
+        raw = json.loads(out.read_text())
+    result = {
+        "jobs": raw["jobs"],
+        "completed_p50_ms": raw["answer_to_completed_ms"]["p50"],
+        "completed_max_ms": raw["answer_to_completed_ms"]["max"],
+        "webhook_p50_ms": raw["answer_to_webhook_ms"]["p50"],
+        "webhook_max_ms": raw["answer_to_webhook_ms"]["max"],
+        "raw": raw,
+    }
+    log(
+        f"completion latency over {result['jobs']} jobs: → COMPLETED p50 "
+        f"{result['completed_p50_ms']} ms, → webhook p50 {result['webhook_p50_ms']} ms"
+    )
     return result
 
 
-async def e2e_scenario(kind: str, split: bool, cfg: dict[str, Any]) -> dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix=f"igbench-e2e-{kind}-"))
-    engine = make_engine(kind, workdir)
-    gw = Gateway(
-        engine,
-        workdir,
-        in_process_workers=not split,
-        worker_processes=cfg["worker_processes"] if split else 0,
-    )
-    mode = (
-        f"serve --no-workers + {cfg['worker_processes']} x worker" if split else "serve (1 process)"
-    )
-    result: dict[str, Any] = {"engine": kind, "mode": mode, "split": split}
-    try:
-        gw.start()
-        time.sleep(0.5)
-        with RssSampler(gw.pids()) as sampler:
-            result.update(await end_to_end(gw, engine, cfg["jobs"], cfg["e2e_concurrency"]))
-        result["loadavg_after"] = loadavg()
-        result["rss_peak_mb"] = {name: sampler.peak_mb(name) for name in gw.pids()}
-        log(
-            f"{kind}: e2e {mode}: {result['accepted']} jobs in {result['total_seconds']}s "
-            f"= {result['jobs_per_s']} jobs/s (submitted in {result['submit_seconds']}s) "
-            f"RSS {result['rss_peak_mb']}"
-        )
-    finally:
-        gw.stop()
-        engine.close()
-        shutil.rmtree(workdir, ignore_errors=True)
-    return result
-
-
-# --------------------------------------------------------------------------- machine
+# --------------------------------------------------------------------------- machine and main
 
 
 def machine() -> dict[str, Any]:
     cpu_model = ""
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as handle:
-        for line in handle:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu_model = line.split(":", 1)[1].strip()
                 break
     mem_total = 0
-    with contextlib.suppress(OSError), open("/proc/meminfo") as handle:
-        for line in handle:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
                 mem_total = int(line.split()[1]) // 1024
     pg_version = None
@@ -603,14 +428,14 @@ def machine() -> dict[str, Any]:
     with contextlib.suppress(Exception):
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    versions = {}
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    wrk_version = subprocess.run(
+        [wrk.ensure_wrk(), "-v"], capture_output=True, text=True, check=False
+    ).stdout.splitlines()
     from importlib.metadata import version
 
+    versions = {}
     for pkg in ("imagegate", "fastapi", "uvicorn", "sqlalchemy", "aiosqlite", "psycopg", "httpx2"):
         with contextlib.suppress(Exception):
             versions[pkg] = version(pkg)
@@ -624,58 +449,64 @@ def machine() -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "postgresql": pg_version,
         "git_commit": commit,
+        "wrk": wrk_version[0].split(" Copyright")[0] if wrk_version else "wrk",
         "packages": versions,
+        "loadavg_start": loadavg(),
     }
-
-
-# --------------------------------------------------------------------------- main
-
-FULL = {
-    "concurrency": [1, 8, 32],
-    "read_concurrency": [1, 32],
-    "duration": 5.0,
-    "jobs": 500,
-    "e2e_concurrency": 16,
-    "worker_processes": 2,
-}
-QUICK = {**FULL, "duration": 1.0, "jobs": 50}
-
-
-async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    cfg = QUICK if args.quick else FULL
-    engines = args.engines.split(",")
-    out: dict[str, Any] = {
-        "name": args.name,
-        "quick": args.quick,
-        "config": cfg,
-        "machine": machine(),
-        "api": [],
-        "e2e": [],
-    }
-    log(f"machine: {out['machine']['cpu_count']} CPUs, Python {out['machine']['python']}")
-    for kind in engines:
-        out["api"].append(await api_scenario(kind, cfg, workers=True))
-        out["api"].append(await api_scenario(kind, cfg, workers=False))
-    for kind in engines:
-        out["e2e"].append(await e2e_scenario(kind, False, cfg))
-        out["e2e"].append(await e2e_scenario(kind, True, cfg))
-    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a fast smoke run")
+    parser.add_argument("--quick", action="store_true", help="a smoke run of every scenario")
+    parser.add_argument(
+        "--only", action="append", choices=SCENARIOS, help="run only this scenario (repeatable)"
+    )
+    parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM side-by-side")
     parser.add_argument("--name", help="results file name (default: full or quick)")
-    parser.add_argument("--engines", default="sqlite,postgres")
     args = parser.parse_args()
-    args.name = args.name or ("quick" if args.quick else "full")
+    only = set(args.only or SCENARIOS)
+    if args.no_litellm:
+        only.discard("litellm")
+    cfg = QUICK if args.quick else FULL
+    name = args.name or ("quick" if args.quick else "full")
+    path = RESULTS / f"{name}.json"
+    # A partial run (--only) replaces its scenarios in the results file and keeps the others.
+    previous = json.loads(path.read_text()) if args.only and path.exists() else {}
+    wrk_bin = wrk.ensure_wrk()
     t0 = time.monotonic()
-    out = asyncio.run(main_async(args))
+    scenarios: dict[str, Any] = {}
+    out: dict[str, Any] = {
+        **previous,
+        "quick": args.quick,
+        "config": cfg,
+        "machine": machine(),
+        "slow_callback_ms": 20,
+    }
+    log(f"scenarios: {', '.join(s for s in SCENARIOS if s in only)}")
+    if only & {"submit", "read"}:
+        api_phase(cfg, wrk_bin, only, scenarios)
+    if "e2e" in only:
+        e2e_phase(cfg, wrk_bin, scenarios)
+    if "inflight" in only:
+        inflight_phase(cfg, wrk_bin, scenarios)
+    if "completion" in only:
+        scenarios["completion"] = completion_phase(cfg)
+    if "litellm" in only:
+        scenarios["litellm"] = sidebyside.measure(
+            wrk_bin, cfg["litellm_seconds"], cfg["litellm_latency_seconds"]
+        )
+    out["scenarios"] = {**previous.get("scenarios", {}), **scenarios}
     out["wall_seconds"] = round(time.monotonic() - t0, 1)
+    out["checks"] = [
+        {"name": c.name, "measured": c.measured, "target": c.target, "verdict": c.verdict}
+        for c in checks(out)
+    ]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{args.name}.json"
     path.write_text(json.dumps(out, indent=1) + "\n")
-    log(f"wrote {path.relative_to(ROOT)} in {out['wall_seconds']}s")
+    log(f"wrote {path.relative_to(ROOT)} in {out['wall_seconds']} s")
+    for check in checks(out):
+        if check.measured is not None:
+            log(f"{check.verdict:>5}  {check.name}: {check.show(check.measured)} ({check.target})")
 
 
 if __name__ == "__main__":

@@ -220,7 +220,13 @@ def build_runtime(
     secret = load_signing_secret(settings)
     db = Database(settings.database_url)
     catalog = build_catalog(settings.prices)
-    signer = UrlSigner(secret, settings.public_base_url, clock)
+    previous = settings.signing_secret_previous
+    signer = UrlSigner(
+        secret,
+        settings.public_base_url,
+        clock,
+        previous=previous.get_secret_value().encode() if previous else None,
+    )
     store = store or create_object_store(settings, signer)
     wakeup = Wakeup()
     signals = JobSignals(

@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     # Secrets.
     signing_secret: SecretStr | None = None
     """Signs download URLs. Generated into ``<data_dir>/signing.key`` on first start when unset."""
+    signing_secret_previous: SecretStr | None = None
+    """The secret being rotated out: URLs it signed are still accepted (never used to sign), so
+    links handed out before a rotation keep working until they expire."""
 
     # Limits.
     max_body_bytes: int = 1_000_000
@@ -219,6 +222,9 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = False
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Where ``imagegate worker`` serves its own ``/metrics`` (on ``host``); unset: not at all.
+    A worker's counters (upstream calls, retries, lease losses) live only in its process."""
 
     @field_validator("rate_limit_submit", "rate_limit_read")
     @classmethod

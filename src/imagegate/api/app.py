@@ -21,6 +21,7 @@ from imagegate.api.middleware import (
     ErrorBoundaryMiddleware,
     NulRejectMiddleware,
     RequestIdMiddleware,
+    RequestMetricsMiddleware,
 )
 from imagegate.api.ratelimit import RateLimitHeadersMiddleware
 from imagegate.api.routes import (
@@ -98,6 +99,7 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
     )
     app.add_middleware(NulRejectMiddleware)
     app.add_middleware(ErrorBoundaryMiddleware)
+    app.add_middleware(RequestMetricsMiddleware, counter=runtime.metrics.http_requests)
     app.add_middleware(RequestIdMiddleware)
     _install_openapi(app, runtime)
     return app

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
 import structlog
+from prometheus_client import Counter
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,6 +29,7 @@ __all__ = [
     "ErrorBoundaryMiddleware",
     "NulRejectMiddleware",
     "RequestIdMiddleware",
+    "RequestMetricsMiddleware",
 ]
 
 log = structlog.get_logger("imagegate.api")
@@ -67,6 +69,38 @@ class RequestIdMiddleware:
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             await self.app(scope, receive, send_with_id)
+
+
+class RequestMetricsMiddleware:
+    """Count every answered request by method, route template and status.
+
+    The route is the template (``/v2/jobs/{job_id}``), never the path, so the label set stays
+    small; a request no route matched (404s, static files) counts as ``unmatched``. Placed
+    outside ``ErrorBoundaryMiddleware``, so the 500s it answers are counted too.
+    """
+
+    def __init__(self, app: ASGIApp, counter: Counter) -> None:
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def counted_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counted_send)
+        finally:
+            if status:  # else the client left before any answer
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                self.counter.labels(scope["method"], route, str(status)).inc()
 
 
 class ErrorBoundaryMiddleware:

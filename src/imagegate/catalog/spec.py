@@ -173,10 +173,20 @@ class ModelSpec:
         empty when one does. Keys are param names, ``""`` for the number of images."""
         values = params.model_dump(mode="json", exclude_none=True) if params is not None else {}
         outputs = self.outputs(params)
+        routes = (*self.routes, *self.substitutes)
         first: dict[str, str] | None = None
-        for route in (*self.routes, *self.substitutes):
+        for route in routes:
             found = route.inputs.refusals(values, outputs) if route.inputs is not None else {}
             if not found:
                 return {}
             first = found if first is None else first
-        return first or {}
+        refused = dict(first or {})
+        for name in refused:
+            # When every route that can send ``name`` at all lists its values for it, the client
+            # may send any of those: name them all, not the first route's alone.
+            senders = [r for r in routes if r.inputs is None or name not in r.inputs.refuses]
+            tables = [r.inputs.values.get(name) if r.inputs else None for r in senders]
+            if name and tables and all(table is not None for table in tables):
+                allowed = dict.fromkeys(value for table in tables for value in table or ())
+                refused[name] = f"must be one of {', '.join(map(str, allowed))}"
+        return refused

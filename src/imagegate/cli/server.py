@@ -9,6 +9,7 @@ from collections.abc import Generator
 
 import typer
 import uvicorn
+from prometheus_client import start_http_server
 from rich.console import Console
 from rich.panel import Panel
 
@@ -51,10 +52,13 @@ def serve(
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, writing out the log queue before it re-raises a caught SIGTERM/SIGINT.
+    """uvicorn's server, exiting 0 after a graceful stop on SIGTERM.
 
-    uvicorn re-raises the signal once shut down, which ends the process without ``atexit``
-    handlers: the last lines ("Application shutdown complete") would be lost in the queue.
+    uvicorn re-raises a caught signal once shut down, which ends the process by that signal:
+    for SIGTERM, the way a supervisor (systemd, an orchestrator) asks for a graceful stop, a
+    status of 0 says the stop went as asked, so SIGTERM is not re-raised. SIGINT still is. The
+    log queue is written out first either way, as a re-raised signal ends the process without
+    ``atexit`` handlers and the last lines ("Application shutdown complete") would be lost.
     """
 
     def __init__(self, config: uvicorn.Config, logs: LogPipeline) -> None:
@@ -67,6 +71,9 @@ class _Server(uvicorn.Server):
             try:
                 yield
             finally:
+                self._captured_signals = [
+                    captured for captured in self._captured_signals if captured != signal.SIGTERM
+                ]
                 self._logs.flush()
 
 
@@ -129,6 +136,12 @@ def worker(
 async def _worker(settings: Settings, concurrency: int | None) -> None:
     await upgrade(settings.database_url)
     runtime = build_runtime(settings)
+    metrics_server = None
+    if settings.worker_metrics_port is not None:
+        # A thread of prometheus_client's own: a scrape never waits on the event loop.
+        metrics_server, _ = start_http_server(
+            settings.worker_metrics_port, addr=settings.host, registry=runtime.metrics.registry
+        )
     background = Background(runtime, concurrency)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -139,6 +152,8 @@ async def _worker(settings: Settings, concurrency: int | None) -> None:
         console.print(f"imagegate worker: background loops failed ({exc}); exiting", style="red")
         raise SystemExit(1) from None
     finally:
+        if metrics_server is not None:
+            await asyncio.to_thread(metrics_server.shutdown)
         await runtime.aclose()
 
 

@@ -1,17 +1,55 @@
-"""Prometheus metrics, on a registry of the runtime's own (no import-time globals).
+"""Prometheus metrics, on registries of the runtime's own (no import-time globals).
 
-Counters are bumped where things happen (job outcomes, retries, lease losses, upstream errors,
-webhook attempts); queue depth is read from the database when ``/metrics`` is scraped, so every
-process reports the same shared queue.
+Two kinds, so that several processes add up correctly:
+
+- **Process counters** (``Metrics.registry``): what this process did — HTTP requests by route
+  and status, upstream calls by provider with their latency, retries, failovers, lease losses,
+  webhook attempts. Each API process serves its own on ``/metrics``, each ``imagegate worker``
+  on ``IMAGEGATE_WORKER_METRICS_PORT``; summing a counter over every process gives the cluster's.
+- **Cluster gauges** (``Metrics.cluster_registry``): read from the shared database — jobs by
+  status, model and provider, the queue's depth and its oldest queued job, credits captured and
+  refunded, webhook deliveries by outcome. Every API process reports the same values (cached for
+  ``CLUSTER_TTL_SECONDS``), so they are aggregated with ``max``, never summed. Workers do not
+  serve them.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from imagegate.observability.logging import dropped_log_records
 
-__all__ = ["Metrics"]
+__all__ = ["CLUSTER_TTL_SECONDS", "NO_PROVIDER", "ClusterFigures", "Metrics"]
+
+CLUSTER_TTL_SECONDS = 3.0
+"""How long an API process reuses the cluster figures it read (one query per scrape at most)."""
+
+NO_PROVIDER = "none"
+"""The ``provider`` label of a job that ended before any provider took it."""
+
+QUEUE_STEPS = ("submit", "poll", "fetch", "cancel")
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+"""Upstream calls: a poll answers in tens of milliseconds, a synchronous vendor in minutes."""
+
+
+@dataclass(frozen=True)
+class ClusterFigures:
+    """What the database says about the whole deployment at one moment."""
+
+    jobs: Mapping[tuple[str, str, str], int] = field(default_factory=dict)
+    """(status, model, provider) → jobs; provider ``NO_PROVIDER`` when none took the job."""
+    due: Mapping[str, int] = field(default_factory=dict)
+    """step → jobs due now."""
+    oldest_queued_seconds: float = 0.0
+    """Age of the oldest job still QUEUED (0 when none is)."""
+    credits_captured: int = 0
+    credits_refunded: int = 0
+    webhook_deliveries: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    """(event, status) → deliveries."""
 
 
 class Metrics:
@@ -22,7 +60,7 @@ class Metrics:
         )
         self.jobs_finished = Counter(
             "imagegate_jobs_finished",
-            "Jobs that reached a final state",
+            "Jobs this process brought to a final state",
             ["model", "status", "provider"],
             registry=self.registry,
         )
@@ -50,6 +88,13 @@ class Metrics:
             ["provider", "code"],
             registry=self.registry,
         )
+        self.upstream_calls = Histogram(
+            "imagegate_upstream_call_seconds",
+            "Upstream calls (submit, poll) by provider and outcome (ok or the error code)",
+            ["provider", "call", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.lease_losses = Counter(
             "imagegate_lease_losses", "Steps whose lease was lost", registry=self.registry
         )
@@ -62,18 +107,76 @@ class Metrics:
         self.webhook_attempts = Counter(
             "imagegate_webhook_attempts", "Webhook attempts", ["outcome"], registry=self.registry
         )
-        self.queue_due = Gauge(
-            "imagegate_queue_due", "Jobs due now, per step", ["step"], registry=self.registry
+        self.http_requests = Counter(
+            "imagegate_http_requests",
+            "HTTP requests answered, by route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
-
         self.log_records_dropped = Gauge(
             "imagegate_log_records_dropped",
             "Log records this process dropped because its log queue was full",
             registry=self.registry,
         )
+        self.log_records_dropped.set_function(dropped_log_records)
 
-    def render(self, due: dict[str, int]) -> bytes:
-        self.log_records_dropped.set(dropped_log_records())
-        for step in ("submit", "poll", "fetch", "cancel"):
-            self.queue_due.labels(step=step).set(due.get(step, 0))
-        return generate_latest(self.registry)
+        self.cluster_registry = CollectorRegistry()
+        self.jobs = Gauge(
+            "imagegate_jobs",
+            "Jobs in the database by status, model and provider (cluster-wide)",
+            ["status", "model", "provider"],
+            registry=self.cluster_registry,
+        )
+        self.queue_due = Gauge(
+            "imagegate_queue_due",
+            "Jobs due now, per step (cluster-wide)",
+            ["step"],
+            registry=self.cluster_registry,
+        )
+        self.queue_oldest = Gauge(
+            "imagegate_queue_oldest_queued_seconds",
+            "Age of the oldest QUEUED job, 0 when none waits (cluster-wide)",
+            registry=self.cluster_registry,
+        )
+        self.credits_captured = Gauge(
+            "imagegate_credits_captured",
+            "Credits charged for completed jobs (cluster-wide, from the ledger)",
+            registry=self.cluster_registry,
+        )
+        self.credits_refunded = Gauge(
+            "imagegate_credits_refunded",
+            "Credits given back for failed or cancelled jobs (cluster-wide, from the ledger)",
+            registry=self.cluster_registry,
+        )
+        self.webhook_deliveries = Gauge(
+            "imagegate_webhook_deliveries",
+            "Webhook deliveries by event and outcome (cluster-wide)",
+            ["event", "status"],
+            registry=self.cluster_registry,
+        )
+        self.cluster_read_at: float | None = None
+        """``time.monotonic()`` when the cluster figures were last read; None before."""
+
+    def cluster_stale(self, now: float) -> bool:
+        """Whether the cluster figures are older than ``CLUSTER_TTL_SECONDS`` (or never read)."""
+        return self.cluster_read_at is None or now - self.cluster_read_at >= CLUSTER_TTL_SECONDS
+
+    def set_cluster(self, figures: ClusterFigures, read_at: float) -> None:
+        """Replace every cluster gauge with ``figures`` (label sets that vanished go too)."""
+        self.jobs.clear()
+        for (status, model, provider), count in figures.jobs.items():
+            self.jobs.labels(status=status, model=model, provider=provider).set(count)
+        for step in QUEUE_STEPS:
+            self.queue_due.labels(step=step).set(figures.due.get(step, 0))
+        self.queue_oldest.set(figures.oldest_queued_seconds)
+        self.credits_captured.set(figures.credits_captured)
+        self.credits_refunded.set(figures.credits_refunded)
+        self.webhook_deliveries.clear()
+        for (event, status), count in figures.webhook_deliveries.items():
+            self.webhook_deliveries.labels(event=event, status=status).set(count)
+        self.cluster_read_at = read_at
+
+    def render(self, *, cluster: bool) -> bytes:
+        """The exposition text: this process's counters, then (API processes) the cluster's."""
+        text = generate_latest(self.registry)
+        return text + generate_latest(self.cluster_registry) if cluster else text

@@ -11,8 +11,8 @@ Moderation is a 200 with ``content_violation: true`` (also sent as the
 fixes. A 200 that is empty, not JSON, without an image or with one that is not base64 is
 ``UpstreamRejected``: the paid call was made, so it is never resent.
 
-Options: ``version`` (used when the params name none), ``test_time_scaling`` (1–15, more detail
-for more credits) and ``postprocessing`` (Reve's list of steps, e.g.
+Options: ``version`` (used when the params name none), ``test_time_scaling`` (1–5, the SDK
+README's range; more detail for more credits) and ``postprocessing`` (Reve's list of steps, e.g.
 ``[{"process": "upscale", "upscale_factor": 2}]``).
 """
 
@@ -85,7 +85,7 @@ def check_response(response: httpx2.Response) -> None:
 class Options(ProviderOptions):
     version: str | None = None
     """Reve model version, used when the request's params name none."""
-    test_time_scaling: int | None = Field(default=None, ge=1, le=15)
+    test_time_scaling: int | None = Field(default=None, ge=1, le=5)
     """More detail for more Reve credits; sent on every call when set."""
     postprocessing: list[Any] | None = None
     """Reve's post-processing steps, sent on every call when set."""

@@ -47,7 +47,9 @@ answer, and it is paid at most once per job.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 import structlog
@@ -60,7 +62,7 @@ from imagegate.errors import (
     UpstreamRetryable,
 )
 from imagegate.net.images import InputImageError
-from imagegate.observability.metrics import Metrics
+from imagegate.observability.metrics import NO_PROVIDER, Metrics
 from imagegate.providers.pool import SANDBOX
 from imagegate.providers.port import (
     GenerationRequest,
@@ -153,15 +155,17 @@ class JobRunner:
         except UpstreamRateLimited as exc:
             # The provider asked us to wait: no attempt is spent, and while the cool-down is
             # long ``Router.choose`` sends the job to its next route instead.
-            self._metrics.upstream_errors.labels(exc.provider or "", exc.code).inc()
+            self._metrics.upstream_errors.labels(exc.provider or NO_PROVIDER, exc.code).inc()
             delay = exc.retry_after or DEFAULT_COOLDOWN_SECONDS
             await self._guard(self._transitions.defer(lease, delay, exc.message))
         except UpstreamRetryable as exc:
-            self._metrics.upstream_errors.labels(exc.provider or "", exc.code).inc()
+            self._metrics.upstream_errors.labels(exc.provider or NO_PROVIDER, exc.code).inc()
             await self._guard(self._transitions.retry(lease, job, exc))
         except UpstreamError as exc:
-            self._metrics.upstream_errors.labels(exc.provider or "", exc.code).inc()
-            await self._guard(self._transitions.fail(lease, job, exc.message, exc.code))
+            self._metrics.upstream_errors.labels(exc.provider or NO_PROVIDER, exc.code).inc()
+            await self._guard(
+                self._transitions.fail(lease, job, exc.message, exc.code, provider=exc.provider)
+            )
         except InputImageError as exc:
             # An input image the adapter had to download: unreachable now → retry; not an
             # image, too large, refused by the outbound guard → the job fails, refunded.
@@ -175,6 +179,23 @@ class JobRunner:
                 f"Internal error while processing the job ({type(exc).__name__})"
             )
             await self._guard(self._transitions.retry(lease, job, error))
+
+    @contextlib.contextmanager
+    def _timed(self, provider: str, call: str) -> Iterator[None]:
+        """Observe one upstream call's duration under its outcome: ``ok`` or the error code."""
+        started = time.monotonic()
+        outcome = "ok"
+        try:
+            yield
+        except UpstreamError as exc:
+            outcome = exc.code
+            raise
+        except BaseException:  # a bug in the adapter, or the worker stopping mid-call
+            outcome = "interrupted"
+            raise
+        finally:
+            elapsed = time.monotonic() - started
+            self._metrics.upstream_calls.labels(provider, call, outcome).observe(elapsed)
 
     async def _guard(self, write: object) -> None:
         try:
@@ -240,13 +261,14 @@ class JobRunner:
             if resubmitting is None:
                 return
             try:
-                async with self._gates.call(route.provider):
+                async with self._gates.call(route.provider, job.id):
                     adapter = self._providers.get(route.provider)
                     if route.provider != SANDBOX:
                         await self._transitions.calling(lease, job, resubmitting=resubmitting)
                         if resubmitting:
                             self._metrics.interrupted_calls.labels("resubmitted").inc()
-                    submitted = await adapter.submit(request)
+                    with self._timed(route.provider, "submit"):
+                        submitted = await adapter.submit(request)
             except (UpstreamRetryable, UpstreamMisconfigured) as exc:
                 # A route that is down, or that cannot serve at all (refused credentials, a
                 # model retired upstream), hands the job to the next route; a short 429
@@ -275,9 +297,10 @@ class JobRunner:
             finished = submitted
         else:
             handle = TaskHandle(job.provider_task_id, job.provider_state or {})
-            async with self._gates.call(route.provider):
+            async with self._gates.call(route.provider, job.id):
                 adapter = self._providers.get(route.provider)
-                polled = await adapter.poll(request, handle)
+                with self._timed(route.provider, "poll"):
+                    polled = await adapter.poll(request, handle)
             if isinstance(polled, Pending):
                 await self._transitions.pending(lease, job, polled)
                 return
@@ -296,7 +319,9 @@ class JobRunner:
         )
         delivered = len(finished.images)
         await self._record(
-            job, "completion", lambda: self._transitions.complete(lease, job, delivered)
+            job,
+            "completion",
+            lambda: self._transitions.complete(lease, job, delivered, served_by=served.provider),
         )
 
     async def _cancel_quietly(

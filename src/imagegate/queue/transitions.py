@@ -20,7 +20,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.errors import UpstreamError, UpstreamRetryable
-from imagegate.observability.metrics import Metrics
+from imagegate.observability.metrics import NO_PROVIDER, Metrics
 from imagegate.providers.port import Pending, Submitted
 from imagegate.queue import claims
 from imagegate.queue.backoff import retry_delay
@@ -148,8 +148,13 @@ class JobTransitions:
                 raise LeaseLost(lease.job_id)
             await job_store.add_event(conn, lease.job_id, "stored", now, {"outputs": len(outputs)})
 
-    async def complete(self, lease: Lease, job: JobRow, delivered: int) -> None:
+    async def complete(
+        self, lease: Lease, job: JobRow, delivered: int, *, served_by: str | None = None
+    ) -> None:
         """COMPLETED, credits captured and the webhook queued — all or nothing.
+
+        ``served_by`` is the provider that delivered, when ``job`` was read before one was
+        recorded (a synchronous vendor answers within the step that chose it).
 
         A vendor that delivered fewer images than the job paid for (``delivered`` <
         ``outputs_expected``) is charged pro rata, rounded up; the rest is refunded.
@@ -188,11 +193,17 @@ class JobTransitions:
             queued = await enqueue_delivery(conn, job, WebhookEvent.COMPLETED, now)
         if queued:
             self._signals.deliveries_queued()
-        self._metrics.jobs_finished.labels(job.model, "COMPLETED", job.provider or "").inc()
+        provider = served_by or job.provider or NO_PROVIDER
+        self._metrics.jobs_finished.labels(job.model, "COMPLETED", provider).inc()
         log.info("job.completed", job_id=job.id, model=job.model)
 
-    async def fail(self, lease: Lease, job: JobRow, message: str, code: str) -> None:
-        """FAILED, credits refunded and the webhook queued — all or nothing."""
+    async def fail(
+        self, lease: Lease, job: JobRow, message: str, code: str, *, provider: str | None = None
+    ) -> None:
+        """FAILED, credits refunded and the webhook queued — all or nothing.
+
+        ``provider`` is the one whose answer failed the job, when ``job`` does not name it yet.
+        """
         now = self._now()
         async with self._changing(job.id) as conn:
             ok = await claims.release(
@@ -220,7 +231,8 @@ class JobTransitions:
             queued = await enqueue_delivery(conn, job, WebhookEvent.FAILED, now)
         if queued:
             self._signals.deliveries_queued()
-        self._metrics.jobs_finished.labels(job.model, "FAILED", job.provider or "").inc()
+        by = provider or job.provider or NO_PROVIDER
+        self._metrics.jobs_finished.labels(job.model, "FAILED", by).inc()
         log.info("job.failed", job_id=job.id, model=job.model, code=code, error=message)
 
     async def _gave_up(
@@ -236,7 +248,7 @@ class JobTransitions:
     async def retry(self, lease: Lease, job: JobRow, error: UpstreamRetryable) -> None:
         """Retry later (full-jitter backoff, never before the vendor's Retry-After), or give up."""
         attempts = job.attempts + 1
-        self._metrics.job_retries.labels(job.provider or "").inc()
+        self._metrics.job_retries.labels(error.provider or job.provider or NO_PROVIDER).inc()
         if await self._gave_up(lease, job, attempts, error):
             return
         delay = retry_delay(
@@ -258,7 +270,7 @@ class JobTransitions:
     ) -> None:
         """Try the next route at once; the failed attempt still counts toward ``max_attempts``."""
         attempts = job.attempts + 1
-        self._metrics.failovers.labels(error.provider or "").inc()
+        self._metrics.failovers.labels(error.provider or NO_PROVIDER).inc()
         if await self._gave_up(lease, job, attempts, error):
             return
         await self._release(

@@ -1,7 +1,9 @@
 """HMAC-signed, expiring gateway URLs: ``{base}/files/{key}?expires=<unix s>&signature=<hex>``.
 
 The signature covers the key and the expiry, so neither can be changed; every gateway node that
-shares the signing secret can check a URL another node handed out.
+shares the signing secret can check a URL another node handed out. During a rotation the
+previous secret still verifies (never signs), so URLs handed out before it keep working until
+they expire.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ _EXPIRES = re.compile(r"[0-9]{1,12}")
 
 
 class UrlSigner:
-    def __init__(self, secret: bytes, base_url: str, clock: Clock) -> None:
+    def __init__(
+        self, secret: bytes, base_url: str, clock: Clock, *, previous: bytes | None = None
+    ) -> None:
         self._secret = secret
+        self._verifying = (secret, previous) if previous else (secret,)
         self._base = base_url.rstrip("/")
         self._clock = clock
 
@@ -29,9 +34,9 @@ class UrlSigner:
         """Every URL this signer makes starts with this."""
         return f"{self._base}/files/"
 
-    def _mac(self, key: str, expires: int) -> str:
+    def _mac(self, key: str, expires: int, secret: bytes | None = None) -> str:
         message = f"{key}\n{expires}".encode()
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+        return hmac.new(secret or self._secret, message, hashlib.sha256).hexdigest()
 
     def sign(self, key: str, expires_in: int) -> str:
         expires = self._clock.now_ms() // 1000 + expires_in
@@ -46,7 +51,10 @@ class UrlSigner:
         expiry = parse_expires(expires)
         if expiry is None or not signature or not signature.isascii():
             return False
-        if not hmac.compare_digest(self._mac(key, expiry), signature):
+        if not any(
+            hmac.compare_digest(self._mac(key, expiry, secret), signature)
+            for secret in self._verifying
+        ):
             return False
         return expiry > now_s
 

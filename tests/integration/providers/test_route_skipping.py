@@ -110,3 +110,32 @@ async def test_imagen_is_served_by_its_substitute_first(router: Router) -> None:
 async def test_a_job_no_configured_route_can_take_is_a_misconfiguration(router: Router) -> None:
     with pytest.raises(UpstreamMisconfigured, match="can take this job's params"):
         await router.choose(_job("flux-1.1-pro-ultra", {"aspect_ratio": "32:9"}))
+
+
+async def test_a_ratio_only_replicate_lists_for_nano_banana_skips_gemini(router: Router) -> None:
+    job = _job("nano-banana", {"aspect_ratio": "9:21"})
+    choice = await router.choose(job)
+    assert str(choice.route) == "replicate:google/nano-banana"
+    assert await router.next_index(job, choice.index) is None  # fal takes Google's list only
+
+
+async def test_an_ideogram_4_resolution_goes_to_replicate_past_ideograms_4_0_endpoint(
+    router: Router,
+) -> None:
+    plain = await router.choose(_job("ideogram-v4-balanced", {}))
+    assert str(plain.route) == "ideogram:V_4"
+    sized = await router.choose(_job("ideogram-v4-balanced", {"resolution": "2048x2048"}))
+    assert str(sized.route) == "replicate:ideogram-ai/ideogram-v4-balanced"
+
+
+async def test_an_ideogram_3_resolution_never_fails_over_to_fal_which_drops_it(
+    router: Router,
+) -> None:
+    job = _job("ideogram-v3-turbo", {"resolution": "1024x1024"})
+    first = await router.choose(job)
+    assert first.route.provider == "ideogram"
+    after = await router.next_index(job, first.index)
+    assert after is not None
+    later = await router.choose(dataclasses.replace(job, route_index=after))
+    assert later.route.provider == "replicate"
+    assert await router.next_index(job, later.index) is None

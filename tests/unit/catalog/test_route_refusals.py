@@ -127,3 +127,43 @@ def test_an_operator_route_to_a_retired_imagen_slug_keeps_its_input_table() -> N
     resolved = spec.resolve(Route("replicate", "google/imagen-4"))
     assert resolved.inputs is not None
     assert "aspect_ratio" in resolved.inputs.names
+
+
+def _allowed(message: str, model_id: str) -> list[str]:
+    """The values a ``must be one of …`` message names."""
+    assert message.startswith("must be one of ") and message.endswith(f" for {model_id}")
+    return message.removeprefix("must be one of ").removesuffix(f" for {model_id}").split(", ")
+
+
+@pytest.mark.parametrize(
+    ("model_id", "resolution", "listed"),
+    [
+        ("ideogram-v3-turbo", "1000x1000", "1024x1024"),
+        ("ideogram-v3-turbo", "720x1280", "1024x1024"),  # legacy only: not in ResolutionV3
+        ("ideogram-v2", "800x1280", "720x1280"),  # ResolutionV3 only: not in Resolution
+        ("ideogram-v4-balanced", "1024x1024", "2048x2048"),
+    ],
+)
+def test_a_resolution_no_route_can_send_is_refused_naming_the_allowed_values(
+    model_id: str, resolution: str, listed: str
+) -> None:
+    [message] = _submit(model_id, {"resolution": resolution})["ideogramParams.resolution"]
+    allowed = _allowed(message, model_id)
+    assert listed in allowed
+    assert resolution not in allowed
+
+
+@pytest.mark.parametrize(
+    ("model_id", "resolution"),
+    [("ideogram-v3-turbo", "1536x640"), ("ideogram-v2", "720x1280"), ("ideogram-v2", "None")],
+)
+def test_a_resolution_the_vendor_lists_is_accepted(model_id: str, resolution: str) -> None:
+    _accepted(model_id, {"resolution": resolution})
+
+
+def test_a_nano_banana_ratio_no_route_lists_names_every_routes_ratios() -> None:
+    [message] = _submit("nano-banana", {"aspect_ratio": "7:3"})["nanoBananaParams.aspect_ratio"]
+    allowed = _allowed(message, "nano-banana")
+    assert {"1:1", "21:9", "4:5", "9:21", "match_input_image"} <= set(allowed)
+    assert "1:4" not in allowed  # gemini-3.1-flash-image's extreme ratios are Nano Banana 2's
+    _accepted("nano-banana-2", {"aspect_ratio": "1:4"})

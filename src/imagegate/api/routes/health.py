@@ -5,6 +5,8 @@ outage, restarting after a crash or given up)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -15,6 +17,7 @@ from imagegate.api.deps import RuntimeDep
 from imagegate.errors import ServiceUnavailable
 from imagegate.queue.claims import queue_depth
 from imagegate.storage.port import ObjectNotFound, ObjectStore
+from imagegate.store.operations import cluster_figures
 from imagegate.store.providers import Health
 
 __all__ = ["provider_status", "router", "storage_answers"]
@@ -35,9 +38,17 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(runtime: RuntimeDep) -> Response:
-    async with runtime.db.read() as conn:
-        due = await queue_depth(conn, runtime.clock.now_ms())
-    return Response(runtime.metrics.render(due), media_type=CONTENT_TYPE_LATEST)
+    """This process's counters and the cluster's gauges (read from the database at most every
+    ``CLUSTER_TTL_SECONDS``, so N API processes scraped every few seconds stay cheap)."""
+    m = runtime.metrics
+    if m.cluster_stale(time.monotonic()):
+        async with runtime.db.read() as conn:
+            now = runtime.clock.now_ms()
+            figures = await cluster_figures(conn, now)
+            due = await queue_depth(conn, now)
+        m.set_cluster(dataclasses.replace(figures, due=due), time.monotonic())
+    text = await asyncio.to_thread(m.render, cluster=True)
+    return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/readyz", summary="Readiness")

@@ -98,20 +98,52 @@ V3_RATIOS = (
     "4:5", "5:4", "1:1",
 )  # fmt: skip
 """Ideogram's ``AspectRatioV3`` enum (``16x9`` …) in our spelling."""
+LEGACY_RESOLUTIONS = (
+    "512x1536", "576x1408", "576x1472", "576x1536", "640x1024", "640x1344", "640x1408", "640x1472",
+    "640x1536", "704x1152", "704x1216", "704x1280", "704x1344", "704x1408", "704x1472", "720x1280",
+    "736x1312", "768x1024", "768x1088", "768x1152", "768x1216", "768x1232", "768x1280", "768x1344",
+    "832x960", "832x1024", "832x1088", "832x1152", "832x1216", "832x1248", "864x1152", "896x960",
+    "896x1024", "896x1088", "896x1120", "896x1152", "960x832", "960x896", "960x1024", "960x1088",
+    "1024x640", "1024x768", "1024x832", "1024x896", "1024x960", "1024x1024", "1088x768", "1088x832",
+    "1088x896", "1088x960", "1120x896", "1152x704", "1152x768", "1152x832", "1152x864", "1152x896",
+    "1216x704", "1216x768", "1216x832", "1232x768", "1248x832", "1280x704", "1280x720", "1280x768",
+    "1280x800", "1312x736", "1344x640", "1344x704", "1344x768", "1408x576", "1408x640", "1408x704",
+    "1472x576", "1472x640", "1472x704", "1536x512", "1536x576", "1536x640"
+)  # fmt: skip
+"""Ideogram's ``Resolution`` enum (``RESOLUTION_1024_1024`` …) in our spelling (``1024x1024``)."""
+V3_RESOLUTIONS = (
+    "512x1536", "576x1408", "576x1472", "576x1536", "640x1344", "640x1408", "640x1472", "640x1536",
+    "704x1152", "704x1216", "704x1280", "704x1344", "704x1408", "704x1472", "736x1312", "768x1088",
+    "768x1216", "768x1280", "768x1344", "800x1280", "832x960", "832x1024", "832x1088", "832x1152",
+    "832x1216", "832x1248", "864x1152", "896x960", "896x1024", "896x1088", "896x1120", "896x1152",
+    "960x832", "960x896", "960x1024", "960x1088", "1024x832", "1024x896", "1024x960", "1024x1024",
+    "1088x768", "1088x832", "1088x896", "1088x960", "1120x896", "1152x704", "1152x832", "1152x864",
+    "1152x896", "1216x704", "1216x768", "1216x832", "1248x832", "1280x704", "1280x768", "1280x800",
+    "1312x736", "1344x640", "1344x704", "1344x768", "1408x576", "1408x640", "1408x704", "1472x576",
+    "1472x640", "1472x704", "1536x512", "1536x576", "1536x640"
+)  # fmt: skip
+"""Ideogram's ``ResolutionV3`` enum, spelled as we spell it."""
 UNSET = "None"
 """Apiframe's spelling of "not set", accepted wherever a value table stands."""
 _EDITS = frozenset({"V_2", "V_2_TURBO"})
 """The legacy ids Ideogram's ``/edit`` serves; the other legacy ids cannot inpaint there."""
 
 
-def _ideogram_inputs(upstream: str, *, v3: bool, v4: bool) -> RouteInputs | None:
+_LEGACY_VALUES = {
+    "aspect_ratio": (*LEGACY_RATIOS, UNSET),
+    "resolution": (*LEGACY_RESOLUTIONS, UNSET),
+}
+_V3_VALUES = {"aspect_ratio": (*V3_RATIOS, UNSET), "resolution": (*V3_RESOLUTIONS, UNSET)}
+
+
+def _ideogram_inputs(upstream: str, *, v3: bool, v4: bool) -> RouteInputs:
     """What Ideogram's own API can take for ``upstream`` (4.0 sends no shape at all)."""
-    if v4:
-        return None
+    if v4:  # GenerateImageRequestV4 has no resolution: a job naming one goes to Replicate
+        return RouteInputs(refuses=("resolution",))
     if v3:
-        return RouteInputs(values={"aspect_ratio": (*V3_RATIOS, UNSET)})
+        return RouteInputs(values=_V3_VALUES)
     refuses = () if upstream in _EDITS else ("mask",)
-    return RouteInputs(values={"aspect_ratio": (*LEGACY_RATIOS, UNSET)}, refuses=refuses)
+    return RouteInputs(values=_LEGACY_VALUES, refuses=refuses)
 
 
 _V3_FAL = inputs.fal(
@@ -131,6 +163,7 @@ _V3_FAL = inputs.fal(
     sizes=inputs.FAL_SIZES,
     values={"aspect_ratio": (*inputs.FAL_SIZES, UNSET)},
 )
+_V3_FAL = replace(_V3_FAL, refuses=("resolution",))  # fal's Ideogram takes a size, not this
 _V2_FAL = inputs.fal(
     {
         **same("aspect_ratio", "seed", "negative_prompt"),
@@ -140,28 +173,40 @@ _V2_FAL = inputs.fal(
     {"style": "lower", "expand_prompt": "magic"},
     values={"aspect_ratio": (*LEGACY_RATIOS, UNSET)},
 )
+_V2_FAL = replace(_V2_FAL, refuses=("resolution",))
 _REPLICATE_RATIOS = {"aspect_ratio": (*LEGACY_RATIOS, UNSET)}
+_V2_REPLICATE_VALUES = {**_REPLICATE_RATIOS, "resolution": (*LEGACY_RESOLUTIONS, UNSET)}
+_V3_REPLICATE_VALUES = {**_REPLICATE_RATIOS, "resolution": (*V3_RESOLUTIONS, UNSET)}
+V4_REPLICATE_RESOLUTIONS = (
+    "2048x2048", "1440x2880", "2880x1440", "1664x2496", "2496x1664", "1792x2240", "2240x1792",
+    "1440x2560", "2560x1440", "1600x2560", "2560x1600", "1728x2304", "2304x1728", "1296x3168",
+    "3168x1296", "1152x2944", "2944x1152", "1248x3328", "3328x1248", "1280x3072", "3072x1280",
+)  # fmt: skip
+"""``ideogram-ai/ideogram-v4-*`` on Replicate (the model pages' ``resolution`` enum); Ideogram's
+own 4.0 endpoint takes no resolution."""
 _V2_REPLICATE = inputs.replicate(
     same(
         "aspect_ratio", "resolution", "style_type", "magic_prompt_option", "negative_prompt",
         "image", "mask", "seed",
     ),
-    values=_REPLICATE_RATIOS,
+    values=_V2_REPLICATE_VALUES,
 )  # fmt: skip
 _V3_REPLICATE = inputs.replicate(
     same(
         "aspect_ratio", "resolution", "style_type", "style_preset", "magic_prompt_option",
         "image", "mask", "style_reference_images", "seed",
     ),
-    values=_REPLICATE_RATIOS,
+    values=_V3_REPLICATE_VALUES,
 )  # fmt: skip
-_V4_REPLICATE = inputs.replicate(same("resolution"))
+_V4_REPLICATE = inputs.replicate(
+    same("resolution"), values={"resolution": (*V4_REPLICATE_RESOLUTIONS, UNSET)}
+)
 CHARACTER_REPLICATE = inputs.replicate(
     same(
         "aspect_ratio", "resolution", "style_type", "magic_prompt_option", "rendering_speed",
         "character_reference_image", "image", "mask", "seed",
     ),
-    values=_REPLICATE_RATIOS,
+    values=_V3_REPLICATE_VALUES,
 )  # fmt: skip
 
 

@@ -5,6 +5,11 @@ The four models share one published schema, but upstream they differ: Nano Banan
 grounding; Nano Banana 2 (``gemini-3.1-flash-image``) alone has ``512px``; Nano Banana 2 Lite
 (``gemini-3.1-flash-lite-image``) is 1K only. Those differences are rules here. Prices are
 Google's per-image list prices by output size.
+
+``aspect_ratio`` is free text in the published schema, but every route takes only its vendor's
+list: Google's ten ratios (``GEMINI_RATIOS``; Nano Banana 2 adds four extreme ones), Replicate's
+model pages the same ten plus ``9:21`` and ``match_input_image``. A ratio no route lists is a
+400 at submit; one only Replicate lists skips the Gemini route.
 """
 
 from __future__ import annotations
@@ -19,26 +24,58 @@ from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import by_field, usd
 from imagegate.catalog.rules import one_of, unsupported
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
-from imagegate.types import Route
+from imagegate.types import Route, RouteInputs
 
 __all__ = ["SPECS", "NanoBananaParams"]
 
-NANO_BANANA_FAL = fal(
-    {
-        **same("aspect_ratio", "resolution", "output_format"),
-        "image_input": "image_urls",
-        "google_search": "enable_web_search",
-    },
-    {"output_format": "jpeg", "resolution": "nano_resolution"},
-    edit="image_input",
-)
+GEMINI_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+"""The ratios Gemini's image models take in ``imageConfig.aspectRatio`` (the SDK's
+``AspectRatio`` enum; ``generative_service.proto``'s comment predates ``4:5``/``5:4``)."""
+GEMINI_3_1_FLASH_RATIOS = (*GEMINI_RATIOS, "1:4", "4:1", "1:8", "8:1")
+"""``gemini-3.1-flash-image`` alone adds the extreme ratios of the SDK's enum."""
+REPLICATE_RATIOS = (
+    "1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "4:5", "5:4", "21:9", "9:21",
+    "match_input_image",
+)  # fmt: skip
+"""``google/nano-banana*`` on Replicate (the model pages' ``aspect_ratio`` enum)."""
+
+
+def _gemini(ratios: tuple[str, ...]) -> RouteInputs:
+    return RouteInputs(values={"aspect_ratio": ratios})
+
+
+GEMINI = _gemini(GEMINI_RATIOS)
+GEMINI_3_1_FLASH = _gemini(GEMINI_3_1_FLASH_RATIOS)
+
+
+def _fal(ratios: tuple[str, ...]) -> RouteInputs:
+    """fal's Nano Banana endpoints relay to Google and take Google's ratios for the model."""
+    return fal(
+        {
+            **same("aspect_ratio", "resolution", "output_format"),
+            "image_input": "image_urls",
+            "google_search": "enable_web_search",
+        },
+        {"output_format": "jpeg", "resolution": "nano_resolution"},
+        edit="image_input",
+        values={"aspect_ratio": ratios},
+    )
+
+
+NANO_BANANA_FAL = _fal(GEMINI_RATIOS)
+NANO_BANANA_2_FAL = _fal(GEMINI_3_1_FLASH_RATIOS)
 _REPLICATE = same("aspect_ratio", "resolution", "output_format", "image_input")
-NANO_BANANA_REPLICATE = replicate(_REPLICATE, {"output_format": "jpg"})
+_REPLICATE_VALUES = {"aspect_ratio": REPLICATE_RATIOS}
+NANO_BANANA_REPLICATE = replicate(_REPLICATE, {"output_format": "jpg"}, values=_REPLICATE_VALUES)
 NANO_BANANA_2_REPLICATE = replicate(
-    {**_REPLICATE, **same("google_search", "image_search")}, {"output_format": "jpg"}
+    {**_REPLICATE, **same("google_search", "image_search")},
+    {"output_format": "jpg"},
+    values=_REPLICATE_VALUES,
 )
 NANO_BANANA_2_LITE_REPLICATE = replicate(
-    same("aspect_ratio", "output_format", "image_input"), {"output_format": "jpg"}
+    same("aspect_ratio", "output_format", "image_input"),
+    {"output_format": "jpg"},
+    values=_REPLICATE_VALUES,
 )
 
 
@@ -73,7 +110,7 @@ SPECS = (
             image_input=True, editing=True, max_input_images=14, max_resolution="1K"
         ),
         routes=(
-            Route("gemini", "gemini-2.5-flash-image"),
+            Route("gemini", "gemini-2.5-flash-image", GEMINI),
             Route("replicate", "google/nano-banana", NANO_BANANA_REPLICATE),
             Route("fal", "fal-ai/nano-banana", NANO_BANANA_FAL),
         ),
@@ -100,7 +137,7 @@ SPECS = (
             image_input=True, editing=True, max_input_images=14, max_resolution="4K"
         ),
         routes=(
-            Route("gemini", "gemini-3-pro-image"),
+            Route("gemini", "gemini-3-pro-image", GEMINI),
             Route("replicate", "google/nano-banana-pro", NANO_BANANA_REPLICATE),
             Route("fal", "fal-ai/nano-banana-pro", NANO_BANANA_FAL),
         ),
@@ -123,9 +160,9 @@ SPECS = (
             image_input=True, editing=True, max_input_images=14, max_resolution="4K"
         ),
         routes=(
-            Route("gemini", "gemini-3.1-flash-image"),
+            Route("gemini", "gemini-3.1-flash-image", GEMINI_3_1_FLASH),
             Route("replicate", "google/nano-banana-2", NANO_BANANA_2_REPLICATE),
-            Route("fal", "fal-ai/nano-banana-2", NANO_BANANA_FAL),
+            Route("fal", "fal-ai/nano-banana-2", NANO_BANANA_2_FAL),
         ),
     ),
     ModelSpec(
@@ -144,7 +181,7 @@ SPECS = (
             image_input=True, editing=True, max_input_images=14, max_resolution="1K"
         ),
         routes=(
-            Route("gemini", "gemini-3.1-flash-lite-image"),
+            Route("gemini", "gemini-3.1-flash-lite-image", GEMINI),
             Route("replicate", "google/nano-banana-2-lite", NANO_BANANA_2_LITE_REPLICATE),
             Route("fal", "google/nano-banana-2-lite", NANO_BANANA_FAL),
         ),

@@ -43,8 +43,10 @@ MODELS = frozenset(
     }
 )
 RETIRED = frozenset({"imagen-4.0-generate-001", "gemini-2.0-flash-preview-image-generation"})
-_RATIOS = {"1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"}
-_EXTRA_RATIOS = {"1:4", "4:1", "1:8", "8:1"}
+RATIOS = frozenset({"1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"})
+"""The ratios every Gemini image model takes (the SDK's ``AspectRatio`` enum)."""
+EXTRA_RATIOS = frozenset({"1:4", "4:1", "1:8", "8:1"})
+"""The extreme ratios only the 3.1 flash models take."""
 _SIZES = {"512": 1, "1K": 2, "2K": 3, "4K": 4}
 
 
@@ -144,7 +146,7 @@ def _validate(model: str, body: Any) -> JSONResponse | None:
                 "'generation_config.image_config': Cannot find field."
             )
     ratio = image_config.get("aspectRatio")
-    allowed = _RATIOS | (_EXTRA_RATIOS if "3.1-flash-image" in model or "2.1" in model else set())
+    allowed = RATIOS | (EXTRA_RATIOS if "3.1-flash-image" in model or "2.1" in model else set())
     if ratio is not None and ratio not in allowed:
         return _invalid(f"Unsupported aspect ratio: {ratio}")
     size = image_config.get("imageSize")

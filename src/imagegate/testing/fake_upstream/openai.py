@@ -141,6 +141,7 @@ class FakeOpenAI:
     retired: frozenset[str]
     retry_after: int
     scale: int
+    picture: bytes | None = None
     shelf: kit.ImageShelf = field(default_factory=kit.ImageShelf)
 
     def steer(self, prompt: str, family: str) -> None:
@@ -262,7 +263,7 @@ class FakeOpenAI:
         fmt, content_type = _FORMATS[fmt_name]
         seed = int.from_bytes(hashlib.sha256(body["prompt"].encode()).digest()[:4], "big")
         pictures = [
-            render(body["prompt"], seed, index, (width, height), fmt)
+            self.picture or render(body["prompt"], seed, index, (width, height), fmt)
             for index in range(int(body.get("n", 1)))
         ]
         data: list[dict[str, Any]] = []
@@ -329,9 +330,12 @@ def create_app(
     retired_models: Iterable[str] = (),
     retry_after: int = 7,
     scale: int = 8,
+    picture: bytes | None = None,
 ) -> FastAPI:
-    """The fake; ``scale`` shrinks rendered images so tests stay fast."""
-    fake = FakeOpenAI(frozenset(retired_models), retry_after, scale)
+    """The fake; ``scale`` shrinks rendered images so tests stay fast. With ``picture``, every
+    image answered is those bytes, drawn by no one: an upstream that costs (almost) nothing,
+    for benchmarks."""
+    fake = FakeOpenAI(frozenset(retired_models), retry_after, scale, picture)
     app = FastAPI(title="fake OpenAI Images API")
     app.state.fake = fake
     kit.record_requests(

@@ -2,7 +2,7 @@
 
 It checks what Reve checks — the Bearer token, ``prompt`` (1–2560 characters), the
 ``aspect_ratio`` enum (default ``3:2``), ``version`` (``latest`` or ``reve-create@…``),
-``test_time_scaling`` 1–15, ``postprocessing`` steps with a ``process`` key, unknown fields — and
+``test_time_scaling`` 1–5, ``postprocessing`` steps with a ``process`` key, unknown fields — and
 answers ``{"image", "version", "content_violation", "request_id", "credits_used",
 "credits_remaining"}`` plus the ``X-Reve-*`` headers, or ``{"error_code", "message"}`` with
 ``X-Reve-Error-Code``. Images are drawn by Pillow at 1/``scale`` of Reve's output size.
@@ -32,6 +32,8 @@ PINNED_VERSION = "reve-create@20250915"
 ASPECT_RATIOS = kit.ratios("16:9", "9:16", "3:2", "2:3", "4:3", "3:4", "1:1")
 PROCESSES = frozenset({"upscale", "remove_background", "fit_image", "effect"})
 MAX_PROMPT = 2560
+TEST_TIME_SCALING = (1, 5)
+"""The quality factor's range, as Reve's SDK README gives it."""
 _FIELDS = {"prompt", "aspect_ratio", "version", "test_time_scaling", "postprocessing"}
 _CREDITS_PER_IMAGE = 18
 
@@ -77,8 +79,13 @@ def validate(body: Any) -> None:
     ):
         raise _invalid(f"Invalid version: {version!r}")
     scaling = body.get("test_time_scaling", 1)
-    if not isinstance(scaling, int) or isinstance(scaling, bool) or not 1 <= scaling <= 15:
-        raise _invalid("test_time_scaling must be a number between 1 and 15")
+    if (
+        not isinstance(scaling, int)
+        or isinstance(scaling, bool)
+        or not TEST_TIME_SCALING[0] <= scaling <= TEST_TIME_SCALING[1]
+    ):
+        low, high = TEST_TIME_SCALING
+        raise _invalid(f"test_time_scaling must be a number between {low} and {high}")
     steps = body.get("postprocessing", [])
     if not isinstance(steps, list) or not all(isinstance(step, dict) for step in steps):
         raise _invalid("postprocessing must be an array of objects")

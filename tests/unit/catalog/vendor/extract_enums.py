@@ -8,7 +8,12 @@ vendor's description changes (and update ``SOURCES`` to the new commit)::
 Each entry is copied unchanged from the named ``components/schemas`` property of the vendor's
 OpenAPI document: an ``enum`` list, the ``description`` where the vendor states a range in words
 (BFL's ultra ratio), or the property names where the test needs to know which fields exist;
-for xAI, whose description is a protocol buffer file, the value names of two enums.
+for xAI, whose description is a protocol buffer file, the value names of two enums; for Gemini,
+the ratios ``ImageConfig.aspect_ratio``'s comment lists in ``generative_service.proto`` and the
+value names of the ``AspectRatio`` and ``ImageSize`` enums in the SDK's API report; for Reve, whose
+only description is its SDK's README, the ``create`` table's cells for ``aspect_ratio`` and
+``test_time_scaling``, unchanged; for DashScope, whose references are prose pages, the ``size``
+values and the lines stating pixel and ratio bounds, unchanged.
 """
 
 from __future__ import annotations
@@ -41,6 +46,28 @@ SOURCES = {
         "repository": "xai-org/xai-proto",
         "commit": "d67bcf3e661aa9641af9750632fa1c38ea974da1",
     },
+    "gemini": {
+        "file": "google/ai/generativelanguage/v1beta/generative_service.proto",
+        "repository": "googleapis/googleapis",
+        "commit": "bc7e3baa28fbb223fa93782e130260fab8205bfc",
+    },
+    "gemini-sdk": {
+        "file": "api-report/genai-node.api.md",
+        "repository": "googleapis/js-genai",
+        "commit": "124b606bc5be0d5e70673dc28e16e739c9a25d7c",
+    },
+    "dashscope": {
+        "file": "skills/bailian-docs-llm-wiki/raw/model-api-reference/image-generation/"
+        "{qwen-image-api,wan-image-generation-api-reference,"
+        "wan-image-generation-and-editing-api-reference}.md",
+        "repository": "modelstudioai/skills",
+        "commit": "21b9d17bd07255d490f579288bfe241ff6cc749f",
+    },
+    "reve": {
+        "file": "python/README.md",
+        "repository": "reve-ai/reve-sdk",
+        "commit": "03d28520e2263a3bcac07b8b13b0ae64b42d5687",
+    },
 }
 PROTO_ENUMS = {"xai": ("image.proto", ("ImageAspectRatio", "ImageResolution"))}
 """Enums read from a protocol buffer file: the value names, in file order."""
@@ -61,6 +88,7 @@ WANTED: dict[str, dict[str, tuple[str, str | None, str]]] = {
         "Resolution": ("Resolution", None, "enum"),
         "ResolutionV3": ("ResolutionV3", None, "enum"),
         "ModelEnum": ("ModelEnum", None, "enum"),
+        "GenerateImageRequestV4": ("GenerateImageRequestV4", None, "properties"),
     },
 }
 
@@ -72,6 +100,63 @@ def _enum(node: dict[str, Any]) -> list[Any]:
         if "enum" in option:
             return list(option["enum"])
     raise KeyError("enum")
+
+
+def _gemini(reference: Path) -> dict[str, Any]:
+    proto = (reference / "gemini" / "generative_service.proto").read_text()
+    block = re.search(r"message ImageConfig {(.*?)}", proto, re.S)
+    assert block is not None
+    listed = re.search(r"Supported aspect\s*//\s*ratios: ([^.]*)\.", block[1])
+    assert listed is not None, block[1]
+    report = (reference / "gemini" / "genai-node.api.md").read_text()
+    out: dict[str, Any] = {
+        "ImageConfig.aspect_ratio": [r.strip() for r in listed[1].split(",")],
+    }
+    for name in ("AspectRatio", "ImageSize"):
+        enum = re.search(rf"export enum {name} {{(.*?)}}", report, re.S)
+        assert enum is not None, name
+        out[name] = re.findall(r"^\s*([A-Z0-9_]+) = ", enum[1], re.M)
+    return out
+
+
+def _reve(reference: Path) -> dict[str, Any]:
+    readme = (reference / "reve" / "python-sdk-README.md").read_text()
+    create = readme[readme.index("### `create(") :]
+    out: dict[str, Any] = {}
+    for name in ("aspect_ratio", "test_time_scaling"):
+        row = re.search(rf"^\| `{name}` .*$", create, re.M)
+        assert row is not None, name
+        cells = re.split(r"(?<!\\)\|", row[0])  # a cell may hold an escaped ``\|``
+        out[f"create.{name}"] = cells[-2].strip()
+    return out
+
+
+_SIZE = re.compile(r"`(\d+\*\d+)`")
+
+
+def _dashscope(reference: Path) -> dict[str, Any]:
+    qwen = (reference / "dashscope" / "qwen-image-api.md").read_text()
+    size = qwen[qwen.index("**size** `_string_`") :]
+    two = size[size.index("**qwen-image-2.0系列模型**") : size.index("**qwen-image-max、")]
+    plus = size[size.index("**qwen-image-max、") : size.index("**属性**")]
+    wan26 = (reference / "dashscope" / "wan-image-generation-api-reference.md").read_text()
+    wan27 = reference / "dashscope" / "wan-image-generation-and-editing-api-reference.md"
+    wan27_text = wan27.read_text()
+    wan27_image = wan27_text[wan27_text.index("**模型：wan2.7-image**") :]
+
+    def line(text: str, marker: str) -> str:
+        found = re.search(rf"^.*{marker}.*$", text, re.M)
+        assert found is not None, marker
+        return found[0].strip(" -")
+
+    return {
+        "qwen-image-2.0.pixels": line(two, "总像素"),
+        "qwen-image-2.0.recommended": _SIZE.findall(two.split("推荐分辨率")[1]),
+        "qwen-image-max-plus.sizes": _SIZE.findall(plus),
+        "wan2.6.interleave-off.pixels": line(wan26, r"总像素在 \\\[768\\\*768, 2048"),
+        "wan2.6.interleave-on.pixels": line(wan26, r"总像素在 \\\[768\\\*768, 1280"),
+        "wan2.7-image.pixels": line(wan27_image, "所有场景下"),
+    }
 
 
 def extract(reference: Path) -> dict[str, Any]:
@@ -96,6 +181,9 @@ def extract(reference: Path) -> dict[str, Any]:
             block = re.search(rf"enum {name} {{(.*?)}}", text, re.S)
             assert block is not None, name
             out[vendor][name] = re.findall(r"^\s*([A-Z0-9_]+) = \d+;", block[1], re.M)
+    out["gemini"] = _gemini(reference)
+    out["reve"] = _reve(reference)
+    out["dashscope"] = _dashscope(reference)
     return out
 
 

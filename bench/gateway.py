@@ -1,0 +1,385 @@
+"""The processes a benchmark drives: databases, ``imagegate serve``/``worker``, the anchor app
+and the fake upstream, each on a free port and each (but the upstream) under ``loopwatch``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+PYTHON = sys.executable
+IMAGEGATE = str(Path(sys.executable).with_name("imagegate"))
+PG_ADMIN = os.environ.get("BENCH_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/{db}")
+UPSTREAM_KEY = "sk-fake-openai"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)  # noqa: T201
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_kb(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def loadavg() -> list[float]:
+    """The 1/5/15-minute load averages: other work on the machine skews absolute numbers."""
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return []
+
+
+def wait_until_up(
+    url: str, seconds: float = 90.0, proc: subprocess.Popen[Any] | None = None
+) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
+        with contextlib.suppress(httpx2.HTTPError):
+            if httpx2.get(url, timeout=2.0).status_code < 500:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up in {seconds:.0f} s")
+
+
+class RssSampler:
+    """Samples the summed VmRSS of some pids every ``interval`` seconds in a thread."""
+
+    def __init__(self, pids: list[int], interval: float = 0.2) -> None:
+        self.pids = pids
+        self.interval = interval
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = sum(rss_kb(pid) or 0 for pid in self.pids)
+            self.peak_kb = max(self.peak_kb, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return round(self.peak_kb / 1024, 1)
+
+
+# --------------------------------------------------------------------------- slow callbacks
+
+
+@dataclass
+class LoopWatch:
+    """Reads the file ``bench/loopwatch.py`` keeps for one process."""
+
+    path: Path
+
+    def read(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self.path.read_text()))
+        except (OSError, ValueError):
+            return {"count": 0, "events": []}
+
+    def mark(self) -> int:
+        return int(self.read()["count"])
+
+    def since(self, mark: int) -> dict[str, Any]:
+        """Count and longest of the slow callbacks reported after ``mark``."""
+        data = self.read()
+        events = data["events"][mark:]
+        longest = max(events, key=lambda e: e[1], default=None)
+        return {
+            "count": int(data["count"]) - mark,
+            "longest_ms": round(longest[1] * 1000, 1) if longest else 0.0,
+            "longest": longest[2] if longest else None,
+        }
+
+
+def watched(report: Path, *target: str) -> list[str]:
+    return [PYTHON, str(BENCH / "loopwatch.py"), str(report), *target]
+
+
+# --------------------------------------------------------------------------- databases
+
+
+class Engine:
+    name = ""
+
+    def url(self) -> str:
+        raise NotImplementedError
+
+    def counts(self) -> tuple[int, int]:
+        """(all jobs, COMPLETED jobs), read straight from the database."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class SqliteEngine(Engine):
+    name = "sqlite"
+
+    def __init__(self, workdir: Path) -> None:
+        self.path = workdir / "imagegate.db"
+
+    def url(self) -> str:
+        return f"sqlite+aiosqlite:///{self.path}"
+
+    def counts(self) -> tuple[int, int]:
+        with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn:
+            row = conn.execute(
+                "SELECT count(*), coalesce(sum(status = 'COMPLETED'), 0) FROM jobs"
+            ).fetchone()
+        return int(row[0]), int(row[1])
+
+
+class PostgresEngine(Engine):
+    name = "postgres"
+
+    def __init__(self) -> None:
+        import psycopg
+
+        self._psycopg = psycopg
+        self.db = f"imagegate_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.db}"')
+        self._conn: Any = None
+
+    def url(self) -> str:
+        return PG_URL.format(db=self.db)
+
+    def counts(self) -> tuple[int, int]:
+        if self._conn is None:
+            dsn = re.sub(r"dbname=\S+", f"dbname={self.db}", PG_ADMIN)
+            self._conn = self._psycopg.connect(dsn, autocommit=True)
+        row = self._conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'COMPLETED') FROM jobs"
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        with self._psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def engine(kind: str, workdir: Path) -> Iterator[Engine]:
+    made: Engine = SqliteEngine(workdir) if kind == "sqlite" else PostgresEngine()
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _stop(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def anchor(workdir: Path) -> Iterator[tuple[str, LoopWatch]]:
+    """The bare FastAPI anchor app (``bench/anchor.py``), under the same launcher."""
+    port = free_port()
+    watch = LoopWatch(workdir / "anchor.loop.json")
+    with (workdir / "anchor.log").open("wb") as out:
+        proc = subprocess.Popen(
+            watched(watch.path, str(BENCH / "anchor.py"), "--port", str(port)),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_up(base + "/healthz", proc=proc)
+        yield base, watch
+    finally:
+        _stop(proc)
+
+
+@contextlib.contextmanager
+def upstream(workdir: Path, latency: float = 0.0) -> Iterator[str]:
+    """The fake OpenAI upstream (``bench/upstream.py``); yields its ``…/v1`` base URL."""
+    port = free_port()
+    args = [PYTHON, str(BENCH / "upstream.py"), "--port", str(port), "--latency", str(latency)]
+    with (workdir / "upstream.log").open("wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/docs", proc=proc)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        _stop(proc)
+
+
+@dataclass
+class Gateway:
+    """``imagegate serve`` (+ ``imagegate worker`` processes) with one account's keys."""
+
+    base_url: str
+    test_key: str
+    live_key: str
+    procs: dict[str, subprocess.Popen[Any]]
+    watches: dict[str, LoopWatch]
+
+    def pids(self) -> list[int]:
+        return [proc.pid for proc in self.procs.values()]
+
+    def marks(self) -> dict[str, int]:
+        return {name: watch.mark() for name, watch in self.watches.items()}
+
+    def slow_since(self, marks: dict[str, int]) -> dict[str, Any]:
+        """Slow callbacks of every gateway process since ``marks``: summed count, longest."""
+        per = {name: watch.since(marks.get(name, 0)) for name, watch in self.watches.items()}
+        longest = max(per.values(), key=lambda p: p["longest_ms"])
+        return {
+            "count": sum(p["count"] for p in per.values()),
+            "longest_ms": longest["longest_ms"],
+            "longest": longest["longest"],
+        }
+
+
+def gateway_env(
+    db: Engine, workdir: Path, port: int, upstream_url: str | None, extra: dict[str, str]
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
+    env.update(
+        {
+            "IMAGEGATE_DATABASE_URL": db.url(),
+            "IMAGEGATE_DATA_DIR": str(workdir / "data"),
+            "IMAGEGATE_HOST": "127.0.0.1",
+            "IMAGEGATE_PORT": str(port),
+            "IMAGEGATE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            "IMAGEGATE_LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if upstream_url is not None:
+        env.update(
+            {
+                "IMAGEGATE_PROVIDERS__OPENAI__API_KEY": UPSTREAM_KEY,
+                "IMAGEGATE_PROVIDERS__OPENAI__BASE_URL": upstream_url,
+                "IMAGEGATE_OUTBOUND_ALLOW_HTTP": "true",
+                "IMAGEGATE_OUTBOUND_ALLOW_NETWORKS": '["127.0.0.0/8"]',
+            }
+        )
+    env.update(extra)
+    return env
+
+
+def _cli(env: dict[str, str], cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        [IMAGEGATE, *args], env=env, cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
+
+
+@contextlib.contextmanager
+def gateway(
+    db: Engine,
+    workdir: Path,
+    *,
+    in_process_workers: bool,
+    worker_processes: int = 0,
+    upstream_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Gateway]:
+    """Start ``serve`` (and workers), yield when healthy, stop everything afterwards.
+
+    The first start's keys are used: the test key runs the sandbox and spends nothing; with
+    ``upstream_url`` the ``openai`` provider points at the fake upstream and the account gets
+    enough credits for the live key to run every job of a benchmark.
+    """
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = gateway_env(db, workdir, port, upstream_url, extra_env or {})
+    procs: dict[str, subprocess.Popen[Any]] = {}
+    watches = {"serve": LoopWatch(workdir / "serve.loop.json")}
+    args = ["-m", "imagegate.cli.main:main", "serve"] + (
+        [] if in_process_workers else ["--no-workers"]
+    )
+    try:
+        serve = subprocess.Popen(
+            watched(watches["serve"].path, *args),
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=(workdir / "serve.err").open("wb"),
+            text=True,
+        )
+        procs["serve"] = serve
+        assert serve.stdout is not None
+        test_key = live_key = ""
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not (test_key and live_key):
+            line = serve.stdout.readline()
+            if not line:
+                err = (workdir / "serve.err").read_text()[-2000:]
+                raise RuntimeError(f"serve exited: {err}")
+            if line.startswith("live key: "):
+                live_key = line.split(": ", 1)[1].strip()
+            elif line.startswith("test key: "):
+                test_key = line.split(": ", 1)[1].strip()
+        threading.Thread(target=serve.stdout.read, daemon=True).start()  # keep the pipe drained
+        base = f"http://127.0.0.1:{port}"
+        wait_until_up(base + "/healthz", proc=serve)
+        if upstream_url is not None:  # live jobs: more credits than the first start's demo grant
+            _cli(env, workdir, "credits", "grant", "1000000000")
+        for n in range(1, worker_processes + 1):
+            watches[f"worker{n}"] = LoopWatch(workdir / f"worker{n}.loop.json")
+            procs[f"worker{n}"] = subprocess.Popen(
+                watched(watches[f"worker{n}"].path, "-m", "imagegate.cli.main:main", "worker"),
+                cwd=workdir,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=(workdir / f"worker{n}.err").open("wb"),
+            )
+        if worker_processes:
+            time.sleep(2.0)  # let the workers check the schema, connect and listen
+        yield Gateway(base, test_key, live_key, procs, watches)
+    finally:
+        for proc in procs.values():
+            _stop(proc)

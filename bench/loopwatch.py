@@ -1,0 +1,133 @@
+"""Run a Python program with asyncio's slow-callback report on, and count what it reports.
+
+    python bench/loopwatch.py REPORT.json -m imagegate.cli.main:main serve --no-workers
+    python bench/loopwatch.py REPORT.json bench/anchor.py --port 8001
+
+Every event loop the program creates times its callbacks the way asyncio's debug mode does, with
+``loop.slow_callback_duration`` set to ``BENCH_SLOW_CALLBACK_SECONDS`` (default 0.02) but
+without the rest of debug mode (see ``WatchedLoop``). asyncio then logs
+``Executing <handle> took 0.123 seconds`` for each callback that held the loop that long; a
+handler on the ``asyncio`` logger keeps the count and each event (seconds, handle) and rewrites
+REPORT.json after every one, so the file is current whenever the harness reads it,
+including after the process was killed. The anchor app runs under the same launcher, so both
+sides of a ratio pay for the timing alike (two clock reads per callback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+import os
+import re
+import runpy
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+THRESHOLD = float(os.environ.get("BENCH_SLOW_CALLBACK_SECONDS", "0.02"))
+_KEEP = 5000  # events kept in the file; the count goes on past it
+
+
+_CORO = re.compile(r"coro=<(?P<name>[^ >]+)(?: (?:running|done)[^/]*(?P<at>/\S+?))?>")
+_HANDLE = re.compile(r"<Handle (?P<name>[^ (]+)\(.*?\) at (?P<at>/\S+)")
+
+
+def short(handle: str) -> str:
+    """What ran and where (``JobRunner.run() at …/queue/runner.py:139``), from asyncio's repr."""
+    found = _CORO.search(handle) or _HANDLE.search(handle)
+    if found is None:
+        return handle[:200]
+    at = re.sub(r"^.*/(site-packages|src|lib/python3\.\d+)/", "…/", found["at"] or "")
+    return f"{found['name']} at {at}" if at else found["name"]
+
+
+class SlowCallbacks(logging.Handler):
+    """Counts asyncio's ``Executing … took …`` warnings and writes them to ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(level=logging.WARNING)
+        self.path = path
+        self.count = 0
+        self.events: list[tuple[float, float, str]] = []
+        self._lock = threading.Lock()
+        self.write()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not str(record.msg).startswith("Executing ") or not record.args:
+            return
+        args: Any = record.args
+        seconds, handle = float(args[1]), short(str(args[0]))
+        with self._lock:
+            self.count += 1
+            if len(self.events) < _KEEP:
+                self.events.append((round(time.time(), 3), round(seconds, 4), handle))
+            self.write()
+
+    def write(self) -> None:
+        body = {"threshold_s": THRESHOLD, "count": self.count, "events": self.events}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(body))
+        tmp.replace(self.path)
+
+
+class WatchedLoop(asyncio.SelectorEventLoop):
+    """asyncio's debug-mode callback timing, without debug mode's bookkeeping.
+
+    ``_run_once`` times each callback and logs the slow ones when ``self._debug`` is set; the rest
+    of debug mode (a stack captured for every handle, future and task through ``get_debug()``,
+    coroutine origin tracking) would cost the gateway and the anchor well over half their
+    throughput, and more per request the more callbacks a request takes. So ``_debug`` is on and
+    ``get_debug()`` answers False; the per-call checks that ``_debug`` also turns on are skipped.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slow_callback_duration = THRESHOLD
+        self._debug = True
+
+    def get_debug(self) -> bool:
+        return False
+
+    def set_debug(self, enabled: bool) -> None:
+        pass  # asyncio.run sets it from PYTHONASYNCIODEBUG; the timing stays on regardless
+
+    def _set_coroutine_origin_tracking(self, enabled: bool) -> None:
+        pass
+
+    def _check_thread(self) -> None:
+        pass
+
+    def _check_callback(self, callback: object, method: str) -> None:
+        pass
+
+
+class _WatchedPolicy(asyncio.DefaultEventLoopPolicy):
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        return WatchedLoop()
+
+
+def main() -> None:
+    report, *target = sys.argv[1:]
+    handler = SlowCallbacks(Path(report))
+    watched = logging.getLogger("asyncio")
+    watched.setLevel(logging.WARNING)
+    watched.addHandler(handler)
+    asyncio.set_event_loop_policy(_WatchedPolicy())
+    if target[0] == "-m" and ":" in target[1]:
+        module, func = target[1].split(":")
+        sys.argv = [module, *target[2:]]
+        getattr(importlib.import_module(module), func)()
+    elif target[0] == "-m":
+        sys.argv = [target[1], *target[2:]]
+        runpy.run_module(target[1], run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = target
+        runpy.run_path(target[0], run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The shared invariant checker passes a clean run and names each kind of broken invariant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from imagegate.store.tables import jobs, ledger_entries
+from imagegate.testing.invariants import InvariantsBroken, check_invariants
+from tests.integration.conftest import Gateway
+
+BODY = {"model": "gpt-image-1.5", "prompt": "a lake", "gptImageParams": {"quality": "low"}}
+
+
+async def _finished_job(gateway: Gateway) -> str:
+    response = await gateway.submit(BODY, gateway.live_key)
+    assert response.status_code == 202, response.text
+    await gateway.drain()
+    job_id: str = response.json()["jobId"]
+    return job_id
+
+
+async def _check(gateway: Gateway, **observed: Any) -> None:
+    await check_invariants(gateway.runtime.settings.database_url, **observed)
+
+
+async def test_a_clean_run_passes_and_is_tallied(gateway: Gateway) -> None:
+    job_id = await _finished_job(gateway)
+    tally = await check_invariants(
+        gateway.runtime.settings.database_url,
+        expected_jobs=[job_id],
+        upstream_calls={job_id: 1},
+    )
+    assert tally.by_status == {"COMPLETED": 1}
+
+
+async def test_a_job_left_queued_is_reported(gateway: Gateway) -> None:
+    response = await gateway.submit(BODY, gateway.live_key)
+    assert response.status_code == 202
+    with pytest.raises(InvariantsBroken, match="a job did not end: 1"):
+        await _check(gateway)
+
+
+async def test_a_second_upstream_call_is_reported(gateway: Gateway) -> None:
+    job_id = await _finished_job(gateway)
+    with pytest.raises(InvariantsBroken, match="an upstream answer was bought twice: 1"):
+        await _check(gateway, upstream_calls={job_id: 2})
+
+
+async def test_a_missing_or_repeated_webhook_is_reported(gateway: Gateway) -> None:
+    job_id = await _finished_job(gateway)
+    async with gateway.runtime.db.transaction() as conn:
+        await conn.execute(update(jobs).values(webhook_url="http://127.0.0.1:9/hook"))
+    with pytest.raises(InvariantsBroken, match="a final webhook was not delivered exactly once"):
+        await _check(gateway)
+    with pytest.raises(InvariantsBroken, match="the receiver did not get the final webhook"):
+        await _check(gateway, webhooks={job_id: [("completed", "a"), ("completed", "b")]})
+
+
+async def test_an_unbalanced_ledger_is_reported(gateway: Gateway) -> None:
+    await _finished_job(gateway)
+    async with gateway.runtime.db.transaction() as conn:
+        await conn.execute(
+            update(ledger_entries).where(ledger_entries.c.kind == "reserve").values(amount=-1)
+        )
+    with pytest.raises(InvariantsBroken, match="an account's credits do not match its ledger"):
+        await _check(gateway)
