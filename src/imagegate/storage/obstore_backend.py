@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import mimetypes
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,12 @@ class ObstoreObjectStore:
         self._signer = signer
         self._keeps_attributes = keeps_attributes
         self._presign = presign
+
+    async def keys(self) -> AsyncIterator[str]:
+        """Every stored key, in no particular order (``imagegate import`` copies them all)."""
+        async for batch in obstore.list(self._store, chunk_size=500):
+            for meta in batch:
+                yield str(meta["path"])
 
     async def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
         attributes = {"Content-Type": content_type} if self._keeps_attributes else None
