@@ -8,7 +8,9 @@ whatever the vendor's Content-Type says), hashed, measured, and stored under
 A download is streamed, never held whole: a ``Content-Length`` over ``max_bytes`` is refused
 before the body is read, and the bytes read are counted so a body without one stops at the cap.
 What is read is hashed as it arrives and spooled — in memory up to ``SPOOL_BYTES``, then to a
-temporary file that the store uploads from (S3 in multipart parts). Hashing, spooling and
+temporary file that the store uploads from (S3 in multipart parts); temporary files go to the
+system's temporary directory (``TMPDIR``), one per download in flight, removed once stored (or
+refused). Hashing, spooling and
 Pillow run in a worker thread, never on the event loop, and Pillow only reads the image's header
 (format and dimensions, no decoding). Inline outputs (vendors that answer with base64) are
 hashed and inspected the same way, in a thread.
