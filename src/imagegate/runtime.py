@@ -31,6 +31,7 @@ from imagegate.queue.runner import JobRunner
 from imagegate.queue.transitions import JobTransitions
 from imagegate.queue.wakeup import PostgresListener, Wakeup
 from imagegate.queue.worker import Worker
+from imagegate.services.accounts import KeyCache
 from imagegate.services.actions import ActionSubmitter
 from imagegate.services.jobs import JobService
 from imagegate.services.limits import RequestLimiter
@@ -92,6 +93,7 @@ class Runtime:
     metrics: Metrics
     signing_secret: bytes
     limiter: RequestLimiter
+    keys: KeyCache
     loops: LoopHealth = field(default_factory=LoopHealth)
     """The health of this process's background loops (``/readyz`` reads it)."""
     _listener: PostgresListener | None = field(default=None, repr=False)
@@ -310,6 +312,7 @@ def build_runtime(
         metrics=metrics,
         signing_secret=secret,
         limiter=RequestLimiter(settings),
+        keys=KeyCache(db),
     )
 
 
