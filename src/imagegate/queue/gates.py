@@ -5,8 +5,9 @@ worker process: in the database (``DatabaseGateState``, the default) or, when ``
 set, in Redis (``queue.gates_redis``), which keeps these hot counters off the database:
 
 - **concurrency cap** — at most ``max_concurrency`` calls in flight per provider; a call holds a
-  slot row, released when it returns (or abandoned after ``timeout`` + a margin if the worker
-  dies mid-call);
+  lease (one row, or one Redis sorted-set member, per call in flight — never one per slot),
+  released when it returns, or expiring after ``timeout`` + a margin if the worker dies
+  mid-call;
 - **rate limit** — at most ``rate_per_minute`` calls per provider in a fixed one-minute window;
 - **cool-down** — a 429 stops calls to that provider for its ``Retry-After`` (5 s without
   one); the jobs that wait spend no attempt;
@@ -55,7 +56,7 @@ __all__ = [
     "ProviderGates",
 ]
 
-SLOT_MARGIN_MS = 30_000
+LEASE_MARGIN_MS = 30_000
 BUSY_RETRY_SECONDS = 1.0
 DEFAULT_COOLDOWN_SECONDS = 5.0
 """How long a 429 without ``Retry-After`` keeps calls away from the provider."""
@@ -96,9 +97,16 @@ class GateState(Protocol):
     async def health(self, provider: str) -> Health: ...
 
     async def acquire(
-        self, provider: str, now: Millis, *, rate_limit: int | None, cap: int, hold_ms: int
+        self,
+        provider: str,
+        now: Millis,
+        *,
+        rate_limit: int | None,
+        cap: int,
+        hold_ms: int,
+        job_id: str | None = None,
     ) -> str:
-        """Count the call in the rate window and hold a slot; raises ``ProviderBusy``."""
+        """Count the call in the rate window and take a lease; raises ``ProviderBusy``."""
 
     async def release(
         self, provider: str, ticket: str, now: Millis, outcome: Outcome, *, circuit: Circuit
@@ -130,12 +138,12 @@ class ProviderGates:
         return health.open_until <= now and health.cooldown_until <= now + budget_ms
 
     @asynccontextmanager
-    async def call(self, provider: str) -> AsyncIterator[None]:
-        """Hold a slot for one upstream call and record how it went."""
+    async def call(self, provider: str, job_id: str | None = None) -> AsyncIterator[None]:
+        """Hold a lease for one upstream call (for ``job_id``) and record how it went."""
         if provider == SANDBOX:
             yield
             return
-        ticket = await self._enter(provider)
+        ticket = await self._enter(provider, job_id)
         outcome = Outcome("none")
         try:
             yield
@@ -163,7 +171,7 @@ class ProviderGates:
                 # the slot, which is abandoned after its hold time like a dead worker's.
                 log.warning("gate.release_lost", provider=provider, outcome=outcome.kind)
 
-    async def _enter(self, provider: str) -> str:
+    async def _enter(self, provider: str, job_id: str | None) -> str:
         config = self._settings.provider(provider)
         now = self._clock.now_ms()
         health = await self._state.health(provider)
@@ -178,7 +186,8 @@ class ProviderGates:
             now,
             rate_limit=config.rate_per_minute,
             cap=config.max_concurrency,
-            hold_ms=int(config.timeout * 1000) + SLOT_MARGIN_MS,
+            hold_ms=int(config.timeout * 1000) + LEASE_MARGIN_MS,
+            job_id=job_id,
         )
 
     async def snapshot(self) -> list[Health]:
@@ -189,18 +198,18 @@ class ProviderGates:
 
 
 class DatabaseGateState:
-    """Provider state in the ``provider_health`` and ``provider_slots`` tables."""
+    """Provider state in the ``provider_health`` and ``provider_leases`` tables."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._holder = uuid.uuid4().hex
         self._known: set[str] = set()
 
-    async def _ensure(self, provider: str, cap: int) -> None:
+    async def _ensure(self, provider: str) -> None:
         if provider in self._known:
             return
         async with self._db.transaction() as conn:
-            await store.ensure_provider(conn, provider, cap)
+            await store.ensure_provider(conn, provider)
         self._known.add(provider)
 
     async def health(self, provider: str) -> Health:
@@ -208,9 +217,17 @@ class DatabaseGateState:
             return await store.get_health(conn, provider)
 
     async def acquire(
-        self, provider: str, now: Millis, *, rate_limit: int | None, cap: int, hold_ms: int
+        self,
+        provider: str,
+        now: Millis,
+        *,
+        rate_limit: int | None,
+        cap: int,
+        hold_ms: int,
+        job_id: str | None = None,
     ) -> str:
-        await self._ensure(provider, cap)
+        await self._ensure(provider)
+        ticket = uuid.uuid4().hex
         async with self._db.transaction() as conn:
             if rate_limit is not None and not await store.count_call(
                 conn, provider, now, rate_limit
@@ -218,16 +235,25 @@ class DatabaseGateState:
                 health = await store.get_health(conn, provider)
                 wait = max(health.window_start + store.WINDOW_MS - now, 0) / 1000
                 raise ProviderBusy(provider, "rate limit reached", wait or BUSY_RETRY_SECONDS)
-            slot = await store.take_slot(conn, provider, cap, self._holder, now, hold_ms)
-            if slot is None:
+            taken = await store.take_lease(
+                conn,
+                provider,
+                cap=cap,
+                ticket=ticket,
+                owner=self._holder,
+                job_id=job_id,
+                now=now,
+                hold_ms=hold_ms,
+            )
+            if not taken:
                 raise ProviderBusy(provider, "all concurrency slots busy", BUSY_RETRY_SECONDS)
-            return str(slot)
+            return ticket
 
     async def release(
         self, provider: str, ticket: str, now: Millis, outcome: Outcome, *, circuit: Circuit
     ) -> None:
         async with self._db.transaction() as conn:
-            await store.release_slot(conn, provider, int(ticket), self._holder)
+            await store.release_lease(conn, ticket, self._holder)
             if outcome.kind == "success":
                 await store.record_success(conn, provider, now)
             elif outcome.kind == "misconfigured":

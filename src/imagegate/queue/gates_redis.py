@@ -3,7 +3,8 @@
 Per provider, under ``<prefix>:provider:<name>:``:
 
 - ``health`` — a hash: ``failures``, ``open_until``, ``cooldown_until``, ``misconfigured``;
-- ``slots`` — a sorted set of the calls in flight, scored by when an abandoned one expires;
+- ``slots`` — a sorted set of the calls in flight (one member per call, never one per slot of
+  the cap), scored by when an abandoned one expires;
 - ``window:<minute>`` — the call count of one aligned one-minute window (expires on its own).
 
 Each check-and-change is one Lua script, so concurrent workers on any number of machines never
@@ -76,7 +77,14 @@ class RedisGateState:
         return _health(provider, {str(name): value for name, value in fields.items()})
 
     async def acquire(
-        self, provider: str, now: Millis, *, rate_limit: int | None, cap: int, hold_ms: int
+        self,
+        provider: str,
+        now: Millis,
+        *,
+        rate_limit: int | None,
+        cap: int,
+        hold_ms: int,
+        job_id: str | None = None,
     ) -> str:
         window_start = now - now % WINDOW_MS
         ticket = f"{self._holder}:{uuid.uuid4().hex}"

@@ -261,7 +261,7 @@ class JobRunner:
             if resubmitting is None:
                 return
             try:
-                async with self._gates.call(route.provider):
+                async with self._gates.call(route.provider, job.id):
                     adapter = self._providers.get(route.provider)
                     if route.provider != SANDBOX:
                         await self._transitions.calling(lease, job, resubmitting=resubmitting)
@@ -297,7 +297,7 @@ class JobRunner:
             finished = submitted
         else:
             handle = TaskHandle(job.provider_task_id, job.provider_state or {})
-            async with self._gates.call(route.provider):
+            async with self._gates.call(route.provider, job.id):
                 adapter = self._providers.get(route.provider)
                 with self._timed(route.provider, "poll"):
                     polled = await adapter.poll(request, handle)

@@ -1,14 +1,14 @@
-"""Provider slots and health rows: what every worker process shares about each upstream."""
+"""Provider leases and health rows: what every worker process shares about each upstream."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import case, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from imagegate.store.tables import provider_health, provider_slots
+from imagegate.store.tables import provider_health, provider_leases
 from imagegate.types import Millis
 
 __all__ = [
@@ -17,13 +17,14 @@ __all__ = [
     "count_call",
     "ensure_provider",
     "get_health",
+    "leases_held",
     "list_health",
     "record_cooldown",
     "record_failure",
     "record_misconfigured",
     "record_success",
-    "release_slot",
-    "take_slot",
+    "release_lease",
+    "take_lease",
 ]
 
 WINDOW_MS = 60_000
@@ -47,15 +48,10 @@ def _insert(conn: AsyncConnection, table: object) -> postgresql.Insert | sqlite.
     return sqlite.insert(table)  # type: ignore[arg-type]
 
 
-async def ensure_provider(conn: AsyncConnection, provider: str, slots: int) -> None:
-    """Create the provider's health row and ``slots`` slot rows when they are missing."""
+async def ensure_provider(conn: AsyncConnection, provider: str) -> None:
+    """Create the provider's health row when it is missing."""
     await conn.execute(
         _insert(conn, provider_health).values(provider=provider).on_conflict_do_nothing()
-    )
-    await conn.execute(
-        _insert(conn, provider_slots)
-        .values([{"provider": provider, "slot": n} for n in range(slots)])
-        .on_conflict_do_nothing()
     )
 
 
@@ -156,41 +152,69 @@ async def record_misconfigured(
     )
 
 
-async def take_slot(
-    conn: AsyncConnection, provider: str, cap: int, holder: str, now: Millis, hold_ms: int
-) -> int | None:
-    """Hold a free (or abandoned) slot below ``cap``; ``None`` when all are busy."""
-    free = (
-        select(provider_slots.c.slot)
-        .where(
-            provider_slots.c.provider == provider,
-            provider_slots.c.slot < cap,
-            or_(provider_slots.c.holder.is_(None), provider_slots.c.expires_at < now),
+async def take_lease(
+    conn: AsyncConnection,
+    provider: str,
+    *,
+    cap: int,
+    ticket: str,
+    owner: str,
+    job_id: str | None,
+    now: Millis,
+    hold_ms: int,
+) -> bool:
+    """Hold one of the provider's ``cap`` concurrent calls until ``now + hold_ms``; False when
+    ``cap`` live leases exist.
+
+    Invariant: at most ``cap`` unexpired leases per provider. The count and the insert are one
+    statement; on PostgreSQL the provider's health row is locked first, so concurrent takers of
+    the same provider count one after the other (SQLite's ``BEGIN IMMEDIATE`` already serialises
+    writers). Leases of holders that died expire and are deleted here, so they are reused.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            select(provider_health.c.provider)
+            .where(provider_health.c.provider == provider)
+            .with_for_update()
         )
-        .order_by(provider_slots.c.slot)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    slot = (await conn.execute(free)).scalar()
-    if slot is None:
-        return None
+    leases = provider_leases.c
     await conn.execute(
-        update(provider_slots)
-        .where(provider_slots.c.provider == provider, provider_slots.c.slot == slot)
-        .values(holder=holder, expires_at=now + hold_ms)
+        delete(provider_leases).where(leases.provider == provider, leases.expires_at < now)
     )
-    return int(slot)
+    held = (
+        select(func.count())
+        .select_from(provider_leases)
+        .where(leases.provider == provider)
+        .scalar_subquery()
+    )
+    row = select(
+        literal(ticket, leases.ticket.type),
+        literal(provider, leases.provider.type),
+        literal(job_id, leases.job_id.type),
+        literal(owner, leases.owner.type),
+        literal(now + hold_ms, leases.expires_at.type),
+    ).where(held < cap)
+    result = await conn.execute(
+        provider_leases.insert()
+        .from_select(["ticket", "provider", "job_id", "owner", "expires_at"], row)
+        .returning(leases.ticket)
+    )
+    return result.first() is not None
 
 
-async def release_slot(conn: AsyncConnection, provider: str, slot: int, holder: str) -> None:
+async def release_lease(conn: AsyncConnection, ticket: str, owner: str) -> None:
     await conn.execute(
-        update(provider_slots)
-        .where(
-            and_(
-                provider_slots.c.provider == provider,
-                provider_slots.c.slot == slot,
-                provider_slots.c.holder == holder,
-            )
+        delete(provider_leases).where(
+            provider_leases.c.ticket == ticket, provider_leases.c.owner == owner
         )
-        .values(holder=None, expires_at=0)
     )
+
+
+async def leases_held(conn: AsyncConnection, provider: str, now: Millis) -> int:
+    """Calls in flight to ``provider`` (unexpired leases), for tests and metrics."""
+    count = await conn.scalar(
+        select(func.count())
+        .select_from(provider_leases)
+        .where(provider_leases.c.provider == provider, provider_leases.c.expires_at >= now)
+    )
+    return int(count or 0)

@@ -36,7 +36,7 @@ __all__ = [
     "ledger_entries",
     "metadata",
     "provider_health",
-    "provider_slots",
+    "provider_leases",
     "uploads",
     "webhook_attempts",
     "webhook_deliveries",
@@ -249,17 +249,19 @@ uploads = Table(
     Index(None, "deleted", "expires_at"),
 )
 
-provider_slots = Table(
-    "provider_slots",
+provider_leases = Table(
+    "provider_leases",
     metadata,
+    Column("ticket", String(64), primary_key=True),
     Column("provider", String(64), nullable=False),
-    Column("slot", Integer, nullable=False),
-    Column("holder", String(64)),
-    Column("expires_at", BigInteger, nullable=False, server_default="0"),
-    PrimaryKeyConstraint("provider", "slot"),
+    Column("job_id", Id),
+    Column("owner", String(64), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index(None, "provider", "expires_at"),
 )
-"""Concurrency caps shared by every worker: a call upstream holds one of ``max_concurrency``
-slots of its provider for at most a lease period."""
+"""Concurrency caps shared by every worker: one row per call upstream in flight, counted against
+its provider's ``max_concurrency``. A row outlives a dead holder only until ``expires_at``
+(the call's timeout plus a margin), so a cap costs nothing while it is not used."""
 
 provider_health = Table(
     "provider_health",

@@ -1,0 +1,59 @@
+"""Provider concurrency caps as leases: one row per call in flight, never one per slot."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import inspect
+
+from imagegate.queue.gates import Circuit, DatabaseGateState, Outcome, ProviderBusy
+from imagegate.store import providers as store
+from imagegate.store.db import Database
+from tests.conftest import count_rows
+
+NOW = 1_800_000_000_000
+HOLD_MS = 60_000
+
+
+async def take(state: DatabaseGateState, cap: int, now: int = NOW) -> str | None:
+    try:
+        return await state.acquire("alpha", now, rate_limit=None, cap=cap, hold_ms=HOLD_MS)
+    except ProviderBusy:
+        return None
+
+
+async def test_the_cap_holds_exactly_when_many_holders_race(db: Database) -> None:
+    holders = [DatabaseGateState(db) for _ in range(8)]  # eight worker processes, say
+    tickets = await asyncio.gather(*(take(holders[n % 8], cap=5) for n in range(60)))
+    assert sum(ticket is not None for ticket in tickets) == 5
+    assert await count_rows(db, "provider_leases") == 5
+    async with db.read() as conn:
+        assert await store.leases_held(conn, "alpha", NOW) == 5
+
+
+async def test_a_released_lease_is_free_at_once(db: Database) -> None:
+    state = DatabaseGateState(db)
+    ticket = await take(state, cap=1)
+    assert ticket is not None
+    assert await take(state, cap=1) is None
+    await state.release("alpha", ticket, NOW, Outcome("none"), circuit=Circuit(5, 1000))
+    assert await count_rows(db, "provider_leases") == 0
+    assert await take(state, cap=1) is not None
+
+
+async def test_a_dead_holders_lease_expires_and_is_reused(db: Database) -> None:
+    dead, alive = DatabaseGateState(db), DatabaseGateState(db)
+    assert await take(dead, cap=1) is not None  # and its process dies without releasing
+    assert await take(alive, cap=1, now=NOW + HOLD_MS - 1) is None
+    assert await take(alive, cap=1, now=NOW + HOLD_MS + 1) is not None
+    assert await count_rows(db, "provider_leases") == 1  # the dead lease was deleted
+
+
+async def test_a_huge_cap_costs_no_row_per_slot(db: Database) -> None:
+    state = DatabaseGateState(db)
+    tickets = [await take(state, cap=100_000) for _ in range(3)]
+    assert all(ticket is not None for ticket in tickets)
+    assert await count_rows(db, "provider_leases") == 3
+    async with db.read() as conn:
+        tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+    assert "provider_slots" not in tables
