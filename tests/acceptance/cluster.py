@@ -103,6 +103,12 @@ class Cluster:
         wait_until_healthy(node.base_url, node.process)
         return node
 
+    def start_embedded(self, name: str, workers: int = 1) -> Node:
+        """``serve`` with its own workers, as on a single box."""
+        node = self._start(name, [IMAGEGATE, "serve", "--workers", str(workers)], free_port())
+        wait_until_healthy(node.base_url, node.process)
+        return node
+
     def start_worker(self, name: str, concurrency: int = 8) -> Node:
         return self._start(name, [IMAGEGATE, "worker", "--concurrency", str(concurrency)], None)
 
