@@ -10,39 +10,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
-from imagegate.store.migrate import upgrade_sync
 from imagegate.testing.invariants import WebhookReceiver, check_invariants, sandbox_submits
 from imagegate.testing.seaweed import S3Server, create_bucket, seaweedfs_server
 from tests.acceptance.cluster import Cluster, create_live_key, submit_jobs, wait_until_settled
+from tests.acceptance.conftest import wait_until_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 JOBS = 1000
-
-
-@pytest.fixture
-def fresh_pg_url(pg_server_url: str) -> Iterator[str]:
-    """A new, migrated PostgreSQL database of this test's own, dropped afterwards."""
-    name = f"imagegate_nodes_{uuid.uuid4().hex[:12]}"
-    admin = make_url(pg_server_url).set(drivername="postgresql").render_as_string(False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
-    upgrade_sync(url)
-    yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -72,9 +55,11 @@ def test_two_api_and_three_worker_processes_share_the_work(
     receiver = WebhookReceiver()
     try:
         with receiver.running():
-            apis = [cluster.start_api("api-1"), cluster.start_api("api-2")]
+            apis = [cluster.start_api(f"api-{n + 1}", wait=False) for n in range(2)]
             for n in range(3):
                 cluster.start_worker(f"worker-{n + 1}", concurrency=8)
+            for api in apis:
+                wait_until_healthy(api.base_url, api.process)
             key = asyncio.run(create_live_key(fresh_pg_url, credits=100_000))
             accepted = asyncio.run(
                 submit_jobs([api.base_url for api in apis], key, JOBS, receiver.url)

@@ -56,10 +56,13 @@ def serve(
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, writing out the log queue before it re-raises a caught SIGTERM/SIGINT.
+    """uvicorn's server, exiting 0 after a graceful stop on SIGTERM.
 
-    uvicorn re-raises the signal once shut down, which ends the process without ``atexit``
-    handlers: the last lines ("Application shutdown complete") would be lost in the queue.
+    uvicorn re-raises a caught signal once shut down, which ends the process by that signal:
+    for SIGTERM, the way a supervisor (systemd, an orchestrator) asks for a graceful stop, a
+    status of 0 says the stop went as asked, so SIGTERM is not re-raised. SIGINT still is. The
+    log queue is written out first either way, as a re-raised signal ends the process without
+    ``atexit`` handlers and the last lines ("Application shutdown complete") would be lost.
     """
 
     def __init__(self, config: uvicorn.Config, logs: LogPipeline) -> None:
@@ -72,6 +75,9 @@ class _Server(uvicorn.Server):
             try:
                 yield
             finally:
+                self._captured_signals = [
+                    captured for captured in self._captured_signals if captured != signal.SIGTERM
+                ]
                 self._logs.flush()
 
 

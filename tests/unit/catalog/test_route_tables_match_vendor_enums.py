@@ -1,9 +1,9 @@
 """Every model × route × value, walked against the vendor's own enum.
 
 For each catalog route to a vendor whose description is in the references (BFL, Ideogram, OpenAI,
-xAI, Gemini, Reve), every value the vendor's enum has is taken by the route's table and reaches
-the vendor in the enum's spelling; every value the table takes is in the enum; and a value
-outside it is refused, so it is a 400 at submit or routed elsewhere. The enums come from
+xAI, Gemini, Reve, DashScope), every value the vendor's enum has is taken by the route's table
+and reaches the vendor in the enum's spelling; every value the table takes is in the enum; and a
+value outside it is refused, so it is a 400 at submit or routed elsewhere. The enums come from
 ``vendor/enums.json``, which names the file and commit each was copied from. Routes to vendors
 with no published description are listed in ``UNCHECKED`` with the reason, and a route to a
 provider in neither list fails here.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -23,7 +24,7 @@ import pytest
 from imagegate.catalog import ModelSpec, build_catalog
 from imagegate.catalog.families import nano_banana
 from imagegate.catalog.families.ideogram import UNSET
-from imagegate.providers import gemini, ideogram, openai, reve
+from imagegate.providers import dashscope, gemini, ideogram, openai, reve
 from imagegate.providers.port import GenerationRequest, ProviderContext
 from imagegate.types import FetchedInput, Route
 
@@ -371,12 +372,12 @@ CHECKED = {
     "xai": "ratios and resolutions against image.proto here",
     "gemini": "ratios and image sizes against the proto and the SDK's API report here",
     "reve": "ratios and the quality range against the SDK README here",
+    "dashscope": "every size sent, against the Model Studio pages' size lists and bounds here",
 }
 """Providers whose routes are walked against a vendor-published description."""
 UNCHECKED = {
     "replicate": "the envelope is checked; no per-model input schema is in the references",
     "fal": "fal publishes its platform API only, not the queue or per-endpoint inputs",
-    "dashscope": "the references hold prose pages, no machine-readable request schema",
     "ark": "BytePlus/Volcengine publish no HTTP description (SDK code only)",
     "kling": "Kling publishes no description of its developer API",
     "midjourney": "midjourney-proxy has no static API description (prose and DTOs only)",
@@ -390,3 +391,67 @@ def test_every_route_of_every_model_is_walked_or_listed_as_unchecked() -> None:
     assert not set(CHECKED) & set(UNCHECKED)
     assert providers <= set(CHECKED) | set(UNCHECKED), providers - set(CHECKED) - set(UNCHECKED)
     assert set(CHECKED) <= providers
+
+
+DASHSCOPE: dict[str, Any] = ENUMS["dashscope"]
+
+
+def _pairs(text: str) -> list[tuple[int, int]]:
+    """``2048*2048``, ``768\\*768`` or ``768_768`` in a page's line, as numbers."""
+    return [(int(w), int(h)) for w, h in re.findall(r"(\d+)\\?[*_](\d+)", text)]
+
+
+def _dashscope_bounds(key: str) -> tuple[int, int, Fraction | None, Fraction | None]:
+    """(least pixels, most pixels, tallest ratio, widest ratio) from one page line."""
+    line = DASHSCOPE[key]
+    (lw, lh), (hw, hh) = _pairs(line)[:2]
+    ratios = re.findall(r"(\d+):(\d+)", line)
+    tall, wide = (Fraction(int(w), int(h)) for w, h in ratios) if ratios else (None, None)
+    return lw * lh, hw * hh, tall, wide
+
+
+def _dashscope_rule(upstream: str) -> tuple[str, ...]:
+    """Which page lines bind the sizes sent to ``upstream``."""
+    if upstream.startswith("qwen-image-2"):
+        return ("qwen-image-2.0.pixels",)
+    if upstream.startswith("wan2.6"):  # both modes' bounds: the tighter one wins
+        return ("wan2.6.interleave-off.pixels", "wan2.6.interleave-on.pixels")
+    if upstream.startswith("wan2.7"):
+        return ("wan2.7-image.pixels",)
+    assert upstream == "qwen-image", f"no page line names the sizes of {upstream}"
+    return ()
+
+
+DASHSCOPE_CASES = [
+    pytest.param(spec, route, value, id=f"{spec.id}-{value}")
+    for spec, route in _routes("dashscope")
+    for name in ("image_size", "aspect_ratio")
+    if name in spec.params.model_fields
+    for value in _literal_values(spec, name)
+]
+
+
+@pytest.mark.parametrize(("spec", "route", "value"), DASHSCOPE_CASES)
+def test_every_dashscope_size_is_one_the_model_studio_pages_allow(
+    spec: ModelSpec, route: Route, value: str
+) -> None:
+    name = "image_size" if "image_size" in spec.params.model_fields else "aspect_ratio"
+    size = dashscope.size_for(route.upstream_model, {name: value})
+    assert size is not None, value
+    width, height = (int(side) for side in size.split("*"))
+    if route.upstream_model == "qwen-image":  # the plus series: only the listed sizes
+        assert size in DASHSCOPE["qwen-image-max-plus.sizes"]
+        return
+    if route.upstream_model.startswith("qwen-image-2") and value in ("1:1", "16:9", "9:16"):
+        assert size in DASHSCOPE["qwen-image-2.0.recommended"]
+    for key in _dashscope_rule(route.upstream_model):
+        least, most, tall, wide = _dashscope_bounds(key)
+        assert least <= width * height <= most, (key, size)
+        if tall is not None and wide is not None:
+            assert tall <= Fraction(width, height) <= wide, (key, size)
+    assert (width % 16 == 0 and height % 16 == 0) or size in DASHSCOPE["qwen-image-2.0.recommended"]
+
+
+def test_every_dashscope_route_is_walked() -> None:
+    walked = {id(route) for spec, route, _value in (case.values for case in DASHSCOPE_CASES)}
+    assert walked == {id(route) for _spec, route in _routes("dashscope")}

@@ -12,7 +12,8 @@ for xAI, whose description is a protocol buffer file, the value names of two enu
 the ratios ``ImageConfig.aspect_ratio``'s comment lists in ``generative_service.proto`` and the
 value names of the ``AspectRatio`` and ``ImageSize`` enums in the SDK's API report; for Reve, whose
 only description is its SDK's README, the ``create`` table's cells for ``aspect_ratio`` and
-``test_time_scaling``, unchanged.
+``test_time_scaling``, unchanged; for DashScope, whose references are prose pages, the ``size``
+values and the lines stating pixel and ratio bounds, unchanged.
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ SOURCES = {
         "file": "api-report/genai-node.api.md",
         "repository": "googleapis/js-genai",
         "commit": "124b606bc5be0d5e70673dc28e16e739c9a25d7c",
+    },
+    "dashscope": {
+        "file": "skills/bailian-docs-llm-wiki/raw/model-api-reference/image-generation/"
+        "{qwen-image-api,wan-image-generation-api-reference,"
+        "wan-image-generation-and-editing-api-reference}.md",
+        "repository": "modelstudioai/skills",
+        "commit": "21b9d17bd07255d490f579288bfe241ff6cc749f",
     },
     "reve": {
         "file": "python/README.md",
@@ -123,6 +131,34 @@ def _reve(reference: Path) -> dict[str, Any]:
     return out
 
 
+_SIZE = re.compile(r"`(\d+\*\d+)`")
+
+
+def _dashscope(reference: Path) -> dict[str, Any]:
+    qwen = (reference / "dashscope" / "qwen-image-api.md").read_text()
+    size = qwen[qwen.index("**size** `_string_`") :]
+    two = size[size.index("**qwen-image-2.0系列模型**") : size.index("**qwen-image-max、")]
+    plus = size[size.index("**qwen-image-max、") : size.index("**属性**")]
+    wan26 = (reference / "dashscope" / "wan-image-generation-api-reference.md").read_text()
+    wan27 = reference / "dashscope" / "wan-image-generation-and-editing-api-reference.md"
+    wan27_text = wan27.read_text()
+    wan27_image = wan27_text[wan27_text.index("**模型：wan2.7-image**") :]
+
+    def line(text: str, marker: str) -> str:
+        found = re.search(rf"^.*{marker}.*$", text, re.M)
+        assert found is not None, marker
+        return found[0].strip(" -")
+
+    return {
+        "qwen-image-2.0.pixels": line(two, "总像素"),
+        "qwen-image-2.0.recommended": _SIZE.findall(two.split("推荐分辨率")[1]),
+        "qwen-image-max-plus.sizes": _SIZE.findall(plus),
+        "wan2.6.interleave-off.pixels": line(wan26, r"总像素在 \\\[768\\\*768, 2048"),
+        "wan2.6.interleave-on.pixels": line(wan26, r"总像素在 \\\[768\\\*768, 1280"),
+        "wan2.7-image.pixels": line(wan27_image, "所有场景下"),
+    }
+
+
 def extract(reference: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"sources": SOURCES}
     for vendor, entries in WANTED.items():
@@ -147,6 +183,7 @@ def extract(reference: Path) -> dict[str, Any]:
             out[vendor][name] = re.findall(r"^\s*([A-Z0-9_]+) = \d+;", block[1], re.M)
     out["gemini"] = _gemini(reference)
     out["reve"] = _reve(reference)
+    out["dashscope"] = _dashscope(reference)
     return out
 
 
