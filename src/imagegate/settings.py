@@ -222,6 +222,9 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = False
+    tracing: bool = False
+    """OpenTelemetry traces of each job over OTLP/HTTP (``OTEL_*`` variables configure the
+    exporter); needs ``pip install 'imagegate[otel]'``."""
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     """Where ``imagegate worker`` serves its own ``/metrics`` (on ``host``); unset: not at all.
     A worker's counters (upstream calls, retries, lease losses) live only in its process."""

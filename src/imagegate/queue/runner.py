@@ -137,7 +137,10 @@ class JobRunner:
         assert job.lease_token is not None
         lease = Lease(job.id, job.lease_token)
         # Every line written while this step runs (adapters, ingest, transitions) names the job.
-        with structlog.contextvars.bound_contextvars(job_id=job.id):
+        with (
+            structlog.contextvars.bound_contextvars(job_id=job.id),
+            self._metrics.tracing.span(f"job.{job.step}", job.id, model=job.model),
+        ):
             await self._run(job, lease)
 
     async def _run(self, job: JobRow, lease: Lease) -> None:
