@@ -12,6 +12,7 @@ import glob
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -105,6 +106,30 @@ class PrivatePostgres:
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster and every process it started, as a crashing host would.
+
+        The children are killed too: a backend outliving its postmaster keeps the shared memory
+        attached, and the next start would refuse to run beside it.
+        """
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        family = [pid]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    family.append(int(stat.parent.name))
+        for member in family:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(member, signal.SIGKILL)
+        # Until reaped, not merely dead: pg_ctl takes a zombie postmaster for a running one, and
+        # a start would then leave the server down believing it up.
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{member}").exists() for member in family):
+            if time.monotonic() > deadline:
+                raise RuntimeError("PostgreSQL did not die")
+            time.sleep(0.05)
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"

@@ -11,6 +11,7 @@ captured and refunded as for a paid vendor, and every sandbox submit is logged p
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import json
@@ -30,6 +31,7 @@ from sqlalchemy import func, select
 from imagegate.services import accounts as account_service
 from imagegate.store.db import Database
 from imagegate.store.tables import jobs, webhook_deliveries
+from imagegate.testing.fake_upstream import create_app
 from imagegate.types import KeyKind, SystemClock
 from tests.acceptance.conftest import IMAGEGATE, child_env, free_port, wait_until_healthy
 
@@ -83,6 +85,7 @@ class Cluster:
             **settings,
         )
         self.nodes: dict[str, Node] = {}
+        self._started: collections.Counter[str] = collections.Counter()
 
     def _start(self, name: str, command: list[str], port: int | None) -> Node:
         env = dict(self.env)
@@ -92,10 +95,19 @@ class Cluster:
             process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         node = Node(name, command, port, process)
         self.nodes[name] = node
+        self._started[name] += 1
         return node
 
-    def start_api(self, name: str) -> Node:
+    def start_api(self, name: str, *, wait: bool = True) -> Node:
+        """``serve --no-workers``; with ``wait``, once it answers ``/healthz``."""
         node = self._start(name, [IMAGEGATE, "serve", "--no-workers"], free_port())
+        if wait:
+            wait_until_healthy(node.base_url, node.process)
+        return node
+
+    def start_embedded(self, name: str, workers: int = 1) -> Node:
+        """``serve`` with its own workers, as on a single box."""
+        node = self._start(name, [IMAGEGATE, "serve", "--workers", str(workers)], free_port())
         wait_until_healthy(node.base_url, node.process)
         return node
 
@@ -108,7 +120,24 @@ class Cluster:
         node = self._start(name, old.command, old.port)
         if node.port is not None:
             wait_until_healthy(node.base_url, node.process)
+        else:
+            self.wait_until_working(name)
         return node
+
+    def wait_until_working(self, name: str, timeout: float = 60) -> None:
+        """Until a worker process has started its loops (it has connected and migrated)."""
+        node = self.nodes[name]
+        log = self.root / f"{name}.log"
+        deadline = time.monotonic() + timeout
+        while log.read_text(errors="replace").count('"worker.started"') < self._starts(name):
+            if node.process.poll() is not None:
+                raise AssertionError(f"{name} exited with {node.process.returncode}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} did not start")
+            time.sleep(0.1)
+
+    def _starts(self, name: str) -> int:
+        return self._started[name]
 
     def kill(self, name: str) -> None:
         process = self.nodes[name].process
@@ -138,6 +167,44 @@ class Cluster:
         """The name of the process holding a lease (owners read ``host:pid:suffix``)."""
         pid = int(lease_owner.split(":")[1])
         return next(n.name for n in self.nodes.values() if n.process.pid == pid)
+
+
+class CountingVendor:
+    """The fake OpenAI, counting image calls by prompt; each answer takes ``delay`` seconds, so
+    a crash can land while a call is in flight."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.app = create_app("openai")
+        self.delay = delay
+        self.calls: collections.Counter[str] = collections.Counter()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/v1/images/generations":
+            await self.app(scope, receive, send)
+            return
+        chunks = []
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        self.calls[json.loads(body)["prompt"]] += 1
+        await asyncio.sleep(self.delay)
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    def provider(self, base_url: str) -> dict[str, Any]:
+        """The ``providers`` entry pointing the OpenAI adapter at this fake."""
+        return {"openai": {"api_key": "sk-fake-openai", "base_url": f"{base_url}/v1"}}
 
 
 @contextlib.contextmanager
@@ -180,14 +247,16 @@ async def submit_jobs(
     concurrency: int = 16,
     prompt: str = "job",
 ) -> list[str]:
-    """Submit ``count`` jobs through the API processes in turn; the accepted job ids.
+    """Submit ``count`` jobs through the API processes in turn; the accepted job ids, the one
+    prompted ``f"{prompt} {i}"`` at index ``i``.
 
-    A submit that meets a dead API process (killed by the test) is retried on the next one with
-    the same ``Idempotency-Key``, so it is accepted exactly once.
+    A submit that meets a dead API process (killed by the test) or a 5xx (the database is down)
+    is retried on the next one with the same ``Idempotency-Key``, for up to two minutes, so it is
+    accepted exactly once.
     """
     urls = itertools.cycle(base_urls)
     gate = asyncio.Semaphore(concurrency)
-    accepted: list[str] = []
+    accepted = [""] * count
 
     async def one(http: httpx2.AsyncClient, index: int) -> None:
         body = {
@@ -198,7 +267,8 @@ async def submit_jobs(
         }
         headers = {"X-API-Key": key, "Idempotency-Key": f"{prompt}-{index}"}
         async with gate:
-            for _ in range(200):
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
                 try:
                     response = await http.post(
                         f"{next(urls)}/v2/images/generate", json=body, headers=headers
@@ -210,7 +280,7 @@ async def submit_jobs(
                     await asyncio.sleep(0.1)
                     continue
                 assert response.status_code == 202, response.text
-                accepted.append(response.json()["jobId"])
+                accepted[index] = response.json()["jobId"]
                 return
             raise AssertionError(f"submit {index} was never accepted")
 

@@ -19,6 +19,7 @@ from imagegate.store import accounts
 from imagegate.store import jobs as job_store
 from imagegate.store.jobs import JobRow
 from imagegate.store.tables import ledger_entries
+from imagegate.testing.invariants import check_invariants, sandbox_submits
 from imagegate.types import KeyKind
 from tests.acceptance.conftest import IMAGEGATE, child_env
 from tests.conftest import make_settings
@@ -119,3 +120,6 @@ async def test_killed_worker_loses_nothing(database_url: str, tmp_path: Path) ->
     assert balance == 100 - 9
     assert done.credit_cost == 9
     await runtime.aclose()
+    await check_invariants(
+        database_url, expected_jobs=[accepted.job_id], upstream_calls=sandbox_submits(submit_log)
+    )

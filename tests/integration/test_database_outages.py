@@ -7,6 +7,7 @@ crash would) and starts again, with a real clock and short leases and back-offs.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import threading
 import time
@@ -24,6 +25,7 @@ from imagegate.api.app import create_app
 from imagegate.runtime import Background, Runtime, build_runtime
 from imagegate.services import accounts as account_service
 from imagegate.store import jobs as job_store
+from imagegate.testing.invariants import check_invariants
 from imagegate.testing.vendors import VendorTransport, provider_settings
 from imagegate.types import KeyKind
 from tests.conftest import make_settings
@@ -150,6 +152,13 @@ async def test_the_worker_and_the_sender_keep_going_across_a_postgres_outage(
             assert len(started) == 1 and len(ended) == 1, (loop, started, ended)
             assert ended[0]["retries"] > 3
         assert len(httpserver.log) == 6
+        received: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)
+        for request, _ in httpserver.log:
+            body = request.get_json()
+            received[body["jobId"]].append((body["event"], request.headers["webhook-id"]))
+        await check_invariants(
+            live.runtime.settings.database_url, expected_jobs=before + after, webhooks=received
+        )
 
 
 class OutageDuringAnswer(httpx2.AsyncBaseTransport):
@@ -195,6 +204,9 @@ async def test_an_answer_received_during_an_outage_is_recorded_after_it_not_boug
         assert job.outputs and len(job.outputs) == 1
         assert job.call_started_at is None and job.interrupted_calls == 0
         assert len(transport.vendors.app("openai").state.requests) == 1
+        await check_invariants(
+            live.runtime.settings.database_url, expected_jobs=[job_id], upstream_calls={job_id: 1}
+        )
         events = [e["event"] for e in logs]
         assert events.count("job.answer_unrecorded") == 1
         assert events.count("job.answer_recorded") == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from imagegate.cli import admin, config, jobs, server
+from imagegate.cli import admin, config, jobs, operations, server
 
 __all__ = ["app", "main"]
 
@@ -19,6 +19,7 @@ server.register(app)
 admin.register(app)
 jobs.register(app)
 config.register(app)
+operations.register(app)
 
 
 def main() -> None:

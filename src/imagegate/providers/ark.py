@@ -33,6 +33,7 @@ so it is never resent.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import math
@@ -251,11 +252,11 @@ class ArkAdapter(SyncAdapter):
                 "sequential_image_generation_options": {"max_images": wanted},
             }
             answer = await self._generate(group)
-            images += self._images(answer)
+            images += await asyncio.to_thread(self._images, answer)  # base64: off the loop
             served = str(answer.get("model") or model)
         while len(images) < wanted:
             answer = await self._generate(body)
-            images += self._images(answer)
+            images += await asyncio.to_thread(self._images, answer)
             served = str(answer.get("model") or model)
         return Finished(images=images[:wanted], served_model=served)
 

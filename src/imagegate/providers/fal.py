@@ -22,6 +22,7 @@ find), after a status or result GET ``UpstreamRetryable`` (asked again until the
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
@@ -164,6 +165,11 @@ def build_input(
 
 
 _PROGRESS = re.compile(r"(\d{1,3})\s*%")
+
+
+def _images(items: list[Any]) -> list[OutputImage]:
+    """The outputs of a result; decoding data URIs blocks, so it runs in a worker thread."""
+    return [_image(item) for item in items]
 
 
 def _image(item: Any) -> OutputImage:
@@ -315,7 +321,7 @@ class FalAdapter(Adapter):
         if not images:
             raise UpstreamRejected("fal: the request completed without images", provider=NAME)
         return Finished(
-            images=[_image(item) for item in images],
+            images=await asyncio.to_thread(_images, images),
             served_model=request.route.upstream_model,
         )
 

@@ -31,6 +31,7 @@ refunded exactly like moderation. For the same reason a 200 that is empty, not J
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
@@ -220,7 +221,7 @@ class GeminiAdapter(SyncAdapter):
         served = model
         for _ in range(max(1, request.outputs)):
             answer = await self._generate(model, body)
-            images.append(self._image(answer))
+            images.append(await asyncio.to_thread(self._image, answer))  # base64: off the loop
             served = str(answer.get("modelVersion") or model)
         return Finished(images=images, served_model=served)
 

@@ -21,6 +21,7 @@ without an image is ``UpstreamRejected``: the paid call was made, so it is never
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections.abc import Mapping
@@ -229,7 +230,9 @@ class OpenAIAdapter(SyncAdapter):
             else:
                 response = await self._post("/images/generations", json=payload)
         check_response(response)
-        return Finished(images=parse_images(response, content_type), served_model=model)
+        # Decoding megabytes of JSON and base64 would stall the event loop: a worker thread.
+        images = await asyncio.to_thread(parse_images, response, content_type)
+        return Finished(images=images, served_model=model)
 
     async def _edit(
         self, request: GenerationRequest, payload: dict[str, Any], urls: list[str]

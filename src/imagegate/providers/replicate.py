@@ -27,6 +27,7 @@ find), after a poll ``UpstreamRetryable`` (the GET is asked again until the job 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
@@ -179,6 +180,11 @@ def _content_type(url: str) -> str | None:
     return _CONTENT_TYPES.get(extension)
 
 
+def _images(values: list[Any]) -> list[OutputImage]:
+    """The outputs of a prediction (decoding data URIs blocks: ``_interpret`` runs in a thread)."""
+    return [_image(value) for value in values]
+
+
 def _image(value: Any) -> OutputImage:
     url = str(value)
     if url.startswith("data:"):
@@ -262,7 +268,8 @@ class ReplicateAdapter(Adapter):
             raise transport_error(exc, NAME, sent=True) from exc
         raise_for_upstream(response, NAME, _error_text(response))
         prediction = _prediction(response, polling=False)
-        answer = self._interpret(prediction, request)
+        # A data URI output is megabytes of base64: decoded off the loop.
+        answer = await asyncio.to_thread(self._interpret, prediction, request)
         if isinstance(answer, Finished):
             return answer
         return Submitted(str(prediction["id"]), {}, poll_after=answer.poll_after)
@@ -275,7 +282,8 @@ class ReplicateAdapter(Adapter):
         if response.status_code == 404:
             raise UpstreamTaskLost(f"replicate: prediction {task.task_id} not found", provider=NAME)
         raise_for_upstream(response, NAME, _error_text(response))
-        return self._interpret(_prediction(response, polling=True), request)
+        prediction = _prediction(response, polling=True)
+        return await asyncio.to_thread(self._interpret, prediction, request)
 
     def _interpret(
         self, prediction: Mapping[str, Any], request: GenerationRequest
@@ -289,7 +297,7 @@ class ReplicateAdapter(Adapter):
                     "replicate: the prediction succeeded without output", provider=NAME
                 )
             return Finished(
-                images=[_image(item) for item in items],
+                images=_images(items),
                 served_model=str(prediction.get("model") or request.route.upstream_model),
             )
         if status == "failed":

@@ -18,6 +18,7 @@ README's range; more detail for more credits) and ``postprocessing`` (Reve's lis
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections.abc import Sequence
@@ -66,6 +67,13 @@ def _json(response: httpx2.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _decode(encoded: str) -> bytes:
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except binascii.Error as exc:
+        raise UpstreamRejected(f"{NAME} sent an image that is not base64", provider=NAME) from exc
 
 
 def check_response(response: httpx2.Response) -> None:
@@ -140,12 +148,7 @@ class ReveAdapter(SyncAdapter):
             raise UpstreamRejected(
                 f"{NAME} answered with an unexpected body: image is not a string", provider=NAME
             )
-        try:
-            data = base64.b64decode(encoded, validate=True)
-        except binascii.Error as exc:
-            raise UpstreamRejected(
-                f"{NAME} sent an image that is not base64", provider=NAME
-            ) from exc
+        data = await asyncio.to_thread(_decode, encoded)  # megabytes of base64: off the loop
         version = body.get("version") or response.headers.get("x-reve-version")
         return Finished(
             images=[OutputImage(data=data, content_type=sniff_image_type(data))],

@@ -19,6 +19,7 @@ model id → model id sent).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections.abc import Mapping
@@ -185,7 +186,8 @@ class XaiAdapter(SyncAdapter):
         except httpx2.TransportError as exc:
             raise transport_error(exc, NAME, sent=True) from exc
         check_response(response)
-        return Finished(images=parse_images(response), served_model=model)
+        # Decoding megabytes of JSON and base64 would stall the event loop: a worker thread.
+        return Finished(images=await asyncio.to_thread(parse_images, response), served_model=model)
 
 
 def create_adapter(config: ProviderSettings, context: ProviderContext) -> XaiAdapter:

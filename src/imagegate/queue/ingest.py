@@ -1,26 +1,41 @@
 """Fetch/store: every output goes into our own storage the moment a job finishes upstream.
 
 Vendor URLs expire (BFL after 10 minutes, Replicate after an hour), so nothing upstream is ever
-handed to a client. Each output is downloaded with a size cap, checked to really be an image
-(magic bytes via Pillow, whatever the vendor's Content-Type says), hashed, measured, and stored
-under ``outputs/<job id>/<n>.<ext>`` (``grid.<ext>`` for Midjourney's composite).
+handed to a client. Each output is checked to really be an image (magic bytes via Pillow,
+whatever the vendor's Content-Type says), hashed, measured, and stored under
+``outputs/<job id>/<n>.<ext>`` (``grid.<ext>`` for Midjourney's composite).
+
+A download is streamed, never held whole: a ``Content-Length`` over ``max_bytes`` is refused
+before the body is read, and the bytes read are counted so a body without one stops at the cap.
+What is read is hashed as it arrives and spooled — in memory up to ``SPOOL_BYTES``, then to a
+temporary file that the store uploads from (S3 in multipart parts). Hashing, spooling and
+Pillow run in a worker thread, never on the event loop, and Pillow only reads the image's header
+(format and dimensions, no decoding). Inline outputs (vendors that answer with base64) are
+hashed and inspected the same way, in a thread.
 
 An output that can never be accepted — not an image, a format we do not serve, over the size
 cap, or a decompression bomb (more pixels than Pillow's ``MAX_IMAGE_PIXELS``, which it refuses to
-decode) — raises ``UpstreamRejected``, which fails the job at once: asking again would buy the
+open) — raises ``UpstreamRejected``, which fails the job at once: asking again would buy the
 same answer. A store that cannot be written raises ``OutputStoreUnavailable``, which the runner
 retries with the answer in hand.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
 import dataclasses
 import hashlib
 import io
+import os
+import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import httpx2
 from PIL import Image
@@ -30,7 +45,13 @@ from imagegate.providers.port import Finished, OutputImage
 from imagegate.storage.port import ObjectStore
 from imagegate.store.outputs import OutputRecord
 
-__all__ = ["ImageInfo", "OutputIngest", "OutputStoreUnavailable", "inspect_image"]
+__all__ = ["SPOOL_BYTES", "ImageInfo", "OutputIngest", "OutputStoreUnavailable", "inspect_image"]
+
+SPOOL_BYTES = 1 << 20
+"""A download larger than this goes to a temporary file instead of memory."""
+
+_HANDOFF_BYTES = 1 << 20
+"""Bytes read from the network are handed to the spooling thread in batches of about this."""
 
 _FORMATS = {
     "PNG": ("image/png", "png"),
@@ -52,13 +73,18 @@ class ImageInfo:
     height: int
 
 
-def inspect_image(data: bytes) -> ImageInfo:
-    """Identify an image by its bytes; raises ``UpstreamRejected`` for anything else."""
+def inspect_image(source: bytes | IO[bytes]) -> ImageInfo:
+    """Identify an image by its header; raises ``UpstreamRejected`` for anything else.
+
+    Only the header is read (``Image.open`` without ``load``): the pixels are never decoded.
+    Blocking: call it in a worker thread for anything but a small image.
+    """
     try:
         with warnings.catch_warnings():
             # Between MAX_IMAGE_PIXELS and twice that Pillow only warns; refuse those too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            file = io.BytesIO(source) if isinstance(source, bytes) else source
+            with Image.open(file) as image:
                 kind = _FORMATS.get(image.format or "")
                 if kind is None:
                     raise UpstreamRejected(
@@ -75,6 +101,76 @@ def inspect_image(data: bytes) -> ImageInfo:
         # Pillow's plugins raise many types (OSError, ValueError, SyntaxError, struct.error)
         # for a file that is not quite an image; every one of them is a final answer.
         raise UpstreamRejected("Provider returned a file that is not an image") from exc
+
+
+class _Spool:
+    """A download on its way to storage: hashed as it is written, kept in memory up to
+    ``SPOOL_BYTES``, then in a temporary file. Every method blocks: call them in a thread."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self._memory: list[bytes] = []
+        self._file: IO[bytes] | None = None
+        self.path: Path | None = None
+
+    def write(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            self.sha256.update(chunk)
+            self.size += len(chunk)
+        if self._file is None and self.size > SPOOL_BYTES:
+            fd, name = tempfile.mkstemp(prefix="imagegate-output-")
+            self.path = Path(name)
+            self._file = os.fdopen(fd, "wb")
+            self._file.writelines(self._memory)
+            self._memory = []
+        if self._file is not None:
+            self._file.writelines(chunks)
+        else:
+            self._memory.extend(chunks)
+
+    def finish(self) -> tuple[bytes | None, ImageInfo]:
+        """Close the spool and read its image header: the bytes too when they stayed in memory."""
+        if self._file is None:
+            data = b"".join(self._memory)
+            self._memory = []
+            return data, inspect_image(data)
+        self._file.close()
+        assert self.path is not None
+        with self.path.open("rb") as file:
+            return None, inspect_image(file)
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+
+def _libc_malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS)."""
+    with contextlib.suppress(OSError, AttributeError):
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    return None
+
+
+_MALLOC_TRIM = _libc_malloc_trim()
+
+
+def _release_freed_memory() -> None:
+    """Hand the heap pages a large download freed back to the OS (blocking, a few ms).
+
+    The parts of a large output are allocated in worker threads (spooling, obstore's upload),
+    each with its own glibc arena; freed, they stay in the process's RSS until trimmed.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+def _examine(data: bytes) -> tuple[str, ImageInfo]:
+    """An inline output's SHA-256 and image header (blocking)."""
+    return hashlib.sha256(data).hexdigest(), inspect_image(data)
 
 
 class OutputIngest:
@@ -109,25 +205,45 @@ class OutputIngest:
         return records
 
     async def _store_one(self, job_id: str, name: str, image: OutputImage) -> OutputRecord:
-        data = image.data if image.data is not None else await self._download(image)
-        if len(data) > self._max_bytes:
-            raise UpstreamRejected(f"Provider returned an image over {self._max_bytes} bytes")
-        info = inspect_image(data)
+        if image.data is None:
+            return await self._store_download(job_id, name, image)
+        data = image.data
+        self._check_size(len(data))
+        sha256, info = await asyncio.to_thread(_examine, data)
         key = f"outputs/{job_id}/{name}.{info.ext}"
+        await self._put(key, info, data)
+        return _record(key, info, len(data), sha256)
+
+    async def _store_download(self, job_id: str, name: str, image: OutputImage) -> OutputRecord:
+        spool = _Spool()
         try:
-            await self._store.put(key, data, info.content_type)
+            await self._download(image, spool)
+            data, info = await asyncio.to_thread(spool.finish)
+            key = f"outputs/{job_id}/{name}.{info.ext}"
+            await self._put(key, info, data if data is not None else spool.path)
+            return _record(key, info, spool.size, spool.sha256.hexdigest())
+        finally:
+            await asyncio.to_thread(spool.discard)
+            if spool.size > SPOOL_BYTES:
+                await asyncio.to_thread(_release_freed_memory)
+
+    async def _put(self, key: str, info: ImageInfo, content: bytes | Path | None) -> None:
+        try:
+            if isinstance(content, bytes):
+                await self._store.put(key, content, info.content_type)
+            else:
+                assert content is not None
+                await self._store.put_file(key, content, info.content_type)
         except Exception as exc:
             raise OutputStoreUnavailable(f"storing {key} failed: {exc!r}") from exc
-        return OutputRecord(
-            key=key,
-            content_type=info.content_type,
-            byte_size=len(data),
-            width=info.width,
-            height=info.height,
-            sha256=hashlib.sha256(data).hexdigest(),
-        )
 
-    async def _download(self, image: OutputImage) -> bytes:
+    def _check_size(self, size: int) -> None:
+        if size > self._max_bytes:
+            raise UpstreamRejected(f"Provider returned an image over {self._max_bytes} bytes")
+
+    async def _download(self, image: OutputImage, spool: _Spool) -> None:
+        """Stream ``image.url`` into ``spool``, refusing a body over the cap before it is read
+        (``Content-Length``) or as soon as the bytes read pass it."""
         assert image.url is not None
         try:
             async with self._client.stream("GET", image.url, headers=_headers(image.headers)) as r:
@@ -137,18 +253,44 @@ class OutputIngest:
                     )
                 if r.status_code >= 400:
                     raise UpstreamRetryable(f"Downloading the result failed (HTTP {r.status_code})")
-                chunks: list[bytes] = []
-                size = 0
+                declared = r.headers.get("content-length", "")
+                if declared.isascii() and declared.isdigit() and int(declared) > self._max_bytes:
+                    raise UpstreamRejected(
+                        f"Provider returned an image over {self._max_bytes} bytes "
+                        f"(Content-Length {declared})"
+                    )
+                batch: list[bytes] = []
+                batched = read = 0
                 async for chunk in r.aiter_bytes():
-                    size += len(chunk)
-                    if size > self._max_bytes:
-                        raise UpstreamRejected(
-                            f"Provider returned an image over {self._max_bytes} bytes"
-                        )
-                    chunks.append(chunk)
-                return b"".join(chunks)
+                    read += len(chunk)
+                    self._check_size(read)
+                    batch.append(chunk)
+                    batched += len(chunk)
+                    if batched >= _HANDOFF_BYTES:
+                        await self._spool(spool, batch)
+                        batch, batched = [], 0
+                if batch:
+                    await self._spool(spool, batch)
         except httpx2.TransportError as exc:
             raise UpstreamRetryable(f"Downloading the result failed: {exc!r}") from exc
+
+    @staticmethod
+    async def _spool(spool: _Spool, batch: list[bytes]) -> None:
+        try:
+            await asyncio.to_thread(spool.write, batch)
+        except OSError as exc:  # the temporary file could not be written (disk full)
+            raise OutputStoreUnavailable(f"spooling a download failed: {exc!r}") from exc
+
+
+def _record(key: str, info: ImageInfo, size: int, sha256: str) -> OutputRecord:
+    return OutputRecord(
+        key=key,
+        content_type=info.content_type,
+        byte_size=size,
+        width=info.width,
+        height=info.height,
+        sha256=sha256,
+    )
 
 
 def _headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imagegate.services import accounts as account_service
+import uuid_utils
+
+from imagegate.domain.keys import generate_key, key_hash, key_prefix
 from imagegate.store import accounts as store
 from imagegate.store.db import Database
 from imagegate.types import Clock, KeyKind
+from imagegate.webhooks.signing import new_secret
 
 __all__ = ["FirstRun", "bootstrap"]
 
@@ -31,17 +34,41 @@ async def bootstrap(
 ) -> FirstRun | None:
     """Create the first account and its keys when the database has no account; else None.
 
-    Two processes starting at once could both see an empty table; the second's keys would be an
-    extra account. That is harmless, and ``serve`` is the only caller, one per deployment.
+    All in one transaction under the first-start lock (``store.lock_first_start``), so when
+    several ``serve`` processes start together on an empty database exactly one creates the
+    account and prints keys; the others find it and create nothing.
     ``email`` is the owner's (``owner_email``): Apiframe's ``Me`` requires a valid one.
     """
-    async with db.read() as conn:
-        if await store.list_accounts(conn):
+    async with db.read() as conn:  # the common case, a restart: no lock, no write
+        if await store.first_account_id(conn) is not None:
             return None
-    account = await account_service.create_account(db, clock, "default", email)
-    live = await account_service.create_key(db, clock, account.id, KeyKind.LIVE, "default live")
-    test = await account_service.create_key(db, clock, account.id, KeyKind.TEST, "default test")
-    credits = await account_service.grant_credits(
-        db, clock, account.id, demo_credits, "demo credits on first start"
-    )
-    return FirstRun(account.id, live.secret, test.secret, credits)
+    now = clock.now_ms()
+    account_id = str(uuid_utils.uuid7())
+    live, test = generate_key(KeyKind.LIVE), generate_key(KeyKind.TEST)
+    async with db.transaction() as conn:
+        await store.lock_first_start(conn)
+        if await store.first_account_id(conn) is not None:
+            return None  # another process got here first
+        await store.insert_account(
+            conn,
+            account_id=account_id,
+            name="default",
+            email=email,
+            webhook_secret=new_secret(),
+            now=now,
+        )
+        keys = ((live, KeyKind.LIVE, "default live"), (test, KeyKind.TEST, "default test"))
+        for secret, kind, name in keys:
+            await store.insert_key(
+                conn,
+                key_id=str(uuid_utils.uuid7()),
+                account_id=account_id,
+                name=name,
+                prefix=key_prefix(secret),
+                key_hash=key_hash(secret),
+                kind=kind,
+                now=now,
+            )
+        note = "demo credits on first start"
+        credits = await store.grant(conn, account_id, demo_credits, now, note)
+    return FirstRun(account_id, live, test, credits)

@@ -3,13 +3,19 @@
 obstore's local filesystem keeps no per-object attributes, so there the content type comes from
 the key's extension (keys are always written with the right one); S3 and memory keep the
 ``Content-Type`` given at ``put``.
+
+``put_file`` hands obstore the file's path: obstore reads it from Rust, part by part, and uploads
+a file larger than ``PART_BYTES`` to S3 as a multipart upload with at most ``PARTS_IN_FLIGHT``
+parts in memory at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import mimetypes
+from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import obstore
@@ -17,7 +23,13 @@ import obstore
 from imagegate.storage.port import ObjectNotFound, StoredObject
 from imagegate.storage.signing import UrlSigner
 
-__all__ = ["ObstoreObjectStore"]
+__all__ = ["PARTS_IN_FLIGHT", "PART_BYTES", "ObstoreObjectStore"]
+
+PART_BYTES = 5 * 1024 * 1024
+"""Size of a multipart upload's part (S3's smallest allowed, but for the last)."""
+
+PARTS_IN_FLIGHT = 2
+"""Parts of one upload sent at once; each is held in memory while it is sent."""
 
 
 def _type_from_key(key: str) -> str:
@@ -39,10 +51,29 @@ class ObstoreObjectStore:
         self._keeps_attributes = keeps_attributes
         self._presign = presign
 
+    async def keys(self) -> AsyncIterator[str]:
+        """Every stored key, in no particular order (``imagegate import`` copies them all)."""
+        async for batch in obstore.list(self._store, chunk_size=500):
+            for meta in batch:
+                yield str(meta["path"])
+
     async def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
         attributes = {"Content-Type": content_type} if self._keeps_attributes else None
         result = await obstore.put_async(self._store, key, data, attributes=attributes)
         return StoredObject(key, len(data), content_type, result.get("e_tag"))
+
+    async def put_file(self, key: str, path: Path, content_type: str) -> StoredObject:
+        attributes = {"Content-Type": content_type} if self._keeps_attributes else None
+        size = path.stat().st_size
+        result = await obstore.put_async(
+            self._store,
+            key,
+            path,
+            attributes=attributes,
+            chunk_size=PART_BYTES,
+            max_concurrency=PARTS_IN_FLIGHT,
+        )
+        return StoredObject(key, size, content_type, result.get("e_tag"))
 
     async def get(self, key: str) -> bytes:
         try:

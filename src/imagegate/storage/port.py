@@ -9,6 +9,7 @@ suite.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 __all__ = ["ObjectNotFound", "ObjectStore", "StoredObject"]
@@ -30,6 +31,10 @@ class StoredObject:
 class ObjectStore(Protocol):
     async def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
         """Store ``data`` under ``key``, replacing what was there."""
+
+    async def put_file(self, key: str, path: Path, content_type: str) -> StoredObject:
+        """Store the file at ``path`` under ``key``, streamed from disk (never read whole into
+        memory; in multipart parts where the backend has them), replacing what was there."""
 
     async def get(self, key: str) -> bytes:
         """The whole object; raises ``ObjectNotFound``."""

@@ -42,6 +42,7 @@ __all__ = [
     "list_keys",
     "list_ledger",
     "lock_account",
+    "lock_first_start",
     "refund",
     "reserve",
     "set_account_key_status",
@@ -161,6 +162,20 @@ async def first_account_id(conn: AsyncConnection) -> str | None:
         select(accounts.c.id).order_by(accounts.c.created_at, accounts.c.id).limit(1)
     )
     return str(value) if value is not None else None
+
+
+FIRST_START_LOCK_KEY = 0x69676273  # "igbs": a fixed, arbitrary number
+"""The PostgreSQL advisory lock that serialises first-start bootstraps."""
+
+
+async def lock_first_start(conn: AsyncConnection) -> None:
+    """Hold the first-start lock until this transaction ends.
+
+    On PostgreSQL an advisory transaction lock; on SQLite the write transaction's
+    ``BEGIN IMMEDIATE`` already excludes every other writer, so there is nothing to take.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(select(func.pg_advisory_xact_lock(FIRST_START_LOCK_KEY)))
 
 
 async def lock_account(conn: AsyncConnection, account_id: str) -> AccountRow | None:

@@ -183,3 +183,26 @@ async def test_the_replicate_fake_refuses_prefer_wait_outside_the_range(
     )
     assert response.status_code == 400
     assert response.json()["detail"] == f"Invalid Prefer header: {prefer}"
+
+
+@pytest.mark.parametrize(
+    ("model", "schema", "taken", "refused"),
+    [
+        ("ideogram-v3-turbo", "ideogram_v3_generate.json", "1536x640", "720x1280"),
+        ("ideogram-v2", "ideogram_generate.json", "720x1280", "800x1280"),
+    ],
+)
+async def test_the_replicate_fake_holds_ideogram_resolutions_to_ideograms_enums(
+    replicate: httpx2.AsyncClient, model: str, schema: str, taken: str, refused: str
+) -> None:
+    """Replicate's Ideogram models relay Ideogram's own resolution enums."""
+    properties = _schema(schema)["properties"]
+    listed = properties.get("resolution") or properties["image_request"]["properties"]["resolution"]
+    spelled = {value.removeprefix("RESOLUTION_").replace("_", "x") for value in listed["enum"]}
+    assert taken in spelled and refused not in spelled
+    path = f"/v1/models/ideogram-ai/{model}/predictions"
+    ok = await replicate.post(path, json={"input": {"prompt": "a fox", "resolution": taken}})
+    assert ok.status_code == 201, ok.text
+    bad = await replicate.post(path, json={"input": {"prompt": "a fox", "resolution": refused}})
+    assert bad.status_code == 422
+    assert bad.json()["invalid_fields"][0]["field"] == "input.resolution"

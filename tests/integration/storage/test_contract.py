@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import httpx2
 import pytest
 
-from imagegate.storage.obstore_backend import ObstoreObjectStore
+from imagegate.storage.obstore_backend import PART_BYTES, ObstoreObjectStore
 from imagegate.storage.port import ObjectNotFound, ObjectStore
 from imagegate.storage.signing import UrlSigner
 from imagegate.testing.clock import FakeClock
@@ -28,6 +30,25 @@ async def test_put_then_get_returns_the_same_bytes(object_store: ObstoreObjectSt
     assert (stored.key, stored.size, stored.content_type) == (KEY, len(PNG), "image/png")
     assert stored.etag
     assert await object_store.get(KEY) == PNG
+
+
+async def test_put_file_streams_a_multipart_sized_file_and_reads_back_the_same_bytes(
+    object_store: ObstoreObjectStore, tmp_path: Path
+) -> None:
+    data = os.urandom(2 * PART_BYTES + 12345)  # three parts where the backend has parts
+    source = tmp_path / "spooled.png"
+    source.write_bytes(data)
+
+    stored = await object_store.put_file(KEY, source, "image/png")
+
+    assert (stored.key, stored.size, stored.content_type) == (KEY, len(data), "image/png")
+    assert await object_store.get(KEY) == data
+    meta = await object_store.head(KEY)
+    assert (meta.size, meta.etag) == (len(data), stored.etag)
+    assert (
+        await object_store.get_range(KEY, PART_BYTES - 4, PART_BYTES + 4)
+        == (data[PART_BYTES - 4 : PART_BYTES + 4])
+    )
 
 
 async def test_head_reports_size_type_and_the_put_etag(object_store: ObstoreObjectStore) -> None:

@@ -37,6 +37,7 @@ from PIL import Image
 
 from imagegate.testing.fake_upstream import kit
 from imagegate.testing.fake_upstream.kit import Switch
+from imagegate.testing.large_images import large_png
 
 __all__ = ["create_app"]
 
@@ -214,8 +215,14 @@ def _common(fields: dict[str, Any], *, v3: bool) -> str | None:
     return None
 
 
-def create_app(api_key: str = API_KEY, **_options: Any) -> FastAPI:
-    """The fake Ideogram API; ``api_key`` is the one key it accepts."""
+def create_app(
+    api_key: str = API_KEY, *, image_bytes: int | None = None, **_options: Any
+) -> FastAPI:
+    """The fake Ideogram API; ``api_key`` is the one key it accepts.
+
+    With ``image_bytes`` every result is ``large_images.large_png(image_bytes)`` instead of a
+    small picture of the request's shape (the memory benchmark of large outputs).
+    """
     app = FastAPI(title="fake ideogram")
     shelf = kit.ImageShelf()
     kit.record_requests(
@@ -244,7 +251,12 @@ def create_app(api_key: str = API_KEY, **_options: Any) -> FastAPI:
             url = None
             if safe:
                 path = f"{_IMAGES}{image_id}.png"
-                shelf.put(path, _png(width, height, f"{prompt} #{n + 1}"), "image/png")
+                image = (
+                    large_png(image_bytes)
+                    if image_bytes
+                    else _png(width, height, f"{prompt} #{n + 1}")
+                )
+                shelf.put(path, image, "image/png")
                 url = shelf.url(request, path)
             items.append(
                 {

@@ -36,7 +36,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from imagegate.testing.fake_upstream import kit
+from imagegate.testing.fake_upstream import ideogram, kit
 from imagegate.testing.fake_upstream.kit import Switch
 
 __all__ = ["create_app"]
@@ -51,6 +51,15 @@ _IDEOGRAM_V4_RESOLUTIONS = (
     "1296x3168", "3168x1296", "1152x2944", "2944x1152", "1248x3328", "3328x1248", "1280x3072",
     "3072x1280",
 )  # fmt: skip
+_IDEOGRAM_V2_RESOLUTIONS = (
+    "None",
+    *sorted(r.removeprefix("RESOLUTION_").replace("_", "x") for r in ideogram.LEGACY_RESOLUTIONS),
+)
+"""Replicate's Ideogram 2.x ``resolution``: Ideogram's ``Resolution`` enum, spelled ``WxH``."""
+_IDEOGRAM_V3_RESOLUTIONS = ("None", *sorted(ideogram.V3_RESOLUTIONS))
+"""Replicate's Ideogram 3.0 and character ``resolution``: Ideogram's ``ResolutionV3``."""
+_V2 = {"aspect_ratio": _IDEOGRAM_RATIOS, "resolution": _IDEOGRAM_V2_RESOLUTIONS}
+_V3 = {"aspect_ratio": _IDEOGRAM_RATIOS, "resolution": _IDEOGRAM_V3_RESOLUTIONS}
 _SD_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
 _MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     "openai/gpt-image-1.5": {"aspect_ratio": ("1:1", "3:2", "2:3"),
@@ -83,14 +92,14 @@ _MODELS: dict[str, dict[str, tuple[str, ...]]] = {
                                      "output_format": ("webp", "jpg", "png"),
                                      "resolution": ("match_input_image", "0.5 MP", "1 MP",
                                                     "2 MP", "4 MP")},
-    "ideogram-ai/ideogram-v3-turbo": {"aspect_ratio": _IDEOGRAM_RATIOS},
-    "ideogram-ai/ideogram-v3-balanced": {"aspect_ratio": _IDEOGRAM_RATIOS},
-    "ideogram-ai/ideogram-v3-quality": {"aspect_ratio": _IDEOGRAM_RATIOS},
-    "ideogram-ai/ideogram-v2": {"aspect_ratio": _IDEOGRAM_RATIOS},
-    "ideogram-ai/ideogram-v2-turbo": {"aspect_ratio": _IDEOGRAM_RATIOS},
-    "ideogram-ai/ideogram-v2a": {"aspect_ratio": _IDEOGRAM_RATIOS},
-    "ideogram-ai/ideogram-v2a-turbo": {"aspect_ratio": _IDEOGRAM_RATIOS},
-    "ideogram-ai/ideogram-character": {"aspect_ratio": _IDEOGRAM_RATIOS},
+    "ideogram-ai/ideogram-v3-turbo": _V3,
+    "ideogram-ai/ideogram-v3-balanced": _V3,
+    "ideogram-ai/ideogram-v3-quality": _V3,
+    "ideogram-ai/ideogram-v2": _V2,
+    "ideogram-ai/ideogram-v2-turbo": _V2,
+    "ideogram-ai/ideogram-v2a": _V2,
+    "ideogram-ai/ideogram-v2a-turbo": _V2,
+    "ideogram-ai/ideogram-character": _V3,
     "ideogram-ai/ideogram-v4-turbo": {"resolution": _IDEOGRAM_V4_RESOLUTIONS},
     "ideogram-ai/ideogram-v4-balanced": {"resolution": _IDEOGRAM_V4_RESOLUTIONS},
     "ideogram-ai/ideogram-v4-quality": {"resolution": _IDEOGRAM_V4_RESOLUTIONS},
