@@ -215,6 +215,12 @@ def render(results: dict[str, Any], name: str, notes: str, plots: dict[str, str]
     packages = ", ".join(f"{k} {v}" for k, v in m.get("packages", {}).items())
     load = ", ".join(f"{x:.2f}" for x in m.get("loadavg_start", []))
 
+    earlier = (
+        f"\n## Compared with the earlier table\n\n{sections['earlier']}\n"
+        if sections.get("earlier")
+        else ""
+    )
+
     def img(key: str, alt: str) -> str:
         return f"![{alt}]({plots[key]})\n\n" if key in plots else ""
 
@@ -264,6 +270,10 @@ LiteLLM's proxy. Results: `bench/results/{name}.json`. Plots: `bench/plots/`.
 .venv/bin/python bench/run.py --quick           # smoke run → bench/results/quick.json
 .venv/bin/python bench/report.py                # → bench/plots/*.svg and this file
 ```
+
+Standalone scripts, not part of this run: `bench/openai_vs_litellm.py --profile` (the LiteLLM
+comparison with a py-spy profile of imagegate), `bench/completion_latency.py` (which this run
+calls) and `bench/memory_large_images.py` (memory under 45–60 MB upstream images).
 
 `wrk` comes from the Debian package (the script installs it when missing); LiteLLM is installed
 by the script into `bench/.litellm-venv` (`--no-litellm` skips it). PostgreSQL must accept
@@ -338,7 +348,7 @@ How it measures:
 ## Why targets are missed
 
 {why_section(found, sections)}
-"""
+{earlier}"""
 
 
 def main() -> None:

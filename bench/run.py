@@ -83,18 +83,21 @@ FULL = {
     "seconds": 8,
     "connections": [32, 128],
     "read_connections": 32,
+    "extra_connections": [1, 8],
+    "extra_seconds": 3,
     "e2e_jobs": 1000,
-    "e2e_timeout": 60,
+    "e2e_timeout": 45,
     "inflight_jobs": 2000,
     "inflight_latency": 20.0,
-    "inflight_timeout": 60,
-    "completion_jobs": 20,
+    "inflight_timeout": 45,
+    "completion_jobs": 15,
     "litellm_seconds": 8,
     "litellm_latency_seconds": 5,
 }
 QUICK = {
     **FULL,
     "seconds": 2,
+    "extra_seconds": 1,
     "e2e_jobs": 100,
     "e2e_timeout": 30,
     "inflight_jobs": 200,
@@ -130,7 +133,6 @@ def api_phase(cfg: dict[str, Any], wrk_bin: str, only: set[str], out: dict[str, 
     """submit and read, each engine beside the anchor measured right before it."""
     submit: dict[str, Any] = {"runs": [], "anchor": [], "memory": []}
     read: dict[str, Any] = {"runs": [], "anchor": []}
-    seconds = cfg["seconds"]
     with tempfile.TemporaryDirectory(prefix="igbench-api-") as tmp:
         work = Path(tmp)
         with anchor(work) as (anchor_url, anchor_watch):
@@ -147,7 +149,7 @@ def api_phase(cfg: dict[str, Any], wrk_bin: str, only: set[str], out: dict[str, 
                         if "submit" in only:
                             submit_engine(cfg, wrk_bin, work, kind, gw, anchor_url, submit)
                         if "read" in only:
-                            read_engine(wrk_bin, work, kind, gw, anchor_url, seconds, cfg, read)
+                            read_engine(wrk_bin, work, kind, gw, anchor_url, cfg, read)
                     submit["memory"].append(
                         {
                             "engine": kind,
@@ -174,15 +176,18 @@ def submit_engine(
     anchor_url: str,
     into: dict[str, Any],
 ) -> None:
-    seconds = cfg["seconds"]
-    for connections in cfg["connections"]:
+    # The target's connections with and without a key, then the earlier table's lighter loads
+    # (1 and 8 connections, no key, shorter runs) so those rows stay measured too.
+    plan = [(c, cfg["seconds"], (False, True)) for c in cfg["connections"]]
+    plan += [(c, cfg["extra_seconds"], (False,)) for c in cfg["extra_connections"]]
+    for connections, seconds, keys in plan:
         base = load(
             wrk_bin, anchor_url + "/v2/images/generate", post_script(None, False), work,
             connections, seconds,
         )  # fmt: skip
         show(f"anchor POST, c={connections} (before {kind})", base)
         into["anchor"].append({"engine": kind, "connections": connections, "wrk": base.as_dict()})
-        for idempotency in (False, True):
+        for idempotency in keys:
             marks = gw.marks()
             result = load(
                 wrk_bin, gw.base_url + "/v2/images/generate",
@@ -213,11 +218,9 @@ def read_engine(
     kind: str,
     gw: Gateway,
     anchor_url: str,
-    seconds: float,
     cfg: dict[str, Any],
     into: dict[str, Any],
 ) -> None:
-    connections = cfg["read_connections"]
     answer = httpx2.post(
         gw.base_url + "/v2/images/generate",
         content=BODY,
@@ -227,26 +230,33 @@ def read_engine(
     answer.raise_for_status()
     job_id = answer.json()["jobId"]
     get = wrk.script(headers={"X-API-Key": gw.test_key})
-    base = load(wrk_bin, f"{anchor_url}/v2/jobs/{job_id}", get, work, connections, seconds)
-    show(f"anchor GET, c={connections} (before {kind})", base)
-    into["anchor"].append({"engine": kind, "connections": connections, "wrk": base.as_dict()})
-    marks = gw.marks()
-    result = load(wrk_bin, f"{gw.base_url}/v2/jobs/{job_id}", get, work, connections, seconds)
-    slow = gw.slow_since(marks)
-    share = ratio(result.rps, base.rps)
-    show(f"read {kind}, c={connections}", result, f"{share:.1%} of anchor, slow cb {slow['count']}")
-    into["runs"].append(
-        {
-            "label": f"{kind}, c={connections}",
-            "engine": kind,
-            "connections": connections,
-            "wrk": result.as_dict(),
-            "anchor_rps": round(base.rps, 1),
-            "ratio": round(share, 4),
-            "loadavg": loadavg(),
-            "slow_callbacks": slow,
-        }
-    )
+    plan = [(cfg["read_connections"], cfg["seconds"]), (1, cfg["extra_seconds"])]
+    for connections, seconds in plan:
+        base = load(wrk_bin, f"{anchor_url}/v2/jobs/{job_id}", get, work, connections, seconds)
+        show(f"anchor GET, c={connections} (before {kind})", base)
+        into["anchor"].append({"engine": kind, "connections": connections, "wrk": base.as_dict()})
+        marks = gw.marks()
+        url = f"{gw.base_url}/v2/jobs/{job_id}"
+        result = load(wrk_bin, url, get, work, connections, seconds)
+        slow = gw.slow_since(marks)
+        share = ratio(result.rps, base.rps)
+        show(
+            f"read {kind}, c={connections}",
+            result,
+            f"{share:.1%} of anchor, slow cb {slow['count']}",
+        )
+        into["runs"].append(
+            {
+                "label": f"{kind}, c={connections}",
+                "engine": kind,
+                "connections": connections,
+                "wrk": result.as_dict(),
+                "anchor_rps": round(base.rps, 1),
+                "ratio": round(share, 4),
+                "loadavg": loadavg(),
+                "slow_callbacks": slow,
+            }
+        )
 
 
 # ------------------------------------------------------------------- jobs through an upstream

@@ -71,9 +71,9 @@ class Check:
         if self.passed:
             return f"met by {points}"
         if self.direction == "at least":
-            factor = f", {self.goal / self.measured:.1f}× short" if self.measured > 0 else ""
+            factor = f" ({self.goal / self.measured:.1f}× below)" if self.measured > 0 else ""
             return f"{points} short{factor}"
-        factor = f", {self.measured / self.goal:.1f}× the limit" if self.goal > 0 else ""
+        factor = f" ({self.measured / self.goal:.1f}× the limit)" if self.goal > 0 else ""
         return f"{points} over{factor}"
 
 
@@ -117,7 +117,7 @@ def checks(results: dict[str, Any]) -> list[Check]:
     )
     reads = sc.get("read", {}).get("runs", [])
     for engine in ("sqlite", "postgres"):
-        run = _run(reads, engine=engine)
+        run = _run(reads, engine=engine, connections=32)
         out.append(
             Check(
                 "read",

@@ -56,15 +56,6 @@ def _free_port() -> int:
     raise RuntimeError("no free port below the ephemeral range")
 
 
-def _alive(pid: int) -> bool:
-    """Whether a process runs (a zombie, dead but not yet reaped, does not)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 class PrivatePostgres:
     """One server: ``start()``, ``stop()`` (immediate, like a crash), ``create_database()``."""
 
@@ -132,8 +123,10 @@ class PrivatePostgres:
         for member in family:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(member, signal.SIGKILL)
+        # Until reaped, not merely dead: pg_ctl takes a zombie postmaster for a running one, and
+        # a start would then leave the server down believing it up.
         deadline = time.monotonic() + 10
-        while any(_alive(member) for member in family):
+        while any(Path(f"/proc/{member}").exists() for member in family):
             if time.monotonic() > deadline:
                 raise RuntimeError("PostgreSQL did not die")
             time.sleep(0.05)

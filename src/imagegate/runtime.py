@@ -20,6 +20,7 @@ from imagegate.errors import ValidationFailed
 from imagegate.net.guard import BlockedUrl, OutboundPolicy, check_target
 from imagegate.net.images import make_input_fetcher
 from imagegate.observability.metrics import Metrics
+from imagegate.observability.tracing import JobTracing
 from imagegate.providers.pool import ProviderPool
 from imagegate.providers.port import ProviderAdapter, ProviderContext
 from imagegate.queue.events import JobSignals
@@ -31,6 +32,7 @@ from imagegate.queue.runner import JobRunner
 from imagegate.queue.transitions import JobTransitions
 from imagegate.queue.wakeup import PostgresListener, Wakeup
 from imagegate.queue.worker import Worker
+from imagegate.services.accounts import KeyCache
 from imagegate.services.actions import ActionSubmitter
 from imagegate.services.jobs import JobService
 from imagegate.services.limits import RequestLimiter
@@ -92,6 +94,7 @@ class Runtime:
     metrics: Metrics
     signing_secret: bytes
     limiter: RequestLimiter
+    keys: KeyCache
     loops: LoopHealth = field(default_factory=LoopHealth)
     """The health of this process's background loops (``/readyz`` reads it)."""
     _listener: PostgresListener | None = field(default=None, repr=False)
@@ -113,7 +116,7 @@ class Runtime:
             runner=self.runner,
             wakeup=self.wakeup,
             clock=self.clock,
-            concurrency=concurrency or s.workers,
+            concurrency=concurrency or s.in_flight_limit,
             lease_seconds=s.lease_seconds,
             poll_interval=s.poll_interval_seconds,
             grace_seconds=s.shutdown_grace_seconds,
@@ -211,10 +214,12 @@ def build_runtime(
     transport: Any = None,
     adapters: Mapping[str, ProviderAdapter] | None = None,
     store: ObjectStore | None = None,
+    tracing: JobTracing | None = None,
 ) -> Runtime:
     """Wire a runtime: the shared parts, the worker's parts, then the use-cases, each built once.
 
-    ``clock``, ``transport`` (an httpx2 transport), ``adapters`` and ``store`` are test seams.
+    ``clock``, ``transport`` (an httpx2 transport), ``adapters``, ``store`` and ``tracing`` are
+    test seams.
     """
     clock = clock or SystemClock()
     secret = load_signing_secret(settings)
@@ -236,6 +241,7 @@ def build_runtime(
         poll_seconds=settings.events_poll_seconds,
     )
     metrics = Metrics()
+    metrics.tracing = tracing or JobTracing.from_settings(settings.tracing)
     policy = _outbound_policy(settings)
     context = _provider_context(settings, policy, store, signer, clock, transport)
     providers = ProviderPool(settings, context, adapters)
@@ -276,6 +282,7 @@ def build_runtime(
             transitions=transitions,
             metrics=metrics,
             interrupted_calls=settings.interrupted_calls,
+            cpu_slots=settings.workers,
             record_backoff_seconds=settings.outage_backoff_seconds,
             record_backoff_cap_seconds=settings.outage_backoff_cap_seconds,
         ),
@@ -310,6 +317,7 @@ def build_runtime(
         metrics=metrics,
         signing_secret=secret,
         limiter=RequestLimiter(settings),
+        keys=KeyCache(db),
     )
 
 

@@ -151,8 +151,16 @@ class Settings(BaseSettings):
     """The first account's email, and the one ``GET /v2/me`` shows for an account without one."""
 
     # Queue tuning.
-    workers: int = 4
-    """Concurrent jobs per worker process (asyncio tasks)."""
+    workers: int = Field(default=8, ge=1)
+    """CPU-side concurrency per worker process: jobs decoding, checking and storing images at
+    once. Jobs waiting on an upstream do not count (see ``jobs_in_flight``)."""
+    jobs_in_flight: int | None = Field(default=None, ge=1)
+    """Jobs one worker process holds at once, most of them waiting on an upstream (each costs
+    a coroutine). ``None`` (the default) derives it: the sum of the configured providers'
+    ``max_concurrency`` plus ``workers``, so raising a provider's cap is the only tuning."""
+    provider_wait_seconds: float = Field(default=30.0, ge=0)
+    """How long a claimed job waits in-process for a free lease of a provider at its
+    ``max_concurrency`` before it is put back in the queue for later."""
     lease_seconds: float = 30.0
     poll_interval_seconds: float = 1.0
     max_attempts: int = 5
@@ -222,6 +230,9 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = False
+    tracing: bool = False
+    """OpenTelemetry traces of each job over OTLP/HTTP (``OTEL_*`` variables configure the
+    exporter); needs ``pip install 'imagegate[otel]'``."""
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     """Where ``imagegate worker`` serves its own ``/metrics`` (on ``host``); unset: not at all.
     A worker's counters (upstream calls, retries, lease losses) live only in its process."""
@@ -264,6 +275,13 @@ class Settings(BaseSettings):
 
     def provider(self, name: str) -> ProviderSettings:
         return self.providers.get(name) or ProviderSettings()
+
+    @property
+    def in_flight_limit(self) -> int:
+        """``jobs_in_flight``, or the providers' caps plus the CPU-side ``workers``."""
+        if self.jobs_in_flight is not None:
+            return self.jobs_in_flight
+        return sum(config.max_concurrency for config in self.providers.values()) + self.workers
 
 
 # Names and values checked before a process starts. pydantic-settings ignores names it does not

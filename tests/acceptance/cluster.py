@@ -98,8 +98,16 @@ class Cluster:
         self._started[name] += 1
         return node
 
-    def start_api(self, name: str) -> Node:
+    def start_api(self, name: str, *, wait: bool = True) -> Node:
+        """``serve --no-workers``; with ``wait``, once it answers ``/healthz``."""
         node = self._start(name, [IMAGEGATE, "serve", "--no-workers"], free_port())
+        if wait:
+            wait_until_healthy(node.base_url, node.process)
+        return node
+
+    def start_embedded(self, name: str, workers: int = 1) -> Node:
+        """``serve`` with its own workers, as on a single box."""
+        node = self._start(name, [IMAGEGATE, "serve", "--workers", str(workers)], free_port())
         wait_until_healthy(node.base_url, node.process)
         return node
 
@@ -242,8 +250,9 @@ async def submit_jobs(
     """Submit ``count`` jobs through the API processes in turn; the accepted job ids, the one
     prompted ``f"{prompt} {i}"`` at index ``i``.
 
-    A submit that meets a dead API process (killed by the test) is retried on the next one with
-    the same ``Idempotency-Key``, so it is accepted exactly once.
+    A submit that meets a dead API process (killed by the test) or a 5xx (the database is down)
+    is retried on the next one with the same ``Idempotency-Key``, for up to two minutes, so it is
+    accepted exactly once.
     """
     urls = itertools.cycle(base_urls)
     gate = asyncio.Semaphore(concurrency)
@@ -258,7 +267,8 @@ async def submit_jobs(
         }
         headers = {"X-API-Key": key, "Idempotency-Key": f"{prompt}-{index}"}
         async with gate:
-            for _ in range(200):
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
                 try:
                     response = await http.post(
                         f"{next(urls)}/v2/images/generate", json=body, headers=headers

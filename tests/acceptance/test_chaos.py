@@ -30,6 +30,7 @@ from tests.acceptance.cluster import (
     submit_jobs,
     wait_until_settled,
 )
+from tests.acceptance.conftest import wait_until_healthy
 from tests.private_postgres import PrivatePostgres, private_postgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
@@ -50,7 +51,7 @@ async def _chaos(
     rng.shuffle(events)
     done: list[str] = []
     for event in events:
-        await asyncio.sleep(rng.uniform(1.0, 3.0))
+        await asyncio.sleep(rng.uniform(0.5, 1.5))
         if event == "database":
             await asyncio.to_thread(server.kill)
             await asyncio.sleep(rng.uniform(0.5, 2.0))
@@ -90,10 +91,11 @@ def test_random_kills_of_processes_and_database_lose_nothing(tmp_path: Path) -> 
             IMAGEGATE_OUTAGE_BACKOFF_CAP_SECONDS="1",
         )
         try:
-            cluster.start_api("api-1")
-            cluster.start_api("api-2")
+            apis = [cluster.start_api(f"api-{n + 1}", wait=False) for n in range(2)]
             for n in range(3):
                 cluster.start_worker(f"worker-{n + 1}")
+            for api in apis:
+                wait_until_healthy(api.base_url, api.process)
             for n in range(3):
                 cluster.wait_until_working(f"worker-{n + 1}")
             key = asyncio.run(create_live_key(database_url, credits=1_000_000))

@@ -64,9 +64,12 @@ async def _wait_for(database_url: str, ready: Any, timeout: float) -> Any:
     raise AssertionError(f"the job never got there: {row}")
 
 
+@pytest.mark.parametrize("holder", ["worker", "serve"])
 def test_sigterm_hands_a_job_in_flight_to_another_worker_at_once(
-    fresh_pg_url: str, tmp_path: Path
+    holder: str, fresh_pg_url: str, tmp_path: Path
 ) -> None:
+    """``holder`` is the process running the job when it is stopped: a ``worker``, or a
+    ``serve`` with its own workers."""
     vendor = FirstCallHangs()
     receiver = WebhookReceiver()
     with serving_in_thread(vendor) as vendor_url, receiver.running():
@@ -80,20 +83,23 @@ def test_sigterm_hands_a_job_in_flight_to_another_worker_at_once(
             IMAGEGATE_POLL_INTERVAL_SECONDS="0.2",
         )
         try:
-            api = cluster.start_api("api")
-            cluster.start_worker("worker-a", concurrency=1)
-            cluster.start_worker("worker-b", concurrency=1)
+            if holder == "serve":
+                api = cluster.start_embedded("holder", workers=1)
+            else:
+                api = cluster.start_api("api")
+                cluster.start_worker("holder", concurrency=1)
             key = asyncio.run(create_live_key(fresh_pg_url, credits=100))
             [job_id] = asyncio.run(submit_jobs([api.base_url], key, 1, receiver.url))
-
             held = asyncio.run(
                 _wait_for(fresh_pg_url, lambda r: r["call_started_at"] is not None, 60)
             )
-            holder = cluster.node_of_owner(held["lease_owner"])
-            stopped = time.monotonic()
-            assert cluster.terminate(holder, timeout=GRACE_SECONDS + 15) == 0
-            assert time.monotonic() - stopped < GRACE_SECONDS + 10
+            assert cluster.node_of_owner(held["lease_owner"]) == "holder"
+            cluster.start_worker("other", concurrency=1)
+            cluster.wait_until_working("other")
 
+            stopped = time.monotonic()
+            assert cluster.terminate("holder", timeout=GRACE_SECONDS + 15) == 0
+            assert time.monotonic() - stopped < GRACE_SECONDS + 10
             done = asyncio.run(
                 _wait_for(fresh_pg_url, lambda r: r["status"] == "COMPLETED", LEASE_SECONDS / 4)
             )
@@ -107,9 +113,9 @@ def test_sigterm_hands_a_job_in_flight_to_another_worker_at_once(
                     webhooks=receiver.by_job(),
                 )
             )
-            assert '"worker.stopped"' in cluster.log(holder)
-            assert api.process.poll() is None
-            assert cluster.terminate("api") == 0
+            assert '"worker.stopped"' in cluster.log("holder")
+            if holder == "worker":
+                assert cluster.terminate("api") == 0
         finally:
             cluster.close()
     # The call cut off by the stop is resubmitted once, as documented, and counted on the job.

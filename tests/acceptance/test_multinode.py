@@ -21,6 +21,7 @@ import pytest
 from imagegate.testing.invariants import WebhookReceiver, check_invariants, sandbox_submits
 from imagegate.testing.seaweed import S3Server, create_bucket, seaweedfs_server
 from tests.acceptance.cluster import Cluster, create_live_key, submit_jobs, wait_until_settled
+from tests.acceptance.conftest import wait_until_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -54,9 +55,11 @@ def test_two_api_and_three_worker_processes_share_the_work(
     receiver = WebhookReceiver()
     try:
         with receiver.running():
-            apis = [cluster.start_api("api-1"), cluster.start_api("api-2")]
+            apis = [cluster.start_api(f"api-{n + 1}", wait=False) for n in range(2)]
             for n in range(3):
                 cluster.start_worker(f"worker-{n + 1}", concurrency=8)
+            for api in apis:
+                wait_until_healthy(api.base_url, api.process)
             key = asyncio.run(create_live_key(fresh_pg_url, credits=100_000))
             accepted = asyncio.run(
                 submit_jobs([api.base_url for api in apis], key, JOBS, receiver.url)

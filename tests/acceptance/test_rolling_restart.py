@@ -1,5 +1,6 @@
 """A rolling restart under load loses nothing: every API and worker process is stopped (SIGTERM,
-exit 0) and started again, one at a time, while jobs with webhooks keep coming in."""
+exit 0) and started again, one at a time, while jobs with webhooks keep coming in (sandbox jobs
+taking a second each, so some are always in flight)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tests.acceptance.cluster import Cluster, create_live_key, submit_jobs, wait
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-JOBS = 120
+MIN_JOBS = 100
 
 
 async def _restart_each(cluster: Cluster) -> None:
@@ -24,10 +25,18 @@ async def _restart_each(cluster: Cluster) -> None:
 
 
 async def _under_load(cluster: Cluster, key: str, webhook_url: str) -> list[str]:
+    """Submit jobs in small batches from before the first restart until after the last one."""
     base_urls = [api.base_url for api in cluster.apis]
-    submitting = asyncio.create_task(submit_jobs(base_urls, key, JOBS, webhook_url, concurrency=4))
-    await _restart_each(cluster)
-    return await submitting
+    restarting = asyncio.create_task(_restart_each(cluster))
+    accepted: list[str] = []
+    batch = 0
+    while not restarting.done() or len(accepted) < MIN_JOBS:
+        batch += 1
+        accepted += await submit_jobs(
+            base_urls, key, 10, webhook_url, concurrency=2, prompt=f"batch-{batch}"
+        )
+    await restarting
+    return accepted
 
 
 def test_restarting_every_process_in_turn_loses_nothing(fresh_pg_url: str, tmp_path: Path) -> None:
@@ -60,5 +69,5 @@ def test_restarting_every_process_in_turn_loses_nothing(fresh_pg_url: str, tmp_p
             )
     finally:
         cluster.close()
-    assert len(set(accepted)) == JOBS
-    assert tally.by_status == {"COMPLETED": JOBS}
+    assert len(set(accepted)) == len(accepted) >= MIN_JOBS
+    assert tally.by_status == {"COMPLETED": len(accepted)}

@@ -17,6 +17,7 @@ import structlog
 
 from imagegate.api.app import create_app
 from imagegate.observability.logging import configure_logging, flush_logs
+from imagegate.observability.tracing import JobTracing
 from imagegate.providers.port import ProviderAdapter
 from imagegate.queue.claims import next_due
 from imagegate.runtime import Runtime, build_runtime
@@ -115,6 +116,7 @@ async def open_gateway(
     credits: int = 1000,
     adapters: Mapping[str, ProviderAdapter] | None = None,
     transport: httpx2.AsyncBaseTransport | None = None,
+    tracing: JobTracing | None = None,
     **settings: Any,
 ) -> AsyncIterator[Gateway]:
     """A gateway on ``database_url`` with an account holding ``credits`` and a live and a test key.
@@ -128,6 +130,7 @@ async def open_gateway(
         clock=clock,
         adapters=adapters,
         transport=transport,
+        tracing=tracing,
     )
     try:
         app = create_app(runtime)

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from imagegate.api.ratelimit import remember_headers
 from imagegate.errors import RateLimited
 from imagegate.runtime import Runtime
-from imagegate.services.accounts import Caller, authenticate
+from imagegate.services.accounts import Caller
 from imagegate.services.limits import rate_kind
 
 __all__ = ["CallerDep", "RuntimeDep", "api_key_from"]
@@ -40,7 +40,7 @@ async def _caller(request: Request, runtime: RuntimeDep) -> Caller:
 
     The key's ``RateLimit-*`` fields go on the response whatever it turns out to be.
     """
-    caller = await authenticate(runtime.db, api_key_from(request))
+    caller = await runtime.keys.authenticate(api_key_from(request))
     try:
         state = await runtime.limiter.hit(caller, rate_kind(request.method))
     except RateLimited as exc:

@@ -74,7 +74,7 @@ class RequestIdMiddleware:
 class RequestMetricsMiddleware:
     """Count every answered request by method, route template and status.
 
-    The route is the template (``/v2/jobs/{job_id}``), never the path, so the label set stays
+    The route is the template (``/v2/jobs/{id}``), never the path, so the label set stays
     small; a request no route matched (404s, static files) counts as ``unmatched``. Placed
     outside ``ErrorBoundaryMiddleware``, so the 500s it answers are counted too.
     """

@@ -170,7 +170,8 @@ class ModelSpec:
 
     def refusals(self, params: BaseModel | None) -> dict[str, str]:
         """What the first route refuses when no route (substitutes included) takes ``params``;
-        empty when one does. Keys are param names, ``""`` for the number of images."""
+        empty when one does. Keys are param names, ``""`` for the number of images. A field
+        whose values every route able to send it lists is refused naming all those values."""
         values = params.model_dump(mode="json", exclude_none=True) if params is not None else {}
         outputs = self.outputs(params)
         routes = (*self.routes, *self.substitutes)

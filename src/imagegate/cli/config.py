@@ -8,6 +8,7 @@ Later, inside the running gateway, the same faults would be 503s and a log full 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import re
@@ -91,6 +92,11 @@ def checked_settings(*, database: bool = False, storage: bool = False) -> Settin
     try:
         settings = load_settings(provider_names())
         _check_provider_options(settings)
+        if settings.tracing and importlib.util.find_spec("opentelemetry.sdk") is None:
+            raise SettingError(
+                "IMAGEGATE_TRACING is true but OpenTelemetry is not installed: "
+                "pip install 'imagegate[otel]', or unset IMAGEGATE_TRACING"
+            )
         if database or storage:
             asyncio.run(reachable(settings, database=database, storage=storage))
     except SettingError as exc:

@@ -37,7 +37,9 @@ def serve(
     host: str | None = typer.Option(None, help="Bind address (default IMAGEGATE_HOST)."),
     port: int | None = typer.Option(None, help="Port (default IMAGEGATE_PORT, 8000)."),
     workers: int | None = typer.Option(
-        None, help="Concurrent jobs run in this process (default IMAGEGATE_WORKERS)."
+        None,
+        help="Jobs decoding and storing images at once in this process (default "
+        "IMAGEGATE_WORKERS); jobs waiting on upstreams are bounded by IMAGEGATE_JOBS_IN_FLIGHT.",
     ),
     no_workers: bool = typer.Option(
         False, "--no-workers", help="API only; run `imagegate worker` processes elsewhere."
@@ -46,7 +48,9 @@ def serve(
     """Migrate the database, then run the API (and, unless --no-workers, the workers)."""
     settings = checked_settings(database=True, storage=True)
     logs = configure_logging(settings.log_level, settings.log_json)
-    slots = 0 if no_workers else (workers if workers is not None else settings.workers)
+    if workers is not None:
+        settings = settings.model_copy(update={"workers": workers})
+    slots = 0 if no_workers else settings.in_flight_limit
     settings = settings.listening_on(host or settings.host, port or settings.port)
     asyncio.run(_serve(settings, settings.host, settings.port, slots, logs))
 
@@ -124,7 +128,9 @@ async def _exit_when_loops_fail(failed: asyncio.Event, server: uvicorn.Server) -
 
 def worker(
     concurrency: int | None = typer.Option(
-        None, help="Concurrent jobs (default IMAGEGATE_WORKERS)."
+        None,
+        help="Jobs in flight in this process (default IMAGEGATE_JOBS_IN_FLIGHT, derived from "
+        "the providers' max_concurrency plus IMAGEGATE_WORKERS).",
     ),
 ) -> None:
     """Run a worker process: claims jobs from the database and drives them to completion."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from imagegate.observability.logging import dropped_log_records
+from imagegate.observability.tracing import JobTracing
 
 __all__ = ["CLUSTER_TTL_SECONDS", "NO_PROVIDER", "ClusterFigures", "Metrics"]
 
@@ -53,7 +54,11 @@ class ClusterFigures:
 
 
 class Metrics:
+    """The process's telemetry: Prometheus metrics, and the job traces (``tracing``, off unless
+    ``IMAGEGATE_TRACING``) that travel with them to every component that counts."""
+
     def __init__(self) -> None:
+        self.tracing = JobTracing()
         self.registry = CollectorRegistry()
         self.jobs_submitted = Counter(
             "imagegate_jobs_submitted", "Jobs accepted", ["model"], registry=self.registry

@@ -34,6 +34,7 @@ __all__ = [
     "release",
     "release_owner",
     "renew",
+    "renew_owner",
 ]
 
 _ACTIVE_STEPS = (
@@ -96,6 +97,21 @@ async def renew(conn: AsyncConnection, job_id: str, token: str, now: Millis, lea
         .values(lease_expires_at=now + lease_ms)
     )
     return result.rowcount == 1
+
+
+async def renew_owner(
+    conn: AsyncConnection, owner: str, now: Millis, lease_ms: int
+) -> dict[str, str]:
+    """Extend every lease ``owner`` holds (the worker's heartbeat, one statement however many
+    jobs are in flight); job id → lease token of each lease still held. A job missing from the
+    answer, or held under another token, was lost: stop working on it."""
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.lease_owner == owner, jobs.c.lease_token.is_not(None))
+        .values(lease_expires_at=now + lease_ms)
+        .returning(jobs.c.id, jobs.c.lease_token)
+    )
+    return {row.id: row.lease_token for row in result}
 
 
 async def fenced_update(

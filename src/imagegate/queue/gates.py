@@ -15,14 +15,21 @@ set, in Redis (``queue.gates_redis``), which keeps these hot counters off the da
   ``circuit_open_seconds``; after that one call is let through, and a success closes it again
   (a failure re-opens it at once).
 
-A gate that cannot let a call through raises ``ProviderBusy``: the job is put back for later
-without counting an attempt. The router (``queue.router``) consults ``usable`` to skip a provider
+A call that finds its provider at ``max_concurrency`` waits in-process for a lease, up to
+``provider_wait_seconds``: woken at once when a call of this process returns, and trying again
+about every second for leases freed by other processes. A waiting job costs a coroutine, not a
+worker. A gate that cannot let a call through (cap still full after the wait, rate limit,
+cool-down, open circuit) raises ``ProviderBusy``: the job is put back for later without counting
+an attempt. The router (``queue.router``) consults ``usable`` to skip a provider
 whose circuit is open or whose cool-down is longer than ``failover_after_seconds`` when another
 route exists.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import random
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -58,6 +65,8 @@ __all__ = [
 
 LEASE_MARGIN_MS = 30_000
 BUSY_RETRY_SECONDS = 1.0
+LEASE_RETRY_SECONDS = 1.0
+"""How often a call waiting for a lease tries again when no call of this process returned."""
 DEFAULT_COOLDOWN_SECONDS = 5.0
 """How long a 429 without ``Retry-After`` keeps calls away from the provider."""
 
@@ -65,11 +74,15 @@ DEFAULT_COOLDOWN_SECONDS = 5.0
 class ProviderBusy(Exception):
     """The provider cannot take a call now; try the job again after ``retry_after`` seconds."""
 
-    def __init__(self, provider: str, reason: str, retry_after: float) -> None:
+    def __init__(
+        self, provider: str, reason: str, retry_after: float, *, at_cap: bool = False
+    ) -> None:
         super().__init__(f"{provider}: {reason}")
         self.provider = provider
         self.reason = reason
         self.retry_after = retry_after
+        self.at_cap = at_cap
+        """Every lease is held: worth waiting a little for one to be released."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +140,7 @@ class ProviderGates:
             failures=settings.circuit_failures,
             open_ms=int(settings.circuit_open_seconds * 1000),
         )
+        self._released: dict[str, asyncio.Condition] = {}
 
     async def usable(self, provider: str) -> bool:
         """False while the circuit is open or a cool-down runs past the fail-over budget."""
@@ -168,10 +182,31 @@ class ProviderGates:
                 )
             except ServiceUnavailable:
                 # The call has been made (and perhaps paid for): its answer matters more than
-                # the slot, which is abandoned after its hold time like a dead worker's.
+                # the lease, which is abandoned after its hold time like a dead worker's.
                 log.warning("gate.release_lost", provider=provider, outcome=outcome.kind)
+            released = self._released.get(provider)
+            if released is not None:
+                async with released:
+                    released.notify(1)
 
     async def _enter(self, provider: str, job_id: str | None) -> str:
+        """A lease for one call, waiting up to ``provider_wait_seconds`` while all are held."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._settings.provider_wait_seconds
+        while True:
+            try:
+                return await self._try_enter(provider, job_id)
+            except ProviderBusy as busy:
+                left = give_up - loop.time()
+                if not busy.at_cap or left <= 0:
+                    raise
+            released = self._released.setdefault(provider, asyncio.Condition())
+            wait = min(left, random.uniform(0.5, 1.5) * LEASE_RETRY_SECONDS)
+            async with released:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(released.wait(), wait)
+
+    async def _try_enter(self, provider: str, job_id: str | None) -> str:
         config = self._settings.provider(provider)
         now = self._clock.now_ms()
         health = await self._state.health(provider)
@@ -246,7 +281,9 @@ class DatabaseGateState:
                 hold_ms=hold_ms,
             )
             if not taken:
-                raise ProviderBusy(provider, "all concurrency slots busy", BUSY_RETRY_SECONDS)
+                raise ProviderBusy(
+                    provider, "all concurrency slots busy", BUSY_RETRY_SECONDS, at_cap=True
+                )
             return ticket
 
     async def release(

@@ -103,7 +103,9 @@ class RedisGateState:
             wait = (window_start + WINDOW_MS - now) / 1000
             raise ProviderBusy(provider, "rate limit reached", wait or BUSY_RETRY_SECONDS)
         if answer == -2:
-            raise ProviderBusy(provider, "all concurrency slots busy", BUSY_RETRY_SECONDS)
+            raise ProviderBusy(
+                provider, "all concurrency slots busy", BUSY_RETRY_SECONDS, at_cap=True
+            )
         await self._redis.sadd(f"{self._prefix}:providers", provider)
         return ticket
 

@@ -120,7 +120,11 @@ class JobRunner:
         interrupted_calls: InterruptedCalls = "resubmit_once",
         record_backoff_seconds: float = 0.5,
         record_backoff_cap_seconds: float = 10.0,
+        cpu_slots: int = 8,
     ) -> None:
+        # Decoding, checking and storing images is the CPU side of a job; the rest (upstream
+        # calls, polls, database writes) only waits, so only this part is bounded here.
+        self._cpu = asyncio.Semaphore(cpu_slots)
         self._metrics = metrics
         self._interrupted_calls = interrupted_calls
         self._record_backoff = record_backoff_seconds
@@ -137,7 +141,10 @@ class JobRunner:
         assert job.lease_token is not None
         lease = Lease(job.id, job.lease_token)
         # Every line written while this step runs (adapters, ingest, transitions) names the job.
-        with structlog.contextvars.bound_contextvars(job_id=job.id):
+        with (
+            structlog.contextvars.bound_contextvars(job_id=job.id),
+            self._metrics.tracing.span(f"job.{job.step}", job.id, model=job.model),
+        ):
             await self._run(job, lease)
 
     async def _run(self, job: JobRow, lease: Lease) -> None:
@@ -308,7 +315,8 @@ class JobRunner:
         if not finished.images:
             raise UpstreamError("Provider returned no images", provider=route.provider)
         answer = finished
-        records = await self._record(job, "outputs", lambda: self._ingest.store(job.id, answer))
+        async with self._cpu:
+            records = await self._record(job, "outputs", lambda: self._ingest.store(job.id, answer))
         if finished.served_model and finished.served_model != route.upstream_model:
             # The vendor ran another model than the route names (an alias, a pinned version):
             # the job records what really served it.

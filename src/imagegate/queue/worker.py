@@ -1,11 +1,15 @@
 """The worker: claims due jobs and runs them concurrently, each under a renewed lease.
 
-One ``Worker`` runs ``concurrency`` jobs at a time as asyncio tasks. It claims only as many jobs
-as it has free slots, sleeps until woken (a submit, a finished slot) or ``poll_interval`` passes,
-and renews each held lease every third of its TTL while a step runs; a lease that cannot be
-renewed cancels its step. ``stop()`` stops claiming, lets running steps finish for up to the grace
-period, cancels the rest and releases every lease this worker still holds so peers take over at
-once. ``drain()`` is the test seam: run everything due now, until nothing is.
+One ``Worker`` keeps up to ``concurrency`` jobs in flight, each an asyncio task: a job waiting on
+its upstream (or on a provider lease) costs a coroutine, not a process or a thread, so this
+number is sized by the providers' caps (``Settings.in_flight_limit``), while the CPU-side work
+(decoding and storing images) is bounded separately by the runner. The worker claims as many
+jobs as it has room for, in one statement, sleeps until woken (a submit, a finished job) or
+``poll_interval`` passes, and renews every lease it holds in one statement every third of the
+lease TTL; a job whose lease was lost has its step cancelled. ``stop()`` stops claiming, lets
+running steps finish for up to the grace period, cancels the rest and releases every lease this
+worker still holds so peers take over at once. ``drain()`` is the test seam: run everything due
+now, until nothing is.
 
 A database outage stops claiming, never the worker: its ``Outage`` logs the start and the end
 once, the claim is retried with back-off, and running steps keep their leases by the heartbeat
@@ -61,6 +65,9 @@ class Worker:
         self._grace = grace_seconds
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._tasks: set[asyncio.Task[None]] = set()
+        self._held: dict[str, tuple[str, asyncio.Task[None]]] = {}
+        """Jobs whose step runs now: id → (lease token, step task), renewed together."""
+        self._heartbeat_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._outage = outage or Outage("worker", initial=poll_interval)
 
@@ -110,35 +117,43 @@ class Worker:
         task.add_done_callback(_done)
 
     async def _execute(self, job: JobRow) -> None:
+        assert job.lease_token is not None
         step = asyncio.create_task(self._runner.run(job))
-        heartbeat = asyncio.create_task(self._heartbeat(job, step))
+        self._held[job.id] = (job.lease_token, step)
+        self._ensure_heartbeat()
         try:
             await asyncio.wait({step})  # returns even when the heartbeat cancelled the step
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            if self._held.get(job.id, (None, None))[1] is step:
+                del self._held[job.id]
             if not step.done():  # this task itself was cancelled (shutdown past its grace)
                 step.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await step
 
-    async def _heartbeat(self, job: JobRow, step: asyncio.Task[None]) -> None:
-        assert job.lease_token is not None
+    def _ensure_heartbeat(self) -> None:
+        if self._heartbeat_task is None or self._heartbeat_task.done():
+            self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="lease-heartbeat")
+
+    async def _heartbeat(self) -> None:
+        """Renew every lease this worker holds, in one statement, every third of the TTL."""
         interval = self._lease_ms / 3000
-        while True:
+        while self._held:
             await asyncio.sleep(interval)
+            held = dict(self._held)
+            if not held:
+                return
             try:
                 async with self._db.transaction() as conn:
-                    held = await claims.renew(
-                        conn, job.id, job.lease_token, self._clock.now_ms(), self._lease_ms
+                    renewed = await claims.renew_owner(
+                        conn, self.owner, self._clock.now_ms(), self._lease_ms
                     )
             except ServiceUnavailable:
                 continue
-            if not held:
-                log.warning("worker.lease_lost", job_id=job.id)
-                step.cancel()
-                return
+            for job_id, (token, step) in held.items():
+                if renewed.get(job_id) != token and not step.done():
+                    log.warning("worker.lease_lost", job_id=job_id)
+                    step.cancel()
 
     async def _shutdown(self) -> None:
         if self._tasks:
@@ -147,6 +162,7 @@ class Worker:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+        await self._stop_heartbeat()
         try:
             async with self._db.transaction() as conn:
                 released = await claims.release_owner(conn, self.owner)
@@ -161,6 +177,16 @@ class Worker:
             claimed = await self.claim(self._concurrency)
             if not claimed:
                 return steps
-            await asyncio.gather(*(self._execute(job) for job in claimed))
+            try:
+                await asyncio.gather(*(self._execute(job) for job in claimed))
+            finally:
+                await self._stop_heartbeat()
             steps += len(claimed)
         return steps
+
+    async def _stop_heartbeat(self) -> None:
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
+            self._heartbeat_task = None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping, Sequence
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,9 +30,11 @@ from imagegate.types import Clock, Credits, KeyKind
 from imagegate.webhooks.signing import new_secret
 
 __all__ = [
+    "KEY_CACHE_SECONDS",
     "KEY_STATUSES",
     "Caller",
     "CreatedKey",
+    "KeyCache",
     "LedgerPage",
     "account_keys",
     "authenticate",
@@ -83,6 +87,13 @@ class CreatedKey:
     row: ApiKeyRow
 
 
+KEY_CACHE_SECONDS = 1.0
+"""How long a process trusts what it last read about a key: a revocation, a new status or new
+limits reach every process within this time."""
+
+KEY_CACHE_SIZE = 10_000
+
+
 async def authenticate(db: Database, key: str | None) -> Caller:
     """The caller for an ``X-API-Key``/Bearer value; raises 401/403 errors as Apiframe does."""
     if not key:
@@ -90,6 +101,69 @@ async def authenticate(db: Database, key: str | None) -> Caller:
     digest = key_hash(key)
     async with db.read() as conn:
         row = await store.find_key(conn, digest)
+    return _caller(row, digest)
+
+
+class KeyCache:
+    """``authenticate`` that reads a key from the database at most once per ``ttl`` seconds.
+
+    Every request authenticates, and reading the key was most of a cheap request's database
+    time. What was read (a key row, active or not) is trusted for ``ttl`` seconds, so a key
+    revoked or restricted on any process stops working everywhere within that time. Unknown
+    keys are not remembered: guessing costs the guesser a database read, never this memory.
+    A key changed through this process (``set_key_status``, ``set_key_limits``,
+    ``set_own_key_status`` on the same ``Database``) is read afresh at once.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        ttl: float = KEY_CACHE_SECONDS,
+        size: int = KEY_CACHE_SIZE,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db = db
+        self._ttl = ttl
+        self._size = size
+        self._monotonic = monotonic
+        self._rows: dict[str, tuple[float, ApiKeyRow]] = {}
+        _KEY_CACHES.setdefault(db, weakref.WeakSet()).add(self)
+
+    async def authenticate(self, key: str | None) -> Caller:
+        if not key:
+            raise ApiKeyMissing()
+        digest = key_hash(key)
+        now = self._monotonic()
+        cached = self._rows.get(digest)
+        if cached is not None and now - cached[0] < self._ttl:
+            return _caller(cached[1], digest)
+        async with self._db.read() as conn:
+            row = await store.find_key(conn, digest)
+        if row is None:
+            self._rows.pop(digest, None)
+        else:
+            if len(self._rows) >= self._size:
+                self._rows.clear()
+            self._rows[digest] = (now, row)
+        return _caller(row, digest)
+
+    def clear(self) -> None:
+        self._rows.clear()
+
+
+_KEY_CACHES: weakref.WeakKeyDictionary[Database, weakref.WeakSet[KeyCache]] = (
+    weakref.WeakKeyDictionary()
+)
+"""This process's key caches by the database they read: a key changed here is forgotten here."""
+
+
+def _keys_changed(db: Database) -> None:
+    for cache in _KEY_CACHES.get(db, ()):
+        cache.clear()
+
+
+def _caller(row: ApiKeyRow | None, digest: str) -> Caller:
     if row is None or not hmac.compare_digest(row.key_hash, digest) or row.status == "revoked":
         raise ApiKeyInvalid()
     if row.status != "active":
@@ -161,10 +235,12 @@ async def create_key(
 
 
 async def set_key_status(db: Database, clock: Clock, key: str, status: str) -> None:
-    """Revoke (401 from then on) or deactivate (403) a key, by id, prefix or the key; immediate."""
+    """Revoke (401 from then on) or deactivate (403) a key, by id, prefix or the key; at once in
+    this process, within ``KEY_CACHE_SECONDS`` in every other."""
     async with db.transaction() as conn:
         if not await store.set_key_status(conn, key, key_hash(key), status, clock.now_ms()):
             raise NotFound(f"No API key matches {key!r}")
+    _keys_changed(db)
 
 
 async def set_key_limits(db: Database, key: str, changes: Mapping[str, Any]) -> ApiKeyRow:
@@ -175,6 +251,7 @@ async def set_key_limits(db: Database, key: str, changes: Mapping[str, Any]) -> 
         if not await store.set_key_limits(conn, key, key_hash(key), changes):
             raise NotFound(f"No API key matches {key!r}")
         rows = await store.list_keys(conn)
+    _keys_changed(db)
     digest = key_hash(key)
     return next(row for row in rows if key in (row.id, row.prefix) or row.key_hash == digest)
 
@@ -285,6 +362,7 @@ async def set_own_key_status(
             raise Conflict("The key is revoked; revoking is final")
         await store.set_account_key_status(conn, caller.account_id, key.id, status, clock.now_ms())
         updated = {k.id: k for k in await store.list_keys(conn, caller.account_id)}[key.id]
+    _keys_changed(db)
     return updated
 
 

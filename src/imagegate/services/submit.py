@@ -129,36 +129,43 @@ class Submitter:
     ) -> Accepted:
         now = self._clock.now_ms()
         job_id = str(uuid_utils.uuid7())
-        async with self._db.transaction() as conn:
-            replay = await claim_key(conn, self._settings, caller, key, request_print, job_id, now)
-            if replay is not None:
-                return replay
-            await check_caps(conn, self._settings, caller, cost, now)
-            spec = request.spec
-            await job_store.insert_job(
-                conn,
-                NewJob(
-                    id=job_id,
-                    account_id=caller.account_id,
-                    api_key_id=caller.key_id,
-                    model=spec.id,
-                    prompt=request.prompt,
-                    input=dict(request.body),
-                    params=request.params_dict,
-                    outputs_expected=spec.outputs(request.params),
-                    sandbox=caller.is_test,
-                    credit_cost=cost,
-                    webhook_url=request.webhook_url,
-                    webhook_events=list(request.webhook_events) if request.webhook_url else None,
-                    retention_days=retention_days,
-                    created_at=now,
-                    deadline_at=now + self._settings.job_deadline_seconds * 1000,
-                ),
-            )
-            await job_store.add_event(conn, job_id, "queued", now, {"cost": cost})
-            await notify_in_transaction(conn)
-            # Admitted last, so the account stays locked only from here to the commit.
-            await admit(conn, self._settings, caller, job_id, cost, now, inserted=True)
+        # The first span of the job's trace (``observability.tracing``): the workers' and the
+        # webhook sender's spans join it through the job id alone.
+        with self._metrics.tracing.span("job.accept", job_id, model=request.spec.id):
+            async with self._db.transaction() as conn:
+                replay = await claim_key(
+                    conn, self._settings, caller, key, request_print, job_id, now
+                )
+                if replay is not None:
+                    return replay
+                await check_caps(conn, self._settings, caller, cost, now)
+                spec = request.spec
+                await job_store.insert_job(
+                    conn,
+                    NewJob(
+                        id=job_id,
+                        account_id=caller.account_id,
+                        api_key_id=caller.key_id,
+                        model=spec.id,
+                        prompt=request.prompt,
+                        input=dict(request.body),
+                        params=request.params_dict,
+                        outputs_expected=spec.outputs(request.params),
+                        sandbox=caller.is_test,
+                        credit_cost=cost,
+                        webhook_url=request.webhook_url,
+                        webhook_events=(
+                            list(request.webhook_events) if request.webhook_url else None
+                        ),
+                        retention_days=retention_days,
+                        created_at=now,
+                        deadline_at=now + self._settings.job_deadline_seconds * 1000,
+                    ),
+                )
+                await job_store.add_event(conn, job_id, "queued", now, {"cost": cost})
+                await notify_in_transaction(conn)
+                # Admitted last, so the account stays locked only from here to the commit.
+                await admit(conn, self._settings, caller, job_id, cost, now, inserted=True)
         self._wakeup.notify()
         self._metrics.jobs_submitted.labels(request.spec.id).inc()
         return Accepted(job_id, JobStatus.QUEUED)

@@ -173,7 +173,10 @@ class WebhookSender:
         return total
 
     async def attempt(self, row: DeliveryRow) -> None:
-        with structlog.contextvars.bound_contextvars(job_id=row.job_id, delivery_id=row.id):
+        with (
+            structlog.contextvars.bound_contextvars(job_id=row.job_id, delivery_id=row.id),
+            self._metrics.tracing.span("webhook.deliver", row.job_id, event=row.event),
+        ):
             await self._attempt(row)
 
     async def _attempt(self, row: DeliveryRow) -> None:

@@ -61,7 +61,7 @@ def test_a_miss_is_listed_with_its_gap_and_explained_by_its_note() -> None:
     text = render(_results(), "full", NOTES, {})
 
     row = next(line for line in text.splitlines() if line.startswith("| submit, sqlite, 32"))
-    assert "| 20.0 % | ≥ 50.0 % | **MISS** | 30.0 points short, 2.5× short |" in row
+    assert "| 20.0 % | ≥ 50.0 % | **MISS** | 30.0 points short (2.5× below) |" in row
     why = text.split("## Why targets are missed", 1)[1]
     assert "### submit" in why
     assert "The API-key lookup costs a transaction per request." in why

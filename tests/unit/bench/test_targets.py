@@ -20,7 +20,7 @@ def test_at_least_target_missed_says_by_how_many_points_and_how_many_times() -> 
 
     assert check.passed is False
     assert check.verdict == "MISS"
-    assert check.gap == "37.5 points short, 4.0× short"
+    assert check.gap == "37.5 points short (4.0× below)"
     assert check.target == "≥ 50.0 %"
 
 
@@ -28,7 +28,7 @@ def test_at_most_target_missed_says_how_far_over_the_limit() -> None:
     check = Check("e2e", "t", 120.0, 40.0, "at most", "s")
 
     assert check.passed is False
-    assert check.gap == "80.0 s over, 3.0× the limit"
+    assert check.gap == "80.0 s over (3.0× the limit)"
 
 
 def test_a_met_target_says_by_how_much() -> None:
@@ -64,7 +64,9 @@ def test_checks_read_shares_tails_and_litellm_from_a_results_file() -> None:
     results = {
         "scenarios": {
             "submit": {"runs": [submit]},
-            "read": {"runs": [{"engine": "postgres", "ratio": 0.2, "label": "pg"}]},
+            "read": {
+                "runs": [{"engine": "postgres", "connections": 32, "ratio": 0.2, "label": "pg"}]
+            },
             "litellm": {
                 "summary": {
                     "imagegate": {"rps_32": 300.0, "added_ms_1": 4.5},

@@ -50,4 +50,4 @@ def test_every_setting_is_listed_once_with_secrets_masked_and_its_source() -> No
         '{"endpoint": "http://s3:8333", "secret_access_key": "****"}',
         "default",
     )
-    assert shown["IMAGEGATE_WORKERS"] == ("4", "default")
+    assert shown["IMAGEGATE_WORKERS"] == ("8", "default")

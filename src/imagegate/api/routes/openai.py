@@ -28,7 +28,7 @@ from imagegate.errors import (
 )
 from imagegate.presenters_openai import error_body, models_body
 from imagegate.runtime import Runtime
-from imagegate.services.accounts import Caller, authenticate
+from imagegate.services.accounts import Caller
 from imagegate.services.openai_images import (
     ImageFile,
     JobDidNotFinish,
@@ -89,7 +89,7 @@ async def _answer(
     request: Request, runtime: Runtime, call: Callable[[Caller], Awaitable[Any]]
 ) -> Response:
     try:
-        caller = await authenticate(runtime.db, api_key_from(request))
+        caller = await runtime.keys.authenticate(api_key_from(request))
         return JSONResponse(await call(caller))
     except ImagegateError as exc:
         return openai_error(exc)
