@@ -45,8 +45,9 @@ class HeaderDeadline:
             self._transport.close()
 
 
-class H11HeaderDeadline(H11Protocol):
-    """h11's protocol: the peer is sending headers exactly while h11 sees it ``IDLE``."""
+class _ArmedOnConnect(asyncio.Protocol):
+    """The timer's life on a connection: armed when it opens, stopped when it is lost. Mixed in
+    before a uvicorn protocol, which it extends through ``super()``."""
 
     header_timeout_seconds: float = 10.0
 
@@ -58,6 +59,10 @@ class H11HeaderDeadline(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.header_deadline.disarm()
         super().connection_lost(exc)
+
+
+class H11HeaderDeadline(_ArmedOnConnect, H11Protocol):
+    """h11's protocol: the peer is sending headers exactly while h11 sees it ``IDLE``."""
 
     def handle_events(self) -> None:
         super().handle_events()
@@ -73,20 +78,9 @@ def _httptools_protocol() -> type[asyncio.Protocol] | None:
     except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
         return None
 
-    class HttpToolsHeaderDeadline(HttpToolsProtocol):
+    class HttpToolsHeaderDeadline(_ArmedOnConnect, HttpToolsProtocol):
         """httptools' protocol: headers are complete at ``on_headers_complete``; after a response,
         a request already queued behind it (pipelined) had its headers complete before."""
-
-        header_timeout_seconds: float = 10.0
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self.header_deadline = HeaderDeadline(self.header_timeout_seconds, transport)
-            self.header_deadline.arm()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self.header_deadline.disarm()
-            super().connection_lost(exc)
 
         def on_headers_complete(self) -> None:
             self.header_deadline.disarm()
