@@ -22,7 +22,8 @@ worker. A gate that cannot let a call through (cap still full after the wait, ra
 cool-down, open circuit) raises ``ProviderBusy``: the job is put back for later without counting
 an attempt. The router (``queue.router``) consults ``usable`` to skip a provider
 whose circuit is open or whose cool-down is longer than ``failover_after_seconds`` when another
-route exists.
+route exists. A process reads a provider's health at most every ``HEALTH_TTL_SECONDS`` (its own
+calls that change it forget the copy at once), not twice per call.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -69,6 +71,10 @@ LEASE_RETRY_SECONDS = 1.0
 """How often a call waiting for a lease tries again when no call of this process returned."""
 DEFAULT_COOLDOWN_SECONDS = 5.0
 """How long a 429 without ``Retry-After`` keeps calls away from the provider."""
+HEALTH_TTL_SECONDS = 0.5
+"""How long a process trusts the provider health it read. A call of this process that changes
+it (a failure, a 429, a success after failures) forgets it at once; a change made by another
+process is seen within this time."""
 
 
 class ProviderBusy(Exception):
@@ -141,13 +147,24 @@ class ProviderGates:
             open_ms=int(settings.circuit_open_seconds * 1000),
         )
         self._released: dict[str, asyncio.Condition] = {}
+        self._health: dict[str, tuple[float, Health]] = {}
+        """provider → (monotonic time read, health): two reads per call otherwise."""
+
+    async def _read_health(self, provider: str) -> Health:
+        now = time.monotonic()
+        known = self._health.get(provider)
+        if known is not None and now - known[0] < HEALTH_TTL_SECONDS:
+            return known[1]
+        health = await self._state.health(provider)
+        self._health[provider] = (now, health)
+        return health
 
     async def usable(self, provider: str) -> bool:
         """False while the circuit is open or a cool-down runs past the fail-over budget."""
         if provider == SANDBOX:
             return True
         now = self._clock.now_ms()
-        health = await self._state.health(provider)
+        health = await self._read_health(provider)
         budget_ms = int(self._settings.failover_after_seconds * 1000)
         return health.open_until <= now and health.cooldown_until <= now + budget_ms
 
@@ -176,6 +193,7 @@ class ProviderGates:
         else:
             outcome = Outcome("success")
         finally:
+            forget = outcome.kind != "success" or self._known_unhealthy(provider)
             try:
                 await self._state.release(
                     provider, ticket, self._clock.now_ms(), outcome, circuit=self._circuit
@@ -184,10 +202,20 @@ class ProviderGates:
                 # The call has been made (and perhaps paid for): its answer matters more than
                 # the lease, which is abandoned after its hold time like a dead worker's.
                 log.warning("gate.release_lost", provider=provider, outcome=outcome.kind)
+            if forget:  # after the write, so no read in between caches the old health
+                self._health.pop(provider, None)
             released = self._released.get(provider)
             if released is not None:
                 async with released:
                     released.notify(1)
+
+    def _known_unhealthy(self, provider: str) -> bool:
+        """Whether the health this process holds shows failures a success now clears."""
+        known = self._health.get(provider)
+        if known is None:
+            return False
+        health = known[1]
+        return bool(health.failures or health.open_until or health.misconfigured)
 
     async def _enter(self, provider: str, job_id: str | None) -> str:
         """A lease for one call, waiting up to ``provider_wait_seconds`` while all are held."""
@@ -209,7 +237,7 @@ class ProviderGates:
     async def _try_enter(self, provider: str, job_id: str | None) -> str:
         config = self._settings.provider(provider)
         now = self._clock.now_ms()
-        health = await self._state.health(provider)
+        health = await self._read_health(provider)
         if health.cooldown_until > now:
             wait = (health.cooldown_until - now) / 1000
             raise ProviderBusy(provider, "cooling down after a rate limit", wait)
