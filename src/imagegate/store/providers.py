@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import case, delete, func, literal, or_, select, update
@@ -24,6 +25,7 @@ __all__ = [
     "record_misconfigured",
     "record_success",
     "release_lease",
+    "release_leases",
     "take_lease",
 ]
 
@@ -206,6 +208,15 @@ async def release_lease(conn: AsyncConnection, ticket: str, owner: str) -> None:
     await conn.execute(
         delete(provider_leases).where(
             provider_leases.c.ticket == ticket, provider_leases.c.owner == owner
+        )
+    )
+
+
+async def release_leases(conn: AsyncConnection, tickets: Sequence[str], owner: str) -> None:
+    """``release_lease`` for many tickets in one statement."""
+    await conn.execute(
+        delete(provider_leases).where(
+            provider_leases.c.ticket.in_(tickets), provider_leases.c.owner == owner
         )
     )
 
