@@ -149,15 +149,36 @@ class ProviderGates:
         self._released: dict[str, asyncio.Condition] = {}
         self._health: dict[str, tuple[float, Health]] = {}
         """provider → (monotonic time read, health): two reads per call otherwise."""
+        self._health_reads: dict[str, asyncio.Task[Health]] = {}
+        self._forgotten: dict[str, int] = {}
+        """provider → how often this process changed its health (a read older is not kept)."""
 
     async def _read_health(self, provider: str) -> Health:
+        """The provider's health: the copy of this process when fresh, else one read shared by
+        every caller that asks meanwhile."""
         now = time.monotonic()
         known = self._health.get(provider)
         if known is not None and now - known[0] < HEALTH_TTL_SECONDS:
             return known[1]
-        health = await self._state.health(provider)
-        self._health[provider] = (now, health)
-        return health
+        reading = self._health_reads.get(provider)
+        if reading is None:
+            reading = asyncio.create_task(self._state.health(provider))
+            self._health_reads[provider] = reading
+            generation = self._forgotten.get(provider, 0)
+
+            def keep(task: asyncio.Task[Health]) -> None:
+                self._health_reads.pop(provider, None)
+                if task.cancelled() or task.exception() is not None:
+                    return
+                if self._forgotten.get(provider, 0) == generation:  # no change meanwhile
+                    self._health[provider] = (now, task.result())
+
+            reading.add_done_callback(keep)
+        return await asyncio.shield(reading)
+
+    def _forget(self, provider: str) -> None:
+        self._health.pop(provider, None)
+        self._forgotten[provider] = self._forgotten.get(provider, 0) + 1
 
     async def usable(self, provider: str) -> bool:
         """False while the circuit is open or a cool-down runs past the fail-over budget."""
@@ -203,7 +224,7 @@ class ProviderGates:
                 # the lease, which is abandoned after its hold time like a dead worker's.
                 log.warning("gate.release_lost", provider=provider, outcome=outcome.kind)
             if forget:  # after the write, so no read in between caches the old health
-                self._health.pop(provider, None)
+                self._forget(provider)
             released = self._released.get(provider)
             if released is not None:
                 async with released:
@@ -261,6 +282,16 @@ class ProviderGates:
 
 
 @dataclass(frozen=True)
+class _Take:
+    ticket: str
+    job_id: str | None
+    expires_at: Millis
+    cap: int
+    now: Millis
+    done: asyncio.Future[bool]
+
+
+@dataclass(frozen=True)
 class _Release:
     provider: str
     ticket: str
@@ -271,25 +302,36 @@ class _Release:
 class DatabaseGateState:
     """Provider state in the ``provider_health`` and ``provider_leases`` tables.
 
-    The leases of calls that succeeded are given back together: each caller queues its ticket
-    and waits; one transaction deletes every queued lease and records the providers' success,
-    while the next callers queue for the following one. Under load that is one write for many
-    calls instead of one each.
+    Leases are taken and given back in batches: each caller queues its request and waits; one
+    transaction takes every lease queued for a provider (as many as its cap leaves room for,
+    first come first served), or gives back every lease of a call that succeeded and records the
+    providers' success, while the next callers queue for the following one. Under load that is
+    one write for many calls instead of one each. (A provider with ``rate_per_minute`` takes its
+    leases one by one, each counted in the rate window.)
     """
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._holder = uuid.uuid4().hex
         self._known: set[str] = set()
+        self._ensuring: dict[str, asyncio.Lock] = {}
         self._releases: list[_Release] = []
         self._releaser: asyncio.Task[None] | None = None
+        self._takes: dict[str, list[_Take]] = {}
+        self._takers: dict[str, asyncio.Task[None]] = {}
+        self._orphans: set[asyncio.Task[None]] = set()
 
     async def _ensure(self, provider: str) -> None:
+        """The provider's health row exists (made once per process, by the first caller)."""
         if provider in self._known:
             return
-        async with self._db.transaction() as conn:
-            await store.ensure_provider(conn, provider)
-        self._known.add(provider)
+        lock = self._ensuring.setdefault(provider, asyncio.Lock())
+        async with lock:
+            if provider in self._known:
+                return
+            async with self._db.transaction() as conn:
+                await store.ensure_provider(conn, provider)
+            self._known.add(provider)
 
     async def health(self, provider: str) -> Health:
         async with self._db.read() as conn:
@@ -306,6 +348,8 @@ class DatabaseGateState:
         job_id: str | None = None,
     ) -> str:
         await self._ensure(provider)
+        if rate_limit is None:
+            return await self._queue_take(provider, now, cap=cap, hold_ms=hold_ms, job_id=job_id)
         ticket = uuid.uuid4().hex
         async with self._db.transaction() as conn:
             if rate_limit is not None and not await store.count_call(
@@ -329,6 +373,75 @@ class DatabaseGateState:
                     provider, "all concurrency slots busy", BUSY_RETRY_SECONDS, at_cap=True
                 )
             return ticket
+
+    async def _queue_take(
+        self, provider: str, now: Millis, *, cap: int, hold_ms: int, job_id: str | None
+    ) -> str:
+        loop = asyncio.get_running_loop()
+        take = _Take(uuid.uuid4().hex, job_id, now + hold_ms, cap, now, loop.create_future())
+        self._takes.setdefault(provider, []).append(take)
+        taker = self._takers.get(provider)
+        if taker is None or taker.done():
+            self._takers[provider] = asyncio.create_task(
+                self._take_queued(provider), name=f"gate-take-{provider}"
+            )
+        try:
+            taken = await asyncio.shield(take.done)
+        except asyncio.CancelledError:
+            take.done.add_done_callback(lambda done: self._give_back(take.ticket, done))
+            raise
+        if not taken:
+            raise ProviderBusy(
+                provider, "all concurrency slots busy", BUSY_RETRY_SECONDS, at_cap=True
+            )
+        return take.ticket
+
+    def _give_back(self, ticket: str, done: asyncio.Future[bool]) -> None:
+        """A lease taken for a caller that went away meanwhile: delete it."""
+        if done.cancelled() or done.exception() is not None or not done.result():
+            return
+
+        async def drop() -> None:
+            with contextlib.suppress(ServiceUnavailable):
+                async with self._db.transaction() as conn:
+                    await store.release_lease(conn, ticket, self._holder)
+
+        task = asyncio.create_task(drop())
+        self._orphans.add(task)
+        task.add_done_callback(self._orphans.discard)
+
+    async def _take_queued(self, provider: str) -> None:
+        """Take every queued lease of ``provider`` that fits its cap, one transaction per round."""
+        while self._takes.get(provider):
+            batch = self._takes.pop(provider)
+            error: Exception | None = None
+            taken: set[str] = set()
+            try:
+                async with self._db.transaction() as conn:
+                    taken = set(
+                        await store.take_leases(
+                            conn,
+                            provider,
+                            cap=batch[-1].cap,
+                            owner=self._holder,
+                            now=max(t.now for t in batch),
+                            leases=[(t.ticket, t.job_id, t.expires_at) for t in batch],
+                        )
+                    )
+            except Exception as exc:
+                error = exc
+            except BaseException:  # cancelled: nothing was taken
+                error = ServiceUnavailable()
+                raise
+            finally:
+                for take in batch:
+                    if take.done.done():
+                        continue
+                    if error is None:
+                        take.done.set_result(take.ticket in taken)
+                    else:
+                        take.done.set_exception(error)
+                        take.done.exception()  # retrieved: a caller that left needs none
 
     async def release(
         self, provider: str, ticket: str, now: Millis, outcome: Outcome, *, circuit: Circuit
@@ -387,5 +500,9 @@ class DatabaseGateState:
             return await store.list_health(conn)
 
     async def aclose(self) -> None:
-        if self._releaser is not None and not self._releaser.done():
-            await asyncio.wait({self._releaser})
+        pending = {*self._takers.values(), *self._orphans}
+        if self._releaser is not None:
+            pending.add(self._releaser)
+        pending = {task for task in pending if not task.done()}
+        if pending:
+            await asyncio.wait(pending)

@@ -27,6 +27,7 @@ __all__ = [
     "release_lease",
     "release_leases",
     "take_lease",
+    "take_leases",
 ]
 
 WINDOW_MS = 60_000
@@ -202,6 +203,52 @@ async def take_lease(
         .returning(leases.ticket)
     )
     return result.first() is not None
+
+
+async def take_leases(
+    conn: AsyncConnection,
+    provider: str,
+    *,
+    cap: int,
+    owner: str,
+    now: Millis,
+    leases: Sequence[tuple[str, str | None, Millis]],
+) -> list[str]:
+    """``take_lease`` for many calls at once: ``leases`` are (ticket, job id, expiry), first
+    come first served; the tickets of those that fit under ``cap``.
+
+    The count and the insert run under the same lock as ``take_lease``'s (the provider's
+    health row on PostgreSQL, SQLite's one writer), so the invariant holds the same way.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            select(provider_health.c.provider)
+            .where(provider_health.c.provider == provider)
+            .with_for_update()
+        )
+    table = provider_leases.c
+    await conn.execute(
+        delete(provider_leases).where(table.provider == provider, table.expires_at < now)
+    )
+    held = await conn.scalar(
+        select(func.count()).select_from(provider_leases).where(table.provider == provider)
+    )
+    chosen = list(leases[: max(0, cap - int(held or 0))])
+    if chosen:
+        await conn.execute(
+            provider_leases.insert(),
+            [
+                {
+                    "ticket": ticket,
+                    "provider": provider,
+                    "job_id": job_id,
+                    "owner": owner,
+                    "expires_at": expires_at,
+                }
+                for ticket, job_id, expires_at in chosen
+            ],
+        )
+    return [ticket for ticket, _, _ in chosen]
 
 
 async def release_lease(conn: AsyncConnection, ticket: str, owner: str) -> None:

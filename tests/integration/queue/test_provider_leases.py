@@ -91,3 +91,25 @@ async def test_successful_calls_give_their_leases_back_together(db: Database) ->
     async with db.read() as conn:
         assert (await store.get_health(conn, "alpha")).failures == 0
     assert writes <= 2
+
+
+async def test_leases_taken_together_still_respect_the_cap(db: Database) -> None:
+    """Sixty calls of three processes ask at once: the leases come in a few writes, five of
+    them, and the fifty-five others are told the provider is busy."""
+    holders = [DatabaseGateState(db) for _ in range(3)]
+    writes = 0
+    transaction = db.transaction
+
+    def counted() -> object:
+        nonlocal writes
+        writes += 1
+        return transaction()
+
+    db.transaction = counted  # type: ignore[method-assign]
+    try:
+        tickets = await asyncio.gather(*(take(holders[n % 3], cap=5) for n in range(60)))
+    finally:
+        del db.transaction
+    assert sum(ticket is not None for ticket in tickets) == 5
+    assert await count_rows(db, "provider_leases") == 5
+    assert writes <= 3 * 3  # the providers' rows (one each), then a round or two per process
