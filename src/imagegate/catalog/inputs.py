@@ -10,10 +10,12 @@ Conversions are named here and implemented by the adapter (``"jpeg"``: fal spell
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
-from imagegate.types import RouteInputs
+from imagegate.catalog.spec import ModelSpec
+from imagegate.types import Route, RouteInputs
 
-__all__ = ["FAL_SIZES", "fal", "replicate", "same"]
+__all__ = ["FAL_SIZES", "NAMED_ONLY", "fal", "refuse_unnamed", "replicate", "same"]
 
 FAL_SIZES: Mapping[str, str] = {
     "1:1": "square_hd",
@@ -74,4 +76,49 @@ def replicate(
         count=count,
         values=values or {},
         max_outputs=None if count is not None else 1,
+    )
+
+
+NAMED_ONLY = frozenset({"fal", "replicate"})
+"""Providers whose adapter sends a param only when the route's table names it."""
+COUNTS = frozenset({"n", "num_images", "number_of_images"})
+"""Params that set a job's number of images (``ModelSpec.outputs``): the route's ``count`` input
+or its one-image limit carries them, not ``names``."""
+
+
+def _unnamed(spec: ModelSpec, route: Route) -> Route:
+    inputs = route.inputs
+    if route.provider not in NAMED_ONLY or inputs is None:
+        return route
+    sent = set(inputs.names) | COUNTS | ({inputs.edit} if inputs.edit else set())
+    if inputs.sizes is not None:  # a named size from the ratio, or {width, height} from both
+        sent |= {"aspect_ratio", "width", "height"}
+    if route.provider == "replicate" and "aspect_ratio" in inputs.names:
+        sent.add("image_size")  # a fal-style named size, sent as its ratio
+    fields = spec.params.model_fields
+    unnamed = [name for name in fields if name not in sent and name not in inputs.refuses]
+    # A param with a default is always stored: the route serves that value, refuses any other.
+    defaults = {
+        name: (fields[name].default,)
+        for name in unnamed
+        if fields[name].default is not None and name not in inputs.values
+    }
+    refuses = (*inputs.refuses, *(name for name in unnamed if fields[name].default is None))
+    return replace(
+        route, inputs=replace(inputs, refuses=refuses, values={**inputs.values, **defaults})
+    )
+
+
+def refuse_unnamed(spec: ModelSpec) -> ModelSpec:
+    """``spec`` with each fal and Replicate route refusing the params its table does not name.
+
+    Those adapters send what ``names`` lists and nothing else, so a param left out of a route's
+    table would be dropped on the way; refusing it instead routes such a job to a route that
+    sends it, or makes it a 400 naming the field when none does.
+    """
+    return replace(
+        spec,
+        routes=tuple(_unnamed(spec, route) for route in spec.routes),
+        substitutes=tuple(_unnamed(spec, route) for route in spec.substitutes),
+        retired_routes=tuple(_unnamed(spec, route) for route in spec.retired_routes),
     )

@@ -189,5 +189,6 @@ class ModelSpec:
             tables = [r.inputs.values.get(name) if r.inputs else None for r in senders]
             if name and tables and all(table is not None for table in tables):
                 allowed = dict.fromkeys(value for table in tables for value in table or ())
-                refused[name] = f"must be one of {', '.join(map(str, allowed))}"
+                if values.get(name) not in allowed:  # else another param sends it elsewhere
+                    refused[name] = f"must be one of {', '.join(map(str, allowed))}"
         return refused

@@ -89,7 +89,13 @@ def open_client(
     base_url = config.base_url or default_base_url
     if not base_url:
         raise ValueError(f"{provider}: set base_url (this provider has no default host)")
-    return create_client(base_url, headers, timeout=config.timeout, transport=context.transport)
+    return create_client(
+        base_url,
+        headers,
+        timeout=config.timeout,
+        connections=config.max_concurrency,
+        transport=context.transport,
+    )
 
 
 class Adapter(ABC):

@@ -38,19 +38,33 @@ _SECRET_HEADERS = frozenset({"authorization", "x-key", "api-key", "x-goog-api-ke
 
 log = structlog.get_logger("imagegate.upstream")
 
+POOL_FLOOR = 20
+"""The fewest connections a vendor's pool keeps (httpx's default keep-alive count)."""
+POOL_MARGIN = 8
+"""Connections beyond the provider's cap, for calls the cap does not count (cancels)."""
+
 
 def create_client(
     base_url: str,
     headers: Mapping[str, str],
     *,
     timeout: float,
+    connections: int = POOL_FLOOR,
     transport: Any = None,
 ) -> httpx2.AsyncClient:
-    """An ``AsyncClient`` for one vendor; ``transport`` is injected by tests."""
+    """An ``AsyncClient`` for one vendor; ``transport`` is injected by tests.
+
+    ``connections`` is how many calls the vendor account takes at once (the provider's
+    ``max_concurrency``): the pool holds that many connections open, and keeps them alive
+    between calls, so the vendor's cap, not the pool, bounds the calls in flight. Calls outside
+    the cap (a cancel, an input download) get ``POOL_MARGIN`` more.
+    """
+    size = max(connections, POOL_FLOOR) + POOL_MARGIN
     return httpx2.AsyncClient(
         base_url=base_url,
         headers=dict(headers),
         timeout=httpx2.Timeout(timeout, connect=10.0),
+        limits=httpx2.Limits(max_connections=size, max_keepalive_connections=size),
         transport=transport,
         follow_redirects=False,
         event_hooks={"response": [_log_response]},

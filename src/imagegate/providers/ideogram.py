@@ -9,8 +9,9 @@ aliases) and the inputs:
 - ``V_3`` and ``V_3_TURBO``/``_BALANCED``/``_DEFAULT``/``_QUALITY``/``_FLASH``:
   ``POST /v1/ideogram-v3/generate``, ``…/edit`` (``image`` + ``mask``) or ``…/remix`` (``image``);
 - ``V_4``: ``POST /v1/ideogram-v4/generate`` (JSON), which documents only ``prompt``, ``seed``,
-  ``magic_prompt_option`` and ``custom_model_uri``: no speed, shape, style or input images, so the
-  other params are dropped like any param a vendor does not take (the model picks the shape).
+  ``magic_prompt_option`` and ``custom_model_uri``: no speed, shape, style or input images. The
+  catalog's 4.0 route refuses every other param (the job goes to Replicate or is a 400), so this
+  builder sends all a job routed here can carry.
 
 The suffix of a ``V_3_*`` id fixes ``rendering_speed``; a bare ``V_3`` (what ``ideogram-character``
 routes to) takes ``params.rendering_speed`` (``turbo``/``default``/``quality``). Ideogram 3.0 calls

@@ -136,7 +136,9 @@ def build_input(
     route: Route, prompt: str, params: Mapping[str, Any], outputs: int = 1
 ) -> dict[str, Any]:
     """The prediction ``input`` for ``route``: params renamed and converted as the route's inputs
-    say, params it does not name dropped."""
+    say (``aspect_ratio`` through ``sizes`` when the route has them). A param the route does not
+    name is not sent; the catalog refuses it on the route (``RouteInputs.refuses``) so such a job
+    is routed elsewhere or refused at submit, never sent without it."""
     inputs = _inputs(route)
     slug = route.upstream_model.split(":", 1)[0]
     values = {**inputs.defaults, **params}
@@ -147,6 +149,8 @@ def build_input(
         value = values.get(ours)
         if value is None or theirs in payload:
             continue
+        if ours == "aspect_ratio" and inputs.sizes is not None:
+            value = inputs.sizes.get(value, value)  # a model that takes its shape as a size
         convert = inputs.convert.get(theirs)
         payload[theirs] = CONVERSIONS[convert](value) if convert is not None else value
     if outputs > 1:

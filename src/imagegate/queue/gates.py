@@ -22,7 +22,8 @@ worker. A gate that cannot let a call through (cap still full after the wait, ra
 cool-down, open circuit) raises ``ProviderBusy``: the job is put back for later without counting
 an attempt. The router (``queue.router``) consults ``usable`` to skip a provider
 whose circuit is open or whose cool-down is longer than ``failover_after_seconds`` when another
-route exists.
+route exists. A process reads a provider's health at most every ``HEALTH_TTL_SECONDS`` (its own
+calls that change it forget the copy at once), not twice per call.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -69,6 +71,10 @@ LEASE_RETRY_SECONDS = 1.0
 """How often a call waiting for a lease tries again when no call of this process returned."""
 DEFAULT_COOLDOWN_SECONDS = 5.0
 """How long a 429 without ``Retry-After`` keeps calls away from the provider."""
+HEALTH_TTL_SECONDS = 0.5
+"""How long a process trusts the provider health it read. A call of this process that changes
+it (a failure, a 429, a success after failures) forgets it at once; a change made by another
+process is seen within this time."""
 
 
 class ProviderBusy(Exception):
@@ -141,13 +147,45 @@ class ProviderGates:
             open_ms=int(settings.circuit_open_seconds * 1000),
         )
         self._released: dict[str, asyncio.Condition] = {}
+        self._health: dict[str, tuple[float, Health]] = {}
+        """provider → (monotonic time read, health): two reads per call otherwise."""
+        self._health_reads: dict[str, asyncio.Task[Health]] = {}
+        self._forgotten: dict[str, int] = {}
+        """provider → how often this process changed its health (a read older is not kept)."""
+
+    async def _read_health(self, provider: str) -> Health:
+        """The provider's health: the copy of this process when fresh, else one read shared by
+        every caller that asks meanwhile."""
+        now = time.monotonic()
+        known = self._health.get(provider)
+        if known is not None and now - known[0] < HEALTH_TTL_SECONDS:
+            return known[1]
+        reading = self._health_reads.get(provider)
+        if reading is None:
+            reading = asyncio.create_task(self._state.health(provider))
+            self._health_reads[provider] = reading
+            generation = self._forgotten.get(provider, 0)
+
+            def keep(task: asyncio.Task[Health]) -> None:
+                self._health_reads.pop(provider, None)
+                if task.cancelled() or task.exception() is not None:
+                    return
+                if self._forgotten.get(provider, 0) == generation:  # no change meanwhile
+                    self._health[provider] = (now, task.result())
+
+            reading.add_done_callback(keep)
+        return await asyncio.shield(reading)
+
+    def _forget(self, provider: str) -> None:
+        self._health.pop(provider, None)
+        self._forgotten[provider] = self._forgotten.get(provider, 0) + 1
 
     async def usable(self, provider: str) -> bool:
         """False while the circuit is open or a cool-down runs past the fail-over budget."""
         if provider == SANDBOX:
             return True
         now = self._clock.now_ms()
-        health = await self._state.health(provider)
+        health = await self._read_health(provider)
         budget_ms = int(self._settings.failover_after_seconds * 1000)
         return health.open_until <= now and health.cooldown_until <= now + budget_ms
 
@@ -176,6 +214,7 @@ class ProviderGates:
         else:
             outcome = Outcome("success")
         finally:
+            forget = outcome.kind != "success" or self._known_unhealthy(provider)
             try:
                 await self._state.release(
                     provider, ticket, self._clock.now_ms(), outcome, circuit=self._circuit
@@ -184,10 +223,20 @@ class ProviderGates:
                 # The call has been made (and perhaps paid for): its answer matters more than
                 # the lease, which is abandoned after its hold time like a dead worker's.
                 log.warning("gate.release_lost", provider=provider, outcome=outcome.kind)
+            if forget:  # after the write, so no read in between caches the old health
+                self._forget(provider)
             released = self._released.get(provider)
             if released is not None:
                 async with released:
                     released.notify(1)
+
+    def _known_unhealthy(self, provider: str) -> bool:
+        """Whether the health this process holds shows failures a success now clears."""
+        known = self._health.get(provider)
+        if known is None:
+            return False
+        health = known[1]
+        return bool(health.failures or health.open_until or health.misconfigured)
 
     async def _enter(self, provider: str, job_id: str | None) -> str:
         """A lease for one call, waiting up to ``provider_wait_seconds`` while all are held."""
@@ -209,7 +258,7 @@ class ProviderGates:
     async def _try_enter(self, provider: str, job_id: str | None) -> str:
         config = self._settings.provider(provider)
         now = self._clock.now_ms()
-        health = await self._state.health(provider)
+        health = await self._read_health(provider)
         if health.cooldown_until > now:
             wait = (health.cooldown_until - now) / 1000
             raise ProviderBusy(provider, "cooling down after a rate limit", wait)
@@ -232,20 +281,57 @@ class ProviderGates:
         await self._state.aclose()
 
 
+@dataclass(frozen=True)
+class _Take:
+    ticket: str
+    job_id: str | None
+    expires_at: Millis
+    cap: int
+    now: Millis
+    done: asyncio.Future[bool]
+
+
+@dataclass(frozen=True)
+class _Release:
+    provider: str
+    ticket: str
+    now: Millis
+    done: asyncio.Future[None]
+
+
 class DatabaseGateState:
-    """Provider state in the ``provider_health`` and ``provider_leases`` tables."""
+    """Provider state in the ``provider_health`` and ``provider_leases`` tables.
+
+    Leases are taken and given back in batches: each caller queues its request and waits; one
+    transaction takes every lease queued for a provider (as many as its cap leaves room for,
+    first come first served), or gives back every lease of a call that succeeded and records the
+    providers' success, while the next callers queue for the following one. Under load that is
+    one write for many calls instead of one each. (A provider with ``rate_per_minute`` takes its
+    leases one by one, each counted in the rate window.)
+    """
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._holder = uuid.uuid4().hex
         self._known: set[str] = set()
+        self._ensuring: dict[str, asyncio.Lock] = {}
+        self._releases: list[_Release] = []
+        self._releaser: asyncio.Task[None] | None = None
+        self._takes: dict[str, list[_Take]] = {}
+        self._takers: dict[str, asyncio.Task[None]] = {}
+        self._orphans: set[asyncio.Task[None]] = set()
 
     async def _ensure(self, provider: str) -> None:
+        """The provider's health row exists (made once per process, by the first caller)."""
         if provider in self._known:
             return
-        async with self._db.transaction() as conn:
-            await store.ensure_provider(conn, provider)
-        self._known.add(provider)
+        lock = self._ensuring.setdefault(provider, asyncio.Lock())
+        async with lock:
+            if provider in self._known:
+                return
+            async with self._db.transaction() as conn:
+                await store.ensure_provider(conn, provider)
+            self._known.add(provider)
 
     async def health(self, provider: str) -> Health:
         async with self._db.read() as conn:
@@ -262,6 +348,8 @@ class DatabaseGateState:
         job_id: str | None = None,
     ) -> str:
         await self._ensure(provider)
+        if rate_limit is None:
+            return await self._queue_take(provider, now, cap=cap, hold_ms=hold_ms, job_id=job_id)
         ticket = uuid.uuid4().hex
         async with self._db.transaction() as conn:
             if rate_limit is not None and not await store.count_call(
@@ -286,14 +374,88 @@ class DatabaseGateState:
                 )
             return ticket
 
+    async def _queue_take(
+        self, provider: str, now: Millis, *, cap: int, hold_ms: int, job_id: str | None
+    ) -> str:
+        loop = asyncio.get_running_loop()
+        take = _Take(uuid.uuid4().hex, job_id, now + hold_ms, cap, now, loop.create_future())
+        self._takes.setdefault(provider, []).append(take)
+        taker = self._takers.get(provider)
+        if taker is None or taker.done():
+            self._takers[provider] = asyncio.create_task(
+                self._take_queued(provider), name=f"gate-take-{provider}"
+            )
+        try:
+            taken = await asyncio.shield(take.done)
+        except asyncio.CancelledError:
+            take.done.add_done_callback(lambda done: self._give_back(take.ticket, done))
+            raise
+        if not taken:
+            raise ProviderBusy(
+                provider, "all concurrency slots busy", BUSY_RETRY_SECONDS, at_cap=True
+            )
+        return take.ticket
+
+    def _give_back(self, ticket: str, done: asyncio.Future[bool]) -> None:
+        """A lease taken for a caller that went away meanwhile: delete it."""
+        if done.cancelled() or done.exception() is not None or not done.result():
+            return
+
+        async def drop() -> None:
+            with contextlib.suppress(ServiceUnavailable):
+                async with self._db.transaction() as conn:
+                    await store.release_lease(conn, ticket, self._holder)
+
+        task = asyncio.create_task(drop())
+        self._orphans.add(task)
+        task.add_done_callback(self._orphans.discard)
+
+    async def _take_queued(self, provider: str) -> None:
+        """Take every queued lease of ``provider`` that fits its cap, one transaction per round."""
+        while self._takes.get(provider):
+            batch = self._takes.pop(provider)
+            error: Exception | None = None
+            taken: set[str] = set()
+            try:
+                async with self._db.transaction() as conn:
+                    taken = set(
+                        await store.take_leases(
+                            conn,
+                            provider,
+                            cap=batch[-1].cap,
+                            owner=self._holder,
+                            now=max(t.now for t in batch),
+                            leases=[(t.ticket, t.job_id, t.expires_at) for t in batch],
+                        )
+                    )
+            except Exception as exc:
+                error = exc
+            except BaseException:  # cancelled: nothing was taken
+                error = ServiceUnavailable()
+                raise
+            finally:
+                for take in batch:
+                    if take.done.done():
+                        continue
+                    if error is None:
+                        take.done.set_result(take.ticket in taken)
+                    else:
+                        take.done.set_exception(error)
+                        take.done.exception()  # retrieved: a caller that left needs none
+
     async def release(
         self, provider: str, ticket: str, now: Millis, outcome: Outcome, *, circuit: Circuit
     ) -> None:
+        if outcome.kind == "success":
+            done = asyncio.get_running_loop().create_future()
+            self._releases.append(_Release(provider, ticket, now, done))
+            if self._releaser is None or self._releaser.done():
+                self._releaser = asyncio.create_task(self._release_queued(), name="gate-release")
+            await asyncio.shield(done)
+            return
         async with self._db.transaction() as conn:
             await store.release_lease(conn, ticket, self._holder)
-            if outcome.kind == "success":
-                await store.record_success(conn, provider, now)
-            elif outcome.kind == "misconfigured":
+            if outcome.kind == "misconfigured":
                 await store.record_misconfigured(conn, provider, now, outcome.message or "")
             elif outcome.kind == "cooldown":
                 await store.record_cooldown(conn, provider, now, outcome.until)
@@ -307,9 +469,40 @@ class DatabaseGateState:
                     cooldown_until=outcome.until or None,
                 )
 
+    async def _release_queued(self) -> None:
+        """Give back every queued lease of a successful call, one transaction per round."""
+        while self._releases:
+            batch, self._releases = self._releases, []
+            error: Exception | None = None
+            try:
+                async with self._db.transaction() as conn:
+                    await store.release_leases(conn, [r.ticket for r in batch], self._holder)
+                    for provider in {r.provider for r in batch}:
+                        now = max(r.now for r in batch if r.provider == provider)
+                        await store.record_success(conn, provider, now)
+            except Exception as exc:
+                error = exc
+            except BaseException:  # cancelled: the leases expire after their hold time
+                error = ServiceUnavailable()
+                raise
+            finally:
+                for release in batch:
+                    if release.done.done():
+                        continue
+                    if error is None:
+                        release.done.set_result(None)
+                    else:
+                        release.done.set_exception(error)
+                        release.done.exception()  # retrieved: a caller that left needs none
+
     async def snapshot(self) -> list[Health]:
         async with self._db.read() as conn:
             return await store.list_health(conn)
 
     async def aclose(self) -> None:
-        return None
+        pending = {*self._takers.values(), *self._orphans}
+        if self._releaser is not None:
+            pending.add(self._releaser)
+        pending = {task for task in pending if not task.done()}
+        if pending:
+            await asyncio.wait(pending)

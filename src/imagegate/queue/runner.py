@@ -10,9 +10,10 @@ makes a crash at any point harmless:
   restarted job polls the same task and never submits twice. Synchronous vendors answer with
   images at once; those go straight to fetch/store.
 - poll: progress and the vendor's advised delay; the lease is released between polls.
-- fetch/store: outputs are stored under our keys and recorded (step ``fetch``) before finishing,
-  so a restart finishes from the record instead of asking upstream again.
-- finish: one transaction marks COMPLETED, captures the credits and queues the webhook.
+- fetch/store: outputs are stored under our keys, then one transaction records them, marks the
+  job COMPLETED, captures the credits and queues the webhook. A job found at step ``fetch``
+  (outputs recorded apart, by ``JobTransitions.fetched``) finishes from that record instead of
+  asking upstream again.
 
 **An upstream answer, once received, is never bought again.** The answer (a task id, or the
 images) is paid for; losing it to a database or storage outage would make the next attempt buy
@@ -322,14 +323,13 @@ class JobRunner:
             # the job records what really served it.
             route = Route(route.provider, finished.served_model)
         served = route
-        await self._record(
-            job, "outputs", lambda: self._transitions.fetched(lease, served, records)
-        )
         delivered = len(finished.images)
         await self._record(
             job,
             "completion",
-            lambda: self._transitions.complete(lease, job, delivered, served_by=served.provider),
+            lambda: self._transitions.complete(
+                lease, job, delivered, served_by=served.provider, stored=(served, records)
+            ),
         )
 
     async def _cancel_quietly(

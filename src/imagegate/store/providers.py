@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import case, delete, func, literal, or_, select, update
@@ -24,7 +25,9 @@ __all__ = [
     "record_misconfigured",
     "record_success",
     "release_lease",
+    "release_leases",
     "take_lease",
+    "take_leases",
 ]
 
 WINDOW_MS = 60_000
@@ -202,10 +205,65 @@ async def take_lease(
     return result.first() is not None
 
 
+async def take_leases(
+    conn: AsyncConnection,
+    provider: str,
+    *,
+    cap: int,
+    owner: str,
+    now: Millis,
+    leases: Sequence[tuple[str, str | None, Millis]],
+) -> list[str]:
+    """``take_lease`` for many calls at once: ``leases`` are (ticket, job id, expiry), first
+    come first served; the tickets of those that fit under ``cap``.
+
+    The count and the insert run under the same lock as ``take_lease``'s (the provider's
+    health row on PostgreSQL, SQLite's one writer), so the invariant holds the same way.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            select(provider_health.c.provider)
+            .where(provider_health.c.provider == provider)
+            .with_for_update()
+        )
+    table = provider_leases.c
+    await conn.execute(
+        delete(provider_leases).where(table.provider == provider, table.expires_at < now)
+    )
+    held = await conn.scalar(
+        select(func.count()).select_from(provider_leases).where(table.provider == provider)
+    )
+    chosen = list(leases[: max(0, cap - int(held or 0))])
+    if chosen:
+        await conn.execute(
+            provider_leases.insert(),
+            [
+                {
+                    "ticket": ticket,
+                    "provider": provider,
+                    "job_id": job_id,
+                    "owner": owner,
+                    "expires_at": expires_at,
+                }
+                for ticket, job_id, expires_at in chosen
+            ],
+        )
+    return [ticket for ticket, _, _ in chosen]
+
+
 async def release_lease(conn: AsyncConnection, ticket: str, owner: str) -> None:
     await conn.execute(
         delete(provider_leases).where(
             provider_leases.c.ticket == ticket, provider_leases.c.owner == owner
+        )
+    )
+
+
+async def release_leases(conn: AsyncConnection, tickets: Sequence[str], owner: str) -> None:
+    """``release_lease`` for many tickets in one statement."""
+    await conn.execute(
+        delete(provider_leases).where(
+            provider_leases.c.ticket.in_(tickets), provider_leases.c.owner == owner
         )
     )
 

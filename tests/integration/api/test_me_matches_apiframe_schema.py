@@ -6,7 +6,6 @@ operator's ``owner_email``, and the first start gives the first account that ema
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,18 +21,12 @@ from imagegate.services.bootstrap import bootstrap
 from imagegate.types import KeyKind
 from tests.conftest import make_settings
 from tests.integration.conftest import Gateway, open_gateway
-
-APIFRAME_OPENAPI = Path(__file__).parents[4] / "shared" / "reference" / "apiframe-openapi.json"
+from tests.reference import apiframe_schema
 
 
 @pytest.fixture
 def me_schema() -> dict[str, Any]:
-    if not APIFRAME_OPENAPI.exists():
-        pytest.skip(
-            f"Apiframe's OpenAPI document is not beside the repository ({APIFRAME_OPENAPI})"
-        )
-    schema: dict[str, Any] = json.loads(APIFRAME_OPENAPI.read_text())["components"]["schemas"]["Me"]
-    return schema
+    return apiframe_schema("Me")
 
 
 @pytest.fixture

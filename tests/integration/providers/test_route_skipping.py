@@ -126,6 +126,10 @@ async def test_an_ideogram_4_resolution_goes_to_replicate_past_ideograms_4_0_end
     assert str(plain.route) == "ideogram:V_4"
     sized = await router.choose(_job("ideogram-v4-balanced", {"resolution": "2048x2048"}))
     assert str(sized.route) == "replicate:ideogram-ai/ideogram-v4-balanced"
+    shaped = await router.choose(_job("ideogram-v4-balanced", {"aspect_ratio": "16:9"}))
+    assert str(shaped.route) == "replicate:ideogram-ai/ideogram-v4-balanced"
+    seeded = await router.choose(_job("ideogram-v4-balanced", {"seed": 7}))
+    assert str(seeded.route) == "ideogram:V_4"
 
 
 async def test_an_ideogram_3_resolution_never_fails_over_to_fal_which_drops_it(

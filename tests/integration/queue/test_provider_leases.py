@@ -57,3 +57,59 @@ async def test_a_huge_cap_costs_no_row_per_slot(db: Database) -> None:
     async with db.read() as conn:
         tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
     assert "provider_slots" not in tables
+
+
+async def test_successful_calls_give_their_leases_back_together(db: Database) -> None:
+    """Forty calls that succeed at once: every lease is gone when each caller is answered,
+    the provider's failure count is cleared, and it took far fewer writes than calls."""
+    state = DatabaseGateState(db)
+    circuit = Circuit(5, 1000)
+    tickets = [await take(state, cap=100) for _ in range(40)]
+    failed = await take(state, cap=100)
+    assert failed is not None
+    await state.release("alpha", failed, NOW, Outcome("failure"), circuit=circuit)
+    writes = 0
+    transaction = db.transaction
+
+    def counted() -> object:
+        nonlocal writes
+        writes += 1
+        return transaction()
+
+    db.transaction = counted  # type: ignore[method-assign]
+    try:
+        await asyncio.gather(
+            *(
+                state.release("alpha", t, NOW, Outcome("success"), circuit=circuit)
+                for t in tickets
+                if t is not None
+            )
+        )
+    finally:
+        del db.transaction
+    assert await count_rows(db, "provider_leases") == 0
+    async with db.read() as conn:
+        assert (await store.get_health(conn, "alpha")).failures == 0
+    assert writes <= 2
+
+
+async def test_leases_taken_together_still_respect_the_cap(db: Database) -> None:
+    """Sixty calls of three processes ask at once: the leases come in a few writes, five of
+    them, and the fifty-five others are told the provider is busy."""
+    holders = [DatabaseGateState(db) for _ in range(3)]
+    writes = 0
+    transaction = db.transaction
+
+    def counted() -> object:
+        nonlocal writes
+        writes += 1
+        return transaction()
+
+    db.transaction = counted  # type: ignore[method-assign]
+    try:
+        tickets = await asyncio.gather(*(take(holders[n % 3], cap=5) for n in range(60)))
+    finally:
+        del db.transaction
+    assert sum(ticket is not None for ticket in tickets) == 5
+    assert await count_rows(db, "provider_leases") == 5
+    assert writes <= 3 * 3  # the providers' rows (one each), then a round or two per process

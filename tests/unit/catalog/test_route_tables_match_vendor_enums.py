@@ -23,8 +23,13 @@ import pytest
 
 from imagegate.catalog import ModelSpec, build_catalog
 from imagegate.catalog.families import nano_banana
-from imagegate.catalog.families.ideogram import UNSET
-from imagegate.providers import dashscope, gemini, ideogram, openai, reve
+from imagegate.catalog.families.ideogram import (
+    UNSET,
+    V4_REPLICATE_RATIOS,
+    V4_REPLICATE_RESOLUTIONS,
+    IdeogramParams,
+)
+from imagegate.providers import dashscope, gemini, ideogram, openai, replicate, reve
 from imagegate.providers.port import GenerationRequest, ProviderContext
 from imagegate.types import FetchedInput, Route
 
@@ -99,9 +104,14 @@ def test_every_ideogram_route_table_is_exactly_the_vendor_enum(model_id: str, ro
     kind = _ideogram_kind(route)
     assert route.upstream_model in ENUMS["ideogram"]["ModelEnum"] or kind != "legacy"
     assert route.inputs is not None
-    if kind == "v4":  # GenerateImageRequestV4 has no resolution: the job goes to Replicate
-        assert "resolution" not in ENUMS["ideogram"]["GenerateImageRequestV4"]
-        assert route.inputs.refuses == ("resolution",)
+    if kind == "v4":  # GenerateImageRequestV4 takes no shape or style: such a job goes elsewhere
+        sent = set(ENUMS["ideogram"]["GenerateImageRequestV4"])
+        taken = set(IdeogramParams.model_fields) - set(route.inputs.refuses)
+        assert sent & set(route.inputs.refuses) == set()
+        assert {"resolution", "aspect_ratio"} <= set(route.inputs.refuses)
+        # what is neither refused here nor sent is refused by the model's own rules
+        assert taken - sent <= {"rendering_speed", "image", "mask", "style_reference_images",
+                                "character_reference_image"}  # fmt: skip
         assert not route.inputs.values
         return
     table = set(route.inputs.values["aspect_ratio"]) - {UNSET}
@@ -161,11 +171,39 @@ def test_ideogram_resolutions_reach_only_routes_that_send_them() -> None:
                 continue
             assert route.inputs is not None
             if route.provider == "fal":
-                assert route.inputs.refuses == ("resolution",), spec.id
-            elif "v4" not in route.upstream_model:
+                assert "resolution" in route.inputs.refuses, spec.id
+            elif "v4" in route.upstream_model:
+                table = set(route.inputs.values["resolution"]) - {UNSET}
+                assert table == set(V4_REPLICATE_RESOLUTIONS), spec.id
+            else:
                 kind = "legacy" if "-v2" in route.upstream_model else "v3"
                 table = set(route.inputs.values["resolution"]) - {UNSET}
                 assert table == set(_ideogram_resolutions(kind)), spec.id
+
+
+@pytest.mark.parametrize(("ratio", "resolution"), sorted(V4_REPLICATE_RATIOS.items()))
+def test_an_ideogram_4_ratio_reaches_replicate_as_the_resolution_of_that_shape(
+    ratio: str, resolution: str
+) -> None:
+    [route] = [r for _s, r in _routes("replicate") if r.upstream_model.endswith("v4-turbo")]
+    assert route.inputs is not None and route.inputs.refusals({"aspect_ratio": ratio}) == {}
+    width, height = (int(side) for side in resolution.split("x"))
+    wide, tall = (int(side) for side in ratio.split(":"))
+    assert Fraction(width, height) == Fraction(wide, tall)
+    sent = replicate.build_input(route, "a fox", {"aspect_ratio": ratio})
+    assert sent == {"prompt": "a fox", "resolution": resolution}
+    chosen = replicate.build_input(
+        route, "a fox", {"aspect_ratio": ratio, "resolution": "2048x2048"}
+    )
+    assert chosen["resolution"] == "2048x2048"  # an explicit resolution wins
+
+
+def test_only_the_two_ideogram_ratios_with_no_4_0_resolution_are_refused() -> None:
+    [route] = [r for _s, r in _routes("replicate") if r.upstream_model.endswith("v4-quality")]
+    assert route.inputs is not None
+    assert set(_ideogram_ratios("v3")) - set(V4_REPLICATE_RATIOS) == {"1:3", "3:1"}
+    for ratio in ("1:3", "3:1", "21:9"):
+        assert "aspect_ratio" in route.inputs.refusals({"aspect_ratio": ratio})
 
 
 def _bounds(description: str) -> tuple[str, str]:

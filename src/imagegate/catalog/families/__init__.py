@@ -18,6 +18,7 @@ from imagegate.catalog.families import (
     stable_diffusion,
     wan,
 )
+from imagegate.catalog.inputs import refuse_unnamed
 from imagegate.catalog.spec import ModelSpec
 
 __all__ = ["all_specs"]
@@ -41,4 +42,5 @@ FAMILIES = (
 
 
 def all_specs() -> list[ModelSpec]:
-    return [spec for family in FAMILIES for spec in family.SPECS]
+    """Every model; fal and Replicate routes refuse the params their tables leave unsent."""
+    return [refuse_unnamed(spec) for family in FAMILIES for spec in family.SPECS]

@@ -17,14 +17,17 @@ from pydantic import ConfigDict
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import usd
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
-from imagegate.types import Route
+from imagegate.types import Route, RouteInputs
 
 __all__ = ["SPECS", "DalleParams"]
 
 KEY = "dalleParams"
 RETIRED = "2026-05-12"
-SUBSTITUTE = Route("openai", "gpt-image-1.5")
-"""OpenAI's own successor; ``aspect_ratio`` carries over, ``style`` has no equivalent."""
+SUBSTITUTE = Route("openai", "gpt-image-1.5", RouteInputs(values={"style": ("vivid",)}))
+"""OpenAI's own successor; ``aspect_ratio`` carries over, ``style`` has no equivalent (only the
+default is taken)."""
+DALLE_2 = RouteInputs(values={"aspect_ratio": ("1:1",), "style": ("vivid",)})
+"""DALL·E 2 draws squares only and has no style: other values are refused, not dropped."""
 
 
 class DalleParams(Params):
@@ -60,7 +63,7 @@ SPECS = (
             source="OpenAI list price US$0.02 per 1024x1024 image before retirement [unverified]",
         ),
         capabilities=Capabilities(max_resolution="1024x1024"),
-        routes=(Route("openai", "dall-e-2"),),
+        routes=(Route("openai", "dall-e-2", DALLE_2),),
         retired_upstream=RETIRED,
         substitutes=(SUBSTITUTE,),
     ),

@@ -10,6 +10,7 @@ those models are priced by ``resolution`` (``match_input_image`` is charged as t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Literal
 
@@ -19,7 +20,7 @@ from imagegate.catalog.fields import AspectRatio, Uri
 from imagegate.catalog.inputs import FAL_SIZES, fal, replicate, same
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import by_field, usd
-from imagegate.catalog.rules import max_items, unsupported, within
+from imagegate.catalog.rules import max_items, requires, unsupported, within
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing, RuleCheck
 from imagegate.types import Route, RouteInputs
 
@@ -66,8 +67,28 @@ FLUX_11_ULTRA_REPLICATE = replicate(
         ),
     },
 )  # fmt: skip
-FLUX_ULTRA_BFL = RouteInputs(ratios=("21:9", "9:21"))
-"""BFL's ``FluxUltraInput.aspect_ratio``: any ratio "between 21:9 and 9:21"."""
+_REPLICATE_ONLY = ("go_fast", "output_quality")
+FLUX_ULTRA_BFL = RouteInputs(
+    ratios=("21:9", "9:21"),
+    refuses=(*_REPLICATE_ONLY, "guidance", "steps", "resolution", "width", "height"),
+)
+"""BFL's ``FluxUltraInput``: ``aspect_ratio`` any ratio "between 21:9 and 9:21", ``raw``,
+``image_prompt`` and its strength, ``prompt_upsampling``, ``output_format``, ``seed``; no size."""
+FLUX_11_BFL = RouteInputs(
+    refuses=(*_REPLICATE_ONLY, "guidance", "steps", "raw", "image_prompt_strength", "resolution")
+)
+"""BFL's ``FluxPro11Inputs``: ``width``/``height`` (from ``aspect_ratio`` when not given),
+``image_prompt``, ``prompt_upsampling``, ``output_format``, ``seed``."""
+FLUX_2_BFL = RouteInputs(
+    refuses=(
+        *_REPLICATE_ONLY, "guidance", "steps", "prompt_upsampling", "raw", "image_prompt_strength",
+    )
+)  # fmt: skip
+"""BFL's ``Flux2Inputs`` ([pro], [max]): ``width``/``height`` (from ``aspect_ratio`` and
+``resolution`` when not given), up to eight ``input_image*``, ``output_format``, ``seed``."""
+FLUX_2_FLEX_BFL = RouteInputs(refuses=(*_REPLICATE_ONLY, "raw", "image_prompt_strength"))
+"""BFL's ``Flux2FlexInputs``: ``Flux2Inputs`` plus ``guidance``, ``steps``,
+``prompt_upsampling``."""
 FLUX_11_REPLICATE = replicate(
     same(
         "aspect_ratio", "width", "height", "image_prompt", "prompt_upsampling", "output_format",
@@ -151,7 +172,7 @@ def _per_megapixel(first: str, extra: str) -> dict[str, int]:
 
 _FLUX2_PRICE = by_field("resolution", "1MP")
 
-SPECS = (
+_SPECS = (
     ModelSpec(
         id="flux-1.1-pro",
         label="FLUX 1.1 [pro]",
@@ -164,7 +185,7 @@ SPECS = (
         ),
         capabilities=Capabilities(image_input=True, max_input_images=1, max_resolution="1440px"),
         routes=(
-            Route("bfl", "flux-pro-1.1"),
+            Route("bfl", "flux-pro-1.1", FLUX_11_BFL),
             Route("replicate", "black-forest-labs/flux-1.1-pro", FLUX_11_REPLICATE),
             Route("fal", "fal-ai/flux-pro/v1.1", FLUX_11_FAL),
         ),
@@ -208,7 +229,7 @@ SPECS = (
             image_input=True, editing=True, max_input_images=8, max_resolution="4MP"
         ),
         routes=(
-            Route("bfl", "flux-2-pro"),
+            Route("bfl", "flux-2-pro", FLUX_2_BFL),
             Route("replicate", "black-forest-labs/flux-2-pro", FLUX_2_PRO_REPLICATE),
             Route("fal", "fal-ai/flux-2-pro", FLUX_2_FAL),
         ),
@@ -250,7 +271,7 @@ SPECS = (
             image_input=True, editing=True, max_input_images=10, max_resolution="4MP"
         ),
         routes=(
-            Route("bfl", "flux-2-flex"),
+            Route("bfl", "flux-2-flex", FLUX_2_FLEX_BFL),
             Route("replicate", "black-forest-labs/flux-2-flex", FLUX_2_FLEX_REPLICATE),
             Route("fal", "fal-ai/flux-2-flex", FLUX_2_FAL),
         ),
@@ -273,10 +294,13 @@ SPECS = (
             image_input=True, editing=True, max_input_images=8, max_resolution="4MP"
         ),
         routes=(
-            Route("bfl", "flux-2-max"),
+            Route("bfl", "flux-2-max", FLUX_2_BFL),
             Route("replicate", "black-forest-labs/flux-2-max", FLUX_2_MAX_REPLICATE),
             Route("fal", "fal-ai/flux-2-max", FLUX_2_FAL),
         ),
         rules=_references("flux-2-max", 8),
     ),
 )
+_SIDES_TOGETHER = (requires(KEY, "width", "height"), requires(KEY, "height", "width"))
+"""Every route sends ``width`` and ``height`` as one size: one without the other is refused."""
+SPECS = tuple(replace(spec, rules=(*_SIDES_TOGETHER, *spec.rules)) for spec in _SPECS)

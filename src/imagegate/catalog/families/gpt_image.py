@@ -6,6 +6,7 @@ background (OpenAI ships that as a preview only on this model), and a ``moderati
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,6 +48,14 @@ class GptImage2Params(Params):
     input_images: list[Uri] | None = None
     moderation: Literal["auto", "low"] = "auto"
     number_of_images: int = Field(default=1, ge=1, le=10)
+
+
+def _fidelity_edits(params: BaseModel | None, _prompt: str) -> Mapping[str, list[str]]:
+    """``input_fidelity`` is a field of OpenAI's edit request only: asking for ``high`` without
+    ``input_images`` (a generation) would reach no upstream, so it is refused."""
+    if getattr(params, "input_fidelity", "low") == "low" or getattr(params, "input_images", None):
+        return {}
+    return {"gptImageParams.input_fidelity": ["applies to edits only (set input_images)"]}
 
 
 GPT_IMAGE_FAL = fal(
@@ -96,7 +105,7 @@ SPECS = (
         ),
         routes=(Route("openai", "gpt-image-1.5"),),
         outputs=_count,
-        rules=(max_items("gptImageParams", "input_images", 16, "gpt-image-1.5"),),
+        rules=(max_items("gptImageParams", "input_images", 16, "gpt-image-1.5"), _fidelity_edits),
     ),
     ModelSpec(
         id="gpt-image-2",

@@ -9,13 +9,24 @@ both ``image`` and ``mask``. Ideogram 3.0 ids map to one upstream model with a r
 
 Ideogram's own 4.0 endpoint (``V_4``) documents no rendering speed, so only the balanced tier (the
 vendor's default) routes there; turbo and quality run on Replicate's per-tier models. Neither
-upstream takes an input image (only a prompt, seed and resolution), so the 4.0 ids refuse
-``image``, ``mask`` and ``style_reference_images`` rather than quietly generating from text.
+upstream takes an input image, so the 4.0 ids refuse ``image``, ``mask`` and
+``style_reference_images`` rather than quietly generating from text.
+
+The two 4.0 upstreams take different halves of ``ideogramParams``, and a route never drops a param
+it cannot send: it refuses it, so the job goes to the other route or is a 400 naming the field.
+``GenerateImageRequestV4`` (Ideogram) takes ``seed`` and ``magic_prompt_option`` and no shape at
+all; Replicate's ``ideogram-v4-*`` take a ``resolution`` from their own list and no seed, and
+always run Magic Prompt (so ``magic_prompt_option`` ``Auto``/``On`` is honoured there, ``Off`` is
+not). ``aspect_ratio`` is mapped onto the Replicate resolution of exactly that ratio
+(``16:9`` → ``2560x1440``); the thirteen ``AspectRatioV3`` ratios with such a resolution are
+taken, ``1:3`` and ``3:1`` are not. ``style_type``, ``style_preset`` and ``negative_prompt`` reach
+neither 4.0 upstream and are refused.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from fractions import Fraction
 from typing import Literal
 
 from pydantic import ConfigDict, Field
@@ -29,7 +40,13 @@ from imagegate.catalog.rules import requires, unsupported
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing, RuleCheck
 from imagegate.types import Route, RouteInputs
 
-__all__ = ["SPECS", "IdeogramCharacterParams", "IdeogramParams"]
+__all__ = [
+    "SPECS",
+    "V4_IDEOGRAM_REFUSES",
+    "V4_REPLICATE_RATIOS",
+    "IdeogramCharacterParams",
+    "IdeogramParams",
+]
 
 KEY = "ideogramParams"
 
@@ -136,14 +153,23 @@ _LEGACY_VALUES = {
 _V3_VALUES = {"aspect_ratio": (*V3_RATIOS, UNSET), "resolution": (*V3_RESOLUTIONS, UNSET)}
 
 
+V4_UNSENT = ("style_type", "style_preset", "negative_prompt")
+"""``ideogramParams`` that neither Ideogram 4.0 upstream takes: refused on both 4.0 routes."""
+V4_IDEOGRAM_REFUSES = ("resolution", "aspect_ratio", *V4_UNSENT)
+"""``GenerateImageRequestV4`` has only ``prompt``, ``seed``, ``magic_prompt_option`` and
+``custom_model_uri``: a job naming a shape goes to Replicate, which takes one."""
+
+
 def _ideogram_inputs(upstream: str, *, v3: bool, v4: bool) -> RouteInputs:
     """What Ideogram's own API can take for ``upstream`` (4.0 sends no shape at all)."""
-    if v4:  # GenerateImageRequestV4 has no resolution: a job naming one goes to Replicate
-        return RouteInputs(refuses=("resolution",))
+    if v4:
+        return RouteInputs(refuses=V4_IDEOGRAM_REFUSES)
     if v3:
         return RouteInputs(values=_V3_VALUES)
-    refuses = () if upstream in _EDITS else ("mask",)
-    return RouteInputs(values=_LEGACY_VALUES, refuses=refuses)
+    # Ideogram documents ``negative_prompt`` for V_1 and V_2 only; /edit serves V_2 and V_2_TURBO.
+    refuses = ("negative_prompt",) if upstream.startswith("V_2A") else ()
+    mask = () if upstream in _EDITS else ("mask",)
+    return RouteInputs(values=_LEGACY_VALUES, refuses=(*refuses, *mask))
 
 
 _V3_FAL = inputs.fal(
@@ -163,7 +189,8 @@ _V3_FAL = inputs.fal(
     sizes=inputs.FAL_SIZES,
     values={"aspect_ratio": (*inputs.FAL_SIZES, UNSET)},
 )
-_V3_FAL = replace(_V3_FAL, refuses=("resolution",))  # fal's Ideogram takes a size, not this
+# fal's Ideogram takes a size, not a resolution, and has no mask or style preset input
+_V3_FAL = replace(_V3_FAL, refuses=("resolution", "mask", "style_preset"))
 _V2_FAL = inputs.fal(
     {
         **same("aspect_ratio", "seed", "negative_prompt"),
@@ -173,7 +200,7 @@ _V2_FAL = inputs.fal(
     {"style": "lower", "expand_prompt": "magic"},
     values={"aspect_ratio": (*LEGACY_RATIOS, UNSET)},
 )
-_V2_FAL = replace(_V2_FAL, refuses=("resolution",))
+_V2_FAL = replace(_V2_FAL, refuses=("resolution", "mask"))
 _REPLICATE_RATIOS = {"aspect_ratio": (*LEGACY_RATIOS, UNSET)}
 _V2_REPLICATE_VALUES = {**_REPLICATE_RATIOS, "resolution": (*LEGACY_RESOLUTIONS, UNSET)}
 _V3_REPLICATE_VALUES = {**_REPLICATE_RATIOS, "resolution": (*V3_RESOLUTIONS, UNSET)}
@@ -184,6 +211,17 @@ V4_REPLICATE_RESOLUTIONS = (
 )  # fmt: skip
 """``ideogram-ai/ideogram-v4-*`` on Replicate (the model pages' ``resolution`` enum); Ideogram's
 own 4.0 endpoint takes no resolution."""
+
+
+def _exact_resolutions(ratios: tuple[str, ...], resolutions: tuple[str, ...]) -> dict[str, str]:
+    """Each ratio with the one resolution of exactly that shape (``16:9`` → ``2560x1440``)."""
+    shapes = {Fraction(*map(int, size.split("x"))): size for size in resolutions}
+    exact = {ratio: shapes.get(Fraction(*map(int, ratio.split(":")))) for ratio in ratios}
+    return {ratio: size for ratio, size in exact.items() if size is not None}
+
+
+V4_REPLICATE_RATIOS = _exact_resolutions(V3_RATIOS, V4_REPLICATE_RESOLUTIONS)
+"""Our aspect ratios Replicate's 4.0 models can draw, sent as the resolution of that shape."""
 _V2_REPLICATE = inputs.replicate(
     same(
         "aspect_ratio", "resolution", "style_type", "magic_prompt_option", "negative_prompt",
@@ -198,8 +236,19 @@ _V3_REPLICATE = inputs.replicate(
     ),
     values=_V3_REPLICATE_VALUES,
 )  # fmt: skip
-_V4_REPLICATE = inputs.replicate(
-    same("resolution"), values={"resolution": (*V4_REPLICATE_RESOLUTIONS, UNSET)}
+_V3_REPLICATE = replace(_V3_REPLICATE, refuses=("negative_prompt",))  # no such input there
+_V4_REPLICATE = replace(
+    inputs.replicate(
+        # An explicit resolution wins: the adapter fills an input once, in this order.
+        {"resolution": "resolution", "aspect_ratio": "resolution"},
+        values={
+            "resolution": (*V4_REPLICATE_RESOLUTIONS, UNSET),
+            "aspect_ratio": tuple(V4_REPLICATE_RATIOS),
+            "magic_prompt_option": ("Auto", "On"),  # the model always runs Magic Prompt
+        },
+    ),
+    sizes=V4_REPLICATE_RATIOS,
+    refuses=("seed", *V4_UNSENT),
 )
 CHARACTER_REPLICATE = inputs.replicate(
     same(
@@ -208,6 +257,7 @@ CHARACTER_REPLICATE = inputs.replicate(
     ),
     values=_V3_REPLICATE_VALUES,
 )  # fmt: skip
+CHARACTER_REPLICATE = replace(CHARACTER_REPLICATE, refuses=("negative_prompt", "style_preset"))
 
 
 def _fal_inputs(model_id: str, *, v3: bool) -> RouteInputs:

@@ -18,7 +18,7 @@ from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import usd
 from imagegate.catalog.rules import one_of
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing, RuleCheck
-from imagegate.types import Route
+from imagegate.types import Route, RouteInputs
 
 __all__ = ["SPECS", "ImagenParams"]
 
@@ -34,8 +34,10 @@ IMAGEN_4_FAST_REPLICATE = replicate(
 
 KEY = "imagenParams"
 RETIRED = "2026-08-17"
-SUBSTITUTE = Route("gemini", "gemini-2.5-flash-image")
-"""Nano Banana, Google's own successor; ``aspect_ratio`` carries over, the output is 1K."""
+SUBSTITUTE = Route("gemini", "gemini-2.5-flash-image", RouteInputs(values={"image_size": ("1K",)}))
+"""Nano Banana, Google's own successor; ``aspect_ratio`` carries over, the output is a 1K PNG (a
+2K job is refused rather than served at 1K; ``output_format`` has a default, so a JPEG cannot be
+told from a request that named none and is served as PNG)."""
 
 
 class ImagenParams(Params):

@@ -10,6 +10,7 @@ from imagegate.catalog.fields import Uri
 from imagegate.catalog.inputs import fal, same
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import count_field
+from imagegate.catalog.rules import requires
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
 from imagegate.types import Route
 
@@ -49,5 +50,7 @@ SPECS = (
             Route("fal", "fal-ai/kling-image/v3/text-to-image", KLING_FAL),
         ),
         outputs=count_field("n"),
+        # Kling weighs the reference image by it; without an image it would reach no upstream.
+        rules=(requires(KEY, "image_fidelity", "image"),),
     ),
 )

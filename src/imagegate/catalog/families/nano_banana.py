@@ -41,7 +41,9 @@ REPLICATE_RATIOS = (
 
 
 def _gemini(ratios: tuple[str, ...]) -> RouteInputs:
-    return RouteInputs(values={"aspect_ratio": ratios})
+    """Google's own API answers PNG and cannot be asked for another format (``outputMimeType``
+    is Vertex-only), so a job asking for JPEG or WebP runs on Replicate or fal, which send it."""
+    return RouteInputs(values={"aspect_ratio": ratios, "output_format": ("png",)})
 
 
 GEMINI = _gemini(GEMINI_RATIOS)

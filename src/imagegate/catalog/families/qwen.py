@@ -60,7 +60,14 @@ class QwenImage2Params(Params):
     seed: int | None = None
 
 
-QWEN_IMAGE_DASHSCOPE = RouteInputs(shape="synthesis")
+QWEN_IMAGE_DASHSCOPE = RouteInputs(
+    shape="synthesis",
+    refuses=("acceleration", "guidance_scale", "num_inference_steps", "strength"),
+    values={"output_format": ("png",)},
+)
+"""DashScope's qwen-image takes a size, ``n``, ``negative_prompt``, ``prompt_extend``, ``seed``
+and ``watermark``: the fal-style knobs are refused (such a job runs on fal or Replicate), and
+it always answers PNG."""
 QWEN_IMAGE_2_DASHSCOPE = RouteInputs(shape="multimodal")
 QWEN_IMAGE_FAL = fal(
     same(

@@ -10,10 +10,12 @@ from imagegate.catalog.inputs import fal, same
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import usd
 from imagegate.catalog.spec import ModelSpec, Pricing
-from imagegate.types import Route
+from imagegate.types import Route, RouteInputs
 
 __all__ = ["SPECS", "ReveParams"]
 
+REVE_API = RouteInputs(refuses=("seed",))
+"""Reve's ``create`` takes no seed (its SDK README lists every field): such a job runs on fal."""
 REVE_FAL = fal(same("aspect_ratio", "output_format", "seed"), {"output_format": "jpeg"})
 
 
@@ -40,7 +42,7 @@ SPECS = (
             {"default": usd("0.04")}, source="Reve API list price US$0.04/image [unverified]"
         ),
         routes=(
-            Route("reve", "reve-create"),
+            Route("reve", "reve-create", REVE_API),
             Route("fal", "fal-ai/reve/text-to-image", REVE_FAL),
         ),
     ),

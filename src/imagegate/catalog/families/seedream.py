@@ -9,6 +9,7 @@ Seedream 5 Pro takes at most 10 (its Ark model documents the lower limit).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import ConfigDict, Field
@@ -17,7 +18,7 @@ from imagegate.catalog.fields import Uri
 from imagegate.catalog.inputs import FAL_SIZES, fal, replicate, same
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import usd
-from imagegate.catalog.rules import max_items, one_of, within
+from imagegate.catalog.rules import max_items, one_of, requires, within
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
 from imagegate.types import Route
 
@@ -71,7 +72,7 @@ class SeedreamParams(Params):
 
 _EDITING = Capabilities(image_input=True, editing=True, max_input_images=14, max_resolution="4K")
 
-SPECS = (
+_SPECS = (
     ModelSpec(
         id="seedream-3",
         label="Seedream 3",
@@ -181,3 +182,6 @@ SPECS = (
         rules=(max_items(KEY, "image_input", 10, "seedream-5-pro"),),
     ),
 )
+_SIDES_TOGETHER = (requires(KEY, "width", "height"), requires(KEY, "height", "width"))
+"""Every route sends ``width`` and ``height`` as one size: one without the other is refused."""
+SPECS = tuple(replace(spec, rules=(*_SIDES_TOGETHER, *spec.rules)) for spec in _SPECS)

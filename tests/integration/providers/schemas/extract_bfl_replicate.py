@@ -80,19 +80,21 @@ def _parameters(document: dict[str, Any], path: str, method: str, where: str) ->
     }
 
 
-def _write(name: str, source: str, schema: dict[str, Any]) -> None:
+def _write(out: Path, name: str, source: str, schema: dict[str, Any]) -> None:
     vendor = next(name for name in SOURCES if source.startswith(name))
     schema = {"$comment": f"extracted from {source}; {SOURCES[vendor]}", **schema}
-    (HERE / name).write_text(json.dumps(schema, indent=1, ensure_ascii=False) + "\n")
+    (out / name).write_text(json.dumps(schema, indent=1, ensure_ascii=False) + "\n")
 
 
-def main(reference: Path) -> None:
+def main(reference: Path, out: Path = HERE) -> None:
+    """Write every schema file into ``out`` (this folder unless a test asks for another)."""
     bfl = json.loads((reference / "bfl" / "openapi.json").read_text())
     source = "BFL openapi.json"
     for endpoint in BFL_ENDPOINTS:
         path = f"/v1/{endpoint}"
-        _write(f"bfl_{endpoint}.json", f"{source} POST {path}", _body(bfl, path))
+        _write(out, f"bfl_{endpoint}.json", f"{source} POST {path}", _body(bfl, path))
     _write(
+        out,
         "bfl_get_result.query.json",
         f"{source} GET /v1/get_result parameters",
         _parameters(bfl, "/v1/get_result", "get", "query"),
@@ -101,13 +103,17 @@ def main(reference: Path) -> None:
     replicate = json.loads((reference / "replicate" / "openapi.json").read_text())
     source = "Replicate openapi.json"
     models = "/models/{model_owner}/{model_name}/predictions"
-    _write("replicate_model_prediction.json", f"{source} POST {models}", _body(replicate, models))
     _write(
+        out, "replicate_model_prediction.json", f"{source} POST {models}", _body(replicate, models)
+    )
+    _write(
+        out,
         "replicate_version_prediction.json",
         f"{source} POST /predictions",
         _body(replicate, "/predictions"),
     )
     _write(
+        out,
         "replicate_prediction.headers.json",
         f"{source} POST {models} header parameters",
         _parameters(replicate, models, "post", "header"),

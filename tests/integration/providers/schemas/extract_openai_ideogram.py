@@ -72,7 +72,8 @@ def inline(node: Any, schemas: dict[str, Any], seen: tuple[str, ...] = ()) -> An
     return out
 
 
-def main(reference: Path) -> None:
+def main(reference: Path, out: Path = HERE) -> None:
+    """Write every schema file into ``out`` (this folder unless a test asks for another)."""
     for vendor, files in WANTED.items():
         description = json.loads((reference / vendor / "openapi.json").read_text())
         schemas = description["components"]["schemas"]
@@ -86,8 +87,7 @@ def main(reference: Path) -> None:
                 ),
                 **inline(schemas[name], schemas, (name,)),
             }
-            (HERE / filename).write_text(json.dumps(schema, indent=1, sort_keys=True) + "\n")
-            print(f"wrote {filename}")
+            (out / filename).write_text(json.dumps(schema, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":
