@@ -93,6 +93,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--latency", type=float, default=0.0, help="the upstream's, in seconds")
+    parser.add_argument("--connections", type=int, default=32, help="wrk's, for e2e")
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the gateway")
     args = parser.parse_args()
@@ -102,7 +104,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="igprofile-") as tmp:
         work = Path(tmp)
         with (
-            upstream(work) as up,
+            upstream(work, latency=args.latency) as up,
             engine(args.engine, work) as db,
             gateway(
                 db, work, in_process_workers=in_process,
@@ -111,7 +113,8 @@ def main() -> None:
             ) as gw,
         ):  # fmt: skip
             v1 = f"{gw.base_url}/v1/images/generations"
-            timed_calls(v1, gw.live_key, 20)  # warm
+            if not args.latency:
+                timed_calls(v1, gw.live_key, 20)  # warm
             spies = []
             if args.what == "latency":
                 direct = timed_calls(f"{up}/images/generations", UPSTREAM_KEY, args.calls)
@@ -136,12 +139,17 @@ def main() -> None:
                 t0 = time.monotonic()
                 loader = subprocess.Popen(
                     wrk.command(shutil.which("wrk") or "wrk", gw.base_url + "/v2/images/generate",
-                                work / "drive.lua", connections=32, seconds=60),
+                                work / "drive.lua", connections=args.connections, seconds=90),
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
                 done = 0
-                while time.monotonic() - t0 < 60:
-                    done = db.counts()[1] - before
+                submitted_at = None
+                while time.monotonic() - t0 < 90:
+                    total, completed = db.counts()
+                    done = completed - before
+                    if submitted_at is None and total - before >= args.jobs:
+                        submitted_at = time.monotonic() - t0
+                        log(f"{args.jobs} submitted after {submitted_at:.2f} s")
                     if done >= args.jobs:
                         break
                     time.sleep(0.05)

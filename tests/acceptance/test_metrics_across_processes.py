@@ -13,12 +13,12 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from imagegate.observability.metrics import CLUSTER_TTL_SECONDS
 from imagegate.runtime import build_runtime
 from imagegate.services import accounts as account_service
 from imagegate.types import KeyKind
+from tests.acceptance.cluster import Samples, scrape, total
 from tests.acceptance.conftest import IMAGEGATE, child_env, free_port, wait_until_healthy
 from tests.conftest import _truncate_pg, make_settings
 
@@ -27,23 +27,6 @@ pytestmark = pytest.mark.slow
 MODEL = "gpt-image-1.5"
 ROUTES = {MODEL: ["sandbox:gpt-image-1.5"]}
 CREDITS = 10_000
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(url: str) -> Samples:
-    response = httpx2.get(url, timeout=10)
-    assert response.status_code == 200, response.text
-    samples: Samples = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return samples
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    """The sum of ``name`` over every sample carrying ``labels``."""
-    wanted = set(labels.items())
-    return sum(v for (n, have), v in samples.items() if n == name and wanted <= have)
 
 
 def label_values(samples: Samples, name: str, label: str) -> set[str]:

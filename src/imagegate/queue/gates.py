@@ -151,6 +151,7 @@ class ProviderGates:
         """provider → (monotonic time read, health): two reads per call otherwise."""
         self._health_reads: dict[str, asyncio.Task[Health]] = {}
         self._forgotten: dict[str, int] = {}
+        self._releasing: set[asyncio.Task[None]] = set()
         """provider → how often this process changed its health (a read older is not kept)."""
 
     async def _read_health(self, provider: str) -> Health:
@@ -215,20 +216,30 @@ class ProviderGates:
             outcome = Outcome("success")
         finally:
             forget = outcome.kind != "success" or self._known_unhealthy(provider)
-            try:
-                await self._state.release(
-                    provider, ticket, self._clock.now_ms(), outcome, circuit=self._circuit
-                )
-            except ServiceUnavailable:
-                # The call has been made (and perhaps paid for): its answer matters more than
-                # the lease, which is abandoned after its hold time like a dead worker's.
-                log.warning("gate.release_lost", provider=provider, outcome=outcome.kind)
-            if forget:  # after the write, so no read in between caches the old health
-                self._forget(provider)
-            released = self._released.get(provider)
-            if released is not None:
-                async with released:
-                    released.notify(1)
+            if forget:
+                await self._release(provider, ticket, outcome, forget=True)
+            else:
+                # A success changes nothing this process relies on: the job goes on (to store
+                # its images) while the lease is given back.
+                task = asyncio.create_task(self._release(provider, ticket, outcome, forget=False))
+                self._releasing.add(task)
+                task.add_done_callback(self._releasing.discard)
+
+    async def _release(self, provider: str, ticket: str, outcome: Outcome, *, forget: bool) -> None:
+        try:
+            await self._state.release(
+                provider, ticket, self._clock.now_ms(), outcome, circuit=self._circuit
+            )
+        except ServiceUnavailable:
+            # The call has been made (and perhaps paid for): its answer matters more than
+            # the lease, which is abandoned after its hold time like a dead worker's.
+            log.warning("gate.release_lost", provider=provider, outcome=outcome.kind)
+        if forget:  # after the write, so no read in between caches the old health
+            self._forget(provider)
+        released = self._released.get(provider)
+        if released is not None:
+            async with released:
+                released.notify(1)
 
     def _known_unhealthy(self, provider: str) -> bool:
         """Whether the health this process holds shows failures a success now clears."""
@@ -278,6 +289,8 @@ class ProviderGates:
         return await self._state.snapshot()
 
     async def aclose(self) -> None:
+        if self._releasing:
+            await asyncio.wait(set(self._releasing))
         await self._state.aclose()
 
 
