@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx2
 import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from imagegate.services import accounts as account_service
@@ -37,6 +38,7 @@ from tests.acceptance.conftest import IMAGEGATE, child_env, free_port, wait_unti
 
 MODEL = "gpt-image-1.5"
 ROUTES = {MODEL: ["sandbox:gpt-image-1.5"]}
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 @dataclass
@@ -209,9 +211,18 @@ class CountingVendor:
 
 @contextlib.contextmanager
 def serving_in_thread(app: Any) -> Iterator[str]:
-    """Serve an ASGI app (a fake vendor) on 127.0.0.1 from a thread; its base URL."""
+    """Serve an ASGI app (a fake vendor) on 127.0.0.1 from a thread; its base URL.
+
+    On leaving, a request still in the app (a vendor call left hanging on purpose) is cancelled
+    after a second instead of holding the shutdown until the thread's join gives up.
+    """
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=free_port(), log_config=None, access_log=False
+        app,
+        host="127.0.0.1",
+        port=free_port(),
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -321,3 +332,20 @@ async def wait_until_settled(database_url: str, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not settled: {unfinished} jobs open, {pending} webhooks pending")
         await asyncio.sleep(0.5)
+
+
+def scrape(url: str) -> Samples:
+    """A process's ``/metrics``: each sample's value by its name and labels."""
+    response = httpx2.get(url, timeout=10)
+    assert response.status_code == 200, response.text
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of ``name`` over every sample carrying ``labels``."""
+    wanted = set(labels.items())
+    return sum(v for (n, have), v in samples.items() if n == name and wanted <= have)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from imagegate.observability.metrics import CLUSTER_TTL_SECONDS
 from imagegate.runtime import build_runtime
 from imagegate.services import accounts as account_service
 from imagegate.types import KeyKind
+from tests.acceptance.cluster import Samples, scrape, total
 from tests.acceptance.conftest import IMAGEGATE, child_env, free_port, wait_until_healthy
 from tests.conftest import _truncate_pg, make_settings
 
@@ -27,23 +27,6 @@ pytestmark = pytest.mark.slow
 MODEL = "gpt-image-1.5"
 ROUTES = {MODEL: ["sandbox:gpt-image-1.5"]}
 CREDITS = 10_000
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(url: str) -> Samples:
-    response = httpx2.get(url, timeout=10)
-    assert response.status_code == 200, response.text
-    samples: Samples = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return samples
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    """The sum of ``name`` over every sample carrying ``labels``."""
-    wanted = set(labels.items())
-    return sum(v for (n, have), v in samples.items() if n == name and wanted <= have)
 
 
 def label_values(samples: Samples, name: str, label: str) -> set[str]:
@@ -76,9 +59,13 @@ class Deployment:
         )
         self.log = (workdir / "processes.log").open("w")
         self.running: list[subprocess.Popen[str]] = []
-        self.api = [self._serve(), self._serve()]
+        # Started together, as their start-up (imports, migration check) takes seconds each.
+        starting = [self._serve(), self._serve()]
         metrics_port = free_port()
         worker = self._start("worker", IMAGEGATE_WORKER_METRICS_PORT=str(metrics_port))
+        for base_url, process in starting:
+            wait_until_healthy(base_url, process)
+        self.api = [base_url for base_url, _ in starting]
         self.worker_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
         deadline = time.monotonic() + 60
         while True:
@@ -101,14 +88,14 @@ class Deployment:
         self.running.append(process)
         return process
 
-    def _serve(self) -> str:
+    def _serve(self) -> tuple[str, subprocess.Popen[str]]:
+        """Start an API process (not waiting for it); its base URL and process."""
         port = str(free_port())
         base_url = f"http://127.0.0.1:{port}"
         process = self._start(
             "serve", "--no-workers", "--port", port, IMAGEGATE_PUBLIC_BASE_URL=base_url
         )
-        wait_until_healthy(base_url, process)
-        return base_url
+        return base_url, process
 
     def stop(self) -> None:
         for process in self.running:

@@ -1,8 +1,9 @@
 """Multi-node, as deployed: 2 API processes and 3 workers on one PostgreSQL and one SeaweedFS.
 
-1,000 jobs with webhooks go in through both API processes; afterwards every invariant holds
-(each job ended once, one upstream call each, each final webhook delivered once, the ledger
-balanced), and any job's images can be read through either API process.
+300 jobs with webhooks go in through both API processes, enough that each API process accepts a
+share and each worker runs a share; afterwards every invariant holds (each job ended once, one
+upstream call each, each final webhook delivered once, the ledger balanced), and any job's images
+can be read through either API process.
 """
 
 from __future__ import annotations
@@ -20,12 +21,20 @@ import pytest
 
 from imagegate.testing.invariants import WebhookReceiver, check_invariants, sandbox_submits
 from imagegate.testing.seaweed import S3Server, create_bucket, seaweedfs_server
-from tests.acceptance.cluster import Cluster, create_live_key, submit_jobs, wait_until_settled
+from tests.acceptance.cluster import (
+    Cluster,
+    create_live_key,
+    scrape,
+    submit_jobs,
+    total,
+    wait_until_settled,
+)
 from tests.acceptance.conftest import wait_until_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
-JOBS = 1000
+JOBS = 300
+WORKERS = 3
 
 
 @pytest.fixture
@@ -56,10 +65,13 @@ def test_two_api_and_three_worker_processes_share_the_work(
     try:
         with receiver.running():
             apis = [cluster.start_api(f"api-{n + 1}", wait=False) for n in range(2)]
-            for n in range(3):
-                cluster.start_worker(f"worker-{n + 1}", concurrency=8)
+            workers = [f"worker-{n + 1}" for n in range(WORKERS)]
+            for name in workers:
+                cluster.start_worker(name, concurrency=8)
             for api in apis:
                 wait_until_healthy(api.base_url, api.process)
+            for name in workers:
+                cluster.wait_until_working(name)
             key = asyncio.run(create_live_key(fresh_pg_url, credits=100_000))
             accepted = asyncio.run(
                 submit_jobs([api.base_url for api in apis], key, JOBS, receiver.url)
@@ -75,6 +87,15 @@ def test_two_api_and_three_worker_processes_share_the_work(
             )
             assert len(set(accepted)) == JOBS
             assert tally.by_status == {"COMPLETED": JOBS}
+
+            # The load was shared: each API process accepted and each worker ran a fair part.
+            submitted = [
+                total(scrape(f"{api.base_url}/metrics"), "imagegate_jobs_submitted_total")
+                for api in apis
+            ]
+            assert sum(submitted) == JOBS and min(submitted) >= JOBS // 4, submitted
+            ran = {name: cluster.log(name).count('"job.completed"') for name in workers}
+            assert sum(ran.values()) == JOBS and min(ran.values()) >= JOBS // 10, ran
 
             with httpx2.Client(timeout=10) as http:
                 for job_id in accepted[:: JOBS // 10]:

@@ -15,7 +15,8 @@ from imagegate.services.limits import rate_kind
 __all__ = ["CallerDep", "RuntimeDep", "api_key_from"]
 
 
-def _runtime(request: Request) -> Runtime:
+async def _runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, a trip per request.
     runtime: Runtime = request.app.state.runtime
     return runtime
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from imagegate.catalog.spec import RuleCheck
 
-__all__ = ["max_items", "one_of", "requires", "unsupported", "within"]
+__all__ = ["excludes", "max_items", "one_of", "requires", "unsupported", "within"]
 
 
 def _value(params: BaseModel | None, name: str) -> object:
@@ -79,5 +79,17 @@ def one_of(key: str, name: str, allowed: tuple[str, ...], model_id: str) -> Rule
         if value is None or value in allowed:
             return {}
         return {f"{key}.{name}": [f"must be one of {', '.join(allowed)} for {model_id}"]}
+
+    return check
+
+
+def excludes(key: str, name: str, other: str, why: str, *, default: object = None) -> RuleCheck:
+    """``name`` (unless at its ``default``) cannot be honoured together with ``other``: the
+    request ``other`` selects has no such input (an inpainting edit keeps its image's shape)."""
+
+    def check(params: BaseModel | None, _prompt: str) -> Mapping[str, list[str]]:
+        if _value(params, name) in (None, default) or _value(params, other) is None:
+            return {}
+        return {f"{key}.{name}": [f"is not supported together with {other} ({why})"]}
 
     return check

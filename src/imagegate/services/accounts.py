@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hmac
 import time
 import weakref
@@ -128,6 +130,8 @@ class KeyCache:
         self._size = size
         self._monotonic = monotonic
         self._rows: dict[str, tuple[float, ApiKeyRow]] = {}
+        self._loading: dict[str, asyncio.Future[ApiKeyRow | None]] = {}
+        self._generation = 0
         _KEY_CACHES.setdefault(db, weakref.WeakSet()).add(self)
 
     async def authenticate(self, key: str | None) -> Caller:
@@ -138,18 +142,34 @@ class KeyCache:
         cached = self._rows.get(digest)
         if cached is not None and now - cached[0] < self._ttl:
             return _caller(cached[1], digest)
-        async with self._db.read() as conn:
-            row = await store.find_key(conn, digest)
+        loading = self._loading.get(digest)
+        if loading is None:
+            # One read per key at a time: the requests that miss meanwhile wait for it.
+            loading = asyncio.ensure_future(self._load(digest, now, self._generation))
+            self._loading[digest] = loading
+            loading.add_done_callback(functools.partial(self._loaded, digest))
+        return _caller(await asyncio.shield(loading), digest)
+
+    async def _load(self, digest: str, now: float, generation: int) -> ApiKeyRow | None:
+        row = await self._db.read_with(functools.partial(store.find_key, key_hash=digest))
+        if generation != self._generation:  # cleared meanwhile: this row may predate a change
+            return row
         if row is None:
             self._rows.pop(digest, None)
         else:
             if len(self._rows) >= self._size:
                 self._rows.clear()
             self._rows[digest] = (now, row)
-        return _caller(row, digest)
+        return row
+
+    def _loaded(self, digest: str, loading: asyncio.Future[ApiKeyRow | None]) -> None:
+        if self._loading.get(digest) is loading:
+            del self._loading[digest]
 
     def clear(self) -> None:
+        self._generation += 1
         self._rows.clear()
+        self._loading.clear()
 
 
 _KEY_CACHES: weakref.WeakKeyDictionary[Database, weakref.WeakSet[KeyCache]] = (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 import time
 import uuid
@@ -123,8 +124,9 @@ class JobService:
 
     async def get(self, caller: Caller, job_id: str) -> JobRow:
         job_id = check_job_id(job_id)
-        async with self._db.read() as conn:
-            job = await job_store.get_job(conn, job_id, caller.account_id)
+        job = await self._db.read_with(
+            functools.partial(job_store.get_job, job_id=job_id, account_id=caller.account_id)
+        )
         if job is None:
             raise NotFound("Job not found")
         return job

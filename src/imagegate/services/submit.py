@@ -46,7 +46,7 @@ from imagegate.types import Clock, JobStatus, Millis
 
 DAY_MS = 86_400_000
 
-__all__ = ["Accepted", "Submitter", "admit", "check_caps", "claim_key", "retry_key_race"]
+__all__ = ["Accepted", "Submitter", "admit", "claim_key", "retry_key_race"]
 
 UrlCheck = Callable[[str], Awaitable[None]]
 """Raises ``ValidationFailed`` when a webhook URL may not be called (the outbound guard)."""
@@ -129,43 +129,42 @@ class Submitter:
     ) -> Accepted:
         now = self._clock.now_ms()
         job_id = str(uuid_utils.uuid7())
+        spec = request.spec
+        job = NewJob(
+            id=job_id,
+            account_id=caller.account_id,
+            api_key_id=caller.key_id,
+            model=spec.id,
+            prompt=request.prompt,
+            input=dict(request.body),
+            params=request.params_dict,
+            outputs_expected=spec.outputs(request.params),
+            sandbox=caller.is_test,
+            credit_cost=cost,
+            webhook_url=request.webhook_url,
+            webhook_events=list(request.webhook_events) if request.webhook_url else None,
+            retention_days=retention_days,
+            created_at=now,
+            deadline_at=now + self._settings.job_deadline_seconds * 1000,
+        )
+
+        async def accept(conn: AsyncConnection) -> Accepted | None:
+            replay = await claim_key(conn, self._settings, caller, key, request_print, job_id, now)
+            if replay is not None:
+                return replay
+            await job_store.insert_job(conn, job)
+            await job_store.add_event(conn, job_id, "queued", now, {"cost": cost})
+            await notify_in_transaction(conn)
+            # Admitted last, so the account stays locked only from here to the commit.
+            await admit(conn, self._settings, caller, job_id, cost, now, inserted=True)
+            return None
+
         # The first span of the job's trace (``observability.tracing``): the workers' and the
         # webhook sender's spans join it through the job id alone.
-        with self._metrics.tracing.span("job.accept", job_id, model=request.spec.id):
-            async with self._db.transaction() as conn:
-                replay = await claim_key(
-                    conn, self._settings, caller, key, request_print, job_id, now
-                )
-                if replay is not None:
-                    return replay
-                await check_caps(conn, self._settings, caller, cost, now)
-                spec = request.spec
-                await job_store.insert_job(
-                    conn,
-                    NewJob(
-                        id=job_id,
-                        account_id=caller.account_id,
-                        api_key_id=caller.key_id,
-                        model=spec.id,
-                        prompt=request.prompt,
-                        input=dict(request.body),
-                        params=request.params_dict,
-                        outputs_expected=spec.outputs(request.params),
-                        sandbox=caller.is_test,
-                        credit_cost=cost,
-                        webhook_url=request.webhook_url,
-                        webhook_events=(
-                            list(request.webhook_events) if request.webhook_url else None
-                        ),
-                        retention_days=retention_days,
-                        created_at=now,
-                        deadline_at=now + self._settings.job_deadline_seconds * 1000,
-                    ),
-                )
-                await job_store.add_event(conn, job_id, "queued", now, {"cost": cost})
-                await notify_in_transaction(conn)
-                # Admitted last, so the account stays locked only from here to the commit.
-                await admit(conn, self._settings, caller, job_id, cost, now, inserted=True)
+        with self._metrics.tracing.span("job.accept", job_id, model=spec.id):
+            replay = await self._db.write(accept)
+        if replay is not None:
+            return replay
         self._wakeup.notify()
         self._metrics.jobs_submitted.labels(request.spec.id).inc()
         return Accepted(job_id, JobStatus.QUEUED)
@@ -242,21 +241,10 @@ async def admit(
     """
     if model is not None:
         caller.check_model(model)
-    if not inserted:
-        await check_caps(conn, settings, caller, cost, now)
-    await _check_caps(conn, settings, caller, cost, now, locked=True, own=inserted)
+    await _check_caps(conn, settings, caller, cost, now, own=inserted)
     if cost and await accounts.reserve(conn, caller.account_id, job_id, cost, now) is None:
         available = await accounts.balance(conn, caller.account_id)
         raise InsufficientCredits(required=cost, available=available)
-
-
-async def check_caps(
-    conn: AsyncConnection, settings: Settings, caller: Caller, cost: int, now: Millis
-) -> None:
-    """The caps of ``admit`` without its lock: a cap already full in this snapshot is refused at
-    once, without queueing behind the account's other submits (under a burst, most refusals end
-    here). Passing it admits nothing: only ``admit`` does."""
-    await _check_caps(conn, settings, caller, cost, now, locked=False, own=False)
 
 
 async def _check_caps(
@@ -266,15 +254,11 @@ async def _check_caps(
     cost: int,
     now: Millis,
     *,
-    locked: bool,
     own: bool,
 ) -> None:
     """Raise when one more job of ``cost`` would pass a cap; ``own``: it is already counted."""
     account_id = caller.account_id
-    if locked:
-        account = await accounts.lock_account(conn, account_id)
-    else:
-        account = await accounts.get_account(conn, account_id)
+    account = await accounts.lock_account(conn, account_id)
     mine = 1 if own else 0
     queued = await job_store.count_queued(conn, account_id) - mine
     if queued >= settings.max_queued_jobs_per_account:

@@ -17,9 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from imagegate.store.jobs import COUNTED_JOBS
 from imagegate.store.tables import accounts, api_keys, jobs, ledger_entries
 from imagegate.types import Credits, JobStatus, KeyKind, Millis
 
@@ -151,8 +152,12 @@ async def insert_account(
     )
 
 
+_GET_ACCOUNT = select(accounts).where(accounts.c.id == bindparam("account_id"))
+_LOCK_ACCOUNT = _GET_ACCOUNT.with_for_update(key_share=True)
+
+
 async def get_account(conn: AsyncConnection, account_id: str) -> AccountRow | None:
-    row = (await conn.execute(select(accounts).where(accounts.c.id == account_id))).first()
+    row = (await conn.execute(_GET_ACCOUNT, {"account_id": account_id})).first()
     return _account(row) if row else None
 
 
@@ -186,8 +191,7 @@ async def lock_account(conn: AsyncConnection, account_id: str) -> AccountRow | N
     references the account takes, so a transaction that inserted its job first cannot deadlock
     with another doing the same.
     """
-    query = select(accounts).where(accounts.c.id == account_id).with_for_update(key_share=True)
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(_LOCK_ACCOUNT, {"account_id": account_id})).first()
     return _account(row) if row else None
 
 
@@ -201,15 +205,22 @@ async def set_account_limits(
     return result.rowcount == 1
 
 
+_COUNT_ACTIVE = (
+    select(func.count())
+    .select_from(jobs)
+    .where(
+        jobs.c.account_id == bindparam("account_id"),
+        jobs.c.status.in_((JobStatus.QUEUED.value, JobStatus.PROCESSING.value)),
+    )
+)
+
+
 async def count_active_jobs(conn: AsyncConnection, account_id: str) -> int:
     """The account's jobs still to finish: QUEUED and PROCESSING."""
-    active = (JobStatus.QUEUED.value, JobStatus.PROCESSING.value)
-    total = await conn.scalar(
-        select(func.count())
-        .select_from(jobs)
-        .where(jobs.c.account_id == account_id, jobs.c.status.in_(active))
-    )
-    return int(total or 0)
+    if conn.dialect.name == "sqlite":
+        counted = (await conn.execute(COUNTED_JOBS, {"account_id": account_id})).first()
+        return int(counted.queued + counted.processing) if counted else 0
+    return int(await conn.scalar(_COUNT_ACTIVE, {"account_id": account_id}) or 0)
 
 
 async def spent_since(conn: AsyncConnection, account_id: str, since: Millis) -> Credits:
@@ -274,8 +285,11 @@ async def insert_key(
     )
 
 
+_FIND_KEY = select(api_keys).where(api_keys.c.key_hash == bindparam("key_hash"))
+
+
 async def find_key(conn: AsyncConnection, key_hash: str) -> ApiKeyRow | None:
-    row = (await conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash))).first()
+    row = (await conn.execute(_FIND_KEY, {"key_hash": key_hash})).first()
     return _key(row) if row else None
 
 
@@ -322,6 +336,15 @@ async def balance(conn: AsyncConnection, account_id: str) -> Credits:
     return int(value or 0)
 
 
+_INSERT_ENTRY = insert(ledger_entries)
+_RESERVE = (
+    update(accounts)
+    .where(accounts.c.id == bindparam("account_id"), accounts.c.credits >= bindparam("cost"))
+    .values(credits=accounts.c.credits - bindparam("cost"))
+    .returning(accounts.c.credits)
+)
+
+
 async def _entry(
     conn: AsyncConnection,
     account_id: str,
@@ -333,15 +356,16 @@ async def _entry(
     note: str | None = None,
 ) -> None:
     await conn.execute(
-        insert(ledger_entries).values(
-            account_id=account_id,
-            job_id=job_id,
-            kind=kind,
-            amount=amount,
-            balance_after=balance_after,
-            note=note,
-            created_at=now,
-        )
+        _INSERT_ENTRY,
+        {
+            "account_id": account_id,
+            "job_id": job_id,
+            "kind": kind,
+            "amount": amount,
+            "balance_after": balance_after,
+            "note": note,
+            "created_at": now,
+        },
     )
 
 
@@ -349,12 +373,7 @@ async def reserve(
     conn: AsyncConnection, account_id: str, job_id: str, cost: Credits, now: Millis
 ) -> Credits | None:
     """Take ``cost`` credits for a job; the new balance, or None when the balance is short."""
-    new_balance = await conn.scalar(
-        update(accounts)
-        .where(accounts.c.id == account_id, accounts.c.credits >= cost)
-        .values(credits=accounts.c.credits - cost)
-        .returning(accounts.c.credits)
-    )
+    new_balance = await conn.scalar(_RESERVE, {"account_id": account_id, "cost": cost})
     if new_balance is None:
         return None
     await _entry(conn, account_id, job_id, "reserve", -cost, new_balance, now)

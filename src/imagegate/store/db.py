@@ -10,6 +10,14 @@ processes (a CLI command, a second gateway) still meet ``BEGIN IMMEDIATE`` and i
 Reads use a separate engine with plain ``BEGIN``, which in WAL mode is a consistent snapshot
 that never blocks writers.
 
+Hot paths (a submit, a job read) pass their whole transaction as one body to ``write()`` or
+``read_with()``. The body is an ordinary ``async def`` over the connection, like any store
+function; on SQLite it runs in one step on the connection's own thread (``run_inline``: a body
+that only awaits the database never suspends there), so a submit costs one trip to the driver's
+thread instead of one per statement, and many submits share one trip and one commit; reads
+likewise share trips (``GroupRead``), each in its own snapshot. On PostgreSQL the body simply
+runs on the async connection.
+
 PostgreSQL (psycopg 3) uses one pooled engine for both; rows are claimed with
 ``FOR UPDATE SKIP LOCKED`` (see ``imagegate.queue.claims``).
 
@@ -22,20 +30,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator
+import functools
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import sqlalchemy.exc
-from sqlalchemy import event, text
+from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
 
 from imagegate.errors import ServiceUnavailable
 
-__all__ = ["Database", "GroupCommit", "is_unavailable"]
+__all__ = [
+    "Body",
+    "Database",
+    "GroupCommit",
+    "GroupRead",
+    "InlineConnection",
+    "is_unavailable",
+    "run_inline",
+]
+
+T = TypeVar("T")
+
+Body = Callable[[AsyncConnection], Awaitable[T]]
+"""A whole transaction as one function: ``write()`` and ``read_with()`` run it."""
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 GROUP_COMMIT_MAX = 256
@@ -56,11 +80,15 @@ def is_unavailable(exc: BaseException) -> bool:
     ) or (isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated)
 
 
-def _sqlite_engine(url: str, begin: str) -> AsyncEngine:
+def _sqlite_engine(url: str, begin: str, *, reset_on_return: bool = True) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    engine = create_async_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        pool_reset_on_return="rollback" if reset_on_return else None,
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -78,6 +106,78 @@ def _sqlite_engine(url: str, begin: str) -> AsyncEngine:
         connection.exec_driver_sql(begin)
 
     return engine
+
+
+class InlineConnection:
+    """What store functions use of ``AsyncConnection`` (``execute``, ``scalar``, ``dialect``)
+    over a synchronous ``Connection``: its awaits return at once, without suspending."""
+
+    def __init__(self, sync: Connection) -> None:
+        self.sync_connection = sync
+        self.dialect = sync.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        return self.sync_connection.execute(statement, parameters)
+
+    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        return self.sync_connection.scalar(statement, parameters)
+
+
+def run_inline(body: Body[T], sync: Connection) -> T:
+    """Run ``body`` to its end on ``sync``, in the calling thread.
+
+    Every await of a body that only talks to its connection completes at once, so one
+    ``send`` finishes the coroutine; a body that waits on anything else is a bug, refused.
+    """
+    coroutine = cast(Coroutine[Any, Any, T], body(cast(AsyncConnection, InlineConnection(sync))))
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    coroutine.close()
+    raise RuntimeError("a database body awaited something other than its connection")
+
+
+_sync_connections: weakref.WeakKeyDictionary[Any, Connection] = weakref.WeakKeyDictionary()
+
+
+async def _on_driver_thread(conn: AsyncConnection, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` on the thread of ``conn``'s aiosqlite connection, with a synchronous
+    SQLAlchemy ``Connection`` over the same ``sqlite3`` connection, in one trip.
+
+    The synchronous connection is made once per driver connection (on its thread: sqlite3
+    connections belong to the thread that opened them). SQLAlchemy never ends a transaction on
+    it: it is never closed or returned, and its pool does not reset it, so the transaction the
+    caller opened (``BEGIN IMMEDIATE`` of the writer, ``BEGIN`` of a read) stays the caller's.
+    """
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+
+    def run() -> T:
+        sync = _sync_connections.get(driver)
+        if sync is None:
+            raw = driver._conn  # the sqlite3 connection aiosqlite drives on this thread
+            engine = create_engine(
+                "sqlite://",
+                creator=lambda: raw,
+                poolclass=StaticPool,
+                pool_reset_on_return=None,
+            )
+            sync = _sync_connections[driver] = engine.connect()
+        return work(sync)
+
+    # aiosqlite's own way to run a function on its thread; it has no public name for it.
+    return cast(T, await driver._execute(run))
+
+
+@dataclass(eq=False)
+class _Inline(Generic[T]):
+    """A ``write()`` body waiting for the writer; ``done`` is answered after the commit."""
+
+    body: Body[T]
+    done: asyncio.Future[T]
+    value: Any = None
+    error: BaseException | None = None
 
 
 @dataclass(eq=False)
@@ -103,7 +203,91 @@ _writer_task: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.Con
 another one."""
 
 
-class GroupCommit:
+class _OneTask:
+    """A queue of units served by one task, on the loop that queued first (a new loop, such as
+    a test's, gets a new task and queue)."""
+
+    name = ""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[_Unit | _Inline[Any]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._task is not None and not self._task.done() and self._task.get_loop() is loop:
+            return
+        if self._task is None or self._task.get_loop() is not loop:
+            self._queue = asyncio.Queue()  # a queue belongs to the loop it was first used on
+        self._task = loop.create_task(self._serve(), name=self.name)
+
+    async def close(self) -> None:
+        """Stop the task; units still queued get ``ServiceUnavailable``."""
+        task, self._task = self._task, None
+        if task is None or task.done():
+            return
+        if task.get_loop() is not asyncio.get_running_loop():
+            return  # its loop is gone, and the task with it
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        while not self._queue.empty():
+            _fail(self._queue.get_nowait(), ServiceUnavailable())
+
+    async def _serve(self) -> None:
+        raise NotImplementedError
+
+    def _queued(self, body: Body[T]) -> _Inline[T]:
+        loop = asyncio.get_running_loop()
+        unit: _Inline[T] = _Inline(body, loop.create_future())
+        self._start(loop)
+        self._queue.put_nowait(unit)
+        return unit
+
+
+class GroupRead(_OneTask):
+    """SQLite reads given as bodies (``Database.read_with``), many to a trip.
+
+    One task takes every body queued while its last trip ran and runs them one after another
+    on a reader connection's thread, each in its own snapshot (``BEGIN`` … ``COMMIT``). Under load
+    a read costs a share of one trip, not a pool checkout and a trip of its own.
+    """
+
+    name = "imagegate-sqlite-reader"
+
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = GROUP_COMMIT_MAX) -> None:
+        super().__init__()
+        self._engine = engine
+        self._max_batch = max_batch
+
+    async def run(self, body: Body[T]) -> T:
+        unit = self._queued(body)
+        try:
+            async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
+                return await asyncio.shield(unit.done)
+        except TimeoutError:
+            if unit.done.done():
+                raise
+            unit.done.cancel()
+            raise ServiceUnavailable() from None
+
+    async def _serve(self) -> None:
+        while True:
+            batch: list[_Inline[Any]] = [cast(_Inline[Any], await self._queue.get())]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(cast(_Inline[Any], self._queue.get_nowait()))
+            try:
+                async with self._engine.connect() as conn:
+                    await _on_driver_thread(conn, functools.partial(_read_bodies, batch))
+            except Exception as exc:
+                failure = ServiceUnavailable() if is_unavailable(exc) else exc
+                for unit in batch:
+                    _fail(unit, failure)
+                continue
+            for unit in batch:
+                _answer(unit)
+
+
+class GroupCommit(_OneTask):
     """SQLite's one writer: runs ``transaction()`` blocks one after another on one connection,
     each in a savepoint, and commits them together.
 
@@ -113,13 +297,30 @@ class GroupCommit:
     every caller in it gets that failure and nothing of theirs is written. A block that waits
     longer than the busy timeout for its turn gets ``ServiceUnavailable``, as a ``BEGIN
     IMMEDIATE`` would.
+
+    ``run(body)`` queues a whole transaction instead of a block: the writer runs every such body
+    queued in a row in one trip to its connection's thread (``run_inline``), each in its own
+    savepoint, so a burst of submits costs one trip and one commit.
     """
 
+    name = "imagegate-sqlite-writer"
+
     def __init__(self, engine: AsyncEngine, *, max_batch: int = GROUP_COMMIT_MAX) -> None:
+        super().__init__()
         self._engine = engine
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[_Unit] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+
+    async def run(self, body: Body[T]) -> T:
+        """Run ``body`` as one savepoint of the writer's transaction; its result once committed."""
+        unit = self._queued(body)
+        try:
+            async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
+                return await asyncio.shield(unit.done)
+        except TimeoutError:
+            if unit.done.done():
+                raise
+            unit.done.cancel()  # the writer skips it if it has not run it yet
+            raise ServiceUnavailable() from None
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[AsyncConnection]:
@@ -152,27 +353,7 @@ class GroupCommit:
         unit.finish(None)
         await unit.committed
 
-    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._task is not None and not self._task.done() and self._task.get_loop() is loop:
-            return
-        if self._task is None or self._task.get_loop() is not loop:
-            self._queue = asyncio.Queue()  # a queue belongs to the loop it was first used on
-        self._task = loop.create_task(self._write(), name="imagegate-sqlite-writer")
-
-    async def close(self) -> None:
-        """Stop the writer; blocks still queued get ``ServiceUnavailable``."""
-        task, self._task = self._task, None
-        if task is None or task.done():
-            return
-        if task.get_loop() is not asyncio.get_running_loop():
-            return  # its loop is gone, and the task with it
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        while not self._queue.empty():
-            _fail(self._queue.get_nowait(), ServiceUnavailable())
-
-    async def _write(self) -> None:
+    async def _serve(self) -> None:
         while True:
             first = await self._queue.get()
             try:
@@ -182,14 +363,17 @@ class GroupCommit:
                 # Every block of the failed batch has its error; a failed connect, the first.
                 _fail(first, ServiceUnavailable() if is_unavailable(exc) else exc)
 
-    async def _batch(self, conn: AsyncConnection, first: _Unit) -> None:
+    async def _batch(self, conn: AsyncConnection, first: _Unit | _Inline[Any]) -> None:
         taken = [first]
         try:
             transaction = await conn.begin()
-            await self._run(conn, first)
-            while len(taken) < self._max_batch and not self._queue.empty():
-                taken.append(self._queue.get_nowait())
-                await self._run(conn, taken[-1])
+            ready = [first]
+            while ready:
+                await self._run_all(conn, ready)
+                ready = []
+                while len(taken) < self._max_batch and not self._queue.empty():
+                    ready.append(self._queue.get_nowait())
+                    taken.append(ready[-1])
             await transaction.commit()
         except BaseException as exc:
             failure = exc
@@ -199,8 +383,24 @@ class GroupCommit:
                 _fail(unit, failure)
             raise
         for unit in taken:
-            if not unit.committed.done():
+            if isinstance(unit, _Inline):
+                _answer(unit)
+            elif not unit.committed.done():
                 unit.committed.set_result(None)
+
+    async def _run_all(self, conn: AsyncConnection, units: list[_Unit | _Inline[Any]]) -> None:
+        """Run ``units`` in order: each block on its own, each run of bodies in one trip."""
+        bodies: list[_Inline[Any]] = []
+        for unit in units:
+            if isinstance(unit, _Inline):
+                bodies.append(unit)
+                continue
+            if bodies:
+                await _on_driver_thread(conn, functools.partial(_run_bodies, bodies))
+                bodies = []
+            await self._run(conn, unit)
+        if bodies:
+            await _on_driver_thread(conn, functools.partial(_run_bodies, bodies))
 
     async def _run(self, conn: AsyncConnection, unit: _Unit) -> None:
         """One block, in a savepoint: released when the block ends well, else rolled back."""
@@ -214,9 +414,48 @@ class GroupCommit:
             await savepoint.rollback()
 
 
-def _fail(unit: _Unit, error: BaseException) -> None:
+def _run_bodies(bodies: list[_Inline[Any]], sync: Connection) -> None:
+    """On the writer's thread: each body in a savepoint, rolled back if it raises."""
+    for unit in bodies:
+        if unit.done.cancelled():  # its caller gave up waiting
+            continue
+        sync.exec_driver_sql("SAVEPOINT imagegate_body")
+        try:
+            unit.value = run_inline(unit.body, sync)
+        except Exception as exc:
+            unit.error = exc
+            sync.exec_driver_sql("ROLLBACK TO imagegate_body")
+        sync.exec_driver_sql("RELEASE imagegate_body")
+
+
+def _read_bodies(bodies: list[_Inline[Any]], sync: Connection) -> None:
+    """On a reader's thread: each body inside ``BEGIN`` … ``COMMIT`` (a snapshot in WAL mode)."""
+    for unit in bodies:
+        if unit.done.cancelled():  # its caller gave up waiting
+            continue
+        sync.exec_driver_sql("BEGIN")
+        try:
+            unit.value = run_inline(unit.body, sync)
+        except Exception as exc:
+            unit.error = exc
+        finally:
+            sync.exec_driver_sql("COMMIT")
+
+
+def _answer(unit: _Inline[Any]) -> None:
+    """After the commit: the body's result, or its own error."""
+    if unit.done.done():
+        return
+    if unit.error is not None:
+        unit.done.set_exception(unit.error)
+    else:
+        unit.done.set_result(unit.value)
+
+
+def _fail(unit: _Unit | _Inline[Any], error: BaseException) -> None:
     """Hand ``error`` to whichever of the block's waits its caller is in, if any."""
-    for future in (unit.granted, unit.committed):
+    futures = (unit.done,) if isinstance(unit, _Inline) else (unit.granted, unit.committed)
+    for future in futures:
         if not future.done():
             future.set_exception(error)
             future.exception()  # retrieved: a caller that gave up must not leave a warning
@@ -230,8 +469,11 @@ class Database:
         self.dialect = make_url(url).get_backend_name()
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(url, "BEGIN IMMEDIATE")
-            self._reader = _sqlite_engine(url, "BEGIN")
+            # Every read ends its own transaction, so returning a reader to the pool needs no
+            # ROLLBACK (a trip to its thread per read).
+            self._reader = _sqlite_engine(url, "BEGIN", reset_on_return=False)
             self._writer: GroupCommit | None = GroupCommit(self.engine)
+            self._reads: GroupRead | None = GroupRead(self._reader)
         else:
             self.engine = create_async_engine(
                 url,
@@ -243,6 +485,7 @@ class Database:
             )
             self._reader = self.engine
             self._writer = None
+            self._reads = None
 
     @property
     def is_postgres(self) -> bool:
@@ -258,6 +501,35 @@ class Database:
             else:
                 async with self.engine.begin() as conn:
                     yield conn
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise ServiceUnavailable() from exc
+            raise
+
+    async def write(self, body: Body[T]) -> T:
+        """Run ``body`` as one write transaction, like a ``transaction()`` block around it.
+
+        On SQLite the body runs on the writer's thread in one trip (see ``GroupCommit.run``), so
+        it must await nothing but its connection.
+        """
+        try:
+            if self._writer is not None:
+                return await self._writer.run(body)
+            async with self.engine.begin() as conn:
+                return await body(conn)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise ServiceUnavailable() from exc
+            raise
+
+    async def read_with(self, body: Body[T]) -> T:
+        """Run ``body`` in a read-only snapshot, like a ``read()`` block around it; on SQLite in
+        one trip to a reader connection's thread."""
+        if self._reads is None:
+            async with self.read() as conn:
+                return await body(conn)
+        try:
+            return await self._reads.run(body)
         except Exception as exc:
             if is_unavailable(exc):
                 raise ServiceUnavailable() from exc
@@ -282,6 +554,8 @@ class Database:
     async def dispose(self) -> None:
         if self._writer is not None:
             await self._writer.close()
+        if self._reads is not None:
+            await self._reads.close()
         await self.engine.dispose()
         if self._reader is not self.engine:
             await self._reader.dispose()

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.store.outputs import OutputRecord
@@ -129,17 +129,25 @@ class NewJob:
     parent_job_id: str | None = None
 
 
+# The statements of the submit and read paths are built once: each call only binds values.
+_INSERT_JOB = insert(jobs)
+_GET_JOB = select(jobs).where(jobs.c.id == bindparam("job_id"))
+_GET_OWN_JOB = _GET_JOB.where(jobs.c.account_id == bindparam("account_id"))
+
+
 async def insert_job(conn: AsyncConnection, job: NewJob) -> None:
     """Insert ``job`` as a QUEUED job, due now."""
+    values = {field.name: getattr(job, field.name) for field in dataclasses.fields(job)}
     await conn.execute(
-        insert(jobs).values(
-            **dataclasses.asdict(job),
-            status=JobStatus.QUEUED.value,
-            step=JobStep.SUBMIT.value,
-            progress=0,
-            run_at=job.created_at,
-            updated_at=job.created_at,
-        )
+        _INSERT_JOB,
+        {
+            **values,
+            "status": JobStatus.QUEUED.value,
+            "step": JobStep.SUBMIT.value,
+            "progress": 0,
+            "run_at": job.created_at,
+            "updated_at": job.created_at,
+        },
     )
 
 
@@ -147,10 +155,11 @@ async def get_job(
     conn: AsyncConnection, job_id: str, account_id: str | None = None
 ) -> JobRow | None:
     """One job; with ``account_id``, only if that account owns it (another's job is "not found")."""
-    query = select(jobs).where(jobs.c.id == job_id)
-    if account_id is not None:
-        query = query.where(jobs.c.account_id == account_id)
-    row = (await conn.execute(query)).first()
+    if account_id is None:
+        row = (await conn.execute(_GET_JOB, {"job_id": job_id})).first()
+    else:
+        query = {"job_id": job_id, "account_id": account_id}
+        row = (await conn.execute(_GET_OWN_JOB, query)).first()
     return job_from_row(row) if row else None
 
 
@@ -195,13 +204,26 @@ async def distinct_models(conn: AsyncConnection, account_id: str) -> list[str]:
     return [row[0] for row in rows]
 
 
+COUNTED_JOBS = text(
+    "SELECT queued, processing FROM account_job_counts WHERE account_id = :account_id"
+)
+"""On SQLite, an account's QUEUED and PROCESSING jobs as triggers count them (migration 0007)."""
+
+_COUNT_QUEUED = (
+    select(func.count())
+    .select_from(jobs)
+    .where(jobs.c.account_id == bindparam("account_id"), jobs.c.status == JobStatus.QUEUED.value)
+)
+
+
 async def count_queued(conn: AsyncConnection, account_id: str) -> int:
-    total = await conn.scalar(
-        select(func.count())
-        .select_from(jobs)
-        .where(jobs.c.account_id == account_id, jobs.c.status == JobStatus.QUEUED.value)
-    )
-    return int(total or 0)
+    if conn.dialect.name == "sqlite":
+        counted = (await conn.execute(COUNTED_JOBS, {"account_id": account_id})).first()
+        return int(counted.queued) if counted else 0
+    return int(await conn.scalar(_COUNT_QUEUED, {"account_id": account_id}) or 0)
+
+
+_INSERT_EVENT = insert(job_events)
 
 
 async def add_event(
@@ -212,9 +234,8 @@ async def add_event(
     data: Mapping[str, Any] | None = None,
 ) -> None:
     await conn.execute(
-        insert(job_events).values(
-            job_id=job_id, at=now, kind=kind, data=dict(data) if data else None
-        )
+        _INSERT_EVENT,
+        {"job_id": job_id, "at": now, "kind": kind, "data": dict(data) if data else None},
     )
 
 
@@ -231,18 +252,24 @@ class IdempotencyRecord:
     job_id: str
 
 
+_FIND_IDEMPOTENCY = select(idempotency_keys.c.fingerprint, idempotency_keys.c.job_id).where(
+    idempotency_keys.c.account_id == bindparam("account_id"),
+    idempotency_keys.c.key == bindparam("key"),
+    idempotency_keys.c.expires_at > bindparam("now"),
+)
+_DROP_EXPIRED_IDEMPOTENCY = delete(idempotency_keys).where(
+    idempotency_keys.c.account_id == bindparam("account_id"),
+    idempotency_keys.c.key == bindparam("key"),
+    idempotency_keys.c.expires_at <= bindparam("now"),
+)
+_INSERT_IDEMPOTENCY = insert(idempotency_keys)
+
+
 async def find_idempotency(
     conn: AsyncConnection, account_id: str, key: str, now: Millis
 ) -> IdempotencyRecord | None:
-    row = (
-        await conn.execute(
-            select(idempotency_keys.c.fingerprint, idempotency_keys.c.job_id).where(
-                idempotency_keys.c.account_id == account_id,
-                idempotency_keys.c.key == key,
-                idempotency_keys.c.expires_at > now,
-            )
-        )
-    ).first()
+    query = {"account_id": account_id, "key": key, "now": now}
+    row = (await conn.execute(_FIND_IDEMPOTENCY, query)).first()
     return IdempotencyRecord(row.fingerprint, row.job_id) if row else None
 
 
@@ -259,21 +286,18 @@ async def insert_idempotency(
     """Record a key. An expired record under the same key is replaced; a live one makes the
     insert fail with ``IntegrityError`` (a concurrent duplicate: the caller retries and replays)."""
     await conn.execute(
-        delete(idempotency_keys).where(
-            idempotency_keys.c.account_id == account_id,
-            idempotency_keys.c.key == key,
-            idempotency_keys.c.expires_at <= now,
-        )
+        _DROP_EXPIRED_IDEMPOTENCY, {"account_id": account_id, "key": key, "now": now}
     )
     await conn.execute(
-        insert(idempotency_keys).values(
-            account_id=account_id,
-            key=key,
-            fingerprint=fingerprint,
-            job_id=job_id,
-            created_at=now,
-            expires_at=expires_at,
-        )
+        _INSERT_IDEMPOTENCY,
+        {
+            "account_id": account_id,
+            "key": key,
+            "fingerprint": fingerprint,
+            "job_id": job_id,
+            "created_at": now,
+            "expires_at": expires_at,
+        },
     )
 
 

@@ -17,7 +17,9 @@ violation of these rules, then raises ``InvariantsBroken`` listing them all (or 
   sender killed between sending and recording may send again, with the same id), exactly once;
 - **the ledger balances**: each account's credits equal the sum of its ledger entries and its
   last ``balance_after``; each charged job has one reservation, then one capture if it completed
-  or one refund of the whole amount if it did not, never both; a test key's job has no entry.
+  or one refund of the whole amount if it did not, never both; a test key's job has no entry;
+- **admission counts what is there**: on SQLite, the queued and processing counts that triggers
+  keep per account (``account_job_counts``) equal the jobs' statuses.
 
 ``WebhookReceiver`` is a real HTTP server that answers 200 to every POST and records
 ``(jobId, event, webhook-id)``; ``sandbox_submits`` reads the sandbox provider's ``submit_log``.
@@ -34,7 +36,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from imagegate.store.db import Database
 from imagegate.store.tables import accounts, job_events, jobs, ledger_entries, webhook_deliveries
@@ -175,6 +177,11 @@ async def check_invariants(
                 ).all()
             )
             credits = dict((await conn.execute(select(accounts.c.id, accounts.c.credits))).all())
+            counted = (
+                (await conn.execute(text("SELECT * FROM account_job_counts"))).all()
+                if db.dialect == "sqlite"
+                else None
+            )
     finally:
         await db.dispose()
 
@@ -272,6 +279,19 @@ async def check_invariants(
             problems["a job's credits were not settled exactly once"].append(
                 f"{row['id']} {row['status']} cost={row['credit_cost']} entries={entries}"
             )
+
+    # Admission's counts (SQLite keeps them by triggers) match the jobs.
+    if counted is not None:
+        actual: collections.Counter[tuple[str, str]] = collections.Counter(
+            (row["account_id"], row["status"]) for row in job_rows
+        )
+        kept = {account_id: (queued, processing) for account_id, queued, processing in counted}
+        for account_id in set(kept) | {account for account, _ in actual}:
+            truth = (actual[account_id, "QUEUED"], actual[account_id, "PROCESSING"])
+            if kept.get(account_id, (0, 0)) != truth:
+                problems["an account's queued/processing counts do not match its jobs"].append(
+                    f"{account_id} kept={kept.get(account_id)} jobs={truth}"
+                )
 
     if problems:
         lines = []

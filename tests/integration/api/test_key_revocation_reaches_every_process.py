@@ -8,13 +8,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
 
 from imagegate.api.app import create_app
 from imagegate.runtime import build_runtime
-from imagegate.services.accounts import KEY_CACHE_SECONDS
+from imagegate.services.accounts import KEY_CACHE_SECONDS, KeyCache
 from tests.conftest import make_settings
 from tests.integration.conftest import Gateway
 
@@ -54,3 +55,22 @@ async def test_a_revoked_key_stops_working_everywhere_within_the_cache_time(
         assert time.monotonic() - started < KEY_CACHE_SECONDS + 0.5, "the revocation never came"
         await asyncio.sleep(0.05)
     assert (await other_process.get("/v2/me", headers=key)).status_code == 401
+
+
+async def test_requests_that_miss_the_cache_together_share_one_read(gateway: Gateway) -> None:
+    cache = KeyCache(gateway.runtime.db)
+    reads = 0
+    read_with = gateway.runtime.db.read_with
+
+    async def counted(body: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await read_with(body)
+
+    gateway.runtime.db.read_with = counted  # type: ignore[method-assign]
+    try:
+        callers = await asyncio.gather(*(cache.authenticate(gateway.test_key) for _ in range(50)))
+    finally:
+        del gateway.runtime.db.read_with
+    assert reads == 1
+    assert {caller.key_id for caller in callers} == {callers[0].key_id}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from imagegate.store.tables import jobs, ledger_entries
 from imagegate.testing.invariants import InvariantsBroken, check_invariants
@@ -66,4 +66,14 @@ async def test_an_unbalanced_ledger_is_reported(gateway: Gateway) -> None:
             update(ledger_entries).where(ledger_entries.c.kind == "reserve").values(amount=-1)
         )
     with pytest.raises(InvariantsBroken, match="an account's credits do not match its ledger"):
+        await _check(gateway)
+
+
+async def test_admission_counts_that_drift_from_the_jobs_are_reported(gateway: Gateway) -> None:
+    if gateway.runtime.db.dialect != "sqlite":
+        pytest.skip("only SQLite keeps counts (PostgreSQL counts the jobs at each admission)")
+    await _finished_job(gateway)
+    async with gateway.runtime.db.transaction() as conn:
+        await conn.execute(text("UPDATE account_job_counts SET queued = queued + 1"))
+    with pytest.raises(InvariantsBroken, match="queued/processing counts do not match its jobs"):
         await _check(gateway)

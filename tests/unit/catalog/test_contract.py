@@ -463,3 +463,29 @@ def test_only_the_balanced_ideogram_4_tier_routes_to_ideogram_itself() -> None:
         "ideogram-v4-turbo": ["replicate"],
         "ideogram-v4-quality": ["replicate"],
     }
+
+
+@pytest.mark.parametrize(
+    ("model", "key", "params", "path", "message"),
+    [
+        ("ideogram-v3-turbo", "ideogramParams", {"image": URL, "mask": URL, "aspect_ratio": "16:9"},
+         "aspect_ratio", "is not supported together with mask"),
+        ("ideogram-v2", "ideogramParams", {"image": URL, "mask": URL, "negative_prompt": "fog"},
+         "negative_prompt", "is not supported together with mask"),
+        ("gpt-image-2", "gptImage2Params", {"input_images": [URL], "moderation": "low"},
+         "moderation", "is not supported together with input_images (edits)"),
+        ("kling-image", "klingImageParams", {"image": URL, "negative_prompt": "fog"},
+         "negative_prompt", "is not supported together with image"),
+        ("kling-image", "klingImageParams", {"image_fidelity": 0.5}, "image", "is required"),
+        ("qwen-image", "qwenImageParams", {"task_type": "text-to-image", "image_url": URL},
+         "image_url", "is not used by task_type text-to-image"),
+        ("gpt-image-1.5", "gptImageParams", {"input_fidelity": "high"}, "input_fidelity",
+         "applies to edits only"),
+    ],
+)  # fmt: skip
+def test_a_param_the_request_it_rides_on_cannot_carry_is_refused(
+    model: str, key: str, params: dict[str, object], path: str, message: str
+) -> None:
+    details = _details({"model": model, key: params})
+    [found] = details[f"{key}.{path}"]
+    assert found.startswith(message), details

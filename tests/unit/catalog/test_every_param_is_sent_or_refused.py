@@ -2,7 +2,8 @@
 
 For every model × route × param of the model's params object, and for sample values of each
 param (every enum value, both booleans, an in-range number, an image URL, the route's own value
-table for free text), the walk asks what happens to a job carrying it:
+table for free text), alone and again beside each input image (an input often selects another
+request: an edit, a remix), the walk asks what happens to a job carrying it:
 
 - the catalog refuses it (a 400 at submit): fine;
 - the route refuses it (``RouteInputs.refusals``), so the router passes the route over: fine;
@@ -13,8 +14,7 @@ table for free text), the walk asks what happens to a job carrying it:
 ``HONOURED_UNSENT`` lists the values an upstream honours without being told (it always answers
 PNG, say). What the walk does not cover: a value that changes nothing while another value of the
 same param does (value tables are walked against vendor enums in
-``test_route_tables_match_vendor_enums.py``), and params dropped only in combination (a mask with
-one image and not another).
+``test_route_tables_match_vendor_enums.py``), and pairs of plain params dropped only together.
 """
 
 from __future__ import annotations
@@ -72,14 +72,14 @@ HONOURED_UNSENT: Mapping[tuple[str, str], tuple[Any, ...]] = {
             "gemini-3.1-flash-lite-image",
         )
     },
-    ("dashscope:qwen-image", "task_type"): ("text-to-image",),
+    ("dashscope:qwen-image", "task_type"): ("text-to-image", "image-to-image", "image-edit"),
     ("dashscope:qwen-image", "output_format"): ("png",),
 }
 """(route, param) → values the upstream honours without being sent them: Replicate's Ideogram
 4.0 models always run Magic Prompt (``Off`` is refused by the route), Gemini 2.5 Flash Image
 draws 1K only (the model's rules refuse other sizes), Google's API and DashScope's qwen-image
-answer PNG (other formats are refused by the route), and a qwen-image job without an input
-image is a text-to-image task."""
+answer PNG (other formats are refused by the route), and a qwen-image job is a text-to-image
+task without an input image and an edit with one."""
 COUNTS = frozenset({"n", "num_images", "number_of_images"})
 """The number of images is the job's output count, not a param a route sends: a route's count
 input or one-image limit carries it (``test_all_models`` runs several images through each)."""
@@ -186,35 +186,51 @@ def _routes(spec: ModelSpec) -> Iterator[Route]:
             yield route
 
 
-async def _walk(spec: ModelSpec) -> tuple[set[tuple[str, str]], int]:
-    """The (route, param) pairs that drop a value, and how many values reached a vendor.
+INPUTS = ("image", "image_url", "image_prompt", "input_images", "image_input")
+"""Input-image params: each selects another request on some vendors (an edit, a remix), so every
+other param is walked again beside each of them, and beside an inpainting ``image`` + ``mask``."""
+
+
+def _contexts(spec: ModelSpec, route: Route, properties: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The params every walk of ``route`` starts from: the required ones, then each input."""
+    required = [name for name, field in spec.params.model_fields.items() if field.is_required()]
+    base = {name: _values(spec, route, name, properties[name])[0] for name in required}
+    inputs = [name for name in INPUTS if name in properties]
+    contexts = [base]
+    contexts += [{**base, name: _values(spec, route, name, properties[name])[0]} for name in inputs]
+    if "mask" in properties:
+        contexts.append({**base, "mask": "https://in.example/mask.png", **COMPANIONS["mask"]})
+    return contexts
+
+
+async def _walk(spec: ModelSpec) -> tuple[set[tuple[str, str, str]], int]:
+    """The (route, param, context) triples that drop a value, and how many values were walked.
 
     A value is sent when the requests depend on it: they differ from the job without the param,
     or from the job with another value of it (``jpg`` may be what a vendor gets by default, but
     ``png`` then asks for something else)."""
     properties = spec.params.model_json_schema()["properties"]
-    required = [name for name, field in spec.params.model_fields.items() if field.is_required()]
-    drops: set[tuple[str, str]] = set()
+    drops: set[tuple[str, str, str]] = set()
     checked = 0
     for route in _routes(spec):
-        base = {name: _values(spec, route, name, properties[name])[0] for name in required}
-        for name, schema in properties.items():
-            if name in required or name in COUNTS:
-                continue
-            without = _accepted(spec, route, {**base, **COMPANIONS.get(name, {})})
-            if without is None:
-                continue
-            honoured = HONOURED_UNSENT.get((str(route), name), ())
-            sent = [await _sent(spec, route, without)]
-            for value in _values(spec, route, name, schema):
-                both = {**COMPANIONS.get(name, {}), **TOGETHER.get(name, {}), name: value}
-                stored = _accepted(spec, route, {**base, **both})
-                if stored is None or stored == without or value in honoured:
-                    continue  # refused, the default anyway, or honoured without being sent
-                checked += 1
-                sent.append(await _sent(spec, route, stored))
-            if len(sent) > 1 and all(requests == sent[0] for requests in sent[1:]):
-                drops.add((str(route), name))
+        for base in _contexts(spec, route, properties):
+            for name, schema in properties.items():
+                if name in base or name in COUNTS:
+                    continue
+                without = _accepted(spec, route, {**base, **COMPANIONS.get(name, {})})
+                if without is None:
+                    continue
+                honoured = HONOURED_UNSENT.get((str(route), name), ())
+                sent = [await _sent(spec, route, without)]
+                for value in _values(spec, route, name, schema):
+                    both = {**COMPANIONS.get(name, {}), **TOGETHER.get(name, {}), name: value}
+                    stored = _accepted(spec, route, {**base, **both})
+                    if stored is None or stored == without or value in honoured:
+                        continue  # refused, the default anyway, or honoured without being sent
+                    checked += 1
+                    sent.append(await _sent(spec, route, stored))
+                if len(sent) > 1 and all(requests == sent[0] for requests in sent[1:]):
+                    drops.add((str(route), name, "+".join(sorted(base)) or "alone"))
     return drops, checked
 
 

@@ -15,7 +15,7 @@ from imagegate.catalog.fields import Uri
 from imagegate.catalog.inputs import fal, replicate, same
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import usd
-from imagegate.catalog.rules import max_items
+from imagegate.catalog.rules import excludes, max_items
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
 from imagegate.types import Route
 
@@ -136,6 +136,10 @@ SPECS = (
             Route("fal", "openai/gpt-image-2", GPT_IMAGE_FAL),
         ),
         outputs=_count,
-        rules=(max_items("gptImage2Params", "input_images", 16, "gpt-image-2"),),
+        rules=(
+            max_items("gptImage2Params", "input_images", 16, "gpt-image-2"),
+            # OpenAI's CreateImageEditRequest has no moderation field
+            excludes("gptImage2Params", "moderation", "input_images", "edits", default="auto"),
+        ),
     ),
 )

@@ -36,7 +36,7 @@ from imagegate.catalog.fields import Uri
 from imagegate.catalog.inputs import same
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import by_field, usd
-from imagegate.catalog.rules import requires, unsupported
+from imagegate.catalog.rules import excludes, requires, unsupported
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing, RuleCheck
 from imagegate.types import Route, RouteInputs
 
@@ -81,10 +81,17 @@ class IdeogramCharacterParams(_IdeogramFields):
     character_reference_image: Uri
 
 
+_EDIT_KEEPS = tuple(
+    excludes(KEY, name, "mask", "an inpainting edit keeps its image's shape and takes no negatives")
+    for name in ("aspect_ratio", "resolution", "negative_prompt")
+)
+"""Ideogram's ``/edit`` requests (and Replicate's inpainting) have no shape or negative prompt."""
+
+
 def _rules(model_id: str, *, v3: bool, v4: bool = False) -> tuple[RuleCheck, ...]:
     """``v3`` is true for every model with style presets (Ideogram 3.0 and 4.0); ``v4`` marks the
     4.0 models, whose upstreams take no input image."""
-    inpainting = (requires(KEY, "mask", "image"), requires(KEY, "image", "mask"))
+    inpainting = (requires(KEY, "mask", "image"), requires(KEY, "image", "mask"), *_EDIT_KEEPS)
     only_character = (
         unsupported(KEY, "character_reference_image", model_id),
         unsupported(KEY, "rendering_speed", model_id),
@@ -449,6 +456,7 @@ SPECS = (
         rules=(
             requires(KEY, "mask", "image"),
             requires(KEY, "image", "mask"),
+            *_EDIT_KEEPS,
             unsupported(KEY, "style_reference_images", "ideogram-character"),
         ),
         params_required=True,

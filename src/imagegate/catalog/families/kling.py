@@ -10,7 +10,7 @@ from imagegate.catalog.fields import Uri
 from imagegate.catalog.inputs import fal, same
 from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import count_field
-from imagegate.catalog.rules import requires
+from imagegate.catalog.rules import excludes, requires
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
 from imagegate.types import Route
 
@@ -51,6 +51,9 @@ SPECS = (
         ),
         outputs=count_field("n"),
         # Kling weighs the reference image by it; without an image it would reach no upstream.
-        rules=(requires(KEY, "image_fidelity", "image"),),
+        rules=(
+            requires(KEY, "image_fidelity", "image"),
+            excludes(KEY, "negative_prompt", "image", "Kling's image-to-image takes none"),
+        ),
     ),
 )

@@ -100,9 +100,14 @@ QWEN_IMAGE_REPLICATE = replicate(
 
 
 def _source_image_needed(params: BaseModel | None, _prompt: str) -> Mapping[str, list[str]]:
-    """Image-to-image and edit tasks transform ``image_url``; without it there is nothing to do."""
-    if not isinstance(params, QwenImageParams) or params.task_type in (None, "text-to-image"):
+    """Image-to-image and edit tasks transform ``image_url``; without it there is nothing to do,
+    and a text-to-image task would leave it unused."""
+    if not isinstance(params, QwenImageParams) or params.task_type is None:
         return {}
+    if params.task_type == "text-to-image":
+        if params.image_url is None:
+            return {}
+        return {"qwenImageParams.image_url": ["is not used by task_type text-to-image"]}
     if params.image_url is not None:
         return {}
     return {"qwenImageParams.image_url": [f"is required when task_type is {params.task_type}"]}

@@ -1,0 +1,180 @@
+"""A whole transaction passed as one body (``Database.write`` / ``read_with``): on SQLite many
+bodies run in one trip to the writer's thread and share one commit, each answered only after it,
+a failing body rolled back alone, and many reads share a trip to a reader; on PostgreSQL the same
+body runs on the async connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from imagegate.store import accounts
+from imagegate.store import jobs as job_store
+from imagegate.store.db import Database
+from imagegate.store.tables import accounts as accounts_table
+from imagegate.store.tables import jobs
+from tests.factories import add_account, add_job
+
+
+class Refused(Exception):
+    pass
+
+
+@pytest.fixture
+async def sqlite_db(sqlite_url: str) -> AsyncIterator[Database]:
+    database = Database(sqlite_url)
+    yield database
+    await database.dispose()
+
+
+def add(name: str, *, fail: bool = False) -> Any:
+    async def body(conn: AsyncConnection) -> str:
+        await accounts.insert_account(
+            conn, account_id=name, name=name, email=None, webhook_secret="s", now=0
+        )
+        if fail:
+            raise Refused(name)
+        return name
+
+    return body
+
+
+async def stored_names(db: Database) -> set[str]:
+    async with db.read() as conn:
+        return set((await conn.scalars(select(accounts_table.c.id))).all())
+
+
+async def visible_when_answered(db: Database, name: str) -> bool:
+    assert await db.write(add(name)) == name
+    found = await db.read_with(lambda conn: accounts.get_account(conn, name))
+    return found is not None
+
+
+async def test_bodies_share_commits_and_each_is_committed_when_answered(
+    sqlite_db: Database,
+) -> None:
+    commits = [0]
+
+    @event.listens_for(sqlite_db.engine.sync_engine, "commit")
+    def _on_commit(_conn: Any) -> None:
+        commits[0] += 1
+
+    names = [f"account-{n}" for n in range(80)]
+    visible = await asyncio.gather(*(visible_when_answered(sqlite_db, name) for name in names))
+
+    assert all(visible), "a caller was answered before its write was committed"
+    assert await stored_names(sqlite_db) == set(names)
+    assert commits[0] < len(names) / 4, f"{commits[0]} commits for {len(names)} bodies"
+
+
+async def test_a_failing_body_rolls_back_only_its_own_writes(db: Database) -> None:
+    names = [f"account-{n}" for n in range(30)]
+    failing = {"account-3", "account-4", "account-17"}
+
+    results = await asyncio.gather(
+        *(db.write(add(name, fail=name in failing)) for name in names), return_exceptions=True
+    )
+
+    for name, result in zip(names, results, strict=True):
+        if name in failing:
+            assert isinstance(result, Refused), (name, result)
+        else:
+            assert result == name
+    assert await stored_names(db) == set(names) - failing
+
+
+async def test_bodies_and_blocks_interleave_in_one_batch(sqlite_db: Database) -> None:
+    async def block(name: str) -> None:
+        async with sqlite_db.transaction() as conn:
+            await add(name)(conn)
+            await asyncio.sleep(0)
+
+    bodies = [sqlite_db.write(add(f"body-{n}")) for n in range(20)]
+    blocks = [block(f"block-{n}") for n in range(20)]
+    await asyncio.gather(*(item for pair in zip(bodies, blocks, strict=True) for item in pair))
+
+    assert len(await stored_names(sqlite_db)) == 40
+
+
+async def test_a_body_that_waits_on_anything_but_its_connection_is_refused(
+    sqlite_db: Database,
+) -> None:
+    async def sleeps(conn: AsyncConnection) -> None:
+        await add("never")(conn)
+        await asyncio.sleep(0)  # suspends once, as any real wait would
+
+    with pytest.raises(RuntimeError, match="awaited something other than its connection"):
+        await sqlite_db.write(sleeps)
+    assert await stored_names(sqlite_db) == set()
+
+
+async def test_a_body_reads_a_snapshot_of_committed_data(db: Database) -> None:
+    account_id = await add_account(db)
+    job_id = await add_job(db, account_id)
+
+    job = await db.read_with(lambda conn: job_store.get_job(conn, job_id, account_id))
+    other = await db.read_with(lambda conn: job_store.get_job(conn, job_id, "someone-else"))
+
+    assert job is not None and job.id == job_id
+    assert other is None
+
+
+async def test_sqlite_counts_follow_every_status_change(sqlite_db: Database) -> None:
+    first, second = await add_account(sqlite_db), await add_account(sqlite_db)
+    queued = [await add_job(sqlite_db, first) for _ in range(5)] + [
+        await add_job(sqlite_db, second)
+    ]
+
+    async def counts() -> dict[str, tuple[int, int]]:
+        async with sqlite_db.read() as conn:
+            rows = await conn.execute(text("SELECT * FROM account_job_counts"))
+            return {row.account_id: (row.queued, row.processing) for row in rows}
+
+    async def status(job_id: str, value: str, **more: str) -> None:
+        async with sqlite_db.transaction() as conn:
+            await conn.execute(update(jobs).where(jobs.c.id == job_id).values(status=value, **more))
+
+    assert await counts() == {first: (5, 0), second: (1, 0)}
+    await status(queued[0], "PROCESSING")
+    await status(queued[1], "PROCESSING")
+    await status(queued[1], "COMPLETED")
+    await status(queued[2], "CANCELLED")
+    await status(queued[3], "QUEUED")  # no change of status
+    await status(queued[4], "PROCESSING", account_id=second)
+    assert await counts() == {first: (1, 1), second: (1, 1)}
+    async with sqlite_db.read() as conn:
+        assert await accounts.count_active_jobs(conn, first) == 2
+        assert await job_store.count_queued(conn, second) == 1
+
+
+async def test_concurrent_reads_share_trips_and_a_failing_one_fails_alone(
+    sqlite_db: Database,
+) -> None:
+    await sqlite_db.write(add("someone"))
+    checkouts = [0]
+
+    @event.listens_for(sqlite_db._reader.sync_engine, "checkout")
+    def _on_checkout(*_: Any) -> None:
+        checkouts[0] += 1
+
+    async def broken(conn: AsyncConnection) -> None:
+        await accounts.get_account(conn, "someone")
+        raise Refused("broken")
+
+    reads = [
+        sqlite_db.read_with(broken)
+        if n == 7
+        else sqlite_db.read_with(lambda conn: accounts.get_account(conn, "someone"))
+        for n in range(60)
+    ]
+    results = await asyncio.gather(*reads, return_exceptions=True)
+
+    assert isinstance(results[7], Refused)
+    found = [result for n, result in enumerate(results) if n != 7]
+    assert all(getattr(row, "id", None) == "someone" for row in found), found
+    assert checkouts[0] < 60 / 4, f"{checkouts[0]} trips for 60 reads"
