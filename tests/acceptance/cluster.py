@@ -211,9 +211,18 @@ class CountingVendor:
 
 @contextlib.contextmanager
 def serving_in_thread(app: Any) -> Iterator[str]:
-    """Serve an ASGI app (a fake vendor) on 127.0.0.1 from a thread; its base URL."""
+    """Serve an ASGI app (a fake vendor) on 127.0.0.1 from a thread; its base URL.
+
+    On leaving, a request still in the app (a vendor call left hanging on purpose) is cancelled
+    after a second instead of holding the shutdown until the thread's join gives up.
+    """
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=free_port(), log_config=None, access_log=False
+        app,
+        host="127.0.0.1",
+        port=free_port(),
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

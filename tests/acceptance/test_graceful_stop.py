@@ -23,6 +23,7 @@ from tests.acceptance.cluster import (
     submit_jobs,
     wait_until_settled,
 )
+from tests.acceptance.conftest import wait_until_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -86,8 +87,9 @@ def test_sigterm_hands_a_job_in_flight_to_another_worker_at_once(
             if holder == "serve":
                 api = cluster.start_embedded("holder", workers=1)
             else:
-                api = cluster.start_api("api")
+                api = cluster.start_api("api", wait=False)
                 cluster.start_worker("holder", concurrency=1)
+                wait_until_healthy(api.base_url, api.process)
             key = asyncio.run(create_live_key(fresh_pg_url, credits=100))
             [job_id] = asyncio.run(submit_jobs([api.base_url], key, 1, receiver.url))
             held = asyncio.run(

@@ -43,8 +43,12 @@ class Processes:
         )
         self.log = (workdir / "processes.log").open("w")
         self.running: list[subprocess.Popen[str]] = []
-        self.api = [self._serve(), self._serve()]
+        # Started together, as their start-up (imports, migration check) takes seconds each.
+        starting = [self._serve(), self._serve()]
         self._start("worker")
+        for base_url, process in starting:
+            wait_until_healthy(base_url, process)
+        self.api = [base_url for base_url, _ in starting]
 
     def _start(self, *args: str, **env: str) -> subprocess.Popen[str]:
         process = subprocess.Popen(
@@ -57,14 +61,14 @@ class Processes:
         self.running.append(process)
         return process
 
-    def _serve(self) -> str:
+    def _serve(self) -> tuple[str, subprocess.Popen[str]]:
+        """Start an API process (not waiting for it); its base URL and process."""
         port = str(free_port())
         base_url = f"http://127.0.0.1:{port}"
         process = self._start(
             "serve", "--no-workers", "--port", port, IMAGEGATE_PUBLIC_BASE_URL=base_url
         )
-        wait_until_healthy(base_url, process)
-        return base_url
+        return base_url, process
 
     def stop(self) -> None:
         for process in self.running:

@@ -59,9 +59,13 @@ class Deployment:
         )
         self.log = (workdir / "processes.log").open("w")
         self.running: list[subprocess.Popen[str]] = []
-        self.api = [self._serve(), self._serve()]
+        # Started together, as their start-up (imports, migration check) takes seconds each.
+        starting = [self._serve(), self._serve()]
         metrics_port = free_port()
         worker = self._start("worker", IMAGEGATE_WORKER_METRICS_PORT=str(metrics_port))
+        for base_url, process in starting:
+            wait_until_healthy(base_url, process)
+        self.api = [base_url for base_url, _ in starting]
         self.worker_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
         deadline = time.monotonic() + 60
         while True:
@@ -84,14 +88,14 @@ class Deployment:
         self.running.append(process)
         return process
 
-    def _serve(self) -> str:
+    def _serve(self) -> tuple[str, subprocess.Popen[str]]:
+        """Start an API process (not waiting for it); its base URL and process."""
         port = str(free_port())
         base_url = f"http://127.0.0.1:{port}"
         process = self._start(
             "serve", "--no-workers", "--port", port, IMAGEGATE_PUBLIC_BASE_URL=base_url
         )
-        wait_until_healthy(base_url, process)
-        return base_url
+        return base_url, process
 
     def stop(self) -> None:
         for process in self.running:
