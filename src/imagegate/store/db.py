@@ -14,8 +14,9 @@ Hot paths (a submit, a job read) pass their whole transaction as one body to ``w
 ``read_with()``. The body is an ordinary ``async def`` over the connection, like any store
 function; on SQLite it runs in one step on the connection's own thread (``run_inline``: a body
 that only awaits the database never suspends there), so a submit costs one trip to the driver's
-thread instead of one per statement, and many submits share one trip and one commit. On
-PostgreSQL the body simply runs on the async connection.
+thread instead of one per statement, and many submits share one trip and one commit; reads
+likewise share trips (``GroupRead``), each in its own snapshot. On PostgreSQL the body simply
+runs on the async connection.
 
 PostgreSQL (psycopg 3) uses one pooled engine for both; rows are claimed with
 ``FOR UPDATE SKIP LOCKED`` (see ``imagegate.queue.claims``).
@@ -45,7 +46,15 @@ from sqlalchemy.pool import StaticPool
 
 from imagegate.errors import ServiceUnavailable
 
-__all__ = ["Body", "Database", "GroupCommit", "InlineConnection", "is_unavailable", "run_inline"]
+__all__ = [
+    "Body",
+    "Database",
+    "GroupCommit",
+    "GroupRead",
+    "InlineConnection",
+    "is_unavailable",
+    "run_inline",
+]
 
 T = TypeVar("T")
 
@@ -194,7 +203,91 @@ _writer_task: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.Con
 another one."""
 
 
-class GroupCommit:
+class _OneTask:
+    """A queue of units served by one task, on the loop that queued first (a new loop, such as
+    a test's, gets a new task and queue)."""
+
+    name = ""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[_Unit | _Inline[Any]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._task is not None and not self._task.done() and self._task.get_loop() is loop:
+            return
+        if self._task is None or self._task.get_loop() is not loop:
+            self._queue = asyncio.Queue()  # a queue belongs to the loop it was first used on
+        self._task = loop.create_task(self._serve(), name=self.name)
+
+    async def close(self) -> None:
+        """Stop the task; units still queued get ``ServiceUnavailable``."""
+        task, self._task = self._task, None
+        if task is None or task.done():
+            return
+        if task.get_loop() is not asyncio.get_running_loop():
+            return  # its loop is gone, and the task with it
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        while not self._queue.empty():
+            _fail(self._queue.get_nowait(), ServiceUnavailable())
+
+    async def _serve(self) -> None:
+        raise NotImplementedError
+
+    def _queued(self, body: Body[T]) -> _Inline[T]:
+        loop = asyncio.get_running_loop()
+        unit: _Inline[T] = _Inline(body, loop.create_future())
+        self._start(loop)
+        self._queue.put_nowait(unit)
+        return unit
+
+
+class GroupRead(_OneTask):
+    """SQLite reads given as bodies (``Database.read_with``), many to a trip.
+
+    One task takes every body queued while its last trip ran and runs them one after another
+    on a reader connection's thread, each in its own snapshot (``BEGIN`` … ``COMMIT``). Under load
+    a read costs a share of one trip, not a pool checkout and a trip of its own.
+    """
+
+    name = "imagegate-sqlite-reader"
+
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = GROUP_COMMIT_MAX) -> None:
+        super().__init__()
+        self._engine = engine
+        self._max_batch = max_batch
+
+    async def run(self, body: Body[T]) -> T:
+        unit = self._queued(body)
+        try:
+            async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
+                return await asyncio.shield(unit.done)
+        except TimeoutError:
+            if unit.done.done():
+                raise
+            unit.done.cancel()
+            raise ServiceUnavailable() from None
+
+    async def _serve(self) -> None:
+        while True:
+            batch: list[_Inline[Any]] = [cast(_Inline[Any], await self._queue.get())]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(cast(_Inline[Any], self._queue.get_nowait()))
+            try:
+                async with self._engine.connect() as conn:
+                    await _on_driver_thread(conn, functools.partial(_read_bodies, batch))
+            except Exception as exc:
+                failure = ServiceUnavailable() if is_unavailable(exc) else exc
+                for unit in batch:
+                    _fail(unit, failure)
+                continue
+            for unit in batch:
+                _answer(unit)
+
+
+class GroupCommit(_OneTask):
     """SQLite's one writer: runs ``transaction()`` blocks one after another on one connection,
     each in a savepoint, and commits them together.
 
@@ -210,18 +303,16 @@ class GroupCommit:
     savepoint, so a burst of submits costs one trip and one commit.
     """
 
+    name = "imagegate-sqlite-writer"
+
     def __init__(self, engine: AsyncEngine, *, max_batch: int = GROUP_COMMIT_MAX) -> None:
+        super().__init__()
         self._engine = engine
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[_Unit | _Inline[Any]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
 
     async def run(self, body: Body[T]) -> T:
         """Run ``body`` as one savepoint of the writer's transaction; its result once committed."""
-        loop = asyncio.get_running_loop()
-        unit: _Inline[T] = _Inline(body, loop.create_future())
-        self._start(loop)
-        self._queue.put_nowait(unit)
+        unit = self._queued(body)
         try:
             async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
                 return await asyncio.shield(unit.done)
@@ -262,27 +353,7 @@ class GroupCommit:
         unit.finish(None)
         await unit.committed
 
-    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._task is not None and not self._task.done() and self._task.get_loop() is loop:
-            return
-        if self._task is None or self._task.get_loop() is not loop:
-            self._queue = asyncio.Queue()  # a queue belongs to the loop it was first used on
-        self._task = loop.create_task(self._write(), name="imagegate-sqlite-writer")
-
-    async def close(self) -> None:
-        """Stop the writer; blocks still queued get ``ServiceUnavailable``."""
-        task, self._task = self._task, None
-        if task is None or task.done():
-            return
-        if task.get_loop() is not asyncio.get_running_loop():
-            return  # its loop is gone, and the task with it
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        while not self._queue.empty():
-            _fail(self._queue.get_nowait(), ServiceUnavailable())
-
-    async def _write(self) -> None:
+    async def _serve(self) -> None:
         while True:
             first = await self._queue.get()
             try:
@@ -357,13 +428,18 @@ def _run_bodies(bodies: list[_Inline[Any]], sync: Connection) -> None:
         sync.exec_driver_sql("RELEASE imagegate_body")
 
 
-def _read_inline(body: Body[T], sync: Connection) -> T:
-    """On a reader's thread: ``body`` inside ``BEGIN`` … ``COMMIT`` (a snapshot in WAL mode)."""
-    sync.exec_driver_sql("BEGIN")
-    try:
-        return run_inline(body, sync)
-    finally:
-        sync.exec_driver_sql("COMMIT")
+def _read_bodies(bodies: list[_Inline[Any]], sync: Connection) -> None:
+    """On a reader's thread: each body inside ``BEGIN`` … ``COMMIT`` (a snapshot in WAL mode)."""
+    for unit in bodies:
+        if unit.done.cancelled():  # its caller gave up waiting
+            continue
+        sync.exec_driver_sql("BEGIN")
+        try:
+            unit.value = run_inline(unit.body, sync)
+        except Exception as exc:
+            unit.error = exc
+        finally:
+            sync.exec_driver_sql("COMMIT")
 
 
 def _answer(unit: _Inline[Any]) -> None:
@@ -397,6 +473,7 @@ class Database:
             # ROLLBACK (a trip to its thread per read).
             self._reader = _sqlite_engine(url, "BEGIN", reset_on_return=False)
             self._writer: GroupCommit | None = GroupCommit(self.engine)
+            self._reads: GroupRead | None = GroupRead(self._reader)
         else:
             self.engine = create_async_engine(
                 url,
@@ -408,6 +485,7 @@ class Database:
             )
             self._reader = self.engine
             self._writer = None
+            self._reads = None
 
     @property
     def is_postgres(self) -> bool:
@@ -447,12 +525,11 @@ class Database:
     async def read_with(self, body: Body[T]) -> T:
         """Run ``body`` in a read-only snapshot, like a ``read()`` block around it; on SQLite in
         one trip to a reader connection's thread."""
-        if self._writer is None:
+        if self._reads is None:
             async with self.read() as conn:
                 return await body(conn)
         try:
-            async with self._reader.connect() as conn:
-                return await _on_driver_thread(conn, functools.partial(_read_inline, body))
+            return await self._reads.run(body)
         except Exception as exc:
             if is_unavailable(exc):
                 raise ServiceUnavailable() from exc
@@ -477,6 +554,8 @@ class Database:
     async def dispose(self) -> None:
         if self._writer is not None:
             await self._writer.close()
+        if self._reads is not None:
+            await self._reads.close()
         await self.engine.dispose()
         if self._reader is not self.engine:
             await self._reader.dispose()

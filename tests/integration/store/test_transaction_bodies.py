@@ -1,6 +1,7 @@
 """A whole transaction passed as one body (``Database.write`` / ``read_with``): on SQLite many
 bodies run in one trip to the writer's thread and share one commit, each answered only after it,
-a failing body rolled back alone; on PostgreSQL the same body runs on the async connection."""
+a failing body rolled back alone, and many reads share a trip to a reader; on PostgreSQL the same
+body runs on the async connection."""
 
 from __future__ import annotations
 
@@ -149,3 +150,31 @@ async def test_sqlite_counts_follow_every_status_change(sqlite_db: Database) -> 
     async with sqlite_db.read() as conn:
         assert await accounts.count_active_jobs(conn, first) == 2
         assert await job_store.count_queued(conn, second) == 1
+
+
+async def test_concurrent_reads_share_trips_and_a_failing_one_fails_alone(
+    sqlite_db: Database,
+) -> None:
+    await sqlite_db.write(add("someone"))
+    checkouts = [0]
+
+    @event.listens_for(sqlite_db._reader.sync_engine, "checkout")
+    def _on_checkout(*_: Any) -> None:
+        checkouts[0] += 1
+
+    async def broken(conn: AsyncConnection) -> None:
+        await accounts.get_account(conn, "someone")
+        raise Refused("broken")
+
+    reads = [
+        sqlite_db.read_with(broken)
+        if n == 7
+        else sqlite_db.read_with(lambda conn: accounts.get_account(conn, "someone"))
+        for n in range(60)
+    ]
+    results = await asyncio.gather(*reads, return_exceptions=True)
+
+    assert isinstance(results[7], Refused)
+    found = [result for n, result in enumerate(results) if n != 7]
+    assert all(getattr(row, "id", None) == "someone" for row in found), found
+    assert checkouts[0] < 60 / 4, f"{checkouts[0]} trips for 60 reads"
