@@ -93,14 +93,8 @@ draws 1K only (the model's rules refuse other sizes), Google's API and DashScope
 answer PNG (other formats are refused by the route), a qwen-image job is a text-to-image
 task without an input image and an edit with one, BFL answers JPEG and sizes FLUX.2 from the
 input image unless told otherwise, and Gemini grounds in search results only when asked."""
-KNOWN_VALUE_DROPS: frozenset[tuple[str, str, str]] = frozenset(
-    (f"ark:{upstream}", "resolution", "1MP")
-    for upstream in ("seedream-3-0-t2i-250415", "seedream-4-0-250828", "seedream-4-5-251128",
-                     "seedream-5-0-lite-260128", "dola-seedream-5-0-pro-260628")
-)  # fmt: skip
-"""(route, param, value) still dropped: ``seedreamParams.resolution`` and ``size`` are free text
-in Apiframe's schema; Ark takes tiers (``1K`` … ``4K``), ``WxH`` and ``regular``/``big``/``small``
-and leaves any other text unsent. No value table or pattern is declared for them yet."""
+
+
 COUNTS = frozenset({"n", "num_images", "number_of_images"})
 """The number of images is the job's output count, not a param a route sends: a route's count
 input or one-image limit carries it (``test_all_models`` runs several images through each)."""
@@ -255,6 +249,4 @@ async def _walk(spec: ModelSpec) -> tuple[set[tuple[str, str, str]], int]:
 async def test_every_accepted_param_is_sent_or_refused_on_every_route(spec: ModelSpec) -> None:
     drops, checked = await _walk(spec)
     assert checked or not spec.params.model_fields, f"{spec.id}: no param value was walked"
-    known = {drop for drop in KNOWN_VALUE_DROPS if drop[0] in map(str, _routes(spec))}
-    assert sorted(drops - known) == [], "accepted, routed here and silently not sent"
-    assert sorted(known - drops) == [], "sent or refused now: remove from KNOWN_VALUE_DROPS"
+    assert sorted(drops) == [], "accepted, routed here and silently not sent"
