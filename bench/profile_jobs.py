@@ -42,7 +42,8 @@ CAPS = {
 
 
 def summarize(raw: Path, limit: int = 25) -> None:
-    """Print the leaf frames and the imagegate frames with the most samples."""
+    """Print the leaf frames and the imagegate frames with the most samples of the event
+    loop's thread (the main thread)."""
     leaves: collections.Counter[str] = collections.Counter()
     ours: collections.Counter[str] = collections.Counter()
     total = 0
@@ -51,8 +52,10 @@ def summarize(raw: Path, limit: int = 25) -> None:
         if not count_text.isdigit():
             continue
         count = int(count_text)
-        total += count
         frames = stack.split(";")
+        if "MainThread" not in frames[0]:
+            continue
+        total += count
         leaves[frames[-1]] += count
         for frame in set(frames):
             if "imagegate/" in frame:
@@ -68,7 +71,17 @@ def spy(pids: list[int], out: Path, seconds: float) -> list[subprocess.Popen[byt
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     procs = []
     for n, pid in enumerate(pids):
-        args = [py_spy, "record", "-f", "raw", "-r", "200", "-d", str(int(seconds) + 1)]
+        args = [
+            py_spy,
+            "record",
+            "-f",
+            "raw",
+            "-r",
+            "200",
+            "--threads",
+            "-d",
+            str(int(seconds) + 1),
+        ]
         args += ["-o", f"{out}.{n}", "-p", str(pid)]
         procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     time.sleep(0.5)

@@ -131,7 +131,9 @@ class RouteInputs:
     counterpart for; ``ratios`` is the widest and the tallest ``W:H`` the vendor takes, for vendors
     that take any ratio between two bounds; ``max_outputs`` is the most images one job can get
     from this route; ``refuses`` names our params the route has no way to send (the vendor
-    endpoint they select does not serve this model).
+    endpoint they select does not serve this model); ``patterns`` maps a free-text param to the
+    regular expression its whole value must match and how the refusal describes it, for values
+    too many to list (``WxH`` sizes).
     """
 
     names: Mapping[str, str] = field(default_factory=dict)
@@ -145,6 +147,7 @@ class RouteInputs:
     ratios: tuple[str, str] | None = None
     max_outputs: int | None = None
     refuses: tuple[str, ...] = ()
+    patterns: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     def refusals(self, params: Mapping[str, Any], outputs: int = 1) -> dict[str, str]:
         """Our params (as stored: JSON values, ``None`` left out) this route cannot send, each with
@@ -157,6 +160,10 @@ class RouteInputs:
             value = params.get(name)
             if value is not None and value not in allowed:
                 found[name] = f"must be one of {', '.join(map(str, allowed))}"
+        for name, (pattern, description) in self.patterns.items():
+            value = params.get(name)
+            if isinstance(value, str) and re.fullmatch(pattern, value) is None:
+                found[name] = f"must be {description}"
         ratio = params.get("aspect_ratio")
         if self.ratios is not None and isinstance(ratio, str) and "aspect_ratio" not in found:
             wide, tall = self.ratios

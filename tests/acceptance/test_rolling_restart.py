@@ -11,6 +11,7 @@ import pytest
 
 from imagegate.testing.invariants import WebhookReceiver, check_invariants, sandbox_submits
 from tests.acceptance.cluster import Cluster, create_live_key, submit_jobs, wait_until_settled
+from tests.acceptance.conftest import wait_until_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -25,7 +26,11 @@ async def _restart_each(cluster: Cluster) -> None:
 
 
 async def _under_load(cluster: Cluster, key: str, webhook_url: str) -> list[str]:
-    """Submit jobs in small batches from before the first restart until after the last one."""
+    """Submit jobs in small batches from before the first restart until after the last one.
+
+    A few jobs a second, each taking a second, keep several in flight at every moment; a faster
+    stream only piles up hundreds of jobs and slows the restarts down by competing for the CPU.
+    """
     base_urls = [api.base_url for api in cluster.apis]
     restarting = asyncio.create_task(_restart_each(cluster))
     accepted: list[str] = []
@@ -33,8 +38,9 @@ async def _under_load(cluster: Cluster, key: str, webhook_url: str) -> list[str]
     while not restarting.done() or len(accepted) < MIN_JOBS:
         batch += 1
         accepted += await submit_jobs(
-            base_urls, key, 10, webhook_url, concurrency=2, prompt=f"batch-{batch}"
+            base_urls, key, 4, webhook_url, concurrency=2, prompt=f"batch-{batch}"
         )
+        await asyncio.sleep(0.25)
     await restarting
     return accepted
 
@@ -52,10 +58,11 @@ def test_restarting_every_process_in_turn_loses_nothing(fresh_pg_url: str, tmp_p
     )
     try:
         with receiver.running():
-            cluster.start_api("api-1")
-            cluster.start_api("api-2")
+            apis = [cluster.start_api(f"api-{n + 1}", wait=False) for n in range(2)]
             cluster.start_worker("worker-1")
             cluster.start_worker("worker-2")
+            for api in apis:
+                wait_until_healthy(api.base_url, api.process)
             key = asyncio.run(create_live_key(fresh_pg_url, credits=100_000))
             accepted = asyncio.run(_under_load(cluster, key, receiver.url))
             asyncio.run(wait_until_settled(fresh_pg_url, timeout=120))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from imagegate.catalog.spec import ModelSpec
 from imagegate.types import Route, RouteInputs
@@ -98,11 +99,17 @@ def _unnamed(spec: ModelSpec, route: Route) -> Route:
     fields = spec.params.model_fields
     unnamed = [name for name in fields if name not in sent and name not in inputs.refuses]
     # A param with a default is always stored: the route serves that value, refuses any other.
-    defaults = {
+    defaults: dict[str, tuple[Any, ...]] = {
         name: (fields[name].default,)
         for name in unnamed
         if fields[name].default is not None and name not in inputs.values
     }
+    if (
+        inputs.sizes is not None
+        and "aspect_ratio" in fields
+        and "aspect_ratio" not in inputs.values
+    ):
+        defaults["aspect_ratio"] = tuple(inputs.sizes)  # a ratio with no named size is not sent
     refuses = (*inputs.refuses, *(name for name in unnamed if fields[name].default is None))
     return replace(
         route, inputs=replace(inputs, refuses=refuses, values={**inputs.values, **defaults})
@@ -114,7 +121,8 @@ def refuse_unnamed(spec: ModelSpec) -> ModelSpec:
 
     Those adapters send what ``names`` lists and nothing else, so a param left out of a route's
     table would be dropped on the way; refusing it instead routes such a job to a route that
-    sends it, or makes it a 400 naming the field when none does.
+    sends it, or makes it a 400 naming the field when none does. Likewise a route that sends
+    ``aspect_ratio`` as a named size (``sizes``) takes only the ratios that have one.
     """
     return replace(
         spec,

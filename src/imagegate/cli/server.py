@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Generator
 
@@ -25,6 +26,9 @@ from imagegate.store.migrate import upgrade
 __all__ = ["register"]
 
 console = Console()
+
+GC_YOUNG_THRESHOLD = 10_000
+"""Allocations between two young-generation collections (Python's default: 700)."""
 
 
 def register(app: typer.Typer) -> None:
@@ -109,6 +113,7 @@ async def _serve(settings: Settings, host: str, port: int, workers: int, logs: L
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
     )
     server = _Server(config, logs)
+    settle_garbage_collector()
     watch = asyncio.create_task(_exit_when_loops_fail(runtime.loops.failed, server))
     try:
         await server.serve()
@@ -116,6 +121,20 @@ async def _serve(settings: Settings, host: str, port: int, workers: int, logs: L
         watch.cancel()
     if runtime.loops.failed.is_set():
         raise SystemExit(1)
+
+
+def settle_garbage_collector() -> None:
+    """Keep Python's full collections short: they stop the event loop while they run.
+
+    Everything made while starting (modules, the catalog, the app, the engines) lives as long as
+    the process; frozen, it is no longer traversed by every full collection, which with
+    thousands of jobs in flight took 300-500 ms each. The young generation is collected after
+    ``GC_YOUNG_THRESHOLD`` allocations instead of 700, so the full collections (at most one per
+    100 young ones) come less often too.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
 
 
 async def _exit_when_loops_fail(failed: asyncio.Event, server: uvicorn.Server) -> None:
@@ -149,6 +168,7 @@ async def _worker(settings: Settings, concurrency: int | None) -> None:
             settings.worker_metrics_port, addr=settings.host, registry=runtime.metrics.registry
         )
     background = Background(runtime, concurrency)
+    settle_garbage_collector()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, background.stop_soon)

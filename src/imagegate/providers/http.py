@@ -7,6 +7,7 @@ checked by the adapter *before* calling it). ``redact`` keeps secrets out of log
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -37,6 +38,7 @@ RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522
 _SECRET_HEADERS = frozenset({"authorization", "x-key", "api-key", "x-goog-api-key", "x-api-key"})
 
 log = structlog.get_logger("imagegate.upstream")
+_stdlib_log = logging.getLogger("imagegate.upstream")
 
 POOL_FLOOR = 20
 """The fewest connections a vendor's pool keeps (httpx's default keep-alive count)."""
@@ -72,6 +74,8 @@ def create_client(
 
 
 async def _log_response(response: httpx2.Response) -> None:
+    if not _stdlib_log.isEnabledFor(logging.DEBUG):
+        return  # built for every vendor answer otherwise, then dropped by the level
     request = response.request
     log.debug(
         "upstream.response",

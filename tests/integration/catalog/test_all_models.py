@@ -210,3 +210,19 @@ async def test_ideogram_v3_tier_reaches_fal(
     assert job["status"] == "COMPLETED", job
     submits = [r for r in vendors.app("fal").state.requests if r["method"] == "POST"]
     assert [r["json"]["rendering_speed"] for r in submits] == [speed]
+
+
+async def test_an_ideogram_4_ratio_reaches_replicate_as_the_resolution_of_that_shape(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """Neither 4.0 upstream has an aspect ratio: Replicate is sent the resolution of that shape,
+    which its fake (holding the model page's enum) accepts."""
+    vendors = VendorTransport()
+    settings = one_route("ideogram-v4-turbo", "replicate:ideogram-ai/ideogram-v4-turbo")
+    async with _open(sqlite_url, tmp_path / "data", vendors, **settings) as gateway:
+        _body, job = await _run(gateway, "ideogram-v4-turbo", {"aspect_ratio": "16:9"})
+    assert job["status"] == "COMPLETED", job
+    creates = [r for r in vendors.app("replicate").state.requests if r["method"] == "POST"]
+    assert [r["json"]["input"] for r in creates] == [
+        {"prompt": "a lighthouse at dawn", "resolution": "2560x1440"}
+    ]

@@ -57,6 +57,7 @@ _UNCHANGING_HEADERS = frozenset(
     {"authorization", "content-length", "content-type", "user-agent", "idempotency-key"}
 )
 _V4_TIERS = ("balanced", "turbo", "quality")
+_BFL = ("flux-pro-1.1", "flux-pro-1.1-ultra", "flux-2-pro", "flux-2-flex", "flux-2-max")
 HONOURED_UNSENT: Mapping[tuple[str, str], tuple[Any, ...]] = {
     **{
         (f"replicate:ideogram-ai/ideogram-v4-{tier}", "magic_prompt_option"): ("Auto", "On")
@@ -74,12 +75,26 @@ HONOURED_UNSENT: Mapping[tuple[str, str], tuple[Any, ...]] = {
     },
     ("dashscope:qwen-image", "task_type"): ("text-to-image", "image-to-image", "image-edit"),
     ("dashscope:qwen-image", "output_format"): ("png",),
+    **{(f"bfl:{endpoint}", "output_format"): ("jpg",) for endpoint in _BFL},
+    **{(f"bfl:{endpoint}", "resolution"): ("match_input_image",) for endpoint in _BFL[2:]},
+    **{
+        (f"gemini:{upstream}", search): (False,)
+        for upstream in (
+            "gemini-3-pro-image",
+            "gemini-3.1-flash-image",
+            "gemini-3.1-flash-lite-image",
+        )
+        for search in ("google_search", "image_search")
+    },
 }
 """(route, param) → values the upstream honours without being sent them: Replicate's Ideogram
 4.0 models always run Magic Prompt (``Off`` is refused by the route), Gemini 2.5 Flash Image
 draws 1K only (the model's rules refuse other sizes), Google's API and DashScope's qwen-image
-answer PNG (other formats are refused by the route), and a qwen-image job is a text-to-image
-task without an input image and an edit with one."""
+answer PNG (other formats are refused by the route), a qwen-image job is a text-to-image
+task without an input image and an edit with one, BFL answers JPEG and sizes FLUX.2 from the
+input image unless told otherwise, and Gemini grounds in search results only when asked."""
+
+
 COUNTS = frozenset({"n", "num_images", "number_of_images"})
 """The number of images is the job's output count, not a param a route sends: a route's count
 input or one-image limit carries it (``test_all_models`` runs several images through each)."""
@@ -204,11 +219,8 @@ def _contexts(spec: ModelSpec, route: Route, properties: Mapping[str, Any]) -> l
 
 
 async def _walk(spec: ModelSpec) -> tuple[set[tuple[str, str, str]], int]:
-    """The (route, param, context) triples that drop a value, and how many values were walked.
-
-    A value is sent when the requests depend on it: they differ from the job without the param,
-    or from the job with another value of it (``jpg`` may be what a vendor gets by default, but
-    ``png`` then asks for something else)."""
+    """The (route, param, value) triples whose requests equal the job's without the param, and
+    how many values were walked (a value at the param's default is not walked)."""
     properties = spec.params.model_json_schema()["properties"]
     drops: set[tuple[str, str, str]] = set()
     checked = 0
@@ -221,16 +233,15 @@ async def _walk(spec: ModelSpec) -> tuple[set[tuple[str, str, str]], int]:
                 if without is None:
                     continue
                 honoured = HONOURED_UNSENT.get((str(route), name), ())
-                sent = [await _sent(spec, route, without)]
+                unsent = await _sent(spec, route, without)
                 for value in _values(spec, route, name, schema):
                     both = {**COMPANIONS.get(name, {}), **TOGETHER.get(name, {}), name: value}
                     stored = _accepted(spec, route, {**base, **both})
                     if stored is None or stored == without or value in honoured:
                         continue  # refused, the default anyway, or honoured without being sent
                     checked += 1
-                    sent.append(await _sent(spec, route, stored))
-                if len(sent) > 1 and all(requests == sent[0] for requests in sent[1:]):
-                    drops.add((str(route), name, "+".join(sorted(base)) or "alone"))
+                    if await _sent(spec, route, stored) == unsent:
+                        drops.add((str(route), name, str(value)))
     return drops, checked
 
 

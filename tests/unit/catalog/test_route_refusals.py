@@ -167,3 +167,17 @@ def test_a_nano_banana_ratio_no_route_lists_names_every_routes_ratios() -> None:
     assert {"1:1", "21:9", "4:5", "9:21", "match_input_image"} <= set(allowed)
     assert "1:4" not in allowed  # gemini-3.1-flash-image's extreme ratios are Nano Banana 2's
     _accepted("nano-banana-2", {"aspect_ratio": "1:4"})
+
+
+@pytest.mark.parametrize("model_id", ["seedream-3", "seedream-4", "seedream-5-pro"])
+def test_ark_takes_the_size_texts_it_can_build_a_size_from_and_passes_over_others(
+    model_id: str,
+) -> None:
+    inputs = _route(model_id, "ark").inputs
+    assert inputs is not None
+    for taken in ("1K", "2k", "4K", "regular", "big", "2048x1536", "2048 × 1536", "custom"):
+        assert inputs.refusals({"resolution": taken}) == {}, taken
+        assert inputs.refusals({"size": taken}) == {}, taken
+    for other in ("1MP", "huge", "2048"):
+        assert list(inputs.refusals({"resolution": other})) == ["resolution"], other
+        assert list(inputs.refusals({"size": other})) == ["size"], other

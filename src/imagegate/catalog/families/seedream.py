@@ -20,7 +20,7 @@ from imagegate.catalog.params import Params
 from imagegate.catalog.pricing import usd
 from imagegate.catalog.rules import max_items, one_of, requires, within
 from imagegate.catalog.spec import Capabilities, ModelSpec, Pricing
-from imagegate.types import Route
+from imagegate.types import Route, RouteInputs
 
 __all__ = ["SPECS", "SeedreamParams"]
 
@@ -52,6 +52,13 @@ SEEDREAM_5_REPLICATE = replicate(
 
 KEY = "seedreamParams"
 _SIDES = ("width", "height")
+_ARK_SIZE = (
+    r"\s*((?i:1K|1\.5K|2K|3K|4K)|regular|big|small|custom|\d+\s*[x×*]\s*\d+)\s*",
+    "a tier (1K, 1.5K, 2K, 3K, 4K), regular, big, small, custom or WxH pixels",
+)
+ARK = RouteInputs(patterns={"size": _ARK_SIZE, "resolution": _ARK_SIZE})
+"""What Ark's ``size`` is built from: ``seedreamParams.size``/``resolution`` are free text in
+Apiframe's schema, and other text would not reach Ark (such a job runs on Replicate or fal)."""
 
 
 class SeedreamParams(Params):
@@ -83,7 +90,7 @@ _SPECS = (
         pricing=Pricing({"default": 3}, source="Apiframe docs-v2: 3 credits"),
         capabilities=Capabilities(max_resolution="2K"),
         routes=(
-            Route("ark", "seedream-3-0-t2i-250415"),
+            Route("ark", "seedream-3-0-t2i-250415", ARK),
             Route("replicate", "bytedance/seedream-3", SEEDREAM_3_REPLICATE),
         ),
         rules=(
@@ -119,7 +126,7 @@ _SPECS = (
         ),
         capabilities=_EDITING,
         routes=(
-            Route("ark", "seedream-4-0-250828"),
+            Route("ark", "seedream-4-0-250828", ARK),
             Route("replicate", "bytedance/seedream-4", SEEDREAM_4_REPLICATE),
             Route("fal", "fal-ai/bytedance/seedream/v4/text-to-image", SEEDREAM_FAL),
         ),
@@ -134,7 +141,7 @@ _SPECS = (
         pricing=Pricing({"default": 4}, source="Apiframe docs-v2: 4 credits"),
         capabilities=_EDITING,
         routes=(
-            Route("ark", "seedream-4-5-251128"),
+            Route("ark", "seedream-4-5-251128", ARK),
             Route("replicate", "bytedance/seedream-4.5", SEEDREAM_4_REPLICATE),
             Route("fal", "fal-ai/bytedance/seedream/v4.5/text-to-image", SEEDREAM_FAL),
         ),
@@ -156,7 +163,7 @@ _SPECS = (
         ),
         capabilities=_EDITING,
         routes=(
-            Route("ark", "seedream-5-0-lite-260128"),
+            Route("ark", "seedream-5-0-lite-260128", ARK),
             Route("replicate", "bytedance/seedream-5-lite", SEEDREAM_5_REPLICATE),
             Route("fal", "bytedance/seedream/v5/lite/text-to-image", SEEDREAM_FAL),
         ),
@@ -175,7 +182,7 @@ _SPECS = (
         ),
         capabilities=Capabilities(image_input=True, editing=True, max_input_images=10),
         routes=(
-            Route("ark", "dola-seedream-5-0-pro-260628"),
+            Route("ark", "dola-seedream-5-0-pro-260628", ARK),
             Route("replicate", "bytedance/seedream-5-pro", SEEDREAM_5_REPLICATE),
             Route("fal", "bytedance/seedream/v5/pro/text-to-image", SEEDREAM_FAL),
         ),
