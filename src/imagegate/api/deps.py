@@ -12,13 +12,17 @@ from imagegate.runtime import Runtime
 from imagegate.services.accounts import Caller
 from imagegate.services.limits import rate_kind
 
-__all__ = ["CallerDep", "RuntimeDep", "api_key_from"]
+__all__ = ["CallerDep", "RuntimeDep", "api_key_from", "caller_of", "runtime_of"]
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 async def _runtime(request: Request) -> Runtime:
     # async: FastAPI runs a plain ``def`` dependency in a worker thread, a trip per request.
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+    return runtime_of(request)
 
 
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]
@@ -53,3 +57,10 @@ async def _caller(request: Request, runtime: RuntimeDep) -> Caller:
 
 
 CallerDep = Annotated[Caller, Depends(_caller)]
+
+
+async def caller_of(request: Request) -> Caller:
+    """What ``CallerDep`` gives, as a plain call. The busiest routes (submit, read a job) use it
+    and read their headers themselves: FastAPI's dependency and header solving cost more than
+    the rest of such a request."""
+    return await _caller(request, runtime_of(request))

@@ -15,8 +15,9 @@ Hot paths (a submit, a job read) pass their whole transaction as one body to ``w
 function; on SQLite it runs in one step on the connection's own thread (``run_inline``: a body
 that only awaits the database never suspends there), so a submit costs one trip to the driver's
 thread instead of one per statement, and many submits share one trip and one commit; reads
-likewise share trips (``GroupRead``), each in its own snapshot. On PostgreSQL the body simply
-runs on the async connection.
+likewise share trips (``GroupRead``), each in its own snapshot. On PostgreSQL the body runs on
+one of a few threads with a synchronous connection (``ThreadedBodies``): one hand-off per
+transaction instead of a round of the event loop per statement.
 
 PostgreSQL (psycopg 3) uses one pooled engine for both; rows are claimed with
 ``FOR UPDATE SKIP LOCKED`` (see ``imagegate.queue.claims``).
@@ -33,6 +34,7 @@ import contextvars
 import functools
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,7 @@ __all__ = [
     "GroupCommit",
     "GroupRead",
     "InlineConnection",
+    "ThreadedBodies",
     "is_unavailable",
     "run_inline",
 ]
@@ -62,6 +65,8 @@ Body = Callable[[AsyncConnection], Awaitable[T]]
 """A whole transaction as one function: ``write()`` and ``read_with()`` run it."""
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+BODY_THREADS = 4
+"""PostgreSQL: threads (and connections) running ``write``/``read_with`` bodies per process."""
 GROUP_COMMIT_MAX = 256
 """The most transaction blocks one SQLite commit holds: a bound on how long the first waits."""
 
@@ -429,7 +434,8 @@ def _run_bodies(bodies: list[_Inline[Any]], sync: Connection) -> None:
 
 
 def _read_bodies(bodies: list[_Inline[Any]], sync: Connection) -> None:
-    """On a reader's thread: each body inside ``BEGIN`` … ``COMMIT`` (a snapshot in WAL mode)."""
+    """On a reader's thread: each body inside ``BEGIN`` … ``ROLLBACK`` (a snapshot in WAL mode;
+    nothing a read does is kept)."""
     for unit in bodies:
         if unit.done.cancelled():  # its caller gave up waiting
             continue
@@ -439,7 +445,7 @@ def _read_bodies(bodies: list[_Inline[Any]], sync: Connection) -> None:
         except Exception as exc:
             unit.error = exc
         finally:
-            sync.exec_driver_sql("COMMIT")
+            sync.exec_driver_sql("ROLLBACK")
 
 
 def _answer(unit: _Inline[Any]) -> None:
@@ -459,6 +465,51 @@ def _fail(unit: _Unit | _Inline[Any], error: BaseException) -> None:
         if not future.done():
             future.set_exception(error)
             future.exception()  # retrieved: a caller that gave up must not leave a warning
+
+
+class ThreadedBodies:
+    """PostgreSQL bodies on a few threads, each with a synchronous psycopg connection.
+
+    Through the async driver every statement costs the event loop a round of waiting (greenlet
+    switch, reader registration, wake-up); a synchronous connection in a thread costs it one
+    hand-off per transaction, and the thread waits on the network without the GIL. The pool is
+    small: admission takes the account's row lock, so one account's submits are serial anyway.
+    """
+
+    def __init__(self, url: str, *, threads: int = BODY_THREADS) -> None:
+        self._engine = create_engine(
+            url,
+            pool_size=threads,
+            max_overflow=0,
+            pool_timeout=5,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": 5},
+        )
+        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="imagegate-db")
+
+    async def write(self, body: Body[T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._threads, functools.partial(self._run, body, write=True)
+        )
+
+    async def read(self, body: Body[T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._threads, functools.partial(self._run, body, write=False)
+        )
+
+    def _run(self, body: Body[T], *, write: bool) -> T:
+        with self._engine.connect() as conn, conn.begin() as transaction:
+            value = run_inline(body, conn)
+            if not write:
+                transaction.rollback()  # nothing to keep, and nothing can be kept by mistake
+            return value
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._close)
+
+    def _close(self) -> None:
+        self._threads.shutdown(wait=True)
+        self._engine.dispose()
 
 
 class Database:
@@ -486,6 +537,12 @@ class Database:
             self._reader = self.engine
             self._writer = None
             self._reads = None
+        self._threaded: ThreadedBodies | None = None
+
+    def _bodies(self) -> ThreadedBodies:
+        if self._threaded is None:  # made on first use: processes that never use it connect less
+            self._threaded = ThreadedBodies(self.url)
+        return self._threaded
 
     @property
     def is_postgres(self) -> bool:
@@ -509,27 +566,26 @@ class Database:
     async def write(self, body: Body[T]) -> T:
         """Run ``body`` as one write transaction, like a ``transaction()`` block around it.
 
-        On SQLite the body runs on the writer's thread in one trip (see ``GroupCommit.run``), so
-        it must await nothing but its connection.
+        The body must await nothing but its connection: on SQLite it runs on the writer's
+        thread in one trip (see ``GroupCommit.run``), on PostgreSQL on a thread of its own with
+        a synchronous connection (``ThreadedBodies``).
         """
         try:
             if self._writer is not None:
                 return await self._writer.run(body)
-            async with self.engine.begin() as conn:
-                return await body(conn)
+            return await self._bodies().write(body)
         except Exception as exc:
             if is_unavailable(exc):
                 raise ServiceUnavailable() from exc
             raise
 
     async def read_with(self, body: Body[T]) -> T:
-        """Run ``body`` in a read-only snapshot, like a ``read()`` block around it; on SQLite in
-        one trip to a reader connection's thread."""
-        if self._reads is None:
-            async with self.read() as conn:
-                return await body(conn)
+        """Run ``body`` in a read-only snapshot, like a ``read()`` block around it, on a thread
+        as ``write`` does (on SQLite many reads to a trip)."""
         try:
-            return await self._reads.run(body)
+            if self._reads is not None:
+                return await self._reads.run(body)
+            return await self._bodies().read(body)
         except Exception as exc:
             if is_unavailable(exc):
                 raise ServiceUnavailable() from exc
@@ -556,6 +612,9 @@ class Database:
             await self._writer.close()
         if self._reads is not None:
             await self._reads.close()
+        if self._threaded is not None:
+            await self._threaded.close()
+            self._threaded = None
         await self.engine.dispose()
         if self._reader is not self.engine:
             await self._reader.dispose()

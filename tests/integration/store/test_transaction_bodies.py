@@ -178,3 +178,8 @@ async def test_concurrent_reads_share_trips_and_a_failing_one_fails_alone(
     found = [result for n, result in enumerate(results) if n != 7]
     assert all(getattr(row, "id", None) == "someone" for row in found), found
     assert checkouts[0] < 60 / 4, f"{checkouts[0]} trips for 60 reads"
+
+
+async def test_what_a_read_body_writes_is_never_kept(db: Database) -> None:
+    assert await db.read_with(add("written-by-a-read")) == "written-by-a-read"
+    assert await stored_names(db) == set()

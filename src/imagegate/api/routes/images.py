@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 
 from imagegate.api.bodies import decode_json
-from imagegate.api.deps import CallerDep, RuntimeDep
+from imagegate.api.deps import caller_of, runtime_of
 from imagegate.presenters import accepted_body, job_body
 from imagegate.runtime import Runtime
 from imagegate.services.accounts import Caller
@@ -20,6 +20,31 @@ __all__ = ["ERRORS", "MAX_WAIT_SECONDS", "PreferHeader", "answer", "prefer_wait"
 
 MAX_WAIT_SECONDS = 60
 """The longest ``Prefer: wait=N`` honoured; larger values are clamped to it."""
+
+
+def header_parameter(name: str, description: str) -> dict[str, Any]:
+    """An optional header in the OpenAPI document, for a route that reads it itself."""
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+IDEMPOTENCY_KEY = header_parameter(
+    "Idempotency-Key",
+    "The same key with the same body answers the same job (for 24 h unless configured).",
+)
+RETENTION_DAYS = header_parameter(
+    "X-Retention-Days", "Keep this job's outputs N days instead of the operator's default."
+)
+PREFER = header_parameter(
+    "Prefer",
+    "`wait=N` (RFC 7240): answer 200 with the finished job if it ends within N seconds "
+    f"(at most {MAX_WAIT_SECONDS}), else the usual 202.",
+)
 
 PreferHeader = Annotated[
     str | None,
@@ -101,22 +126,17 @@ async def answer(
         202: {"description": "Job accepted."},
         **ERRORS,
     },
-    openapi_extra={"x-imagegate-body": "GenerateImageRequest"},
+    openapi_extra={
+        "x-imagegate-body": "GenerateImageRequest",
+        "parameters": [IDEMPOTENCY_KEY, RETENTION_DAYS, PREFER],
+    },
 )
-async def generate(
-    request: Request,
-    runtime: RuntimeDep,
-    caller: CallerDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-    retention_days: Annotated[
-        str | None,
-        Header(
-            alias="X-Retention-Days",
-            description="Keep this job's outputs N days instead of the operator's default.",
-        ),
-    ] = None,
-    prefer: PreferHeader = None,
-) -> Response:
+async def generate(request: Request) -> Response:
+    caller = await caller_of(request)
+    runtime = runtime_of(request)
+    headers = request.headers
     body = await decode_json(request)
-    result = await runtime.submitter.generate(caller, body, idempotency_key, retention_days)
-    return await answer(runtime, caller, result, prefer)
+    result = await runtime.submitter.generate(
+        caller, body, headers.get("idempotency-key"), headers.get("x-retention-days")
+    )
+    return await answer(runtime, caller, result, headers.get("prefer"))

@@ -7,10 +7,10 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from imagegate.api.deps import CallerDep, RuntimeDep
+from imagegate.api.deps import CallerDep, RuntimeDep, caller_of, runtime_of
 from imagegate.errors import ValidationFailed
 from imagegate.presenters import SignedJob, iso, job_body, job_page_body
 from imagegate.services.jobs import JobEvent, check_job_id
@@ -48,9 +48,10 @@ async def list_jobs(
 
 
 @router.get("/v2/jobs/{id}", summary="Get a job")
-async def get_job(id: str, runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+async def get_job(id: str, request: Request) -> dict[str, Any]:
     """A job's status, progress, result URLs (signed, expiring), error and cost."""
-    return job_body(await runtime.jobs.show(caller, id))
+    caller = await caller_of(request)
+    return job_body(await runtime_of(request).jobs.show(caller, id))
 
 
 def event_body(job_id: str, event: JobEvent) -> dict[str, Any]:
