@@ -133,16 +133,19 @@ class JobTransitions:
         }
         if outcome.state is not None:
             values["provider_state"] = dict(outcome.state)
-        queued = None
-        async with self._changing(lease.job_id) as conn:
+
+        async def body(conn: AsyncConnection) -> str | None:
             ok = await claims.release(
                 conn, lease.job_id, lease.token, {**values, "updated_at": now}
             )
             if not ok:
                 raise LeaseLost(lease.job_id)
-            if progress != job.progress:
-                await job_store.add_event(conn, job.id, "progress", now, {"progress": progress})
-                queued = await enqueue_delivery(conn, job, WebhookEvent.PROGRESS, now)
+            if progress == job.progress:
+                return None
+            await job_store.add_event(conn, job.id, "progress", now, {"progress": progress})
+            return await enqueue_delivery(conn, job, WebhookEvent.PROGRESS, now)
+
+        queued = await self._change(lease.job_id, body)
         if queued:
             self._signals.deliveries_queued()
 
@@ -246,7 +249,8 @@ class JobTransitions:
         ``provider`` is the one whose answer failed the job, when ``job`` does not name it yet.
         """
         now = self._now()
-        async with self._changing(job.id) as conn:
+
+        async def body(conn: AsyncConnection) -> str | None:
             ok = await claims.release(
                 conn,
                 job.id,
@@ -269,7 +273,9 @@ class JobTransitions:
                     conn, job.account_id, job.id, job.credit_cost, now, f"job failed: {code}"
                 )
             await job_store.add_event(conn, job.id, "failed", now, {"code": code, "error": message})
-            queued = await enqueue_delivery(conn, job, WebhookEvent.FAILED, now)
+            return await enqueue_delivery(conn, job, WebhookEvent.FAILED, now)
+
+        queued = await self._change(job.id, body)
         if queued:
             self._signals.deliveries_queued()
         by = provider or job.provider or NO_PROVIDER
