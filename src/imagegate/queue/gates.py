@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 import uuid
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.errors import (
     ServiceUnavailable,
@@ -312,6 +314,15 @@ class _Release:
     done: asyncio.Future[None]
 
 
+async def _give_back(
+    conn: AsyncConnection, *, tickets: list[str], owner: str, latest: dict[str, Millis]
+) -> None:
+    """Delete the leases of calls that succeeded; record each provider's success."""
+    await store.release_leases(conn, tickets, owner)
+    for provider, now in latest.items():
+        await store.record_success(conn, provider, now)
+
+
 class DatabaseGateState:
     """Provider state in the ``provider_health`` and ``provider_leases`` tables.
 
@@ -347,8 +358,7 @@ class DatabaseGateState:
             self._known.add(provider)
 
     async def health(self, provider: str) -> Health:
-        async with self._db.read() as conn:
-            return await store.get_health(conn, provider)
+        return await self._db.read_with(functools.partial(store.get_health, provider=provider))
 
     async def acquire(
         self,
@@ -430,17 +440,18 @@ class DatabaseGateState:
             error: Exception | None = None
             taken: set[str] = set()
             try:
-                async with self._db.transaction() as conn:
-                    taken = set(
-                        await store.take_leases(
-                            conn,
-                            provider,
+                taken = set(
+                    await self._db.write(
+                        functools.partial(
+                            store.take_leases,
+                            provider=provider,
                             cap=batch[-1].cap,
                             owner=self._holder,
                             now=max(t.now for t in batch),
                             leases=[(t.ticket, t.job_id, t.expires_at) for t in batch],
                         )
                     )
+                )
             except Exception as exc:
                 error = exc
             except BaseException:  # cancelled: nothing was taken
@@ -487,12 +498,14 @@ class DatabaseGateState:
         while self._releases:
             batch, self._releases = self._releases, []
             error: Exception | None = None
+            latest: dict[str, Millis] = {}
+            for r in batch:
+                latest[r.provider] = max(latest.get(r.provider, 0), r.now)
+            body = functools.partial(
+                _give_back, tickets=[r.ticket for r in batch], owner=self._holder, latest=latest
+            )
             try:
-                async with self._db.transaction() as conn:
-                    await store.release_leases(conn, [r.ticket for r in batch], self._holder)
-                    for provider in {r.provider for r in batch}:
-                        now = max(r.now for r in batch if r.provider == provider)
-                        await store.record_success(conn, provider, now)
+                await self._db.write(body)
             except Exception as exc:
                 error = exc
             except BaseException:  # cancelled: the leases expire after their hold time

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,7 +28,7 @@ from imagegate.queue.events import JobSignals
 from imagegate.settings import Settings
 from imagegate.store import accounts
 from imagegate.store import jobs as job_store
-from imagegate.store.db import Database
+from imagegate.store.db import Body, Database
 from imagegate.store.jobs import JobRow
 from imagegate.store.outputs import OutputRecord
 from imagegate.store.webhooks import enqueue_delivery
@@ -37,6 +37,8 @@ from imagegate.types import Clock, JobStatus, JobStep, Route, WebhookEvent, Webh
 __all__ = ["JobTransitions", "Lease", "LeaseLost"]
 
 log = structlog.get_logger("imagegate.worker")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,19 @@ class JobTransitions:
         """A transaction that changes ``job_id``; its readers are signalled once it commits."""
         return self._signals.transaction(self._db.transaction(), job_id)
 
+    async def _change(self, job_id: str, body: Body[T]) -> T:
+        """``body`` as one write transaction that changes ``job_id`` (on SQLite, one trip to the
+        writer's thread; see ``Database.write``); its readers are signalled once it commits."""
+
+        async def changing(conn: AsyncConnection) -> T:
+            result = await body(conn)
+            await self._signals.changing(conn, job_id)
+            return result
+
+        result = await self._db.write(changing)
+        await self._signals.changed(job_id)
+        return result
+
     def _now(self) -> int:
         return self._clock.now_ms()
 
@@ -78,12 +93,15 @@ class JobTransitions:
         self, lease: Lease, values: Mapping[str, Any], event: str, data: Any
     ) -> None:
         now = self._now()
-        async with self._changing(lease.job_id) as conn:
+
+        async def body(conn: AsyncConnection) -> None:
             if not await claims.release(
                 conn, lease.job_id, lease.token, {**values, "updated_at": now}
             ):
                 raise LeaseLost(lease.job_id)
             await job_store.add_event(conn, lease.job_id, event, now, data)
+
+        await self._change(lease.job_id, body)
 
     async def submitted(self, lease: Lease, route: Route, outcome: Submitted) -> None:
         """Commit the upstream task id before anything else, so the job is never submitted twice."""
@@ -180,7 +198,8 @@ class JobTransitions:
                 "upstream_model": route.upstream_model,
                 "outputs": list(outputs),
             }
-        async with self._changing(job.id) as conn:
+
+        async def body(conn: AsyncConnection) -> str | None:
             ok = await claims.release(
                 conn,
                 job.id,
@@ -200,7 +219,8 @@ class JobTransitions:
             if not ok:
                 raise LeaseLost(job.id)
             if stored is not None:
-                await job_store.add_event(conn, job.id, "stored", now, {"outputs": len(outputs)})
+                stored_count = {"outputs": len(stored[1])}
+                await job_store.add_event(conn, job.id, "stored", now, stored_count)
             if charged < job.credit_cost:
                 note = f"delivered {delivered} of {job.outputs_expected} images"
                 await accounts.refund(
@@ -209,7 +229,9 @@ class JobTransitions:
             if charged:
                 await accounts.capture(conn, job.account_id, job.id, charged, now)
             await job_store.add_event(conn, job.id, "completed", now)
-            queued = await enqueue_delivery(conn, job, WebhookEvent.COMPLETED, now)
+            return await enqueue_delivery(conn, job, WebhookEvent.COMPLETED, now)
+
+        queued = await self._change(job.id, body)
         if queued:
             self._signals.deliveries_queued()
         provider = served_by or job.provider or NO_PROVIDER
@@ -315,13 +337,16 @@ class JobTransitions:
         values: dict[str, Any] = {"call_started_at": now, "updated_at": now}
         if resubmitting:
             values["interrupted_calls"] = job.interrupted_calls + 1
-        async with self._db.transaction() as conn:
+
+        async def body(conn: AsyncConnection) -> None:
             if not await claims.fenced_update(conn, lease.job_id, lease.token, values):
                 raise LeaseLost(lease.job_id)
             if resubmitting:
                 await job_store.add_event(
                     conn, job.id, "interrupted_call", now, {"resubmitted": True}
                 )
+
+        await self._db.write(body)
 
     async def release(self, lease: Lease) -> None:
         """Give the job back untouched (shutdown)."""

@@ -25,6 +25,7 @@ import socket
 import uuid
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.errors import ServiceUnavailable
 from imagegate.queue import claims
@@ -72,15 +73,14 @@ class Worker:
         self._outage = outage or Outage("worker", initial=poll_interval)
 
     async def claim(self, limit: int) -> list[JobRow]:
-        async with self._db.transaction() as conn:
+        token, now = str(uuid.uuid4()), self._clock.now_ms()
+
+        async def body(conn: AsyncConnection) -> list[JobRow]:
             return await claims.claim(
-                conn,
-                owner=self.owner,
-                token=str(uuid.uuid4()),
-                now=self._clock.now_ms(),
-                lease_ms=self._lease_ms,
-                limit=limit,
+                conn, owner=self.owner, token=token, now=now, lease_ms=self._lease_ms, limit=limit
             )
+
+        return await self._db.write(body)
 
     async def run(self) -> None:
         """Claim and run jobs until ``stop()``."""
