@@ -370,17 +370,23 @@ def gateway(
         wait_until_up(base + "/healthz", proc=serve)
         if upstream_url is not None:  # live jobs: more credits than the first start's demo grant
             _cli(env, workdir, "credits", "grant", "1000000000")
+        metrics_ports = []
         for n in range(1, worker_processes + 1):
             watches[f"worker{n}"] = LoopWatch(workdir / f"worker{n}.loop.json")
+            metrics_ports.append(free_port())
             procs[f"worker{n}"] = subprocess.Popen(
                 watched(watches[f"worker{n}"].path, "-m", "imagegate.cli.main:main", "worker"),
                 cwd=workdir,
-                env=env,
+                env={**env, "IMAGEGATE_WORKER_METRICS_PORT": str(metrics_ports[-1])},
                 stdout=subprocess.DEVNULL,
                 stderr=(workdir / f"worker{n}.err").open("wb"),
             )
+        for n, port in enumerate(metrics_ports, start=1):
+            # A worker serves metrics once its runtime is built: its start-up (migrations check,
+            # catalog, providers) is over and does not land in a measured window.
+            wait_until_up(f"http://127.0.0.1:{port}/metrics", proc=procs[f"worker{n}"])
         if worker_processes:
-            time.sleep(2.0)  # let the workers check the schema, connect and listen
+            time.sleep(1.0)  # let the workers connect and listen
         yield Gateway(base, test_key, live_key, procs, watches)
     finally:
         for proc in procs.values():

@@ -8,6 +8,7 @@ JSON paths (``"fluxParams.steps"``) to short rule messages (``"must be ≤ 50"``
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -50,25 +51,46 @@ def _class_name(model_id: str) -> str:
 
 
 def _request_class(spec: ModelSpec) -> type[BaseModel]:
-    params_type: Any = spec.params if spec.params_required else spec.params | None
-    params_default: Any = ... if spec.params_required else None
+    return _request_class_of(
+        spec.id,
+        spec.params,
+        spec.params_required,
+        spec.params_key,
+        spec.prompt_max_length,
+        f"Generate with {spec.label}: {spec.description}",
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _request_class_of(
+    model_id: str,
+    params: type[BaseModel],
+    params_required: bool,
+    params_key: str,
+    prompt_max_length: int,
+    doc: str,
+) -> type[BaseModel]:
+    """Built once per process for the same inputs: building a pydantic class costs ~2 ms, and
+    every catalog (one per runtime) holds one per model."""
+    params_type: Any = params if params_required else params | None
+    params_default: Any = ... if params_required else None
     fields: dict[str, Any] = {
         "prompt": (
-            Annotated[str, Field(min_length=1, max_length=spec.prompt_max_length)],
+            Annotated[str, Field(min_length=1, max_length=prompt_max_length)],
             ...,
         ),
-        "model": (Literal[spec.id], ...),
+        "model": (Literal[model_id], ...),
         "webhookUrl": (Uri | None, None),
         "webhookEvents": (
             Annotated[list[WebhookEventName] | None, Field(min_length=1)],
             None,
         ),
-        spec.params_key: (params_type, params_default),
+        params_key: (params_type, params_default),
     }
     return create_model(
-        _class_name(spec.id),
-        __config__=ConfigDict(extra="forbid", strict=True, title=f"{spec.id} request"),
-        __doc__=f"Generate with {spec.label}: {spec.description}",
+        _class_name(model_id),
+        __config__=ConfigDict(extra="forbid", strict=True, title=f"{model_id} request"),
+        __doc__=doc,
         **fields,
     )
 

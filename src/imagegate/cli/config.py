@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import re
+import sys
 import uuid
 from collections.abc import Mapping
 from typing import Any, NoReturn
@@ -79,7 +80,15 @@ class Unreachable(SettingError):
 
 def _fail(exc: SettingError) -> NoReturn:
     typer.echo(f"imagegate: {exc}", err=True)
-    raise typer.Exit(EXIT_UNREACHABLE if isinstance(exc, Unreachable) else EXIT_BAD_SETTING)
+    if isinstance(exc, Unreachable):
+        # A bucket that did not answer can leave the object store's Rust runtime (obstore's
+        # shared Tokio threads) with work in flight; if one of its threads runs into the
+        # interpreter's teardown it aborts the process (SIGABRT instead of this exit status).
+        # Nothing is left to clean up at this point, so leave without the teardown.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_UNREACHABLE)
+    raise typer.Exit(EXIT_BAD_SETTING)
 
 
 def checked_settings(*, database: bool = False, storage: bool = False) -> Settings:

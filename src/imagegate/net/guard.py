@@ -32,6 +32,7 @@ Errors::
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import socket
@@ -54,6 +55,7 @@ __all__ = [
     "Resolver",
     "check_target",
     "check_url",
+    "default_tls",
     "fetch_bytes",
     "forbidden_reason",
     "guarded_client",
@@ -340,6 +342,13 @@ async def check_target(
     return CheckedTarget(target, tuple(addresses))
 
 
+@functools.cache
+def default_tls() -> ssl.SSLContext:
+    """The system's default TLS context, built once per process: loading the CA bundle costs
+    ~20-40 ms, and every runtime makes several clients. A context may be shared by clients."""
+    return httpx2.create_ssl_context()
+
+
 class GuardedTransport(httpx2.AsyncBaseTransport):
     """An httpx2 transport that checks every request and connects only to a checked address.
 
@@ -362,7 +371,7 @@ class GuardedTransport(httpx2.AsyncBaseTransport):
         self._resolver = resolver
         self._max_addresses = max_addresses
         self._inner = inner or httpx2.AsyncHTTPTransport(
-            verify=verify,
+            verify=default_tls() if verify is True else verify,
             trust_env=False,
             limits=httpx2.Limits(max_keepalive_connections=0),
         )

@@ -18,13 +18,12 @@ import base64
 import binascii
 import ssl
 
-import httpx2
-
 from imagegate.errors import ImagegateError
 from imagegate.net.guard import (
     OutboundError,
     OutboundPolicy,
     Resolver,
+    default_tls,
     fetch_bytes,
     guarded_client,
 )
@@ -104,7 +103,7 @@ def make_input_fetcher(
     the fetcher needs no closing; the TLS context is built once. ``resolver`` and ``verify``
     are test seams (a fake DNS; a test CA).
     """
-    ssl_context = httpx2.create_ssl_context() if verify is True else verify
+    ssl_context = default_tls() if verify is True else verify
 
     async def fetch(url: str) -> FetchedInput:
         if url[:5].lower() == "data:":

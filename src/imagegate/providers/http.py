@@ -22,6 +22,7 @@ from imagegate.errors import (
     UpstreamRejected,
     UpstreamRetryable,
 )
+from imagegate.net.guard import default_tls
 from imagegate.net.retry_after import retry_after_seconds
 
 __all__ = [
@@ -68,6 +69,7 @@ def create_client(
         timeout=httpx2.Timeout(timeout, connect=10.0),
         limits=httpx2.Limits(max_connections=size, max_keepalive_connections=size),
         transport=transport,
+        verify=default_tls(),
         follow_redirects=False,
         event_hooks={"response": [_log_response]},
     )

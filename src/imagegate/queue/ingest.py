@@ -43,6 +43,7 @@ import httpx2
 from PIL import Image
 
 from imagegate.errors import UpstreamRejected, UpstreamRetryable
+from imagegate.net.guard import default_tls
 from imagegate.providers.port import Finished, OutputImage
 from imagegate.storage.port import ObjectStore
 from imagegate.store.outputs import OutputRecord
@@ -187,7 +188,7 @@ class OutputIngest:
         self._store = store
         self._max_bytes = max_bytes
         self._client = httpx2.AsyncClient(
-            transport=transport, timeout=timeout, follow_redirects=True
+            transport=transport, timeout=timeout, verify=default_tls(), follow_redirects=True
         )
 
     async def aclose(self) -> None:
