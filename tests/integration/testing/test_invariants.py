@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 
-from imagegate.store.tables import jobs, ledger_entries
+from imagegate.store.tables import accounts, job_events, jobs, ledger_entries
 from imagegate.testing.invariants import InvariantsBroken, check_invariants
 from tests.integration.conftest import Gateway
 
@@ -76,4 +76,31 @@ async def test_admission_counts_that_drift_from_the_jobs_are_reported(gateway: G
     async with gateway.runtime.db.transaction() as conn:
         await conn.execute(text("UPDATE account_job_counts SET queued = queued + 1"))
     with pytest.raises(InvariantsBroken, match="queued/processing counts do not match its jobs"):
+        await _check(gateway)
+
+
+async def test_a_failed_job_refunded_in_full_passes_and_a_test_keys_charge_does_not(
+    gateway: Gateway,
+) -> None:
+    job_id = await _finished_job(gateway)
+    async with gateway.runtime.db.transaction() as conn:
+        cost = (await conn.execute(select(jobs.c.credit_cost))).scalar_one()
+        # The job as ``fail`` leaves it: FAILED, costing 0, its reservation refunded.
+        await conn.execute(
+            update(ledger_entries)
+            .where(ledger_entries.c.kind == "capture")
+            .values(kind="refund", amount=cost, balance_after=ledger_entries.c.balance_after + cost)
+        )
+        await conn.execute(update(accounts).values(credits=accounts.c.credits + cost))
+        await conn.execute(update(jobs).values(status="FAILED", credit_cost=0))
+        await conn.execute(
+            update(job_events).where(job_events.c.kind == "completed").values(kind="failed")
+        )
+    assert (await check_invariants(gateway.runtime.settings.database_url)).by_status == {
+        "FAILED": 1
+    }
+
+    async with gateway.runtime.db.transaction() as conn:
+        await conn.execute(update(jobs).where(jobs.c.id == job_id).values(sandbox=True))
+    with pytest.raises(InvariantsBroken, match="a test key's job has ledger entries: 1"):
         await _check(gateway)
