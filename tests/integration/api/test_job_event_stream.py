@@ -120,7 +120,9 @@ async def test_an_idle_stream_sends_heartbeats(database_url: str, tmp_path: Path
     ) as gateway:
         job_id = (await gateway.submit(BODY)).json()["jobId"]
         following = asyncio.create_task(stream(gateway, job_id))
-        await asyncio.sleep(0.4)
+        # Eight heartbeats are due in 0.4 s; a loaded machine may start the stream late, so the
+        # job stays idle long enough for three whatever the start.
+        await asyncio.sleep(1.5)
         await gateway.drain()
         response = await asyncio.wait_for(following, 10)
 
