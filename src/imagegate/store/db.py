@@ -305,7 +305,9 @@ class GroupCommit(_OneTask):
 
     ``run(body)`` queues a whole transaction instead of a block: the writer runs every such body
     queued in a row in one trip to its connection's thread (``run_inline``), each in its own
-    savepoint, so a burst of submits costs one trip and one commit.
+    savepoint, so a burst of submits costs one trip and one commit. A batch of bodies alone is
+    a single trip, ``BEGIN IMMEDIATE`` and ``COMMIT`` included. The writer keeps its connection
+    between batches and takes a new one after a failure.
     """
 
     name = "imagegate-sqlite-writer"
@@ -314,6 +316,8 @@ class GroupCommit(_OneTask):
         super().__init__()
         self._engine = engine
         self._max_batch = max_batch
+        self.commits = 0
+        """Transactions committed so far (each holds one or more blocks and bodies)."""
 
     async def run(self, body: Body[T]) -> T:
         """Run ``body`` as one savepoint of the writer's transaction; its result once committed."""
@@ -359,20 +363,43 @@ class GroupCommit(_OneTask):
         await unit.committed
 
     async def _serve(self) -> None:
-        while True:
-            first = await self._queue.get()
-            try:
-                async with self._engine.connect() as conn:
-                    await self._batch(conn, first)
-            except Exception as exc:
-                # Every block of the failed batch has its error; a failed connect, the first.
-                _fail(first, ServiceUnavailable() if is_unavailable(exc) else exc)
+        conn: AsyncConnection | None = None  # kept between batches; a new one after a failure
+        try:
+            while True:
+                taken = [await self._queue.get()]
+                while len(taken) < self._max_batch and not self._queue.empty():
+                    taken.append(self._queue.get_nowait())
+                try:
+                    if conn is None:
+                        conn = await self._engine.connect()
+                    if all(isinstance(unit, _Inline) for unit in taken):
+                        await self._commit_bodies(conn, cast(list[_Inline[Any]], taken))
+                    else:
+                        await self._batch(conn, taken)
+                except Exception as exc:
+                    # Every unit of the failed batch has its error (a failed connect included).
+                    failure = ServiceUnavailable() if is_unavailable(exc) else exc
+                    for unit in taken:
+                        _fail(unit, failure)
+                    await _discard(conn)
+                    conn = None
+        finally:
+            await _discard(conn)
 
-    async def _batch(self, conn: AsyncConnection, first: _Unit | _Inline[Any]) -> None:
-        taken = [first]
+    async def _commit_bodies(self, conn: AsyncConnection, bodies: list[_Inline[Any]]) -> None:
+        """Bodies alone: ``BEGIN IMMEDIATE``, each body in its savepoint, ``COMMIT``, all in one
+        trip to the writer's thread; each caller answered after the commit."""
+        await _on_driver_thread(conn, functools.partial(_commit_all, bodies))
+        self.commits += 1
+        for unit in bodies:
+            _answer(unit)
+
+    async def _batch(self, conn: AsyncConnection, taken: list[_Unit | _Inline[Any]]) -> None:
+        """Blocks (and the bodies queued with them) in one transaction; ``taken`` grows with
+        the units queued while it runs."""
         try:
             transaction = await conn.begin()
-            ready = [first]
+            ready = list(taken)
             while ready:
                 await self._run_all(conn, ready)
                 ready = []
@@ -380,6 +407,7 @@ class GroupCommit(_OneTask):
                     ready.append(self._queue.get_nowait())
                     taken.append(ready[-1])
             await transaction.commit()
+            self.commits += 1
         except BaseException as exc:
             failure = exc
             if not isinstance(exc, Exception) or is_unavailable(exc):
@@ -417,6 +445,25 @@ class GroupCommit(_OneTask):
             await savepoint.commit()
         else:
             await savepoint.rollback()
+
+
+async def _discard(conn: AsyncConnection | None) -> None:
+    """Give the writer's connection back (after a failure it may be broken)."""
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            await conn.close()
+
+
+def _commit_all(bodies: list[_Inline[Any]], sync: Connection) -> None:
+    """On the writer's thread: one transaction holding every body, each in its savepoint."""
+    sync.exec_driver_sql("BEGIN IMMEDIATE")
+    try:
+        _run_bodies(bodies, sync)
+        sync.exec_driver_sql("COMMIT")
+    except BaseException:
+        if sync.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            sync.exec_driver_sql("ROLLBACK")
+        raise
 
 
 def _run_bodies(bodies: list[_Inline[Any]], sync: Connection) -> None:
