@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ from sqlalchemy import select, text, update
 
 from imagegate.store.tables import accounts, job_events, jobs, ledger_entries
 from imagegate.testing.invariants import InvariantsBroken, check_invariants
-from tests.integration.conftest import Gateway
+from tests.integration.conftest import SANDBOX_ROUTES, Gateway, open_gateway
 
 BODY = {"model": "gpt-image-1.5", "prompt": "a lake", "gptImageParams": {"quality": "low"}}
 
@@ -69,14 +70,16 @@ async def test_an_unbalanced_ledger_is_reported(gateway: Gateway) -> None:
         await _check(gateway)
 
 
-async def test_admission_counts_that_drift_from_the_jobs_are_reported(gateway: Gateway) -> None:
-    if gateway.runtime.db.dialect != "sqlite":
-        pytest.skip("only SQLite keeps counts (PostgreSQL counts the jobs at each admission)")
-    await _finished_job(gateway)
-    async with gateway.runtime.db.transaction() as conn:
-        await conn.execute(text("UPDATE account_job_counts SET queued = queued + 1"))
-    with pytest.raises(InvariantsBroken, match="queued/processing counts do not match its jobs"):
-        await _check(gateway)
+async def test_admission_counts_that_drift_from_the_jobs_are_reported(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Only SQLite keeps counts; PostgreSQL counts the jobs at each admission.
+    async with open_gateway(sqlite_url, tmp_path / "data", routes=SANDBOX_ROUTES) as gateway:
+        await _finished_job(gateway)
+        async with gateway.runtime.db.transaction() as conn:
+            await conn.execute(text("UPDATE account_job_counts SET queued = queued + 1"))
+        with pytest.raises(InvariantsBroken, match="queued/processing counts do not match"):
+            await _check(gateway)
 
 
 async def test_a_failed_job_refunded_in_full_passes_and_a_test_keys_charge_does_not(
