@@ -28,6 +28,7 @@ Connection failures (server down, pool exhausted, SQLite locked past its timeout
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import contextvars
@@ -208,15 +209,43 @@ _writer_task: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.Con
 another one."""
 
 
-class _OneTask:
+class _OneTask(abc.ABC):
     """A queue of units served by one task, on the loop that queued first (a new loop, such as
-    a test's, gets a new task and queue)."""
+    a test's, gets a new task and queue); the task takes up to ``max_batch`` units at a time."""
 
     name = ""
 
-    def __init__(self) -> None:
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = GROUP_COMMIT_MAX) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
         self._queue: asyncio.Queue[_Unit | _Inline[Any]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+
+    async def run(self, body: Body[T]) -> T:
+        """Queue ``body``; its result once the task has run it (and, for writes, committed).
+
+        A body still waiting after the busy timeout gets ``ServiceUnavailable``, as a ``BEGIN
+        IMMEDIATE`` would; the task skips it if it has not run it yet.
+        """
+        loop = asyncio.get_running_loop()
+        unit: _Inline[T] = _Inline(body, loop.create_future())
+        self._start(loop)
+        self._queue.put_nowait(unit)
+        try:
+            async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
+                return await asyncio.shield(unit.done)
+        except TimeoutError:
+            if unit.done.done():
+                raise
+            unit.done.cancel()
+            raise ServiceUnavailable() from None
+
+    async def _take(self) -> list[_Unit | _Inline[Any]]:
+        """The next unit (waiting for one), with every unit queued behind it, up to the batch."""
+        taken = [await self._queue.get()]
+        while len(taken) < self._max_batch and not self._queue.empty():
+            taken.append(self._queue.get_nowait())
+        return taken
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._task is not None and not self._task.done() and self._task.get_loop() is loop:
@@ -238,15 +267,9 @@ class _OneTask:
         while not self._queue.empty():
             _fail(self._queue.get_nowait(), ServiceUnavailable())
 
+    @abc.abstractmethod
     async def _serve(self) -> None:
-        raise NotImplementedError
-
-    def _queued(self, body: Body[T]) -> _Inline[T]:
-        loop = asyncio.get_running_loop()
-        unit: _Inline[T] = _Inline(body, loop.create_future())
-        self._start(loop)
-        self._queue.put_nowait(unit)
-        return unit
+        """Take units from the queue and run them, forever."""
 
 
 class GroupRead(_OneTask):
@@ -259,27 +282,9 @@ class GroupRead(_OneTask):
 
     name = "imagegate-sqlite-reader"
 
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = GROUP_COMMIT_MAX) -> None:
-        super().__init__()
-        self._engine = engine
-        self._max_batch = max_batch
-
-    async def run(self, body: Body[T]) -> T:
-        unit = self._queued(body)
-        try:
-            async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
-                return await asyncio.shield(unit.done)
-        except TimeoutError:
-            if unit.done.done():
-                raise
-            unit.done.cancel()
-            raise ServiceUnavailable() from None
-
     async def _serve(self) -> None:
         while True:
-            batch: list[_Inline[Any]] = [cast(_Inline[Any], await self._queue.get())]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(cast(_Inline[Any], self._queue.get_nowait()))
+            batch = cast(list[_Inline[Any]], await self._take())  # only bodies are queued here
             try:
                 async with self._engine.connect() as conn:
                     await _on_driver_thread(conn, functools.partial(_read_bodies, batch))
@@ -313,23 +318,9 @@ class GroupCommit(_OneTask):
     name = "imagegate-sqlite-writer"
 
     def __init__(self, engine: AsyncEngine, *, max_batch: int = GROUP_COMMIT_MAX) -> None:
-        super().__init__()
-        self._engine = engine
-        self._max_batch = max_batch
+        super().__init__(engine, max_batch=max_batch)
         self.commits = 0
         """Transactions committed so far (each holds one or more blocks and bodies)."""
-
-    async def run(self, body: Body[T]) -> T:
-        """Run ``body`` as one savepoint of the writer's transaction; its result once committed."""
-        unit = self._queued(body)
-        try:
-            async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
-                return await asyncio.shield(unit.done)
-        except TimeoutError:
-            if unit.done.done():
-                raise
-            unit.done.cancel()  # the writer skips it if it has not run it yet
-            raise ServiceUnavailable() from None
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[AsyncConnection]:
@@ -366,9 +357,7 @@ class GroupCommit(_OneTask):
         conn: AsyncConnection | None = None  # kept between batches; a new one after a failure
         try:
             while True:
-                taken = [await self._queue.get()]
-                while len(taken) < self._max_batch and not self._queue.empty():
-                    taken.append(self._queue.get_nowait())
+                taken = await self._take()
                 try:
                     if conn is None:
                         conn = await self._engine.connect()

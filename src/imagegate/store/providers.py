@@ -155,6 +155,22 @@ async def record_misconfigured(
     )
 
 
+async def _lock_leases(conn: AsyncConnection, provider: str, now: Millis) -> None:
+    """Before counting ``provider``'s leases: on PostgreSQL lock its health row, so takers of
+    the same provider count one after the other (SQLite's one writer already serialises them),
+    then delete the expired leases of holders that died, so their places are reused."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            select(provider_health.c.provider)
+            .where(provider_health.c.provider == provider)
+            .with_for_update()
+        )
+    leases = provider_leases.c
+    await conn.execute(
+        delete(provider_leases).where(leases.provider == provider, leases.expires_at < now)
+    )
+
+
 async def take_lease(
     conn: AsyncConnection,
     provider: str,
@@ -174,16 +190,8 @@ async def take_lease(
     the same provider count one after the other (SQLite's ``BEGIN IMMEDIATE`` already serialises
     writers). Leases of holders that died expire and are deleted here, so they are reused.
     """
-    if conn.dialect.name == "postgresql":
-        await conn.execute(
-            select(provider_health.c.provider)
-            .where(provider_health.c.provider == provider)
-            .with_for_update()
-        )
+    await _lock_leases(conn, provider, now)
     leases = provider_leases.c
-    await conn.execute(
-        delete(provider_leases).where(leases.provider == provider, leases.expires_at < now)
-    )
     held = (
         select(func.count())
         .select_from(provider_leases)
@@ -220,16 +228,8 @@ async def take_leases(
     The count and the insert run under the same lock as ``take_lease``'s (the provider's
     health row on PostgreSQL, SQLite's one writer), so the invariant holds the same way.
     """
-    if conn.dialect.name == "postgresql":
-        await conn.execute(
-            select(provider_health.c.provider)
-            .where(provider_health.c.provider == provider)
-            .with_for_update()
-        )
+    await _lock_leases(conn, provider, now)
     table = provider_leases.c
-    await conn.execute(
-        delete(provider_leases).where(table.provider == provider, table.expires_at < now)
-    )
     held = await conn.scalar(
         select(func.count()).select_from(provider_leases).where(table.provider == provider)
     )

@@ -4,7 +4,6 @@ answered only after the commit that holds its writes, a failing block rolled bac
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,13 +16,6 @@ from imagegate.store.tables import accounts as accounts_table
 
 class Refused(Exception):
     pass
-
-
-@pytest.fixture
-async def sqlite_db(sqlite_url: str) -> AsyncIterator[Database]:
-    database = Database(sqlite_url)
-    yield database
-    await database.dispose()
 
 
 def count_commits(db: Database) -> list[int]:

@@ -6,7 +6,6 @@ body runs on the async connection."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,13 +22,6 @@ from tests.factories import add_account, add_job
 
 class Refused(Exception):
     pass
-
-
-@pytest.fixture
-async def sqlite_db(sqlite_url: str) -> AsyncIterator[Database]:
-    database = Database(sqlite_url)
-    yield database
-    await database.dispose()
 
 
 def add(name: str, *, fail: bool = False) -> Any:
