@@ -26,6 +26,7 @@ from imagegate.errors import (
 )
 from imagegate.net.guard import default_tls
 from imagegate.net.retry_after import retry_after_seconds
+from imagegate.net.transport import AiohttpTransport
 
 __all__ = [
     "clean_message",
@@ -61,7 +62,8 @@ def create_client(
     connections: int = POOL_FLOOR,
     transport: Any = None,
 ) -> httpx2.AsyncClient:
-    """An ``AsyncClient`` for one vendor; ``transport`` is injected by tests.
+    """An ``AsyncClient`` for one vendor; ``transport`` is injected by tests, else the calls go
+    through aiohttp (``net.transport``).
 
     ``connections`` is how many calls the vendor account takes at once (the provider's
     ``max_concurrency``): the pool holds that many connections open, and keeps them alive
@@ -74,7 +76,7 @@ def create_client(
         headers=dict(headers),
         timeout=httpx2.Timeout(timeout, connect=10.0),
         limits=httpx2.Limits(max_connections=size, max_keepalive_connections=size),
-        transport=transport,
+        transport=transport or AiohttpTransport(connections=size, tls=default_tls()),
         verify=default_tls(),
         follow_redirects=False,
         event_hooks={"response": [_log_response]},
