@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,9 @@ class LoopWatch:
             "count": int(data["count"]) - mark,
             "longest_ms": round(longest[1] * 1000, 1) if longest else 0.0,
             "longest": longest[2] if longest else None,
+            # Callbacks that spent half their time or more in the garbage collector.
+            "mostly_gc": sum(1 for e in events if len(e) > 3 and e[3] >= e[1] / 2),
+            "most_often": Counter(e[2] for e in events).most_common(5),
         }
 
 
@@ -282,6 +286,10 @@ class Gateway:
             "count": sum(p["count"] for p in per.values()),
             "longest_ms": longest["longest_ms"],
             "longest": longest["longest"],
+            "mostly_gc": sum(p["mostly_gc"] for p in per.values()),
+            "most_often": sum(
+                (Counter(dict(p["most_often"])) for p in per.values()), Counter()
+            ).most_common(5),
         }
 
 

@@ -11,11 +11,16 @@ handler on the ``asyncio`` logger keeps the count and each event (seconds, handl
 REPORT.json after every one, so the file is current whenever the harness reads it,
 including after the process was killed. The anchor app runs under the same launcher, so both
 sides of a ratio pay for the timing alike (two clock reads per callback).
+
+The garbage collector's pauses are timed too (``gc.callbacks``): each slow callback records how
+much of its time went to collections that ran inside it, so a report can tell a callback that
+did too much work from one that a full collection happened to stop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import json
 import logging
@@ -45,14 +50,41 @@ def short(handle: str) -> str:
     return f"{found['name']} at {at}" if at else found["name"]
 
 
+class GcPauses:
+    """The collector's recent pauses (end time, seconds), from ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.recent: list[tuple[float, float]] = []
+        self.longest = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self._started = now
+            return
+        pause = now - self._started
+        self.longest = max(self.longest, pause)
+        if pause >= 0.001:
+            self.recent.append((now, pause))
+            del self.recent[:-64]
+
+    def within(self, seconds: float) -> float:
+        """Seconds of collection that ended in the last ``seconds`` (the slow callback's span)."""
+        since = time.perf_counter() - seconds - 0.001
+        return sum(pause for end, pause in self.recent if end >= since)
+
+
 class SlowCallbacks(logging.Handler):
     """Counts asyncio's ``Executing … took …`` warnings and writes them to ``path``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, pauses: GcPauses) -> None:
         super().__init__(level=logging.WARNING)
         self.path = path
+        self.pauses = pauses
         self.count = 0
-        self.events: list[tuple[float, float, str]] = []
+        self.events: list[tuple[float, float, str, float]] = []
         self._lock = threading.Lock()
         self.write()
 
@@ -61,14 +93,21 @@ class SlowCallbacks(logging.Handler):
             return
         args: Any = record.args
         seconds, handle = float(args[1]), short(str(args[0]))
+        in_gc = self.pauses.within(seconds)
         with self._lock:
             self.count += 1
             if len(self.events) < _KEEP:
-                self.events.append((round(time.time(), 3), round(seconds, 4), handle))
+                event = (round(time.time(), 3), round(seconds, 4), handle, round(in_gc, 4))
+                self.events.append(event)
             self.write()
 
     def write(self) -> None:
-        body = {"threshold_s": THRESHOLD, "count": self.count, "events": self.events}
+        body = {
+            "threshold_s": THRESHOLD,
+            "count": self.count,
+            "events": self.events,
+            "gc_longest_s": round(self.pauses.longest, 4),
+        }
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(body))
         tmp.replace(self.path)
@@ -112,7 +151,7 @@ class _WatchedPolicy(asyncio.DefaultEventLoopPolicy):
 
 def main() -> None:
     report, *target = sys.argv[1:]
-    handler = SlowCallbacks(Path(report))
+    handler = SlowCallbacks(Path(report), GcPauses())
     watched = logging.getLogger("asyncio")
     watched.setLevel(logging.WARNING)
     watched.addHandler(handler)

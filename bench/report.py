@@ -181,13 +181,14 @@ def memory_section(sc: dict[str, Any]) -> str:
 
 def slow_section(results: dict[str, Any]) -> str:
     rows = [
-        [s["scenario"], s["run"], s["count"], _f(s["longest_ms"]),
+        [s["scenario"], s["run"], s["count"], s.get("mostly_gc", "—"), _f(s["longest_ms"]),
          f"`{s['longest'][:120]}`" if s.get("longest") else "—"]
         for s in slow_callbacks(results)
     ]  # fmt: skip
     if not rows:
         return "_Not run._"
-    return table(["scenario", "run", "callbacks ≥ 20 ms", "longest ms", "longest callback"], rows)
+    header = ["scenario", "run", "callbacks ≥ 20 ms", "of which mostly in GC", "longest ms"]
+    return table([*header, "longest callback"], rows)
 
 
 def why_section(found: list[Check], notes: dict[str, str]) -> str:

@@ -97,6 +97,9 @@ class Runtime:
     keys: KeyCache
     loops: LoopHealth = field(default_factory=LoopHealth)
     """The health of this process's background loops (``/readyz`` reads it)."""
+    local_worker: Worker | None = None
+    """This process's job worker, when it runs one (``Background``): the ``/v1`` calls run
+    their jobs under its leases, in the request's own task (``Worker.run_claimed``)."""
     _listener: PostgresListener | None = field(default=None, repr=False)
 
     def outage(self, loop: str) -> Outage:
@@ -172,6 +175,7 @@ class Background:
         runtime.listen()
         s = runtime.settings
         self.worker = runtime.worker(concurrency=concurrency)
+        runtime.local_worker = self.worker
         self.sender = runtime.webhook_sender()
         self.sweeper = runtime.sweeper()
         self.supervisor = Supervisor(

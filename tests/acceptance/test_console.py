@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from tests.acceptance.conftest import free_port, wait_until_healthy
 from tests.acceptance.test_serve import Served
@@ -279,6 +279,23 @@ def test_the_model_list_works_from_the_keyboard(page: Page, gateway: Gateway) ->
     expect(gpt2).to_be_focused()
     expect(gpt2).to_be_checked()
     expect(page.get_by_role("heading", name="GPT Image 2")).to_be_visible()
+
+
+def test_focus_moved_into_the_page_while_it_loads_stays_where_the_user_put_it(
+    page: Page, gateway: Gateway
+) -> None:
+    held: list[Route] = []
+    page.route(re.compile(r"/v2/models/gpt-image-1\.5$"), lambda route: held.append(route))
+    sign_in(page, gateway)
+    radio = page.get_by_role("radio", name=re.compile("GPT Image 1.5"))
+    radio.focus()
+    expect(page.get_by_text("Loading the model…")).to_be_visible()
+    assert len(held) == 1, "the model's form should still be loading"
+
+    held[0].continue_()
+
+    expect(page.get_by_role("button", name="Generate")).to_be_visible()
+    expect(radio).to_be_focused()
 
 
 def test_a_live_key_sees_models_without_a_provider_greyed_with_the_reason(

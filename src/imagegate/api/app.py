@@ -16,14 +16,8 @@ from pydantic import TypeAdapter
 
 from imagegate import __version__
 from imagegate.api.errors import install_error_handlers
-from imagegate.api.middleware import (
-    BodyLimitMiddleware,
-    ErrorBoundaryMiddleware,
-    NulRejectMiddleware,
-    RequestIdMiddleware,
-    RequestMetricsMiddleware,
-)
-from imagegate.api.ratelimit import RateLimitHeadersMiddleware
+from imagegate.api.hotroutes import HotRoutes
+from imagegate.api.middleware import EdgeMiddleware
 from imagegate.api.routes import (
     account,
     account_admin,
@@ -49,8 +43,12 @@ receive webhooks. Authenticate with `X-API-Key` (or `Authorization: Bearer`).
 """
 
 
-def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
-    """The app. With ``workers > 0`` the process also runs that many job slots (embedded mode)."""
+def create_app(runtime: Runtime, *, workers: int = 0, hot_routes: bool = True) -> FastAPI:
+    """The app. With ``workers > 0`` the process also runs that many job slots (embedded mode).
+
+    ``hot_routes=False`` serves the submit and the job read through FastAPI's routing like every
+    other route (``imagegate.api.hotroutes``): tests compare the two.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -87,20 +85,17 @@ def create_app(runtime: Runtime, *, workers: int = 0) -> FastAPI:
     ):
         app.include_router(module.router)
     console.install_console(app)
-    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(
-        BodyLimitMiddleware,
+        EdgeMiddleware,
+        counter=runtime.metrics.http_requests,
         limit=runtime.settings.max_body_bytes,
         overrides={
             "/v2/uploads": runtime.settings.upload_max_bytes + 1024 * 1024,
             midjourney.PATH: max(midjourney.BODY_LIMIT, runtime.settings.max_body_bytes),
             openai.EDITS_PATH: openai.edits_body_limit(runtime.settings.upload_max_bytes),
         },
+        hot=HotRoutes(app) if hot_routes else None,
     )
-    app.add_middleware(NulRejectMiddleware)
-    app.add_middleware(ErrorBoundaryMiddleware)
-    app.add_middleware(RequestMetricsMiddleware, counter=runtime.metrics.http_requests)
-    app.add_middleware(RequestIdMiddleware)
     _install_openapi(app, runtime)
     return app
 

@@ -100,6 +100,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.direct_jobs = Counter(
+            "imagegate_direct_jobs",
+            "/v1 jobs run in the request's own task, by outcome: answered from the step that"
+            " completed them (completed), or left to the queue and waited for (queued)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.lease_losses = Counter(
             "imagegate_lease_losses", "Steps whose lease was lost", registry=self.registry
         )

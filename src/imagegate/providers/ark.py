@@ -54,7 +54,7 @@ from imagegate.providers.base import (
 )
 from imagegate.providers.http import (
     clean_message,
-    json_object,
+    json_object_off_loop,
     raise_for_upstream,
     transport_error,
 )
@@ -281,7 +281,7 @@ class ArkAdapter(SyncAdapter):
                     provider=NAME,
                 )
             raise_for_upstream(response, NAME, f"{code}: {message}" if code else message)
-        return json_object(response, NAME)
+        return await json_object_off_loop(response, NAME)
 
     def _images(self, answer: Mapping[str, Any]) -> list[OutputImage]:
         """The images of one answer; a body off the schema is ``UpstreamRejected`` (not retried:

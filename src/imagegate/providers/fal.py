@@ -47,6 +47,7 @@ from imagegate.providers.base import (
 from imagegate.providers.http import (
     clean_message,
     json_object,
+    json_object_off_loop,
     malformed,
     raise_for_upstream,
     transport_error,
@@ -310,7 +311,7 @@ class FalAdapter(Adapter):
                     provider=NAME,
                 )
             raise UpstreamRejected(f"Provider returned an error: {text}", provider=NAME)
-        output = json_object(response, NAME, polling=True)
+        output = await json_object_off_loop(response, NAME, polling=True)
         flags = output.get("has_nsfw_concepts")
         if isinstance(flags, list) and any(flag is True for flag in flags):
             raise UpstreamModerated(

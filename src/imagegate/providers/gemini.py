@@ -57,7 +57,7 @@ from imagegate.providers.base import (
 )
 from imagegate.providers.http import (
     clean_message,
-    json_object,
+    json_object_off_loop,
     raise_for_upstream,
     transport_error,
 )
@@ -232,7 +232,7 @@ class GeminiAdapter(SyncAdapter):
             raise transport_error(exc, NAME, sent=True) from exc
         if response.status_code >= 300:
             self._raise_error(response, model)
-        return json_object(response, NAME)
+        return await json_object_off_loop(response, NAME)
 
     def _raise_error(self, response: httpx2.Response, model: str) -> None:
         error = _error_body(response)

@@ -7,10 +7,12 @@ checked by the adapter *before* calling it). ``redact`` keeps secrets out of log
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import httpx2
 import structlog
@@ -24,16 +26,21 @@ from imagegate.errors import (
 )
 from imagegate.net.guard import default_tls
 from imagegate.net.retry_after import retry_after_seconds
+from imagegate.net.transport import AiohttpTransport
 
 __all__ = [
     "clean_message",
     "create_client",
     "json_object",
+    "json_object_off_loop",
     "malformed",
+    "parse_off_loop",
     "raise_for_upstream",
     "redact",
     "transport_error",
 ]
+
+T = TypeVar("T")
 
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 _SECRET_HEADERS = frozenset({"authorization", "x-key", "api-key", "x-goog-api-key", "x-api-key"})
@@ -55,7 +62,8 @@ def create_client(
     connections: int = POOL_FLOOR,
     transport: Any = None,
 ) -> httpx2.AsyncClient:
-    """An ``AsyncClient`` for one vendor; ``transport`` is injected by tests.
+    """An ``AsyncClient`` for one vendor; ``transport`` is injected by tests, else the calls go
+    through aiohttp (``net.transport``).
 
     ``connections`` is how many calls the vendor account takes at once (the provider's
     ``max_concurrency``): the pool holds that many connections open, and keeps them alive
@@ -68,7 +76,7 @@ def create_client(
         headers=dict(headers),
         timeout=httpx2.Timeout(timeout, connect=10.0),
         limits=httpx2.Limits(max_connections=size, max_keepalive_connections=size),
-        transport=transport,
+        transport=transport or AiohttpTransport(connections=size, tls=default_tls()),
         verify=default_tls(),
         follow_redirects=False,
         event_hooks={"response": [_log_response]},
@@ -174,6 +182,28 @@ def json_object(
         what = f"a JSON {type(body).__name__} instead of an object"
         raise malformed(provider, what, polling=polling)
     return body
+
+
+LARGE_JSON_BYTES = 256 * 1024
+"""From this size on an answer is parsed in a worker thread: base64 images make answers of
+many megabytes, and ``json.loads`` of 20 MB holds the event loop for tens of milliseconds."""
+
+
+async def parse_off_loop(response: httpx2.Response, parse: Callable[[httpx2.Response], T]) -> T:
+    """``parse(response)``, in a worker thread when the answer is large enough to block the
+    event loop; small answers are parsed in place (a thread hop costs more than they do)."""
+    if len(response.content) < LARGE_JSON_BYTES:
+        return parse(response)
+    return await asyncio.to_thread(parse, response)
+
+
+async def json_object_off_loop(
+    response: httpx2.Response, provider: str, *, polling: bool = False
+) -> dict[str, Any]:
+    """``json_object`` by way of ``parse_off_loop``."""
+    return await parse_off_loop(
+        response, functools.partial(json_object, provider=provider, polling=polling)
+    )
 
 
 def transport_error(exc: httpx2.TransportError, provider: str, *, sent: bool) -> UpstreamError:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -52,6 +53,7 @@ from imagegate.providers.base import (
 from imagegate.providers.http import (
     clean_message,
     malformed,
+    parse_off_loop,
     raise_for_upstream,
     transport_error,
 )
@@ -271,7 +273,7 @@ class ReplicateAdapter(Adapter):
         except httpx2.TransportError as exc:
             raise transport_error(exc, NAME, sent=True) from exc
         raise_for_upstream(response, NAME, _error_text(response))
-        prediction = _prediction(response, polling=False)
+        prediction = await parse_off_loop(response, functools.partial(_prediction, polling=False))
         # A data URI output is megabytes of base64: decoded off the loop.
         answer = await asyncio.to_thread(self._interpret, prediction, request)
         if isinstance(answer, Finished):
@@ -286,7 +288,7 @@ class ReplicateAdapter(Adapter):
         if response.status_code == 404:
             raise UpstreamTaskLost(f"replicate: prediction {task.task_id} not found", provider=NAME)
         raise_for_upstream(response, NAME, _error_text(response))
-        prediction = _prediction(response, polling=True)
+        prediction = await parse_off_loop(response, functools.partial(_prediction, polling=True))
         return await asyncio.to_thread(self._interpret, prediction, request)
 
     def _interpret(

@@ -42,7 +42,7 @@ from imagegate.providers.base import (
 )
 from imagegate.providers.http import (
     clean_message,
-    json_object,
+    json_object_off_loop,
     raise_for_upstream,
     transport_error,
 )
@@ -138,7 +138,7 @@ class ReveAdapter(SyncAdapter):
             raise transport_error(exc, NAME, sent=True) from exc
         check_response(response)
         flagged = response.headers.get("x-reve-content-violation", "").lower() == "true"
-        body = {} if flagged else json_object(response, NAME)
+        body = {} if flagged else await json_object_off_loop(response, NAME)
         if flagged or body.get("content_violation") is True:
             raise UpstreamModerated(f"{_MODERATED}: {NAME} flagged the image", provider=NAME)
         encoded = body.get("image")

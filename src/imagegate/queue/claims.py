@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.store.jobs import JobRow, job_from_row
@@ -28,10 +28,12 @@ from imagegate.types import JobStatus, JobStep, Millis
 
 __all__ = [
     "claim",
+    "claim_job",
     "fenced_update",
     "next_due",
     "queue_depth",
     "release",
+    "release_job",
     "release_owner",
     "renew",
     "renew_owner",
@@ -73,20 +75,69 @@ async def claim(
     result = await conn.execute(
         update(jobs)
         .where(jobs.c.id.in_(due.scalar_subquery()))
-        .values(
-            lease_owner=owner,
-            lease_token=token,
-            lease_expires_at=now + lease_ms,
-            status=case(
-                (jobs.c.status == JobStatus.QUEUED.value, JobStatus.PROCESSING.value),
-                else_=jobs.c.status,
-            ),
-            started_at=func.coalesce(jobs.c.started_at, now),
-            updated_at=now,
-        )
+        .values(_claimed(owner, token, now, lease_ms))
         .returning(*jobs.c)
     )
     return [job_from_row(row) for row in result]
+
+
+_CLAIM_JOB = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("claimed_id"), jobs.c.lease_token.is_(None))
+    .values(
+        lease_owner=bindparam("claim_owner"),
+        lease_token=bindparam("claim_token"),
+        lease_expires_at=bindparam("claim_expires_at"),
+        status=case(
+            (jobs.c.status == JobStatus.QUEUED.value, JobStatus.PROCESSING.value),
+            else_=jobs.c.status,
+        ),
+        started_at=func.coalesce(jobs.c.started_at, bindparam("claim_now")),
+        updated_at=bindparam("claim_now"),
+    )
+    .returning(*jobs.c)
+)
+"""``claim_job``'s statement, built once (it runs in every direct ``/v1`` submit): what
+``_claimed`` writes, for one job."""
+
+
+async def claim_job(
+    conn: AsyncConnection, job_id: str, *, owner: str, token: str, now: Millis, lease_ms: int
+) -> JobRow | None:
+    """Lease the job just inserted in this transaction, as ``claim`` would (the API process
+    that runs a ``/v1`` call in the request's own task; see ``queue.worker``).
+
+    Invariant: the same as ``claim``'s, and the lease is the same: renewed by ``owner``'s
+    heartbeat, fencing every write, and due again for any worker once it expires. None when the
+    job is already leased (it never is, in the transaction that inserted it).
+    """
+    result = await conn.execute(
+        _CLAIM_JOB,
+        {
+            "claimed_id": job_id,
+            "claim_owner": owner,
+            "claim_token": token,
+            "claim_expires_at": now + lease_ms,
+            "claim_now": now,
+        },
+    )
+    row = result.first()
+    return job_from_row(row) if row is not None else None
+
+
+def _claimed(owner: str, token: str, now: Millis, lease_ms: int) -> dict[str, Any]:
+    """What a claim writes: the lease, and PROCESSING for a job claimed the first time."""
+    return {
+        "lease_owner": owner,
+        "lease_token": token,
+        "lease_expires_at": now + lease_ms,
+        "status": case(
+            (jobs.c.status == JobStatus.QUEUED.value, JobStatus.PROCESSING.value),
+            else_=jobs.c.status,
+        ),
+        "started_at": func.coalesce(jobs.c.started_at, now),
+        "updated_at": now,
+    }
 
 
 async def renew(conn: AsyncConnection, job_id: str, token: str, now: Millis, lease_ms: int) -> bool:
@@ -133,18 +184,31 @@ async def release(
     the step made, so the call is no longer in flight. ``release_owner`` (shutdown) deliberately
     keeps it, since a call cut off there never had its outcome recorded.
     """
-    return await fenced_update(
-        conn,
-        job_id,
-        token,
-        {
-            "call_started_at": None,
-            **(values or {}),
-            "lease_owner": None,
-            "lease_token": None,
-            "lease_expires_at": None,
-        },
+    return await fenced_update(conn, job_id, token, _released(values))
+
+
+async def release_job(
+    conn: AsyncConnection, job_id: str, token: str, values: Mapping[str, Any]
+) -> JobRow | None:
+    """``release`` answering the job as it now stands; None when ``token`` lost the lease."""
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.lease_token == token)
+        .values(**_released(values))
+        .returning(*jobs.c)
     )
+    row = result.first()
+    return job_from_row(row) if row is not None else None
+
+
+def _released(values: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {
+        "call_started_at": None,
+        **(values or {}),
+        "lease_owner": None,
+        "lease_token": None,
+        "lease_expires_at": None,
+    }
 
 
 async def release_owner(conn: AsyncConnection, owner: str) -> int:

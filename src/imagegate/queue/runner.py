@@ -137,8 +137,11 @@ class JobRunner:
         self._ingest = ingest
         self._transitions = transitions
 
-    async def run(self, job: JobRow) -> None:
-        """Advance one leased job by one step. Never raises (except cancellation)."""
+    async def run(self, job: JobRow) -> JobRow | None:
+        """Advance one leased job by one step. Never raises (except cancellation).
+
+        The job as written when this step COMPLETED it, else None (it failed, was put back for
+        a later step, or the lease was lost: read it to know)."""
         assert job.lease_token is not None
         lease = Lease(job.id, job.lease_token)
         # Every line written while this step runs (adapters, ingest, transitions) names the job.
@@ -146,12 +149,12 @@ class JobRunner:
             structlog.contextvars.bound_contextvars(job_id=job.id),
             self._metrics.tracing.span(f"job.{job.step}", job.id, model=job.model),
         ):
-            await self._run(job, lease)
+            return await self._run(job, lease)
 
-    async def _run(self, job: JobRow, lease: Lease) -> None:
+    async def _run(self, job: JobRow, lease: Lease) -> JobRow | None:
         log_ = log.bind(model=job.model, step=job.step)
         try:
-            await self._step(job, lease)
+            return await self._step(job, lease)
         except ProviderBusy as busy:
             self._metrics.deferrals.labels(busy.provider, busy.reason).inc()
             await self._guard(self._transitions.defer(lease, busy.retry_after, str(busy)))
@@ -187,6 +190,7 @@ class JobRunner:
                 f"Internal error while processing the job ({type(exc).__name__})"
             )
             await self._guard(self._transitions.retry(lease, job, error))
+        return None
 
     @contextlib.contextmanager
     def _timed(self, provider: str, call: str) -> Iterator[None]:
@@ -247,18 +251,17 @@ class JobRunner:
             return None
         return True
 
-    async def _step(self, job: JobRow, lease: Lease) -> None:
+    async def _step(self, job: JobRow, lease: Lease) -> JobRow | None:
         step = job.job_step
         if step is JobStep.CANCEL:
             await self._cancel_upstream(job, lease)
-            return
+            return None
         if step is JobStep.FETCH:  # stored before a restart: finish from the record
             delivered = sum(1 for record in job.outputs or () if not record.grid)
-            await self._transitions.complete(lease, job, delivered)
-            return
+            return await self._transitions.complete(lease, job, delivered)
         if self._clock.now_ms() >= job.deadline_at:
             await self._transitions.fail(lease, job, "Job timed out", "timeout")
-            return
+            return None
         choice = await self._router.choose(job)
         route = choice.route
         request = generation_request(job, route)
@@ -267,7 +270,7 @@ class JobRunner:
         if job.provider_task_id is None:
             resubmitting = await self._interrupted(job, lease)
             if resubmitting is None:
-                return
+                return None
             try:
                 async with self._gates.call(route.provider, job.id):
                     adapter = self._providers.get(route.provider)
@@ -288,7 +291,7 @@ class JobRunner:
                     raise
                 self._metrics.upstream_errors.labels(route.provider, exc.code).inc()
                 await self._transitions.failover(lease, job, following, exc)
-                return
+                return None
             if isinstance(submitted, Submitted):
                 try:
                     await self._record(
@@ -301,7 +304,7 @@ class JobRunner:
                     # this task, so ask the vendor to stop it rather than let it run and bill.
                     await self._cancel_quietly(adapter, request, TaskHandle(submitted.task_id))
                     raise
-                return
+                return None
             finished = submitted
         else:
             handle = TaskHandle(job.provider_task_id, job.provider_state or {})
@@ -311,7 +314,7 @@ class JobRunner:
                     polled = await adapter.poll(request, handle)
             if isinstance(polled, Pending):
                 await self._transitions.pending(lease, job, polled)
-                return
+                return None
             finished = polled
         if not finished.images:
             raise UpstreamError("Provider returned no images", provider=route.provider)
@@ -324,7 +327,7 @@ class JobRunner:
             route = Route(route.provider, finished.served_model)
         served = route
         delivered = len(finished.images)
-        await self._record(
+        return await self._record(
             job,
             "completion",
             lambda: self._transitions.complete(

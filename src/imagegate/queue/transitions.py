@@ -177,8 +177,9 @@ class JobTransitions:
         *,
         served_by: str | None = None,
         stored: tuple[Route, Sequence[OutputRecord]] | None = None,
-    ) -> None:
-        """COMPLETED, credits captured and the webhook queued — all or nothing.
+    ) -> JobRow:
+        """COMPLETED, credits captured and the webhook queued — all or nothing; the job as
+        written (a caller that answers with it needs no read).
 
         ``served_by`` is the provider that delivered, when ``job`` was read before one was
         recorded (a synchronous vendor answers within the step that chose it). ``stored`` (the
@@ -202,8 +203,8 @@ class JobTransitions:
                 "outputs": list(outputs),
             }
 
-        async def body(conn: AsyncConnection) -> str | None:
-            ok = await claims.release(
+        async def body(conn: AsyncConnection) -> tuple[JobRow, str | None]:
+            finished = await claims.release_job(
                 conn,
                 job.id,
                 lease.token,
@@ -219,7 +220,7 @@ class JobTransitions:
                     "updated_at": now,
                 },
             )
-            if not ok:
+            if finished is None:
                 raise LeaseLost(job.id)
             if stored is not None:
                 stored_count = {"outputs": len(stored[1])}
@@ -232,14 +233,15 @@ class JobTransitions:
             if charged:
                 await accounts.capture(conn, job.account_id, job.id, charged, now)
             await job_store.add_event(conn, job.id, "completed", now)
-            return await enqueue_delivery(conn, job, WebhookEvent.COMPLETED, now)
+            return finished, await enqueue_delivery(conn, job, WebhookEvent.COMPLETED, now)
 
-        queued = await self._change(job.id, body)
+        finished, queued = await self._change(job.id, body)
         if queued:
             self._signals.deliveries_queued()
         provider = served_by or job.provider or NO_PROVIDER
         self._metrics.jobs_finished.labels(job.model, "COMPLETED", provider).inc()
         log.info("job.completed", job_id=job.id, model=job.model)
+        return finished
 
     async def fail(
         self, lease: Lease, job: JobRow, message: str, code: str, *, provider: str | None = None

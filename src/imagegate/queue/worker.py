@@ -11,6 +11,14 @@ running steps finish for up to the grace period, cancels the rest and releases e
 worker still holds so peers take over at once. ``drain()`` is the test seam: run everything due
 now, until nothing is.
 
+A job may also be claimed where it is inserted: an API process that runs workers runs a
+``/v1`` call's job in the request's own task, without waiting for a claim. ``new_claim()`` is
+the lease (this worker's owner, a fresh token, the same TTL) that ``claims.claim_job`` writes in
+the submit's transaction, and ``run_claimed(job)`` runs the job's step as a claimed one: its
+lease renewed by the heartbeat, waited for (or cancelled past the grace) at shutdown, and, if
+the process dies mid-step, expiring so that any worker takes the job over as it would a dead
+worker's.
+
 A database outage stops claiming, never the worker: its ``Outage`` logs the start and the end
 once, the claim is retried with back-off, and running steps keep their leases by the heartbeat
 as soon as the database answers again.
@@ -23,6 +31,7 @@ import contextlib
 import os
 import socket
 import uuid
+from dataclasses import dataclass
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -36,9 +45,18 @@ from imagegate.store.jobs import JobRow
 from imagegate.supervisor import Outage
 from imagegate.types import Clock
 
-__all__ = ["Worker"]
+__all__ = ["Claim", "Worker"]
 
 log = structlog.get_logger("imagegate.worker")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A lease for a job claimed where it is inserted (``claims.claim_job``)."""
+
+    owner: str
+    token: str
+    lease_ms: int
 
 
 class Worker:
@@ -65,8 +83,10 @@ class Worker:
         self._poll_interval = poll_interval
         self._grace = grace_seconds
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._held: dict[str, tuple[str, asyncio.Task[None]]] = {}
+        self._tasks: set[asyncio.Task[JobRow | None]] = set()
+        self._claimed_elsewhere: set[asyncio.Task[JobRow | None]] = set()
+        """Steps of ``run_claimed``: not counted against ``concurrency``, waited for at stop."""
+        self._held: dict[str, tuple[str, asyncio.Task[JobRow | None]]] = {}
         """Jobs whose step runs now: id → (lease token, step task), renewed together."""
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -106,17 +126,48 @@ class Worker:
         self._stopping.set()
         self._wakeup.notify()
 
+    def new_claim(self) -> Claim | None:
+        """A lease for a job to claim as it is inserted; None once this worker is stopping."""
+        if self._stopping.is_set():
+            return None
+        return Claim(self.owner, str(uuid.uuid4()), self._lease_ms)
+
+    async def run_claimed(self, job: JobRow) -> JobRow | None:
+        """Run the step of ``job``, claimed with ``new_claim()``, as if this worker had claimed
+        it; the job as written when the step COMPLETED it, else None (see ``JobRunner.run``).
+
+        The step is this worker's task, not the caller's: a caller that stops waiting (a client
+        gone, a wait cap) leaves it running. A step cancelled by this worker (its stop, past the
+        grace) answers None too: its job is left to the queue.
+        """
+        task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
+        self._claimed_elsewhere.add(task)
+
+        def _done(finished: asyncio.Task[JobRow | None]) -> None:
+            self._claimed_elsewhere.discard(finished)
+            if finished.cancelled() or finished.exception() or finished.result() is None:
+                self._wakeup.notify()  # put back for later, or lost: the queue's job now
+
+        task.add_done_callback(_done)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            caller = asyncio.current_task()
+            if task.cancelled() and (caller is None or not caller.cancelling()):
+                return None
+            raise
+
     def _spawn(self, job: JobRow) -> None:
         task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
         self._tasks.add(task)
 
-        def _done(finished: asyncio.Task[None]) -> None:
+        def _done(finished: asyncio.Task[JobRow | None]) -> None:
             self._tasks.discard(finished)
             self._wakeup.notify()
 
         task.add_done_callback(_done)
 
-    async def _execute(self, job: JobRow) -> None:
+    async def _execute(self, job: JobRow) -> JobRow | None:
         assert job.lease_token is not None
         step = asyncio.create_task(self._runner.run(job))
         self._held[job.id] = (job.lease_token, step)
@@ -130,6 +181,7 @@ class Worker:
                 step.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await step
+        return None if step.cancelled() else step.result()
 
     def _ensure_heartbeat(self) -> None:
         if self._heartbeat_task is None or self._heartbeat_task.done():
@@ -156,8 +208,9 @@ class Worker:
                     step.cancel()
 
     async def _shutdown(self) -> None:
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=self._grace)
+        running = self._tasks | self._claimed_elsewhere
+        if running:
+            _, pending = await asyncio.wait(running, timeout=self._grace)
             for task in pending:
                 task.cancel()
             if pending:

@@ -34,14 +34,16 @@ from imagegate.errors import (
     ValidationFailed,
 )
 from imagegate.observability.metrics import Metrics
+from imagegate.queue import claims
 from imagegate.queue.router import Router
 from imagegate.queue.wakeup import Wakeup, notify_in_transaction
+from imagegate.queue.worker import Claim
 from imagegate.services.accounts import Caller
 from imagegate.settings import Settings
 from imagegate.store import accounts
 from imagegate.store import jobs as job_store
 from imagegate.store.db import Database
-from imagegate.store.jobs import NewJob
+from imagegate.store.jobs import JobRow, NewJob
 from imagegate.types import Clock, JobStatus, Millis
 
 DAY_MS = 86_400_000
@@ -57,6 +59,8 @@ class Accepted:
     job_id: str
     status: JobStatus
     replayed: bool = False
+    claimed: JobRow | None = None
+    """The job as written already claimed, when the submit was given a ``Claim``."""
 
 
 class Submitter:
@@ -87,8 +91,11 @@ class Submitter:
         body: Any,
         idempotency_key: str | None,
         retention_days: str | None = None,
+        *,
+        claim: Claim | None = None,
     ) -> Accepted:
-        """``POST /v2/images/generate``."""
+        """``POST /v2/images/generate``; with ``claim``, the job is written already claimed
+        under it (``Accepted.claimed``) for its caller to run (``Worker.run_claimed``)."""
         key = check_key(idempotency_key)
         retention = self._check_retention(retention_days)
         request = self._catalog.parse(body)
@@ -100,7 +107,7 @@ class Submitter:
         cost = 0 if caller.is_test else self._catalog.price(request.spec, request.params)
         request_print = fingerprint("/v2/images/generate", body)
         return await retry_key_race(
-            key, lambda: self._insert(caller, request, cost, key, request_print, retention)
+            key, lambda: self._insert(caller, request, cost, key, request_print, retention, claim)
         )
 
     def _check_retention(self, header: str | None) -> int | None:
@@ -126,6 +133,7 @@ class Submitter:
         key: str | None,
         request_print: str,
         retention_days: int | None,
+        claim: Claim | None,
     ) -> Accepted:
         now = self._clock.now_ms()
         job_id = str(uuid_utils.uuid7())
@@ -148,26 +156,34 @@ class Submitter:
             deadline_at=now + self._settings.job_deadline_seconds * 1000,
         )
 
-        async def accept(conn: AsyncConnection) -> Accepted | None:
+        async def accept(conn: AsyncConnection) -> Accepted:
             replay = await claim_key(conn, self._settings, caller, key, request_print, job_id, now)
             if replay is not None:
                 return replay
             await job_store.insert_job(conn, job)
             await job_store.add_event(conn, job_id, "queued", now, {"cost": cost})
-            await notify_in_transaction(conn)
+            if claim is None:
+                await notify_in_transaction(conn)
             # Admitted last, so the account stays locked only from here to the commit.
             await admit(conn, self._settings, caller, job_id, cost, now, inserted=True)
-            return None
+            if claim is None:
+                return Accepted(job_id, JobStatus.QUEUED)
+            # Claimed after admission, which counts the job as queued.
+            claimed = await claims.claim_job(
+                conn, job_id, owner=claim.owner, token=claim.token, now=now, lease_ms=claim.lease_ms
+            )
+            return Accepted(job_id, JobStatus.QUEUED, claimed=claimed)
 
         # The first span of the job's trace (``observability.tracing``): the workers' and the
         # webhook sender's spans join it through the job id alone.
         with self._metrics.tracing.span("job.accept", job_id, model=spec.id):
-            replay = await self._db.write(accept)
-        if replay is not None:
-            return replay
-        self._wakeup.notify()
+            accepted = await self._db.write(accept)
+        if accepted.replayed:
+            return accepted
+        if accepted.claimed is None:
+            self._wakeup.notify()
         self._metrics.jobs_submitted.labels(request.spec.id).inc()
-        return Accepted(job_id, JobStatus.QUEUED)
+        return accepted
 
 
 async def retry_key_race(key: str | None, insert: Callable[[], Awaitable[Accepted]]) -> Accepted:

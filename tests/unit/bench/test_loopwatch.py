@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from bench.loopwatch import short
+
+LAUNCHER = Path(__file__).resolve().parents[3] / "bench" / "loopwatch.py"
 
 SITE = "/srv/app/.venv/lib/python3.11/site-packages"
 
@@ -32,3 +39,35 @@ SITE = "/srv/app/.venv/lib/python3.11/site-packages"
 )
 def test_short_names_the_callback_and_its_source_line(handle: str, expected: str) -> None:
     assert short(handle) == expected
+
+
+PROGRAM = """
+import asyncio, gc, time
+
+kept = [[n] for n in range(1_000_000)]  # tracked containers: a full collection takes a while
+
+
+async def main():
+    asyncio.get_running_loop().call_soon(gc.collect)
+    await asyncio.sleep(0.05)
+    busy_until = time.perf_counter() + 0.05
+    while time.perf_counter() < busy_until:
+        pass
+    await asyncio.sleep(0)
+
+
+asyncio.run(main())
+"""
+
+
+def test_a_slow_callback_says_how_much_of_it_the_garbage_collector_took(tmp_path: Path) -> None:
+    program, report = tmp_path / "program.py", tmp_path / "report.json"
+    program.write_text(PROGRAM)
+    subprocess.run([sys.executable, str(LAUNCHER), str(report), str(program)], check=True)
+
+    written = json.loads(report.read_text())
+    collected, busy = written["events"]
+    assert written["count"] == 2
+    assert collected[3] >= collected[1] / 2 > 0.01
+    assert busy[1] >= 0.05 > busy[3]
+    assert written["gc_longest_s"] >= collected[3]

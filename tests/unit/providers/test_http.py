@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import threading
 
 import httpx2
 import pytest
@@ -15,7 +18,15 @@ from imagegate.errors import (
 from imagegate.net.guard import OutboundPolicy
 from imagegate.net.images import make_input_fetcher
 from imagegate.providers.base import open_client
-from imagegate.providers.http import clean_message, raise_for_upstream, redact, transport_error
+from imagegate.providers.http import (
+    LARGE_JSON_BYTES,
+    clean_message,
+    json_object_off_loop,
+    parse_off_loop,
+    raise_for_upstream,
+    redact,
+    transport_error,
+)
 from imagegate.providers.port import ProviderContext
 from imagegate.settings import ProviderSettings
 
@@ -108,3 +119,37 @@ async def test_vendor_pool_holds_as_many_calls_as_the_provider_cap() -> None:
         await client.aclose()
         server.close()
     assert [a.status_code for a in answers] == [200] * cap
+
+
+def answer_of(size: int) -> httpx2.Response:
+    """A 200 carrying one base64 "image" whose JSON is about ``size`` bytes."""
+    image = base64.b64encode(bytes(size * 3 // 4)).decode()
+    body = json.dumps({"data": [{"b64_json": image}]}).encode()
+    return httpx2.Response(200, content=body, request=httpx2.Request("POST", "https://x/y"))
+
+
+@pytest.mark.parametrize(("size", "off_loop"), [(1024, False), (LARGE_JSON_BYTES * 2, True)])
+async def test_a_large_answer_is_parsed_off_the_event_loop(size: int, off_loop: bool) -> None:
+    threads: list[int] = []
+
+    def parse(answer: httpx2.Response) -> int:
+        threads.append(threading.get_ident())
+        return len(answer.json()["data"][0]["b64_json"])
+
+    assert await parse_off_loop(answer_of(size), parse) > 0
+    assert (threads != [threading.get_ident()]) is off_loop
+
+
+async def test_the_off_loop_json_object_keeps_the_malformed_answer_errors() -> None:
+    body = await json_object_off_loop(answer_of(LARGE_JSON_BYTES * 2), "openai")
+    assert len(body["data"]) == 1
+    request = httpx2.Request("POST", "https://x/y")
+    big_list = httpx2.Response(
+        200, content=b"[" + b"1," * LARGE_JSON_BYTES + b"1]", request=request
+    )
+    with pytest.raises(UpstreamRejected, match="JSON list instead of an object"):
+        await json_object_off_loop(big_list, "openai")
+    with pytest.raises(UpstreamRetryable, match="not JSON"):
+        await json_object_off_loop(
+            httpx2.Response(200, content=b"{" * 300_000, request=request), "fal", polling=True
+        )

@@ -7,8 +7,9 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic_core import to_json
 
 from imagegate.api.deps import CallerDep, RuntimeDep, caller_of, runtime_of
 from imagegate.errors import ValidationFailed
@@ -47,11 +48,14 @@ async def list_jobs(
     return job_page_body(page.jobs, page.next_cursor, page.has_more, page.models)
 
 
-@router.get("/v2/jobs/{id}", summary="Get a job")
-async def get_job(id: str, request: Request) -> dict[str, Any]:
+@router.get("/v2/jobs/{id}", summary="Get a job", response_model=dict[str, Any])
+async def get_job(id: str, request: Request) -> Response:
     """A job's status, progress, result URLs (signed, expiring), error and cost."""
     caller = await caller_of(request)
-    return job_body(await runtime_of(request).jobs.show(caller, id))
+    body = job_body(await runtime_of(request).jobs.show(caller, id))
+    # Encoded as FastAPI encodes a returned dict (pydantic), finished here so that the hot
+    # route (imagegate.api.hotroutes) answers the same bytes.
+    return Response(to_json(body), media_type="application/json")
 
 
 def event_body(job_id: str, event: JobEvent) -> dict[str, Any]:

@@ -119,7 +119,9 @@ async function route() {
     if (error instanceof ApiError && error.status === 401) return;
     clear(container, h("div", { class: "panel" }, h("h1", {}, "Something went wrong"), h("p", { class: "form-error", role: "alert" }, error.message)));
   }
-  if (container.isConnected) view.focus({ preventScroll: true });
+  // Focus moves to the new page for screen readers, unless the user already moved it into the
+  // page while it was still loading (a keyboard user in the model list keeps their place).
+  if (container.isConnected && !container.contains(document.activeElement)) view.focus({ preventScroll: true });
 }
 
 setUnauthorizedHandler(() => signedOut("Your key is no longer accepted (revoked or deactivated). Sign in again."));

@@ -1,0 +1,185 @@
+"""Vendor calls through aiohttp behave as httpx2's own transport did, against a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import httpx2
+import pytest
+
+from imagegate.errors import UpstreamRejected, UpstreamRetryable
+from imagegate.providers.http import POOL_FLOOR, POOL_MARGIN, create_client, transport_error
+
+Reply = Callable[["Seen", asyncio.StreamWriter], Awaitable[None]]
+
+
+@dataclass
+class Seen:
+    """What the server read: request line, headers (lower-case names), body."""
+
+    line: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Server:
+    url: str
+    seen: list[Seen] = field(default_factory=list)
+    connections: int = 0
+
+
+@asynccontextmanager
+async def serving(reply: Reply) -> AsyncIterator[Server]:
+    """An HTTP/1.1 server on 127.0.0.1 answering each request with ``reply`` (keep-alive)."""
+    server = Server("")
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                line, *fields = head.decode("latin-1").split("\r\n")[:-2]
+                headers = {k.lower(): v.strip() for k, _, v in (f.partition(":") for f in fields)}
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                seen = Seen(line, headers, body)
+                server.seen.append(seen)
+                await reply(seen, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    listener = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server.url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}"
+    try:
+        yield server
+    finally:
+        listener.close()
+
+
+def answer(status: int, body: bytes, *extra: str) -> bytes:
+    head = [f"HTTP/1.1 {status} X", f"content-length: {len(body)}", *extra]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+async def echo(seen: Seen, writer: asyncio.StreamWriter) -> None:
+    body = json.dumps({"line": seen.line, "body": seen.body.decode()}).encode()
+    writer.write(answer(200, body, "content-type: application/json"))
+    await writer.drain()
+
+
+def client(url: str, *, connections: int = 4, timeout: float = 5.0) -> httpx2.AsyncClient:
+    return create_client(
+        url, {"Authorization": "Bearer k"}, timeout=timeout, connections=connections
+    )
+
+
+async def test_a_call_carries_method_path_headers_and_body_and_reuses_its_connection() -> None:
+    async with serving(echo) as server, client(server.url) as vendor:
+        first = await vendor.post("/v1/images?x=1", json={"prompt": "fox"}, headers={"X-A": "b"})
+        second = await vendor.get("/v1/models")
+
+    assert first.status_code == 200
+    assert first.json() == {"line": "POST /v1/images?x=1 HTTP/1.1", "body": '{"prompt":"fox"}'}
+    sent = server.seen[0].headers
+    assert sent["authorization"] == "Bearer k"
+    assert sent["x-a"] == "b"
+    assert sent["content-type"] == "application/json"
+    assert sent["user-agent"].startswith("python-httpx")
+    assert second.json()["line"] == "GET /v1/models HTTP/1.1"
+    assert server.connections == 1
+
+
+async def test_a_compressed_answer_is_decoded_and_a_multipart_body_arrives_whole() -> None:
+    async def gzipped(seen: Seen, writer: asyncio.StreamWriter) -> None:
+        body = gzip.compress(json.dumps({"size": len(seen.body)}).encode())
+        writer.write(answer(200, body, "content-encoding: gzip"))
+        await writer.drain()
+
+    picture = bytes(range(256)) * 400
+    async with serving(gzipped) as server, client(server.url) as vendor:
+        got = await vendor.post("/edit", data={"prompt": "p"}, files={"image": ("a.png", picture)})
+
+    assert got.json() == {"size": len(server.seen[0].body)}
+    assert server.seen[0].headers["content-type"].startswith("multipart/form-data; boundary=")
+    assert picture in server.seen[0].body
+
+
+async def test_a_streamed_answer_is_read_in_chunks_and_a_stream_left_early_frees_the_pool() -> None:
+    size = 1_000_000
+
+    async def big(seen: Seen, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer(200, b"x" * size))
+        await writer.drain()
+
+    async with serving(big) as server, client(server.url, connections=1) as vendor:
+        async with vendor.stream("GET", "/image") as streamed:
+            chunks = [len(chunk) async for chunk in streamed.aiter_bytes()]
+        async with vendor.stream("GET", "/image") as left:
+            await anext(left.aiter_bytes())
+        again = await vendor.get("/image")
+
+    assert sum(chunks) == size and len(chunks) > 1
+    assert len(again.content) == size
+
+
+async def test_a_refused_connection_is_a_connect_error_that_is_retried() -> None:
+    listener = await asyncio.start_server(echo, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    listener.close()
+    await listener.wait_closed()
+    async with client(f"http://127.0.0.1:{port}") as vendor:
+        with pytest.raises(httpx2.ConnectError) as caught:
+            await vendor.post("/v1/images", json={})
+
+    assert isinstance(transport_error(caught.value, "acme", sent=True), UpstreamRetryable)
+
+
+async def test_an_answer_that_never_comes_is_a_read_timeout_not_retried_after_a_paid_call() -> None:
+    async def silent(seen: Seen, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(30)
+
+    async with serving(silent) as server, client(server.url, timeout=0.3) as vendor:
+        with pytest.raises(httpx2.ReadTimeout) as caught:
+            await vendor.post("/v1/images", json={})
+
+    assert isinstance(transport_error(caught.value, "acme", sent=True), UpstreamRejected)
+
+
+async def test_a_connection_cut_mid_answer_is_a_protocol_error() -> None:
+    async def cut(seen: Seen, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\npartial")
+        await writer.drain()
+        writer.transport.abort()
+
+    async with serving(cut) as server, client(server.url) as vendor:
+        with pytest.raises(httpx2.RemoteProtocolError):
+            await vendor.get("/v1/images/x")
+
+
+async def test_calls_past_the_pool_wait_their_turn_and_the_pool_holds_its_size() -> None:
+    release = asyncio.Event()
+
+    async def held(seen: Seen, writer: asyncio.StreamWriter) -> None:
+        await release.wait()
+        writer.write(answer(200, b"ok"))
+        await writer.drain()
+
+    async with serving(held) as server, client(server.url, connections=1) as vendor:
+        size = POOL_FLOOR + POOL_MARGIN  # what the pool holds for a provider cap of 1
+        calls = [asyncio.create_task(vendor.get(f"/{n}")) for n in range(size + 2)]
+        while len(server.seen) < size:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        assert len(server.seen) == size
+        release.set()
+        answers = await asyncio.gather(*calls)
+
+    assert [a.status_code for a in answers] == [200] * (size + 2)
+    assert server.connections == size
