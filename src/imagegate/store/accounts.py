@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from imagegate.store.jobs import COUNTED_JOBS
 from imagegate.store.tables import accounts, api_keys, jobs, ledger_entries
 from imagegate.types import Credits, JobStatus, KeyKind, Millis
 
@@ -30,7 +29,6 @@ __all__ = [
     "LedgerRow",
     "balance",
     "capture",
-    "count_active_jobs",
     "find_key",
     "first_account_id",
     "get_account",
@@ -203,24 +201,6 @@ async def set_account_limits(
         update(accounts).where(accounts.c.id == account_id).values(**values)
     )
     return result.rowcount == 1
-
-
-_COUNT_ACTIVE = (
-    select(func.count())
-    .select_from(jobs)
-    .where(
-        jobs.c.account_id == bindparam("account_id"),
-        jobs.c.status.in_((JobStatus.QUEUED.value, JobStatus.PROCESSING.value)),
-    )
-)
-
-
-async def count_active_jobs(conn: AsyncConnection, account_id: str) -> int:
-    """The account's jobs still to finish: QUEUED and PROCESSING."""
-    if conn.dialect.name == "sqlite":
-        counted = (await conn.execute(COUNTED_JOBS, {"account_id": account_id})).first()
-        return int(counted.queued + counted.processing) if counted else 0
-    return int(await conn.scalar(_COUNT_ACTIVE, {"account_id": account_id}) or 0)
 
 
 async def spent_since(conn: AsyncConnection, account_id: str, since: Millis) -> Credits:
