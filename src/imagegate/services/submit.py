@@ -274,9 +274,8 @@ async def _check_caps(
 ) -> None:
     """Raise when one more job of ``cost`` would pass a cap; ``own``: it is already counted."""
     account_id = caller.account_id
-    account = await accounts.lock_account(conn, account_id)
+    account, unfinished = await accounts.lock_for_admission(conn, account_id)
     mine = 1 if own else 0
-    unfinished = await job_store.count_unfinished(conn, account_id)
     queued = unfinished.queued - mine
     if queued >= settings.max_queued_jobs_per_account:
         raise RateLimited(f"Too many queued jobs ({queued}); wait for some to start", retry_after=5)

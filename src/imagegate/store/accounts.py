@@ -6,9 +6,9 @@ balance. ``reserve`` is one conditional ``UPDATE … WHERE credits >= cost``: tw
 can never both spend the last credits, on either engine, and the balance never goes negative.
 
 Caps that count rows (concurrent jobs, daily spend, queued jobs) cannot be one conditional
-statement, so admission first takes ``lock_account``: the account row ``FOR NO KEY UPDATE`` on
-PostgreSQL, which queues every other submit of the account behind this transaction until it
-commits; on SQLite ``BEGIN IMMEDIATE`` already serialises writers and the clause is dropped.
+statement, so admission first takes ``lock_for_admission``: the account row ``FOR NO KEY
+UPDATE`` on PostgreSQL, which queues every other submit of the account behind this transaction
+until it commits; on SQLite ``BEGIN IMMEDIATE`` already serialises writers.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.store.tables import accounts, api_keys, jobs, ledger_entries
@@ -27,6 +27,7 @@ __all__ = [
     "AccountRow",
     "ApiKeyRow",
     "LedgerRow",
+    "UnfinishedJobs",
     "balance",
     "capture",
     "find_key",
@@ -40,8 +41,8 @@ __all__ = [
     "list_accounts",
     "list_keys",
     "list_ledger",
-    "lock_account",
     "lock_first_start",
+    "lock_for_admission",
     "refund",
     "reserve",
     "set_account_key_status",
@@ -151,7 +152,6 @@ async def insert_account(
 
 
 _GET_ACCOUNT = select(accounts).where(accounts.c.id == bindparam("account_id"))
-_LOCK_ACCOUNT = _GET_ACCOUNT.with_for_update(key_share=True)
 
 
 async def get_account(conn: AsyncConnection, account_id: str) -> AccountRow | None:
@@ -181,16 +181,49 @@ async def lock_first_start(conn: AsyncConnection) -> None:
         await conn.execute(select(func.pg_advisory_xact_lock(FIRST_START_LOCK_KEY)))
 
 
-async def lock_account(conn: AsyncConnection, account_id: str) -> AccountRow | None:
-    """The account, locked until this transaction ends; a no-op on SQLite.
+@dataclass(frozen=True)
+class UnfinishedJobs:
+    """An account's QUEUED and PROCESSING jobs, as the triggers of migrations 0007 and 0008
+    keep them."""
 
-    ``FOR NO KEY UPDATE`` rather than ``FOR UPDATE``: it still excludes every other admission
-    (and the balance updates), but not the ``FOR KEY SHARE`` lock that inserting a row which
-    references the account takes, so a transaction that inserted its job first cannot deadlock
-    with another doing the same.
+    queued: int
+    processing: int
+
+
+_COUNTED_JOBS = text(
+    "SELECT queued, processing FROM account_job_counts WHERE account_id = :account_id"
+)
+_LOCK_FOR_ADMISSION = text(
+    "SELECT (locked.account).*, locked.queued_jobs, locked.processing_jobs"
+    " FROM lock_account_for_admission(:account_id) AS locked"
+)
+
+
+async def lock_for_admission(
+    conn: AsyncConnection, account_id: str
+) -> tuple[AccountRow | None, UnfinishedJobs]:
+    """The account, locked until this transaction ends, and its unfinished jobs.
+
+    On PostgreSQL one statement (``lock_account_for_admission``, migration 0009): the account
+    row ``FOR NO KEY UPDATE``, then its count changes folded into one row, read after the lock
+    was granted, so every admission of the account before this one is counted. ``FOR NO KEY
+    UPDATE`` rather than ``FOR UPDATE``: it still excludes every other admission (and the
+    balance updates), but not the ``FOR KEY SHARE`` lock that inserting a row which references
+    the account takes, so a transaction that inserted its job first cannot deadlock with
+    another doing the same. Jobs whose change is not committed yet (a claim in flight) count
+    as they were, as a scan of the jobs would see them. On SQLite ``BEGIN IMMEDIATE`` already
+    serialises writers: the account and its counter row are read.
     """
-    row = (await conn.execute(_LOCK_ACCOUNT, {"account_id": account_id})).first()
-    return _account(row) if row else None
+    query = {"account_id": account_id}
+    if conn.dialect.name == "postgresql":
+        row = (await conn.execute(_LOCK_FOR_ADMISSION, query)).one()
+        account = _account(row) if row.id is not None else None
+        return account, UnfinishedJobs(row.queued_jobs, row.processing_jobs)
+    account = await get_account(conn, account_id)
+    counted = (await conn.execute(_COUNTED_JOBS, query)).first()
+    if counted is None:  # no job of the account was ever counted
+        return account, UnfinishedJobs(0, 0)
+    return account, UnfinishedJobs(counted.queued, counted.processing)
 
 
 async def set_account_limits(

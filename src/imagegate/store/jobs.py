@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.store.outputs import OutputRecord
@@ -21,9 +21,7 @@ __all__ = [
     "IdempotencyRecord",
     "JobRow",
     "NewJob",
-    "UnfinishedJobs",
     "add_event",
-    "count_unfinished",
     "distinct_models",
     "find_idempotency",
     "get_job",
@@ -203,46 +201,6 @@ async def distinct_models(conn: AsyncConnection, account_id: str) -> list[str]:
         .order_by(jobs.c.model)
     )
     return [row[0] for row in rows]
-
-
-COUNTED_JOBS = text(
-    "SELECT queued, processing FROM account_job_counts WHERE account_id = :account_id"
-)
-"""On SQLite, an account's QUEUED and PROCESSING jobs as triggers count them (migration 0007)."""
-
-FOLD_COUNT_CHANGES = text(
-    """
-    WITH folded AS (
-        DELETE FROM account_job_count_changes WHERE account_id = :account_id
-        RETURNING queued, processing
-    )
-    INSERT INTO account_job_count_changes (account_id, queued, processing)
-    SELECT :account_id, coalesce(sum(queued), 0), coalesce(sum(processing), 0) FROM folded
-    RETURNING queued, processing
-    """
-)
-"""On PostgreSQL, the account's count changes (migration 0008) folded into one row: their sum."""
-
-
-@dataclass(frozen=True)
-class UnfinishedJobs:
-    queued: int
-    processing: int
-
-
-async def count_unfinished(conn: AsyncConnection, account_id: str) -> UnfinishedJobs:
-    """The account's QUEUED and PROCESSING jobs, as the triggers keep them (one row read).
-
-    On PostgreSQL the caller must hold the account's lock (``accounts.lock_account``, taken in
-    an earlier statement): folding the changes is then the only one of the account, and it sees
-    every change committed before the lock was granted. Changes not yet committed (a claim in
-    flight) are not counted, as a scan of the jobs would not see them either.
-    """
-    if conn.dialect.name == "sqlite":
-        row = (await conn.execute(COUNTED_JOBS, {"account_id": account_id})).first()
-    else:
-        row = (await conn.execute(FOLD_COUNT_CHANGES, {"account_id": account_id})).first()
-    return UnfinishedJobs(int(row.queued), int(row.processing)) if row else UnfinishedJobs(0, 0)
 
 
 _INSERT_EVENT = insert(job_events)

@@ -142,10 +142,15 @@ async def test_admission_counts_follow_every_status_change(db: Database) -> None
     await status(queued[4], "PROCESSING", account_id=second)
     assert await counts() == {first: (1, 1), second: (1, 1)}
     async with db.transaction() as conn:
-        await accounts.lock_account(conn, first)
-        assert await job_store.count_unfinished(conn, first) == job_store.UnfinishedJobs(1, 1)
-        await accounts.lock_account(conn, second)
-        assert await job_store.count_unfinished(conn, second) == job_store.UnfinishedJobs(1, 1)
+        account, unfinished = await accounts.lock_for_admission(conn, first)
+        assert account is not None and account.id == first
+        assert unfinished == accounts.UnfinishedJobs(1, 1)
+        assert (await accounts.lock_for_admission(conn, "nobody")) == (
+            None,
+            accounts.UnfinishedJobs(0, 0),
+        )
+        _, unfinished = await accounts.lock_for_admission(conn, second)
+        assert unfinished == accounts.UnfinishedJobs(1, 1)
     assert await counts() == {first: (1, 1), second: (1, 1)}
     if db.is_postgres:  # each account's changes were folded into one row
         async with db.read() as conn:
