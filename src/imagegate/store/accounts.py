@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.store.jobs import COUNTED_JOBS
+from imagegate.store.prepared import prepared
 from imagegate.store.tables import accounts, api_keys, jobs, ledger_entries
 from imagegate.types import Credits, JobStatus, KeyKind, Millis
 
@@ -152,8 +153,8 @@ async def insert_account(
     )
 
 
-_GET_ACCOUNT = select(accounts).where(accounts.c.id == bindparam("account_id"))
-_LOCK_ACCOUNT = _GET_ACCOUNT.with_for_update(key_share=True)
+_GET_ACCOUNT = prepared(select(accounts).where(accounts.c.id == bindparam("account_id")))
+_LOCK_ACCOUNT = prepared(_GET_ACCOUNT.with_for_update(key_share=True))
 
 
 async def get_account(conn: AsyncConnection, account_id: str) -> AccountRow | None:
@@ -336,8 +337,8 @@ async def balance(conn: AsyncConnection, account_id: str) -> Credits:
     return int(value or 0)
 
 
-_INSERT_ENTRY = insert(ledger_entries)
-_RESERVE = (
+_INSERT_ENTRY = prepared(insert(ledger_entries))
+_RESERVE = prepared(
     update(accounts)
     .where(accounts.c.id == bindparam("account_id"), accounts.c.credits >= bindparam("cost"))
     .values(credits=accounts.c.credits - bindparam("cost"))
