@@ -86,6 +86,8 @@ def _emptying_statement(url: str) -> str:
     with psycopg.connect(_psycopg_dsn(url)) as conn:
         sequences = [row[0] for row in conn.execute("SELECT sequencename FROM pg_sequences")]
     deletes = [f'DELETE FROM "{table.name}"' for table in reversed(metadata.sorted_tables)]
+    # Last: deleting the jobs appended their count changes (migration 0008).
+    deletes.append("DELETE FROM account_job_count_changes")
     restarts = [f'ALTER SEQUENCE "{name}" RESTART' for name in sequences]
     return "; ".join(deletes + restarts)
 

@@ -16,19 +16,23 @@ set, in Redis (``queue.gates_redis``), which keeps these hot counters off the da
   (a failure re-opens it at once).
 
 A call that finds its provider at ``max_concurrency`` waits in-process for a lease, up to
-``provider_wait_seconds``: woken at once when a call of this process returns, and trying again
-about every second for leases freed by other processes. A waiting job costs a coroutine, not a
-worker. A gate that cannot let a call through (cap still full after the wait, rate limit,
-cool-down, open circuit) raises ``ProviderBusy``: the job is put back for later without counting
-an attempt. The router (``queue.router``) consults ``usable`` to skip a provider
-whose circuit is open or whose cool-down is longer than ``failover_after_seconds`` when another
-route exists. A process reads a provider's health at most every ``HEALTH_TTL_SECONDS`` (its own
-calls that change it forget the copy at once), not twice per call.
+``provider_wait_seconds``: woken at once when a call of this process returns, and trying again about
+every second for leases freed by other processes. A call of this process that returns well hands its
+lease straight to the call that has waited longest (no write to give it back, none to take it
+again), while the lease is young enough to outlive the next call (``HANDOVER_MS``) and the provider
+has no rate limit (each call must be counted in its window); the lease row keeps the first call's
+job id. A waiting job costs a coroutine, not a worker. A gate that cannot let a call through (cap
+still full after the wait, rate limit, cool-down, open circuit) raises ``ProviderBusy``: the job is
+put back for later without counting an attempt. The router (``queue.router``) consults ``usable`` to
+skip a provider whose circuit is open or whose cool-down is longer than ``failover_after_seconds``
+when another route exists. A process reads a provider's health at most every ``HEALTH_TTL_SECONDS``
+(its own calls that change it forget the copy at once), not twice per call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import random
@@ -68,6 +72,10 @@ __all__ = [
 ]
 
 LEASE_MARGIN_MS = 30_000
+HANDOVER_MS = LEASE_MARGIN_MS // 2
+"""How long after it was taken a lease may still be handed to a waiting call: it expires
+``timeout`` + ``LEASE_MARGIN_MS`` after it was taken, so the next call (at most ``timeout``)
+ends before it does."""
 BUSY_RETRY_SECONDS = 1.0
 LEASE_RETRY_SECONDS = 1.0
 """How often a call waiting for a lease tries again when no call of this process returned."""
@@ -148,7 +156,11 @@ class ProviderGates:
             failures=settings.circuit_failures,
             open_ms=int(settings.circuit_open_seconds * 1000),
         )
-        self._released: dict[str, asyncio.Condition] = {}
+        self._waiting: dict[str, collections.deque[asyncio.Future[str | None]]] = {}
+        """provider → calls of this process waiting for a lease, oldest first: each is given a
+        lease handed over (its ticket), or None to try again when a lease was given back."""
+        self._taken_at: dict[str, Millis] = {}
+        """ticket → when it was taken (a lease handed over keeps its first time)."""
         self._health: dict[str, tuple[float, Health]] = {}
         """provider → (monotonic time read, health): two reads per call otherwise."""
         self._health_reads: dict[str, asyncio.Task[Health]] = {}
@@ -220,6 +232,8 @@ class ProviderGates:
             forget = outcome.kind != "success" or self._known_unhealthy(provider)
             if forget:
                 await self._release(provider, ticket, outcome, forget=True)
+            elif self._hand_over(provider, ticket):
+                pass
             else:
                 # A success changes nothing this process relies on: the job goes on (to store
                 # its images) while the lease is given back.
@@ -227,7 +241,32 @@ class ProviderGates:
                 self._releasing.add(task)
                 task.add_done_callback(self._releasing.discard)
 
+    def _hand_over(self, provider: str, ticket: str) -> bool:
+        """Give the lease of a call that returned well to the call waiting longest for one."""
+        waiting = self._waiting.get(provider)
+        taken = self._taken_at.get(ticket)
+        if not waiting or taken is None or self._clock.now_ms() - taken >= HANDOVER_MS:
+            return False
+        if self._settings.provider(provider).rate_per_minute is not None:
+            return False
+        while waiting:
+            waiter = waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(ticket)
+                return True
+        return False
+
+    def _wake_one(self, provider: str) -> None:
+        """A lease was given back: the call waiting longest tries to take one."""
+        waiting = self._waiting.get(provider)
+        while waiting:
+            waiter = waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
     async def _release(self, provider: str, ticket: str, outcome: Outcome, *, forget: bool) -> None:
+        self._taken_at.pop(ticket, None)
         try:
             await self._state.release(
                 provider, ticket, self._clock.now_ms(), outcome, circuit=self._circuit
@@ -238,10 +277,7 @@ class ProviderGates:
             log.warning("gate.release_lost", provider=provider, outcome=outcome.kind)
         if forget:  # after the write, so no read in between caches the old health
             self._forget(provider)
-        released = self._released.get(provider)
-        if released is not None:
-            async with released:
-                released.notify(1)
+        self._wake_one(provider)
 
     def _known_unhealthy(self, provider: str) -> bool:
         """Whether the health this process holds shows failures a success now clears."""
@@ -257,16 +293,35 @@ class ProviderGates:
         give_up = loop.time() + self._settings.provider_wait_seconds
         while True:
             try:
-                return await self._try_enter(provider, job_id)
+                ticket = await self._try_enter(provider, job_id)
+                self._taken_at[ticket] = self._clock.now_ms()
+                return ticket
             except ProviderBusy as busy:
                 left = give_up - loop.time()
                 if not busy.at_cap or left <= 0:
                     raise
-            released = self._released.setdefault(provider, asyncio.Condition())
+            turn: asyncio.Future[str | None] = loop.create_future()
+            self._waiting.setdefault(provider, collections.deque()).append(turn)
             wait = min(left, random.uniform(0.5, 1.5) * LEASE_RETRY_SECONDS)
-            async with released:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(released.wait(), wait)
+            try:
+                await asyncio.wait({turn}, timeout=wait)
+            except asyncio.CancelledError:
+                handed = turn.result() if turn.done() else None
+                turn.cancel()
+                if handed is not None:  # handed over to a call that is going away
+                    self._give_back_later(provider, handed)
+                raise
+            if not turn.done():
+                turn.cancel()
+                continue
+            handed = turn.result()
+            if handed is not None:
+                return handed
+
+    def _give_back_later(self, provider: str, ticket: str) -> None:
+        task = asyncio.create_task(self._release(provider, ticket, Outcome("none"), forget=False))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
     async def _try_enter(self, provider: str, job_id: str | None) -> str:
         config = self._settings.provider(provider)

@@ -44,6 +44,7 @@ from PIL import Image
 
 from imagegate.errors import UpstreamRejected, UpstreamRetryable
 from imagegate.net.guard import default_tls
+from imagegate.net.transport import AiohttpTransport
 from imagegate.providers.port import Finished, OutputImage
 from imagegate.storage.port import ObjectStore
 from imagegate.store.outputs import OutputRecord
@@ -176,6 +177,10 @@ def _examine(data: bytes) -> tuple[str, ImageInfo]:
     return hashlib.sha256(data).hexdigest(), inspect_image(data)
 
 
+DOWNLOADS = 100
+"""Result downloads at once from any one host (a vendor's CDN); more wait for a connection."""
+
+
 class OutputIngest:
     def __init__(
         self,
@@ -188,7 +193,10 @@ class OutputIngest:
         self._store = store
         self._max_bytes = max_bytes
         self._client = httpx2.AsyncClient(
-            transport=transport, timeout=timeout, verify=default_tls(), follow_redirects=True
+            transport=transport or AiohttpTransport(connections=DOWNLOADS, tls=default_tls()),
+            timeout=timeout,
+            verify=default_tls(),
+            follow_redirects=True,
         )
 
     async def aclose(self) -> None:

@@ -275,15 +275,15 @@ async def _check_caps(
 ) -> None:
     """Raise when one more job of ``cost`` would pass a cap; ``own``: it is already counted."""
     account_id = caller.account_id
-    account = await accounts.lock_account(conn, account_id)
+    account, unfinished = await accounts.lock_for_admission(conn, account_id)
     mine = 1 if own else 0
-    queued = await job_store.count_queued(conn, account_id) - mine
+    queued = unfinished.queued - mine
     if queued >= settings.max_queued_jobs_per_account:
         raise RateLimited(f"Too many queued jobs ({queued}); wait for some to start", retry_after=5)
     if account is None:
         return
     if account.max_concurrent_jobs is not None:
-        active = await accounts.count_active_jobs(conn, account_id) - mine
+        active = unfinished.queued + unfinished.processing - mine
         if active >= account.max_concurrent_jobs:
             raise ConcurrentJobsLimit(
                 f"Too many jobs in progress ({active} of {account.max_concurrent_jobs} allowed"

@@ -6,9 +6,9 @@ balance. ``reserve`` is one conditional ``UPDATE … WHERE credits >= cost``: tw
 can never both spend the last credits, on either engine, and the balance never goes negative.
 
 Caps that count rows (concurrent jobs, daily spend, queued jobs) cannot be one conditional
-statement, so admission first takes ``lock_account``: the account row ``FOR NO KEY UPDATE`` on
-PostgreSQL, which queues every other submit of the account behind this transaction until it
-commits; on SQLite ``BEGIN IMMEDIATE`` already serialises writers and the clause is dropped.
+statement, so admission first takes ``lock_for_admission``: the account row ``FOR NO KEY
+UPDATE`` on PostgreSQL, which queues every other submit of the account behind this transaction
+until it commits; on SQLite ``BEGIN IMMEDIATE`` already serialises writers.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from imagegate.store.jobs import COUNTED_JOBS
 from imagegate.store.prepared import prepared
 from imagegate.store.tables import accounts, api_keys, jobs, ledger_entries
 from imagegate.types import Credits, JobStatus, KeyKind, Millis
@@ -29,9 +28,9 @@ __all__ = [
     "AccountRow",
     "ApiKeyRow",
     "LedgerRow",
+    "UnfinishedJobs",
     "balance",
     "capture",
-    "count_active_jobs",
     "find_key",
     "first_account_id",
     "get_account",
@@ -43,8 +42,8 @@ __all__ = [
     "list_accounts",
     "list_keys",
     "list_ledger",
-    "lock_account",
     "lock_first_start",
+    "lock_for_admission",
     "refund",
     "reserve",
     "set_account_key_status",
@@ -154,7 +153,6 @@ async def insert_account(
 
 
 _GET_ACCOUNT = prepared(select(accounts).where(accounts.c.id == bindparam("account_id")))
-_LOCK_ACCOUNT = prepared(_GET_ACCOUNT.with_for_update(key_share=True))
 
 
 async def get_account(conn: AsyncConnection, account_id: str) -> AccountRow | None:
@@ -184,16 +182,49 @@ async def lock_first_start(conn: AsyncConnection) -> None:
         await conn.execute(select(func.pg_advisory_xact_lock(FIRST_START_LOCK_KEY)))
 
 
-async def lock_account(conn: AsyncConnection, account_id: str) -> AccountRow | None:
-    """The account, locked until this transaction ends; a no-op on SQLite.
+@dataclass(frozen=True)
+class UnfinishedJobs:
+    """An account's QUEUED and PROCESSING jobs, as the triggers of migrations 0007 and 0008
+    keep them."""
 
-    ``FOR NO KEY UPDATE`` rather than ``FOR UPDATE``: it still excludes every other admission
-    (and the balance updates), but not the ``FOR KEY SHARE`` lock that inserting a row which
-    references the account takes, so a transaction that inserted its job first cannot deadlock
-    with another doing the same.
+    queued: int
+    processing: int
+
+
+_COUNTED_JOBS = prepared(
+    text("SELECT queued, processing FROM account_job_counts WHERE account_id = :account_id")
+)
+_LOCK_FOR_ADMISSION = text(
+    "SELECT (locked.account).*, locked.queued_jobs, locked.processing_jobs"
+    " FROM lock_account_for_admission(:account_id) AS locked"
+)
+
+
+async def lock_for_admission(
+    conn: AsyncConnection, account_id: str
+) -> tuple[AccountRow | None, UnfinishedJobs]:
+    """The account, locked until this transaction ends, and its unfinished jobs.
+
+    On PostgreSQL one statement (``lock_account_for_admission``, migration 0009): the account
+    row ``FOR NO KEY UPDATE``, then its count changes folded into one row, read after the lock
+    was granted, so every admission of the account before this one is counted. ``FOR NO KEY
+    UPDATE`` rather than ``FOR UPDATE``: it still excludes every other admission (and the
+    balance updates), but not the ``FOR KEY SHARE`` lock that inserting a row which references
+    the account takes, so a transaction that inserted its job first cannot deadlock with
+    another doing the same. Jobs whose change is not committed yet (a claim in flight) count
+    as they were, as a scan of the jobs would see them. On SQLite ``BEGIN IMMEDIATE`` already
+    serialises writers: the account and its counter row are read.
     """
-    row = (await conn.execute(_LOCK_ACCOUNT, {"account_id": account_id})).first()
-    return _account(row) if row else None
+    query = {"account_id": account_id}
+    if conn.dialect.name == "postgresql":
+        row = (await conn.execute(_LOCK_FOR_ADMISSION, query)).one()
+        account = _account(row) if row.id is not None else None
+        return account, UnfinishedJobs(row.queued_jobs, row.processing_jobs)
+    account = await get_account(conn, account_id)
+    counted = (await conn.execute(_COUNTED_JOBS, query)).first()
+    if counted is None:  # no job of the account was ever counted
+        return account, UnfinishedJobs(0, 0)
+    return account, UnfinishedJobs(counted.queued, counted.processing)
 
 
 async def set_account_limits(
@@ -204,24 +235,6 @@ async def set_account_limits(
         update(accounts).where(accounts.c.id == account_id).values(**values)
     )
     return result.rowcount == 1
-
-
-_COUNT_ACTIVE = (
-    select(func.count())
-    .select_from(jobs)
-    .where(
-        jobs.c.account_id == bindparam("account_id"),
-        jobs.c.status.in_((JobStatus.QUEUED.value, JobStatus.PROCESSING.value)),
-    )
-)
-
-
-async def count_active_jobs(conn: AsyncConnection, account_id: str) -> int:
-    """The account's jobs still to finish: QUEUED and PROCESSING."""
-    if conn.dialect.name == "sqlite":
-        counted = (await conn.execute(COUNTED_JOBS, {"account_id": account_id})).first()
-        return int(counted.queued + counted.processing) if counted else 0
-    return int(await conn.scalar(_COUNT_ACTIVE, {"account_id": account_id}) or 0)
 
 
 async def spent_since(conn: AsyncConnection, account_id: str, since: Millis) -> Credits:

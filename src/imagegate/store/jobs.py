@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.store.outputs import OutputRecord
@@ -23,7 +23,6 @@ __all__ = [
     "JobRow",
     "NewJob",
     "add_event",
-    "count_queued",
     "distinct_models",
     "find_idempotency",
     "get_job",
@@ -204,25 +203,6 @@ async def distinct_models(conn: AsyncConnection, account_id: str) -> list[str]:
         .order_by(jobs.c.model)
     )
     return [row[0] for row in rows]
-
-
-COUNTED_JOBS = prepared(
-    text("SELECT queued, processing FROM account_job_counts WHERE account_id = :account_id")
-)
-"""On SQLite, an account's QUEUED and PROCESSING jobs as triggers count them (migration 0007)."""
-
-_COUNT_QUEUED = (
-    select(func.count())
-    .select_from(jobs)
-    .where(jobs.c.account_id == bindparam("account_id"), jobs.c.status == JobStatus.QUEUED.value)
-)
-
-
-async def count_queued(conn: AsyncConnection, account_id: str) -> int:
-    if conn.dialect.name == "sqlite":
-        counted = (await conn.execute(COUNTED_JOBS, {"account_id": account_id})).first()
-        return int(counted.queued) if counted else 0
-    return int(await conn.scalar(_COUNT_QUEUED, {"account_id": account_id}) or 0)
 
 
 _INSERT_EVENT = prepared(insert(job_events))

@@ -19,8 +19,9 @@ violation of these rules, then raises ``InvariantsBroken`` listing them all (or 
   last ``balance_after``; each charged job has one reservation, then one capture if it completed
   (after a refund of what it did not deliver, if any) or one refund of the whole amount if it
   did not; a test key's job has no entry;
-- **admission counts what is there**: on SQLite, the queued and processing counts that triggers
-  keep per account (``account_job_counts``) equal the jobs' statuses.
+- **admission counts what is there**: the queued and processing counts that triggers keep per
+  account (on SQLite ``account_job_counts``; on PostgreSQL the sum of its
+  ``account_job_count_changes``) equal the jobs' statuses.
 
 ``WebhookReceiver`` is a real HTTP server that answers 200 to every POST and records
 ``(jobId, event, webhook-id)``; ``sandbox_submits`` reads the sandbox provider's ``submit_log``.
@@ -53,6 +54,13 @@ __all__ = [
 _FINAL = {"COMPLETED": "completed", "FAILED": "failed", "CANCELLED": "cancelled"}
 _FINAL_WEBHOOKS = {"completed", "failed"}
 _SHOWN = 10
+_KEPT_COUNTS = {
+    "sqlite": text("SELECT account_id, queued, processing FROM account_job_counts"),
+    "postgresql": text(
+        "SELECT account_id, sum(queued), sum(processing) FROM account_job_count_changes"
+        " GROUP BY account_id"
+    ),
+}
 
 
 class InvariantsBroken(AssertionError):
@@ -178,11 +186,7 @@ async def check_invariants(
                 ).all()
             )
             credits = dict((await conn.execute(select(accounts.c.id, accounts.c.credits))).all())
-            counted = (
-                (await conn.execute(text("SELECT * FROM account_job_counts"))).all()
-                if db.dialect == "sqlite"
-                else None
-            )
+            counted = (await conn.execute(_KEPT_COUNTS[db.dialect])).all()
     finally:
         await db.dispose()
 
@@ -283,18 +287,17 @@ async def check_invariants(
                 f"{row['id']} {row['status']} cost={row['credit_cost']} entries={entries}"
             )
 
-    # Admission's counts (SQLite keeps them by triggers) match the jobs.
-    if counted is not None:
-        actual: collections.Counter[tuple[str, str]] = collections.Counter(
-            (row["account_id"], row["status"]) for row in job_rows
-        )
-        kept = {account_id: (queued, processing) for account_id, queued, processing in counted}
-        for account_id in set(kept) | {account for account, _ in actual}:
-            truth = (actual[account_id, "QUEUED"], actual[account_id, "PROCESSING"])
-            if kept.get(account_id, (0, 0)) != truth:
-                problems["an account's queued/processing counts do not match its jobs"].append(
-                    f"{account_id} kept={kept.get(account_id)} jobs={truth}"
-                )
+    # Admission's counts (kept by triggers) match the jobs.
+    actual: collections.Counter[tuple[str, str]] = collections.Counter(
+        (row["account_id"], row["status"]) for row in job_rows
+    )
+    kept = {account_id: (queued, processing) for account_id, queued, processing in counted}
+    for account_id in set(kept) | {account for account, _ in actual}:
+        truth = (actual[account_id, "QUEUED"], actual[account_id, "PROCESSING"])
+        if kept.get(account_id, (0, 0)) != truth:
+            problems["an account's queued/processing counts do not match its jobs"].append(
+                f"{account_id} kept={kept.get(account_id)} jobs={truth}"
+            )
 
     if problems:
         lines = []

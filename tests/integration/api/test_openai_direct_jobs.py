@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from sqlalchemy import select
 
 from imagegate.providers.port import (
     Finished,
@@ -30,6 +31,7 @@ from imagegate.services import accounts as account_service
 from imagegate.store import accounts
 from imagegate.store import jobs as job_store
 from imagegate.store.jobs import JobRow
+from imagegate.store.tables import provider_leases
 from tests.images import image_bytes
 from tests.integration.conftest import Gateway, open_gateway
 
@@ -164,6 +166,42 @@ async def test_a_second_call_past_the_providers_cap_waits_in_the_queue(
         assert (await second).status_code == 200
         assert vendor.most_in_flight == 1 and vendor.submits == 2
         assert await direct_jobs(gw, "completed") == 1
+
+
+async def leases(gw: Gateway) -> list[str | None]:
+    """The job id of every provider lease held."""
+    async with gw.runtime.db.read() as conn:
+        return [row.job_id for row in await conn.execute(select(provider_leases))]
+
+
+async def test_a_call_that_returns_hands_its_lease_to_the_call_waiting_for_one(
+    database_url: str, tmp_path: Path
+) -> None:
+    vendor = HeldVendor()
+    vendor.open.clear()
+    settings: dict[str, Any] = {
+        "providers": {"held": {"max_concurrency": 1}},
+        "provider_wait_seconds": 10.0,
+    }
+    async with direct_gateway(database_url, tmp_path, vendor, **settings) as gw:
+        first = generate(gw)
+        await vendor.called.wait()
+        [first_job] = await leases(gw)
+        second = generate(gw)
+        await asyncio.sleep(0.3)  # the second call waits for the one lease
+        assert vendor.submits == 1
+        vendor.open.set()  # lets the first call (only) return
+        vendor.open.clear()
+        assert (await first).status_code == 200
+        while vendor.submits < 2:
+            await asyncio.sleep(0.01)
+        assert await leases(gw) == [first_job]  # the same lease, never given back meanwhile
+        vendor.open.set()
+        assert (await second).status_code == 200
+        assert vendor.most_in_flight == 1
+        assert await direct_jobs(gw, "completed") == 2
+        while await leases(gw):  # given back once the second call returned
+            await asyncio.sleep(0.01)
 
 
 async def test_caps_and_credits_are_counted_as_for_any_submit(

@@ -101,16 +101,15 @@ async def test_counts_accounts_and_short_balances_read_as_through_sqlalchemy(
     async def body(conn: AsyncConnection) -> tuple[Any, ...]:
         await job_store.insert_job(conn, new_job(account_id))
         return (
-            await job_store.count_queued(conn, account_id),
-            await accounts.lock_account(conn, account_id),
+            await accounts.lock_for_admission(conn, account_id),
             await accounts.reserve(conn, account_id, "nope", 7, 1_000),
             await job_store.find_idempotency(conn, account_id, "k", 1_000),
         )
 
-    queued, account, short, missing = await sqlite_db.write(body)
-    async with sqlite_db.read() as conn:
-        assert account == await accounts.get_account(conn, account_id)
-        assert queued == await job_store.count_queued(conn, account_id) == 1
+    admission, short, missing = await sqlite_db.write(body)
+    async with sqlite_db.transaction() as conn:
+        assert admission == await accounts.lock_for_admission(conn, account_id)
+    assert admission[1] == accounts.UnfinishedJobs(queued=1, processing=0)
     assert (short, missing) == (None, None)
 
 

@@ -112,19 +112,25 @@ async def test_a_body_reads_a_snapshot_of_committed_data(db: Database) -> None:
     assert other is None
 
 
-async def test_sqlite_counts_follow_every_status_change(sqlite_db: Database) -> None:
-    first, second = await add_account(sqlite_db), await add_account(sqlite_db)
-    queued = [await add_job(sqlite_db, first) for _ in range(5)] + [
-        await add_job(sqlite_db, second)
-    ]
+async def test_admission_counts_follow_every_status_change(db: Database) -> None:
+    # SQLite keeps one row per account; PostgreSQL appends changes that admission folds.
+    first, second = await add_account(db), await add_account(db)
+    queued = [await add_job(db, first) for _ in range(5)] + [await add_job(db, second)]
 
     async def counts() -> dict[str, tuple[int, int]]:
-        async with sqlite_db.read() as conn:
-            rows = await conn.execute(text("SELECT * FROM account_job_counts"))
+        async with db.read() as conn:
+            if db.is_postgres:
+                query = (
+                    "SELECT account_id, sum(queued) AS queued, sum(processing) AS processing"
+                    " FROM account_job_count_changes GROUP BY account_id"
+                )
+            else:
+                query = "SELECT * FROM account_job_counts"
+            rows = await conn.execute(text(query))
             return {row.account_id: (row.queued, row.processing) for row in rows}
 
     async def status(job_id: str, value: str, **more: str) -> None:
-        async with sqlite_db.transaction() as conn:
+        async with db.transaction() as conn:
             await conn.execute(update(jobs).where(jobs.c.id == job_id).values(status=value, **more))
 
     assert await counts() == {first: (5, 0), second: (1, 0)}
@@ -135,9 +141,21 @@ async def test_sqlite_counts_follow_every_status_change(sqlite_db: Database) -> 
     await status(queued[3], "QUEUED")  # no change of status
     await status(queued[4], "PROCESSING", account_id=second)
     assert await counts() == {first: (1, 1), second: (1, 1)}
-    async with sqlite_db.read() as conn:
-        assert await accounts.count_active_jobs(conn, first) == 2
-        assert await job_store.count_queued(conn, second) == 1
+    async with db.transaction() as conn:
+        account, unfinished = await accounts.lock_for_admission(conn, first)
+        assert account is not None and account.id == first
+        assert unfinished == accounts.UnfinishedJobs(1, 1)
+        assert (await accounts.lock_for_admission(conn, "nobody")) == (
+            None,
+            accounts.UnfinishedJobs(0, 0),
+        )
+        _, unfinished = await accounts.lock_for_admission(conn, second)
+        assert unfinished == accounts.UnfinishedJobs(1, 1)
+    assert await counts() == {first: (1, 1), second: (1, 1)}
+    if db.is_postgres:  # each account's changes were folded into one row
+        async with db.read() as conn:
+            rows = await conn.scalar(text("SELECT count(*) FROM account_job_count_changes"))
+        assert rows == 2
 
 
 async def test_concurrent_reads_share_trips_and_a_failing_one_fails_alone(

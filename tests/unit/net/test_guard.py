@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from shutil import which
 
 import httpx2
 import pytest
@@ -26,7 +24,7 @@ from imagegate.net.guard import (
     guarded_client,
     system_resolver,
 )
-from tests.conftest import missing_service
+from tests.unit.net.conftest import make_certificate
 
 HOST = "hooks.example.test"  # .test never resolves in real DNS: only the fake resolver knows it
 LOCAL = OutboundPolicy(allow_http=True, allow_networks=["127.0.0.0/8"])
@@ -386,27 +384,9 @@ async def test_timeout_bounds_the_whole_download_not_each_read() -> None:
 
 
 @pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A throw-away CA and a certificate for ``HOST`` only, made with the openssl CLI."""
-    if which("openssl") is None:
-        missing_service("the openssl command is needed to make a test certificate")
-    d = tmp_path_factory.mktemp("tls")
-    ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2"
-
-    def openssl(command: str) -> None:
-        subprocess.run(["openssl", *command.split()], cwd=d, check=True, capture_output=True)
-
-    openssl(f"req -x509 {ec} -keyout ca.key -out ca.pem -subj /CN=imagegate-test-CA")
-    openssl(f"req {ec} -keyout leaf.key -out leaf.csr -subj /CN={HOST}")
-    (d / "ext.cnf").write_text(
-        f"subjectAltName=DNS:{HOST}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
-        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n"
-    )
-    openssl(
-        "x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out leaf.pem -days 2"
-        " -extfile ext.cnf"
-    )
-    yield d
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throw-away CA and a certificate for ``HOST`` only."""
+    return make_certificate(tmp_path_factory.mktemp("tls"), f"DNS:{HOST}")
 
 
 @pytest.fixture

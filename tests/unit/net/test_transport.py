@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx2
 import pytest
 
 from imagegate.errors import UpstreamRejected, UpstreamRetryable
+from imagegate.net.guard import default_tls
+from imagegate.net.transport import AiohttpTransport
 from imagegate.providers.http import POOL_FLOOR, POOL_MARGIN, create_client, transport_error
+from tests.unit.net.conftest import make_certificate
 
 Reply = Callable[["Seen", asyncio.StreamWriter], Awaitable[None]]
 
@@ -35,8 +40,11 @@ class Server:
 
 
 @asynccontextmanager
-async def serving(reply: Reply) -> AsyncIterator[Server]:
-    """An HTTP/1.1 server on 127.0.0.1 answering each request with ``reply`` (keep-alive)."""
+async def serving(
+    reply: Reply, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1"
+) -> AsyncIterator[Server]:
+    """An HTTP/1.1 server on 127.0.0.1 answering each request with ``reply`` (keep-alive); with
+    ``tls``, HTTPS, its URL naming ``host``."""
     server = Server("")
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -50,13 +58,14 @@ async def serving(reply: Reply) -> AsyncIterator[Server]:
                 seen = Seen(line, headers, body)
                 server.seen.append(seen)
                 await reply(seen, writer)
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             pass
         finally:
             writer.close()
 
-    listener = await asyncio.start_server(handle, "127.0.0.1", 0)
-    server.url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}"
+    listener = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
+    scheme = "https" if tls else "http"
+    server.url = f"{scheme}://{host}:{listener.sockets[0].getsockname()[1]}"
     try:
         yield server
     finally:
@@ -183,3 +192,32 @@ async def test_calls_past_the_pool_wait_their_turn_and_the_pool_holds_its_size()
 
     assert [a.status_code for a in answers] == [200] * (size + 2)
     assert server.connections == size
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_certificate(tmp_path_factory.mktemp("tls"), "DNS:localhost")
+
+
+@pytest.fixture
+def tls(tls_files: Path) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls_files / "leaf.pem", tls_files / "leaf.key")
+    return context
+
+
+async def test_https_verifies_the_vendor_certificate_and_its_name(
+    tls_files: Path, tls: ssl.SSLContext
+) -> None:
+    trusting = ssl.create_default_context(cafile=str(tls_files / "ca.pem"))
+    async with serving(echo, tls, host="localhost") as server:
+        transport = AiohttpTransport(connections=2, tls=trusting)
+        async with httpx2.AsyncClient(base_url=server.url, transport=transport) as vendor:
+            assert (await vendor.post("/v1/images", json={})).status_code == 200
+        wrong_name = server.url.replace("localhost", "127.0.0.1")
+        for url, trust in ((wrong_name, trusting), (server.url, default_tls())):
+            checking = AiohttpTransport(connections=2, tls=trust)
+            async with httpx2.AsyncClient(transport=checking) as vendor:
+                with pytest.raises(httpx2.ConnectError, match=r"(?i)certificate|hostname"):
+                    await vendor.post(f"{url}/v1/images", json={})
+    assert len(server.seen) == 1
