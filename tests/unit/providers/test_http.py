@@ -20,6 +20,7 @@ from imagegate.net.images import make_input_fetcher
 from imagegate.providers.base import open_client
 from imagegate.providers.http import (
     LARGE_JSON_BYTES,
+    VendorClient,
     clean_message,
     json_object_off_loop,
     parse_off_loop,
@@ -153,3 +154,31 @@ async def test_the_off_loop_json_object_keeps_the_malformed_answer_errors() -> N
         await json_object_off_loop(
             httpx2.Response(200, content=b"{" * 300_000, request=request), "fal", polling=True
         )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/images/generations",
+        "images/edits",
+        "/tasks/abc?x=1",
+        "https://cdn.example.com/out.png",
+        "",
+    ],
+)
+def test_a_vendor_client_builds_the_urls_httpx2_builds(path: str) -> None:
+    plain = httpx2.AsyncClient(base_url="https://api.example.com/v1")
+    vendor = VendorClient(base_url="https://api.example.com/v1")
+    for _ in range(2):  # the second time from what it remembered
+        assert vendor.build_request("GET", path).url == plain.build_request("GET", path).url
+        with_params = vendor.build_request("GET", path, params={"page": "2"}).url
+        assert with_params == plain.build_request("GET", path, params={"page": "2"}).url
+    vendor.base_url = plain.base_url = httpx2.URL("https://other.example.com/v2/")
+    assert vendor.build_request("GET", path).url == plain.build_request("GET", path).url
+
+
+def test_a_vendor_client_remembers_a_bounded_number_of_urls() -> None:
+    vendor = VendorClient(base_url="https://api.example.com")
+    for n in range(VendorClient.MERGED_URLS * 3):
+        assert vendor.build_request("GET", f"/tasks/{n}").url.path == f"/tasks/{n}"
+    assert len(vendor._merged) <= VendorClient.MERGED_URLS
