@@ -379,8 +379,8 @@ class OpenAIImages:
         return images_body(job, urls=signed.urls)
 
     async def _run_here(self, claimed: JobRow, deadline: float) -> JobRow | None:
-        """Run the claimed job's step in this task, until ``deadline`` (the loop's clock); the
-        job when the step completed it."""
+        """Run the claimed job's step at once (a task of the local worker, which this call
+        awaits until ``deadline``, on the loop's clock); the job when the step completed it."""
         assert self._worker is not None
         try:
             async with asyncio.timeout_at(deadline):
