@@ -86,6 +86,7 @@ class EdgeMiddleware:
         self.limit = limit
         self.overrides = dict(overrides or {})
         self.hot = hot
+        self._children: dict[tuple[str, str, int], Any] = {}
 
     def _limit_for(self, path: str) -> int:
         for prefix, limit in self.overrides.items():
@@ -151,28 +152,36 @@ class EdgeMiddleware:
                     raise PayloadTooLarge(f"Request body is larger than {limit} bytes")
             return message
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
             try:
-                try:
-                    where = _nul_location(scope, nul_header)
-                    if where is not None:
-                        refusal = error_response(ValidationFailed.field(where, NUL_RULE))
-                        await refusal(scope, receive, edge_send)
-                    elif declared and _too_long(declared, limit):
-                        await _too_large(edge_send, limit)
-                    elif self.hot is None or not await self.hot(scope, app_receive, app_send):
-                        await self.app(scope, app_receive, app_send)
-                except Exception as exc:
-                    if disconnected or isinstance(exc, ClientDisconnect):
-                        log.debug("api.client_disconnected", path=scope["path"])
-                        return
-                    response = unexpected_response(exc, scope["path"])
-                    if not started:
-                        await response(scope, receive, edge_send)
-            finally:
-                if status:  # else the client left before any answer
-                    route = getattr(scope.get("route"), "path", None) or "unmatched"
-                    self.counter.labels(scope["method"], route, str(status)).inc()
+                where = _nul_location(scope, nul_header)
+                if where is not None:
+                    refusal = error_response(ValidationFailed.field(where, NUL_RULE))
+                    await refusal(scope, receive, edge_send)
+                elif declared and _too_long(declared, limit):
+                    await _too_large(edge_send, limit)
+                elif self.hot is None or not await self.hot(scope, app_receive, app_send):
+                    await self.app(scope, app_receive, app_send)
+            except Exception as exc:
+                if disconnected or isinstance(exc, ClientDisconnect):
+                    log.debug("api.client_disconnected", path=scope["path"])
+                    return
+                response = unexpected_response(exc, scope["path"])
+                if not started:
+                    await response(scope, receive, edge_send)
+        finally:
+            if status:  # else the client left before any answer
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                self._count(scope["method"], route, status)
+            structlog.contextvars.reset_contextvars(**bound)
+
+    def _count(self, method: str, route: str, status: int) -> None:
+        labels = (method, route, status)
+        child = self._children.get(labels)
+        if child is None:  # labels() takes a lock and builds the label tuple on every call
+            child = self._children[labels] = self.counter.labels(method, route, str(status))
+        child.inc()
 
 
 def _nul_location(scope: Scope, nul_header: bytes | None) -> str | None:

@@ -91,10 +91,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             raise _translate(exc, request) from exc
         return httpx2.Response(
             answer.status,
-            headers=[
-                (name.decode("latin-1"), value.decode("latin-1"))
-                for name, value in answer.raw_headers
-            ],
+            headers=list(answer.raw_headers),  # bytes pairs, as httpx2's own transport gives
             stream=_AnswerStream(answer, request),
             extensions={
                 "http_version": b"HTTP/1.1",

@@ -105,7 +105,8 @@ class Submitter:
         if request.webhook_url and self._check_webhook_url is not None:
             await self._check_webhook_url(request.webhook_url)
         cost = 0 if caller.is_test else self._catalog.price(request.spec, request.params)
-        request_print = fingerprint("/v2/images/generate", body)
+        # Only an Idempotency-Key is compared with its request (``claim_key``).
+        request_print = "" if key is None else fingerprint("/v2/images/generate", body)
         return await retry_key_race(
             key, lambda: self._insert(caller, request, cost, key, request_print, retention, claim)
         )

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from imagegate.store.prepared import prepared
 from imagegate.store.tables import accounts, api_keys, jobs, ledger_entries
 from imagegate.types import Credits, JobStatus, KeyKind, Millis
 
@@ -151,7 +152,7 @@ async def insert_account(
     )
 
 
-_GET_ACCOUNT = select(accounts).where(accounts.c.id == bindparam("account_id"))
+_GET_ACCOUNT = prepared(select(accounts).where(accounts.c.id == bindparam("account_id")))
 
 
 async def get_account(conn: AsyncConnection, account_id: str) -> AccountRow | None:
@@ -190,8 +191,8 @@ class UnfinishedJobs:
     processing: int
 
 
-_COUNTED_JOBS = text(
-    "SELECT queued, processing FROM account_job_counts WHERE account_id = :account_id"
+_COUNTED_JOBS = prepared(
+    text("SELECT queued, processing FROM account_job_counts WHERE account_id = :account_id")
 )
 _LOCK_FOR_ADMISSION = text(
     "SELECT (locked.account).*, locked.queued_jobs, locked.processing_jobs"
@@ -349,8 +350,8 @@ async def balance(conn: AsyncConnection, account_id: str) -> Credits:
     return int(value or 0)
 
 
-_INSERT_ENTRY = insert(ledger_entries)
-_RESERVE = (
+_INSERT_ENTRY = prepared(insert(ledger_entries))
+_RESERVE = prepared(
     update(accounts)
     .where(accounts.c.id == bindparam("account_id"), accounts.c.credits >= bindparam("cost"))
     .values(credits=accounts.c.credits - bindparam("cost"))

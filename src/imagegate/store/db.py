@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import StaticPool
 
 from imagegate.errors import ServiceUnavailable
+from imagegate.store import prepared
 
 __all__ = [
     "Body",
@@ -117,16 +119,30 @@ def _sqlite_engine(url: str, begin: str, *, reset_on_return: bool = True) -> Asy
 
 class InlineConnection:
     """What store functions use of ``AsyncConnection`` (``execute``, ``scalar``, ``dialect``)
-    over a synchronous ``Connection``: its awaits return at once, without suspending."""
+    over a synchronous ``Connection``: its awaits return at once, without suspending.
+
+    On SQLite, statements marked ``prepared()`` run straight on the ``sqlite3`` connection
+    (``imagegate.store.prepared``), in the same transaction.
+    """
 
     def __init__(self, sync: Connection) -> None:
         self.sync_connection = sync
         self.dialect = sync.dialect
+        raw = sync.connection.dbapi_connection
+        self._sqlite = raw if isinstance(raw, sqlite3.Connection) else None
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        if self._sqlite is not None:
+            result = prepared.run(self._sqlite, self.dialect, statement, parameters)
+            if result is not None:
+                return result
         return self.sync_connection.execute(statement, parameters)
 
     async def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        if self._sqlite is not None:
+            result = prepared.run(self._sqlite, self.dialect, statement, parameters)
+            if result is not None:
+                return result.scalar()
         return self.sync_connection.scalar(statement, parameters)
 
 
@@ -456,18 +472,24 @@ def _commit_all(bodies: list[_Inline[Any]], sync: Connection) -> None:
         raise
 
 
+_SAVEPOINT = prepared.prepared(text("SAVEPOINT imagegate_body"))
+_ROLLBACK_TO = prepared.prepared(text("ROLLBACK TO imagegate_body"))
+_RELEASE = prepared.prepared(text("RELEASE imagegate_body"))
+
+
 def _run_bodies(bodies: list[_Inline[Any]], sync: Connection) -> None:
     """On the writer's thread: each body in a savepoint, rolled back if it raises."""
+    raw = sync.connection.dbapi_connection
     for unit in bodies:
         if unit.done.cancelled():  # its caller gave up waiting
             continue
-        sync.exec_driver_sql("SAVEPOINT imagegate_body")
+        prepared.run(raw, sync.dialect, _SAVEPOINT, {})  # type: ignore[arg-type]
         try:
             unit.value = run_inline(unit.body, sync)
         except Exception as exc:
             unit.error = exc
-            sync.exec_driver_sql("ROLLBACK TO imagegate_body")
-        sync.exec_driver_sql("RELEASE imagegate_body")
+            prepared.run(raw, sync.dialect, _ROLLBACK_TO, {})  # type: ignore[arg-type]
+        prepared.run(raw, sync.dialect, _RELEASE, {})  # type: ignore[arg-type]
 
 
 def _read_bodies(bodies: list[_Inline[Any]], sync: Connection) -> None:

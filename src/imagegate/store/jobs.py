@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.store.outputs import OutputRecord
+from imagegate.store.prepared import prepared
 from imagegate.store.tables import idempotency_keys, job_events, jobs
 from imagegate.types import JobStatus, JobStep, Millis, WebhookStatus
 
@@ -128,10 +129,11 @@ class NewJob:
     parent_job_id: str | None = None
 
 
-# The statements of the submit and read paths are built once: each call only binds values.
-_INSERT_JOB = insert(jobs)
-_GET_JOB = select(jobs).where(jobs.c.id == bindparam("job_id"))
-_GET_OWN_JOB = _GET_JOB.where(jobs.c.account_id == bindparam("account_id"))
+# The statements of the submit and read paths are built once: each call only binds values. On
+# SQLite they run below SQLAlchemy (``prepared``).
+_INSERT_JOB = prepared(insert(jobs))
+_GET_JOB = prepared(select(jobs).where(jobs.c.id == bindparam("job_id")))
+_GET_OWN_JOB = prepared(_GET_JOB.where(jobs.c.account_id == bindparam("account_id")))
 
 
 async def insert_job(conn: AsyncConnection, job: NewJob) -> None:
@@ -203,7 +205,7 @@ async def distinct_models(conn: AsyncConnection, account_id: str) -> list[str]:
     return [row[0] for row in rows]
 
 
-_INSERT_EVENT = insert(job_events)
+_INSERT_EVENT = prepared(insert(job_events))
 
 
 async def add_event(
@@ -232,17 +234,21 @@ class IdempotencyRecord:
     job_id: str
 
 
-_FIND_IDEMPOTENCY = select(idempotency_keys.c.fingerprint, idempotency_keys.c.job_id).where(
-    idempotency_keys.c.account_id == bindparam("account_id"),
-    idempotency_keys.c.key == bindparam("key"),
-    idempotency_keys.c.expires_at > bindparam("now"),
+_FIND_IDEMPOTENCY = prepared(
+    select(idempotency_keys.c.fingerprint, idempotency_keys.c.job_id).where(
+        idempotency_keys.c.account_id == bindparam("account_id"),
+        idempotency_keys.c.key == bindparam("key"),
+        idempotency_keys.c.expires_at > bindparam("now"),
+    )
 )
-_DROP_EXPIRED_IDEMPOTENCY = delete(idempotency_keys).where(
-    idempotency_keys.c.account_id == bindparam("account_id"),
-    idempotency_keys.c.key == bindparam("key"),
-    idempotency_keys.c.expires_at <= bindparam("now"),
+_DROP_EXPIRED_IDEMPOTENCY = prepared(
+    delete(idempotency_keys).where(
+        idempotency_keys.c.account_id == bindparam("account_id"),
+        idempotency_keys.c.key == bindparam("key"),
+        idempotency_keys.c.expires_at <= bindparam("now"),
+    )
 )
-_INSERT_IDEMPOTENCY = insert(idempotency_keys)
+_INSERT_IDEMPOTENCY = prepared(insert(idempotency_keys))
 
 
 async def find_idempotency(

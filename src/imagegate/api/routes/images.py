@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic_core import to_json
 
 from imagegate.api.bodies import decode_json
 from imagegate.api.deps import caller_of, runtime_of
@@ -61,6 +62,8 @@ _WAIT = re.compile(r"(?:^|[,;])\s*wait\s*=\s*\"?(\d+)\"?\s*(?=$|[,;])", re.IGNOR
 
 router = APIRouter(tags=["Images"])
 
+JSON = "application/json"
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Validation failed; `details` names each offending JSON path."},
     401: {"description": "Missing or invalid API key."},
@@ -88,8 +91,8 @@ def _headers(result: Accepted) -> dict[str, str]:
 
 def accepted(result: Accepted) -> Response:
     """202 with the job id; a replayed Idempotency-Key says so in ``Idempotent-Replayed``."""
-    body = accepted_body(result.job_id, result.status)
-    return JSONResponse(body, status_code=202, headers=_headers(result))
+    body = to_json(accepted_body(result.job_id, result.status))  # what JSONResponse renders
+    return Response(body, status_code=202, headers=_headers(result), media_type=JSON)
 
 
 async def answer(

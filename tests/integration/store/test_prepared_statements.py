@@ -1,0 +1,143 @@
+"""On SQLite, the hot paths' statements run below SQLAlchemy (``imagegate.store.prepared``) and
+write and read exactly what SQLAlchemy's execution writes and reads: the same stored values
+(JSON, booleans, NULLs), the same rows, the same errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+import sqlalchemy.exc
+import uuid_utils
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from imagegate.store import accounts
+from imagegate.store import jobs as job_store
+from imagegate.store.db import Database
+from imagegate.store.jobs import NewJob
+from imagegate.store.tables import idempotency_keys, job_events, jobs, ledger_entries
+from tests.factories import add_account
+
+
+def new_job(account_id: str, **changes: Any) -> NewJob:
+    job = NewJob(
+        id=str(uuid_utils.uuid7()),
+        account_id=account_id,
+        api_key_id=None,
+        model="gpt-image-1.5",
+        prompt='a kite ✈ "quoted"',
+        input={"model": "gpt-image-1.5", "prompt": "a kite", "n": 2, "x": [1.5, None, True]},
+        params={"quality": "low"},
+        outputs_expected=2,
+        sandbox=True,
+        credit_cost=7,
+        webhook_url="https://example.test/hook",
+        webhook_events=["completed", "failed"],
+        retention_days=None,
+        created_at=1_000,
+        deadline_at=9_000,
+    )
+    return dataclasses.replace(job, **changes)
+
+
+async def stored(db: Database, table: Any, column: Any, value: str) -> list[tuple[Any, ...]]:
+    """The raw stored values (no type processing), without the key column."""
+    async with db.read() as conn:
+        names = ", ".join(f'"{c.name}"' for c in table.c if c.name not in ("id",))
+        rows = await conn.execute(
+            text(f"SELECT {names} FROM {table.name} WHERE {column.name} = :v"), {"v": value}
+        )
+        return [tuple(row) for row in rows]
+
+
+@pytest.mark.parametrize("sandbox", [True, False])
+async def test_a_job_and_its_event_are_stored_as_sqlalchemy_stores_them(
+    sqlite_db: Database, sandbox: bool
+) -> None:
+    account_id = await add_account(sqlite_db, credits=100)
+    direct = new_job(account_id, sandbox=sandbox)
+    routed = dataclasses.replace(direct, id=str(uuid_utils.uuid7()))
+
+    async def body(conn: AsyncConnection) -> int | None:
+        await job_store.insert_job(conn, direct)
+        await job_store.add_event(conn, direct.id, "queued", 1_000, {"cost": 7})
+        return await accounts.reserve(conn, account_id, direct.id, 7, 1_000)
+
+    assert await sqlite_db.write(body) == 93  # below SQLAlchemy
+    async with sqlite_db.transaction() as conn:  # through SQLAlchemy
+        await job_store.insert_job(conn, routed)
+        await job_store.add_event(conn, routed.id, "queued", 1_000, {"cost": 7})
+        assert await accounts.reserve(conn, account_id, routed.id, 7, 1_000) == 86
+
+    def without_job_id(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        return [tuple(v for v in row if v not in (direct.id, routed.id)) for row in rows]
+
+    assert await stored(sqlite_db, jobs, jobs.c.id, direct.id) == await stored(
+        sqlite_db, jobs, jobs.c.id, routed.id
+    )
+    assert without_job_id(await stored(sqlite_db, job_events, job_events.c.job_id, direct.id)) == (
+        without_job_id(await stored(sqlite_db, job_events, job_events.c.job_id, routed.id))
+    )
+    ledger = await stored(sqlite_db, ledger_entries, ledger_entries.c.job_id, direct.id)
+    assert [row[2:4] for row in ledger] == [("reserve", -7)]
+
+    async def read(conn: AsyncConnection) -> Any:
+        return await job_store.get_job(conn, direct.id, account_id)
+
+    below = await sqlite_db.read_with(read)  # below SQLAlchemy
+    async with sqlite_db.read() as conn:  # through SQLAlchemy
+        above = await job_store.get_job(conn, direct.id, account_id)
+    assert below == above
+    assert below is not None and below.input == direct.input and below.sandbox is sandbox
+
+
+async def test_counts_accounts_and_short_balances_read_as_through_sqlalchemy(
+    sqlite_db: Database,
+) -> None:
+    account_id = await add_account(sqlite_db, credits=5)
+
+    async def body(conn: AsyncConnection) -> tuple[Any, ...]:
+        await job_store.insert_job(conn, new_job(account_id))
+        return (
+            await accounts.lock_for_admission(conn, account_id),
+            await accounts.reserve(conn, account_id, "nope", 7, 1_000),
+            await job_store.find_idempotency(conn, account_id, "k", 1_000),
+        )
+
+    admission, short, missing = await sqlite_db.write(body)
+    async with sqlite_db.transaction() as conn:
+        assert admission == await accounts.lock_for_admission(conn, account_id)
+    assert admission[1] == accounts.UnfinishedJobs(queued=1, processing=0)
+    assert (short, missing) == (None, None)
+
+
+async def test_a_live_duplicate_idempotency_key_is_sqlalchemys_integrity_error(
+    sqlite_db: Database,
+) -> None:
+    account_id = await add_account(sqlite_db)
+    job = new_job(account_id)
+
+    async def record(conn: AsyncConnection) -> Any:
+        await job_store.insert_job(conn, job)
+        await job_store.insert_idempotency(
+            conn, account_id=account_id, key="k", fingerprint="f", job_id=job.id, now=1_000,
+            expires_at=5_000,
+        )  # fmt: skip
+        return await job_store.find_idempotency(conn, account_id, "k", 2_000)
+
+    found = await sqlite_db.write(record)
+    assert (found.fingerprint, found.job_id) == ("f", job.id)
+
+    async def again(conn: AsyncConnection) -> None:
+        await job_store.insert_idempotency(
+            conn, account_id=account_id, key="k", fingerprint="g", job_id=job.id, now=2_000,
+            expires_at=6_000,
+        )  # fmt: skip
+
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        await sqlite_db.write(again)
+    async with sqlite_db.read() as conn:  # the failed body left nothing behind
+        prints = await conn.scalars(select(idempotency_keys.c.fingerprint))
+        assert prints.all() == ["f"]
