@@ -41,8 +41,9 @@ __all__ = ["AiohttpTransport"]
 _CHUNK = 64 * 1024
 _SKIP = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 """Request headers aiohttp writes itself (from the URL and the body it sends)."""
-_AUTO = frozenset({"accept", "accept-encoding", "user-agent"})
-"""Headers aiohttp would add on its own; the request's values are sent instead."""
+_NO_AUTO = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+"""Headers aiohttp would add when the request has none: only the request's own are sent (a body
+without a Content-Type goes without one, as httpx2 sends it)."""
 
 
 class AiohttpTransport(httpx2.AsyncBaseTransport):
@@ -74,14 +75,13 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             for name, value in request.headers.multi_items()
             if name.lower() not in _SKIP
         ]
-        skip = [name for name, _ in headers if name.lower() in _AUTO]
         body = await request.aread()
         try:
             answer = await self._open().request(
                 request.method,
                 str(request.url),
                 headers=headers,
-                skip_auto_headers=skip,
+                skip_auto_headers=_NO_AUTO,
                 data=body or None,
                 allow_redirects=False,
                 timeout=timeout,
@@ -91,10 +91,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             raise _translate(exc, request) from exc
         return httpx2.Response(
             answer.status,
-            headers=[
-                (name.decode("latin-1"), value.decode("latin-1"))
-                for name, value in answer.raw_headers
-            ],
+            headers=list(answer.raw_headers),  # bytes pairs, as httpx2's own transport gives
             stream=_AnswerStream(answer, request),
             extensions={
                 "http_version": b"HTTP/1.1",

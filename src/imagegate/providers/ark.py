@@ -54,6 +54,7 @@ from imagegate.providers.base import (
 )
 from imagegate.providers.http import (
     clean_message,
+    decode_base64,
     json_object_off_loop,
     raise_for_upstream,
     transport_error,
@@ -311,7 +312,7 @@ class ArkAdapter(SyncAdapter):
             content_type = f"image/{item.get('output_format') or 'jpeg'}"
             if isinstance(item.get("b64_json"), str) and item["b64_json"]:
                 try:
-                    raw = base64.b64decode(item["b64_json"], validate=True)
+                    raw = decode_base64(item["b64_json"])
                 except (binascii.Error, ValueError) as exc:
                     raise UpstreamRejected(
                         "ark sent an image that is not valid base64", provider=NAME

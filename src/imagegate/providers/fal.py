@@ -23,7 +23,6 @@ find), after a status or result GET ``UpstreamRetryable`` (asked again until the
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import re
 from collections.abc import Callable, Mapping
@@ -46,6 +45,7 @@ from imagegate.providers.base import (
 )
 from imagegate.providers.http import (
     clean_message,
+    decode_base64,
     json_object,
     json_object_off_loop,
     malformed,
@@ -181,7 +181,7 @@ def _image(item: Any) -> OutputImage:
     if url.startswith("data:"):
         header, _, encoded = url.partition(",")
         try:
-            data = base64.b64decode(encoded, validate=True)
+            data = decode_base64(encoded)
         except binascii.Error as exc:
             raise UpstreamRejected("fal: an output data URI was corrupt", provider=NAME) from exc
         return OutputImage(data=data, content_type=content_type or header[5:].split(";")[0])

@@ -57,6 +57,7 @@ from imagegate.providers.base import (
 )
 from imagegate.providers.http import (
     clean_message,
+    decode_base64,
     json_object_off_loop,
     raise_for_upstream,
     transport_error,
@@ -270,7 +271,7 @@ class GeminiAdapter(SyncAdapter):
             inline = _object(part.get("inlineData") or part.get("inline_data"), "inlineData")
             if inline.get("data"):
                 try:
-                    data = base64.b64decode(inline["data"], validate=True)
+                    data = decode_base64(inline["data"])
                 except (binascii.Error, ValueError, TypeError) as exc:
                     raise UpstreamRejected(
                         "gemini sent an image that is not valid base64", provider=NAME

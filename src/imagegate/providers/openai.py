@@ -22,7 +22,6 @@ without an image is ``UpstreamRejected``: the paid call was made, so it is never
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -44,6 +43,7 @@ from imagegate.providers.base import (
 )
 from imagegate.providers.http import (
     clean_message,
+    decode_base64,
     json_object,
     raise_for_upstream,
     transport_error,
@@ -188,7 +188,7 @@ def parse_images(response: httpx2.Response, content_type: str) -> list[OutputIma
                 provider=NAME,
             )
         try:
-            raw = base64.b64decode(encoded, validate=True)
+            raw = decode_base64(encoded)
         except binascii.Error as exc:
             raise UpstreamRejected(
                 f"{NAME} sent an image that is not base64", provider=NAME

@@ -28,7 +28,6 @@ find), after a poll ``UpstreamRetryable`` (the GET is asked again until the job 
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import functools
 import re
@@ -52,6 +51,7 @@ from imagegate.providers.base import (
 )
 from imagegate.providers.http import (
     clean_message,
+    decode_base64,
     malformed,
     parse_off_loop,
     raise_for_upstream,
@@ -196,7 +196,7 @@ def _image(value: Any) -> OutputImage:
     if url.startswith("data:"):
         header, _, encoded = url.partition(",")
         try:
-            data = base64.b64decode(encoded, validate=True)
+            data = decode_base64(encoded)
         except binascii.Error as exc:
             raise UpstreamRejected(
                 "replicate: an output data URI was corrupt", provider=NAME

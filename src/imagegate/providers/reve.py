@@ -19,7 +19,6 @@ README's range; more detail for more credits) and ``postprocessing`` (Reve's lis
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 from collections.abc import Sequence
 from typing import Any
@@ -42,6 +41,7 @@ from imagegate.providers.base import (
 )
 from imagegate.providers.http import (
     clean_message,
+    decode_base64,
     json_object_off_loop,
     raise_for_upstream,
     transport_error,
@@ -71,7 +71,7 @@ def _json(response: httpx2.Response) -> dict[str, Any]:
 
 def _decode(encoded: str) -> bytes:
     try:
-        return base64.b64decode(encoded, validate=True)
+        return decode_base64(encoded)
     except binascii.Error as exc:
         raise UpstreamRejected(f"{NAME} sent an image that is not base64", provider=NAME) from exc
 

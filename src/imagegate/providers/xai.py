@@ -43,6 +43,7 @@ from imagegate.providers.base import (
 )
 from imagegate.providers.http import (
     clean_message,
+    decode_base64,
     json_object,
     raise_for_upstream,
     transport_error,
@@ -115,7 +116,7 @@ def parse_images(response: httpx2.Response) -> list[OutputImage]:
                 provider=NAME,
             )
         try:
-            raw = base64.b64decode(encoded, validate=True)
+            raw = decode_base64(encoded)
         except binascii.Error as exc:
             raise UpstreamRejected(
                 f"{NAME} sent an image that is not base64", provider=NAME

@@ -17,7 +17,8 @@ that only awaits the database never suspends there), so a submit costs one trip 
 thread instead of one per statement, and many submits share one trip and one commit; reads
 likewise share trips (``GroupRead``), each in its own snapshot. On PostgreSQL the body runs on
 one of a few threads with a synchronous connection (``ThreadedBodies``): one hand-off per
-transaction instead of a round of the event loop per statement.
+transaction instead of a round of the event loop per statement, and one hand-off and one
+connection for all the reads queued while the previous batch of reads ran.
 
 PostgreSQL (psycopg 3) uses one pooled engine for both; rows are claimed with
 ``FOR UPDATE SKIP LOCKED`` (see ``imagegate.queue.claims``).
@@ -44,7 +45,7 @@ from typing import Any, Generic, TypeVar, cast
 
 import sqlalchemy.exc
 from sqlalchemy import Connection, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -525,6 +526,27 @@ def _fail(unit: _Unit | _Inline[Any], error: BaseException) -> None:
             future.exception()  # retrieved: a caller that gave up must not leave a warning
 
 
+def _read_all(engine: Engine, units: list[_Inline[Any]]) -> None:
+    """On a body thread: each read body on one connection, in one transaction rolled back at
+    the end (nothing a read does is kept). Under READ COMMITTED each statement sees what was
+    committed when it started, as it would in a transaction of its own; a body that raises
+    ends the transaction, and the next body starts another."""
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            for unit in units:
+                if unit.done.cancelled():  # its caller gave up waiting
+                    continue
+                try:
+                    unit.value = run_inline(unit.body, conn)
+                except Exception as exc:
+                    unit.error = exc
+                    transaction.rollback()
+                    transaction = conn.begin()
+        finally:
+            transaction.rollback()
+
+
 class ThreadedBodies:
     """PostgreSQL bodies on a few threads, each with a synchronous psycopg connection.
 
@@ -544,6 +566,8 @@ class ThreadedBodies:
             connect_args={"connect_timeout": 5},
         )
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="imagegate-db")
+        self._reads: list[_Inline[Any]] | None = None
+        """While a batch of reads runs: the reads that will make the next one."""
 
     async def write(self, body: Body[T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(
@@ -551,9 +575,41 @@ class ThreadedBodies:
         )
 
     async def read(self, body: Body[T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._threads, functools.partial(self._run, body, write=False)
-        )
+        """Reads queued while a batch of reads runs go together in the next batch: one hand-off
+        to a thread and one connection (``_read_batch``) for all of them."""
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        unit = _Inline(body, done)
+        if self._reads is not None:  # a batch is running: join the next one
+            self._reads.append(unit)
+        else:
+            self._reads = []
+            self._read_batch([unit])
+        return await done
+
+    def _read_batch(self, units: list[_Inline[Any]]) -> None:
+        try:
+            running = asyncio.get_running_loop().run_in_executor(
+                self._threads, functools.partial(_read_all, self._engine, units)
+            )
+        except RuntimeError as exc:  # the threads are shut down: the database is closing
+            self._reads = None
+            for unit in units:
+                _fail(unit, exc)
+            return
+
+        def ended(future: asyncio.Future[None]) -> None:
+            failure = future.exception()
+            for unit in units:
+                if failure is not None:
+                    _fail(unit, failure)
+                else:
+                    _answer(unit)
+            following, self._reads = self._reads, None
+            if following:
+                self._reads = []
+                self._read_batch(following)
+
+        running.add_done_callback(ended)
 
     def _run(self, body: Body[T], *, write: bool) -> T:
         with self._engine.connect() as conn, conn.begin() as transaction:

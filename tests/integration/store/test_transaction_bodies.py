@@ -9,9 +9,11 @@ import asyncio
 from typing import Any
 
 import pytest
+import sqlalchemy.exc
 from sqlalchemy import event, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from imagegate.errors import ServiceUnavailable
 from imagegate.store import accounts
 from imagegate.store import jobs as job_store
 from imagegate.store.db import Database
@@ -158,13 +160,13 @@ async def test_admission_counts_follow_every_status_change(db: Database) -> None
         assert rows == 2
 
 
-async def test_concurrent_reads_share_trips_and_a_failing_one_fails_alone(
-    sqlite_db: Database,
-) -> None:
-    await sqlite_db.write(add("someone"))
+async def test_concurrent_reads_share_trips_and_a_failing_one_fails_alone(db: Database) -> None:
+    await db.write(add("someone"))
     checkouts = [0]
+    # SQLite: a trip to a reader's thread; PostgreSQL: a batch on a body thread's connection.
+    engine = db._bodies()._engine if db.is_postgres else db._reader.sync_engine
 
-    @event.listens_for(sqlite_db._reader.sync_engine, "checkout")
+    @event.listens_for(engine, "checkout")
     def _on_checkout(*_: Any) -> None:
         checkouts[0] += 1
 
@@ -172,16 +174,21 @@ async def test_concurrent_reads_share_trips_and_a_failing_one_fails_alone(
         await accounts.get_account(conn, "someone")
         raise Refused("broken")
 
+    async def bad_statement(conn: AsyncConnection) -> None:
+        # On PostgreSQL a failed statement aborts its transaction: the reads after it still run.
+        await conn.execute(text("SELECT no_such_column FROM accounts"))
+
+    failing = {7: broken, 8: bad_statement}
     reads = [
-        sqlite_db.read_with(broken)
-        if n == 7
-        else sqlite_db.read_with(lambda conn: accounts.get_account(conn, "someone"))
+        db.read_with(failing.get(n) or (lambda conn: accounts.get_account(conn, "someone")))
         for n in range(60)
     ]
     results = await asyncio.gather(*reads, return_exceptions=True)
 
     assert isinstance(results[7], Refused)
-    found = [result for n, result in enumerate(results) if n != 7]
+    # (SQLite reports a missing column as an OperationalError, which reads as "unavailable".)
+    assert isinstance(results[8], sqlalchemy.exc.DBAPIError | ServiceUnavailable), results[8]
+    found = [result for n, result in enumerate(results) if n not in failing]
     assert all(getattr(row, "id", None) == "someone" for row in found), found
     assert checkouts[0] < 60 / 4, f"{checkouts[0]} trips for 60 reads"
 

@@ -221,3 +221,13 @@ async def test_https_verifies_the_vendor_certificate_and_its_name(
                 with pytest.raises(httpx2.ConnectError, match=r"(?i)certificate|hostname"):
                     await vendor.post(f"{url}/v1/images", json={})
     assert len(server.seen) == 1
+
+
+async def test_only_the_request_own_headers_are_sent() -> None:
+    async with serving(echo) as server, client(server.url) as vendor:
+        await vendor.post("/upload", content=b"raw bytes")
+
+    sent = server.seen[0].headers
+    assert "content-type" not in sent
+    assert sent["content-length"] == "9"
+    assert sent["accept-encoding"] == "gzip, deflate" or "br" in sent["accept-encoding"]

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import json
+import os
 import threading
+from typing import Any
 
 import httpx2
 import pytest
@@ -19,9 +22,11 @@ from imagegate.net.guard import OutboundPolicy
 from imagegate.net.images import make_input_fetcher
 from imagegate.providers.base import open_client
 from imagegate.providers.http import (
+    BASE64_SLICE,
     LARGE_JSON_BYTES,
     VendorClient,
     clean_message,
+    decode_base64,
     json_object_off_loop,
     parse_off_loop,
     raise_for_upstream,
@@ -182,3 +187,30 @@ def test_a_vendor_client_remembers_a_bounded_number_of_urls() -> None:
     for n in range(VendorClient.MERGED_URLS * 3):
         assert vendor.build_request("GET", f"/tasks/{n}").url.path == f"/tasks/{n}"
     assert len(vendor._merged) <= VendorClient.MERGED_URLS
+
+
+LARGE = os.urandom(3 * BASE64_SLICE // 4 * 3 + 5)  # three slices and a bit of base64
+
+
+@pytest.mark.parametrize("raw", [b"", b"a", b"ab", b"abc", os.urandom(1000), LARGE])
+def test_base64_decodes_as_the_standard_library_does(raw: bytes) -> None:
+    encoded = base64.b64encode(raw)
+    assert decode_base64(encoded) == raw
+    assert decode_base64(encoded.decode()) == raw
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        lambda text: text[:-1],  # a wrong length
+        lambda text: text[:8] + "=" + text[9:],  # padding before the end
+        lambda text: text[: BASE64_SLICE * 2] + "*" + text[BASE64_SLICE * 2 + 1 :],
+        lambda text: text[:12] + "\n" + text[12:],
+        lambda text: text[:40] + "é" + text[41:],
+    ],
+)
+@pytest.mark.parametrize("raw", [os.urandom(600), LARGE])
+def test_base64_that_is_not_strict_is_refused(broken: Any, raw: bytes) -> None:
+    text = broken(base64.b64encode(raw).decode())
+    with pytest.raises(binascii.Error):
+        decode_base64(text)
