@@ -172,6 +172,9 @@ async def _on_driver_thread(conn: AsyncConnection, work: Callable[[Connection], 
     connections belong to the thread that opened them). SQLAlchemy never ends a transaction on
     it: it is never closed or returned, and its pool does not reset it, so the transaction the
     caller opened (``BEGIN IMMEDIATE`` of the writer, ``BEGIN`` of a read) stays the caller's.
+    Making it is the exception: SQLAlchemy's first connect ends with a ``ROLLBACK``, so it is
+    made before any transaction is open on the driver connection (``_prime_driver_thread``) and
+    refused inside one, whose writes it would silently undo.
     """
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None
@@ -180,6 +183,8 @@ async def _on_driver_thread(conn: AsyncConnection, work: Callable[[Connection], 
         sync = _sync_connections.get(driver)
         if sync is None:
             raw = driver._conn  # the sqlite3 connection aiosqlite drives on this thread
+            if raw.in_transaction:
+                raise RuntimeError("a driver connection was first used inside a transaction")
             engine = create_engine(
                 "sqlite://",
                 creator=lambda: raw,
@@ -191,6 +196,16 @@ async def _on_driver_thread(conn: AsyncConnection, work: Callable[[Connection], 
 
     # aiosqlite's own way to run a function on its thread; it has no public name for it.
     return cast(T, await driver._execute(run))
+
+
+async def _prime_driver_thread(conn: AsyncConnection) -> None:
+    """Make the synchronous connection of ``_on_driver_thread`` now, while ``conn`` has no
+    transaction open (a new connection)."""
+    await _on_driver_thread(conn, _nothing)
+
+
+def _nothing(_sync: Connection) -> None:
+    return None
 
 
 @dataclass(eq=False)
@@ -378,6 +393,8 @@ class GroupCommit(_OneTask):
                 try:
                     if conn is None:
                         conn = await self._engine.connect()
+                        # Before the first block can open a transaction on it.
+                        await _prime_driver_thread(conn)
                     if all(isinstance(unit, _Inline) for unit in taken):
                         await self._commit_bodies(conn, cast(list[_Inline[Any]], taken))
                     else:

@@ -91,6 +91,21 @@ async def test_bodies_and_blocks_interleave_in_one_batch(sqlite_db: Database) ->
     assert len(await stored_names(sqlite_db)) == 40
 
 
+async def test_a_block_first_on_a_new_writer_connection_keeps_its_writes(
+    sqlite_db: Database,
+) -> None:
+    """The writer's first batch on a new connection: a block, then bodies queued while it ran.
+    Making the synchronous connection the bodies run on once ran SQLAlchemy's first-connect
+    ROLLBACK inside the batch's transaction, and the block's write was lost."""
+    async with sqlite_db.transaction() as conn:
+        await add("block")(conn)
+        body = asyncio.ensure_future(sqlite_db.write(add("body")))
+        await asyncio.sleep(0)  # the body queues behind the open block, in the same batch
+
+    assert await body == "body"
+    assert await stored_names(sqlite_db) == {"block", "body"}
+
+
 async def test_a_body_that_waits_on_anything_but_its_connection_is_refused(
     sqlite_db: Database,
 ) -> None:
