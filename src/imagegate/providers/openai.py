@@ -21,8 +21,8 @@ without an image is ``UpstreamRejected``: the paid call was made, so it is never
 
 from __future__ import annotations
 
-import asyncio
 import binascii
+import functools
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -45,6 +45,7 @@ from imagegate.providers.http import (
     clean_message,
     decode_base64,
     json_object,
+    parse_off_loop,
     raise_for_upstream,
     transport_error,
 )
@@ -230,8 +231,10 @@ class OpenAIAdapter(SyncAdapter):
             else:
                 response = await self._post("/images/generations", json=payload)
         check_response(response)
-        # Decoding megabytes of JSON and base64 would stall the event loop: a worker thread.
-        images = await asyncio.to_thread(parse_images, response, content_type)
+        # Megabytes of JSON and base64 are decoded in a worker thread, a small answer in place.
+        images = await parse_off_loop(
+            response, functools.partial(parse_images, content_type=content_type)
+        )
         return Finished(images=images, served_model=model)
 
     async def _edit(

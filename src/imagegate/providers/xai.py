@@ -19,7 +19,6 @@ model id → model id sent).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from collections.abc import Mapping
@@ -45,6 +44,7 @@ from imagegate.providers.http import (
     clean_message,
     decode_base64,
     json_object,
+    parse_off_loop,
     raise_for_upstream,
     transport_error,
 )
@@ -187,8 +187,8 @@ class XaiAdapter(SyncAdapter):
         except httpx2.TransportError as exc:
             raise transport_error(exc, NAME, sent=True) from exc
         check_response(response)
-        # Decoding megabytes of JSON and base64 would stall the event loop: a worker thread.
-        return Finished(images=await asyncio.to_thread(parse_images, response), served_model=model)
+        # Megabytes of JSON and base64 are decoded in a worker thread, a small answer in place.
+        return Finished(images=await parse_off_loop(response, parse_images), served_model=model)
 
 
 def create_adapter(config: ProviderSettings, context: ProviderContext) -> XaiAdapter:
