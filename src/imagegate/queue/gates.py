@@ -16,17 +16,19 @@ set, in Redis (``queue.gates_redis``), which keeps these hot counters off the da
   (a failure re-opens it at once).
 
 A call that finds its provider at ``max_concurrency`` waits in-process for a lease, up to
-``provider_wait_seconds``: woken at once when a call of this process returns, and trying again about
-every second for leases freed by other processes. A call of this process that returns well hands its
-lease straight to the call that has waited longest (no write to give it back, none to take it
-again), while the lease is young enough to outlive the next call (``HANDOVER_MS``) and the provider
-has no rate limit (each call must be counted in its window); the lease row keeps the first call's
-job id. A waiting job costs a coroutine, not a worker. A gate that cannot let a call through (cap
-still full after the wait, rate limit, cool-down, open circuit) raises ``ProviderBusy``: the job is
-put back for later without counting an attempt. The router (``queue.router``) consults ``usable`` to
-skip a provider whose circuit is open or whose cool-down is longer than ``failover_after_seconds``
-when another route exists. A process reads a provider's health at most every ``HEALTH_TTL_SECONDS``
-(its own calls that change it forget the copy at once), not twice per call.
+``provider_wait_seconds``: woken at once when a call of this process returns, and trying again
+about every second for leases freed by other processes. A call of this process that returns well
+hands its lease straight to the call that has waited longest (no write to give it back, none to
+take it again), while the lease is young enough to outlive the next call (``HANDOVER_MS``) and the
+provider has no rate limit (each call must be counted in its window); the lease row keeps the first
+call's job id. With no call waiting, the lease is kept for ``PARK_SECONDS`` for the next call of
+this process on the same terms, then given back. A waiting job costs a coroutine, not a worker. A
+gate that cannot let a call through (cap still full after the wait, rate limit, cool-down, open
+circuit) raises ``ProviderBusy``: the job is put back for later without counting an attempt. The
+router (``queue.router``) consults ``usable`` to skip a provider whose circuit is open or whose
+cool-down is longer than ``failover_after_seconds`` when another route exists. A process reads a
+provider's health at most every ``HEALTH_TTL_SECONDS`` (its own calls that change it forget the
+copy at once), not twice per call.
 """
 
 from __future__ import annotations
@@ -76,6 +78,10 @@ HANDOVER_MS = LEASE_MARGIN_MS // 2
 """How long after it was taken a lease may still be handed to a waiting call: it expires
 ``timeout`` + ``LEASE_MARGIN_MS`` after it was taken, so the next call (at most ``timeout``)
 ends before it does."""
+PARK_SECONDS = 0.05
+"""How long a lease of a call that returned well, with no call of this process waiting, is kept
+for this process's next call before it is given back: one call after another then takes no
+lease and gives none back (two writes each), and a burst's leases go back in one write."""
 BUSY_RETRY_SECONDS = 1.0
 LEASE_RETRY_SECONDS = 1.0
 """How often a call waiting for a lease tries again when no call of this process returned."""
@@ -167,6 +173,9 @@ class ProviderGates:
         self._forgotten: dict[str, int] = {}
         self._releasing: set[asyncio.Task[None]] = set()
         """provider → how often this process changed its health (a read older is not kept)."""
+        self._parked: dict[str, dict[str, asyncio.TimerHandle]] = {}
+        """provider → leases of calls that returned well, kept for the next call (ticket → the
+        timer that gives it back)."""
 
     async def _read_health(self, provider: str) -> Health:
         """The provider's health: the copy of this process when fresh, else one read shared by
@@ -232,7 +241,7 @@ class ProviderGates:
             forget = outcome.kind != "success" or self._known_unhealthy(provider)
             if forget:
                 await self._release(provider, ticket, outcome, forget=True)
-            elif self._hand_over(provider, ticket):
+            elif self._hand_over(provider, ticket) or self._park(provider, ticket):
                 pass
             else:
                 # A success changes nothing this process relies on: the job goes on (to store
@@ -244,10 +253,7 @@ class ProviderGates:
     def _hand_over(self, provider: str, ticket: str) -> bool:
         """Give the lease of a call that returned well to the call waiting longest for one."""
         waiting = self._waiting.get(provider)
-        taken = self._taken_at.get(ticket)
-        if not waiting or taken is None or self._clock.now_ms() - taken >= HANDOVER_MS:
-            return False
-        if self._settings.provider(provider).rate_per_minute is not None:
+        if not waiting or not self._reusable(provider, ticket):
             return False
         while waiting:
             waiter = waiting.popleft()
@@ -255,6 +261,38 @@ class ProviderGates:
                 waiter.set_result(ticket)
                 return True
         return False
+
+    def _park(self, provider: str, ticket: str) -> bool:
+        """Keep the lease of a call that returned well for this process's next call."""
+        if not self._reusable(provider, ticket):
+            return False
+        timer = asyncio.get_running_loop().call_later(PARK_SECONDS, self._unpark, provider, ticket)
+        self._parked.setdefault(provider, {})[ticket] = timer
+        return True
+
+    def _unpark(self, provider: str, ticket: str) -> None:
+        """No call came for the parked lease in time: give it back."""
+        if self._parked.get(provider, {}).pop(ticket, None) is not None:
+            self._give_back_later(provider, ticket, Outcome("success"))
+
+    def _take_parked(self, provider: str) -> str | None:
+        """A parked lease still young enough for one more call, if any (older ones go back)."""
+        parked = self._parked.get(provider)
+        while parked:
+            ticket, timer = parked.popitem()
+            timer.cancel()
+            if self._reusable(provider, ticket):
+                return ticket
+            self._give_back_later(provider, ticket, Outcome("success"))
+        return None
+
+    def _reusable(self, provider: str, ticket: str) -> bool:
+        """Whether a lease may serve another call: young enough to outlive it (it expires
+        ``timeout`` + ``LEASE_MARGIN_MS`` after it was taken), and no rate limit to count it in."""
+        taken = self._taken_at.get(ticket)
+        if taken is None or self._clock.now_ms() - taken >= HANDOVER_MS:
+            return False
+        return self._settings.provider(provider).rate_per_minute is None
 
     def _wake_one(self, provider: str) -> None:
         """A lease was given back: the call waiting longest tries to take one."""
@@ -294,7 +332,7 @@ class ProviderGates:
         while True:
             try:
                 ticket = await self._try_enter(provider, job_id)
-                self._taken_at[ticket] = self._clock.now_ms()
+                self._taken_at.setdefault(ticket, self._clock.now_ms())  # a parked one keeps its
                 return ticket
             except ProviderBusy as busy:
                 left = give_up - loop.time()
@@ -318,8 +356,10 @@ class ProviderGates:
             if handed is not None:
                 return handed
 
-    def _give_back_later(self, provider: str, ticket: str) -> None:
-        task = asyncio.create_task(self._release(provider, ticket, Outcome("none"), forget=False))
+    def _give_back_later(
+        self, provider: str, ticket: str, outcome: Outcome = Outcome("none")
+    ) -> None:
+        task = asyncio.create_task(self._release(provider, ticket, outcome, forget=False))
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)
 
@@ -333,6 +373,9 @@ class ProviderGates:
         if health.open_until > now:
             wait = (health.open_until - now) / 1000
             raise ProviderBusy(provider, "circuit open after repeated failures", wait)
+        parked = self._take_parked(provider)
+        if parked is not None:
+            return parked
         return await self._state.acquire(
             provider,
             now,
@@ -346,6 +389,9 @@ class ProviderGates:
         return await self._state.snapshot()
 
     async def aclose(self) -> None:
+        for provider, parked in list(self._parked.items()):
+            for ticket in list(parked):
+                self._unpark(provider, ticket)
         if self._releasing:
             await asyncio.wait(set(self._releasing))
         await self._state.aclose()
