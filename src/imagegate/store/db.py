@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import collections
 import contextlib
 import contextvars
 import functools
@@ -253,6 +254,9 @@ class _OneTask(abc.ABC):
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Unit | _Inline[Any]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._waiting: collections.deque[tuple[float, _Inline[Any]]] = collections.deque()
+        """Bodies queued by ``run`` with the loop time they are given up at, oldest first."""
+        self._watchdog: asyncio.TimerHandle | None = None
 
     async def run(self, body: Body[T]) -> T:
         """Queue ``body``; its result once the task has run it (and, for writes, committed).
@@ -264,14 +268,29 @@ class _OneTask(abc.ABC):
         unit: _Inline[T] = _Inline(body, loop.create_future())
         self._start(loop)
         self._queue.put_nowait(unit)
-        try:
-            async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
-                return await asyncio.shield(unit.done)
-        except TimeoutError:
-            if unit.done.done():
-                raise
-            unit.done.cancel()
-            raise ServiceUnavailable() from None
+        self._watch(loop, unit)
+        return await asyncio.shield(unit.done)
+
+    def _watch(self, loop: asyncio.AbstractEventLoop, unit: _Inline[Any]) -> None:
+        """Give ``unit`` up after the busy timeout. Every body waits as long, so they expire in
+        the order they were queued: one timer, for the oldest, serves them all (a timeout per
+        body cost the loop a timer handle and a heap push and cancel per write)."""
+        waiting = self._waiting
+        while waiting and waiting[0][1].done.done():
+            waiting.popleft()
+        waiting.append((loop.time() + SQLITE_BUSY_TIMEOUT_MS / 1000, unit))
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(waiting[0][0], self._expire, loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._watchdog = None
+        waiting, now = self._waiting, loop.time()
+        while waiting and (waiting[0][1].done.done() or waiting[0][0] <= now):
+            _, unit = waiting.popleft()
+            if not unit.done.done():
+                unit.done.set_exception(ServiceUnavailable())
+        if waiting:
+            self._watchdog = loop.call_at(waiting[0][0], self._expire, loop)
 
     async def _take(self) -> list[_Unit | _Inline[Any]]:
         """The next unit (waiting for one), with every unit queued behind it, up to the batch."""
@@ -285,6 +304,8 @@ class _OneTask(abc.ABC):
             return
         if self._task is None or self._task.get_loop() is not loop:
             self._queue = asyncio.Queue()  # a queue belongs to the loop it was first used on
+            self._waiting.clear()  # so do the timer and the bodies it watched
+            self._watchdog = None
         self._task = loop.create_task(self._serve(), name=self.name)
 
     async def close(self) -> None:
@@ -499,7 +520,7 @@ def _run_bodies(bodies: list[_Inline[Any]], sync: Connection) -> None:
     """On the writer's thread: each body in a savepoint, rolled back if it raises."""
     raw = sync.connection.dbapi_connection
     for unit in bodies:
-        if unit.done.cancelled():  # its caller gave up waiting
+        if unit.done.done():  # its caller gave up waiting, or was given up on
             continue
         prepared.run(raw, sync.dialect, _SAVEPOINT, {})  # type: ignore[arg-type]
         try:
@@ -514,7 +535,7 @@ def _read_bodies(bodies: list[_Inline[Any]], sync: Connection) -> None:
     """On a reader's thread: each body inside ``BEGIN`` … ``ROLLBACK`` (a snapshot in WAL mode;
     nothing a read does is kept)."""
     for unit in bodies:
-        if unit.done.cancelled():  # its caller gave up waiting
+        if unit.done.done():  # its caller gave up waiting, or was given up on
             continue
         sync.exec_driver_sql("BEGIN")
         try:

@@ -106,6 +106,22 @@ async def test_a_block_first_on_a_new_writer_connection_keeps_its_writes(
     assert await stored_names(sqlite_db) == {"block", "body"}
 
 
+async def test_bodies_waiting_past_the_busy_timeout_are_given_up_and_never_run(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a block holds the writer past the busy timeout, the bodies queued behind it get
+    ``ServiceUnavailable`` (one timer serves them all) and are skipped; later ones are served."""
+    monkeypatch.setattr("imagegate.store.db.SQLITE_BUSY_TIMEOUT_MS", 200)
+    async with sqlite_db.transaction() as conn:
+        await add("block")(conn)
+        waiting = [asyncio.ensure_future(sqlite_db.write(add(f"late-{n}"))) for n in range(3)]
+        results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(result, ServiceUnavailable) for result in results), results
+
+    assert await sqlite_db.write(add("after")) == "after"
+    assert await stored_names(sqlite_db) == {"block", "after"}
+
+
 async def test_a_body_that_waits_on_anything_but_its_connection_is_refused(
     sqlite_db: Database,
 ) -> None:
