@@ -11,6 +11,7 @@ refuses each with a 400 whose ``details`` name the JSON path, so every engine be
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from fastapi import Request
@@ -26,6 +27,14 @@ MAX_INTEGER_DIGITS = 20
 """Longest integer accepted; every documented integer fits in 64 bits (19 digits and a sign)."""
 
 
+class _Made(threading.local):
+    refused = 0
+    """``_Refused`` made so far on this thread."""
+
+
+_MADE = _Made()
+
+
 class _Refused:
     """Stands in for a number the decoder met but the API will not accept; says why."""
 
@@ -33,6 +42,7 @@ class _Refused:
 
     def __init__(self, rule: str) -> None:
         self.rule = rule
+        _MADE.refused += 1
 
 
 def _integer(text: str) -> int | _Refused:
@@ -101,12 +111,24 @@ _DECODER = json.JSONDecoder(parse_int=_integer, parse_float=_float, parse_consta
 of a submit's decoding."""
 
 
-def _loads(raw: bytes) -> Any:
-    """``json.loads(raw, parse_int=…, parse_float=…, parse_constant=…)``, on ``_DECODER``."""
+def _text(raw: bytes) -> str:
+    """The body as text, as ``json.loads`` would decode it."""
     text = raw.decode(json.detect_encoding(raw), "surrogatepass")
     if text.startswith("\ufeff"):
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-    return _DECODER.decode(text)
+    return text
+
+
+def _plain(text: str, refused: bool) -> bool:
+    """Whether a document decoded from ``text`` can have no problem, so that it need not be
+    walked: no number refused, ASCII with no ``\\u`` escape (so no NUL and no surrogate), and
+    fewer brackets in all than ``MAX_DEPTH``. Most bodies are; the walk costs ~10 µs."""
+    return (
+        not refused
+        and text.isascii()
+        and "\\u" not in text
+        and text.count("{") + text.count("[") < MAX_DEPTH
+    )
 
 
 def load_json(raw: bytes) -> Any:
@@ -114,13 +136,17 @@ def load_json(raw: bytes) -> Any:
     if not raw:
         raise ValidationFailed.field("body", "is required (a JSON object)")
     try:
-        document = _loads(raw)
+        text = _text(raw)
+        made = _MADE.refused
+        document = _DECODER.decode(text)
     except RecursionError:
         raise ValidationFailed.field("body", f"nests deeper than {MAX_DEPTH} levels") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValidationFailed(
             {"body": [f"is not valid JSON: {exc}"]}, message="Malformed JSON body"
         ) from None
+    if _plain(text, refused=_MADE.refused != made):
+        return document
     problems = _problems(document)
     if problems:
         raise ValidationFailed(problems)

@@ -18,7 +18,8 @@ thread instead of one per statement, and many submits share one trip and one com
 likewise share trips (``GroupRead``), each in its own snapshot. On PostgreSQL the body runs on
 one of a few threads with a synchronous connection (``ThreadedBodies``): one hand-off per
 transaction instead of a round of the event loop per statement, and one hand-off and one
-connection for all the reads queued while the previous batch of reads ran.
+connection for all the reads queued while the previous batch of reads ran, a read-only one in
+autocommit (no BEGIN or ROLLBACK round trips).
 
 PostgreSQL (psycopg 3) uses one pooled engine for both; rows are claimed with
 ``FOR UPDATE SKIP LOCKED`` (see ``imagegate.queue.claims``).
@@ -565,24 +566,48 @@ def _fail(unit: _Unit | _Inline[Any], error: BaseException) -> None:
 
 
 def _read_all(engine: Engine, units: list[_Inline[Any]]) -> None:
-    """On a body thread: each read body on one connection, in one transaction rolled back at
-    the end (nothing a read does is kept). Under READ COMMITTED each statement sees what was
-    committed when it started, as it would in a transaction of its own; a body that raises
-    ends the transaction, and the next body starts another."""
-    with engine.connect() as conn:
-        transaction = conn.begin()
-        try:
-            for unit in units:
+    """On a body thread: each read body on the one read connection, one after another.
+
+    The connection is in autocommit and read-only (``_read_engine``): no BEGIN or ROLLBACK round
+    trips around the batch, and a statement that would write is refused by PostgreSQL, so nothing
+    a read does is kept. Each statement sees what was committed when it started, as under READ
+    COMMITTED in a transaction; a body that raises fails alone, and the next body runs.
+
+    The connection is not pinged first (a round trip per batch): a body that finds it dead (the
+    server restarted, the connection was killed) runs again, with the rest, on a new one. Reads
+    keep nothing, so running one twice changes nothing."""
+    pending = list(units)
+    for last_try in (False, True):
+        with engine.connect() as conn:
+            while pending:
+                unit = pending[0]
                 if unit.done.cancelled():  # its caller gave up waiting
+                    pending.pop(0)
                     continue
                 try:
                     unit.value = run_inline(unit.body, conn)
+                except sqlalchemy.exc.DBAPIError as exc:
+                    if exc.connection_invalidated and not last_try:
+                        break  # a new connection for this one and the rest
+                    unit.error = exc
                 except Exception as exc:
                     unit.error = exc
-                    transaction.rollback()
-                    transaction = conn.begin()
-        finally:
-            transaction.rollback()
+                pending.pop(0)
+        if not pending:
+            return
+
+
+def _read_engine(url: str) -> Engine:
+    """The engine of ``ThreadedBodies`` reads: one connection (a batch of reads runs at a time),
+    in autocommit, its session read-only from the start (set in the startup packet: no trip)."""
+    return create_engine(
+        url,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=5,
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": 5, "options": "-c default_transaction_read_only=on"},
+    )
 
 
 class ThreadedBodies:
@@ -603,13 +628,14 @@ class ThreadedBodies:
             pool_pre_ping=True,
             connect_args={"connect_timeout": 5},
         )
+        self._reader = _read_engine(url)
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="imagegate-db")
         self._reads: list[_Inline[Any]] | None = None
         """While a batch of reads runs: the reads that will make the next one."""
 
     async def write(self, body: Body[T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(
-            self._threads, functools.partial(self._run, body, write=True)
+            self._threads, functools.partial(self._run, body)
         )
 
     async def read(self, body: Body[T]) -> T:
@@ -627,7 +653,7 @@ class ThreadedBodies:
     def _read_batch(self, units: list[_Inline[Any]]) -> None:
         try:
             running = asyncio.get_running_loop().run_in_executor(
-                self._threads, functools.partial(_read_all, self._engine, units)
+                self._threads, functools.partial(_read_all, self._reader, units)
             )
         except RuntimeError as exc:  # the threads are shut down: the database is closing
             self._reads = None
@@ -649,12 +675,9 @@ class ThreadedBodies:
 
         running.add_done_callback(ended)
 
-    def _run(self, body: Body[T], *, write: bool) -> T:
-        with self._engine.connect() as conn, conn.begin() as transaction:
-            value = run_inline(body, conn)
-            if not write:
-                transaction.rollback()  # nothing to keep, and nothing can be kept by mistake
-            return value
+    def _run(self, body: Body[T]) -> T:
+        with self._engine.connect() as conn, conn.begin():
+            return run_inline(body, conn)
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._close)
@@ -662,6 +685,7 @@ class ThreadedBodies:
     def _close(self) -> None:
         self._threads.shutdown(wait=True)
         self._engine.dispose()
+        self._reader.dispose()
 
 
 class Database:

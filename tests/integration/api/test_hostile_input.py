@@ -38,6 +38,7 @@ async def post_raw(
     [
         (b"[" * 10_000 + b"]" * 10_000, "body", "nests deeper than 32 levels"),
         (b'{"a":' * 10_000 + b"1" + b"}" * 10_000, "body", "nests deeper than 32 levels"),
+        (b'{"a":' * 40 + b"1" + b"}" * 40, ".".join(["a"] * 32), "nests deeper than 32 levels"),
         (HUGE.encode(), "body", "is too large a number"),
         (
             (GPT % f'"number_of_images": {HUGE}').encode(),
@@ -74,10 +75,16 @@ async def post_raw(
             "prompt",
             "must not contain an unpaired surrogate",
         ),
+        (
+            b'{"model": "gpt-image-1.5", "prompt": "a red \xed\xa0\x80 fox"}',
+            "prompt",
+            "must not contain an unpaired surrogate",
+        ),
     ],
     ids=[
         "deep-array",
         "deep-object",
+        "deeper-than-allowed",
         "huge-int-body",
         "huge-int-param",
         "infinite-float",
@@ -86,6 +93,7 @@ async def post_raw(
         "nul-param",
         "nul-field-name",
         "lone-surrogate",
+        "encoded-surrogate",
     ],
 )
 async def test_hostile_body_is_400_naming_the_path(

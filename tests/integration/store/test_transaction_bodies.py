@@ -1,7 +1,7 @@
 """A whole transaction passed as one body (``Database.write`` / ``read_with``): on SQLite many
 bodies run in one trip to the writer's thread and share one commit, each answered only after it,
 a failing body rolled back alone, and many reads share a trip to a reader; on PostgreSQL the same
-body runs on the async connection."""
+body runs on a body thread, and reads in autocommit on a read-only connection."""
 
 from __future__ import annotations
 
@@ -195,7 +195,7 @@ async def test_concurrent_reads_share_trips_and_a_failing_one_fails_alone(db: Da
     await db.write(add("someone"))
     checkouts = [0]
     # SQLite: a trip to a reader's thread; PostgreSQL: a batch on a body thread's connection.
-    engine = db._bodies()._engine if db.is_postgres else db._reader.sync_engine
+    engine = db._bodies()._reader if db.is_postgres else db._reader.sync_engine
 
     @event.listens_for(engine, "checkout")
     def _on_checkout(*_: Any) -> None:
@@ -225,5 +225,50 @@ async def test_concurrent_reads_share_trips_and_a_failing_one_fails_alone(db: Da
 
 
 async def test_what_a_read_body_writes_is_never_kept(db: Database) -> None:
-    assert await db.read_with(add("written-by-a-read")) == "written-by-a-read"
+    if db.is_postgres:  # the read connection is read-only: the write is refused
+        with pytest.raises(sqlalchemy.exc.InternalError, match="read-only transaction"):
+            await db.read_with(add("written-by-a-read"))
+    else:  # rolled back with the read's snapshot
+        assert await db.read_with(add("written-by-a-read")) == "written-by-a-read"
     assert await stored_names(db) == set()
+
+
+async def test_postgres_read_bodies_run_without_begin_or_rollback(db: Database) -> None:
+    """Each statement of a read body is its own transaction (autocommit), on a read-only
+    session: no BEGIN or ROLLBACK round trips around a batch of reads."""
+    if not db.is_postgres:
+        pytest.skip("SQLite reads are snapshots inside BEGIN … ROLLBACK on the reader's thread")
+
+    async def two_statements(conn: AsyncConnection) -> tuple[Any, Any, str]:
+        first = (await conn.execute(text("SELECT now()"))).scalar_one()
+        await conn.execute(text("SELECT pg_sleep(0.002)"))
+        second = (await conn.execute(text("SELECT now()"))).scalar_one()
+        read_only = (await conn.execute(text("SHOW transaction_read_only"))).scalar_one()
+        return first, second, read_only
+
+    first, second, read_only = await db.read_with(two_statements)
+
+    assert second > first  # inside one transaction now() would not move
+    assert read_only == "on"
+
+
+async def test_a_read_that_finds_its_connection_killed_runs_again_on_a_new_one(
+    db: Database,
+) -> None:
+    if not db.is_postgres:
+        pytest.skip("PostgreSQL's read connection is not pinged before a batch")
+    await db.write(add("someone"))
+
+    async def backend(conn: AsyncConnection) -> int:
+        return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+    killed = await db.read_with(backend)
+    async with db.transaction() as conn:
+        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": killed})
+
+    found = await asyncio.gather(
+        *(db.read_with(lambda conn: accounts.get_account(conn, "someone")) for _ in range(5))
+    )
+
+    assert [row.id if row else None for row in found] == ["someone"] * 5
+    assert await db.read_with(backend) != killed
