@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import _logs, metrics, trace
 from pydantic import TypeAdapter
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from imagegate import __version__
 from imagegate.api.errors import install_error_handlers
@@ -63,14 +64,16 @@ def create_app(runtime: Runtime, *, workers: int = 0, hot_routes: bool = True) -
                 await background.stop()
             await runtime.aclose()
 
-    app = FastAPI(
+    telemetry = fastapi_telemetry()
+    app = Gateway(
         title="imagegate",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
         docs_url=None,
         openapi_url="/openapi.json",
-        telemetry=fastapi_telemetry(),
+        telemetry=telemetry,
+        edge_first=telemetry == TELEMETRY_OFF,
     )
     app.state.runtime = runtime
     install_error_handlers(app)
@@ -102,6 +105,42 @@ def create_app(runtime: Runtime, *, workers: int = 0, hot_routes: bool = True) -
     )
     _install_openapi(app, runtime)
     return app
+
+
+class Gateway(FastAPI):
+    """FastAPI, handing each HTTP request straight to the edge (``EdgeMiddleware``) when
+    nothing outside it has work to do.
+
+    FastAPI and Starlette put four layers before the user's middleware: the native-telemetry
+    check, ``ServerErrorMiddleware``, the exception telemetry and the app-wide body limit. With
+    ``edge_first`` (FastAPI's telemetry off, no ``max_body_size``, no ``root_path``) none of them
+    does anything for an HTTP request: the edge is the error boundary and answers every error
+    itself, so nothing reaches the two error layers, and the edge enforces the body limits.
+    Passing through them cost a submit or a read about as much CPU as the rest of its edge.
+    Lifespan, websocket and any other scope take FastAPI's whole way, as does the first request
+    (it builds the stack).
+    """
+
+    def __init__(self, *, edge_first: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._edge_first = edge_first and self.max_body_size is None
+        self._edge: ASGIApp | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        layer: Any = stack
+        while layer is not None and not isinstance(layer, EdgeMiddleware):
+            layer = getattr(layer, "app", None)
+        self._edge = layer if self._edge_first else None
+        return stack
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        edge = self._edge
+        if edge is not None and scope["type"] == "http" and not self.root_path:
+            scope["app"] = self
+            await edge(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -229,6 +268,8 @@ def _install_openapi(app: FastAPI, runtime: Runtime) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
 _DEFERRED = {"ProxyTracerProvider", "_ProxyMeterProvider", "ProxyLoggerProvider"}
 """OpenTelemetry's placeholders for a global provider nobody has set (as FastAPI tells them)."""
 
@@ -244,4 +285,4 @@ def fastapi_telemetry() -> TelemetryConfig:
     providers = (trace.get_tracer_provider(), metrics.get_meter_provider())
     if any(type(p).__name__ not in _DEFERRED for p in (*providers, _logs.get_logger_provider())):
         return {}
-    return {"tracing": False, "metrics": False, "logs": False}
+    return dict(TELEMETRY_OFF)  # type: ignore[return-value]

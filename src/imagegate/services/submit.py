@@ -157,6 +157,23 @@ class Submitter:
             deadline_at=now + self._settings.job_deadline_seconds * 1000,
         )
 
+        async def accept_postgres(conn: AsyncConnection) -> Accepted:
+            settings = self._settings
+            submitted = await job_store.submit_postgres(
+                conn,
+                job,
+                key=key,
+                fingerprint=request_print,
+                key_expires_at=now + settings.idempotency_ttl_hours * 3_600_000,
+                max_queued=settings.max_queued_jobs_per_account,
+                day_start=now - now % DAY_MS,
+            )
+            if submitted.outcome == "accepted":
+                return Accepted(job_id, JobStatus.QUEUED)
+            if submitted.outcome == "replayed":
+                return Accepted(submitted.job_id, JobStatus(submitted.status), replayed=True)
+            raise _refusal(submitted, cost, now)
+
         async def accept(conn: AsyncConnection) -> Accepted:
             replay = await claim_key(conn, self._settings, caller, key, request_print, job_id, now)
             if replay is not None:
@@ -178,7 +195,8 @@ class Submitter:
         # The first span of the job's trace (``observability.tracing``): the workers' and the
         # webhook sender's spans join it through the job id alone.
         with self._metrics.tracing.span("job.accept", job_id, model=spec.id):
-            accepted = await self._db.write(accept)
+            one_statement = self._db.is_postgres and claim is None
+            accepted = await self._db.write(accept_postgres if one_statement else accept)
         if accepted.replayed:
             return accepted
         if accepted.claimed is None:
@@ -279,23 +297,54 @@ async def _check_caps(
     mine = 1 if own else 0
     queued = unfinished.queued - mine
     if queued >= settings.max_queued_jobs_per_account:
-        raise RateLimited(f"Too many queued jobs ({queued}); wait for some to start", retry_after=5)
+        raise _queued_cap(queued)
     if account is None:
         return
     if account.max_concurrent_jobs is not None:
         active = unfinished.queued + unfinished.processing - mine
         if active >= account.max_concurrent_jobs:
-            raise ConcurrentJobsLimit(
-                f"Too many jobs in progress ({active} of {account.max_concurrent_jobs} allowed"
-                " for this account); wait for some to finish",
-                retry_after=5,
-            )
+            raise _concurrent_cap(active, account.max_concurrent_jobs)
     if cost and account.max_daily_spend is not None:
         day_start = now - now % DAY_MS
         spent = await accounts.spent_since(conn, account_id, day_start) - (cost if own else 0)
         if spent + cost > account.max_daily_spend:
-            raise DailySpendLimit(
-                f"Daily spending limit reached: {spent} of {account.max_daily_spend} credits"
-                f" spent today (UTC), this job costs {cost}",
-                retry_after=max(1, -(-(day_start + DAY_MS - now) // 1000)),
-            )
+            raise _daily_cap(spent, account.max_daily_spend, cost, now)
+
+
+def _refusal(submitted: job_store.Submitted, cost: int, now: Millis) -> Exception:
+    """The error of a submit ``submit_job`` refused, as ``claim_key`` and ``admit`` raise it."""
+    counted = submitted.counted or 0
+    cap = submitted.cap or 0
+    match submitted.outcome:
+        case "conflict":
+            return IdempotencyConflict()
+        case "queued_cap":
+            return _queued_cap(counted)
+        case "concurrent_cap":
+            return _concurrent_cap(counted, cap)
+        case "daily_cap":
+            return _daily_cap(counted, cap, cost, now)
+        case "credits":
+            return InsufficientCredits(required=cost, available=counted)
+    raise AssertionError(f"unknown submit outcome {submitted.outcome!r}")
+
+
+def _queued_cap(queued: int) -> RateLimited:
+    return RateLimited(f"Too many queued jobs ({queued}); wait for some to start", retry_after=5)
+
+
+def _concurrent_cap(active: int, cap: int) -> ConcurrentJobsLimit:
+    return ConcurrentJobsLimit(
+        f"Too many jobs in progress ({active} of {cap} allowed"
+        " for this account); wait for some to finish",
+        retry_after=5,
+    )
+
+
+def _daily_cap(spent: int, cap: int, cost: int, now: Millis) -> DailySpendLimit:
+    day_start = now - now % DAY_MS
+    return DailySpendLimit(
+        f"Daily spending limit reached: {spent} of {cap} credits"
+        f" spent today (UTC), this job costs {cost}",
+        retry_after=max(1, -(-(day_start + DAY_MS - now) // 1000)),
+    )

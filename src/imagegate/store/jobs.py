@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.store.outputs import OutputRecord
@@ -22,6 +23,7 @@ __all__ = [
     "IdempotencyRecord",
     "JobRow",
     "NewJob",
+    "Submitted",
     "add_event",
     "distinct_models",
     "find_idempotency",
@@ -34,6 +36,7 @@ __all__ = [
     "mark_cancelled",
     "purge_idempotency",
     "set_webhook_status",
+    "submit_postgres",
 ]
 
 
@@ -318,3 +321,63 @@ async def mark_cancelled(conn: AsyncConnection, job: JobRow, step: JobStep, now:
         )
     )
     return result.rowcount == 1
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What ``submit_postgres`` did: ``outcome`` is ``accepted``, ``replayed`` (``job_id`` and
+    ``status`` are the original job's), ``conflict`` (the key was used with another request),
+    or the refusal: ``queued_cap`` (``counted``: queued jobs), ``concurrent_cap`` (``counted``
+    of ``cap`` active jobs), ``daily_cap`` (``counted`` of ``cap`` credits spent today) or
+    ``credits`` (``counted``: the balance). A refusal has written rows: the caller raises, and
+    the transaction rolls back."""
+
+    outcome: str
+    job_id: str
+    status: str
+    counted: int | None
+    cap: int | None
+
+
+_SUBMIT = text(
+    "SELECT * FROM submit_job(:id, :account_id, :api_key_id, :model, :prompt, :input, :params,"
+    " :outputs_expected, :sandbox, :credit_cost, :webhook_url, :webhook_events,"
+    " :retention_days, :created_at, :deadline_at, :key, :fingerprint, :key_expires_at,"
+    " :max_queued, :day_start)"
+).bindparams(
+    bindparam("input", type_=JSONB),
+    bindparam("params", type_=JSONB),
+    bindparam("webhook_events", type_=JSONB),
+)
+
+
+async def submit_postgres(
+    conn: AsyncConnection,
+    job: NewJob,
+    *,
+    key: str | None,
+    fingerprint: str,
+    key_expires_at: Millis,
+    max_queued: int,
+    day_start: Millis,
+) -> Submitted:
+    """A generation's whole submit in one statement (``submit_job``, migration 0010): the
+    Idempotency-Key, the job and its ``queued`` event, the NOTIFY, the admission under the
+    account's lock and the credit reservation, as ``claim_key``, ``insert_job``, ``add_event``
+    and ``admit`` do them one statement each. PostgreSQL only; ``job`` has no ``action``."""
+    values = {field.name: getattr(job, field.name) for field in dataclasses.fields(job)}
+    del values["action"], values["parent_job_id"]
+    row = (
+        await conn.execute(
+            _SUBMIT,
+            {
+                **values,
+                "key": key,
+                "fingerprint": fingerprint,
+                "key_expires_at": key_expires_at,
+                "max_queued": max_queued,
+                "day_start": day_start,
+            },
+        )
+    ).one()
+    return Submitted(row.outcome, row.job_id, row.status, row.counted, row.cap)
