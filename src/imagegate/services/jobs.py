@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import functools
 import json
 import time
 import uuid
@@ -124,9 +123,7 @@ class JobService:
 
     async def get(self, caller: Caller, job_id: str) -> JobRow:
         job_id = check_job_id(job_id)
-        job = await self._db.read_with(
-            functools.partial(job_store.get_job, job_id=job_id, account_id=caller.account_id)
-        )
+        job = await self._db.read_each(job_store.get_own_jobs, (job_id, caller.account_id))
         if job is None:
             raise NotFound("Job not found")
         return job

@@ -70,6 +70,11 @@ T = TypeVar("T")
 Body = Callable[[AsyncConnection], Awaitable[T]]
 """A whole transaction as one function: ``write()`` and ``read_with()`` run it."""
 
+K = TypeVar("K")
+
+Many = Callable[[AsyncConnection, list[K]], Awaitable[list[T]]]
+"""A read of many items in one statement, an answer per item in order: ``read_each()`` runs it."""
+
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 BODY_THREADS = 4
 """PostgreSQL: threads (and connections) running ``write``/``read_with`` bodies per process."""
@@ -218,6 +223,9 @@ class _Inline(Generic[T]):
     done: asyncio.Future[T]
     value: Any = None
     error: BaseException | None = None
+    many: Many[Any, T] | None = None
+    """For ``read_each``: the read of many items this unit's ``item`` joins in a batch."""
+    item: Any = None
 
 
 @dataclass(eq=False)
@@ -566,35 +574,74 @@ def _fail(unit: _Unit | _Inline[Any], error: BaseException) -> None:
 
 
 def _read_all(engine: Engine, units: list[_Inline[Any]]) -> None:
-    """On a body thread: each read body on the one read connection, one after another.
+    """On a body thread: each read body on the one read connection, one after another; the
+    units of one ``Many`` read (``read_each``) as one body, one statement for all their items.
 
     The connection is in autocommit and read-only (``_read_engine``): no BEGIN or ROLLBACK round
     trips around the batch, and a statement that would write is refused by PostgreSQL, so nothing
     a read does is kept. Each statement sees what was committed when it started, as under READ
-    COMMITTED in a transaction; a body that raises fails alone, and the next body runs.
+    COMMITTED in a transaction; a body that raises fails alone (with all its items), and the next
+    body runs.
 
     The connection is not pinged first (a round trip per batch): a body that finds it dead (the
     server restarted, the connection was killed) runs again, with the rest, on a new one. Reads
     keep nothing, so running one twice changes nothing."""
-    pending = list(units)
+    pending = _steps(units)
     for last_try in (False, True):
         with engine.connect() as conn:
             while pending:
-                unit = pending[0]
-                if unit.done.cancelled():  # its caller gave up waiting
+                body, owners = pending[0]
+                live = [unit for unit in owners if not unit.done.cancelled()]
+                if not live:  # its callers gave up waiting
                     pending.pop(0)
                     continue
                 try:
-                    unit.value = run_inline(unit.body, conn)
+                    if len(owners) == 1 and owners[0].many is None:
+                        owners[0].value = run_inline(body, conn)
+                    else:
+                        values = run_inline(_each_of(owners[0].many, live), conn)
+                        for unit, value in zip(live, values, strict=True):
+                            unit.value = value
                 except sqlalchemy.exc.DBAPIError as exc:
                     if exc.connection_invalidated and not last_try:
                         break  # a new connection for this one and the rest
-                    unit.error = exc
+                    for unit in live:
+                        unit.error = exc
                 except Exception as exc:
-                    unit.error = exc
+                    for unit in live:
+                        unit.error = exc
                 pending.pop(0)
         if not pending:
             return
+
+
+def _steps(units: list[_Inline[Any]]) -> list[tuple[Body[Any], list[_Inline[Any]]]]:
+    """``units`` in order, those of one ``Many`` read gathered in the place of the first."""
+    steps: list[tuple[Body[Any], list[_Inline[Any]]]] = []
+    groups: dict[Any, list[_Inline[Any]]] = {}
+    for unit in units:
+        if unit.many is None:
+            steps.append((unit.body, [unit]))
+        elif (group := groups.get(unit.many)) is not None:
+            group.append(unit)
+        else:
+            group = groups[unit.many] = [unit]
+            steps.append((unit.body, group))
+    return steps
+
+
+def _each_of(many: Many[Any, Any] | None, units: list[_Inline[Any]]) -> Body[list[Any]]:
+    assert many is not None
+    items = [unit.item for unit in units]
+    return lambda conn: many(conn, items)
+
+
+def _alone(many: Many[K, T], item: K) -> Body[T]:
+    async def body(conn: AsyncConnection) -> T:
+        (value,) = await many(conn, [item])
+        return value
+
+    return body
 
 
 def _read_engine(url: str) -> Engine:
@@ -643,6 +690,18 @@ class ThreadedBodies:
         to a thread and one connection (``_read_batch``) for all of them."""
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         unit = _Inline(body, done)
+        if self._reads is not None:  # a batch is running: join the next one
+            self._reads.append(unit)
+        else:
+            self._reads = []
+            self._read_batch([unit])
+        return await done
+
+    async def read_each(self, many: Many[K, T], item: K) -> T:
+        """``many``'s answer for ``item``: the items of one ``many`` queued while a batch of
+        reads runs are read together, in one statement, in the next batch."""
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        unit: _Inline[T] = _Inline(_alone(many, item), done, many=many, item=item)
         if self._reads is not None:  # a batch is running: join the next one
             self._reads.append(unit)
         else:
@@ -762,6 +821,18 @@ class Database:
             if self._reads is not None:
                 return await self._reads.run(body)
             return await self._bodies().read(body)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise ServiceUnavailable() from exc
+            raise
+
+    async def read_each(self, many: Many[K, T], item: K) -> T:
+        """``many``'s answer for ``item``, read as ``read_with`` reads; on PostgreSQL the items
+        of one ``many`` queued together are read in one statement (``ThreadedBodies``)."""
+        try:
+            if self._reads is not None:
+                return await self._reads.run(_alone(many, item))
+            return await self._bodies().read_each(many, item)
         except Exception as exc:
             if is_unavailable(exc):
                 raise ServiceUnavailable() from exc

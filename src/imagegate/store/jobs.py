@@ -167,6 +167,20 @@ async def get_job(
     return job_from_row(row) if row else None
 
 
+_GET_JOBS = select(jobs).where(jobs.c.id.in_(bindparam("job_ids", expanding=True)))
+
+
+async def get_own_jobs(conn: AsyncConnection, wanted: list[tuple[str, str]]) -> list[JobRow | None]:
+    """For each ``(job_id, account_id)`` of ``wanted``, that job if that account owns it (as
+    ``get_job``), in one statement (``Database.read_each`` gathers the reads of a batch)."""
+    rows = await conn.execute(_GET_JOBS, {"job_ids": sorted({job_id for job_id, _ in wanted})})
+    found = {row.id: row for row in rows}
+    return [
+        job_from_row(row) if (row := found.get(job_id)) and row.account_id == account_id else None
+        for job_id, account_id in wanted
+    ]
+
+
 async def list_jobs(
     conn: AsyncConnection,
     account_id: str,

@@ -272,3 +272,52 @@ async def test_a_read_that_finds_its_connection_killed_runs_again_on_a_new_one(
 
     assert [row.id if row else None for row in found] == ["someone"] * 5
     assert await db.read_with(backend) != killed
+
+
+async def test_reads_of_jobs_queued_together_are_one_statement_each_answered_alone(
+    db: Database,
+) -> None:
+    mine, theirs = await add_account(db), await add_account(db)
+    my_jobs = [await add_job(db, mine) for _ in range(3)]
+    their_job = await add_job(db, theirs)
+    statements: list[str] = []
+    # SQLite reads each item alone (in shared trips); PostgreSQL's batch reads them together.
+    engine = db._bodies()._reader if db.is_postgres else db._reader.sync_engine
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    async def broken(conn: AsyncConnection) -> None:
+        raise Refused("broken")
+
+    wanted = [(job_id, mine) for job_id in my_jobs] + [(their_job, mine), ("no-such-job", mine)]
+    found = await asyncio.gather(
+        db.read_with(broken),  # runs at once: the reads after it make the next batch
+        *(db.read_each(job_store.get_own_jobs, pair) for pair in wanted),
+        db.read_each(job_store.get_own_jobs, (my_jobs[0], mine)),  # asked twice
+        return_exceptions=True,
+    )
+
+    assert isinstance(found[0], Refused)
+    assert [getattr(job, "id", job) for job in found[1:]] == [*my_jobs, None, None, my_jobs[0]]
+    if db.is_postgres:
+        assert sum("FROM jobs" in statement for statement in statements) == 1, statements
+
+
+async def test_a_failing_read_of_many_fails_each_of_its_items_and_no_other_read(
+    db: Database,
+) -> None:
+    await db.write(add("someone"))
+
+    async def refuses(conn: AsyncConnection, items: list[str]) -> list[str]:
+        raise Refused(",".join(items))
+
+    found = await asyncio.gather(
+        *(db.read_each(refuses, str(n)) for n in range(3)),
+        db.read_with(lambda conn: accounts.get_account(conn, "someone")),
+        return_exceptions=True,
+    )
+
+    assert all(isinstance(error, Refused) for error in found[:3]), found
+    assert getattr(found[3], "id", None) == "someone"
