@@ -22,25 +22,47 @@ __all__ = ["HeaderDeadline", "header_deadline_protocol"]
 
 class HeaderDeadline:
     """One connection's timer: ``arm()`` starts the wait for headers unless one is running,
-    ``disarm()`` ends it; when it expires the transport is closed."""
+    ``disarm()`` ends it; when it expires the transport is closed. ``stop()`` ends it for good
+    (the connection is gone).
+
+    Arming and disarming only note when the wait ends. The loop's timer is made when none is
+    pending; when it fires it closes the connection if the wait it was made for still runs,
+    sleeps again until a wait armed since ends, or stops if none runs. A keep-alive connection's
+    requests then cost no timer each: a timer made and cancelled per request was a heap push,
+    a cancel and a heap pop on the event loop for every request.
+    """
 
     def __init__(self, seconds: float, transport: asyncio.Transport) -> None:
         self._seconds = seconds
         self._transport = transport
+        self._ends: float | None = None
+        """The loop time the running wait ends at; None when no wait runs."""
         self._timer: asyncio.TimerHandle | None = None
 
     def arm(self) -> None:
-        if self._timer is None and not self._transport.is_closing():
+        if self._ends is None and not self._transport.is_closing():
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self._seconds, self._expired)
+            self._ends = loop.time() + self._seconds
+            if self._timer is None:
+                self._timer = loop.call_at(self._ends, self._fired, loop)
 
     def disarm(self) -> None:
+        self._ends = None
+
+    def stop(self) -> None:
+        self._ends = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _expired(self) -> None:
+    def _fired(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
+        if self._ends is None:
+            return
+        if self._ends > loop.time():  # the wait armed since the timer was made
+            self._timer = loop.call_at(self._ends, self._fired, loop)
+            return
+        self._ends = None
         if not self._transport.is_closing():
             self._transport.close()
 
@@ -57,7 +79,7 @@ class _ArmedOnConnect(asyncio.Protocol):
         self.header_deadline.arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.header_deadline.disarm()
+        self.header_deadline.stop()
         super().connection_lost(exc)
 
 
