@@ -95,22 +95,35 @@ _CLAIM_JOB = (
         ),
         started_at=func.coalesce(jobs.c.started_at, bindparam("claim_now")),
         updated_at=bindparam("claim_now"),
+        call_started_at=bindparam("claim_calling_at"),
     )
     .returning(*jobs.c)
 )
 """``claim_job``'s statement, built once (it runs in every direct ``/v1`` submit): what
-``_claimed`` writes, for one job."""
+``_claimed`` writes, for one job, and its call in flight when asked."""
 
 
 async def claim_job(
-    conn: AsyncConnection, job_id: str, *, owner: str, token: str, now: Millis, lease_ms: int
+    conn: AsyncConnection,
+    job_id: str,
+    *,
+    owner: str,
+    token: str,
+    now: Millis,
+    lease_ms: int,
+    calling: bool = False,
 ) -> JobRow | None:
     """Lease the job just inserted in this transaction, as ``claim`` would (the API process
-    that runs a ``/v1`` call in the request's own task; see ``queue.worker``).
+    that runs a ``/v1`` call in the request's own task; see ``queue.worker``); with
+    ``calling``, also record its first paid call as in flight (``call_started_at``), as
+    ``JobTransitions.calling`` would just before the call.
 
     Invariant: the same as ``claim``'s, and the lease is the same: renewed by ``owner``'s
     heartbeat, fencing every write, and due again for any worker once it expires. None when the
-    job is already leased (it never is, in the transaction that inserted it).
+    job is already leased (it never is, in the transaction that inserted it). A ``calling``
+    mark committed before the call only errs on the safe side: if the process dies before the
+    call is made, the worker that takes the job over counts it as an interrupted call
+    (``queue.runner``); every release of the lease clears it.
     """
     result = await conn.execute(
         _CLAIM_JOB,
@@ -120,6 +133,7 @@ async def claim_job(
             "claim_token": token,
             "claim_expires_at": now + lease_ms,
             "claim_now": now,
+            "claim_calling_at": now if calling else None,
         },
     )
     row = result.first()

@@ -95,7 +95,8 @@ class Submitter:
         claim: Claim | None = None,
     ) -> Accepted:
         """``POST /v2/images/generate``; with ``claim``, the job is written already claimed
-        under it (``Accepted.claimed``) for its caller to run (``Worker.run_claimed``)."""
+        under it (``Accepted.claimed``) for its caller to run (``Worker.run_claimed``), a live
+        job with its first paid call already recorded in flight (``claims.claim_job``)."""
         key = check_key(idempotency_key)
         retention = self._check_retention(retention_days)
         request = self._catalog.parse(body)
@@ -182,9 +183,16 @@ class Submitter:
             await admit(conn, self._settings, caller, job_id, cost, now, inserted=True)
             if claim is None:
                 return Accepted(job_id, JobStatus.QUEUED)
-            # Claimed after admission, which counts the job as queued.
+            # Claimed after admission, which counts the job as queued. A live job's step begins
+            # with its paid call: it is recorded in flight here rather than in a write of its own.
             claimed = await claims.claim_job(
-                conn, job_id, owner=claim.owner, token=claim.token, now=now, lease_ms=claim.lease_ms
+                conn,
+                job_id,
+                owner=claim.owner,
+                token=claim.token,
+                now=now,
+                lease_ms=claim.lease_ms,
+                calling=not caller.is_test,
             )
             return Accepted(job_id, JobStatus.QUEUED, claimed=claimed)
 
