@@ -24,6 +24,7 @@ from sqlalchemy import Update, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.store.jobs import JobRow, job_from_row
+from imagegate.store.prepared import prepared
 from imagegate.store.tables import jobs
 from imagegate.types import JobStatus, JobStep, Millis
 
@@ -82,7 +83,7 @@ async def claim(
     return [job_from_row(row) for row in result]
 
 
-_CLAIM_JOB = (
+_CLAIM_JOB = prepared(
     update(jobs)
     .where(jobs.c.id == bindparam("claimed_id"), jobs.c.lease_token.is_(None))
     .values(
@@ -99,8 +100,9 @@ _CLAIM_JOB = (
     )
     .returning(*jobs.c)
 )
-"""``claim_job``'s statement, built once (it runs in every direct ``/v1`` submit): what
-``_claimed`` writes, for one job, and its call in flight when asked."""
+"""``claim_job``'s statement, built once (it runs in every direct ``/v1`` submit; on SQLite
+below SQLAlchemy, ``prepared``): what ``_claimed`` writes, for one job, and its call in flight
+when asked."""
 
 
 async def claim_job(
@@ -188,17 +190,18 @@ async def fenced_update(
     return result.rowcount == 1
 
 
-@functools.lru_cache(maxsize=64)
+@functools.cache
 def _fenced(columns: tuple[str, ...], returning: bool) -> Update:
     """The fenced UPDATE of ``columns`` (answering the row when ``returning``), built once per
     set of columns: each write only binds its values (building it took most of a completion's
-    time in its transaction)."""
+    time in its transaction), on SQLite below SQLAlchemy (``prepared``). The sets of columns
+    are the transitions' own, a few dozen at most."""
     statement = (
         update(jobs)
         .where(jobs.c.id == bindparam("fenced_id"), jobs.c.lease_token == bindparam("fenced_token"))
         .values({name: bindparam(f"set_{name}") for name in columns})
     )
-    return statement.returning(*jobs.c) if returning else statement
+    return prepared(statement.returning(*jobs.c) if returning else statement)
 
 
 def _bound(job_id: str, token: str, values: Mapping[str, Any]) -> dict[str, Any]:
