@@ -24,6 +24,7 @@ from sqlalchemy import Update, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.store.jobs import JobRow, job_from_row
+from imagegate.store.prepared import prepared
 from imagegate.store.tables import jobs
 from imagegate.types import JobStatus, JobStep, Millis
 
@@ -82,7 +83,7 @@ async def claim(
     return [job_from_row(row) for row in result]
 
 
-_CLAIM_JOB = (
+_CLAIM_JOB = prepared(
     update(jobs)
     .where(jobs.c.id == bindparam("claimed_id"), jobs.c.lease_token.is_(None))
     .values(
@@ -95,22 +96,36 @@ _CLAIM_JOB = (
         ),
         started_at=func.coalesce(jobs.c.started_at, bindparam("claim_now")),
         updated_at=bindparam("claim_now"),
+        call_started_at=bindparam("claim_calling_at"),
     )
     .returning(*jobs.c)
 )
-"""``claim_job``'s statement, built once (it runs in every direct ``/v1`` submit): what
-``_claimed`` writes, for one job."""
+"""``claim_job``'s statement, built once (it runs in every direct ``/v1`` submit; on SQLite
+below SQLAlchemy, ``prepared``): what ``_claimed`` writes, for one job, and its call in flight
+when asked."""
 
 
 async def claim_job(
-    conn: AsyncConnection, job_id: str, *, owner: str, token: str, now: Millis, lease_ms: int
+    conn: AsyncConnection,
+    job_id: str,
+    *,
+    owner: str,
+    token: str,
+    now: Millis,
+    lease_ms: int,
+    calling: bool = False,
 ) -> JobRow | None:
     """Lease the job just inserted in this transaction, as ``claim`` would (the API process
-    that runs a ``/v1`` call in the request's own task; see ``queue.worker``).
+    that runs a ``/v1`` call in the request's own task; see ``queue.worker``); with
+    ``calling``, also record its first paid call as in flight (``call_started_at``), as
+    ``JobTransitions.calling`` would just before the call.
 
     Invariant: the same as ``claim``'s, and the lease is the same: renewed by ``owner``'s
     heartbeat, fencing every write, and due again for any worker once it expires. None when the
-    job is already leased (it never is, in the transaction that inserted it).
+    job is already leased (it never is, in the transaction that inserted it). A ``calling``
+    mark committed before the call only errs on the safe side: if the process dies before the
+    call is made, the worker that takes the job over counts it as an interrupted call
+    (``queue.runner``); every release of the lease clears it.
     """
     result = await conn.execute(
         _CLAIM_JOB,
@@ -120,6 +135,7 @@ async def claim_job(
             "claim_token": token,
             "claim_expires_at": now + lease_ms,
             "claim_now": now,
+            "claim_calling_at": now if calling else None,
         },
     )
     row = result.first()
@@ -174,17 +190,18 @@ async def fenced_update(
     return result.rowcount == 1
 
 
-@functools.lru_cache(maxsize=64)
+@functools.cache
 def _fenced(columns: tuple[str, ...], returning: bool) -> Update:
     """The fenced UPDATE of ``columns`` (answering the row when ``returning``), built once per
     set of columns: each write only binds its values (building it took most of a completion's
-    time in its transaction)."""
+    time in its transaction), on SQLite below SQLAlchemy (``prepared``). The sets of columns
+    are the transitions' own, a few dozen at most."""
     statement = (
         update(jobs)
         .where(jobs.c.id == bindparam("fenced_id"), jobs.c.lease_token == bindparam("fenced_token"))
         .values({name: bindparam(f"set_{name}") for name in columns})
     )
-    return statement.returning(*jobs.c) if returning else statement
+    return prepared(statement.returning(*jobs.c) if returning else statement)
 
 
 def _bound(job_id: str, token: str, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,10 +5,11 @@ released with a future ``run_at`` (the next poll, a retry). What it persists, an
 makes a crash at any point harmless:
 
 - submit: before a paid call (any provider but the sandbox) the job records ``call_started_at``
-  (a fenced write), so a worker that takes the job over can tell a call cut off by a crash from
-  a fresh job. The upstream task id is committed (``submitted``) before the first poll, so a
-  restarted job polls the same task and never submits twice. Synchronous vendors answer with
-  images at once; those go straight to fetch/store.
+  (a fenced write, or the claim's own write for a job claimed where it is inserted), so a
+  worker that takes the job over can tell a call cut off by a crash from a fresh job. The
+  upstream task id is committed (``submitted``) before the first poll, so a restarted job polls
+  the same task and never submits twice. Synchronous vendors answer with images at once; those
+  go straight to fetch/store.
 - poll: progress and the vendor's advised delay; the lease is released between polls.
 - fetch/store: outputs are stored under our keys, then one transaction records them, marks the
   job COMPLETED, captures the credits and queues the webhook. A job found at step ``fetch``
@@ -137,11 +138,14 @@ class JobRunner:
         self._ingest = ingest
         self._transitions = transitions
 
-    async def run(self, job: JobRow) -> JobRow | None:
+    async def run(self, job: JobRow, *, call_marked: bool = False) -> JobRow | None:
         """Advance one leased job by one step. Never raises (except cancellation).
 
-        The job as written when this step COMPLETED it, else None (it failed, was put back for
-        a later step, or the lease was lost: read it to know)."""
+        ``call_marked``: the claim that leased the job recorded its first paid call in flight
+        (``claims.claim_job(calling=True)``), so ``call_started_at`` is that call's mark, not
+        one left by a call cut off before. The job as written when this step COMPLETED it, else
+        None (it failed, was put back for a later step, or the lease was lost: read it to know).
+        """
         assert job.lease_token is not None
         lease = Lease(job.id, job.lease_token)
         # Every line written while this step runs (adapters, ingest, transitions) names the job.
@@ -149,12 +153,12 @@ class JobRunner:
             structlog.contextvars.bound_contextvars(job_id=job.id),
             self._metrics.tracing.span(f"job.{job.step}", job.id, model=job.model),
         ):
-            return await self._run(job, lease)
+            return await self._run(job, lease, call_marked)
 
-    async def _run(self, job: JobRow, lease: Lease) -> JobRow | None:
+    async def _run(self, job: JobRow, lease: Lease, call_marked: bool) -> JobRow | None:
         log_ = log.bind(model=job.model, step=job.step)
         try:
-            return await self._step(job, lease)
+            return await self._step(job, lease, call_marked)
         except ProviderBusy as busy:
             self._metrics.deferrals.labels(busy.provider, busy.reason).inc()
             await self._guard(self._transitions.defer(lease, busy.retry_after, str(busy)))
@@ -251,7 +255,7 @@ class JobRunner:
             return None
         return True
 
-    async def _step(self, job: JobRow, lease: Lease) -> JobRow | None:
+    async def _step(self, job: JobRow, lease: Lease, call_marked: bool) -> JobRow | None:
         step = job.job_step
         if step is JobStep.CANCEL:
             await self._cancel_upstream(job, lease)
@@ -268,13 +272,13 @@ class JobRunner:
         # The adapter is built inside the gate, so one that cannot be built from its options is
         # recorded like any other misconfigured call.
         if job.provider_task_id is None:
-            resubmitting = await self._interrupted(job, lease)
+            resubmitting = False if call_marked else await self._interrupted(job, lease)
             if resubmitting is None:
                 return None
             try:
                 async with self._gates.call(route.provider, job.id):
                     adapter = self._providers.get(route.provider)
-                    if route.provider != SANDBOX:
+                    if route.provider != SANDBOX and not call_marked:
                         await self._transitions.calling(lease, job, resubmitting=resubmitting)
                         if resubmitting:
                             self._metrics.interrupted_calls.labels("resubmitted").inc()

@@ -135,12 +135,16 @@ class Worker:
     async def run_claimed(self, job: JobRow) -> JobRow | None:
         """Run the step of ``job``, claimed with ``new_claim()``, as if this worker had claimed
         it; the job as written when the step COMPLETED it, else None (see ``JobRunner.run``).
+        A ``call_started_at`` on ``job`` is the claim's mark of its first paid call
+        (``claims.claim_job``): the step makes that call without writing it again.
 
         The step is this worker's task, not the caller's: a caller that stops waiting (a client
         gone, a wait cap) leaves it running. A step cancelled by this worker (its stop, past the
         grace) answers None too: its job is left to the queue.
         """
-        task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
+        # The job has never run: a call in flight on it is the claim's own mark.
+        marked = job.call_started_at is not None
+        task = asyncio.create_task(self._execute(job, marked), name=f"job-{job.id}")
         self._claimed_elsewhere.add(task)
 
         def _done(finished: asyncio.Task[JobRow | None]) -> None:
@@ -167,9 +171,9 @@ class Worker:
 
         task.add_done_callback(_done)
 
-    async def _execute(self, job: JobRow) -> JobRow | None:
+    async def _execute(self, job: JobRow, call_marked: bool = False) -> JobRow | None:
         assert job.lease_token is not None
-        step = asyncio.create_task(self._runner.run(job))
+        step = asyncio.create_task(self._runner.run(job, call_marked=call_marked))
         self._held[job.id] = (job.lease_token, step)
         self._ensure_heartbeat()
         try:

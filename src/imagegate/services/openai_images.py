@@ -7,11 +7,13 @@ Idempotency-Key, credits), then waits for the job with ``JobService.wait``.
 When the process runs workers (``Runtime.local_worker``, the embedded ``serve``), the job is
 run in the request's own task instead of waiting for a worker's claim: it is written already
 claimed by this process's worker, in the submit's transaction (``Submitter.generate(claim=)``),
-and its step runs under that lease (``Worker.run_claimed``): the same gates, the same "calling"
-record before a paid call, the same completion (outputs, credits, events, webhook row), and a
-crash mid-call leaves a lease that expires like any worker's. A step that completes the job
-answers from the job as it wrote it; a step that leaves it to the queue (a busy provider, a
-fail-over, a vendor to poll, a failure) or a lost lease (a cancel) is waited for as above.
+with its paid call already recorded in flight there (the "calling" record a worker writes just
+before the call), and its step runs under that lease (``Worker.run_claimed``): the same gates,
+the same completion (outputs, credits, events, webhook row), and a crash before or during the
+call leaves a lease that expires like any worker's, the call counted as interrupted. A step
+that completes the job answers from the job as it wrote it; a step that leaves it to the queue
+(a busy provider, a fail-over, a vendor to poll, a failure) or a lost lease (a cancel) is
+waited for as above.
 
 The mapping is read from each model's params class, so every family follows the same rules
 (``docs/openai.md`` has the table per family):

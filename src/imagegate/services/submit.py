@@ -95,7 +95,8 @@ class Submitter:
         claim: Claim | None = None,
     ) -> Accepted:
         """``POST /v2/images/generate``; with ``claim``, the job is written already claimed
-        under it (``Accepted.claimed``) for its caller to run (``Worker.run_claimed``)."""
+        under it (``Accepted.claimed``) for its caller to run (``Worker.run_claimed``), a live
+        job with its first paid call already recorded in flight (``claims.claim_job``)."""
         key = check_key(idempotency_key)
         retention = self._check_retention(retention_days)
         request = self._catalog.parse(body)
@@ -157,22 +158,18 @@ class Submitter:
             deadline_at=now + self._settings.job_deadline_seconds * 1000,
         )
 
-        async def accept_postgres(conn: AsyncConnection) -> Accepted:
-            settings = self._settings
-            submitted = await job_store.submit_postgres(
-                conn,
-                job,
-                key=key,
-                fingerprint=request_print,
-                key_expires_at=now + settings.idempotency_ttl_hours * 3_600_000,
-                max_queued=settings.max_queued_jobs_per_account,
-                day_start=now - now % DAY_MS,
-            )
-            if submitted.outcome == "accepted":
-                return Accepted(job_id, JobStatus.QUEUED)
-            if submitted.outcome == "replayed":
-                return Accepted(submitted.job_id, JobStatus(submitted.status), replayed=True)
-            raise _refusal(submitted, cost, now)
+        submit = job_store.PostgresSubmit(
+            job=job,
+            key=key,
+            fingerprint=request_print,
+            key_expires_at=now + self._settings.idempotency_ttl_hours * 3_600_000,
+            max_queued=self._settings.max_queued_jobs_per_account,
+            day_start=now - now % DAY_MS,
+        )
+
+        async def accept_alone(conn: AsyncConnection) -> Accepted:
+            # A refusal raises here, inside the transaction, which rolls its writes back.
+            return _accepted(await job_store.submit_postgres(conn, submit), cost, now)
 
         async def accept(conn: AsyncConnection) -> Accepted:
             replay = await claim_key(conn, self._settings, caller, key, request_print, job_id, now)
@@ -186,17 +183,31 @@ class Submitter:
             await admit(conn, self._settings, caller, job_id, cost, now, inserted=True)
             if claim is None:
                 return Accepted(job_id, JobStatus.QUEUED)
-            # Claimed after admission, which counts the job as queued.
+            # Claimed after admission, which counts the job as queued. A live job's step begins
+            # with its paid call: it is recorded in flight here rather than in a write of its own.
             claimed = await claims.claim_job(
-                conn, job_id, owner=claim.owner, token=claim.token, now=now, lease_ms=claim.lease_ms
+                conn,
+                job_id,
+                owner=claim.owner,
+                token=claim.token,
+                now=now,
+                lease_ms=claim.lease_ms,
+                calling=not caller.is_test,
             )
             return Accepted(job_id, JobStatus.QUEUED, claimed=claimed)
 
         # The first span of the job's trace (``observability.tracing``): the workers' and the
         # webhook sender's spans join it through the job id alone.
         with self._metrics.tracing.span("job.accept", job_id, model=spec.id):
-            one_statement = self._db.is_postgres and claim is None
-            accepted = await self._db.write(accept_postgres if one_statement else accept)
+            if self._db.is_postgres and claim is None:
+                # With the submits queued alongside, in one statement and one commit.
+                submitted = await self._db.write_each(job_store.submit_many_postgres, submit)
+                if submitted.outcome == "retry":  # it failed in the batch and wrote nothing
+                    accepted = await self._db.write(accept_alone)
+                else:
+                    accepted = _accepted(submitted, cost, now)
+            else:
+                accepted = await self._db.write(accept)
         if accepted.replayed:
             return accepted
         if accepted.claimed is None:
@@ -308,6 +319,15 @@ async def _check_caps(
         spent = await accounts.spent_since(conn, account_id, day_start) - (cost if own else 0)
         if spent + cost > account.max_daily_spend:
             raise _daily_cap(spent, account.max_daily_spend, cost, now)
+
+
+def _accepted(submitted: job_store.Submitted, cost: int, now: Millis) -> Accepted:
+    """The answer to a submit ``submit_job`` accepted or replayed; raises its refusal."""
+    if submitted.outcome == "accepted":
+        return Accepted(submitted.job_id, JobStatus.QUEUED)
+    if submitted.outcome == "replayed":
+        return Accepted(submitted.job_id, JobStatus(submitted.status), replayed=True)
+    raise _refusal(submitted, cost, now)
 
 
 def _refusal(submitted: job_store.Submitted, cost: int, now: Millis) -> Exception:

@@ -355,8 +355,11 @@ async def set_key_limits(
     return result.rowcount == 1
 
 
+_BALANCE = prepared(select(accounts.c.credits).where(accounts.c.id == bindparam("account_id")))
+
+
 async def balance(conn: AsyncConnection, account_id: str) -> Credits:
-    value = await conn.scalar(select(accounts.c.credits).where(accounts.c.id == account_id))
+    value = await conn.scalar(_BALANCE, {"account_id": account_id})
     return int(value or 0)
 
 

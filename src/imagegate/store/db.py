@@ -19,7 +19,9 @@ likewise share trips (``GroupRead``), each in its own snapshot. On PostgreSQL th
 one of a few threads with a synchronous connection (``ThreadedBodies``): one hand-off per
 transaction instead of a round of the event loop per statement, and one hand-off and one
 connection for all the reads queued while the previous batch of reads ran, a read-only one in
-autocommit (no BEGIN or ROLLBACK round trips).
+autocommit (no BEGIN or ROLLBACK round trips). Writes of many callers that one statement can
+make (``write_each``: a submit) are batched the same way, one transaction and one commit for
+the callers queued while the previous one ran, each answered after that commit.
 
 PostgreSQL (psycopg 3) uses one pooled engine for both; rows are claimed with
 ``FOR UPDATE SKIP LOCKED`` (see ``imagegate.queue.claims``).
@@ -73,13 +75,18 @@ Body = Callable[[AsyncConnection], Awaitable[T]]
 K = TypeVar("K")
 
 Many = Callable[[AsyncConnection, list[K]], Awaitable[list[T]]]
-"""A read of many items in one statement, an answer per item in order: ``read_each()`` runs it."""
+"""A read or write of many items in one statement, an answer per item in order: ``read_each()``
+and ``write_each()`` run it."""
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 BODY_THREADS = 4
 """PostgreSQL: threads (and connections) running ``write``/``read_with`` bodies per process."""
 GROUP_COMMIT_MAX = 256
 """The most transaction blocks one SQLite commit holds: a bound on how long the first waits."""
+WRITE_EACH_MAX = 64
+"""PostgreSQL: the most items one ``write_each`` transaction holds. ``submit_jobs`` runs each
+submit in a subtransaction, and past 64 in one transaction PostgreSQL's per-session cache of
+them overflows, which slows every other session's snapshots while it stays open."""
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -708,6 +715,8 @@ class ThreadedBodies:
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="imagegate-db")
         self._reads: list[_Inline[Any]] | None = None
         """While a batch of reads runs: the reads that will make the next one."""
+        self._writes: dict[Many[Any, Any], list[_Inline[Any]]] = {}
+        """For each ``write_each`` whose batch runs: the items that will make its next one."""
 
     async def write(self, body: Body[T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(
@@ -737,6 +746,57 @@ class ThreadedBodies:
             self._reads = []
             self._read_batch([unit])
         return await done
+
+    async def write_each(self, many: Many[K, T], item: K) -> T:
+        """``many``'s answer for ``item``, once the transaction that wrote it has committed.
+
+        While a batch of one ``many`` runs, its items queue for the next: one hand-off to a
+        thread, one transaction with one ``many`` statement and one commit for up to
+        ``WRITE_EACH_MAX`` callers. ``many`` answers each item on its own (a refusal is an
+        answer, not an error); if it raises, or the commit fails, every item of the batch gets
+        that error and nothing of theirs is written."""
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        unit: _Inline[T] = _Inline(_alone(many, item), done, many=many, item=item)
+        following = self._writes.get(many)
+        if following is not None:  # a batch is running: join the next one
+            following.append(unit)
+        else:
+            self._writes[many] = []
+            self._write_batch(many, [unit])
+        return await done
+
+    def _write_batch(self, many: Many[Any, Any], units: list[_Inline[Any]]) -> None:
+        try:
+            running = asyncio.get_running_loop().run_in_executor(
+                self._threads, functools.partial(self._write_all, many, units)
+            )
+        except RuntimeError as exc:  # the threads are shut down: the database is closing
+            del self._writes[many]
+            for unit in units:
+                _fail(unit, exc)
+            return
+
+        def ended(future: asyncio.Future[None]) -> None:
+            failure = future.exception()
+            for unit in units:
+                if failure is not None:
+                    _fail(unit, failure)
+                else:
+                    _answer(unit)
+            following = self._writes.pop(many)
+            if following:
+                self._writes[many] = following[WRITE_EACH_MAX:]
+                self._write_batch(many, following[:WRITE_EACH_MAX])
+
+        running.add_done_callback(ended)
+
+    def _write_all(self, many: Many[Any, Any], units: list[_Inline[Any]]) -> None:
+        """On a body thread: the items of ``units`` whose callers still wait, in one transaction."""
+        live = [unit for unit in units if not unit.done.cancelled()]
+        if live:
+            values = self._run(_each_of(many, live))
+            for unit, value in zip(live, values, strict=True):
+                unit.value = value
 
     def _read_batch(self, units: list[_Inline[Any]]) -> None:
         try:
@@ -838,6 +898,20 @@ class Database:
             if self._writer is not None:
                 return await self._writer.run(body)
             return await self._bodies().write(body)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise ServiceUnavailable() from exc
+            raise
+
+    async def write_each(self, many: Many[K, T], item: K) -> T:
+        """``many``'s answer for ``item``, written as ``write`` writes; on PostgreSQL the items
+        of one ``many`` queued while its last batch ran are written in one transaction, with one
+        statement and one commit (``ThreadedBodies.write_each``). ``many`` must answer each item
+        without raising for any one of them: a refusal is an answer."""
+        try:
+            if self._writer is not None:
+                return await self._writer.run(_alone(many, item))
+            return await self._bodies().write_each(many, item)
         except Exception as exc:
             if is_unavailable(exc):
                 raise ServiceUnavailable() from exc

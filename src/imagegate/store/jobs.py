@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
@@ -23,6 +23,7 @@ __all__ = [
     "IdempotencyRecord",
     "JobRow",
     "NewJob",
+    "PostgresSubmit",
     "Submitted",
     "add_event",
     "claim_idempotency",
@@ -37,6 +38,7 @@ __all__ = [
     "mark_cancelled",
     "purge_idempotency",
     "set_webhook_status",
+    "submit_many_postgres",
     "submit_postgres",
 ]
 
@@ -397,14 +399,42 @@ async def mark_cancelled(conn: AsyncConnection, job: JobRow, step: JobStep, now:
     return result.rowcount == 1
 
 
+@dataclass(frozen=True, kw_only=True)
+class PostgresSubmit:
+    """A generation's submit as ``submit_job`` (migration 0010) takes it: the job, its
+    Idempotency-Key with the request's fingerprint, and what admission compares with."""
+
+    job: NewJob
+    key: str | None
+    fingerprint: str
+    key_expires_at: Millis
+    max_queued: int
+    day_start: Millis
+
+    def arguments(self) -> dict[str, Any]:
+        """``submit_job``'s arguments by name (``job`` has no ``action``)."""
+        values = {field.name: getattr(self.job, field.name) for field in dataclasses.fields(NewJob)}
+        del values["action"], values["parent_job_id"]
+        return {
+            **values,
+            "key": self.key,
+            "fingerprint": self.fingerprint,
+            "key_expires_at": self.key_expires_at,
+            "max_queued": self.max_queued,
+            "day_start": self.day_start,
+        }
+
+
 @dataclass(frozen=True)
 class Submitted:
-    """What ``submit_postgres`` did: ``outcome`` is ``accepted``, ``replayed`` (``job_id`` and
+    """What ``submit_job`` did: ``outcome`` is ``accepted``, ``replayed`` (``job_id`` and
     ``status`` are the original job's), ``conflict`` (the key was used with another request),
     or the refusal: ``queued_cap`` (``counted``: queued jobs), ``concurrent_cap`` (``counted``
     of ``cap`` active jobs), ``daily_cap`` (``counted`` of ``cap`` credits spent today) or
-    ``credits`` (``counted``: the balance). A refusal has written rows: the caller raises, and
-    the transaction rolls back."""
+    ``credits`` (``counted``: the balance). From ``submit_postgres`` a refusal has written rows:
+    the caller raises, and the transaction rolls back. From ``submit_many_postgres`` its rows
+    are already undone, and ``retry`` says the submit failed and wrote nothing: its caller runs
+    it again alone (``submit_postgres``)."""
 
     outcome: str
     job_id: str
@@ -423,35 +453,30 @@ _SUBMIT = text(
     bindparam("params", type_=JSONB),
     bindparam("webhook_events", type_=JSONB),
 )
+_SUBMIT_MANY = text("SELECT * FROM submit_jobs(:submits)").bindparams(
+    bindparam("submits", type_=JSONB)
+)
 
 
-async def submit_postgres(
-    conn: AsyncConnection,
-    job: NewJob,
-    *,
-    key: str | None,
-    fingerprint: str,
-    key_expires_at: Millis,
-    max_queued: int,
-    day_start: Millis,
-) -> Submitted:
+async def submit_postgres(conn: AsyncConnection, submit: PostgresSubmit) -> Submitted:
     """A generation's whole submit in one statement (``submit_job``, migration 0010): the
     Idempotency-Key, the job and its ``queued`` event, the NOTIFY, the admission under the
     account's lock and the credit reservation, as ``claim_key``, ``insert_job``, ``add_event``
-    and ``admit`` do them one statement each. PostgreSQL only; ``job`` has no ``action``."""
-    values = {field.name: getattr(job, field.name) for field in dataclasses.fields(job)}
-    del values["action"], values["parent_job_id"]
-    row = (
-        await conn.execute(
-            _SUBMIT,
-            {
-                **values,
-                "key": key,
-                "fingerprint": fingerprint,
-                "key_expires_at": key_expires_at,
-                "max_queued": max_queued,
-                "day_start": day_start,
-            },
-        )
-    ).one()
+    and ``admit`` do them one statement each. PostgreSQL only."""
+    row = (await conn.execute(_SUBMIT, submit.arguments())).one()
     return Submitted(row.outcome, row.job_id, row.status, row.counted, row.cap)
+
+
+async def submit_many_postgres(
+    conn: AsyncConnection, submits: list[PostgresSubmit]
+) -> list[Submitted]:
+    """Many callers' submits in one statement (``submit_jobs``, migration 0011), each as
+    ``submit_postgres`` runs it, in order within an account; what each did, in the order of
+    ``submits``. A refused or failed submit's writes are undone and the others' kept, so the
+    transaction commits whatever the outcomes. PostgreSQL only (``Database.write_each``)."""
+    rows = await conn.execute(_SUBMIT_MANY, {"submits": [s.arguments() for s in submits]})
+    done: list[Submitted | None] = [None] * len(submits)
+    for row in rows:
+        done[row.item] = Submitted(row.outcome, row.job_id, row.status, row.counted, row.cap)
+    assert all(submitted is not None for submitted in done), "submit_jobs skipped a submit"
+    return cast(list[Submitted], done)

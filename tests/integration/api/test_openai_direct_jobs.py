@@ -166,6 +166,12 @@ async def test_a_second_call_past_the_providers_cap_waits_in_the_queue(
         assert (await second).status_code == 200
         assert vendor.most_in_flight == 1 and vendor.submits == 2
         assert await direct_jobs(gw, "completed") == 1
+        # The call its submit recorded in flight was never made: putting it back cleared that.
+        async with gw.runtime.db.read() as conn:
+            jobs = await job_store.list_jobs(conn, gw.account_id, limit=10)
+        assert [job.interrupted_calls for job in jobs] == [0, 0]
+        for job in jobs:
+            assert "interrupted_call" not in await event_kinds(gw, job.id)
 
 
 async def leases(gw: Gateway) -> list[str | None]:
@@ -274,3 +280,64 @@ async def test_a_process_dying_mid_call_leaves_the_job_to_any_worker(
         assert vendor.submits == 2
         assert before - await gw.balance() == COST
         assert (await call).status_code == 200  # the request saw the job finish elsewhere
+
+
+async def submit_and_die(gw: Gateway, key: str) -> JobRow:
+    """A ``/v1`` submit whose process dies right after its transaction commits: the job is
+    written claimed by the API process's worker, and nothing runs it."""
+    assert gw.runtime.local_worker is not None
+    caller = await account_service.authenticate(gw.runtime.db, key)
+    body = {"model": BODY["model"], "prompt": BODY["prompt"], "gptImageParams": {"quality": "low"}}
+    claim = gw.runtime.local_worker.new_claim()
+    accepted = await gw.runtime.submitter.generate(caller, body, None, claim=claim)
+    assert accepted.claimed is not None
+    return accepted.claimed
+
+
+async def test_the_submit_records_the_paid_call_so_dying_before_it_counts_as_interrupted(
+    database_url: str, tmp_path: Path
+) -> None:
+    vendor = HeldVendor()
+    async with direct_gateway(database_url, tmp_path, vendor) as gw:
+        before = await gw.balance()
+        claimed = await submit_and_die(gw, gw.live_key)
+        job = await only_job(gw)
+        assert job.lease_owner == "api-process"
+        assert job.call_started_at is not None and job.call_started_at == claimed.call_started_at
+        gw.clock.advance(gw.runtime.settings.lease_seconds + 1)
+        await gw.drain()  # the takeover cannot know whether the call was made: resubmitted once
+        job = await only_job(gw)
+        assert job.status == "COMPLETED" and job.interrupted_calls == 1
+        assert job.call_started_at is None
+        assert "interrupted_call" in await event_kinds(gw, job.id)
+        assert vendor.submits == 1
+        assert before - await gw.balance() == COST
+        assert await ledger_matches_balance(gw)
+
+
+async def test_under_the_fail_policy_dying_after_the_submit_fails_the_job_refunded(
+    database_url: str, tmp_path: Path
+) -> None:
+    vendor = HeldVendor()
+    async with direct_gateway(database_url, tmp_path, vendor, interrupted_calls="fail") as gw:
+        before = await gw.balance()
+        await submit_and_die(gw, gw.live_key)
+        gw.clock.advance(gw.runtime.settings.lease_seconds + 1)
+        await gw.drain()
+        job = await only_job(gw)
+        assert job.status == "FAILED" and job.error_code == "interrupted_call"
+        assert vendor.submits == 0
+        assert await gw.balance() == before
+        assert await ledger_matches_balance(gw)
+
+
+async def test_a_test_key_job_records_no_paid_call(database_url: str, tmp_path: Path) -> None:
+    vendor = HeldVendor()
+    async with direct_gateway(database_url, tmp_path, vendor) as gw:
+        claimed = await submit_and_die(gw, gw.test_key)
+        assert claimed.call_started_at is None
+        gw.clock.advance(gw.runtime.settings.lease_seconds + 1)
+        await gw.drain()  # the sandbox renders it; nothing was cut off
+        job = await only_job(gw)
+        assert job.status == "COMPLETED" and job.interrupted_calls == 0
+        assert vendor.submits == 0

@@ -15,10 +15,12 @@ from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from imagegate.queue import claims
 from imagegate.store import accounts
 from imagegate.store import jobs as job_store
 from imagegate.store.db import Database
-from imagegate.store.jobs import NewJob
+from imagegate.store.jobs import JobRow, NewJob
+from imagegate.store.outputs import OutputRecord
 from imagegate.store.tables import idempotency_keys, job_events, jobs, ledger_entries
 from tests.factories import add_account
 
@@ -143,6 +145,61 @@ async def test_a_live_duplicate_idempotency_key_is_sqlalchemys_integrity_error(
     async with sqlite_db.read() as conn:  # the failed body left nothing behind
         prints = await conn.scalars(select(idempotency_keys.c.fingerprint))
         assert prints.all() == ["f"]
+
+
+async def test_a_direct_claim_and_its_completion_are_stored_as_sqlalchemy_stores_them(
+    sqlite_db: Database,
+) -> None:
+    account_id = await add_account(sqlite_db, credits=100)
+    direct = new_job(account_id, sandbox=False)
+    routed = dataclasses.replace(direct, id=str(uuid_utils.uuid7()))
+    output = OutputRecord("outputs/x/1.png", "image/png", 12, 8, 8, "ab" * 32)
+    completed = {
+        "outputs": [output],
+        "provider": "openai",
+        "status": "COMPLETED",
+        "step": "done",
+        "progress": 100,
+        "completed_at": 3_000,
+        "webhook_status": None,
+        "updated_at": 3_000,
+    }
+
+    async def claim_and_complete(
+        conn: AsyncConnection, job: NewJob
+    ) -> tuple[JobRow | None, bool, JobRow | None, int]:
+        await job_store.insert_job(conn, job)
+        claimed = await claims.claim_job(
+            conn, job.id, owner="o", token="t", now=2_000, lease_ms=60_000, calling=True
+        )
+        stale = await claims.fenced_update(conn, job.id, "not-the-token", {"progress": 5})
+        finished = await claims.release_job(conn, job.id, "t", completed)
+        return claimed, stale, finished, await accounts.balance(conn, account_id)
+
+    async def below(conn: AsyncConnection) -> Any:
+        return await claim_and_complete(conn, direct)
+
+    claimed, stale, finished, balance = await sqlite_db.write(below)  # below SQLAlchemy
+    async with sqlite_db.transaction() as conn:  # through SQLAlchemy
+        through = await claim_and_complete(conn, routed)
+
+    def same_id(row: JobRow | None) -> JobRow | None:
+        return None if row is None else dataclasses.replace(row, id=direct.id)
+
+    assert (same_id(through[0]), through[1], same_id(through[2]), through[3]) == (
+        claimed,
+        stale,
+        finished,
+        balance,
+    )
+    assert claimed is not None and claimed.status == "PROCESSING"
+    assert claimed.lease_token == "t" and claimed.call_started_at == 2_000
+    assert stale is False and balance == 100
+    assert finished is not None and finished.outputs == [output]
+    assert finished.lease_token is None and finished.call_started_at is None
+    assert await stored(sqlite_db, jobs, jobs.c.id, direct.id) == await stored(
+        sqlite_db, jobs, jobs.c.id, routed.id
+    )
 
 
 async def test_a_keyed_submit_and_a_job_read_run_nothing_through_sqlalchemy(

@@ -321,3 +321,36 @@ async def test_a_failing_read_of_many_fails_each_of_its_items_and_no_other_read(
 
     assert all(isinstance(error, Refused) for error in found[:3]), found
     assert getattr(found[3], "id", None) == "someone"
+
+
+async def test_writes_of_many_queued_together_commit_together_or_fail_together(
+    db: Database,
+) -> None:
+    async def insert_each(conn: AsyncConnection, names: list[str]) -> list[str]:
+        for name in names:
+            await add(name)(conn)
+        if "refused" in names:
+            raise Refused(",".join(names))
+        return names
+
+    # The first of each gather runs alone; the others queue meanwhile, and on PostgreSQL make
+    # one batch (on SQLite each runs alone, in its savepoint of the writer's transaction).
+    written = await asyncio.gather(*(db.write_each(insert_each, f"kept-{n}") for n in range(4)))
+    failed = await asyncio.gather(
+        db.write_each(insert_each, "alone"),
+        db.write_each(insert_each, "refused"),
+        db.write_each(insert_each, "with-refused"),
+        return_exceptions=True,
+    )
+
+    assert written == ["kept-0", "kept-1", "kept-2", "kept-3"]
+    names = await stored_names(db)
+    assert {"kept-0", "kept-1", "kept-2", "kept-3", "alone"} <= names
+    assert failed[0] == "alone"
+    assert isinstance(failed[1], Refused)
+    assert "refused" not in names
+    if db.is_postgres:
+        assert isinstance(failed[2], Refused), "its batch failed: nothing of it may be kept"
+        assert "with-refused" not in names
+    else:
+        assert failed[2] == "with-refused"
