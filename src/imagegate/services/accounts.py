@@ -129,7 +129,9 @@ class KeyCache:
         self._ttl = ttl
         self._size = size
         self._monotonic = monotonic
-        self._rows: dict[str, tuple[float, ApiKeyRow]] = {}
+        self._rows: dict[str, tuple[float, ApiKeyRow, Caller | None]] = {}
+        """By key digest: when the row was read, the row, and its caller if the key is usable
+        (made once: a cached key answers the same ``Caller``)."""
         self._loading: dict[str, asyncio.Future[ApiKeyRow | None]] = {}
         self._generation = 0
         _KEY_CACHES.setdefault(db, weakref.WeakSet()).add(self)
@@ -141,7 +143,7 @@ class KeyCache:
         now = self._monotonic()
         cached = self._rows.get(digest)
         if cached is not None and now - cached[0] < self._ttl:
-            return _caller(cached[1], digest)
+            return cached[2] or _caller(cached[1], digest)  # no caller: raises 401 or 403
         loading = self._loading.get(digest)
         if loading is None:
             # One read per key at a time: the requests that miss meanwhile wait for it.
@@ -159,7 +161,8 @@ class KeyCache:
         else:
             if len(self._rows) >= self._size:
                 self._rows.clear()
-            self._rows[digest] = (now, row)
+            usable = hmac.compare_digest(row.key_hash, digest) and row.status == "active"
+            self._rows[digest] = (now, row, _caller(row, digest) if usable else None)
         return row
 
     def _loaded(self, digest: str, loading: asyncio.Future[ApiKeyRow | None]) -> None:

@@ -246,14 +246,7 @@ async def claim_key(
     """
     if key is None:
         return None
-    existing = await job_store.find_idempotency(conn, caller.account_id, key, now)
-    if existing is not None:
-        if existing.fingerprint != request_print:
-            raise IdempotencyConflict()
-        original = await job_store.get_job(conn, existing.job_id)
-        status = JobStatus(original.status) if original else JobStatus.QUEUED
-        return Accepted(existing.job_id, status, replayed=True)
-    await job_store.insert_idempotency(
+    existing = await job_store.claim_idempotency(
         conn,
         account_id=caller.account_id,
         key=key,
@@ -262,7 +255,13 @@ async def claim_key(
         now=now,
         expires_at=now + settings.idempotency_ttl_hours * 3_600_000,
     )
-    return None
+    if existing is None:
+        return None
+    if existing.fingerprint != request_print:
+        raise IdempotencyConflict()
+    original = await job_store.get_job(conn, existing.job_id)
+    status = JobStatus(original.status) if original else JobStatus.QUEUED
+    return Accepted(existing.job_id, status, replayed=True)
 
 
 async def admit(

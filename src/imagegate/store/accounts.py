@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import Integer, bindparam, column, func, insert, select, table, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.store.prepared import prepared
@@ -191,8 +191,17 @@ class UnfinishedJobs:
     processing: int
 
 
-_COUNTED_JOBS = prepared(
-    text("SELECT queued, processing FROM account_job_counts WHERE account_id = :account_id")
+_job_counts = table(
+    "account_job_counts",
+    column("account_id"),
+    column("queued", Integer),
+    column("processing", Integer),
+)
+"""SQLite only (migration 0007): each account's QUEUED and PROCESSING jobs, kept by triggers."""
+_COUNTED_ACCOUNT = prepared(
+    select(accounts, _job_counts.c.queued, _job_counts.c.processing)
+    .select_from(accounts.outerjoin(_job_counts, _job_counts.c.account_id == accounts.c.id))
+    .where(accounts.c.id == bindparam("account_id"))
 )
 _LOCK_FOR_ADMISSION = text(
     "SELECT (locked.account).*, locked.queued_jobs, locked.processing_jobs"
@@ -213,18 +222,19 @@ async def lock_for_admission(
     the account takes, so a transaction that inserted its job first cannot deadlock with
     another doing the same. Jobs whose change is not committed yet (a claim in flight) count
     as they were, as a scan of the jobs would see them. On SQLite ``BEGIN IMMEDIATE`` already
-    serialises writers: the account and its counter row are read.
+    serialises writers: the account and its counter row are read, in one statement. Without an
+    account there is no counter row either (both go with it), so nothing is counted.
     """
     query = {"account_id": account_id}
     if conn.dialect.name == "postgresql":
         row = (await conn.execute(_LOCK_FOR_ADMISSION, query)).one()
         account = _account(row) if row.id is not None else None
         return account, UnfinishedJobs(row.queued_jobs, row.processing_jobs)
-    account = await get_account(conn, account_id)
-    counted = (await conn.execute(_COUNTED_JOBS, query)).first()
-    if counted is None:  # no job of the account was ever counted
-        return account, UnfinishedJobs(0, 0)
-    return account, UnfinishedJobs(counted.queued, counted.processing)
+    counted = (await conn.execute(_COUNTED_ACCOUNT, query)).first()
+    if counted is None:
+        return None, UnfinishedJobs(0, 0)
+    # No counter row yet: no job of the account was ever counted.
+    return _account(counted), UnfinishedJobs(counted.queued or 0, counted.processing or 0)
 
 
 async def set_account_limits(

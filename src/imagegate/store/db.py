@@ -187,11 +187,22 @@ async def _on_driver_thread(conn: AsyncConnection, work: Callable[[Connection], 
     it: it is never closed or returned, and its pool does not reset it, so the transaction the
     caller opened (``BEGIN IMMEDIATE`` of the writer, ``BEGIN`` of a read) stays the caller's.
     Making it is the exception: SQLAlchemy's first connect ends with a ``ROLLBACK``, so it is
-    made before any transaction is open on the driver connection (``_prime_driver_thread``) and
-    refused inside one, whose writes it would silently undo.
+    made before any transaction is open on the driver connection (the writer runs ``_nothing``
+    on a new connection first) and refused inside one, whose writes it would silently undo.
     """
+    return await _on_driver(await _driver_of(conn), work)
+
+
+async def _driver_of(conn: AsyncConnection) -> Any:
+    """``conn``'s aiosqlite connection (asking costs a greenlet switch into SQLAlchemy: a
+    task that keeps its connection asks once)."""
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None
+    return driver
+
+
+async def _on_driver(driver: Any, work: Callable[[Connection], T]) -> T:
+    """``_on_driver_thread`` for the aiosqlite connection ``driver`` itself."""
 
     def run() -> T:
         sync = _sync_connections.get(driver)
@@ -210,12 +221,6 @@ async def _on_driver_thread(conn: AsyncConnection, work: Callable[[Connection], 
 
     # aiosqlite's own way to run a function on its thread; it has no public name for it.
     return cast(T, await driver._execute(run))
-
-
-async def _prime_driver_thread(conn: AsyncConnection) -> None:
-    """Make the synchronous connection of ``_on_driver_thread`` now, while ``conn`` has no
-    transaction open (a new connection)."""
-    await _on_driver_thread(conn, _nothing)
 
 
 def _nothing(_sync: Connection) -> None:
@@ -345,25 +350,36 @@ class GroupRead(_OneTask):
     """SQLite reads given as bodies (``Database.read_with``), many to a trip.
 
     One task takes every body queued while its last trip ran and runs them one after another
-    on a reader connection's thread, each in its own snapshot (``BEGIN`` … ``COMMIT``). Under load
-    a read costs a share of one trip, not a pool checkout and a trip of its own.
+    on a reader connection's thread, each in its own snapshot (``BEGIN`` … ``ROLLBACK``). Under
+    load a read costs a share of one trip, not a pool checkout and a trip of its own. The task
+    keeps its connection between trips (it holds no snapshot between them) and takes a new one
+    after a failure.
     """
 
     name = "imagegate-sqlite-reader"
 
     async def _serve(self) -> None:
-        while True:
-            batch = cast(list[_Inline[Any]], await self._take())  # only bodies are queued here
-            try:
-                async with self._engine.connect() as conn:
-                    await _on_driver_thread(conn, functools.partial(_read_bodies, batch))
-            except Exception as exc:
-                failure = ServiceUnavailable() if is_unavailable(exc) else exc
+        conn: AsyncConnection | None = None  # kept between batches; a new one after a failure
+        driver: Any = None
+        try:
+            while True:
+                batch = cast(list[_Inline[Any]], await self._take())  # only bodies queue here
+                try:
+                    if conn is None:
+                        conn = await self._engine.connect()
+                        driver = await _driver_of(conn)
+                    await _on_driver(driver, functools.partial(_read_bodies, batch))
+                except Exception as exc:
+                    failure = ServiceUnavailable() if is_unavailable(exc) else exc
+                    for unit in batch:
+                        _fail(unit, failure)
+                    await _discard(conn)
+                    conn = None
+                    continue
                 for unit in batch:
-                    _fail(unit, failure)
-                continue
-            for unit in batch:
-                _answer(unit)
+                    _answer(unit)
+        finally:
+            await _discard(conn)
 
 
 class GroupCommit(_OneTask):
@@ -424,16 +440,18 @@ class GroupCommit(_OneTask):
 
     async def _serve(self) -> None:
         conn: AsyncConnection | None = None  # kept between batches; a new one after a failure
+        driver: Any = None
         try:
             while True:
                 taken = await self._take()
                 try:
                     if conn is None:
                         conn = await self._engine.connect()
+                        driver = await _driver_of(conn)
                         # Before the first block can open a transaction on it.
-                        await _prime_driver_thread(conn)
+                        await _on_driver(driver, _nothing)
                     if all(isinstance(unit, _Inline) for unit in taken):
-                        await self._commit_bodies(conn, cast(list[_Inline[Any]], taken))
+                        await self._commit_bodies(driver, cast(list[_Inline[Any]], taken))
                     else:
                         await self._batch(conn, taken)
                 except Exception as exc:
@@ -446,10 +464,10 @@ class GroupCommit(_OneTask):
         finally:
             await _discard(conn)
 
-    async def _commit_bodies(self, conn: AsyncConnection, bodies: list[_Inline[Any]]) -> None:
+    async def _commit_bodies(self, driver: Any, bodies: list[_Inline[Any]]) -> None:
         """Bodies alone: ``BEGIN IMMEDIATE``, each body in its savepoint, ``COMMIT``, all in one
-        trip to the writer's thread; each caller answered after the commit."""
-        await _on_driver_thread(conn, functools.partial(_commit_all, bodies))
+        trip to the writer's thread (``driver``'s); each caller answered after the commit."""
+        await _on_driver(driver, functools.partial(_commit_all, bodies))
         self.commits += 1
         for unit in bodies:
             _answer(unit)
@@ -516,49 +534,60 @@ async def _discard(conn: AsyncConnection | None) -> None:
 
 def _commit_all(bodies: list[_Inline[Any]], sync: Connection) -> None:
     """On the writer's thread: one transaction holding every body, each in its savepoint."""
-    sync.exec_driver_sql("BEGIN IMMEDIATE")
+    raw = _sqlite_of(sync)
+    _control(raw, "BEGIN IMMEDIATE")
     try:
         _run_bodies(bodies, sync)
-        sync.exec_driver_sql("COMMIT")
+        _control(raw, "COMMIT")
     except BaseException:
-        if sync.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
-            sync.exec_driver_sql("ROLLBACK")
+        if raw.in_transaction:
+            _control(raw, "ROLLBACK")
         raise
 
 
-_SAVEPOINT = prepared.prepared(text("SAVEPOINT imagegate_body"))
-_ROLLBACK_TO = prepared.prepared(text("ROLLBACK TO imagegate_body"))
-_RELEASE = prepared.prepared(text("RELEASE imagegate_body"))
+def _sqlite_of(sync: Connection) -> sqlite3.Connection:
+    return cast(sqlite3.Connection, sync.connection.dbapi_connection)
+
+
+def _control(raw: sqlite3.Connection, sql: str) -> None:
+    """A transaction statement (``BEGIN``, ``SAVEPOINT``, ``COMMIT``…) straight on ``sqlite3``,
+    failing as through SQLAlchemy (``OperationalError`` for a locked database, and so on):
+    SQLAlchemy's ``exec_driver_sql`` cost several times what SQLite spends on one."""
+    try:
+        raw.execute(sql)
+    except sqlite3.Error as exc:
+        raise sqlalchemy.exc.DBAPIError.instance(sql, (), exc, sqlite3.Error) from exc
 
 
 def _run_bodies(bodies: list[_Inline[Any]], sync: Connection) -> None:
     """On the writer's thread: each body in a savepoint, rolled back if it raises."""
-    raw = sync.connection.dbapi_connection
+    raw = _sqlite_of(sync)
     for unit in bodies:
         if unit.done.done():  # its caller gave up waiting, or was given up on
             continue
-        prepared.run(raw, sync.dialect, _SAVEPOINT, {})  # type: ignore[arg-type]
+        _control(raw, "SAVEPOINT imagegate_body")
         try:
             unit.value = run_inline(unit.body, sync)
         except Exception as exc:
             unit.error = exc
-            prepared.run(raw, sync.dialect, _ROLLBACK_TO, {})  # type: ignore[arg-type]
-        prepared.run(raw, sync.dialect, _RELEASE, {})  # type: ignore[arg-type]
+            _control(raw, "ROLLBACK TO imagegate_body")
+        _control(raw, "RELEASE imagegate_body")
 
 
 def _read_bodies(bodies: list[_Inline[Any]], sync: Connection) -> None:
     """On a reader's thread: each body inside ``BEGIN`` … ``ROLLBACK`` (a snapshot in WAL mode;
     nothing a read does is kept)."""
+    raw = _sqlite_of(sync)
     for unit in bodies:
         if unit.done.done():  # its caller gave up waiting, or was given up on
             continue
-        sync.exec_driver_sql("BEGIN")
+        _control(raw, "BEGIN")
         try:
             unit.value = run_inline(unit.body, sync)
         except Exception as exc:
             unit.error = exc
         finally:
-            sync.exec_driver_sql("ROLLBACK")
+            _control(raw, "ROLLBACK")
 
 
 def _answer(unit: _Inline[Any]) -> None:

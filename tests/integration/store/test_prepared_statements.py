@@ -4,13 +4,15 @@ write and read exactly what SQLAlchemy's execution writes and reads: the same st
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
 import pytest
 import sqlalchemy.exc
 import uuid_utils
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.queue import claims
@@ -198,3 +200,41 @@ async def test_a_direct_claim_and_its_completion_are_stored_as_sqlalchemy_stores
     assert await stored(sqlite_db, jobs, jobs.c.id, direct.id) == await stored(
         sqlite_db, jobs, jobs.c.id, routed.id
     )
+
+
+async def test_a_keyed_submit_and_a_job_read_run_nothing_through_sqlalchemy(
+    sqlite_db: Database,
+) -> None:
+    """Every statement of the writer's and the reader's trips, transaction control included,
+    runs straight on ``sqlite3``: none reaches SQLAlchemy's cursor execution."""
+    account_id = await add_account(sqlite_db)
+    job = new_job(account_id)
+    await sqlite_db.read_with(lambda conn: accounts.get_account(conn, account_id))  # connected
+    executed: list[str] = []
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        executed.append(statement)
+
+    async def submit(conn: AsyncConnection) -> Any:
+        claimed = await job_store.claim_idempotency(
+            conn, account_id=account_id, key="k", fingerprint="f", job_id=job.id, now=1_000,
+            expires_at=5_000,
+        )  # fmt: skip
+        await job_store.insert_job(conn, job)
+        await job_store.add_event(conn, job.id, "queued", 1_000, {"cost": 0})
+        return claimed, await accounts.lock_for_admission(conn, account_id)
+
+    event.listen(Engine, "before_cursor_execute", on_execute)
+    try:
+        claimed, (account, unfinished) = await sqlite_db.write(submit)
+        mine, theirs = await asyncio.gather(
+            sqlite_db.read_each(job_store.get_own_jobs, (job.id, account_id)),
+            sqlite_db.read_each(job_store.get_own_jobs, (job.id, "another-account")),
+        )
+    finally:
+        event.remove(Engine, "before_cursor_execute", on_execute)
+
+    assert executed == []
+    assert claimed is None and account.id == account_id
+    assert unfinished == accounts.UnfinishedJobs(queued=1, processing=0)
+    assert mine is not None and mine.id == job.id and theirs is None
