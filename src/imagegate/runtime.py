@@ -34,6 +34,7 @@ from imagegate.queue.wakeup import PostgresListener, Wakeup
 from imagegate.queue.worker import Worker
 from imagegate.services.accounts import KeyCache
 from imagegate.services.actions import ActionSubmitter
+from imagegate.services.direct_jobs import DirectJobs
 from imagegate.services.jobs import JobService
 from imagegate.services.limits import RequestLimiter
 from imagegate.services.retention import Sweeper
@@ -126,6 +127,11 @@ class Runtime:
             owner=owner,
             outage=self.outage("worker"),
         )
+
+    def direct_jobs(self) -> DirectJobs:
+        """Submit-and-wait for a request that answers with its finished job: run in the
+        request's task under ``local_worker``'s lease when this process has one."""
+        return DirectJobs(jobs=self.jobs, metrics=self.metrics, worker=self.local_worker)
 
     def webhook_sender(self) -> WebhookSender:
         return WebhookSender(

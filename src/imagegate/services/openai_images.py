@@ -4,16 +4,8 @@ A ``/v1/images/generations`` or ``/v1/images/edits`` call becomes an ordinary
 ``POST /v2/images/generate`` body and goes through the same ``Submitter`` (validation,
 Idempotency-Key, credits), then waits for the job with ``JobService.wait``.
 
-When the process runs workers (``Runtime.local_worker``, the embedded ``serve``), the job is
-run in the request's own task instead of waiting for a worker's claim: it is written already
-claimed by this process's worker, in the submit's transaction (``Submitter.generate(claim=)``),
-with its paid call already recorded in flight there (the "calling" record a worker writes just
-before the call), and its step runs under that lease (``Worker.run_claimed``): the same gates,
-the same completion (outputs, credits, events, webhook row), and a crash before or during the
-call leaves a lease that expires like any worker's, the call counted as interrupted. A step
-that completes the job answers from the job as it wrote it; a step that leaves it to the queue
-(a busy provider, a fail-over, a vendor to poll, a failure) or a lost lease (a cancel) is
-waited for as above.
+When the process runs workers, the job runs in the request's own task instead of waiting for a
+worker's claim (``services.direct_jobs``).
 
 The mapping is read from each model's params class, so every family follows the same rules
 (``docs/openai.md`` has the table per family):
@@ -44,10 +36,9 @@ from pydantic.fields import FieldInfo
 from imagegate.catalog import Catalog
 from imagegate.catalog.spec import ModelSpec
 from imagegate.errors import ImagegateError, ValidationFailed
-from imagegate.observability.metrics import Metrics
 from imagegate.presenters_openai import image_records, images_body
-from imagegate.queue.worker import Worker
 from imagegate.services.accounts import Caller
+from imagegate.services.direct_jobs import DirectJobs
 from imagegate.services.jobs import JobService
 from imagegate.services.submit import Submitter
 from imagegate.services.uploads import UploadService
@@ -273,8 +264,7 @@ class OpenAIImages:
         uploads: UploadService,
         store: ObjectStore,
         wait_seconds: float,
-        metrics: Metrics,
-        worker: Worker | None = None,
+        direct: DirectJobs,
     ) -> None:
         self._catalog = catalog
         self._submitter = submitter
@@ -282,8 +272,7 @@ class OpenAIImages:
         self._uploads = uploads
         self._store = store
         self._wait = wait_seconds
-        self._metrics = metrics
-        self._worker = worker
+        self._direct = direct
 
     def models(self) -> list[tuple[str, str]]:
         """Every catalog model as ``(id, family)``."""
@@ -357,19 +346,13 @@ class OpenAIImages:
         request: Mapping[str, Any],
         idempotency_key: str | None,
     ) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._wait
-        claim = self._worker.new_claim() if self._worker is not None else None
+        deadline = asyncio.get_running_loop().time() + self._wait
+        claim = self._direct.claim()
         try:
             accepted = await self._submitter.generate(caller, body, idempotency_key, claim=claim)
         except ValidationFailed as exc:
             raise _translate(exc, mapping) from None
-        job = None
-        if accepted.claimed is not None:
-            job = await self._run_here(accepted.claimed, deadline)
-        if job is None:
-            left = max(0.0, deadline - loop.time())
-            job = await self._jobs.wait(caller, accepted.job_id, left)
+        job = await self._direct.finish(caller, accepted, deadline)
         if job.status != JobStatus.COMPLETED.value:
             if JobStatus(job.status).is_terminal:
                 raise JobEndedBadly(job)
@@ -379,15 +362,3 @@ class OpenAIImages:
             return images_body(job, contents=contents)
         signed = await self._jobs.sign(job)
         return images_body(job, urls=signed.urls)
-
-    async def _run_here(self, claimed: JobRow, deadline: float) -> JobRow | None:
-        """Run the claimed job's step at once (a task of the local worker, which this call
-        awaits until ``deadline``, on the loop's clock); the job when the step completed it."""
-        assert self._worker is not None
-        try:
-            async with asyncio.timeout_at(deadline):
-                finished = await self._worker.run_claimed(claimed)
-        except TimeoutError:
-            raise JobDidNotFinish(claimed.id, self._wait) from None
-        self._metrics.direct_jobs.labels("completed" if finished else "queued").inc()
-        return finished

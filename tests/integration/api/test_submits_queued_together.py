@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import event, func, select, text
 
 from imagegate.domain.idempotency import fingerprint
+from imagegate.services import accounts as account_service
 from imagegate.store import accounts
 from imagegate.store import jobs as job_store
 from imagegate.store.tables import ledger_entries
@@ -112,6 +113,36 @@ async def test_submits_queued_together_are_one_statement_and_one_commit(gw: Gate
         assert (await gw.job(job_id, gw.live_key))["status"] == "QUEUED"
     assert await gw.balance() == 0
     assert await reserves(gw) == 10
+
+
+async def test_a_batch_counts_an_accounts_jobs_once(gw: Gateway) -> None:
+    """Admission folds the account's count changes (migration 0008) at its first submit of the
+    batch and keeps the counts for the others: the later jobs' changes stay for the next fold."""
+    await grant(gw, 10 * GPT_COST)
+    responses = await submitted_together(gw, [(GPT, {})] * 10)
+
+    assert [response.status_code for response in responses] == [202] * 10
+    async with gw.runtime.db.read() as conn:
+        query = text(
+            "SELECT count(*), sum(queued), sum(processing) FROM account_job_count_changes"
+            " WHERE account_id = :id"
+        )
+        rows, queued, processing = (await conn.execute(query, {"id": gw.account_id})).one()
+    # The fold holds the first submit and the batch's first job; each other job added a row.
+    assert (rows, queued, processing) == (1 + 9, 11, 0)
+
+
+async def test_a_cap_reached_within_a_batch_admits_exactly_up_to_it(gw: Gateway) -> None:
+    await grant(gw, 10 * GPT_COST)
+    await account_service.set_account_limits(
+        gw.runtime.db, gw.account_id, {"max_concurrent_jobs": 5}
+    )
+    responses = await submitted_together(gw, [(GPT, {})] * 8)
+
+    # The first submit is one of the five.
+    assert [response.status_code for response in responses] == [202] * 4 + [429] * 4
+    assert await count_rows(gw.runtime.db, "jobs") == 5
+    assert await reserves(gw) == 4
 
 
 async def test_each_submit_of_a_batch_gets_its_own_answer_and_only_its_own_charge(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from imagegate.api.deps import caller_of, runtime_of
 from imagegate.presenters import accepted_body, job_body
 from imagegate.runtime import Runtime
 from imagegate.services.accounts import Caller
+from imagegate.services.direct_jobs import DirectJobs
 from imagegate.services.submit import Accepted
 from imagegate.types import JobStatus
 
@@ -96,15 +98,21 @@ def accepted(result: Accepted) -> Response:
 
 
 async def answer(
-    runtime: Runtime, caller: Caller, result: Accepted, prefer: str | None
+    runtime: Runtime,
+    caller: Caller,
+    result: Accepted,
+    prefer: str | None,
+    direct: DirectJobs | None = None,
 ) -> Response:
     """The answer to a submit: with ``Prefer: wait=N``, 200 and the finished job (as ``GET
     /v2/jobs/{id}``) if it ends within N seconds, else 202; ``Preference-Applied`` says the
-    wait was honoured. Replays of an ``Idempotency-Key`` are answered the same way."""
+    wait was honoured. Replays of an ``Idempotency-Key`` are answered the same way. A job
+    submitted with ``direct``'s claim runs here (``services.direct_jobs``)."""
     wait = prefer_wait(prefer)
     if wait is None:
         return accepted(result)
-    job = await runtime.jobs.wait(caller, result.job_id, wait)
+    deadline = asyncio.get_running_loop().time() + wait
+    job = await (direct or runtime.direct_jobs()).finish(caller, result, deadline)
     headers = {**_headers(result), "Preference-Applied": f"wait={wait}"}
     if JobStatus(job.status).is_terminal:
         body = job_body(await runtime.jobs.sign(job))
@@ -139,7 +147,13 @@ async def generate(request: Request) -> Response:
     runtime = runtime_of(request)
     headers = request.headers
     body = await decode_json(request)
+    prefer = headers.get("prefer")
+    direct = runtime.direct_jobs()
     result = await runtime.submitter.generate(
-        caller, body, headers.get("idempotency-key"), headers.get("x-retention-days")
+        caller,
+        body,
+        headers.get("idempotency-key"),
+        headers.get("x-retention-days"),
+        claim=direct.claim() if prefer_wait(prefer) else None,
     )
-    return await answer(runtime, caller, result, headers.get("prefer"))
+    return await answer(runtime, caller, result, prefer, direct)

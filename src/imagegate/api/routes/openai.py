@@ -59,8 +59,7 @@ def _service(runtime: Runtime) -> OpenAIImages:
         uploads=runtime.uploads,
         store=runtime.store,
         wait_seconds=runtime.settings.openai_wait_seconds,
-        metrics=runtime.metrics,
-        worker=runtime.local_worker,
+        direct=runtime.direct_jobs(),
     )
 
 

@@ -1,4 +1,5 @@
-"""``/v1/images/generations`` in a process that runs workers: the job runs in the request's task.
+"""A request that waits for its job (``/v1/images/generations``, ``Prefer: wait``) in a process
+that runs workers: the job runs in the request's task.
 
 The job is written already claimed by the process's worker and its step runs under that lease,
 so no worker loop runs in these tests (nothing else could have claimed the jobs). It is still an
@@ -341,3 +342,60 @@ async def test_a_test_key_job_records_no_paid_call(database_url: str, tmp_path: 
         job = await only_job(gw)
         assert job.status == "COMPLETED" and job.interrupted_calls == 0
         assert vendor.submits == 0
+
+
+def generate_and_wait(gw: Gateway, key: str, prefer: str) -> asyncio.Task[httpx2.Response]:
+    body = {"model": BODY["model"], "prompt": BODY["prompt"], "gptImageParams": {"quality": "low"}}
+    headers = {"X-API-Key": key, "Prefer": prefer}
+    return asyncio.create_task(gw.http.post("/v2/images/generate", json=body, headers=headers))
+
+
+async def test_prefer_wait_runs_the_job_in_the_request_and_answers_it_finished(
+    database_url: str, tmp_path: Path
+) -> None:
+    vendor = HeldVendor()
+    async with direct_gateway(database_url, tmp_path, vendor) as gw:
+        before = await gw.balance()
+        response = await generate_and_wait(gw, gw.live_key, "wait=10")
+        assert response.status_code == 200, response.text
+        assert response.headers["Preference-Applied"] == "wait=10"
+        body = response.json()
+        assert body["status"] == "COMPLETED"
+        assert body == await gw.job(body["id"], key=gw.live_key)
+        job = await only_job(gw)
+        assert job.lease_owner is None and job.call_started_at is None
+        assert await event_kinds(gw, job.id) == ["queued", "stored", "completed"]
+        assert vendor.submits == 1
+        assert before - await gw.balance() == COST
+        assert await direct_jobs(gw, "completed") == 1
+        sandbox = await generate_and_wait(gw, gw.test_key, "wait=10")  # the sandbox, in place
+        assert sandbox.status_code == 200 and sandbox.json()["status"] == "COMPLETED"
+
+
+async def test_prefer_wait_past_its_time_answers_202_and_the_job_goes_on(
+    database_url: str, tmp_path: Path
+) -> None:
+    vendor = HeldVendor()
+    vendor.open.clear()
+    async with direct_gateway(database_url, tmp_path, vendor) as gw:
+        response = await generate_and_wait(gw, gw.live_key, "wait=1")
+        assert response.status_code == 202
+        assert response.json()["status"] == "PROCESSING"
+        vendor.open.set()  # the call goes on in the worker's task and completes the job
+        job = await only_job(gw)
+        while job.status != "COMPLETED":
+            await asyncio.sleep(0.01)
+            job = await only_job(gw)
+        assert vendor.submits == 1 and job.interrupted_calls == 0
+
+
+async def test_without_prefer_wait_the_job_is_left_to_the_queue(
+    database_url: str, tmp_path: Path
+) -> None:
+    vendor = HeldVendor()
+    async with direct_gateway(database_url, tmp_path, vendor) as gw:
+        response = await generate_and_wait(gw, gw.live_key, "respond-async")
+        assert response.status_code == 202
+        job = await only_job(gw)
+        assert job.status == "QUEUED" and job.lease_token is None
+        assert job.call_started_at is None and vendor.submits == 0
