@@ -87,6 +87,8 @@ class Submitter:
         self._wakeup = wakeup
         self._settings = settings
         self._check_webhook_url = check_webhook_url
+        self._submitted: dict[str, Any] = {}
+        """``jobs_submitted``'s child of each model id."""
 
     async def generate(
         self,
@@ -215,7 +217,10 @@ class Submitter:
             return accepted
         if accepted.claimed is None:
             self._wakeup.notify()
-        self._metrics.jobs_submitted.labels(request.spec.id).inc()
+        counter = self._submitted.get(spec.id)
+        if counter is None:  # labels() takes a lock and builds the label tuple on every call
+            counter = self._submitted[spec.id] = self._metrics.jobs_submitted.labels(spec.id)
+        counter.inc()
         return accepted
 
 

@@ -99,18 +99,18 @@ class LedgerRow:
     created_at: Millis
 
 
-def _account(row: object) -> AccountRow:
-    m = row._mapping  # type: ignore[attr-defined]
+def _account(row: Any) -> AccountRow:
+    # By attribute: a row read below SQLAlchemy (``prepared``) builds ``_mapping`` per call.
     return AccountRow(
-        id=m["id"],
-        name=m["name"],
-        email=m["email"],
-        credits=m["credits"],
-        webhook_secret=m["webhook_secret"],
-        webhook_secret_previous=m["webhook_secret_previous"],
-        created_at=m["created_at"],
-        max_concurrent_jobs=m["max_concurrent_jobs"],
-        max_daily_spend=m["max_daily_spend"],
+        id=row.id,
+        name=row.name,
+        email=row.email,
+        credits=row.credits,
+        webhook_secret=row.webhook_secret,
+        webhook_secret_previous=row.webhook_secret_previous,
+        created_at=row.created_at,
+        max_concurrent_jobs=row.max_concurrent_jobs,
+        max_daily_spend=row.max_daily_spend,
     )
 
 

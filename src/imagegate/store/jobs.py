@@ -142,20 +142,17 @@ _GET_JOB = prepared(select(jobs).where(jobs.c.id == bindparam("job_id")))
 _GET_OWN_JOB = prepared(_GET_JOB.where(jobs.c.account_id == bindparam("account_id")))
 
 
+_NEW_JOB_FIELDS = tuple(field.name for field in dataclasses.fields(NewJob))
+
+
 async def insert_job(conn: AsyncConnection, job: NewJob) -> None:
     """Insert ``job`` as a QUEUED job, due now."""
-    values = {field.name: getattr(job, field.name) for field in dataclasses.fields(job)}
-    await conn.execute(
-        _INSERT_JOB,
-        {
-            **values,
-            "status": JobStatus.QUEUED.value,
-            "step": JobStep.SUBMIT.value,
-            "progress": 0,
-            "run_at": job.created_at,
-            "updated_at": job.created_at,
-        },
-    )
+    values = {name: getattr(job, name) for name in _NEW_JOB_FIELDS}
+    values["status"] = JobStatus.QUEUED.value
+    values["step"] = JobStep.SUBMIT.value
+    values["progress"] = 0
+    values["run_at"] = values["updated_at"] = job.created_at
+    await conn.execute(_INSERT_JOB, values)
 
 
 async def get_job(

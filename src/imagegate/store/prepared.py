@@ -18,6 +18,7 @@ taken, and runs through SQLAlchemy as before; so is everything on PostgreSQL.
 from __future__ import annotations
 
 import collections
+import operator
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
@@ -45,11 +46,11 @@ def prepared(statement: S) -> S:
 
 class _Compiled(NamedTuple):
     sql: str
-    names: tuple[str, ...]
-    binds: tuple[Callable[[Any], Any] | None, ...]
-    fixed: Mapping[str, Any]
+    values: Callable[[Mapping[str, Any]], list[Any]]
+    """The values to bind, in order, from the parameters (processed, the fixed ones added)."""
     row: type[tuple[Any, ...]] | None
-    results: tuple[Callable[[Any], Any] | None, ...]
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]
+    """The result processors, by column position: only the columns that have one."""
 
 
 class Result:
@@ -85,28 +86,56 @@ def run(
     compiled = _CACHE[key]
     if compiled is None:
         return None
-    values = []
-    for name, bind in zip(compiled.names, compiled.binds, strict=True):
-        value = parameters[name] if name in parameters else compiled.fixed[name]
-        values.append(value if bind is None else bind(value))
+    values = compiled.values(parameters)
     try:
         cursor = raw.execute(compiled.sql, values)
         rows = cursor.fetchall() if compiled.row is not None else []
     except sqlite3.Error as exc:
         raise sqlalchemy.exc.DBAPIError.instance(compiled.sql, values, exc, sqlite3.Error) from exc
-    if rows and any(compiled.results):
-        results = compiled.results
-        rows = [
-            tuple(
-                raw_value if p is None else p(raw_value)
-                for p, raw_value in zip(results, r, strict=True)
-            )
-            for r in rows
-        ]
     if compiled.row is not None:
-        make = compiled.row
-        rows = [make(*r) for r in rows]
+        make, results = compiled.row, compiled.results
+        if results:
+            rows = [_processed(row, results) for row in rows]
+        rows = [make(*row) for row in rows]
     return Result(rows, cursor.rowcount)
+
+
+def _processed(row: Sequence[Any], results: tuple[tuple[int, Callable[[Any], Any]], ...]) -> Any:
+    values = list(row)
+    for index, process in results:
+        values[index] = process(values[index])
+    return values
+
+
+def _values(
+    positions: Sequence[str],
+    binds: Sequence[Callable[[Any], Any] | None],
+    given: Sequence[str],
+    fixed: Mapping[str, Any],
+) -> Callable[[Mapping[str, Any]], list[Any]]:
+    """What binds the values of a statement compiled for the parameter names ``given``: taken
+    by one ``itemgetter`` (the names are known when it is made), then the bind processors of
+    the positions that have one; a fixed value is the same on every call."""
+    processors = [(index, bind) for index, bind in enumerate(binds) if bind is not None]
+    if not positions or any(name not in given for name in positions):
+
+        def take(parameters: Mapping[str, Any]) -> list[Any]:
+            values = [parameters[n] if n in parameters else fixed[n] for n in positions]
+            for index, process in processors:
+                values[index] = process(values[index])
+            return values
+
+        return take
+    getter = operator.itemgetter(*positions)
+    single = len(positions) == 1
+
+    def take_given(parameters: Mapping[str, Any]) -> list[Any]:
+        values = [getter(parameters)] if single else list(getter(parameters))
+        for index, process in processors:
+            values[index] = process(values[index])
+        return values
+
+    return take_given
 
 
 def _compile(statement: Any, dialect: Dialect, names: Sequence[str]) -> _Compiled | None:
@@ -147,13 +176,12 @@ def _compile(statement: Any, dialect: Dialect, names: Sequence[str]) -> _Compile
                 return None
             keys = named
         row = _row_type(keys)
+    positions = tuple(compiled.positiontup)
     return _Compiled(
         compiled.string,
-        tuple(compiled.positiontup),
-        tuple(binds.get(name) for name in compiled.positiontup),
-        fixed,
+        _values(positions, [binds.get(name) for name in positions], names, fixed),
         row,
-        results,
+        tuple((index, p) for index, p in enumerate(results) if p is not None),
     )
 
 
