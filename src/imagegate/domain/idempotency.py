@@ -28,6 +28,10 @@ def check_key(key: str | None) -> str | None:
     return key
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+"""Made once: ``json.dumps`` given these options makes a new encoder per call."""
+
+
 def fingerprint(route: str, body: Any) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = _CANONICAL.encode(body)
     return hashlib.sha256(f"{route}\n{canonical}".encode()).hexdigest()

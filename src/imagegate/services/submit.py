@@ -2,10 +2,13 @@
 
 The Idempotency-Key record, the credit reservation and the job row are written together, so a
 client that retries after a timeout gets the same job back and is charged once. On PostgreSQL
-two concurrent requests with one key race on the key's primary key: the loser's insert fails
-after the winner commits, and it retries once, finding the winner's record (a replay). On SQLite
-``BEGIN IMMEDIATE`` serialises them outright. Anything that fails — validation, 402, 403, 429 —
-rolls the whole transaction back: nothing is inserted and nothing is charged.
+the submits queued while one runs are written together, one statement and one commit for all
+(``Database.write_each``, ``submit_jobs``), each with its own outcome and only its own writes
+undone when refused; two with one key in a batch are a submit and its replay. Two concurrent
+requests with one key in different transactions race on the key's primary key: the loser's
+insert fails after the winner commits, and it runs again alone, finding the winner's record (a
+replay). On SQLite ``BEGIN IMMEDIATE`` serialises them outright. Anything that fails —
+validation, 402, 403, 429 — writes nothing and charges nothing.
 
 Admission (``admit``) is exact under concurrency on both engines: it locks the account row
 before it counts the account's jobs and spend, so of N concurrent submits against a cap of M

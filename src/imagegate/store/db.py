@@ -699,7 +699,8 @@ class ThreadedBodies:
     Through the async driver every statement costs the event loop a round of waiting (greenlet
     switch, reader registration, wake-up); a synchronous connection in a thread costs it one
     hand-off per transaction, and the thread waits on the network without the GIL. The pool is
-    small: admission takes the account's row lock, so one account's submits are serial anyway.
+    small: admission takes the account's row lock, so one account's submits are serial anyway;
+    they go in batches instead (``write_each``), one transaction at a time.
     """
 
     def __init__(self, url: str, *, threads: int = BODY_THREADS) -> None:
