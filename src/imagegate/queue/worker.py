@@ -6,10 +6,10 @@ number is sized by the providers' caps (``Settings.in_flight_limit``), while the
 (decoding and storing images) is bounded separately by the runner. The worker claims as many
 jobs as it has room for, in one statement, sleeps until woken (a submit, a finished job) or
 ``poll_interval`` passes, and renews every lease it holds in one statement every third of the
-lease TTL; a job whose lease was lost has its step cancelled. ``stop()`` stops claiming, lets
-running steps finish for up to the grace period, cancels the rest and releases every lease this
-worker still holds so peers take over at once. ``drain()`` is the test seam: run everything due
-now, until nothing is.
+lease TTL; a job whose lease was lost has its step cancelled (``lost_leases``). ``stop()``
+stops claiming, lets running steps finish for up to the grace period, cancels the rest and
+releases every lease this worker still holds so peers take over at once. ``drain()`` is the
+test seam: run everything due now, until nothing is.
 
 A job may also be claimed where it is inserted: an API process that runs workers runs a
 ``/v1`` call's job in the request's own task, without waiting for a claim. ``new_claim()`` is
@@ -31,6 +31,8 @@ import contextlib
 import os
 import socket
 import uuid
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import structlog
@@ -45,9 +47,33 @@ from imagegate.store.jobs import JobRow
 from imagegate.supervisor import Outage
 from imagegate.types import Clock
 
-__all__ = ["Claim", "Worker"]
+__all__ = ["Claim", "Worker", "lost_leases"]
 
 log = structlog.get_logger("imagegate.worker")
+
+
+def lost_leases(
+    running: Mapping[str, str], renewed: Mapping[str, str], unseen: AbstractSet[str]
+) -> tuple[list[str], set[str]]:
+    """Of the steps ``running`` (job id → lease token), those whose lease is lost, by what a
+    heartbeat ``renewed``; and the jobs the heartbeat did not find, for the next one.
+
+    A job held under another token was claimed again: its step stops now. A job the heartbeat
+    did not find was either taken over or has just written its last transition, which gives the
+    lease up a moment before its step ends: it is lost only if its step is still running when
+    the next heartbeat does not find it either (it was in ``unseen``).
+    """
+    lost: list[str] = []
+    missing: set[str] = set()
+    for job_id, token in running.items():
+        held = renewed.get(job_id)
+        if held == token:
+            continue
+        if held is None and job_id not in unseen:
+            missing.add(job_id)
+        else:
+            lost.append(job_id)
+    return lost, missing
 
 
 @dataclass(frozen=True)
@@ -194,6 +220,7 @@ class Worker:
     async def _heartbeat(self) -> None:
         """Renew every lease this worker holds, in one statement, every third of the TTL."""
         interval = self._lease_ms / 3000
+        unseen: set[str] = set()
         while self._held:
             await asyncio.sleep(interval)
             held = dict(self._held)
@@ -206,10 +233,11 @@ class Worker:
                     )
             except ServiceUnavailable:
                 continue
-            for job_id, (token, step) in held.items():
-                if renewed.get(job_id) != token and not step.done():
-                    log.warning("worker.lease_lost", job_id=job_id)
-                    step.cancel()
+            running = {job_id: token for job_id, (token, step) in held.items() if not step.done()}
+            lost, unseen = lost_leases(running, renewed, unseen)
+            for job_id in lost:
+                log.warning("worker.lease_lost", job_id=job_id)
+                held[job_id][1].cancel()
 
     async def _shutdown(self) -> None:
         running = self._tasks | self._claimed_elsewhere
