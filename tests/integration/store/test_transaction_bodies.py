@@ -6,6 +6,7 @@ body runs on a body thread, and reads in autocommit on a read-only connection.""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from imagegate.store import jobs as job_store
 from imagegate.store.db import Database
 from imagegate.store.tables import accounts as accounts_table
 from imagegate.store.tables import jobs
+from tests.conftest import _truncate_pg
 from tests.factories import add_account, add_job
 
 
@@ -233,11 +235,19 @@ async def test_what_a_read_body_writes_is_never_kept(db: Database) -> None:
     assert await stored_names(db) == set()
 
 
-async def test_postgres_read_bodies_run_without_begin_or_rollback(db: Database) -> None:
+@pytest.fixture
+async def pg_db(pg_database_url: str) -> AsyncIterator[Database]:
+    """PostgreSQL only: SQLite's reads are snapshots inside ``BEGIN … ROLLBACK`` on the
+    reader's thread, with no connection to lose between batches."""
+    _truncate_pg(pg_database_url)
+    database = Database(pg_database_url)
+    yield database
+    await database.dispose()
+
+
+async def test_postgres_read_bodies_run_without_begin_or_rollback(pg_db: Database) -> None:
     """Each statement of a read body is its own transaction (autocommit), on a read-only
     session: no BEGIN or ROLLBACK round trips around a batch of reads."""
-    if not db.is_postgres:
-        pytest.skip("SQLite reads are snapshots inside BEGIN … ROLLBACK on the reader's thread")
 
     async def two_statements(conn: AsyncConnection) -> tuple[Any, Any, str]:
         first = (await conn.execute(text("SELECT now()"))).scalar_one()
@@ -246,32 +256,31 @@ async def test_postgres_read_bodies_run_without_begin_or_rollback(db: Database) 
         read_only = (await conn.execute(text("SHOW transaction_read_only"))).scalar_one()
         return first, second, read_only
 
-    first, second, read_only = await db.read_with(two_statements)
+    first, second, read_only = await pg_db.read_with(two_statements)
 
     assert second > first  # inside one transaction now() would not move
     assert read_only == "on"
 
 
 async def test_a_read_that_finds_its_connection_killed_runs_again_on_a_new_one(
-    db: Database,
+    pg_db: Database,
 ) -> None:
-    if not db.is_postgres:
-        pytest.skip("PostgreSQL's read connection is not pinged before a batch")
-    await db.write(add("someone"))
+    """PostgreSQL's read connection is not pinged before a batch."""
+    await pg_db.write(add("someone"))
 
     async def backend(conn: AsyncConnection) -> int:
         return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
 
-    killed = await db.read_with(backend)
-    async with db.transaction() as conn:
+    killed = await pg_db.read_with(backend)
+    async with pg_db.transaction() as conn:
         await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": killed})
 
     found = await asyncio.gather(
-        *(db.read_with(lambda conn: accounts.get_account(conn, "someone")) for _ in range(5))
+        *(pg_db.read_with(lambda conn: accounts.get_account(conn, "someone")) for _ in range(5))
     )
 
     assert [row.id if row else None for row in found] == ["someone"] * 5
-    assert await db.read_with(backend) != killed
+    assert await pg_db.read_with(backend) != killed
 
 
 async def test_reads_of_jobs_queued_together_are_one_statement_each_answered_alone(
