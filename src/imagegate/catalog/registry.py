@@ -127,10 +127,14 @@ def _message(error: ErrorDetails) -> str:
     if kind == "string_too_long":
         return f"must be at most {ctx['max_length']} characters"
     if kind == "string_too_short":
+        if ctx["min_length"] == 1:
+            return "must not be empty"
         return f"must be at least {ctx['min_length']} characters"
     if kind == "too_long":
         return f"must have at most {ctx['max_length']} items"
     if kind == "too_short":
+        if ctx["min_length"] == 1:
+            return "must have at least 1 item"
         return f"must have at least {ctx['min_length']} items"
     if kind == "literal_error":
         return f"must be one of {ctx['expected']}"

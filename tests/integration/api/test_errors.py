@@ -81,7 +81,7 @@ async def test_insufficient_credits_is_402_with_amounts(gateway: Gateway) -> Non
         (b'{"prompt": "x"}', "model", "is required"),
         (b'{"model": 5, "prompt": "x"}', "model", "must be a string"),
         (b'{"model": "nope-1", "prompt": "x"}', "model", "unknown model 'nope-1'"),
-        (b'{"model": "gpt-image-1.5", "prompt": ""}', "prompt", "must be at least 1 characters"),
+        (b'{"model": "gpt-image-1.5", "prompt": ""}', "prompt", "must not be empty"),
         (b'{"model": "gpt-image-1.5"}', "prompt", "is required"),
         (b'{"model": "gpt-image-1.5", "prompt": 7}', "prompt", "must be a string"),
         (b'{"model": "gpt-image-1.5", "prompt": "x", "colour": "red"}', "colour", "unknown field"),
@@ -105,7 +105,7 @@ async def test_insufficient_credits_is_402_with_amounts(gateway: Gateway) -> Non
         (
             b'{"model": "gpt-image-1.5", "prompt": "x", "webhookEvents": []}',
             "webhookEvents",
-            "must have at least 1 items",
+            "must have at least 1 item",
         ),
     ],
 )
