@@ -600,6 +600,16 @@ def _answer(unit: _Inline[Any]) -> None:
         unit.done.set_result(unit.value)
 
 
+def _settle(units: list[_Inline[Any]], batch: asyncio.Future[None]) -> None:
+    """Answer each of ``units`` once their ``batch`` ended: with its failure, if it failed."""
+    failure = batch.exception()
+    for unit in units:
+        if failure is not None:
+            _fail(unit, failure)
+        else:
+            _answer(unit)
+
+
 def _fail(unit: _Unit | _Inline[Any], error: BaseException) -> None:
     """Hand ``error`` to whichever of the block's waits its caller is in, if any."""
     futures = (unit.done,) if isinstance(unit, _Inline) else (unit.granted, unit.committed)
@@ -728,24 +738,14 @@ class ThreadedBodies:
         """Reads queued while a batch of reads runs go together in the next batch: one hand-off
         to a thread and one connection (``_read_batch``) for all of them."""
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        unit = _Inline(body, done)
-        if self._reads is not None:  # a batch is running: join the next one
-            self._reads.append(unit)
-        else:
-            self._reads = []
-            self._read_batch([unit])
+        self._queue_read(_Inline(body, done))
         return await done
 
     async def read_each(self, many: Many[K, T], item: K) -> T:
         """``many``'s answer for ``item``: the items of one ``many`` queued while a batch of
         reads runs are read together, in one statement, in the next batch."""
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        unit: _Inline[T] = _Inline(_alone(many, item), done, many=many, item=item)
-        if self._reads is not None:  # a batch is running: join the next one
-            self._reads.append(unit)
-        else:
-            self._reads = []
-            self._read_batch([unit])
+        self._queue_read(_Inline(_alone(many, item), done, many=many, item=item))
         return await done
 
     async def write_each(self, many: Many[K, T], item: K) -> T:
@@ -767,23 +767,13 @@ class ThreadedBodies:
         return await done
 
     def _write_batch(self, many: Many[Any, Any], units: list[_Inline[Any]]) -> None:
-        try:
-            running = asyncio.get_running_loop().run_in_executor(
-                self._threads, functools.partial(self._write_all, many, units)
-            )
-        except RuntimeError as exc:  # the threads are shut down: the database is closing
+        running = self._on_threads(functools.partial(self._write_all, many, units), units)
+        if running is None:
             del self._writes[many]
-            for unit in units:
-                _fail(unit, exc)
             return
 
         def ended(future: asyncio.Future[None]) -> None:
-            failure = future.exception()
-            for unit in units:
-                if failure is not None:
-                    _fail(unit, failure)
-                else:
-                    _answer(unit)
+            _settle(units, future)
             following = self._writes.pop(many)
             if following:
                 self._writes[many] = following[WRITE_EACH_MAX:]
@@ -799,30 +789,39 @@ class ThreadedBodies:
             for unit, value in zip(live, values, strict=True):
                 unit.value = value
 
+    def _queue_read(self, unit: _Inline[Any]) -> None:
+        if self._reads is not None:  # a batch is running: join the next one
+            self._reads.append(unit)
+        else:
+            self._reads = []
+            self._read_batch([unit])
+
     def _read_batch(self, units: list[_Inline[Any]]) -> None:
-        try:
-            running = asyncio.get_running_loop().run_in_executor(
-                self._threads, functools.partial(_read_all, self._reader, units)
-            )
-        except RuntimeError as exc:  # the threads are shut down: the database is closing
+        running = self._on_threads(functools.partial(_read_all, self._reader, units), units)
+        if running is None:
             self._reads = None
-            for unit in units:
-                _fail(unit, exc)
             return
 
         def ended(future: asyncio.Future[None]) -> None:
-            failure = future.exception()
-            for unit in units:
-                if failure is not None:
-                    _fail(unit, failure)
-                else:
-                    _answer(unit)
+            _settle(units, future)
             following, self._reads = self._reads, None
             if following:
                 self._reads = []
                 self._read_batch(following)
 
         running.add_done_callback(ended)
+
+    def _on_threads(
+        self, work: Callable[[], None], units: list[_Inline[Any]]
+    ) -> asyncio.Future[None] | None:
+        """``work`` (a batch of ``units``) started on a body thread; None when the threads are
+        shut down (the database is closing), every unit then failed."""
+        try:
+            return asyncio.get_running_loop().run_in_executor(self._threads, work)
+        except RuntimeError as exc:
+            for unit in units:
+                _fail(unit, exc)
+            return None
 
     def _run(self, body: Body[T]) -> T:
         with self._engine.connect() as conn, conn.begin():
