@@ -248,7 +248,7 @@ class JobTransitions:
                 channel=self._signals.channel,
             )
 
-        finished = await self._db.write(body)
+        finished = await self._db.write_alone(body)
         if finished is None:
             raise LeaseLost(job.id)
         await self._signals.changed(job.id)
@@ -412,7 +412,9 @@ class JobTransitions:
                     conn, job.id, "interrupted_call", now, {"resubmitted": True}
                 )
 
-        await self._db.write(body)
+        # A first call's mark is the fenced update alone: a transaction of one statement.
+        write = self._db.write if resubmitting else self._db.write_alone
+        await write(body)
 
     async def release(self, lease: Lease) -> None:
         """Give the job back untouched (shutdown)."""

@@ -42,7 +42,7 @@ from imagegate.errors import ServiceUnavailable
 from imagegate.queue import claims
 from imagegate.queue.runner import JobRunner
 from imagegate.queue.wakeup import Wakeup
-from imagegate.store.db import Database
+from imagegate.store.db import Body, Database
 from imagegate.store.jobs import JobRow
 from imagegate.supervisor import Outage
 from imagegate.types import Clock
@@ -126,7 +126,7 @@ class Worker:
                 conn, owner=self.owner, token=token, now=now, lease_ms=self._lease_ms, limit=limit
             )
 
-        return await self._db.write(body)
+        return await self._db.write_alone(body)
 
     async def run(self) -> None:
         """Claim and run jobs until ``stop()``."""
@@ -227,10 +227,7 @@ class Worker:
             if not held:
                 return
             try:
-                async with self._db.transaction() as conn:
-                    renewed = await claims.renew_owner(
-                        conn, self.owner, self._clock.now_ms(), self._lease_ms
-                    )
+                renewed = await self._db.write_alone(self._renewing(self._clock.now_ms()))
             except ServiceUnavailable:
                 continue
             running = {job_id: token for job_id, (token, step) in held.items() if not step.done()}
@@ -238,6 +235,15 @@ class Worker:
             for job_id in lost:
                 log.warning("worker.lease_lost", job_id=job_id)
                 held[job_id][1].cancel()
+
+    def _renewing(self, now: int) -> Body[dict[str, str]]:
+        """The heartbeat's one statement: the rows of every job in flight stay locked only
+        while it runs, not across a transaction's trips (a completion waits for them)."""
+
+        async def renew(conn: AsyncConnection) -> dict[str, str]:
+            return await claims.renew_owner(conn, self.owner, now, self._lease_ms)
+
+        return renew
 
     async def _shutdown(self) -> None:
         running = self._tasks | self._claimed_elsewhere

@@ -734,6 +734,12 @@ class ThreadedBodies:
             self._threads, functools.partial(self._run, body)
         )
 
+    async def write_alone(self, body: Body[T]) -> T:
+        """``body``, one statement, run in autocommit: the statement is its own transaction."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._threads, functools.partial(self._run_alone, body)
+        )
+
     async def read(self, body: Body[T]) -> T:
         """Reads queued while a batch of reads runs go together in the next batch: one hand-off
         to a thread and one connection (``_read_batch``) for all of them."""
@@ -827,6 +833,11 @@ class ThreadedBodies:
         with self._engine.connect() as conn, conn.begin():
             return run_inline(body, conn)
 
+    def _run_alone(self, body: Body[T]) -> T:
+        # Setting autocommit, and the pool's reset of it, only change psycopg's state: no trip.
+        with self._engine.connect() as conn:
+            return run_inline(body, conn.execution_options(isolation_level="AUTOCOMMIT"))
+
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._close)
 
@@ -898,6 +909,20 @@ class Database:
             if self._writer is not None:
                 return await self._writer.run(body)
             return await self._bodies().write(body)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise ServiceUnavailable() from exc
+            raise
+
+    async def write_alone(self, body: Body[T]) -> T:
+        """``write`` for a body that runs exactly one statement: on PostgreSQL the statement is
+        its own transaction (autocommit), one round trip instead of BEGIN, the statement and
+        COMMIT, and its row locks are held only while it runs. A statement is all or nothing by
+        itself; a body of two would not be, so it must not run here. On SQLite, as ``write``."""
+        try:
+            if self._writer is not None:
+                return await self._writer.run(body)
+            return await self._bodies().write_alone(body)
         except Exception as exc:
             if is_unavailable(exc):
                 raise ServiceUnavailable() from exc

@@ -1,19 +1,19 @@
 """Completing a job, on SQLite and PostgreSQL alike: the job COMPLETED with its outputs, the
 credits captured pro rata and the rest refunded, the events, the webhook row and the NOTIFY, all
-or nothing; and on PostgreSQL, all of it in one statement and one commit."""
+or nothing; and on PostgreSQL, all of it in one statement that commits by itself."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from imagegate.queue import claims
 from imagegate.queue.events import JobSignals
@@ -30,6 +30,7 @@ from imagegate.testing.clock import FakeClock
 from imagegate.types import Route
 from tests.conftest import _psycopg_dsn, _truncate_pg, make_settings
 from tests.factories import add_account, add_job
+from tests.integration.queue.conftest import statements_sent
 
 LEASE_MS = 30_000
 HOOK = "http://hooks.test/done"
@@ -187,29 +188,7 @@ async def test_a_completion_whose_lease_was_lost_writes_nothing(
     assert after["job"].lease_token == newer.token
 
 
-@contextlib.contextmanager
-def statements_run(db: Database) -> Iterator[tuple[list[str], list[int]]]:
-    """The statements and commits of the database's body threads (``ThreadedBodies``)."""
-    engine = db._bodies()._engine
-    statements: list[str] = []
-    commits: list[int] = []
-
-    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    def on_commit(_conn: Any) -> None:
-        commits.append(1)
-
-    event.listen(engine, "before_cursor_execute", on_execute)
-    event.listen(engine, "commit", on_commit)
-    try:
-        yield statements, commits
-    finally:
-        event.remove(engine, "before_cursor_execute", on_execute)
-        event.remove(engine, "commit", on_commit)
-
-
-async def test_a_completion_on_postgresql_is_one_statement_and_one_commit_that_notifies(
+async def test_a_completion_on_postgresql_is_one_statement_that_commits_and_notifies(
     pg_database_url: str, tmp_path: Path
 ) -> None:
     _truncate_pg(pg_database_url)
@@ -220,12 +199,12 @@ async def test_a_completion_on_postgresql_is_one_statement_and_one_commit_that_n
         job = await paid_job(db)
         lease = await claimed(db, job.id, now=moves._now())
 
-        with statements_run(db) as (statements, commits):
+        with statements_sent(db) as sent:
             await moves.complete(lease, job, 3, stored=(ROUTE, [output(n) for n in range(3)]))
 
         async with asyncio.timeout(5):
             notice = await anext(listener.notifies())
-    assert len(statements) == 1, statements
-    assert "complete_job" in statements[0]
-    assert len(commits) == 1
+    assert len(sent.statements) == 1, sent.statements
+    assert sent.alone("complete_job") == [True]  # no BEGIN, no COMMIT: one round trip
+    assert sent.commits == 0
     assert (notice.channel, notice.payload) == (EVENTS_CHANNEL, job.id)

@@ -21,8 +21,10 @@ from imagegate.providers.port import (
 )
 from imagegate.queue.wakeup import PostgresListener, Wakeup
 from imagegate.store import jobs as job_store
+from tests.conftest import _truncate_pg
 from tests.images import image_bytes
 from tests.integration.conftest import Gateway, open_gateway
+from tests.integration.queue.conftest import statements_sent
 
 
 class ScriptedAdapter:
@@ -237,3 +239,25 @@ async def test_postgres_notify_reaches_listeners_in_other_processes(pg_database_
         await conn.execute(f"NOTIFY {CHANNEL}")
     assert await wakeup.wait(5)
     await listener.stop()
+
+
+async def test_the_workers_one_statement_writes_commit_by_themselves_on_postgresql(
+    pg_database_url: str, tmp_path: Path
+) -> None:
+    """The claim, a first paid call's mark, the heartbeat and the completion are one statement
+    each: on PostgreSQL each is its own transaction (no BEGIN, no COMMIT: one round trip), so
+    the rows it locks are never held across a trip of the worker's."""
+    _truncate_pg(pg_database_url)
+    adapter = ScriptedAdapter(delay=0.5)  # past a heartbeat: every third of the 0.6 s lease
+    async with scripted_gateway(pg_database_url, tmp_path, adapter, lease_seconds=0.6) as gw:
+        job_id = await submit(gw)
+        with statements_sent(gw.runtime.db) as sent:
+            await gw.runtime.worker(concurrency=1).drain()
+        assert (await gw.job(job_id, key=gw.live_key))["status"] == "COMPLETED"
+    claims = sent.alone("FOR UPDATE SKIP LOCKED")  # the job's, then the one that found none
+    marks = sent.alone("SET updated_at=%(set_updated_at)s::BIGINT, call_started_at=")
+    heartbeats = sent.alone("SET lease_expires_at=")
+    assert claims == [True, True]
+    assert marks == [True]
+    assert heartbeats and all(heartbeats)
+    assert sent.alone("complete_job") == [True]
