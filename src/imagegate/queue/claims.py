@@ -9,28 +9,32 @@ instead of overwriting newer state. Crash recovery needs no reaper: an expired l
 the row due again.
 
 On PostgreSQL the claim's inner SELECT takes ``FOR UPDATE SKIP LOCKED``, so concurrent claimers
-skip each other's rows instead of waiting. SQLite has no row locks: the statement runs inside a
-``BEGIN IMMEDIATE`` transaction (``store.db``), which serialises writers, so the subquery and the
-UPDATE see the same rows.
+skip each other's rows instead of waiting; there a completion is one statement (``complete_job``,
+migration 0013) instead of one per row it writes. SQLite has no row locks: the statement runs
+inside a ``BEGIN IMMEDIATE`` transaction (``store.db``), which serialises writers, so the
+subquery and the UPDATE see the same rows.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Update, bindparam, case, func, select, update
+from sqlalchemy import Update, bindparam, case, func, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.store.jobs import JobRow, job_from_row
+from imagegate.store.outputs import OutputRecord
 from imagegate.store.prepared import prepared
 from imagegate.store.tables import jobs
-from imagegate.types import JobStatus, JobStep, Millis
+from imagegate.types import Credits, JobStatus, JobStep, Millis, Route
 
 __all__ = [
     "claim",
     "claim_job",
+    "complete_job",
     "fenced_update",
     "next_due",
     "queue_depth",
@@ -230,6 +234,64 @@ async def release_job(
     """``release`` answering the job as it now stands; None when ``token`` lost the lease."""
     released = _released(values)
     result = await conn.execute(_fenced(tuple(released), True), _bound(job_id, token, released))
+    row = result.first()
+    return job_from_row(row) if row is not None else None
+
+
+_COMPLETE_JOB = (
+    text(
+        f"SELECT {', '.join(jobs.c.keys())} FROM complete_job(:id, :token, :now, :charged,"
+        " :expires_at, :webhook_status, :provider, :upstream_model, :outputs, :refund,"
+        " :refund_note, :delivery_id, :channel)"
+    )
+    .bindparams(bindparam("outputs", type_=JSONB(none_as_null=True)))
+    .columns(*jobs.c)
+)
+
+
+async def complete_job(
+    conn: AsyncConnection,
+    job_id: str,
+    token: str,
+    *,
+    now: Millis,
+    charged: Credits,
+    expires_at: Millis,
+    webhook_status: str | None,
+    stored: tuple[Route, Sequence[OutputRecord]] | None,
+    refund: Credits,
+    refund_note: str,
+    delivery_id: str | None,
+    channel: str | None,
+) -> JobRow | None:
+    """A completion in one statement (``complete_job``, migration 0013; PostgreSQL only): the
+    job COMPLETED and its lease released, as ``release_job`` writes it, with ``stored``'s
+    route and outputs and their ``stored`` event; ``refund`` credits given back, the capture of
+    ``charged`` recorded, the ``completed`` event, the webhook delivery ``delivery_id`` and the
+    NOTIFY on ``channel`` (each skipped when zero or None). The job as written; None when
+    ``token`` lost the lease, and then nothing was written.
+
+    Invariant: the same fence as every write here, and the statement writes nothing else
+    unless it matched."""
+    route, outputs = stored if stored is not None else (None, None)
+    result = await conn.execute(
+        _COMPLETE_JOB,
+        {
+            "id": job_id,
+            "token": token,
+            "now": now,
+            "charged": charged,
+            "expires_at": expires_at,
+            "webhook_status": webhook_status,
+            "provider": route.provider if route else None,
+            "upstream_model": route.upstream_model if route else None,
+            "outputs": [record.to_json() for record in outputs] if outputs is not None else None,
+            "refund": refund,
+            "refund_note": refund_note,
+            "delivery_id": delivery_id,
+            "channel": channel,
+        },
+    )
     row = result.first()
     return job_from_row(row) if row is not None else None
 

@@ -75,12 +75,18 @@ class JobSignals:
             await self.changing(conn, job_id)
         await self.changed(job_id)
 
+    @property
+    def channel(self) -> str | None:
+        """The channel ``changing`` notifies inside the transaction (PostgreSQL without Redis),
+        else None: a statement that notifies by itself (``claims.complete_job``) takes it."""
+        return EVENTS_CHANNEL if self._postgres and not self._redis_url else None
+
     async def changing(self, conn: AsyncConnection, job_id: str) -> None:
         """Inside the transaction that changes the job: PostgreSQL delivers this at commit."""
-        if self._postgres and not self._redis_url:
+        if self.channel is not None:
             await conn.execute(
                 text("SELECT pg_notify(:channel, :job_id)"),
-                {"channel": EVENTS_CHANNEL, "job_id": job_id},
+                {"channel": self.channel, "job_id": job_id},
             )
 
     async def changed(self, job_id: str) -> None:

@@ -31,7 +31,7 @@ from imagegate.store import jobs as job_store
 from imagegate.store.db import Body, Database
 from imagegate.store.jobs import JobRow
 from imagegate.store.outputs import OutputRecord
-from imagegate.store.webhooks import enqueue_delivery
+from imagegate.store.webhooks import enqueue_delivery, new_delivery_id
 from imagegate.types import Clock, JobStatus, JobStep, Route, WebhookEvent, WebhookStatus
 
 __all__ = ["JobTransitions", "Lease", "LeaseLost"]
@@ -49,6 +49,18 @@ class Lease:
 
 class LeaseLost(Exception):
     """Another worker (or a cancel) took the job; this worker's result is dropped."""
+
+
+@dataclass(frozen=True)
+class _Completion:
+    """What completing a job writes, worked out once for either way of writing it."""
+
+    now: int
+    charged: int
+    expires_at: int
+    webhook_status: str | None
+    refund_note: str
+    stored: tuple[Route, Sequence[OutputRecord]] | None
 
 
 class JobTransitions:
@@ -194,6 +206,59 @@ class JobTransitions:
         charged = job.credit_cost
         if 0 < delivered < job.outputs_expected:
             charged = -(-job.credit_cost * delivered // job.outputs_expected)
+        completion = _Completion(
+            now=now,
+            charged=charged,
+            expires_at=now + retention_ms,
+            webhook_status=WebhookStatus.PENDING.value if job.webhook_url else None,
+            refund_note=f"delivered {delivered} of {job.outputs_expected} images",
+            stored=stored,
+        )
+        if self._db.is_postgres:
+            finished, queued = await self._complete_in_one(lease, job, completion)
+        else:
+            finished, queued = await self._complete_row_by_row(lease, job, completion)
+        if queued:
+            self._signals.deliveries_queued()
+        provider = served_by or job.provider or NO_PROVIDER
+        self._metrics.jobs_finished.labels(job.model, "COMPLETED", provider).inc()
+        log.info("job.completed", job_id=job.id, model=job.model)
+        return finished
+
+    async def _complete_in_one(
+        self, lease: Lease, job: JobRow, completion: _Completion
+    ) -> tuple[JobRow, str | None]:
+        """PostgreSQL: the completion as one statement (``claims.complete_job``), which also
+        sends the NOTIFY ``_change`` would; the job as written and its webhook delivery's id."""
+        delivery_id = new_delivery_id(job, WebhookEvent.COMPLETED)
+
+        async def body(conn: AsyncConnection) -> JobRow | None:
+            return await claims.complete_job(
+                conn,
+                job.id,
+                lease.token,
+                now=completion.now,
+                charged=completion.charged,
+                expires_at=completion.expires_at,
+                webhook_status=completion.webhook_status,
+                stored=completion.stored,
+                refund=job.credit_cost - completion.charged,
+                refund_note=completion.refund_note,
+                delivery_id=delivery_id,
+                channel=self._signals.channel,
+            )
+
+        finished = await self._db.write(body)
+        if finished is None:
+            raise LeaseLost(job.id)
+        await self._signals.changed(job.id)
+        return finished, delivery_id
+
+    async def _complete_row_by_row(
+        self, lease: Lease, job: JobRow, completion: _Completion
+    ) -> tuple[JobRow, str | None]:
+        """SQLite: the completion a statement per row, in one trip to the writer's thread."""
+        now, charged, stored = completion.now, completion.charged, completion.stored
         values: dict[str, Any] = {}
         if stored is not None:
             route, outputs = stored
@@ -215,8 +280,8 @@ class JobTransitions:
                     "progress": 100,
                     "credit_cost": charged,
                     "completed_at": now,
-                    "expires_at": now + retention_ms,
-                    "webhook_status": WebhookStatus.PENDING.value if job.webhook_url else None,
+                    "expires_at": completion.expires_at,
+                    "webhook_status": completion.webhook_status,
                     "updated_at": now,
                 },
             )
@@ -226,22 +291,15 @@ class JobTransitions:
                 stored_count = {"outputs": len(stored[1])}
                 await job_store.add_event(conn, job.id, "stored", now, stored_count)
             if charged < job.credit_cost:
-                note = f"delivered {delivered} of {job.outputs_expected} images"
-                await accounts.refund(
-                    conn, job.account_id, job.id, job.credit_cost - charged, now, note
-                )
+                refund = job.credit_cost - charged
+                note = completion.refund_note
+                await accounts.refund(conn, job.account_id, job.id, refund, now, note)
             if charged:
                 await accounts.capture(conn, job.account_id, job.id, charged, now)
             await job_store.add_event(conn, job.id, "completed", now)
             return finished, await enqueue_delivery(conn, job, WebhookEvent.COMPLETED, now)
 
-        finished, queued = await self._change(job.id, body)
-        if queued:
-            self._signals.deliveries_queued()
-        provider = served_by or job.provider or NO_PROVIDER
-        self._metrics.jobs_finished.labels(job.model, "COMPLETED", provider).inc()
-        log.info("job.completed", job_id=job.id, model=job.model)
-        return finished
+        return await self._change(job.id, body)
 
     async def fail(
         self, lease: Lease, job: JobRow, message: str, code: str, *, provider: str | None = None

@@ -25,6 +25,7 @@ __all__ = [
     "latest_delivery",
     "list_attempts",
     "list_deliveries",
+    "new_delivery_id",
     "progress_at",
     "record_attempt",
     "requeue_delivery",
@@ -70,6 +71,18 @@ class AttemptRow:
     next_attempt_at: Millis | None
 
 
+def _wanted(job: JobRow, event: WebhookEvent) -> bool:
+    return bool(job.webhook_url) and event in (job.webhook_events or ())
+
+
+def new_delivery_id(job: JobRow, event: WebhookEvent) -> str | None:
+    """The id of ``event``'s delivery for a statement that queues it itself (PostgreSQL's
+    ``claims.complete_job``), as ``enqueue_delivery`` would; None when the job asked for no
+    such webhook. Not for ``progress``, whose interval only the table knows."""
+    assert event is not WebhookEvent.PROGRESS
+    return str(uuid_utils.uuid7()) if _wanted(job, event) else None
+
+
 async def enqueue_delivery(
     conn: AsyncConnection, job: JobRow, event: WebhookEvent, now: Millis
 ) -> str | None:
@@ -78,7 +91,7 @@ async def enqueue_delivery(
     ``progress`` events closer than ``PROGRESS_INTERVAL_MS`` to the previous one are dropped
     (the next one carries the newer progress anyway).
     """
-    if not job.webhook_url or event not in (job.webhook_events or ()):
+    if not _wanted(job, event):
         return None
     if event is WebhookEvent.PROGRESS:
         last = await conn.scalar(

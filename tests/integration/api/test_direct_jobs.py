@@ -24,9 +24,6 @@ from imagegate.providers.port import (
     Finished,
     GenerationRequest,
     OutputImage,
-    Pending,
-    Submitted,
-    TaskHandle,
 )
 from imagegate.services import accounts as account_service
 from imagegate.store import accounts
@@ -35,6 +32,7 @@ from imagegate.store.jobs import JobRow
 from imagegate.store.tables import provider_leases
 from tests.images import image_bytes
 from tests.integration.conftest import Gateway, open_gateway
+from tests.integration.vendors import SyncVendor
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -43,23 +41,21 @@ COST = 4
 """What one low-quality gpt-image-1.5 image costs."""
 
 
-class HeldVendor:
+class HeldVendor(SyncVendor):
     """A synchronous vendor whose calls wait for ``open`` (set by default) and answer a PNG;
     it counts the calls and the most in flight at once."""
 
     name = "held"
-    supports_cancel = False
 
     def __init__(self) -> None:
+        super().__init__()
         self.open = asyncio.Event()
         self.open.set()
         self.called = asyncio.Event()
-        self.submits = 0
         self.in_flight = 0
         self.most_in_flight = 0
 
-    async def submit(self, request: GenerationRequest) -> Submitted | Finished:
-        self.submits += 1
+    async def answer(self, request: GenerationRequest) -> Finished:
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         self.called.set()
@@ -68,15 +64,6 @@ class HeldVendor:
         finally:
             self.in_flight -= 1
         return Finished(images=[OutputImage(data=image_bytes((8, 8)))])
-
-    async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
-        raise AssertionError("a synchronous vendor is never polled")
-
-    async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        pass
 
 
 @contextlib.asynccontextmanager

@@ -16,42 +16,29 @@ from imagegate.providers.port import (
     Finished,
     GenerationRequest,
     OutputImage,
-    Pending,
-    Submitted,
-    TaskHandle,
 )
 from imagegate.queue.transitions import Lease
 from imagegate.store import jobs as job_store
 from tests.images import image_bytes
 from tests.integration.conftest import Gateway, open_gateway
+from tests.integration.vendors import SyncVendor
 
 pytestmark = pytest.mark.timeout(30)
 
 BODY = {"model": "gpt-image-1.5", "prompt": "p", "gptImageParams": {"quality": "low"}}
 
 
-class CountingVendor:
+class CountingVendor(SyncVendor):
     """A synchronous vendor that answers every submit with ``image`` and counts the calls."""
 
     name = "counting"
-    supports_cancel = False
 
     def __init__(self, image: bytes) -> None:
+        super().__init__()
         self.image = image
-        self.submits = 0
 
-    async def submit(self, request: GenerationRequest) -> Submitted | Finished:
-        self.submits += 1
+    async def answer(self, request: GenerationRequest) -> Finished:
         return Finished(images=[OutputImage(data=self.image)])
-
-    async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
-        raise AssertionError("a synchronous vendor is never polled")
-
-    async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        pass
 
 
 @contextlib.asynccontextmanager

@@ -23,14 +23,12 @@ from imagegate.providers.port import (
     Finished,
     GenerationRequest,
     OutputImage,
-    Pending,
-    Submitted,
-    TaskHandle,
 )
 from imagegate.queue.ingest import SPOOL_BYTES
 from imagegate.store import jobs as job_store
 from imagegate.testing.large_images import create_app, large_png
 from tests.integration.conftest import Gateway, open_gateway
+from tests.integration.vendors import SyncVendor
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -63,28 +61,17 @@ def image_host() -> Iterator[tuple[str, Any]]:
         thread.join(10)
 
 
-class UrlVendor:
+class UrlVendor(SyncVendor):
     """A synchronous vendor whose answer is a result URL; it counts the paid calls."""
 
     name = "urls"
-    supports_cancel = False
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         self.url = url
-        self.submits = 0
 
-    async def submit(self, request: GenerationRequest) -> Submitted | Finished:
-        self.submits += 1
+    async def answer(self, request: GenerationRequest) -> Finished:
         return Finished(images=[OutputImage(url=self.url)])
-
-    async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
-        raise AssertionError("a synchronous vendor is never polled")
-
-    async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        pass
 
 
 @pytest.fixture(params=["local", "s3"])

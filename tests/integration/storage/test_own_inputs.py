@@ -7,38 +7,30 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from imagegate.providers.port import Finished, GenerationRequest, OutputImage, Pending, TaskHandle
+from imagegate.providers.port import Finished, GenerationRequest, OutputImage
 from imagegate.types import FetchedInput, InputFetcher
 from tests.images import image_bytes
 from tests.integration.conftest import Gateway, open_gateway
+from tests.integration.vendors import SyncVendor
 
 
-class EchoAdapter:
+class EchoAdapter(SyncVendor):
     """Downloads every input image through the gateway's fetcher and returns them as outputs."""
 
     name = "echo"
-    supports_cancel = False
 
     def __init__(self) -> None:
+        super().__init__()
         self.fetch: InputFetcher | None = None
         self.fetched: list[FetchedInput] = []
 
-    async def submit(self, request: GenerationRequest) -> Finished:
+    async def answer(self, request: GenerationRequest) -> Finished:
         assert self.fetch is not None
         inputs = [await self.fetch(url) for url in request.params.get("input_images") or []]
         self.fetched.extend(inputs)
         return Finished(
             images=[OutputImage(data=item.data, content_type=item.content_type) for item in inputs]
         )
-
-    async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
-        raise AssertionError("never polled")
-
-    async def cancel(self, request: GenerationRequest, task: TaskHandle) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,231 @@
+"""Completing a job, on SQLite and PostgreSQL alike: the job COMPLETED with its outputs, the
+credits captured pro rata and the rest refunded, the events, the webhook row and the NOTIFY, all
+or nothing; and on PostgreSQL, all of it in one statement and one commit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import event, select
+
+from imagegate.queue import claims
+from imagegate.queue.events import JobSignals
+from imagegate.queue.transitions import JobTransitions, Lease, LeaseLost
+from imagegate.queue.wakeup import EVENTS_CHANNEL
+from imagegate.store import accounts
+from imagegate.store import jobs as job_store
+from imagegate.store.db import Database
+from imagegate.store.jobs import JobRow
+from imagegate.store.outputs import OutputRecord
+from imagegate.store.tables import job_events
+from imagegate.store.webhooks import list_deliveries
+from imagegate.testing.clock import FakeClock
+from imagegate.types import Route
+from tests.conftest import _psycopg_dsn, _truncate_pg, make_settings
+from tests.factories import add_account, add_job
+
+LEASE_MS = 30_000
+HOOK = "http://hooks.test/done"
+ROUTE = Route("openai", "gpt-image-1")
+
+
+def output(n: int) -> OutputRecord:
+    return OutputRecord(f"jobs/{n}.png", "image/png", 1_000 + n, 64, 64, f"{n:064x}")
+
+
+@contextlib.asynccontextmanager
+async def transitions(database_url: str, tmp_path: Path) -> AsyncIterator[JobTransitions]:
+    db = Database(database_url)
+    signals = JobSignals(database_url=database_url)
+    try:
+        yield JobTransitions(db, FakeClock(), make_settings(database_url, tmp_path), None, signals)
+    finally:
+        await signals.aclose()
+        await db.dispose()
+
+
+async def claimed(db: Database, job_id: str, now: int, owner: str = "w1") -> Lease:
+    async with db.transaction() as conn:
+        (job,) = await claims.claim(
+            conn, owner=owner, token=str(uuid.uuid4()), now=now, lease_ms=LEASE_MS, limit=1
+        )
+    assert job.id == job_id and job.lease_token is not None
+    return Lease(job.id, job.lease_token)
+
+
+async def paid_job(db: Database, **overrides: Any) -> JobRow:
+    """A job of 4 images that reserved 30 credits of an account left with 70, asking for its
+    ``completed`` webhook."""
+    account_id = await add_account(db, credits=100)
+    values = {
+        "credit_cost": 30,
+        "outputs_expected": 4,
+        "webhook_url": HOOK,
+        "webhook_events": ["completed"],
+        **overrides,
+    }
+    job_id = await add_job(db, account_id, **values)
+    async with db.transaction() as conn:
+        assert await accounts.reserve(conn, account_id, job_id, 30, 1_000)
+        job = await job_store.get_job(conn, job_id)
+    assert job is not None
+    return job
+
+
+async def written(db: Database, job_id: str) -> dict[str, Any]:
+    """What a completion leaves: the job, its ledger rows, events and webhook deliveries."""
+    async with db.read() as conn:
+        job = await job_store.get_job(conn, job_id)
+        assert job is not None
+        ledger = await accounts.list_ledger(conn, job.account_id, limit=10)
+        events = await conn.execute(
+            select(job_events.c.kind, job_events.c.data)
+            .where(job_events.c.job_id == job_id)
+            .order_by(job_events.c.id)
+        )
+        deliveries = await list_deliveries(conn, job_id)
+    return {
+        "job": job,
+        "ledger": [(e.kind, e.amount, e.balance_after, e.note) for e in reversed(ledger)],
+        "events": [(row.kind, row.data) for row in events],
+        "deliveries": [(d.event, d.url, d.status, d.attempts, d.run_at) for d in deliveries],
+    }
+
+
+async def test_a_short_delivery_is_charged_pro_rata_and_its_webhook_queued(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with transitions(database_url, tmp_path) as moves:
+        db = moves._db
+        job = await paid_job(db)
+        lease = await claimed(db, job.id, now=moves._now())
+        outputs = [output(n) for n in range(3)]
+
+        finished = await moves.complete(lease, job, 3, stored=(ROUTE, outputs))
+
+        now = moves._now()
+        after = await written(db, job.id)
+    assert after["job"] == finished
+    assert (finished.status, finished.step, finished.progress) == ("COMPLETED", "done", 100)
+    assert (finished.provider, finished.upstream_model, finished.outputs) == (
+        "openai",
+        "gpt-image-1",
+        outputs,
+    )
+    assert finished.credit_cost == 23  # 30 × 3/4, rounded up
+    assert (finished.completed_at, finished.updated_at, finished.webhook_status) == (
+        now,
+        now,
+        "pending",
+    )
+    assert finished.expires_at == now + 30 * 86_400_000
+    assert finished.lease_token is finished.lease_owner is finished.lease_expires_at is None
+    assert finished.call_started_at is None
+    assert after["ledger"] == [
+        ("grant", 100, 100, None),
+        ("reserve", -30, 70, None),
+        ("refund", 7, 77, "delivered 3 of 4 images"),
+        ("capture", 0, 77, "charged 23"),
+    ]
+    assert after["events"] == [("stored", {"outputs": 3}), ("completed", None)]
+    assert after["deliveries"] == [("completed", HOOK, "pending", 0, now)]
+
+
+async def test_a_job_finished_from_its_stored_record_keeps_it_and_is_charged_in_full(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A job found at step ``fetch`` (its outputs recorded before a restart) completes with
+    what it recorded; a job that asked for no webhook gets no delivery row."""
+    outputs = [output(n) for n in range(4)]
+    async with transitions(database_url, tmp_path) as moves:
+        db = moves._db
+        job = await paid_job(db, webhook_url=None, webhook_events=None)
+        lease = await claimed(db, job.id, now=moves._now())
+        await moves.fetched(lease, ROUTE, outputs)
+        async with db.read() as conn:
+            fetched = await job_store.get_job(conn, job.id)
+        assert fetched is not None
+
+        finished = await moves.complete(lease, fetched, 4)
+
+        after = await written(db, job.id)
+    assert after["job"] == finished
+    assert (finished.status, finished.credit_cost, finished.webhook_status) == (
+        "COMPLETED",
+        30,
+        None,
+    )
+    assert (finished.provider, finished.outputs) == ("openai", outputs)
+    assert after["ledger"][2:] == [("capture", 0, 70, "charged 30")]
+    assert after["events"] == [("stored", {"outputs": 4}), ("completed", None)]
+    assert after["deliveries"] == []
+
+
+async def test_a_completion_whose_lease_was_lost_writes_nothing(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with transitions(database_url, tmp_path) as moves:
+        db = moves._db
+        job = await paid_job(db)
+        stale = await claimed(db, job.id, now=moves._now(), owner="a")
+        newer = await claimed(db, job.id, now=moves._now() + LEASE_MS + 1, owner="b")
+        before = await written(db, job.id)
+
+        with pytest.raises(LeaseLost):
+            await moves.complete(stale, job, 3, stored=(ROUTE, [output(0)]))
+
+        after = await written(db, job.id)
+    assert after == before
+    assert after["job"].status == "PROCESSING"
+    assert after["job"].lease_token == newer.token
+
+
+@contextlib.contextmanager
+def statements_run(db: Database) -> Iterator[tuple[list[str], list[int]]]:
+    """The statements and commits of the database's body threads (``ThreadedBodies``)."""
+    engine = db._bodies()._engine
+    statements: list[str] = []
+    commits: list[int] = []
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    def on_commit(_conn: Any) -> None:
+        commits.append(1)
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    event.listen(engine, "commit", on_commit)
+    try:
+        yield statements, commits
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+        event.remove(engine, "commit", on_commit)
+
+
+async def test_a_completion_on_postgresql_is_one_statement_and_one_commit_that_notifies(
+    pg_database_url: str, tmp_path: Path
+) -> None:
+    _truncate_pg(pg_database_url)
+    listener = await psycopg.AsyncConnection.connect(_psycopg_dsn(pg_database_url), autocommit=True)
+    async with listener, transitions(pg_database_url, tmp_path) as moves:
+        await listener.execute(f"LISTEN {EVENTS_CHANNEL}")
+        db = moves._db
+        job = await paid_job(db)
+        lease = await claimed(db, job.id, now=moves._now())
+
+        with statements_run(db) as (statements, commits):
+            await moves.complete(lease, job, 3, stored=(ROUTE, [output(n) for n in range(3)]))
+
+        async with asyncio.timeout(5):
+            notice = await anext(listener.notifies())
+    assert len(statements) == 1, statements
+    assert "complete_job" in statements[0]
+    assert len(commits) == 1
+    assert (notice.channel, notice.payload) == (EVENTS_CHANNEL, job.id)
