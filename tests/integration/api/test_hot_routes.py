@@ -1,10 +1,12 @@
-"""The submit and the job read, served below FastAPI's routing, answer exactly what FastAPI's
-routing answers: the same status, body bytes and headers, for successes and every kind of
-refusal (no key, a bad key, bad JSON, a rule broken, a NUL, a body too long, another account's
-job, an unknown job), and they are counted under their route templates."""
+"""The submit, the job read and the OpenAI-compatible generation, served below FastAPI's
+routing, answer exactly what FastAPI's routing answers: the same status, body bytes and headers,
+for successes and every kind of refusal (no key, a bad key, bad JSON, a rule broken, a NUL, a
+body too long, another account's job, an unknown job), and they are counted under their route
+templates."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +19,8 @@ from imagegate.types import KeyKind
 from tests.integration.conftest import Gateway, open_gateway
 
 BODY = b'{"model":"gpt-image-1.5","prompt":"a kite","gptImageParams":{"quality":"low"}}'
+OPENAI_BODY = b'{"model":"gpt-image-1.5","prompt":"a kite","quality":"low"}'
+GENERATIONS = "/v1/images/generations"
 
 
 @pytest.fixture
@@ -116,10 +120,56 @@ async def test_a_job_read_answers_as_fastapi_routing_does(
     ] == "COMPLETED"
 
 
+async def test_an_openai_generation_refused_answers_as_fastapi_routing_does(
+    gateway: Gateway, routed: httpx2.AsyncClient
+) -> None:
+    cases: list[tuple[dict[str, str], bytes]] = [
+        ({}, OPENAI_BODY),
+        ({"authorization": "Bearer ig_test_nope"}, OPENAI_BODY),
+        (gateway.headers(), b'{"model":'),
+        (gateway.headers(), b"[]"),
+        (gateway.headers(), b'{"model":"no-such-model","prompt":"x"}'),
+        (gateway.headers(), b'{"model":"gpt-image-1.5","prompt":"x","size":"7x"}'),
+        (gateway.headers(), b'{"model":"gpt-image-1.5","prompt":"x","colour":"red"}'),
+        (gateway.headers(**{"X-Bad": "a\x00b"}), OPENAI_BODY),
+        (gateway.headers(), b"{" + b" " * 5000 + b"}"),
+    ]
+    for headers, body in cases:
+        hot = await gateway.http.post(GENERATIONS, headers=headers, content=body)
+        plain = await routed.post(GENERATIONS, headers=headers, content=body)
+        assert 400 <= hot.status_code < 500, hot.text
+        same_answer(hot, plain)
+
+
+async def generated(gateway: Gateway, http: httpx2.AsyncClient, key: str) -> httpx2.Response:
+    """A ``/v1`` generation with ``Idempotency-Key: key``, its job run by a worker meanwhile."""
+    headers = gateway.headers(**{"Idempotency-Key": key})
+    call = asyncio.ensure_future(http.post(GENERATIONS, headers=headers, content=OPENAI_BODY))
+    while not call.done():
+        await gateway.drain(rounds=5)
+        await asyncio.sleep(0.01)
+    return await call
+
+
+async def test_an_openai_generation_reads_its_idempotency_key_below_fastapi_routing(
+    gateway: Gateway, routed: httpx2.AsyncClient
+) -> None:
+    hot = await generated(gateway, gateway.http, "kite-1")
+    plain = await generated(gateway, routed, "kite-1")
+    other = await generated(gateway, gateway.http, "kite-2")
+
+    assert hot.status_code == plain.status_code == other.status_code == 200
+    urls = [[image["url"].split("?")[0] for image in r.json()["data"]] for r in (hot, plain, other)]
+    assert urls[0] == urls[1] != urls[2]
+
+
 async def test_hot_routes_are_counted_under_their_templates(gateway: Gateway) -> None:
     job_id = (await gateway.submit({"model": "gpt-image-1.5", "prompt": "a kite"})).json()["jobId"]
     await gateway.http.get(f"/v2/jobs/{job_id}", headers=gateway.headers())
     metrics = (await gateway.http.get("/metrics")).text
     assert 'route="/v2/images/generate",status="202"' in metrics
     assert 'route="/v2/jobs/{id}",status="200"' in metrics
+    await gateway.http.post(GENERATIONS, headers=gateway.headers(), content=b"[]")
+    metrics = (await gateway.http.get("/metrics")).text
+    assert 'route="/v1/images/generations",status="400"' in metrics
     assert "/v2/jobs/" + job_id not in metrics

@@ -58,8 +58,11 @@ async def test_jobs_in_progress_beyond_the_account_cap_get_429(gateway: Gateway)
 
 async def test_daily_spend_cap_refuses_until_midnight_utc(gateway: Gateway) -> None:
     gw = gateway
-    day_start = gw.clock.now_ms() - gw.clock.now_ms() % DAY_MS
-    gw.clock.set(day_start + DAY_MS - 3_600_000)  # 23:00 UTC
+    # Tomorrow's 23:00 UTC: the clock starts at the real time and never goes back, and today's
+    # has passed when the suite runs after it.
+    now = gw.clock.now_ms()
+    day_start = now - now % DAY_MS + DAY_MS
+    gw.clock.set(day_start + DAY_MS - 3_600_000)
     cap = 3 * GPT_COST
     await account_service.set_account_limits(gw.runtime.db, gw.account_id, {"max_daily_spend": cap})
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -95,6 +96,40 @@ async def test_a_job_and_its_event_are_stored_as_sqlalchemy_stores_them(
         above = await job_store.get_job(conn, direct.id, account_id)
     assert below == above
     assert below is not None and below.input == direct.input and below.sandbox is sandbox
+
+
+async def test_json_values_are_stored_as_the_text_json_dumps_makes(sqlite_db: Database) -> None:
+    """SQLite keeps JSON as text, which other tools read and compare as it is: the encoder the
+    engines are given (made once) writes exactly what ``json.dumps`` writes."""
+    account_id = await add_account(sqlite_db, credits=0)
+    awkward = {
+        "prompt": 'a kite ✈ "quoted" \\ \u2028 \ud83d\ude00 \t',
+        "n": 2**62,
+        "x": [1.5, 1e300, -0.0, 0.1, None, True, False],
+        "nested": {"z": [], "a": {}, "": ""},
+    }
+    job = new_job(account_id, input=awkward, params={"quality": "low", "ratio": 0.25})
+    data = {"cost": 0, "note": "é"}
+
+    async def body(conn: AsyncConnection) -> None:
+        await job_store.insert_job(conn, job)
+        await job_store.add_event(conn, job.id, "queued", 1_000, data)
+
+    await sqlite_db.write(body)
+    async with sqlite_db.read() as conn:
+        row = (
+            await conn.execute(
+                text("SELECT input, params, webhook_events, action FROM jobs WHERE id = :id"),
+                {"id": job.id},
+            )
+        ).one()
+        event_data = await conn.scalar(
+            text("SELECT data FROM job_events WHERE job_id = :id"), {"id": job.id}
+        )
+    assert tuple(row) == tuple(
+        json.dumps(value) for value in (awkward, job.params, job.webhook_events, job.action)
+    )
+    assert event_data == json.dumps(data)
 
 
 async def test_counts_accounts_and_short_balances_read_as_through_sqlalchemy(

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy.exc
 from sqlalchemy import event, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.util import await_only
 
 from imagegate.errors import ServiceUnavailable
 from imagegate.store import accounts
@@ -78,6 +79,75 @@ async def test_a_failing_body_rolls_back_only_its_own_writes(db: Database) -> No
         else:
             assert result == name
     assert await stored_names(db) == set(names) - failing
+
+
+async def test_bodies_that_all_succeed_share_one_transaction_without_savepoints(
+    sqlite_db: Database,
+) -> None:
+    """Each savepoint and its release were two statements more per body on the writer's thread.
+    Bodies queued together that all succeed run in their transaction as they come."""
+    statements: list[str] = []
+
+    @event.listens_for(sqlite_db.engine.sync_engine, "connect")
+    def trace(_dbapi_connection: Any, record: Any) -> None:
+        await_only(record.driver_connection.set_trace_callback(statements.append))
+
+    names = [f"account-{n}" for n in range(30)]
+    assert await asyncio.gather(*(sqlite_db.write(add(name)) for name in names)) == names
+
+    assert await stored_names(sqlite_db) == set(names)
+    assert statements.count("BEGIN IMMEDIATE") == statements.count("COMMIT") < len(names)
+    assert not [sql for sql in statements if sql.startswith(("SAVEPOINT", "RELEASE"))]
+
+
+async def test_bodies_before_a_failing_one_are_written_once(sqlite_db: Database) -> None:
+    """The failing body's batch is rolled back and runs again with a savepoint per body: the
+    bodies before it, run twice, keep one run's writes and answer with its result."""
+    runs: dict[str, int] = {}
+
+    def counted(name: str, *, fail: bool = False) -> Any:
+        inner = add(name, fail=fail)
+
+        async def body(conn: AsyncConnection) -> str:
+            runs[name] = runs.get(name, 0) + 1
+            return str(await inner(conn))
+
+        return body
+
+    names = [f"account-{n}" for n in range(10)]
+    results = await asyncio.gather(
+        *(sqlite_db.write(counted(name, fail=name == "account-5")) for name in names),
+        return_exceptions=True,
+    )
+
+    assert results[:5] == names[:5] and results[6:] == names[6:]
+    assert isinstance(results[5], Refused)
+    assert await stored_names(sqlite_db) == set(names) - {"account-5"}
+    assert runs == {name: 2 if name <= "account-5" else 1 for name in names}
+
+
+async def test_a_body_whose_caller_is_cancelled_before_its_turn_is_never_run(
+    sqlite_db: Database,
+) -> None:
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with sqlite_db.transaction() as conn:
+            await add("holder")(conn)
+            entered.set()
+            await release.wait()
+
+    holding = asyncio.ensure_future(holder())
+    await entered.wait()
+    cancelled = asyncio.ensure_future(sqlite_db.write(add("cancelled")))
+    await asyncio.sleep(0)  # queued behind the open block
+    cancelled.cancel()
+    release.set()
+    await holding
+
+    assert await sqlite_db.write(add("after")) == "after"
+    assert cancelled.cancelled()
+    assert await stored_names(sqlite_db) == {"holder", "after"}
 
 
 async def test_bodies_and_blocks_interleave_in_one_batch(sqlite_db: Database) -> None:

@@ -17,8 +17,9 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from imagegate.api.bodies import decode_json
-from imagegate.api.deps import RuntimeDep, api_key_from
+from imagegate.api.deps import RuntimeDep, api_key_from, runtime_of
 from imagegate.api.errors import status_for
+from imagegate.api.routes.images import IDEMPOTENCY_KEY
 from imagegate.errors import (
     ImagegateError,
     InsufficientCredits,
@@ -100,11 +101,15 @@ async def _answer(
         raise
 
 
-@router.post("/v1/images/generations", summary="Create images (OpenAI-compatible)")
-async def generations(
-    request: Request, runtime: RuntimeDep, idempotency_key: IdempotencyKey = None
-) -> Response:
+@router.post(
+    "/v1/images/generations",
+    summary="Create images (OpenAI-compatible)",
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY]},
+)
+async def generations(request: Request) -> Response:
     """OpenAI's ``images.generate``: JSON body; waits for the job and answers its images."""
+    runtime = runtime_of(request)
+    idempotency_key = request.headers.get("idempotency-key")
 
     async def call(caller: Caller) -> Any:
         body = await decode_json(request)
