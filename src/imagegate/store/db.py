@@ -307,14 +307,16 @@ class _OneTask(abc.ABC):
         """Queue ``body``; its result once the task has run it (and, for writes, committed).
 
         A body still waiting after the busy timeout gets ``ServiceUnavailable``, as a ``BEGIN
-        IMMEDIATE`` would; the task skips it if it has not run it yet.
+        IMMEDIATE`` would; the task skips it if it has not run it yet. So it does a body whose
+        caller is cancelled first: nothing of it is written, where a shielded wait used to run
+        and commit it for nobody (and cost the loop a second future and callback per body).
         """
         loop = asyncio.get_running_loop()
         unit: _Inline[T] = _Inline(body, loop.create_future())
         self._start(loop)
         self._queue.put_nowait(unit)
         self._watch(loop, unit)
-        return await asyncio.shield(unit.done)
+        return await unit.done
 
     def _watch(self, loop: asyncio.AbstractEventLoop, unit: _Inline[Any]) -> None:
         """Give ``unit`` up after the busy timeout. Every body waits as long, so they expire in

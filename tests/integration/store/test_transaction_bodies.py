@@ -126,6 +126,30 @@ async def test_bodies_before_a_failing_one_are_written_once(sqlite_db: Database)
     assert runs == {name: 2 if name <= "account-5" else 1 for name in names}
 
 
+async def test_a_body_whose_caller_is_cancelled_before_its_turn_is_never_run(
+    sqlite_db: Database,
+) -> None:
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with sqlite_db.transaction() as conn:
+            await add("holder")(conn)
+            entered.set()
+            await release.wait()
+
+    holding = asyncio.ensure_future(holder())
+    await entered.wait()
+    cancelled = asyncio.ensure_future(sqlite_db.write(add("cancelled")))
+    await asyncio.sleep(0)  # queued behind the open block
+    cancelled.cancel()
+    release.set()
+    await holding
+
+    assert await sqlite_db.write(add("after")) == "after"
+    assert cancelled.cancelled()
+    assert await stored_names(sqlite_db) == {"holder", "after"}
+
+
 async def test_bodies_and_blocks_interleave_in_one_batch(sqlite_db: Database) -> None:
     async def block(name: str) -> None:
         async with sqlite_db.transaction() as conn:
