@@ -156,7 +156,6 @@ class JobRunner:
             return await self._run(job, lease, call_marked)
 
     async def _run(self, job: JobRow, lease: Lease, call_marked: bool) -> JobRow | None:
-        log_ = log.bind(model=job.model, step=job.step)
         try:
             return await self._step(job, lease, call_marked)
         except ProviderBusy as busy:
@@ -164,9 +163,10 @@ class JobRunner:
             await self._guard(self._transitions.defer(lease, busy.retry_after, str(busy)))
         except LeaseLost:
             self._metrics.lease_losses.inc()
-            log_.warning("job.lease_lost")
+            log.warning("job.lease_lost", model=job.model, step=job.step)
         except ServiceUnavailable:
-            log_.warning("job.database_unavailable")  # the lease expires; a worker retries
+            # The lease expires; a worker retries.
+            log.warning("job.database_unavailable", model=job.model, step=job.step)
         except UpstreamRateLimited as exc:
             # The provider asked us to wait: no attempt is spent, and while the cool-down is
             # long ``Router.choose`` sends the job to its next route instead.
@@ -189,7 +189,7 @@ class JobRunner:
             else:
                 await self._guard(self._transitions.fail(lease, job, str(exc), "invalid_input"))
         except Exception as exc:  # a bug: retried with backoff, bounded by max_attempts
-            log_.exception("job.step_crashed")
+            log.exception("job.step_crashed", model=job.model, step=job.step)
             error = UpstreamRetryable(
                 f"Internal error while processing the job ({type(exc).__name__})"
             )
