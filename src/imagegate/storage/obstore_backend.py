@@ -7,19 +7,12 @@ the key's extension (keys are always written with the right one); S3 and memory 
 ``put_file`` hands obstore the file's path: obstore reads it from Rust, part by part, and uploads
 a file larger than ``PART_BYTES`` to S3 as a multipart upload with at most ``PARTS_IN_FLIGHT``
 parts in memory at once.
-
-A put of at most ``IN_PLACE_BYTES`` to a local directory is written in place, on the calling
-thread, the way obstore writes it (``_write_in_place``): obstore runs every local write on its
-runtime's threads, even through its blocking ``put``, and a job's answer waits for its image.
 """
 
 from __future__ import annotations
 
 import contextlib
 import mimetypes
-import os
-import re
-import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -30,43 +23,13 @@ import obstore
 from imagegate.storage.port import ObjectNotFound, StoredObject
 from imagegate.storage.signing import UrlSigner
 
-__all__ = ["IN_PLACE_BYTES", "PARTS_IN_FLIGHT", "PART_BYTES", "ObstoreObjectStore"]
+__all__ = ["PARTS_IN_FLIGHT", "PART_BYTES", "ObstoreObjectStore"]
 
 PART_BYTES = 5 * 1024 * 1024
 """Size of a multipart upload's part (S3's smallest allowed, but for the last)."""
 
 PARTS_IN_FLIGHT = 2
 """Parts of one upload sent at once; each is held in memory while it is sent."""
-
-IN_PLACE_BYTES = 256 * 1024
-"""The largest put to a local directory written on the calling thread: a directory and a file
-created, the bytes written, a rename (0.1-0.6 ms for 64 KB on the benchmark machine's ext4,
-most of it the two creations). Through obstore the same write costs about twice the CPU on its
-runtime's threads and, for a job's answer waiting on it, the wake-ups of those threads and of
-the event loop again. A data directory on a network filesystem pays its round trips here."""
-
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
-"""Keys whose file is the key itself under the root (obstore escapes some other characters);
-no segment starts with a dot, so none is ``.`` or ``..``."""
-
-
-def _write_in_place(root: Path, key: str, data: bytes) -> str:
-    """Write ``data`` to ``root/key`` as obstore's local store does, and its ETag as obstore
-    gives it: to a staging file beside it, then renamed over it. The staging file's name
-    (``<name>#<digits>``) is one obstore's listing skips, so one left by a crash is never seen."""
-    path = root / key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f"{path.name}#{secrets.randbelow(10**12)}")
-    try:
-        with staging.open("xb") as file:
-            file.write(data)
-        os.replace(staging, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            staging.unlink()
-        raise
-    stat = path.stat()
-    return f'"{stat.st_ino:x}-{stat.st_mtime_ns // 1000:x}-{stat.st_size:x}"'
 
 
 def _type_from_key(key: str) -> str:
@@ -82,15 +45,11 @@ class ObstoreObjectStore:
         *,
         keeps_attributes: bool,
         presign: bool = False,
-        local_root: Path | None = None,
     ) -> None:
-        """``local_root``: the directory of a local ``store``, where small puts are written in
-        place."""
         self._store = store
         self._signer = signer
         self._keeps_attributes = keeps_attributes
         self._presign = presign
-        self._local_root = local_root
 
     async def keys(self) -> AsyncIterator[str]:
         """Every stored key, in no particular order (``imagegate import`` copies them all)."""
@@ -99,9 +58,6 @@ class ObstoreObjectStore:
                 yield str(meta["path"])
 
     async def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
-        root = self._local_root
-        if root is not None and len(data) <= IN_PLACE_BYTES and _PLAIN_KEY.fullmatch(key):
-            return StoredObject(key, len(data), content_type, _write_in_place(root, key, data))
         attributes = {"Content-Type": content_type} if self._keeps_attributes else None
         result = await obstore.put_async(self._store, key, data, attributes=attributes)
         return StoredObject(key, len(data), content_type, result.get("e_tag"))
