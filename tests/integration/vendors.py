@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import abc
+
 from imagegate.providers.port import Finished, GenerationRequest, Pending, TaskHandle
 
 
-class SyncVendor:
+class SyncVendor(abc.ABC):
     """A synchronous vendor whose every submit answers ``answer(request)``; it counts the
     submits. It is never polled and has nothing to cancel or close."""
 
@@ -19,8 +21,9 @@ class SyncVendor:
         self.submits += 1
         return await self.answer(request)
 
+    @abc.abstractmethod
     async def answer(self, request: GenerationRequest) -> Finished:
-        raise NotImplementedError
+        """The submit's result."""
 
     async def poll(self, request: GenerationRequest, task: TaskHandle) -> Pending | Finished:
         raise AssertionError("a synchronous vendor is never polled")
