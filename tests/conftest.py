@@ -8,6 +8,7 @@ tests skip — unless
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -63,17 +64,26 @@ def _psycopg_dsn(url: str, database: str | None = None) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+@contextlib.contextmanager
+def own_pg_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on ``server_url``, named ``<prefix>_<random>``: its URL.
+    It is dropped afterwards, with any connection still open to it."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_psycopg_dsn(server_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(_psycopg_dsn(server_url), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def pg_database_url(pg_server_url: str) -> Iterator[str]:
     """A migrated PostgreSQL database of this test session's own, dropped at the end."""
-    name = f"imagegate_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_psycopg_dsn(pg_server_url), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
-    upgrade_sync(url)
-    yield url
-    with psycopg.connect(_psycopg_dsn(pg_server_url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with own_pg_database(pg_server_url, "imagegate_test") as url:
+        upgrade_sync(url)
+        yield url
 
 
 @functools.cache

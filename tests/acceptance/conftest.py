@@ -7,16 +7,14 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from imagegate.store.migrate import upgrade_sync
+from tests.conftest import own_pg_database
 
 IMAGEGATE = str(Path(sys.executable).with_name("imagegate"))
 
@@ -52,12 +50,6 @@ def wait_until_healthy(base_url: str, process: subprocess.Popen[str], timeout: f
 @pytest.fixture
 def fresh_pg_url(pg_server_url: str) -> Iterator[str]:
     """A new, migrated PostgreSQL database of this test's own, dropped afterwards."""
-    name = f"imagegate_nodes_{uuid.uuid4().hex[:12]}"
-    admin = make_url(pg_server_url).set(drivername="postgresql").render_as_string(False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
-    upgrade_sync(url)
-    yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with own_pg_database(pg_server_url, "imagegate_nodes") as url:
+        upgrade_sync(url)
+        yield url

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from imagegate.store.migrate import upgrade_sync
 from tests.acceptance.conftest import IMAGEGATE, child_env, free_port
+from tests.conftest import _psycopg_dsn, own_pg_database
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -21,18 +20,11 @@ pytestmark = pytest.mark.timeout(90)
 def broken_database(pg_server_url: str) -> Iterator[str]:
     """A migrated database whose webhook table is gone: the sender crashes on every round (a
     missing table is a bug to restart from, not an outage to wait out)."""
-    name = f"imagegate_broken_{uuid.uuid4().hex[:12]}"
-    server = make_url(pg_server_url).set(drivername="postgresql")
-    with psycopg.connect(server.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
-    upgrade_sync(url)
-    dsn = server.set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("DROP TABLE webhook_attempts, webhook_deliveries CASCADE")
-    yield url
-    with psycopg.connect(server.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with own_pg_database(pg_server_url, "imagegate_broken") as url:
+        upgrade_sync(url)
+        with psycopg.connect(_psycopg_dsn(url), autocommit=True) as conn:
+            conn.execute("DROP TABLE webhook_attempts, webhook_deliveries CASCADE")
+        yield url
 
 
 @pytest.mark.parametrize("command", [["worker"], ["serve"]], ids=["worker", "serve"])

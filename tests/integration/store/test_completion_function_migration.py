@@ -3,29 +3,21 @@ downgrade, and a later upgrade brings it back."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from alembic import command
-from sqlalchemy.engine import make_url
 
 from imagegate.store.migrate import alembic_config, upgrade_sync
-from tests.conftest import _psycopg_dsn
+from tests.conftest import _psycopg_dsn, own_pg_database
 
 
 @pytest.fixture
 def empty_pg_url(pg_server_url: str) -> Iterator[str]:
     """A PostgreSQL database of this test's own with no schema yet."""
-    name = f"imagegate_migration_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_psycopg_dsn(pg_server_url), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(_psycopg_dsn(pg_server_url), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with own_pg_database(pg_server_url, "imagegate_migration") as url:
+        yield url
 
 
 def functions_named(url: str, name: str) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from sqlalchemy.engine import make_url
 from imagegate.store.migrate import MIGRATION_LOCK_KEY, MIGRATIONS
 from imagegate.store.tables import metadata
 from tests.acceptance.conftest import IMAGEGATE, child_env
+from tests.conftest import own_pg_database
 
 pytestmark = pytest.mark.slow
 
@@ -61,12 +61,8 @@ def dsn(url: str, database: str | None = None) -> str:
 @pytest.fixture
 def fresh_pg_url(pg_server_url: str) -> Iterator[str]:
     """An empty PostgreSQL database of this test's own: nothing migrated yet."""
-    name = f"imagegate_migrate_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(dsn(pg_server_url), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(dsn(pg_server_url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with own_pg_database(pg_server_url, "imagegate_migrate") as url:
+        yield url
 
 
 def waiting_for_advisory_lock(conn: psycopg.Connection[tuple[object, ...]]) -> int:

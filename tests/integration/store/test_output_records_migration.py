@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import make_url
 
 from imagegate.presenters import SignedJob, job_body
 from imagegate.store import jobs as job_store
@@ -20,7 +17,7 @@ from imagegate.store.db import Database
 from imagegate.store.migrate import alembic_config, upgrade_sync
 from imagegate.store.outputs import OutputRecord
 from imagegate.types import JobStatus, JobStep
-from tests.conftest import _psycopg_dsn
+from tests.conftest import own_pg_database
 from tests.factories import add_account, add_job
 
 OLD_SHAPE: list[dict[str, Any]] = [
@@ -63,14 +60,8 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         yield f"sqlite+aiosqlite:///{tmp_path / 'imagegate.db'}"
         return
     server: str = request.getfixturevalue("pg_server_url")
-    name = f"imagegate_migration_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_psycopg_dsn(server), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(_psycopg_dsn(server), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with own_pg_database(server, "imagegate_migration") as url:
+        yield url
 
 
 async def stored_outputs(url: str, job_id: str) -> Any:
