@@ -852,14 +852,15 @@ class ThreadedBodies:
         self._queue_read(_Inline(_alone(many, item), done, many=many, item=item))
         return await done
 
-    async def write_each(self, many: Many[K, T], item: K) -> T:
+    async def write_each(self, many: Many[K, T], item: K, *, alone: bool = False) -> T:
         """``many``'s answer for ``item``, once the transaction that wrote it has committed.
 
         While a batch of one ``many`` runs, its items queue for the next: one hand-off to a
         thread, one transaction with one ``many`` statement and one commit for up to
         ``WRITE_EACH_MAX`` callers. ``many`` answers each item on its own (a refusal is an
         answer, not an error); if it raises, or the commit fails, every item of the batch gets
-        that error and nothing of theirs is written."""
+        that error and nothing of theirs is written. ``alone``: ``many`` is one statement, run
+        in autocommit as ``write_alone`` runs a body."""
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         unit: _Inline[T] = _Inline(_alone(many, item), done, many=many, item=item)
         following = self._writes.get(many)
@@ -867,11 +868,12 @@ class ThreadedBodies:
             following.append(unit)
         else:
             self._writes[many] = []
-            self._write_batch(many, [unit])
+            self._write_batch(many, [unit], alone)
         return await done
 
-    def _write_batch(self, many: Many[Any, Any], units: list[_Inline[Any]]) -> None:
-        running = self._on_threads(functools.partial(self._write_all, many, units), units)
+    def _write_batch(self, many: Many[Any, Any], units: list[_Inline[Any]], alone: bool) -> None:
+        work = functools.partial(self._write_all, many, units, alone)
+        running = self._on_threads(work, units)
         if running is None:
             del self._writes[many]
             return
@@ -881,15 +883,16 @@ class ThreadedBodies:
             following = self._writes.pop(many)
             if following:
                 self._writes[many] = following[WRITE_EACH_MAX:]
-                self._write_batch(many, following[:WRITE_EACH_MAX])
+                self._write_batch(many, following[:WRITE_EACH_MAX], alone)
 
         running.add_done_callback(ended)
 
-    def _write_all(self, many: Many[Any, Any], units: list[_Inline[Any]]) -> None:
+    def _write_all(self, many: Many[Any, Any], units: list[_Inline[Any]], alone: bool) -> None:
         """On a body thread: the items of ``units`` whose callers still wait, in one transaction."""
         live = [unit for unit in units if not unit.done.cancelled()]
         if live:
-            values = self._run(_each_of(many, live))
+            run = self._run_alone if alone else self._run
+            values = run(_each_of(many, live))
             for unit, value in zip(live, values, strict=True):
                 unit.value = value
 
@@ -1028,15 +1031,16 @@ class Database:
                 raise ServiceUnavailable() from exc
             raise
 
-    async def write_each(self, many: Many[K, T], item: K) -> T:
+    async def write_each(self, many: Many[K, T], item: K, *, alone: bool = False) -> T:
         """``many``'s answer for ``item``, written as ``write`` writes; on PostgreSQL the items
         of one ``many`` queued while its last batch ran are written in one transaction, with one
         statement and one commit (``ThreadedBodies.write_each``). ``many`` must answer each item
-        without raising for any one of them: a refusal is an answer."""
+        without raising for any one of them: a refusal is an answer. ``alone``: ``many`` runs
+        exactly one statement, which on PostgreSQL commits by itself (as ``write_alone``)."""
         try:
             if self._writer is not None:
                 return await self._writer.run(_alone(many, item))
-            return await self._bodies().write_each(many, item)
+            return await self._bodies().write_each(many, item, alone=alone)
         except Exception as exc:
             if is_unavailable(exc):
                 raise ServiceUnavailable() from exc
