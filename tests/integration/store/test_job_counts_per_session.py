@@ -276,6 +276,9 @@ async def test_the_upgrade_copies_the_counts_and_the_downgrade_restores_the_chan
         assert conn.execute(ADMIT, (first,)).fetchone() == (1, 2)
         conn.execute("UPDATE jobs SET status = 'PROCESSING' WHERE id = %s", (jobs[4],))
         assert conn.execute(ADMIT, (first,)).fetchone() == (0, 3)
-        missing = conn.execute("SELECT to_regclass('account_job_count_slots')").fetchone()
-    assert missing == (None,)
+        missing = conn.execute(
+            "SELECT to_regclass('account_job_count_slots'),"
+            " (SELECT count(*) FROM pg_proc WHERE proname = 'add_job_counts')"
+        ).fetchone()
+    assert missing == (None, 0)
     assert counted_from_jobs(url) == {first: (0, 3), second: (0, 1)}

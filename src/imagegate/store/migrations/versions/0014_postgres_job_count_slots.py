@@ -53,8 +53,27 @@ on up to 24 sessions (its 4 body threads and its pool of 10 + 10), and a fold de
 of idle sessions too, which their next change inserts again: the bound stays above that, so
 folds take in the rows of sessions gone (recycled connections, stopped processes)."""
 
+# An UPDATE first: an upsert that finds the row locks it (a WAL record of its own) before it
+# updates it, and the row is there for every change of a session but its first.
+ADD_JOB_COUNTS = """
+CREATE FUNCTION add_job_counts(p_account_id VARCHAR, p_queued INTEGER, p_processing INTEGER)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE account_job_count_slots AS s
+    SET queued = s.queued + p_queued, processing = s.processing + p_processing
+    WHERE s.account_id = p_account_id AND s.slot = pg_backend_pid();
+    IF NOT FOUND THEN
+        INSERT INTO account_job_count_slots AS s (account_id, slot, queued, processing)
+        VALUES (p_account_id, pg_backend_pid(), p_queued, p_processing)
+        ON CONFLICT (account_id, slot) DO UPDATE
+        SET queued = s.queued + EXCLUDED.queued, processing = s.processing + EXCLUDED.processing;
+    END IF;
+END
+$$
+"""
+
 # Each change adds what the job now counts and takes what it counted; a job that stays with its
-# account adds both to one row, in one upsert.
+# account adds both to one row.
 RECORD_IN_SLOTS = """
 CREATE OR REPLACE FUNCTION record_job_count_change() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -70,11 +89,7 @@ BEGIN
     IF TG_OP <> 'DELETE' AND NEW.status IN ('QUEUED', 'PROCESSING') THEN
         IF v_account_id IS DISTINCT FROM NEW.account_id THEN
             IF v_account_id IS NOT NULL THEN
-                INSERT INTO account_job_count_slots AS s (account_id, slot, queued, processing)
-                VALUES (v_account_id, pg_backend_pid(), v_queued, v_processing)
-                ON CONFLICT (account_id, slot) DO UPDATE
-                SET queued = s.queued + EXCLUDED.queued,
-                    processing = s.processing + EXCLUDED.processing;
+                PERFORM add_job_counts(v_account_id, v_queued, v_processing);
             END IF;
             v_account_id := NEW.account_id;
             v_queued := 0;
@@ -84,10 +99,7 @@ BEGIN
         v_processing := v_processing + (NEW.status = 'PROCESSING')::int;
     END IF;
     IF v_account_id IS NOT NULL THEN
-        INSERT INTO account_job_count_slots AS s (account_id, slot, queued, processing)
-        VALUES (v_account_id, pg_backend_pid(), v_queued, v_processing)
-        ON CONFLICT (account_id, slot) DO UPDATE
-        SET queued = s.queued + EXCLUDED.queued, processing = s.processing + EXCLUDED.processing;
+        PERFORM add_job_counts(v_account_id, v_queued, v_processing);
     END IF;
     RETURN NULL;
 END
@@ -208,6 +220,7 @@ def upgrade() -> None:
         GROUP BY account_id HAVING sum(queued) <> 0 OR sum(processing) <> 0
         """
     )
+    op.execute(ADD_JOB_COUNTS)
     op.execute(RECORD_IN_SLOTS)
     op.execute(LOCK_SUMMING_SLOTS)
     op.execute("DROP TABLE account_job_count_changes")
@@ -239,4 +252,5 @@ def downgrade() -> None:
     )
     op.execute(RECORD_AS_CHANGES)
     op.execute(LOCK_FOLDING_CHANGES)
+    op.execute("DROP FUNCTION add_job_counts(VARCHAR, INTEGER, INTEGER)")
     op.execute("DROP TABLE account_job_count_slots")
