@@ -96,8 +96,8 @@ def _emptying_statement(url: str) -> str:
     with psycopg.connect(_psycopg_dsn(url)) as conn:
         sequences = [row[0] for row in conn.execute("SELECT sequencename FROM pg_sequences")]
     deletes = [f'DELETE FROM "{table.name}"' for table in reversed(metadata.sorted_tables)]
-    # Last: deleting the jobs appended their count changes (migration 0008).
-    deletes.append("DELETE FROM account_job_count_changes")
+    # Last: deleting the jobs counted them out in their sessions' counter rows (migration 0014).
+    deletes.append("DELETE FROM account_job_count_slots")
     restarts = [f'ALTER SEQUENCE "{name}" RESTART' for name in sequences]
     return "; ".join(deletes + restarts)
 

@@ -184,7 +184,7 @@ async def lock_first_start(conn: AsyncConnection) -> None:
 
 @dataclass(frozen=True)
 class UnfinishedJobs:
-    """An account's QUEUED and PROCESSING jobs, as the triggers of migrations 0007 and 0008
+    """An account's QUEUED and PROCESSING jobs, as the triggers of migrations 0007 and 0014
     keep them."""
 
     queued: int
@@ -214,9 +214,10 @@ async def lock_for_admission(
 ) -> tuple[AccountRow | None, UnfinishedJobs]:
     """The account, locked until this transaction ends, and its unfinished jobs.
 
-    On PostgreSQL one statement (``lock_account_for_admission``, migration 0009): the account
-    row ``FOR NO KEY UPDATE``, then its count changes folded into one row, read after the lock
-    was granted, so every admission of the account before this one is counted. ``FOR NO KEY
+    On PostgreSQL one statement (``lock_account_for_admission``, migrations 0009 and 0014):
+    the account row ``FOR NO KEY UPDATE``, then the sums of its counter rows (one per session
+    that changed its jobs), read after the lock was granted, so every admission of the account
+    before this one is counted. ``FOR NO KEY
     UPDATE`` rather than ``FOR UPDATE``: it still excludes every other admission (and the
     balance updates), but not the ``FOR KEY SHARE`` lock that inserting a row which references
     the account takes, so a transaction that inserted its job first cannot deadlock with

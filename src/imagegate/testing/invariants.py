@@ -20,8 +20,8 @@ violation of these rules, then raises ``InvariantsBroken`` listing them all (or 
   (after a refund of what it did not deliver, if any) or one refund of the whole amount if it
   did not; a test key's job has no entry;
 - **admission counts what is there**: the queued and processing counts that triggers keep per
-  account (on SQLite ``account_job_counts``; on PostgreSQL the sum of its
-  ``account_job_count_changes``) equal the jobs' statuses.
+  account (on SQLite ``account_job_counts``; on PostgreSQL the sums of its rows in
+  ``account_job_count_slots``) equal the jobs' statuses.
 
 ``WebhookReceiver`` is a real HTTP server that answers 200 to every POST and records
 ``(jobId, event, webhook-id)``; ``sandbox_submits`` reads the sandbox provider's ``submit_log``.
@@ -57,7 +57,7 @@ _SHOWN = 10
 _KEPT_COUNTS = {
     "sqlite": text("SELECT account_id, queued, processing FROM account_job_counts"),
     "postgresql": text(
-        "SELECT account_id, sum(queued), sum(processing) FROM account_job_count_changes"
+        "SELECT account_id, sum(queued), sum(processing) FROM account_job_count_slots"
         " GROUP BY account_id"
     ),
 }

@@ -73,11 +73,11 @@ async def test_an_unbalanced_ledger_is_reported(gateway: Gateway) -> None:
 async def test_admission_counts_that_drift_from_the_jobs_are_reported(
     database_url: str, tmp_path: Path
 ) -> None:
-    # SQLite keeps one row per account; PostgreSQL appends changes that admission folds.
+    # SQLite keeps one row per account; PostgreSQL one per account and session (0014).
     async with open_gateway(database_url, tmp_path / "data", routes=SANDBOX_ROUTES) as gateway:
         await _finished_job(gateway)
         drift = (
-            "INSERT INTO account_job_count_changes SELECT id, 1, 0 FROM accounts"
+            "INSERT INTO account_job_count_slots SELECT id, 0, 1, 0 FROM accounts"
             if gateway.runtime.db.is_postgres
             else "UPDATE account_job_counts SET queued = queued + 1"
         )
