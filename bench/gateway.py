@@ -112,22 +112,24 @@ class LoopWatch:
 
     path: Path
 
-    def read(self) -> dict[str, Any]:
+    def events(self) -> list[list[Any]]:
+        """Each slow callback so far: ``[time, seconds, handle, seconds in the collector]``."""
         try:
-            return dict(json.loads(self.path.read_text()))
-        except (OSError, ValueError):
-            return {"count": 0, "events": []}
+            text = self.path.read_text()
+        except OSError:
+            return []
+        # Every event ends with its newline; what follows the last one is a line being written.
+        return [json.loads(line) for line in text.split("\n")[:-1]]
 
     def mark(self) -> int:
-        return int(self.read()["count"])
+        return len(self.events())
 
     def since(self, mark: int) -> dict[str, Any]:
         """Count and longest of the slow callbacks reported after ``mark``."""
-        data = self.read()
-        events = data["events"][mark:]
+        events = self.events()[mark:]
         longest = max(events, key=lambda e: e[1], default=None)
         return {
-            "count": int(data["count"]) - mark,
+            "count": len(events),
             "longest_ms": round(longest[1] * 1000, 1) if longest else 0.0,
             "longest": longest[2] if longest else None,
             # Callbacks that spent half their time or more in the garbage collector.
@@ -233,7 +235,7 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
 def anchor(workdir: Path) -> Iterator[tuple[str, LoopWatch]]:
     """The bare FastAPI anchor app (``bench/anchor.py``), under the same launcher."""
     port = free_port()
-    watch = LoopWatch(workdir / "anchor.loop.json")
+    watch = LoopWatch(workdir / "anchor.loop.jsonl")
     with (workdir / "anchor.log").open("wb") as out:
         proc = subprocess.Popen(
             watched(watch.path, str(BENCH / "anchor.py"), "--port", str(port)),
@@ -347,7 +349,7 @@ def gateway(
     workdir.mkdir(parents=True, exist_ok=True)
     env = gateway_env(db, workdir, port, upstream_url, extra_env or {})
     procs: dict[str, subprocess.Popen[Any]] = {}
-    watches = {"serve": LoopWatch(workdir / "serve.loop.json")}
+    watches = {"serve": LoopWatch(workdir / "serve.loop.jsonl")}
     args = ["-m", "imagegate.cli.main:main", "serve"] + (
         [] if in_process_workers else ["--no-workers"]
     )
@@ -380,7 +382,7 @@ def gateway(
             _cli(env, workdir, "credits", "grant", "1000000000")
         metrics_ports = []
         for n in range(1, worker_processes + 1):
-            watches[f"worker{n}"] = LoopWatch(workdir / f"worker{n}.loop.json")
+            watches[f"worker{n}"] = LoopWatch(workdir / f"worker{n}.loop.jsonl")
             metrics_ports.append(free_port())
             procs[f"worker{n}"] = subprocess.Popen(
                 watched(watches[f"worker{n}"].path, "-m", "imagegate.cli.main:main", "worker"),

@@ -1,16 +1,19 @@
 """Run a Python program with asyncio's slow-callback report on, and count what it reports.
 
-    python bench/loopwatch.py REPORT.json -m imagegate.cli.main:main serve --no-workers
-    python bench/loopwatch.py REPORT.json bench/anchor.py --port 8001
+    python bench/loopwatch.py REPORT.jsonl -m imagegate.cli.main:main serve --no-workers
+    python bench/loopwatch.py REPORT.jsonl bench/anchor.py --port 8001
 
 Every event loop the program creates times its callbacks the way asyncio's debug mode does, with
 ``loop.slow_callback_duration`` set to ``BENCH_SLOW_CALLBACK_SECONDS`` (default 0.02) but
 without the rest of debug mode (see ``WatchedLoop``). asyncio then logs
 ``Executing <handle> took 0.123 seconds`` for each callback that held the loop that long; a
-handler on the ``asyncio`` logger keeps the count and each event (seconds, handle) and rewrites
-REPORT.json after every one, so the file is current whenever the harness reads it,
-including after the process was killed. The anchor app runs under the same launcher, so both
-sides of a ratio pay for the timing alike (two clock reads per callback).
+handler on the ``asyncio`` logger appends each one to REPORT as a line of JSON, ``[time,
+seconds, handle, seconds in the collector]``, so the file is current whenever the harness reads
+it, including after the process was killed. Appending a line costs the same however many came
+before; rewriting the whole report after each event (as this launcher once did) grew with the
+count and, on a loaded run with hundreds of events, became one of the stalls it counted. The
+anchor app runs under the same launcher, so both sides of a ratio pay for the timing alike (two
+clock reads per callback).
 
 The garbage collector's pauses are timed too (``gc.callbacks``): each slow callback records how
 much of its time went to collections that ran inside it, so a report can tell a callback that
@@ -28,13 +31,11 @@ import os
 import re
 import runpy
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 THRESHOLD = float(os.environ.get("BENCH_SLOW_CALLBACK_SECONDS", "0.02"))
-_KEEP = 5000  # events kept in the file; the count goes on past it
 
 
 _CORO = re.compile(r"coro=<(?P<name>[^ >]+)(?: (?:running|done)[^/]*(?P<at>/\S+?))?>")
@@ -77,16 +78,13 @@ class GcPauses:
 
 
 class SlowCallbacks(logging.Handler):
-    """Counts asyncio's ``Executing … took …`` warnings and writes them to ``path``."""
+    """Appends asyncio's ``Executing … took …`` warnings to ``path``, one JSON line each."""
 
     def __init__(self, path: Path, pauses: GcPauses) -> None:
         super().__init__(level=logging.WARNING)
-        self.path = path
         self.pauses = pauses
-        self.count = 0
-        self.events: list[tuple[float, float, str, float]] = []
-        self._lock = threading.Lock()
-        self.write()
+        # Line-buffered: each event is one write(2) of its own line, complete when read.
+        self._file = path.open("w", buffering=1)
 
     def emit(self, record: logging.LogRecord) -> None:
         if not str(record.msg).startswith("Executing ") or not record.args:
@@ -94,23 +92,8 @@ class SlowCallbacks(logging.Handler):
         args: Any = record.args
         seconds, handle = float(args[1]), short(str(args[0]))
         in_gc = self.pauses.within(seconds)
-        with self._lock:
-            self.count += 1
-            if len(self.events) < _KEEP:
-                event = (round(time.time(), 3), round(seconds, 4), handle, round(in_gc, 4))
-                self.events.append(event)
-            self.write()
-
-    def write(self) -> None:
-        body = {
-            "threshold_s": THRESHOLD,
-            "count": self.count,
-            "events": self.events,
-            "gc_longest_s": round(self.pauses.longest, 4),
-        }
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(body))
-        tmp.replace(self.path)
+        event = [round(time.time(), 3), round(seconds, 4), handle, round(in_gc, 4)]
+        self._file.write(json.dumps(event) + "\n")  # Handler.handle holds self.lock
 
 
 class WatchedLoop(asyncio.SelectorEventLoop):

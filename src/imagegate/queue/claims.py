@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Update, bindparam, case, func, select, text, update
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import BigInteger, String
 
 from imagegate.store.jobs import JobRow, job_from_row
 from imagegate.store.outputs import OutputRecord
@@ -32,10 +34,12 @@ from imagegate.store.tables import jobs
 from imagegate.types import Credits, JobStatus, JobStep, Millis, Route
 
 __all__ = [
+    "CallMark",
     "claim",
     "claim_job",
     "complete_job",
     "fenced_update",
+    "mark_calls",
     "next_due",
     "queue_depth",
     "release",
@@ -176,14 +180,71 @@ async def renew_owner(
 ) -> dict[str, str]:
     """Extend every lease ``owner`` holds (the worker's heartbeat, one statement however many
     jobs are in flight); job id → lease token of each lease still held. A job missing from the
-    answer, or held under another token, was lost: stop working on it."""
+    answer, or held under another token, was lost: stop working on it.
+
+    Invariant: on PostgreSQL the rows are locked in id order, as ``mark_calls`` locks them, so
+    the two never wait on each other in a cycle."""
+    held = (
+        select(jobs.c.id)
+        .where(jobs.c.lease_owner == owner, jobs.c.lease_token.is_not(None))
+        .order_by(jobs.c.id)
+        .with_for_update()
+    )
     result = await conn.execute(
         update(jobs)
-        .where(jobs.c.lease_owner == owner, jobs.c.lease_token.is_not(None))
+        .where(jobs.c.id.in_(held.scalar_subquery()))
         .values(lease_expires_at=now + lease_ms)
         .returning(jobs.c.id, jobs.c.lease_token)
     )
     return {row.id: row.lease_token for row in result}
+
+
+@dataclass(frozen=True, slots=True)
+class CallMark:
+    """A paid call about to be made for the job ``job_id`` leased under ``token``, at ``now``."""
+
+    job_id: str
+    token: str
+    now: Millis
+
+
+_MARK_CALLS = text(
+    """
+    WITH marks AS MATERIALIZED (
+        SELECT * FROM unnest(:ids, :tokens, :nows) AS mark(id, token, now)
+    ), held AS MATERIALIZED (
+        SELECT jobs.id FROM jobs JOIN marks ON jobs.id = marks.id AND jobs.lease_token = marks.token
+        ORDER BY jobs.id FOR UPDATE OF jobs
+    )
+    UPDATE jobs SET call_started_at = marks.now, updated_at = marks.now
+    FROM marks
+    WHERE jobs.id = marks.id AND jobs.lease_token = marks.token AND jobs.id IN (SELECT id FROM held)
+    RETURNING jobs.id
+    """
+).bindparams(
+    bindparam("ids", type_=ARRAY(String)),
+    bindparam("tokens", type_=ARRAY(String)),
+    bindparam("nows", type_=ARRAY(BigInteger)),
+)
+
+
+async def mark_calls(conn: AsyncConnection, marks: list[CallMark]) -> list[bool]:
+    """Record each of ``marks``' paid calls as in flight (``call_started_at``), in one
+    statement (PostgreSQL only; ``Database.write_each`` gathers the marks of concurrent jobs);
+    for each, False when its token no longer holds the lease (nothing written for it).
+
+    Invariant: the same fence as ``fenced_update`` for each job; the rows are locked in id
+    order, as ``renew_owner`` locks them."""
+    result = await conn.execute(
+        _MARK_CALLS,
+        {
+            "ids": [mark.job_id for mark in marks],
+            "tokens": [mark.token for mark in marks],
+            "nows": [mark.now for mark in marks],
+        },
+    )
+    marked = {row.id for row in result}
+    return [mark.job_id in marked for mark in marks]
 
 
 async def fenced_update(

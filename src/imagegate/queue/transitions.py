@@ -400,6 +400,13 @@ class JobTransitions:
         """Record a paid submit call in flight before making it; ``resubmitting`` also counts
         the interrupted call this one replaces (see ``queue.runner``)."""
         now = self._now()
+        if self._db.is_postgres and not resubmitting:
+            # A first call's mark is one fenced update: the marks of the jobs about to call at
+            # once are written together, one statement and one commit (``claims.mark_calls``).
+            mark = claims.CallMark(lease.job_id, lease.token, now)
+            if not await self._db.write_each(claims.mark_calls, mark, alone=True):
+                raise LeaseLost(lease.job_id)
+            return
         values: dict[str, Any] = {"call_started_at": now, "updated_at": now}
         if resubmitting:
             values["interrupted_calls"] = job.interrupted_calls + 1

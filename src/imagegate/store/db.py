@@ -40,6 +40,7 @@ import contextvars
 import functools
 import json
 import sqlite3
+import time
 import weakref
 from _json import encode_basestring_ascii, make_encoder
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -83,6 +84,9 @@ and ``write_each()`` run it."""
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 BODY_THREADS = 4
 """PostgreSQL: threads (and connections) running ``write``/``read_with`` bodies per process."""
+PING_IDLE_SECONDS = 1.0
+"""PostgreSQL: a body's connection that sat in the pool longer than this is pinged before use
+(``_ping_when_idle``)."""
 GROUP_COMMIT_MAX = 256
 """The most transaction blocks one SQLite commit holds: a bound on how long the first waits."""
 WRITE_EACH_MAX = 64
@@ -748,6 +752,36 @@ def _alone(many: Many[K, T], item: K) -> Body[T]:
     return body
 
 
+def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """Ping a connection as it leaves ``engine``'s pool only if it sat there ``idle_seconds``
+    or longer; a failed ping invalidates the whole pool, and the checkout reconnects.
+
+    The pool's own pre-ping pings every checkout: a round trip (and a wake-up of the body
+    thread, which then waits for the GIL) before every body, the largest part of the body
+    threads' time once most bodies were one statement. A connection used within the last
+    second is left unpinged: if the server went away meanwhile (a restart), the body's own
+    statement fails as a disconnect, its caller gets ``ServiceUnavailable`` (the API answers
+    503, a worker's lease expires and the job is retried), and SQLAlchemy invalidates every
+    connection of the pool made before that error, so the next checkouts reconnect rather than
+    each failing in turn. (SQLAlchemy's documented custom pessimistic handling: a ``checkout``
+    event raising ``DisconnectionError``.)
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["imagegate_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("imagegate_idle_since", None)
+        if since is None or time.monotonic() - since < idle_seconds:
+            return  # a new connection, or one in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise sqlalchemy.exc.InvalidatePoolError() from exc
+
+
 def _read_engine(url: str) -> Engine:
     """The engine of ``ThreadedBodies`` reads: one connection (a batch of reads runs at a time),
     in autocommit, its session read-only from the start (set in the startup packet: no trip)."""
@@ -771,15 +805,21 @@ class ThreadedBodies:
     they go in batches instead (``write_each``), one transaction at a time.
     """
 
-    def __init__(self, url: str, *, threads: int = BODY_THREADS) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        threads: int = BODY_THREADS,
+        ping_idle_seconds: float = PING_IDLE_SECONDS,
+    ) -> None:
         self._engine = create_engine(
             url,
             pool_size=threads,
             max_overflow=0,
             pool_timeout=5,
-            pool_pre_ping=True,
             connect_args={"connect_timeout": 5},
         )
+        _ping_when_idle(self._engine, ping_idle_seconds)
         self._reader = _read_engine(url)
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="imagegate-db")
         self._reads: list[_Inline[Any]] | None = None
@@ -812,14 +852,15 @@ class ThreadedBodies:
         self._queue_read(_Inline(_alone(many, item), done, many=many, item=item))
         return await done
 
-    async def write_each(self, many: Many[K, T], item: K) -> T:
+    async def write_each(self, many: Many[K, T], item: K, *, alone: bool = False) -> T:
         """``many``'s answer for ``item``, once the transaction that wrote it has committed.
 
         While a batch of one ``many`` runs, its items queue for the next: one hand-off to a
         thread, one transaction with one ``many`` statement and one commit for up to
         ``WRITE_EACH_MAX`` callers. ``many`` answers each item on its own (a refusal is an
         answer, not an error); if it raises, or the commit fails, every item of the batch gets
-        that error and nothing of theirs is written."""
+        that error and nothing of theirs is written. ``alone``: ``many`` is one statement, run
+        in autocommit as ``write_alone`` runs a body."""
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         unit: _Inline[T] = _Inline(_alone(many, item), done, many=many, item=item)
         following = self._writes.get(many)
@@ -827,11 +868,12 @@ class ThreadedBodies:
             following.append(unit)
         else:
             self._writes[many] = []
-            self._write_batch(many, [unit])
+            self._write_batch(many, [unit], alone)
         return await done
 
-    def _write_batch(self, many: Many[Any, Any], units: list[_Inline[Any]]) -> None:
-        running = self._on_threads(functools.partial(self._write_all, many, units), units)
+    def _write_batch(self, many: Many[Any, Any], units: list[_Inline[Any]], alone: bool) -> None:
+        work = functools.partial(self._write_all, many, units, alone)
+        running = self._on_threads(work, units)
         if running is None:
             del self._writes[many]
             return
@@ -841,15 +883,16 @@ class ThreadedBodies:
             following = self._writes.pop(many)
             if following:
                 self._writes[many] = following[WRITE_EACH_MAX:]
-                self._write_batch(many, following[:WRITE_EACH_MAX])
+                self._write_batch(many, following[:WRITE_EACH_MAX], alone)
 
         running.add_done_callback(ended)
 
-    def _write_all(self, many: Many[Any, Any], units: list[_Inline[Any]]) -> None:
+    def _write_all(self, many: Many[Any, Any], units: list[_Inline[Any]], alone: bool) -> None:
         """On a body thread: the items of ``units`` whose callers still wait, in one transaction."""
         live = [unit for unit in units if not unit.done.cancelled()]
         if live:
-            values = self._run(_each_of(many, live))
+            run = self._run_alone if alone else self._run
+            values = run(_each_of(many, live))
             for unit, value in zip(live, values, strict=True):
                 unit.value = value
 
@@ -988,15 +1031,16 @@ class Database:
                 raise ServiceUnavailable() from exc
             raise
 
-    async def write_each(self, many: Many[K, T], item: K) -> T:
+    async def write_each(self, many: Many[K, T], item: K, *, alone: bool = False) -> T:
         """``many``'s answer for ``item``, written as ``write`` writes; on PostgreSQL the items
         of one ``many`` queued while its last batch ran are written in one transaction, with one
         statement and one commit (``ThreadedBodies.write_each``). ``many`` must answer each item
-        without raising for any one of them: a refusal is an answer."""
+        without raising for any one of them: a refusal is an answer. ``alone``: ``many`` runs
+        exactly one statement, which on PostgreSQL commits by itself (as ``write_alone``)."""
         try:
             if self._writer is not None:
                 return await self._writer.run(_alone(many, item))
-            return await self._bodies().write_each(many, item)
+            return await self._bodies().write_each(many, item, alone=alone)
         except Exception as exc:
             if is_unavailable(exc):
                 raise ServiceUnavailable() from exc

@@ -255,7 +255,7 @@ async def test_the_workers_one_statement_writes_commit_by_themselves_on_postgres
             await gw.runtime.worker(concurrency=1).drain()
         assert (await gw.job(job_id, key=gw.live_key))["status"] == "COMPLETED"
     claims = sent.alone("FOR UPDATE SKIP LOCKED")  # the job's, then the one that found none
-    marks = sent.alone("SET updated_at=%(set_updated_at)s::BIGINT, call_started_at=")
+    marks = sent.alone("SET call_started_at = marks.now")
     heartbeats = sent.alone("SET lease_expires_at=")
     assert claims == [True, True]
     assert marks == [True]

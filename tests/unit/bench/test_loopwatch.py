@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench.gateway import LoopWatch
 from bench.loopwatch import short
 
 LAUNCHER = Path(__file__).resolve().parents[3] / "bench" / "loopwatch.py"
@@ -62,13 +63,46 @@ asyncio.run(main())
 
 
 def test_a_slow_callback_says_how_much_of_it_the_garbage_collector_took(tmp_path: Path) -> None:
-    program, report = tmp_path / "program.py", tmp_path / "report.json"
+    program, report = tmp_path / "program.py", tmp_path / "report.jsonl"
     program.write_text(PROGRAM)
     subprocess.run([sys.executable, str(LAUNCHER), str(report), str(program)], check=True)
 
-    written = json.loads(report.read_text())
-    collected, busy = written["events"]
-    assert written["count"] == 2
+    collected, busy = LoopWatch(report).events()
     assert collected[3] >= collected[1] / 2 > 0.01
     assert busy[1] >= 0.05 > busy[3]
-    assert written["gc_longest_s"] >= collected[3]
+
+
+SLOW_THEN_WAITING = """
+import asyncio, sys, time
+
+
+async def main():
+    for _ in range(3):
+        time.sleep(0.03)  # a slow callback
+        await asyncio.sleep(0)
+    print("slow", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+
+
+asyncio.run(main())
+"""
+
+
+def test_the_report_holds_each_slow_callback_while_the_program_still_runs(
+    tmp_path: Path,
+) -> None:
+    program, report = tmp_path / "program.py", tmp_path / "report.jsonl"
+    program.write_text(SLOW_THEN_WAITING)
+    launched = [sys.executable, str(LAUNCHER), str(report), str(program)]
+    with subprocess.Popen(launched, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as running:
+        assert running.stdout is not None and running.stdin is not None
+        assert running.stdout.readline() == b"slow\n"
+        watch = LoopWatch(report)
+
+        assert watch.mark() == 3
+        assert watch.since(1)["count"] == 2
+        assert watch.since(0)["longest"].startswith("main() at ")
+        # One line per event, appended: nothing before it is written again.
+        assert [json.loads(line) for line in report.read_text().splitlines()] == watch.events()
+        running.stdin.write(b"\n")
+    assert running.returncode == 0

@@ -1,0 +1,117 @@
+"""A first paid call is recorded in flight (``call_started_at``) before it is made, fenced by the
+job's lease, on SQLite and PostgreSQL alike; on PostgreSQL the marks of jobs calling at once are
+written together, one statement that commits by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+from imagegate.queue import claims
+from imagegate.queue.transitions import JobTransitions, Lease, LeaseLost
+from imagegate.store import jobs as job_store
+from imagegate.store.db import Database
+from imagegate.store.jobs import JobRow
+from imagegate.testing.clock import FakeClock
+from tests.conftest import _truncate_pg, make_settings
+from tests.factories import add_account, add_job
+from tests.integration.queue.conftest import statements_sent
+
+LEASE_MS = 30_000
+
+
+async def leased_jobs(db: Database, count: int, now: int, owner: str = "w1") -> list[JobRow]:
+    account_id = await add_account(db, credits=0)
+    for _ in range(count):
+        await add_job(db, account_id, now=now - 1)
+    async with db.transaction() as conn:
+        leased = await claims.claim(
+            conn, owner=owner, token=str(uuid.uuid4()), now=now, lease_ms=LEASE_MS, limit=count
+        )
+    assert len(leased) == count
+    return leased
+
+
+async def calls_in_flight(db: Database, jobs: list[JobRow]) -> list[int | None]:
+    async with db.read() as conn:
+        found = [await job_store.get_job(conn, job.id) for job in jobs]
+    return [job.call_started_at if job is not None else None for job in found]
+
+
+async def test_first_call_marks_record_each_call_and_refuse_a_lost_lease(
+    database_url: str, tmp_path: Path
+) -> None:
+    db = Database(database_url)
+    try:
+        clock = FakeClock()
+        moves = JobTransitions(db, clock, make_settings(database_url, tmp_path))
+        now = clock.now_ms()
+        jobs = await leased_jobs(db, 5, now)
+        leases = [Lease(job.id, job.lease_token or "") for job in jobs]
+        leases[2] = Lease(jobs[2].id, "a lease taken over by another worker")
+
+        outcomes = await asyncio.gather(
+            *(moves.calling(lease, job) for lease, job in zip(leases, jobs, strict=True)),
+            return_exceptions=True,
+        )
+
+        assert [type(outcome) for outcome in outcomes] == [
+            type(None),
+            type(None),
+            LeaseLost,
+            type(None),
+            type(None),
+        ]
+        assert await calls_in_flight(db, jobs) == [now, now, None, now, now]
+    finally:
+        await db.dispose()
+
+
+async def test_first_call_marks_of_jobs_calling_at_once_share_a_statement_on_postgresql(
+    pg_database_url: str, tmp_path: Path
+) -> None:
+    _truncate_pg(pg_database_url)
+    db = Database(pg_database_url)
+    try:
+        clock = FakeClock()
+        moves = JobTransitions(db, clock, make_settings(pg_database_url, tmp_path))
+        now = clock.now_ms()
+        jobs = await leased_jobs(db, 12, now)
+        await db.read_with(lambda conn: job_store.get_job(conn, jobs[0].id))  # threads started
+
+        with statements_sent(db) as sent:
+            await asyncio.gather(
+                *(moves.calling(Lease(job.id, job.lease_token or ""), job) for job in jobs)
+            )
+
+        marks = sent.alone("call_started_at")
+        assert 1 <= len(marks) <= 2  # the first job's mark, then the eleven queued behind it
+        assert all(marks) and sent.commits == 0
+        assert await calls_in_flight(db, jobs) == [now] * 12
+    finally:
+        await db.dispose()
+
+
+async def test_the_heartbeat_renews_the_leases_its_worker_holds_and_no_other(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    try:
+        mine = await leased_jobs(db, 3, 1_000)
+        (theirs,) = await leased_jobs(db, 1, 1_000, owner="w2")
+
+        async with db.transaction() as conn:
+            renewed = await claims.renew_owner(conn, "w1", 2_000, LEASE_MS)
+
+        assert renewed == {job.id: job.lease_token for job in mine}
+        async with db.read() as conn:
+            found = [await job_store.get_job(conn, job.id) for job in [*mine, theirs]]
+        assert [job.lease_expires_at if job else None for job in found] == [
+            2_000 + LEASE_MS,
+            2_000 + LEASE_MS,
+            2_000 + LEASE_MS,
+            1_000 + LEASE_MS,
+        ]
+    finally:
+        await db.dispose()
