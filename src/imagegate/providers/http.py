@@ -12,7 +12,7 @@ import binascii
 import functools
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import httpx2
@@ -65,6 +65,11 @@ class VendorClient(httpx2.AsyncClient):
     ~170 µs of a vendor call, most of it for the same few paths each time. A merge depends only
     on the path given and the base URL, so it is kept (up to ``MERGED_URLS``, then forgotten
     wholesale: poll paths carry task ids and never repeat).
+
+    A request without credentials in its URL or the client (every vendor sends its key as a
+    header) goes straight to the redirect handling, past httpx2's auth flow: that flow is a
+    coroutine and two generators that do nothing for such a request, yet each call waiting on
+    its vendor keeps them, and each full garbage collection walks what thousands of calls keep.
     """
 
     MERGED_URLS = 256
@@ -72,6 +77,19 @@ class VendorClient(httpx2.AsyncClient):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._merged: dict[str, tuple[httpx2.URL, httpx2.URL]] = {}
+
+    def _send_handling_auth(
+        self,
+        request: httpx2.Request,
+        auth: httpx2.Auth,
+        follow_redirects: bool,
+        history: list[httpx2.Response],
+    ) -> Coroutine[Any, Any, httpx2.Response]:
+        if type(auth) is httpx2.Auth:  # the base class: it sends the request as it is
+            return self._send_handling_redirects(
+                request, follow_redirects=follow_redirects, history=history
+            )
+        return super()._send_handling_auth(request, auth, follow_redirects, history)
 
     def _merge_url(self, url: httpx2.URL | str) -> httpx2.URL:
         if not isinstance(url, str):

@@ -118,6 +118,10 @@ class Outcome:
     """Why the provider is misconfigured."""
 
 
+NO_OUTCOME = Outcome("none")
+"""A call that ended before it could say anything of its provider (it was cancelled)."""
+
+
 @dataclass(frozen=True)
 class Circuit:
     failures: int
@@ -220,7 +224,7 @@ class ProviderGates:
             yield
             return
         ticket = await self._enter(provider, job_id)
-        outcome = Outcome("none")
+        outcome = NO_OUTCOME
         try:
             yield
         except UpstreamRateLimited as exc:
@@ -356,9 +360,7 @@ class ProviderGates:
             if handed is not None:
                 return handed
 
-    def _give_back_later(
-        self, provider: str, ticket: str, outcome: Outcome = Outcome("none")
-    ) -> None:
+    def _give_back_later(self, provider: str, ticket: str, outcome: Outcome = NO_OUTCOME) -> None:
         task = asyncio.create_task(self._release(provider, ticket, outcome, forget=False))
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)

@@ -49,9 +49,9 @@ answer, and it is paid at most once per job.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 import structlog
@@ -149,11 +149,15 @@ class JobRunner:
         assert job.lease_token is not None
         lease = Lease(job.id, job.lease_token)
         # Every line written while this step runs (adapters, ingest, transitions) names the job.
-        with (
-            structlog.contextvars.bound_contextvars(job_id=job.id),
-            self._metrics.tracing.span(f"job.{job.step}", job.id, model=job.model),
-        ):
-            return await self._run(job, lease, call_marked)
+        # Bound and reset here rather than by ``bound_contextvars``, a generator: a job waiting
+        # on its vendor keeps each object of its await chain alive, and every full garbage
+        # collection walks them all (with thousands in flight, the event loop stops that long).
+        bound = structlog.contextvars.bind_contextvars(job_id=job.id)
+        try:
+            with self._metrics.tracing.span(f"job.{job.step}", job.id, model=job.model):
+                return await self._run(job, lease, call_marked)
+        finally:
+            structlog.contextvars.reset_contextvars(**bound)
 
     async def _run(self, job: JobRow, lease: Lease, call_marked: bool) -> JobRow | None:
         try:
@@ -196,13 +200,13 @@ class JobRunner:
             await self._guard(self._transitions.retry(lease, job, error))
         return None
 
-    @contextlib.contextmanager
-    def _timed(self, provider: str, call: str) -> Iterator[None]:
-        """Observe one upstream call's duration under its outcome: ``ok`` or the error code."""
+    async def _timed(self, provider: str, call: str, answer: Awaitable[T]) -> T:
+        """``answer``, one upstream call, with its duration observed under its outcome: ``ok``
+        or the error code."""
         started = time.monotonic()
         outcome = "ok"
         try:
-            yield
+            return await answer
         except UpstreamError as exc:
             outcome = exc.code
             raise
@@ -221,7 +225,11 @@ class JobRunner:
 
     async def _record(self, job: JobRow, what: str, write: Callable[[], Awaitable[T]]) -> T:
         """Run ``write`` (which records an upstream answer) until it succeeds, retrying a
-        database or storage outage with back-off until the job's deadline."""
+        database or storage outage with back-off until the job's deadline.
+
+        Callers pass a ``functools.partial``, not a lambda: a lambda would make every variable
+        it names a cell of the caller's frame, held for the whole step (the wait on the vendor
+        included) by each job in flight."""
         delay = self._record_backoff
         retries = 0
         while True:
@@ -282,8 +290,7 @@ class JobRunner:
                         await self._transitions.calling(lease, job, resubmitting=resubmitting)
                         if resubmitting:
                             self._metrics.interrupted_calls.labels("resubmitted").inc()
-                    with self._timed(route.provider, "submit"):
-                        submitted = await adapter.submit(request)
+                    submitted = await self._timed(route.provider, "submit", adapter.submit(request))
             except (UpstreamRetryable, UpstreamMisconfigured) as exc:
                 # A route that is down, or that cannot serve at all (refused credentials, a
                 # model retired upstream), hands the job to the next route; a short 429
@@ -301,7 +308,7 @@ class JobRunner:
                     await self._record(
                         job,
                         "task id",
-                        lambda: self._transitions.submitted(lease, route, submitted),
+                        partial(self._transitions.submitted, lease, route, submitted),
                     )
                 except LeaseLost:
                     # Cancelled (or taken over) while the vendor accepted it: nobody will poll
@@ -314,28 +321,31 @@ class JobRunner:
             handle = TaskHandle(job.provider_task_id, job.provider_state or {})
             async with self._gates.call(route.provider, job.id):
                 adapter = self._providers.get(route.provider)
-                with self._timed(route.provider, "poll"):
-                    polled = await adapter.poll(request, handle)
+                polled = await self._timed(route.provider, "poll", adapter.poll(request, handle))
             if isinstance(polled, Pending):
                 await self._transitions.pending(lease, job, polled)
                 return None
             finished = polled
         if not finished.images:
             raise UpstreamError("Provider returned no images", provider=route.provider)
-        answer = finished
         async with self._cpu:
-            records = await self._record(job, "outputs", lambda: self._ingest.store(job.id, answer))
+            records = await self._record(
+                job, "outputs", partial(self._ingest.store, job.id, finished)
+            )
         if finished.served_model and finished.served_model != route.upstream_model:
             # The vendor ran another model than the route names (an alias, a pinned version):
             # the job records what really served it.
             route = Route(route.provider, finished.served_model)
-        served = route
-        delivered = len(finished.images)
         return await self._record(
             job,
             "completion",
-            lambda: self._transitions.complete(
-                lease, job, delivered, served_by=served.provider, stored=(served, records)
+            partial(
+                self._transitions.complete,
+                lease,
+                job,
+                len(finished.images),
+                served_by=route.provider,
+                stored=(route, records),
             ),
         )
 

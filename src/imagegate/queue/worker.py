@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import socket
 import uuid
@@ -169,49 +170,48 @@ class Worker:
         grace) answers None too: its job is left to the queue.
         """
         # The job has never run: a call in flight on it is the claim's own mark.
-        marked = job.call_started_at is not None
-        task = asyncio.create_task(self._execute(job, marked), name=f"job-{job.id}")
-        self._claimed_elsewhere.add(task)
-
-        def _done(finished: asyncio.Task[JobRow | None]) -> None:
-            self._claimed_elsewhere.discard(finished)
-            if finished.cancelled() or finished.exception() or finished.result() is None:
-                self._wakeup.notify()  # put back for later, or lost: the queue's job now
-
-        task.add_done_callback(_done)
+        step = self._start(job, call_marked=job.call_started_at is not None)
+        self._claimed_elsewhere.add(step)
         try:
-            return await asyncio.shield(task)
+            return await asyncio.shield(step)
         except asyncio.CancelledError:
             caller = asyncio.current_task()
-            if task.cancelled() and (caller is None or not caller.cancelling()):
+            if step.cancelled() and (caller is None or not caller.cancelling()):
                 return None
             raise
 
     def _spawn(self, job: JobRow) -> None:
-        task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
-        self._tasks.add(task)
+        self._tasks.add(self._start(job))
 
-        def _done(finished: asyncio.Task[JobRow | None]) -> None:
-            self._tasks.discard(finished)
-            self._wakeup.notify()
+    def _start(self, job: JobRow, call_marked: bool = False) -> asyncio.Task[JobRow | None]:
+        """Run the step of ``job`` in a task of its own, its lease renewed by the heartbeat.
 
-        task.add_done_callback(_done)
-
-    async def _execute(self, job: JobRow, call_marked: bool = False) -> JobRow | None:
+        The step's task is the job's only task: with thousands of jobs waiting on their
+        vendors, every object a job holds while it waits is walked by each full garbage
+        collection, which stops the event loop (so no wrapper task, no ``asyncio.wait``).
+        """
         assert job.lease_token is not None
-        step = asyncio.create_task(self._runner.run(job, call_marked=call_marked))
+        step = asyncio.create_task(
+            self._runner.run(job, call_marked=call_marked), name=f"job-{job.id}"
+        )
         self._held[job.id] = (job.lease_token, step)
+        step.add_done_callback(functools.partial(self._stepped, job.id))
         self._ensure_heartbeat()
-        try:
-            await asyncio.wait({step})  # returns even when the heartbeat cancelled the step
-        finally:
-            if self._held.get(job.id, (None, None))[1] is step:
-                del self._held[job.id]
-            if not step.done():  # this task itself was cancelled (shutdown past its grace)
-                step.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await step
-        return None if step.cancelled() else step.result()
+        return step
+
+    def _stepped(self, job_id: str, step: asyncio.Task[JobRow | None]) -> None:
+        """A step ended: it finished, or was cancelled (its lease lost, or this worker stopping
+        past its grace). Its lease is no longer renewed; a free slot or a job left to the queue
+        wakes the claim loop."""
+        if self._held.get(job_id, (None, None))[1] is step:
+            del self._held[job_id]
+        if step in self._tasks:
+            self._tasks.discard(step)
+            self._wakeup.notify()
+        elif step in self._claimed_elsewhere:
+            self._claimed_elsewhere.discard(step)
+            if step.cancelled() or step.exception() or step.result() is None:
+                self._wakeup.notify()  # put back for later, or lost: the queue's job now
 
     def _ensure_heartbeat(self) -> None:
         if self._heartbeat_task is None or self._heartbeat_task.done():
@@ -268,10 +268,17 @@ class Worker:
             claimed = await self.claim(self._concurrency)
             if not claimed:
                 return steps
+            running = [self._start(job) for job in claimed]
             try:
-                await asyncio.gather(*(self._execute(job) for job in claimed))
+                await asyncio.wait(running)
             finally:
+                for step in running:
+                    step.cancel()  # none is left running when this drain itself is cancelled
+                await asyncio.wait(running)
                 await self._stop_heartbeat()
+            for step in running:
+                if not step.cancelled():  # cancelled: its lease was lost
+                    step.result()  # a step that crashed fails the drain
             steps += len(claimed)
         return steps
 
