@@ -5,8 +5,10 @@ waits on another transaction, and a change adds no index entry."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +75,8 @@ def counted_from_jobs(url: str) -> dict[str, tuple[int, int]]:
 
 def in_sessions(url: str, count: int, *statements: tuple[str, tuple[Any, ...]]) -> None:
     """``statements`` run in ``count`` sessions one after the other, each a backend pid of its
-    own (as sessions of recycled connections), each session closed before the next opens."""
+    own (as sessions of recycled connections), each session closed before the next opens; on
+    return every one of them has ended on the server."""
     pids: set[int] = set()
     while len(pids) < count:
         with connect(url, autocommit=True) as conn:
@@ -85,6 +88,31 @@ def in_sessions(url: str, count: int, *statements: tuple[str, tuple[Any, ...]]) 
             n = len(pids) - 1
             for statement, per_session in statements:
                 conn.execute(statement, (per_session[n % len(per_session)],))
+    await_ended(url, pids)
+
+
+def await_ended(url: str, pids: Collection[int]) -> None:
+    """Wait until the sessions closed by their clients have ended on the server too (a backend
+    exits a moment after its connection closes)."""
+    listed = "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)"
+    with connect(url, autocommit=True) as conn:
+        for _ in range(500):
+            if conn.execute(listed, (list(pids),)).fetchone() == (0,):
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"sessions still running after 5 s: {sorted(pids)}")
+
+
+def rows_of_sessions_gone(url: str, account_id: str) -> int:
+    """The account's counter rows whose session is no longer among the server's backends."""
+    with connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM account_job_count_slots WHERE account_id = %s"
+            " AND slot NOT IN (SELECT pid FROM pg_stat_activity)",
+            (account_id,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def claim_in_sessions(url: str, job_ids: list[str]) -> None:
@@ -106,9 +134,37 @@ async def test_a_fold_takes_in_the_rows_of_many_sessions_and_keeps_the_sums(
         assert conn.execute(ADMIT, (account_id,)).fetchone() == (queued, processing)
         conn.commit()
         assert conn.execute(ADMIT, (account_id,)).fetchone() == (queued, processing)
-    # Every other session's row was folded into the admitting session's.
-    assert kept(pg_url)[account_id] == (queued, processing, 1)
+    # Every ended session's row was folded into the admitting session's; the rows left are the
+    # admitting session's and the factory's (its pool still holds its session).
+    assert kept(pg_url)[account_id] == (queued, processing, 2)
+    assert rows_of_sessions_gone(pg_url, account_id) == 1  # the admitting session's, now ended
     assert counted_from_jobs(pg_url) == {account_id: (queued, processing)}
+
+
+async def test_a_fold_leaves_the_rows_of_sessions_still_open(pg_url: str, pg_db: Database) -> None:
+    """More live sessions than the bound (several processes) change one account's jobs: their
+    rows stay, since each would come back with its session's next change, until they end."""
+    account_id = await add_account(pg_db)
+    job_ids = [await add_job(pg_db, account_id) for _ in range(SLOTS_KEPT + 4)]
+    counts = (0, SLOTS_KEPT + 4)
+    pids = []
+    with contextlib.ExitStack() as stack:
+        for job_id in job_ids:
+            conn = stack.enter_context(connect(pg_url, autocommit=True))
+            conn.execute(PROCESSING, (job_id,))
+            pids.append(conn.info.backend_pid)
+        with connect(pg_url) as conn:
+            assert conn.execute(ADMIT, (account_id,)).fetchone() == counts
+            conn.commit()
+        # Theirs and the factory's (its pool still holds its session).
+        assert kept(pg_url)[account_id] == (*counts, SLOTS_KEPT + 5)
+    await_ended(pg_url, pids)
+
+    with connect(pg_url) as conn:
+        assert conn.execute(ADMIT, (account_id,)).fetchone() == counts
+        conn.commit()
+    # Once they ended, they are folded: left are the admitting session's row and the factory's.
+    assert kept(pg_url)[account_id] == (*counts, 2)
 
 
 async def test_a_fold_skips_a_row_held_by_an_open_transaction_without_waiting(
@@ -130,7 +186,9 @@ async def test_a_fold_skips_a_row_held_by_an_open_transaction_without_waiting(
         admitting.commit()
         # The holder's second change is not committed: the job counts as it was.
         assert before == (total - SLOTS_KEPT - 1, SLOTS_KEPT + 1)
-        assert kept(pg_url)[account_id][2] == 2  # the admitting session's row and the held one
+        # The admitting session's row, the held one and the factory's (a session still open).
+        assert kept(pg_url)[account_id][2] == 3
+        assert rows_of_sessions_gone(pg_url, account_id) == 0
         holder.commit()
         after = admitting.execute(ADMIT, (account_id,)).fetchone()
         admitting.commit()

@@ -23,12 +23,12 @@ Now a status change adds to a counter row of the account's own for the session t
   pruned whenever a later statement reads the page, without vacuum.
 - Admission (``lock_account_for_admission``, still after the account's ``FOR NO KEY UPDATE``)
   sums the account's rows. A row stays after its session ends; when an account has more than
-  ``SLOTS_KEPT`` rows, admission folds the others into its own session's row. It skips rows an
-  unfinished transaction holds (``SKIP LOCKED``): a worker's completion locks its row and then
-  waits for the account row admission holds, so waiting for it would deadlock. A session whose
-  row a fold is taking in waits for that admission if it changes a job meanwhile, as it would
-  for the account's lock. Folds are rare (at most one per ``SLOTS_KEPT`` rows added), so the
-  dead entries they leave do not matter.
+  ``SLOTS_KEPT`` rows, admission folds the rows of sessions gone (their pid no longer among the
+  server's backends) into its own session's row. A live session's row is left alone: its next
+  change would only insert it again. A fold skips rows an unfinished transaction holds
+  (``SKIP LOCKED``): a worker's completion locks its row and then waits for the account row
+  admission holds, so waiting for it would deadlock. Folds are rare (sessions end when pools
+  recycle connections or processes stop), so the dead entries they leave do not matter.
 
 The counts mean what they meant: every committed change and the transaction's own, read after
 the lock is granted (a volatile function takes a new snapshot per statement), so a submit that
@@ -48,10 +48,11 @@ branch_labels = None
 depends_on = None
 
 SLOTS_KEPT = 32
-"""An account's counter rows that admission leaves as they are. One process changes job statuses
-on up to 24 sessions (its 4 body threads and its pool of 10 + 10), and a fold deletes the rows
-of idle sessions too, which their next change inserts again: the bound stays above that, so
-folds take in the rows of sessions gone (recycled connections, stopped processes)."""
+"""An account's counter rows that admission sums without looking for sessions gone. One process
+changes job statuses on up to 24 sessions (its 4 body threads and its pool of 10 + 10). Past
+the bound, each admission reads the server's list of backends; with more live sessions than
+this changing one account's jobs (several processes), that read is all a fold costs, since it
+deletes no live session's row."""
 
 # An UPDATE first: an upsert that finds the row locks it (a WAL record of its own) before it
 # updates it, and the row is there for every change of a session but its first.
@@ -132,6 +133,10 @@ BEGIN
             WHERE s.account_id = p_account_id AND s.slot IN (
                 SELECT o.slot FROM account_job_count_slots AS o
                 WHERE o.account_id = p_account_id AND o.slot <> pg_backend_pid()
+                    AND o.slot NOT IN (
+                        SELECT b.pid FROM pg_stat_get_activity(NULL) AS b
+                        WHERE b.pid IS NOT NULL
+                    )
                 FOR UPDATE SKIP LOCKED
             )
             RETURNING s.queued, s.processing
