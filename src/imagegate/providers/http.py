@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import httpx2
+import pybase64
 import structlog
 
 from imagegate.errors import (
@@ -256,16 +257,17 @@ async def json_object_off_loop(
 
 
 BASE64_SLICE = 1 << 20
-"""Characters of base64 decoded per C call (a multiple of 4): about a millisecond each."""
+"""Characters of base64 decoded per C call (a multiple of 4): about 0.15 ms each."""
 
 
 def decode_base64(encoded: str | bytes) -> bytes:
     """``base64.b64decode(encoded, validate=True)``, for images of any size, in a worker thread.
 
-    ``b64decode`` keeps the GIL for its whole run, so a 20 MB image decoded in a thread still
-    stops the event loop for tens of milliseconds; decoded in slices, the thread lets the GIL go
-    between slices. Anything that is not strict base64 (a character outside the alphabet,
-    padding before the end, a wrong length, a non-ASCII character) raises ``binascii.Error``.
+    Decoded by ``pybase64`` (SIMD): the standard library's decoder takes about 250 µs of a
+    worker's CPU for one 64 KB image, ``pybase64`` about 10 µs. A decoder keeps the GIL for its
+    whole run, so a large image is decoded in slices and the thread lets the GIL go between
+    them. Anything that is not strict base64 (a character outside the alphabet, padding before
+    the end, a wrong length, a non-ASCII character) raises ``binascii.Error``.
     """
     if isinstance(encoded, str):
         try:
@@ -273,12 +275,12 @@ def decode_base64(encoded: str | bytes) -> bytes:
         except UnicodeEncodeError:
             raise binascii.Error("a non-ASCII character in base64") from None
     if len(encoded) <= BASE64_SLICE:
-        return binascii.a2b_base64(encoded, strict_mode=True)
+        return pybase64.b64decode(encoded, validate=True)
     if encoded.find(b"=", 0, len(encoded) - 2) != -1:
         raise binascii.Error("padding before the end of base64")
     view = memoryview(encoded)
     return b"".join(
-        binascii.a2b_base64(view[start : start + BASE64_SLICE], strict_mode=True)
+        pybase64.b64decode(view[start : start + BASE64_SLICE], validate=True)
         for start in range(0, len(encoded), BASE64_SLICE)
     )
 
