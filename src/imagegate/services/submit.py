@@ -2,7 +2,7 @@
 
 The Idempotency-Key record, the credit reservation and the job row are written together, so a
 client that retries after a timeout gets the same job back and is charged once. On PostgreSQL
-the submits queued while one runs are written together, one statement and one commit for all
+the submits queued while one runs are written together, one statement that commits by itself
 (``Database.write_each``, ``submit_jobs``), each with its own outcome and only its own writes
 undone when refused; two with one key in a batch are a submit and its replay. Two concurrent
 requests with one key in different transactions race on the key's primary key: the loser's
@@ -205,8 +205,11 @@ class Submitter:
         # webhook sender's spans join it through the job id alone.
         with self._metrics.tracing.span("job.accept", job_id, model=spec.id):
             if self._db.is_postgres and claim is None:
-                # With the submits queued alongside, in one statement and one commit.
-                submitted = await self._db.write_each(job_store.submit_many_postgres, submit)
+                # With the submits queued alongside, in one statement that commits by itself:
+                # no COMMIT of its own, one round trip fewer per batch.
+                submitted = await self._db.write_each(
+                    job_store.submit_many_postgres, submit, alone=True
+                )
                 if submitted.outcome == "retry":  # it failed in the batch and wrote nothing
                     accepted = await self._db.write(accept_alone)
                 else:
