@@ -29,11 +29,7 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute(
-        """
+COMPLETE_JOB = """
         CREATE FUNCTION complete_job(
             p_job_id VARCHAR,
             p_token VARCHAR,
@@ -110,8 +106,13 @@ def upgrade() -> None:
             RETURN NEXT v_job;
         END
         $$
-        """
-    )
+"""
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(COMPLETE_JOB)
 
 
 def downgrade() -> None:
