@@ -116,6 +116,9 @@ CREATE OR REPLACE FUNCTION lock_account_for_admission(
 ) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_rows INTEGER;
+    v_folded INTEGER;
+    v_queued INTEGER;
+    v_processing INTEGER;
 BEGIN
     SELECT * INTO account FROM accounts WHERE id = p_account_id FOR NO KEY UPDATE;
     IF NOT FOUND THEN
@@ -141,11 +144,11 @@ BEGIN
             )
             RETURNING s.queued, s.processing
         )
-        INSERT INTO account_job_count_slots AS s (account_id, slot, queued, processing)
-        SELECT p_account_id, pg_backend_pid(), sum(f.queued), sum(f.processing)
-        FROM folded AS f HAVING count(*) > 0
-        ON CONFLICT (account_id, slot) DO UPDATE
-        SET queued = s.queued + EXCLUDED.queued, processing = s.processing + EXCLUDED.processing;
+        SELECT count(*), sum(f.queued), sum(f.processing) INTO v_folded, v_queued, v_processing
+        FROM folded AS f;
+        IF v_folded > 0 THEN
+            PERFORM add_job_counts(p_account_id, v_queued, v_processing);
+        END IF;
     END IF;
 END
 $$
