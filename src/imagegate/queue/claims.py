@@ -35,9 +35,11 @@ from imagegate.types import Credits, JobStatus, JobStep, Millis, Route
 
 __all__ = [
     "CallMark",
+    "Completion",
     "claim",
     "claim_job",
     "complete_job",
+    "complete_jobs",
     "fenced_update",
     "mark_calls",
     "next_due",
@@ -355,6 +357,65 @@ async def complete_job(
     )
     row = result.first()
     return job_from_row(row) if row is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One job's completion in ``complete_jobs``: what ``complete_job`` takes, without a
+    refund."""
+
+    job_id: str
+    token: str
+    now: Millis
+    charged: Credits
+    expires_at: Millis
+    webhook_status: str | None
+    stored: tuple[Route, Sequence[OutputRecord]] | None
+    delivery_id: str | None
+    channel: str | None
+
+    def argument(self) -> dict[str, Any]:
+        """The batch item ``complete_jobs`` reads (a key left out is NULL)."""
+        item: dict[str, Any] = {
+            "id": self.job_id,
+            "token": self.token,
+            "at_ms": self.now,
+            "charged": self.charged,
+            "expires_at": self.expires_at,
+            "webhook_status": self.webhook_status,
+            "delivery_id": self.delivery_id,
+            "channel": self.channel,
+        }
+        if self.stored is not None:
+            route, outputs = self.stored
+            item["provider"] = route.provider
+            item["upstream_model"] = route.upstream_model
+            item["outputs"] = [record.to_json() for record in outputs]
+        return item
+
+
+_COMPLETE_JOBS = (
+    text(f"SELECT {', '.join(jobs.c.keys())} FROM complete_jobs(:completions)")
+    .bindparams(bindparam("completions", type_=JSONB))
+    .columns(*jobs.c)
+)
+
+
+async def complete_jobs(
+    conn: AsyncConnection, completions: list[Completion]
+) -> list[JobRow | None]:
+    """Many completions in one statement (``complete_jobs``, migration 0019; PostgreSQL only),
+    each as ``complete_job`` writes it with no refund; for each, the job as written, or None
+    when its token lost the lease (nothing written for that one).
+
+    Invariant: the same fence as ``complete_job`` for each job. The job rows are locked in id
+    order before the account's, so ``completions`` must be of one account and refund nothing
+    (see the migration)."""
+    result = await conn.execute(
+        _COMPLETE_JOBS, {"completions": [completion.argument() for completion in completions]}
+    )
+    finished = {row.id: job_from_row(row) for row in result}
+    return [finished.get(completion.job_id) for completion in completions]
 
 
 def _released(values: Mapping[str, Any] | None) -> dict[str, Any]:

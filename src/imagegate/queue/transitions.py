@@ -63,6 +63,20 @@ class _Completion:
     stored: tuple[Route, Sequence[OutputRecord]] | None
 
 
+@dataclass(frozen=True)
+class _OneAccount:
+    """``claims.complete_jobs`` for the jobs of one account. ``Database.write_each`` batches
+    the items of equal callables together, so a batch never holds two accounts' jobs: their
+    locks, taken together, could wait in a cycle on a submit batch's."""
+
+    account_id: str
+
+    async def __call__(
+        self, conn: AsyncConnection, completions: list[claims.Completion]
+    ) -> list[JobRow | None]:
+        return await claims.complete_jobs(conn, completions)
+
+
 class JobTransitions:
     """The job transitions of ``imagegate.queue.runner``; completing and failing also move the
     credits and queue the webhook in the same transaction."""
@@ -228,27 +242,47 @@ class JobTransitions:
     async def _complete_in_one(
         self, lease: Lease, job: JobRow, completion: _Completion
     ) -> tuple[JobRow, str | None]:
-        """PostgreSQL: the completion as one statement (``claims.complete_job``), which also
-        sends the NOTIFY ``_change`` would; the job as written and its webhook delivery's id."""
-        delivery_id = new_delivery_id(job, WebhookEvent.COMPLETED)
+        """PostgreSQL: the completion as one statement, which also sends the NOTIFY ``_change``
+        would; the job as written and its webhook delivery's id.
 
-        async def body(conn: AsyncConnection) -> JobRow | None:
-            return await claims.complete_job(
-                conn,
-                job.id,
-                lease.token,
+        Without a refund, the completions of one account's jobs that finish while another batch
+        of theirs is written go together in the next, one statement and one commit
+        (``claims.complete_jobs``); with a refund it is ``claims.complete_job`` alone."""
+        delivery_id = new_delivery_id(job, WebhookEvent.COMPLETED)
+        refund = job.credit_cost - completion.charged
+        finished: JobRow | None
+        if refund:
+
+            async def body(conn: AsyncConnection) -> JobRow | None:
+                return await claims.complete_job(
+                    conn,
+                    job.id,
+                    lease.token,
+                    now=completion.now,
+                    charged=completion.charged,
+                    expires_at=completion.expires_at,
+                    webhook_status=completion.webhook_status,
+                    stored=completion.stored,
+                    refund=refund,
+                    refund_note=completion.refund_note,
+                    delivery_id=delivery_id,
+                    channel=self._signals.channel,
+                )
+
+            finished = await self._db.write_alone(body)
+        else:
+            one = claims.Completion(
+                job_id=job.id,
+                token=lease.token,
                 now=completion.now,
                 charged=completion.charged,
                 expires_at=completion.expires_at,
                 webhook_status=completion.webhook_status,
                 stored=completion.stored,
-                refund=job.credit_cost - completion.charged,
-                refund_note=completion.refund_note,
                 delivery_id=delivery_id,
                 channel=self._signals.channel,
             )
-
-        finished = await self._db.write_alone(body)
+            finished = await self._db.write_each(_OneAccount(job.account_id), one, alone=True)
         if finished is None:
             raise LeaseLost(job.id)
         await self._signals.changed(job.id)

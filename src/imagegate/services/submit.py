@@ -6,8 +6,9 @@ the submits queued while one runs are written together, one statement that commi
 (``Database.write_each``, ``submit_jobs``), each with its own outcome and only its own writes
 undone when refused; two with one key in a batch are a submit and its replay. Two concurrent
 requests with one key in different transactions race on the key's primary key: the loser's
-insert fails after the winner commits, and it runs again alone, finding the winner's record (a
-replay). On SQLite ``BEGIN IMMEDIATE`` serialises them outright. Anything that fails —
+insert waits for the winner to commit, then finds its record (a replay); a submit run alone
+(``submit_job``) fails on the key instead and runs again, finding it. On SQLite
+``BEGIN IMMEDIATE`` serialises them outright. Anything that fails —
 validation, 402, 403, 429 — writes nothing and charges nothing.
 
 Admission (``admit``) is exact under concurrency on both engines: it locks the account row

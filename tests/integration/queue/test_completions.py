@@ -208,3 +208,97 @@ async def test_a_completion_on_postgresql_is_one_statement_that_commits_and_noti
     assert sent.alone("complete_job") == [True]  # no BEGIN, no COMMIT: one round trip
     assert sent.commits == 0
     assert (notice.channel, notice.payload) == (EVENTS_CHANNEL, job.id)
+
+
+async def full_deliveries(db: Database, account_id: str, count: int, now: int) -> list[Lease]:
+    """``count`` claimed jobs of ``account_id``, each reserving 10 credits for one image."""
+    job_ids = [await add_job(db, account_id, credit_cost=10) for _ in range(count)]
+    async with db.transaction() as conn:
+        for job_id in job_ids:
+            assert await accounts.reserve(conn, account_id, job_id, 10, 1_000)
+        leased = await claims.claim(
+            conn, owner="w1", token=str(uuid.uuid4()), now=now, lease_ms=LEASE_MS, limit=count
+        )
+    assert sorted(job.id for job in leased) == sorted(job_ids)
+    return [Lease(job.id, job.lease_token or "") for job in sorted(leased, key=lambda j: j.id)]
+
+
+async def test_completions_finishing_at_once_commit_together_per_account_on_postgresql(
+    pg_database_url: str, tmp_path: Path
+) -> None:
+    """Full deliveries of one account that finish while a batch of theirs is written go in the
+    next batch, one statement committing by itself; another account's never join them."""
+    _truncate_pg(pg_database_url)
+    async with transitions(pg_database_url, tmp_path) as moves:
+        db = moves._db
+        accounts_of = [await add_account(db, credits=100) for _ in range(2)]
+        leases = {
+            account_id: await full_deliveries(db, account_id, 6, moves._now())
+            for account_id in accounts_of
+        }
+        async with db.read() as conn:
+            jobs = {
+                lease.job_id: await job_store.get_job(conn, lease.job_id)
+                for held in leases.values()
+                for lease in held
+            }
+        await db.read_with(lambda conn: job_store.get_job(conn, "none"))  # threads started
+
+        with statements_sent(db) as sent:
+            finished = await asyncio.gather(
+                *(
+                    moves.complete(lease, job, 1, stored=(ROUTE, [output(n)]))
+                    for n, (lease, job) in enumerate(
+                        (lease, jobs[lease.job_id]) for held in leases.values() for lease in held
+                    )
+                )
+            )
+
+        after = {job_id: await written(db, job_id) for job_id in jobs}
+    with psycopg.connect(_psycopg_dsn(pg_database_url)) as conn:
+        commits = conn.execute("SELECT account_id, xmin::text FROM jobs").fetchall()
+    assert [job.status for job in finished] == ["COMPLETED"] * 12
+    assert all(after[job.id]["job"] == job for job in finished)
+    assert all(
+        written["events"] == [("stored", {"outputs": 1}), ("completed", None)]
+        and written["ledger"][-1][:3] == ("capture", 0, 40)
+        for written in after.values()
+    )
+    batches = sent.alone("complete_jobs")
+    assert 2 <= len(batches) <= 4 and all(batches) and sent.commits == 0
+    # Each commit wrote one account's jobs, and at least one wrote several.
+    accounts_by_commit: dict[str, set[str]] = {}
+    for account_id, xmin in commits:
+        accounts_by_commit.setdefault(xmin, set()).add(account_id)
+    assert all(len(owners) == 1 for owners in accounts_by_commit.values())
+    assert len(accounts_by_commit) < 12
+
+
+async def test_a_lost_lease_in_a_batch_of_completions_writes_nothing_for_that_job_alone(
+    pg_database_url: str, tmp_path: Path
+) -> None:
+    _truncate_pg(pg_database_url)
+    async with transitions(pg_database_url, tmp_path) as moves:
+        db = moves._db
+        account_id = await add_account(db, credits=100)
+        leases = await full_deliveries(db, account_id, 3, moves._now())
+        leases[1] = Lease(leases[1].job_id, "a lease taken over by another worker")
+        async with db.read() as conn:
+            jobs = [await job_store.get_job(conn, lease.job_id) for lease in leases]
+        before = await written(db, leases[1].job_id)
+
+        outcomes = await asyncio.gather(
+            *(
+                moves.complete(lease, job, 1, stored=(ROUTE, [output(0)]))
+                for lease, job in zip(leases, jobs, strict=True)
+                if job is not None
+            ),
+            return_exceptions=True,
+        )
+
+        after = [await written(db, lease.job_id) for lease in leases]
+    assert [type(outcome) for outcome in outcomes] == [JobRow, LeaseLost, JobRow]
+    assert [written["job"].status for written in after] == ["COMPLETED", "PROCESSING", "COMPLETED"]
+    assert {**after[1], "ledger": None} == {**before, "ledger": None}
+    # The account's ledger: the two others' captures after the reservations, none for it.
+    assert after[1]["ledger"] == before["ledger"] + [("capture", 0, 70, "charged 10")] * 2

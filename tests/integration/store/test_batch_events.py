@@ -1,0 +1,126 @@
+"""On PostgreSQL a batch of submits (``submit_jobs``) writes the ``queued`` events of the jobs it
+admits in one insert at its end (migration 0020): one event per admitted job, with its submit's
+time and cost, none for a refused submit or a replay, and one NOTIFY when it admitted a job."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from imagegate.store.db import Database
+from tests.conftest import _psycopg_dsn, _truncate_pg
+from tests.factories import add_account
+
+# Counts the INSERT statements on job_events in a transaction-local setting. Made inside the
+# test's transaction, which rolls back: nothing of it outlives the test.
+COUNT_EVENT_INSERTS = """
+CREATE FUNCTION test_count_event_inserts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('test.event_inserts',
+        (coalesce(nullif(current_setting('test.event_inserts', true), ''), '0')::int + 1)::text,
+        true);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER test_count_event_inserts AFTER INSERT ON job_events
+FOR EACH STATEMENT EXECUTE FUNCTION test_count_event_inserts();
+"""
+
+
+@pytest.fixture
+async def account(pg_database_url: str) -> AsyncIterator[str]:
+    _truncate_pg(pg_database_url)
+    db = Database(pg_database_url)
+    try:
+        yield await add_account(db, credits=10)
+    finally:
+        await db.dispose()
+
+
+def submit(account_id: str, *, cost: int = 0, at: int = 1_000, key: str | None = None) -> Any:
+    """One item of ``submit_jobs``'s argument."""
+    return {
+        "account_id": account_id,
+        "id": str(uuid.uuid4()),
+        "key": key,
+        "credit_cost": cost,
+        "created_at": at,
+        "api_key_id": None,
+        "model": "midjourney",
+        "prompt": "a test",
+        "input": {},
+        "params": {},
+        "outputs_expected": 1,
+        "sandbox": cost == 0,
+        "webhook_url": None,
+        "webhook_events": None,
+        "retention_days": None,
+        "deadline_at": at + 1_000,
+        "max_queued": 1_000,
+        "day_start": 0,
+        "fingerprint": "f",
+        "key_expires_at": at + 5_000,
+    }
+
+
+def submit_jobs(conn: psycopg.Connection[Any], submits: list[Any]) -> list[tuple[str, str]]:
+    query = "SELECT outcome, job_id FROM submit_jobs(%s::jsonb) ORDER BY item"
+    return [(row[0], row[1]) for row in conn.execute(query, (json.dumps(submits),))]
+
+
+def events(conn: psycopg.Connection[Any]) -> list[tuple[str, int, str, Any]]:
+    query = "SELECT job_id, at, kind, data FROM job_events ORDER BY id"
+    return [tuple(row) for row in conn.execute(query)]
+
+
+async def test_a_batch_writes_its_admitted_jobs_queued_events_in_one_insert(
+    pg_database_url: str, account: str
+) -> None:
+    batch = [
+        submit(account, cost=4, at=1_001, key="k"),
+        submit(account, at=1_002),
+        submit(account, cost=4, at=1_003, key="k"),  # a replay of the first
+        submit(account, cost=4, at=1_004),
+        submit(account, cost=4, at=1_005),  # 12 credits of 10: refused
+        submit(account, at=1_006),
+    ]
+    with psycopg.connect(_psycopg_dsn(pg_database_url)) as conn:
+        conn.execute(COUNT_EVENT_INSERTS)
+        done = submit_jobs(conn, batch)
+
+        assert [outcome for outcome, _ in done] == [
+            "accepted", "accepted", "replayed", "accepted", "credits", "accepted",
+        ]  # fmt: skip
+        assert done[2][1] == done[0][1]
+        assert events(conn) == [
+            (done[0][1], 1_001, "queued", {"cost": 4}),
+            (done[1][1], 1_002, "queued", {"cost": 0}),
+            (done[3][1], 1_004, "queued", {"cost": 4}),
+            (done[5][1], 1_006, "queued", {"cost": 0}),
+        ]
+        # One statement for the four; the refused submit's was undone with it before.
+        inserts = conn.execute("SELECT current_setting('test.event_inserts', true)").fetchone()
+        assert inserts == ("1",)
+        conn.rollback()
+
+
+async def test_a_batch_notifies_the_workers_when_it_admitted_a_job(
+    pg_database_url: str, account: str
+) -> None:
+    dsn = _psycopg_dsn(pg_database_url)
+    with (
+        psycopg.connect(dsn, autocommit=True) as listener,
+        psycopg.connect(dsn, autocommit=True) as conn,
+    ):
+        listener.execute("LISTEN imagegate_jobs")
+        refused = submit(account, cost=11)  # more than the account's 10 credits
+        assert [outcome for outcome, _ in submit_jobs(conn, [refused])] == ["credits"]
+        assert list(listener.notifies(timeout=0.5)) == []
+
+        assert [outcome for outcome, _ in submit_jobs(conn, [submit(account)])] == ["accepted"]
+        assert [n.channel for n in listener.notifies(timeout=5, stop_after=1)] == ["imagegate_jobs"]
