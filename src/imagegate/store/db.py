@@ -14,14 +14,16 @@ Hot paths (a submit, a job read) pass their whole transaction as one body to ``w
 ``read_with()``. The body is an ordinary ``async def`` over the connection, like any store
 function; on SQLite it runs in one step on the connection's own thread (``run_inline``: a body
 that only awaits the database never suspends there), so a submit costs one trip to the driver's
-thread instead of one per statement, and many submits share one trip and one commit; reads
-likewise share trips (``GroupRead``), each in its own snapshot. On PostgreSQL the body runs on
-one of a few threads with a synchronous connection (``ThreadedBodies``): one hand-off per
-transaction instead of a round of the event loop per statement, and one hand-off and one
-connection for all the reads queued while the previous batch of reads ran, a read-only one in
-autocommit (no BEGIN or ROLLBACK round trips). Writes of many callers that one statement can
-make (``write_each``: a submit) are batched the same way, one transaction and one commit for
-the callers queued while the previous one ran, each answered after that commit.
+thread instead of one per statement, and many submits share one trip and one commit (a write
+given to an idle writer while the event loop has nothing else to run costs no trip at all: it
+runs on the loop's thread); reads likewise share trips (``GroupRead``), each in its own
+snapshot. On PostgreSQL the body runs on one of a few threads with a synchronous connection
+(``ThreadedBodies``): one hand-off per transaction instead of a round of the event loop per
+statement, and one hand-off and one connection for all the reads queued while the previous
+batch of reads ran, a read-only one in autocommit (no BEGIN or ROLLBACK round trips). Writes of
+many callers that one statement can make (``write_each``: a submit) are batched the same way,
+one transaction and one commit for the callers queued while the previous one ran, each answered
+after that commit.
 
 PostgreSQL (psycopg 3) uses one pooled engine for both; rows are claimed with
 ``FOR UPDATE SKIP LOCKED`` (see ``imagegate.queue.claims``).
@@ -82,6 +84,19 @@ Many = Callable[[AsyncConnection, list[K]], Awaitable[list[T]]]
 and ``write_each()`` run it."""
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+SQLITE_WAL_AUTOCHECKPOINT = 1000
+"""SQLite's own default: a commit that leaves the WAL with this many pages checkpoints it."""
+QUIET_WRITES = 3
+"""SQLite: a write runs on the event loop's thread only once this many writes in a row before
+it found the writer idle and the loop with nothing else to do, as in a process serving one
+request at a time. Under load the loop is often idle for a moment between two bursts; a write
+run on it then holds up what arrives next while SQLite writes, each statement handing the GIL
+to the process's other threads and waiting to take it back (with 2,000 jobs finishing at once,
+slow callbacks went from 4-13 to 5-37 a run when any quiet moment would do)."""
+WRITER_THREAD_EVERY = 32
+"""SQLite: of the writes the idle writer would run on the event loop's thread, every this many
+goes to the writer's thread anyway. Those run on the loop never checkpoint the WAL (nor wait
+for its ``fsync``); a commit on the writer's thread does, so the WAL stays bounded."""
 BODY_THREADS = 4
 """PostgreSQL: threads (and connections) running ``write``/``read_with`` bodies per process."""
 PING_IDLE_SECONDS = 1.0
@@ -130,13 +145,20 @@ def _json_text(value: Any) -> str:
     return "".join(_JSON_TEXT(value, 0))
 
 
-def _sqlite_engine(url: str, begin: str, *, reset_on_return: bool = True) -> AsyncEngine:
+def _sqlite_engine(
+    url: str, begin: str, *, reset_on_return: bool = True, any_thread: bool = False
+) -> AsyncEngine:
+    """``any_thread``: its ``sqlite3`` connections may be used from another thread than the one
+    that opened them (aiosqlite's), one thread at a time (the writer's, ``GroupCommit``)."""
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    if any_thread:
+        connect_args["check_same_thread"] = False
     engine = create_async_engine(
         url,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        connect_args=connect_args,
         pool_reset_on_return="rollback" if reset_on_return else None,
         json_serializer=_json_text,
     )
@@ -215,7 +237,7 @@ async def _on_driver_thread(conn: AsyncConnection, work: Callable[[Connection], 
     it: it is never closed or returned, and its pool does not reset it, so the transaction the
     caller opened (``BEGIN IMMEDIATE`` of the writer, ``BEGIN`` of a read) stays the caller's.
     Making it is the exception: SQLAlchemy's first connect ends with a ``ROLLBACK``, so it is
-    made before any transaction is open on the driver connection (the writer runs ``_nothing``
+    made before any transaction is open on the driver connection (the writer runs ``_itself``
     on a new connection first) and refused inside one, whose writes it would silently undo.
     """
     return await _on_driver(await _driver_of(conn), work)
@@ -252,8 +274,8 @@ async def _on_driver(driver: Any, work: Callable[[Connection], T]) -> T:
     return cast(T, await driver._execute(run))
 
 
-def _nothing(_sync: Connection) -> None:
-    return None
+def _itself(sync: Connection) -> Connection:
+    return sync
 
 
 @dataclass(eq=False)
@@ -430,6 +452,17 @@ class GroupCommit(_OneTask):
     alone is a single trip, ``BEGIN IMMEDIATE`` and ``COMMIT`` included, and takes no savepoints
     unless a body raises (``_commit_all``). The writer keeps its connection between batches and
     takes a new one after a failure.
+
+    A body of a few rows (``Database.write``'s: a submit, a completion, a lease, not a claim of
+    many jobs) given to an idle writer (nothing queued, no batch running) while nothing else
+    waits on the event loop, as for the ``QUIET_WRITES`` writes before it, runs at once on the
+    loop's own thread, on the writer's connection (``_commit_here``): a write at one connection
+    then costs no hand-off to the writer's thread and no wake-up of the loop again (two thread
+    wake-ups and two steps of the writer's task). It never waits there: a database locked by
+    another process, or a failing connection, sends the body to the writer's thread, which
+    waits or fails as it does; and it never checkpoints the WAL, which commits on the writer's
+    thread do (``WRITER_THREAD_EVERY``). Under load, bodies go to the writer's thread, whose
+    SQLite work runs beside the loop, in batches.
     """
 
     name = "imagegate-sqlite-writer"
@@ -438,6 +471,59 @@ class GroupCommit(_OneTask):
         super().__init__(engine, max_batch=max_batch)
         self.commits = 0
         """Transactions committed so far (each holds one or more blocks and bodies)."""
+        self._sync: Connection | None = None
+        """The writer's connection, while the writer's task holds it."""
+        self._idle = False
+        """The writer's task waits for units: its connection's thread runs nothing of it."""
+        self._quiet = 0
+        """Writes in a row that found the writer idle and the loop with nothing else to do."""
+        self._here_left = WRITER_THREAD_EVERY
+
+    async def run(self, body: Body[T], *, here: bool = False) -> T:
+        """``_OneTask.run``; ``here``: ``body`` is a transaction of a few rows, which may run on
+        the loop's thread (see the class's docstring)."""
+        sync = self._sync
+        if here and sync is not None and self._may_run_here():
+            unit: _Inline[T] = _Inline(body, asyncio.get_running_loop().create_future())
+            if _commit_here(unit, sync):
+                self.commits += 1
+                if unit.error is not None:
+                    raise unit.error
+                return cast(T, unit.value)
+        return await super().run(body)
+
+    def _may_run_here(self) -> bool:
+        """Whether a body may run now on the loop's thread (see the class's docstring)."""
+        if not self._quiet_now():
+            self._quiet = 0
+            return False
+        self._quiet += 1
+        if self._quiet <= QUIET_WRITES:
+            return False
+        self._here_left -= 1
+        if self._here_left <= 0:
+            self._here_left = WRITER_THREAD_EVERY
+            return False
+        return True
+
+    def _quiet_now(self) -> bool:
+        """The writer is idle and the loop has nothing else to run."""
+        if not self._idle or not self._queue.empty():
+            return False
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.get_loop() is not loop:
+            return False
+        # asyncio's loop keeps the callbacks it runs next in ``_ready`` and waits for its
+        # sockets on ``_selector`` (level-triggered: polling it consumes nothing). A callback
+        # ready to run or a socket ready to read would wait for this write (a loop without
+        # them never runs bodies here).
+        ready, selector = getattr(loop, "_ready", None), getattr(loop, "_selector", None)
+        return not (ready is None or ready or selector is None or selector.select(0))
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._sync, self._idle = None, False  # the new task connects anew
+        super()._start(loop)
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[AsyncConnection]:
@@ -475,13 +561,15 @@ class GroupCommit(_OneTask):
         driver: Any = None
         try:
             while True:
+                self._idle = True
                 taken = await self._take()
+                self._idle = False
                 try:
                     if conn is None:
                         conn = await self._engine.connect()
                         driver = await _driver_of(conn)
                         # Before the first block can open a transaction on it.
-                        await _on_driver(driver, _nothing)
+                        self._sync = await _on_driver(driver, _itself)
                     if all(isinstance(unit, _Inline) for unit in taken):
                         await self._commit_bodies(driver, cast(list[_Inline[Any]], taken))
                     else:
@@ -491,9 +579,11 @@ class GroupCommit(_OneTask):
                     failure = ServiceUnavailable() if is_unavailable(exc) else exc
                     for unit in taken:
                         _fail(unit, failure)
+                    self._sync = None
                     await _discard(conn)
                     conn = None
         finally:
+            self._sync, self._idle = None, False
             await _discard(conn)
 
     async def _commit_bodies(self, driver: Any, bodies: list[_Inline[Any]]) -> None:
@@ -575,6 +665,25 @@ def _commit_all(bodies: list[_Inline[Any]], sync: Connection) -> None:
     raw = _sqlite_of(sync)
     if not _transaction(raw, functools.partial(_run_together, bodies, sync)):
         _transaction(raw, functools.partial(_run_bodies, bodies, sync))
+
+
+def _commit_here(unit: _Inline[Any], sync: Connection) -> bool:
+    """On the event loop's thread, while the writer is idle: ``unit`` committed as
+    ``_commit_all`` commits it, but without waiting for another process's write lock (a busy
+    timeout of 0) and without checkpointing the WAL (its ``fsync``). False when it could not be
+    committed (locked, or the connection failed; nothing of it is written): the writer's thread
+    runs it again."""
+    raw = _sqlite_of(sync)
+    _control(raw, "PRAGMA busy_timeout=0")
+    _control(raw, "PRAGMA wal_autocheckpoint=0")
+    try:
+        _commit_all([unit], sync)  # a body's own error is kept in ``unit``, never raised
+    except sqlalchemy.exc.DBAPIError:
+        return False
+    finally:
+        _control(raw, f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT}")
+        _control(raw, f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    return True
 
 
 def _transaction(raw: sqlite3.Connection, run: Callable[[], bool | None]) -> bool:
@@ -955,7 +1064,7 @@ class Database:
         self.url = url
         self.dialect = make_url(url).get_backend_name()
         if self.dialect == "sqlite":
-            self.engine = _sqlite_engine(url, "BEGIN IMMEDIATE")
+            self.engine = _sqlite_engine(url, "BEGIN IMMEDIATE", any_thread=True)
             # Every read ends its own transaction, so returning a reader to the pool needs no
             # ROLLBACK (a trip to its thread per read).
             self._reader = _sqlite_engine(url, "BEGIN", reset_on_return=False)
@@ -1003,14 +1112,15 @@ class Database:
         """Run ``body`` as one write transaction, like a ``transaction()`` block around it.
 
         The body must await nothing but its connection: on SQLite it runs on the writer's
-        thread in one trip (see ``GroupCommit.run``), on PostgreSQL on a thread of its own with
+        thread in one trip, or on the event loop's while the writer is idle (see
+        ``GroupCommit``), on PostgreSQL on a thread of its own with
         a synchronous connection (``ThreadedBodies``). On SQLite it may run twice, its first run
         undone (another body of its batch raised): what it does besides its connection belongs
         after it.
         """
         try:
             if self._writer is not None:
-                return await self._writer.run(body)
+                return await self._writer.run(body, here=True)
             return await self._bodies().write(body)
         except Exception as exc:
             if is_unavailable(exc):
