@@ -182,6 +182,8 @@ job_events = Table(
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
+    # On PostgreSQL not a constraint since migration 0021: the job inserted with the key checks
+    # the account.
     Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     Column("key", String(255), nullable=False),
     Column("fingerprint", String(64), nullable=False),

@@ -5,8 +5,10 @@ leaves no key behind."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -15,6 +17,7 @@ from imagegate.store import jobs as job_store
 from imagegate.store.db import Database
 from imagegate.store.jobs import IdempotencyRecord
 from imagegate.store.tables import idempotency_keys
+from tests.conftest import _psycopg_dsn, _truncate_pg
 from tests.factories import add_account
 
 
@@ -83,3 +86,18 @@ async def test_a_body_refused_after_its_claim_leaves_no_key(db: Database) -> Non
 
     assert await db.write(claim(account_id, "g", "job-2", 1_000)) is None
     assert await records(db) == [("g", "job-2", 1_000, 2_000)]
+
+
+async def test_on_postgresql_a_key_record_leaves_the_account_check_to_its_job(
+    pg_database_url: str,
+) -> None:
+    """Migration 0021: the record's insert checks no account (the job inserted with it does)."""
+    _truncate_pg(pg_database_url)
+    with psycopg.connect(_psycopg_dsn(pg_database_url)) as conn:
+        conn.execute(
+            "INSERT INTO idempotency_keys"
+            " (account_id, key, fingerprint, job_id, created_at, expires_at)"
+            " VALUES (%s, 'k', 'f', %s, 1000, 2000)",
+            (str(uuid.uuid4()), str(uuid.uuid4())),
+        )
+        conn.rollback()
