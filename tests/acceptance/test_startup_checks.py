@@ -159,3 +159,20 @@ def test_config_check_connect_reaches_the_database_and_the_data_dir(tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert result.stdout.rstrip().endswith("# database and storage answered")
     assert list((tmp_path / "data" / "files").iterdir()) == []  # the probe left nothing
+
+
+def test_config_check_connect_exits_cleanly_run_after_run(tmp_path: Path) -> None:
+    """The check's last object store call leaves no obstore thread needing the GIL while Python
+    finalises: such a thread aborted the process (SIGABRT, status -6) after its last line, the
+    more often the busier the machine (5-22 runs in 100 here, beside a test suite). Four at a
+    time, so that the checks keep the machine busy themselves."""
+    env = child_env(IMAGEGATE_DATA_DIR=str(tmp_path / "data"), COLUMNS="200")
+    command = [IMAGEGATE, "config", "check", "--connect"]
+    statuses = []
+    for _ in range(8):
+        wave = [
+            subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)
+            for _ in range(4)
+        ]
+        statuses += [process.wait(timeout=90) for process in wave]
+    assert statuses == [0] * 32

@@ -36,6 +36,7 @@ from imagegate.settings import (
     written_paths,
 )
 from imagegate.storage.factory import create_object_store
+from imagegate.storage.obstore_backend import settle
 from imagegate.storage.signing import UrlSigner
 from imagegate.store.db import Database
 from imagegate.types import SystemClock
@@ -143,6 +144,7 @@ async def reachable(settings: Settings, *, database: bool = True, storage: bool 
         await _database_answers(settings)
     if storage:
         await _storage_writable(settings)
+        await settle()  # ``config check --connect`` exits right after
 
 
 async def _database_answers(settings: Settings) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from imagegate.cli.config import checked_settings
 from imagegate.settings import Settings
 from imagegate.storage.factory import create_object_store
+from imagegate.storage.obstore_backend import settle
 from imagegate.storage.signing import UrlSigner
 from imagegate.store.db import Database
 from imagegate.store.migrate import upgrade
@@ -121,4 +122,5 @@ async def _import(source: Settings, target: Settings) -> tuple[dict[str, int], i
         stored = await source_store.head(key)
         await target_store.put(key, await source_store.get(key), stored.content_type)
         objects += 1
+    await settle()  # the command exits right after
     return rows, objects

@@ -11,6 +11,7 @@ parts in memory at once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import mimetypes
 from collections.abc import AsyncIterator
@@ -23,13 +24,30 @@ import obstore
 from imagegate.storage.port import ObjectNotFound, StoredObject
 from imagegate.storage.signing import UrlSigner
 
-__all__ = ["PARTS_IN_FLIGHT", "PART_BYTES", "ObstoreObjectStore"]
+__all__ = ["PARTS_IN_FLIGHT", "PART_BYTES", "SETTLE_SECONDS", "ObstoreObjectStore", "settle"]
 
 PART_BYTES = 5 * 1024 * 1024
 """Size of a multipart upload's part (S3's smallest allowed, but for the last)."""
 
 PARTS_IN_FLIGHT = 2
 """Parts of one upload sent at once; each is held in memory while it is sent."""
+
+SETTLE_SECONDS = 0.05
+"""How long ``settle`` leaves the GIL to obstore's threads."""
+
+
+async def settle() -> None:
+    """Let obstore's threads finish handing back the calls just awaited; for a command that
+    exits after its last object store call.
+
+    obstore answers an awaited call from a thread of its own (tokio's): it hands the result to
+    the loop, then takes the GIL once more on its way out. A process that exits at once could
+    finalise Python in between, and Python 3.11 ends a thread asking for the GIL then with
+    ``pthread_exit``, which aborts the process from inside Rust (SIGABRT after the command's last
+    line: 5-22 runs of ``config check --connect`` in 100 here). Asleep on the loop, the process
+    leaves the GIL free for that thread.
+    """
+    await asyncio.sleep(SETTLE_SECONDS)
 
 
 def _type_from_key(key: str) -> str:
