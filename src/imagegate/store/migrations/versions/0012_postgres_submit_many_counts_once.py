@@ -23,10 +23,9 @@ the lock: the next submit of the account locks and counts again. Otherwise each 
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from alembic import op
+
+from imagegate.store.migrations import earlier
 
 revision = "0012"
 down_revision = "0011"
@@ -198,9 +197,4 @@ def downgrade() -> None:
         return
     op.execute("DROP FUNCTION submit_jobs(JSONB)")
     # 0011's function, as 0011 made it.
-    path = Path(__file__).with_name("0011_postgres_submit_many.py")
-    spec = importlib.util.spec_from_file_location("imagegate_migration_0011", path)
-    assert spec is not None and spec.loader is not None
-    previous = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(previous)
-    previous.upgrade()
+    earlier("0011_postgres_submit_many.py").upgrade()

@@ -26,10 +26,9 @@ Updates and deletes of jobs (claims, completions, cancels) are counted by the tr
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from alembic import op
+
+from imagegate.store.migrations import earlier
 
 revision = "0015"
 down_revision = "0014"
@@ -241,9 +240,4 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER job_count_changes_insert ON jobs")
     op.execute(INSERT_TRIGGER)
     # 0012's function, as 0012 made it.
-    path = Path(__file__).with_name("0012_postgres_submit_many_counts_once.py")
-    spec = importlib.util.spec_from_file_location("imagegate_migration_0012", path)
-    assert spec is not None and spec.loader is not None
-    previous = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(previous)
-    previous.upgrade()
+    earlier("0012_postgres_submit_many_counts_once.py").upgrade()

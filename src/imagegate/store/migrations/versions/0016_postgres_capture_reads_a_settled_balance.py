@@ -17,11 +17,9 @@ wait on each other (share locks do not conflict).
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from alembic import op
+
+from imagegate.store.migrations import earlier
 
 revision = "0016"
 down_revision = "0015"
@@ -36,12 +34,7 @@ SHARED_READ = (
 
 
 def _complete_job_of_0013() -> str:
-    path = Path(__file__).with_name("0013_postgres_complete_function.py")
-    spec = importlib.util.spec_from_file_location("imagegate_migration_0013", path)
-    assert spec is not None and spec.loader is not None
-    module: ModuleType = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sql = str(module.COMPLETE_JOB)
+    sql = str(earlier("0013_postgres_complete_function.py").COMPLETE_JOB)
     assert sql.count(UNLOCKED_READ) == 1
     return sql.replace("CREATE FUNCTION complete_job(", "CREATE OR REPLACE FUNCTION complete_job(")
 

@@ -21,11 +21,9 @@ insert failed on the key and the submit ran again alone (``submit_job``).
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from alembic import op
+
+from imagegate.store.migrations import earlier
 
 revision = "0018"
 down_revision = "0017"
@@ -87,12 +85,7 @@ CLAIMED_FIRST = """            IF v_key IS NOT NULL THEN
 
 
 def _submit_jobs_of_0015() -> str:
-    path = Path(__file__).with_name("0015_postgres_submit_counts_once_per_account.py")
-    spec = importlib.util.spec_from_file_location("imagegate_migration_0015", path)
-    assert spec is not None and spec.loader is not None
-    module: ModuleType = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return str(module.SUBMIT_JOBS)
+    return str(earlier("0015_postgres_submit_counts_once_per_account.py").SUBMIT_JOBS)
 
 
 def submit_jobs() -> str:

@@ -17,11 +17,9 @@ NOTIFY (deduplicated within a transaction anyway) is sent when the batch admitte
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 from alembic import op
+
+from imagegate.store.migrations import earlier
 
 revision = "0020"
 down_revision = "0019"
@@ -69,12 +67,7 @@ CHANGES = (
 
 
 def _submit_jobs_of_0018() -> str:
-    path = Path(__file__).with_name("0018_postgres_submit_claims_a_key_by_its_insert.py")
-    spec = importlib.util.spec_from_file_location("imagegate_migration_0018", path)
-    assert spec is not None and spec.loader is not None
-    module: ModuleType = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return str(module.submit_jobs())
+    return str(earlier("0018_postgres_submit_claims_a_key_by_its_insert.py").submit_jobs())
 
 
 def upgrade() -> None:
