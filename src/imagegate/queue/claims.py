@@ -312,57 +312,9 @@ _COMPLETE_JOB = (
 )
 
 
-async def complete_job(
-    conn: AsyncConnection,
-    job_id: str,
-    token: str,
-    *,
-    now: Millis,
-    charged: Credits,
-    expires_at: Millis,
-    webhook_status: str | None,
-    stored: tuple[Route, Sequence[OutputRecord]] | None,
-    refund: Credits,
-    refund_note: str,
-    delivery_id: str | None,
-    channel: str | None,
-) -> JobRow | None:
-    """A completion in one statement (``complete_job``, migration 0013; PostgreSQL only): the
-    job COMPLETED and its lease released, as ``release_job`` writes it, with ``stored``'s
-    route and outputs and their ``stored`` event; ``refund`` credits given back, the capture of
-    ``charged`` recorded, the ``completed`` event, the webhook delivery ``delivery_id`` and the
-    NOTIFY on ``channel`` (each skipped when zero or None). The job as written; None when
-    ``token`` lost the lease, and then nothing was written.
-
-    Invariant: the same fence as every write here, and the statement writes nothing else
-    unless it matched."""
-    route, outputs = stored if stored is not None else (None, None)
-    result = await conn.execute(
-        _COMPLETE_JOB,
-        {
-            "id": job_id,
-            "token": token,
-            "now": now,
-            "charged": charged,
-            "expires_at": expires_at,
-            "webhook_status": webhook_status,
-            "provider": route.provider if route else None,
-            "upstream_model": route.upstream_model if route else None,
-            "outputs": [record.to_json() for record in outputs] if outputs is not None else None,
-            "refund": refund,
-            "refund_note": refund_note,
-            "delivery_id": delivery_id,
-            "channel": channel,
-        },
-    )
-    row = result.first()
-    return job_from_row(row) if row is not None else None
-
-
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """One job's completion in ``complete_jobs``: what ``complete_job`` takes, without a
-    refund."""
+    """One job's completion, for ``complete_job`` and (without a refund) ``complete_jobs``."""
 
     job_id: str
     token: str
@@ -373,6 +325,8 @@ class Completion:
     stored: tuple[Route, Sequence[OutputRecord]] | None
     delivery_id: str | None
     channel: str | None
+    refund: Credits = 0
+    refund_note: str = ""
 
     def argument(self) -> dict[str, Any]:
         """The batch item ``complete_jobs`` reads (a key left out is NULL)."""
@@ -394,6 +348,39 @@ class Completion:
         return item
 
 
+async def complete_job(conn: AsyncConnection, completion: Completion) -> JobRow | None:
+    """A completion in one statement (``complete_job``, migration 0013; PostgreSQL only): the
+    job COMPLETED and its lease released, as ``release_job`` writes it, with ``stored``'s
+    route and outputs and their ``stored`` event; ``refund`` credits given back, the capture of
+    ``charged`` recorded, the ``completed`` event, the webhook delivery ``delivery_id`` and the
+    NOTIFY on ``channel`` (each skipped when zero or None). The job as written; None when
+    ``token`` lost the lease, and then nothing was written.
+
+    Invariant: the same fence as every write here, and the statement writes nothing else
+    unless it matched."""
+    route, outputs = completion.stored if completion.stored is not None else (None, None)
+    result = await conn.execute(
+        _COMPLETE_JOB,
+        {
+            "id": completion.job_id,
+            "token": completion.token,
+            "now": completion.now,
+            "charged": completion.charged,
+            "expires_at": completion.expires_at,
+            "webhook_status": completion.webhook_status,
+            "provider": route.provider if route else None,
+            "upstream_model": route.upstream_model if route else None,
+            "outputs": [record.to_json() for record in outputs] if outputs is not None else None,
+            "refund": completion.refund,
+            "refund_note": completion.refund_note,
+            "delivery_id": completion.delivery_id,
+            "channel": completion.channel,
+        },
+    )
+    row = result.first()
+    return job_from_row(row) if row is not None else None
+
+
 _COMPLETE_JOBS = (
     text(f"SELECT {', '.join(jobs.c.keys())} FROM complete_jobs(:completions)")
     .bindparams(bindparam("completions", type_=JSONB))
@@ -405,12 +392,14 @@ async def complete_jobs(
     conn: AsyncConnection, completions: list[Completion]
 ) -> list[JobRow | None]:
     """Many completions in one statement (``complete_jobs``, migration 0019; PostgreSQL only),
-    each as ``complete_job`` writes it with no refund; for each, the job as written, or None
+    each as ``complete_job`` writes it (none may refund); for each, the job as written, or None
     when its token lost the lease (nothing written for that one).
 
     Invariant: the same fence as ``complete_job`` for each job. The job rows are locked in id
     order before the account's, so ``completions`` must be of one account and refund nothing
     (see the migration)."""
+    if any(completion.refund for completion in completions):
+        raise ValueError("complete_jobs writes no refund: complete_job writes those one by one")
     result = await conn.execute(
         _COMPLETE_JOBS, {"completions": [completion.argument() for completion in completions]}
     )

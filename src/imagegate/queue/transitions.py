@@ -12,6 +12,7 @@ transaction, so nothing else of it — no capture, no refund, no webhook row —
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -249,39 +250,25 @@ class JobTransitions:
         of theirs is written go together in the next, one statement and one commit
         (``claims.complete_jobs``); with a refund it is ``claims.complete_job`` alone."""
         delivery_id = new_delivery_id(job, WebhookEvent.COMPLETED)
-        refund = job.credit_cost - completion.charged
+        one = claims.Completion(
+            job_id=job.id,
+            token=lease.token,
+            now=completion.now,
+            charged=completion.charged,
+            expires_at=completion.expires_at,
+            webhook_status=completion.webhook_status,
+            stored=completion.stored,
+            delivery_id=delivery_id,
+            channel=self._signals.channel,
+            refund=job.credit_cost - completion.charged,
+            refund_note=completion.refund_note,
+        )
         finished: JobRow | None
-        if refund:
-
-            async def body(conn: AsyncConnection) -> JobRow | None:
-                return await claims.complete_job(
-                    conn,
-                    job.id,
-                    lease.token,
-                    now=completion.now,
-                    charged=completion.charged,
-                    expires_at=completion.expires_at,
-                    webhook_status=completion.webhook_status,
-                    stored=completion.stored,
-                    refund=refund,
-                    refund_note=completion.refund_note,
-                    delivery_id=delivery_id,
-                    channel=self._signals.channel,
-                )
-
-            finished = await self._db.write_alone(body)
-        else:
-            one = claims.Completion(
-                job_id=job.id,
-                token=lease.token,
-                now=completion.now,
-                charged=completion.charged,
-                expires_at=completion.expires_at,
-                webhook_status=completion.webhook_status,
-                stored=completion.stored,
-                delivery_id=delivery_id,
-                channel=self._signals.channel,
+        if one.refund:
+            finished = await self._db.write_alone(
+                functools.partial(claims.complete_job, completion=one)
             )
+        else:
             finished = await self._db.write_each(_OneAccount(job.account_id), one, alone=True)
         if finished is None:
             raise LeaseLost(job.id)

@@ -302,3 +302,34 @@ async def test_a_lost_lease_in_a_batch_of_completions_writes_nothing_for_that_jo
     assert {**after[1], "ledger": None} == {**before, "ledger": None}
     # The account's ledger: the two others' captures after the reservations, none for it.
     assert after[1]["ledger"] == before["ledger"] + [("capture", 0, 70, "charged 10")] * 2
+
+
+async def test_a_batch_of_completions_refuses_a_refund_and_writes_nothing(
+    pg_database_url: str, tmp_path: Path
+) -> None:
+    """A refund locks the account exclusively, out of the batch's lock order: it is written by
+    ``complete_job`` alone, never dropped by ``complete_jobs``."""
+    _truncate_pg(pg_database_url)
+    async with transitions(pg_database_url, tmp_path) as moves:
+        db = moves._db
+        account_id = await add_account(db, credits=100)
+        [lease] = await full_deliveries(db, account_id, 1, moves._now())
+        before = await written(db, lease.job_id)
+        refunding = claims.Completion(
+            job_id=lease.job_id,
+            token=lease.token,
+            now=moves._now(),
+            charged=7,
+            expires_at=moves._now() + LEASE_MS,
+            webhook_status=None,
+            stored=None,
+            delivery_id=None,
+            channel=None,
+            refund=3,
+            refund_note="delivered 1 of 2 images",
+        )
+
+        with pytest.raises(ValueError, match="no refund"):
+            await db.write(lambda conn: claims.complete_jobs(conn, [refunding]))
+
+        assert await written(db, lease.job_id) == before
