@@ -16,6 +16,7 @@ import pytest
 from imagegate.store.db import Database
 from tests.conftest import _psycopg_dsn, _truncate_pg
 from tests.factories import add_account
+from tests.integration.store.conftest import submit_item
 
 SUMS = (
     "SELECT account_id, sum(queued)::int FROM account_job_count_slots GROUP BY account_id"
@@ -38,32 +39,6 @@ async def accounts(pg_database_url: str) -> AsyncIterator[tuple[str, str]]:
         await db.dispose()
 
 
-def submit(account_id: str, max_queued: int = 1_000) -> dict[str, Any]:
-    """One item of ``submit_jobs``'s argument: a free sandbox job without a key."""
-    return {
-        "account_id": account_id,
-        "id": str(uuid.uuid4()),
-        "key": None,
-        "credit_cost": 0,
-        "created_at": 1_000,
-        "api_key_id": None,
-        "model": "midjourney",
-        "prompt": "a test",
-        "input": {},
-        "params": {},
-        "outputs_expected": 1,
-        "sandbox": True,
-        "webhook_url": None,
-        "webhook_events": None,
-        "retention_days": None,
-        "deadline_at": 2_000,
-        "max_queued": max_queued,
-        "day_start": 0,
-        "fingerprint": "f",
-        "key_expires_at": 3_000,
-    }
-
-
 def submit_jobs(conn: psycopg.Connection[Any], submits: list[dict[str, Any]]) -> list[str]:
     query = "SELECT outcome FROM submit_jobs(%s::jsonb) ORDER BY item"
     return [row[0] for row in conn.execute(query, (json.dumps(submits),))]
@@ -82,7 +57,7 @@ async def test_a_batch_writes_its_counter_row_once_per_account(
 ) -> None:
     first, _ = accounts
     with psycopg.connect(_psycopg_dsn(pg_database_url)) as conn:
-        outcomes = submit_jobs(conn, [submit(first) for _ in range(10)])
+        outcomes = submit_jobs(conn, [submit_item(first) for _ in range(10)])
 
         assert outcomes == ["accepted"] * 10
         # One upsert for the ten jobs, where the insert trigger wrote the row once per job.
@@ -96,13 +71,13 @@ async def test_counts_stay_exact_through_refusals_and_accounts_mid_batch(
 ) -> None:
     first, second = accounts
     batch = [
-        submit(first, max_queued=2),
-        submit(second),
-        submit(first, max_queued=2),
-        submit(first, max_queued=2),  # the account's third: refused, its lock given back
-        submit(first, max_queued=3),  # counted again, with the two admitted before it
-        submit(second),
-        submit(first, max_queued=3),
+        submit_item(first, max_queued=2),
+        submit_item(second),
+        submit_item(first, max_queued=2),
+        submit_item(first, max_queued=2),  # the account's third: refused, its lock given back
+        submit_item(first, max_queued=3),  # counted again, with the two admitted before it
+        submit_item(second),
+        submit_item(first, max_queued=3),
     ]
     with psycopg.connect(_psycopg_dsn(pg_database_url)) as conn:
         outcomes = submit_jobs(conn, batch)
@@ -125,7 +100,7 @@ async def test_an_insert_after_a_batch_in_its_transaction_is_counted(
 ) -> None:
     first, second = accounts
     with psycopg.connect(_psycopg_dsn(pg_database_url)) as conn:
-        assert submit_jobs(conn, [submit(first)]) == ["accepted"]
+        assert submit_jobs(conn, [submit_item(first)]) == ["accepted"]
         assert conn.execute(
             "SELECT current_setting('imagegate.counted_by_batch', true)"
         ).fetchone() in {("",), (None,)}

@@ -5,7 +5,6 @@ time and cost, none for a refused submit or a replay, and one NOTIFY when it adm
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 from imagegate.store.db import Database
 from tests.conftest import _psycopg_dsn, _truncate_pg
 from tests.factories import add_account
+from tests.integration.store.conftest import submit_item
 
 # Counts the INSERT statements on job_events in a transaction-local setting. Made inside the
 # test's transaction, which rolls back: nothing of it outlives the test.
@@ -42,32 +42,6 @@ async def account(pg_database_url: str) -> AsyncIterator[str]:
         await db.dispose()
 
 
-def submit(account_id: str, *, cost: int = 0, at: int = 1_000, key: str | None = None) -> Any:
-    """One item of ``submit_jobs``'s argument."""
-    return {
-        "account_id": account_id,
-        "id": str(uuid.uuid4()),
-        "key": key,
-        "credit_cost": cost,
-        "created_at": at,
-        "api_key_id": None,
-        "model": "midjourney",
-        "prompt": "a test",
-        "input": {},
-        "params": {},
-        "outputs_expected": 1,
-        "sandbox": cost == 0,
-        "webhook_url": None,
-        "webhook_events": None,
-        "retention_days": None,
-        "deadline_at": at + 1_000,
-        "max_queued": 1_000,
-        "day_start": 0,
-        "fingerprint": "f",
-        "key_expires_at": at + 5_000,
-    }
-
-
 def submit_jobs(conn: psycopg.Connection[Any], submits: list[Any]) -> list[tuple[str, str]]:
     query = "SELECT outcome, job_id FROM submit_jobs(%s::jsonb) ORDER BY item"
     return [(row[0], row[1]) for row in conn.execute(query, (json.dumps(submits),))]
@@ -82,12 +56,12 @@ async def test_a_batch_writes_its_admitted_jobs_queued_events_in_one_insert(
     pg_database_url: str, account: str
 ) -> None:
     batch = [
-        submit(account, cost=4, at=1_001, key="k"),
-        submit(account, at=1_002),
-        submit(account, cost=4, at=1_003, key="k"),  # a replay of the first
-        submit(account, cost=4, at=1_004),
-        submit(account, cost=4, at=1_005),  # 12 credits of 10: refused
-        submit(account, at=1_006),
+        submit_item(account, cost=4, at=1_001, key="k"),
+        submit_item(account, at=1_002),
+        submit_item(account, cost=4, at=1_003, key="k"),  # a replay of the first
+        submit_item(account, cost=4, at=1_004),
+        submit_item(account, cost=4, at=1_005),  # 12 credits of 10: refused
+        submit_item(account, at=1_006),
     ]
     with psycopg.connect(_psycopg_dsn(pg_database_url)) as conn:
         conn.execute(COUNT_EVENT_INSERTS)
@@ -118,9 +92,9 @@ async def test_a_batch_notifies_the_workers_when_it_admitted_a_job(
         psycopg.connect(dsn, autocommit=True) as conn,
     ):
         listener.execute("LISTEN imagegate_jobs")
-        refused = submit(account, cost=11)  # more than the account's 10 credits
+        refused = submit_item(account, cost=11)  # more than the account's 10 credits
         assert [outcome for outcome, _ in submit_jobs(conn, [refused])] == ["credits"]
         assert list(listener.notifies(timeout=0.5)) == []
 
-        assert [outcome for outcome, _ in submit_jobs(conn, [submit(account)])] == ["accepted"]
+        assert [outcome for outcome, _ in submit_jobs(conn, [submit_item(account)])] == ["accepted"]
         assert [n.channel for n in listener.notifies(timeout=5, stop_after=1)] == ["imagegate_jobs"]
