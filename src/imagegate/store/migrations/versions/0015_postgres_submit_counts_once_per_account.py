@@ -51,177 +51,72 @@ CREATE TRIGGER job_count_changes_insert AFTER INSERT ON jobs FOR EACH ROW
 WHEN (NEW.status IN {COUNTED}) EXECUTE FUNCTION record_job_count_change()
 """
 
-SUBMIT_JOBS = """CREATE OR REPLACE FUNCTION submit_jobs(
-    p_submits JSONB,
-    OUT item INTEGER,
-    OUT outcome TEXT,
-    OUT job_id VARCHAR,
-    OUT status VARCHAR,
-    OUT counted BIGINT,
-    OUT cap BIGINT
-) RETURNS SETOF record LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    s JSONB;
-    v_item BIGINT;
-    v_account_id VARCHAR;
-    v_job_id VARCHAR;
-    v_key VARCHAR;
-    v_cost BIGINT;
-    v_now BIGINT;
-    v_fingerprint VARCHAR;
-    v_counted_for VARCHAR;
-    v_lock RECORD;
-    v_account accounts;
-    v_queued INTEGER;
-    v_processing INTEGER;
-    v_balance BIGINT;
+# (0012's text, this migration's), each found once in 0012's function.
+CHANGES = (
+    (
+        "    v_balance BIGINT;\nBEGIN\n",
+        """    v_balance BIGINT;
     v_adding_for VARCHAR;
     v_adding INTEGER := 0;
 BEGIN
-    -- v_counted_for: the account whose lock this transaction holds and whose jobs v_queued and
-    -- v_processing count (this batch's admitted ones included); NULL when none.
-    -- v_adding: jobs of v_adding_for admitted and not yet in its counter row. The insert
+""",
+    ),
+    (
+        "    FOR s, v_item IN\n",
+        """    -- v_adding: jobs of v_adding_for admitted and not yet in its counter row. The insert
     -- trigger leaves this batch's jobs to it, and they are added at once when the batch moves
     -- to another account, before the account is counted again, and at the end: outside the
     -- submits' own blocks, so a later refusal does not undo them.
     PERFORM set_config('imagegate.counted_by_batch', 'on', true);
     FOR s, v_item IN
-        SELECT e.value, e.ordinality
-        FROM jsonb_array_elements(p_submits) WITH ORDINALITY AS e
-        ORDER BY e.value->>'account_id', e.ordinality
-    LOOP
-        item := v_item - 1;
-        v_account_id := s->>'account_id';
-        IF v_adding > 0
+""",
+    ),
+    (
+        "        v_job_id := s->>'id';\n",
+        """        IF v_adding > 0
             AND (v_adding_for IS DISTINCT FROM v_account_id OR v_counted_for IS NULL) THEN
             PERFORM add_job_counts(v_adding_for, v_adding, 0);
             v_adding := 0;
         END IF;
         v_job_id := s->>'id';
-        v_key := s->>'key';
-        v_cost := (s->>'credit_cost')::BIGINT;
-        v_now := (s->>'created_at')::BIGINT;
-        job_id := v_job_id;
-        status := 'QUEUED';
-        counted := NULL;
-        cap := NULL;
-        outcome := NULL;
-        BEGIN
-            IF v_key IS NOT NULL THEN
-                SELECT k.fingerprint, k.job_id INTO v_fingerprint, job_id
-                FROM idempotency_keys AS k
-                WHERE k.account_id = v_account_id AND k.key = v_key AND k.expires_at > v_now;
-                IF FOUND THEN
-                    IF v_fingerprint <> s->>'fingerprint' THEN
-                        outcome := 'conflict';
-                    ELSE
-                        outcome := 'replayed';
-                        SELECT j.status INTO status FROM jobs AS j WHERE j.id = job_id;
-                        status := coalesce(status, 'QUEUED');
-                    END IF;
-                ELSE
-                    job_id := v_job_id;
-                    DELETE FROM idempotency_keys AS k
-                    WHERE k.account_id = v_account_id AND k.key = v_key AND k.expires_at <= v_now;
-                    INSERT INTO idempotency_keys
-                        (account_id, key, fingerprint, job_id, created_at, expires_at)
-                    VALUES (v_account_id, v_key, s->>'fingerprint', v_job_id, v_now,
-                            (s->>'key_expires_at')::BIGINT);
-                END IF;
-            END IF;
-            IF outcome IS NULL THEN
-                INSERT INTO jobs (
-                    id, account_id, api_key_id, model, status, step, progress, prompt, input,
-                    params, outputs_expected, sandbox, credit_cost, webhook_url, webhook_events,
-                    retention_days, run_at, created_at, updated_at, deadline_at
-                ) VALUES (
-                    v_job_id, v_account_id, s->>'api_key_id', s->>'model', 'QUEUED', 'submit', 0,
-                    s->>'prompt', s->'input', s->'params', (s->>'outputs_expected')::INTEGER,
-                    (s->>'sandbox')::BOOLEAN, v_cost, s->>'webhook_url', s->'webhook_events',
-                    (s->>'retention_days')::INTEGER, v_now, v_now, v_now,
-                    (s->>'deadline_at')::BIGINT
-                );
-                INSERT INTO job_events (job_id, at, kind, data)
-                VALUES (v_job_id, v_now, 'queued', jsonb_build_object('cost', v_cost));
-                NOTIFY imagegate_jobs;
-                -- Admitted last, so the account is locked from its first submit of the batch.
-                IF v_counted_for IS DISTINCT FROM v_account_id THEN
-                    SELECT * INTO v_lock FROM lock_account_for_admission(v_account_id);
-                    v_account := v_lock.account;
-                    v_queued := v_lock.queued_jobs + 1;  -- this job, not counted yet
-                    v_processing := v_lock.processing_jobs;
-                    v_counted_for := CASE WHEN v_account.id IS NOT NULL THEN v_account_id END;
-                ELSE
-                    v_queued := v_queued + 1;  -- this job
-                END IF;
-                -- The counts include this job.
-                IF v_queued - 1 >= (s->>'max_queued')::INTEGER THEN
-                    outcome := 'queued_cap';
-                    counted := v_queued - 1;
-                ELSIF v_account.id IS NULL THEN
-                    outcome := 'accepted';
-                ELSIF v_account.max_concurrent_jobs IS NOT NULL
-                    AND v_queued - 1 + v_processing >= v_account.max_concurrent_jobs THEN
-                    outcome := 'concurrent_cap';
-                    counted := v_queued - 1 + v_processing;
-                    cap := v_account.max_concurrent_jobs;
-                ELSIF v_cost <> 0 AND v_account.max_daily_spend IS NOT NULL THEN
-                    SELECT coalesce(sum(j.credit_cost), 0) - v_cost INTO counted
-                    FROM jobs AS j
-                    WHERE j.account_id = v_account_id
-                        AND j.created_at >= (s->>'day_start')::BIGINT
-                        AND j.status NOT IN ('FAILED', 'CANCELLED');
-                    IF counted + v_cost > v_account.max_daily_spend THEN
-                        outcome := 'daily_cap';
-                        cap := v_account.max_daily_spend;
-                    ELSE
-                        counted := NULL;
-                    END IF;
-                END IF;
-                IF outcome IS NULL AND v_cost <> 0 THEN
-                    UPDATE accounts AS a SET credits = a.credits - v_cost
-                    WHERE a.id = v_account_id AND a.credits >= v_cost
-                    RETURNING a.credits INTO v_balance;
-                    IF FOUND THEN
-                        INSERT INTO ledger_entries
-                            (account_id, job_id, kind, amount, balance_after, note, created_at)
-                        VALUES (v_account_id, v_job_id, 'reserve', -v_cost, v_balance, NULL,
-                                v_now);
-                    ELSE
-                        outcome := 'credits';
-                        SELECT a.credits INTO counted FROM accounts AS a WHERE a.id = v_account_id;
-                    END IF;
-                END IF;
-                outcome := coalesce(outcome, 'accepted');
+""",
+    ),
+    (
+        "                    v_queued := v_lock.queued_jobs;\n",
+        "                    v_queued := v_lock.queued_jobs + 1;  -- this job, not counted yet\n",
+    ),
+    (
+        "                outcome := coalesce(outcome, 'accepted');\n",
+        """                outcome := coalesce(outcome, 'accepted');
                 IF outcome = 'accepted' THEN
                     v_adding_for := v_account_id;
                     v_adding := v_adding + 1;
                 END IF;
-            END IF;
-            IF outcome NOT IN ('accepted', 'replayed') THEN
-                -- Undo this submit's writes (and a lock it took); the outcome stays set.
-                RAISE EXCEPTION USING ERRCODE = 'IGREF';
-            END IF;
-        EXCEPTION
-            WHEN SQLSTATE 'IGREF' THEN
-                v_counted_for := NULL;
-            WHEN OTHERS THEN
-                outcome := 'retry';
-                job_id := NULL;
-                status := NULL;
-                counted := NULL;
-                cap := NULL;
-                v_counted_for := NULL;
-        END;
-        RETURN NEXT;
-    END LOOP;
+""",
+    ),
+    (
+        "    END LOOP;\nEND\n",
+        """    END LOOP;
     IF v_adding > 0 THEN
         PERFORM add_job_counts(v_adding_for, v_adding, 0);
     END IF;
     PERFORM set_config('imagegate.counted_by_batch', '', true);
 END
-$$
-"""
+""",
+    ),
+)
+
+
+def _submit_jobs() -> str:
+    """This migration's ``submit_jobs``: 0012's with the batch adding its jobs' counts."""
+    sql = str(earlier("0012_postgres_submit_many_counts_once.py").SUBMIT_JOBS)
+    for before, after in CHANGES:
+        assert sql.count(before) == 1, before
+        sql = sql.replace(before, after)
+    return sql
+
+
+SUBMIT_JOBS = _submit_jobs()
 
 
 def upgrade() -> None:
