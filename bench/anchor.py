@@ -3,8 +3,9 @@
 ``POST /v2/images/generate`` validates the same body as imagegate with a pydantic model and
 answers 202 with a new job id; ``GET /v2/jobs/{id}`` answers a small job. It is served the way
 ``imagegate serve`` serves (uvicorn ``Server.serve`` inside ``asyncio.run``, no access log, no
-log config), so each imagegate throughput is reported as a share of what this app does on the
-same machine in the same run.
+log config, and the same HTTP protocol class: ``header_deadline_protocol``, which also writes a
+ready answer's head and body in one ``send``), so each imagegate throughput is reported as a
+share of what this app does on the same machine in the same run.
 
     python bench/anchor.py --port 8001
 """
@@ -20,6 +21,8 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
+
+from imagegate.api.protocol import header_deadline_protocol
 
 
 class GptImageParams(BaseModel):
@@ -60,11 +63,15 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    config = uvicorn.Config(
-        create_app(), host=args.host, port=args.port, log_config=None, access_log=False,
-        lifespan="on",
+    asyncio.run(uvicorn.Server(server_config(args.host, args.port)).serve())
+
+
+def server_config(host: str, port: int) -> uvicorn.Config:
+    """uvicorn's settings as ``imagegate serve`` gives them, its protocol class included."""
+    return uvicorn.Config(
+        create_app(), host=host, port=port, log_config=None, access_log=False, lifespan="on",
+        http=header_deadline_protocol(10.0),
     )  # fmt: skip
-    asyncio.run(uvicorn.Server(config).serve())
 
 
 if __name__ == "__main__":
