@@ -8,16 +8,80 @@ with one more timer, armed when a connection opens and again when a response com
 for the next request on a keep-alive connection), and disarmed when a request's headers are
 complete. A connection still without complete headers when it fires is closed. Request bodies and
 responses are not bounded here: a slow upload or a long event stream is untouched.
+
+The same protocols write a response's head and the start of its body in one ``send``
+(``CoalescedWrites``): uvicorn writes the head as soon as the application starts its answer and
+the body when it comes, two system calls and two wake-ups of the client for an answer that is
+ready at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["HeaderDeadline", "header_deadline_protocol"]
+__all__ = ["CoalescedWrites", "HeaderDeadline", "header_deadline_protocol"]
+
+_HEAD = b"HTTP/1."
+"""How a response head written by uvicorn starts (httptools' and h11's alike)."""
+_JOINED_BYTES = 64 * 1024
+"""A body chunk up to this size is copied behind the head it follows; a larger one is sent
+after it, as it was."""
+
+
+class CoalescedWrites:
+    """A connection's transport that holds a response head until the body's first chunk, then
+    sends both in one ``write``.
+
+    A held head is sent no later than the end of the event loop's current iteration (a
+    ``call_soon``): an answer whose body comes later (an event stream, a download waiting on
+    storage) gets its head as it did. Every other call goes to the transport; those that write
+    or close send the held head first, so bytes keep their order.
+    """
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held: bytes | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if len(data) <= _JOINED_BYTES:
+                self._transport.write(held + bytes(data))
+                return
+            self._transport.write(held)
+        elif data[:7] == _HEAD and not self._transport.is_closing():
+            self._held = bytes(data)
+            asyncio.get_running_loop().call_soon(self.flush)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        """Send the held head, if any."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def writelines(self, lines: Any) -> None:
+        self.flush()
+        self._transport.writelines(lines)
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
 
 
 class HeaderDeadline:
@@ -74,6 +138,7 @@ class _ArmedOnConnect(asyncio.Protocol):
     header_timeout_seconds: float = 10.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        transport = CoalescedWrites(transport)  # type: ignore[assignment]
         super().connection_made(transport)
         self.header_deadline = HeaderDeadline(self.header_timeout_seconds, transport)
         self.header_deadline.arm()

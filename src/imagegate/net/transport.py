@@ -19,6 +19,7 @@ What carries over from ``httpx2.AsyncClient``'s settings, and how:
 - TLS: the ``SSLContext`` given (``net.guard.default_tls``);
 - content encoding: aiohttp passes the body through undecoded and ``httpx2.Response`` decodes
   ``Content-Encoding`` as it always does;
+- small answers (``EAGER_BYTES``) come back already read, larger ones as a stream;
 - proxies from the environment stay with httpx2 (it mounts its own transports for them), so
   the session does not read the environment.
 
@@ -39,6 +40,10 @@ import httpx2
 __all__ = ["AiohttpTransport"]
 
 _CHUNK = 64 * 1024
+EAGER_BYTES = 256 * 1024
+"""An answer that declares at most this many bytes is read whole before the transport returns
+(one ``read``, no chunks passed up through httpx2's and aiohttp's iterators); a larger one, or
+one without a ``Content-Length``, streams, so a caller's size cap still stops it early."""
 _SKIP = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 """Request headers aiohttp writes itself (from the URL and the body it sends)."""
 _NO_AUTO = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
@@ -89,14 +94,25 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             )
         except Exception as exc:
             raise _translate(exc, request) from exc
+        extensions = {"http_version": b"HTTP/1.1", "reason_phrase": (answer.reason or "").encode()}
+        # bytes pairs, as httpx2's own transport gives
+        raw_headers: list[tuple[bytes, bytes]] = list(answer.raw_headers)
+        declared = answer.content_length
+        if declared is not None and declared <= EAGER_BYTES:
+            try:
+                body = await answer.read()
+            except Exception as exc:
+                raise _translate(exc, request) from exc
+            finally:
+                answer.release()
+            return httpx2.Response(
+                answer.status, headers=raw_headers, content=body, extensions=extensions
+            )
         return httpx2.Response(
             answer.status,
-            headers=list(answer.raw_headers),  # bytes pairs, as httpx2's own transport gives
+            headers=raw_headers,
             stream=_AnswerStream(answer, request),
-            extensions={
-                "http_version": b"HTTP/1.1",
-                "reason_phrase": (answer.reason or "").encode(),
-            },
+            extensions=extensions,
         )
 
     async def aclose(self) -> None:

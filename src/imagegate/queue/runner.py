@@ -138,13 +138,18 @@ class JobRunner:
         self._ingest = ingest
         self._transitions = transitions
 
-    async def run(self, job: JobRow, *, call_marked: bool = False) -> JobRow | None:
+    async def run(
+        self, job: JobRow, *, call_marked: bool = False, outputs: dict[str, bytes] | None = None
+    ) -> JobRow | None:
         """Advance one leased job by one step. Never raises (except cancellation).
 
         ``call_marked``: the claim that leased the job recorded its first paid call in flight
         (``claims.claim_job(calling=True)``), so ``call_started_at`` is that call's mark, not
         one left by a call cut off before. The job as written when this step COMPLETED it, else
         None (it failed, was put back for a later step, or the lease was lost: read it to know).
+        ``outputs``, when given, receives the bytes of each image this step stored that the
+        vendor sent inline, by storage key: a caller that answers with the images (``/v1``'s
+        ``b64_json``) need not read them back from the store.
         """
         assert job.lease_token is not None
         lease = Lease(job.id, job.lease_token)
@@ -155,13 +160,15 @@ class JobRunner:
         bound = structlog.contextvars.bind_contextvars(job_id=job.id)
         try:
             with self._metrics.tracing.span(f"job.{job.step}", job.id, model=job.model):
-                return await self._run(job, lease, call_marked)
+                return await self._run(job, lease, call_marked, outputs)
         finally:
             structlog.contextvars.reset_contextvars(**bound)
 
-    async def _run(self, job: JobRow, lease: Lease, call_marked: bool) -> JobRow | None:
+    async def _run(
+        self, job: JobRow, lease: Lease, call_marked: bool, outputs: dict[str, bytes] | None
+    ) -> JobRow | None:
         try:
-            return await self._step(job, lease, call_marked)
+            return await self._step(job, lease, call_marked, outputs)
         except ProviderBusy as busy:
             self._metrics.deferrals.labels(busy.provider, busy.reason).inc()
             await self._guard(self._transitions.defer(lease, busy.retry_after, str(busy)))
@@ -263,7 +270,9 @@ class JobRunner:
             return None
         return True
 
-    async def _step(self, job: JobRow, lease: Lease, call_marked: bool) -> JobRow | None:
+    async def _step(
+        self, job: JobRow, lease: Lease, call_marked: bool, outputs: dict[str, bytes] | None
+    ) -> JobRow | None:
         step = job.job_step
         if step is JobStep.CANCEL:
             await self._cancel_upstream(job, lease)
@@ -332,6 +341,10 @@ class JobRunner:
             records = await self._record(
                 job, "outputs", partial(self._ingest.store, job.id, finished)
             )
+        if outputs is not None:  # the stored records come in the order of the images
+            for record, image in zip(records, finished.images, strict=False):
+                if image.data is not None:
+                    outputs[record.key] = image.data
         if finished.served_model and finished.served_model != route.upstream_model:
             # The vendor ran another model than the route names (an alias, a pinned version):
             # the job records what really served it.

@@ -159,7 +159,9 @@ class Worker:
             return None
         return Claim(self.owner, str(uuid.uuid4()), self._lease_ms)
 
-    async def run_claimed(self, job: JobRow) -> JobRow | None:
+    async def run_claimed(
+        self, job: JobRow, outputs: dict[str, bytes] | None = None
+    ) -> JobRow | None:
         """Run the step of ``job``, claimed with ``new_claim()``, as if this worker had claimed
         it; the job as written when the step COMPLETED it, else None (see ``JobRunner.run``).
         A ``call_started_at`` on ``job`` is the claim's mark of its first paid call
@@ -167,10 +169,11 @@ class Worker:
 
         The step is this worker's task, not the caller's: a caller that stops waiting (a client
         gone, a wait cap) leaves it running. A step cancelled by this worker (its stop, past the
-        grace) answers None too: its job is left to the queue.
+        grace) answers None too: its job is left to the queue. ``outputs``: see
+        ``JobRunner.run``.
         """
         # The job has never run: a call in flight on it is the claim's own mark.
-        step = self._start(job, call_marked=job.call_started_at is not None)
+        step = self._start(job, call_marked=job.call_started_at is not None, outputs=outputs)
         self._claimed_elsewhere.add(step)
         try:
             return await asyncio.shield(step)
@@ -183,7 +186,9 @@ class Worker:
     def _spawn(self, job: JobRow) -> None:
         self._tasks.add(self._start(job))
 
-    def _start(self, job: JobRow, call_marked: bool = False) -> asyncio.Task[JobRow | None]:
+    def _start(
+        self, job: JobRow, call_marked: bool = False, outputs: dict[str, bytes] | None = None
+    ) -> asyncio.Task[JobRow | None]:
         """Run the step of ``job`` in a task of its own, its lease renewed by the heartbeat.
 
         The step's task is the job's only task: with thousands of jobs waiting on their
@@ -192,7 +197,7 @@ class Worker:
         """
         assert job.lease_token is not None
         step = asyncio.create_task(
-            self._runner.run(job, call_marked=call_marked), name=f"job-{job.id}"
+            self._runner.run(job, call_marked=call_marked, outputs=outputs), name=f"job-{job.id}"
         )
         self._held[job.id] = (job.lease_token, step)
         step.add_done_callback(functools.partial(self._stepped, job.id))

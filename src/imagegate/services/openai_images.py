@@ -352,13 +352,18 @@ class OpenAIImages:
             accepted = await self._submitter.generate(caller, body, idempotency_key, claim=claim)
         except ValidationFailed as exc:
             raise _translate(exc, mapping) from None
-        job = await self._direct.finish(caller, accepted, deadline)
+        inline = request.get("response_format") == "b64_json"
+        stored: dict[str, bytes] = {}  # the images of a step run here, as it stored them
+        job = await self._direct.finish(caller, accepted, deadline, stored if inline else None)
         if job.status != JobStatus.COMPLETED.value:
             if JobStatus(job.status).is_terminal:
                 raise JobEndedBadly(job)
             raise JobDidNotFinish(job.id, self._wait)
-        if request.get("response_format") == "b64_json":
-            contents = {r.key: await self._store.get(r.key) for r in image_records(job)}
+        if inline:
+            contents = {
+                r.key: stored[r.key] if r.key in stored else await self._store.get(r.key)
+                for r in image_records(job)
+            }
             return images_body(job, contents=contents)
         signed = await self._jobs.sign(job)
         return images_body(job, urls=signed.urls)
