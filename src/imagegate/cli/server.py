@@ -27,16 +27,22 @@ __all__ = ["register"]
 
 console = Console()
 
-GC_YOUNG_THRESHOLD = 10_000
-"""Allocations between two young-generation collections (Python's default: 700)."""
+GC_YOUNG_THRESHOLD = 1_000
+"""Allocations between two young-generation collections (Python's default: 700). While jobs pile
+up nearly every young object survives, and each collection walks what it keeps: at 10,000 the
+longest young collections stopped the event loop for 10-23 ms and the middle ones for 10-20 ms
+(2,000 jobs in flight, or two workers' backlogs); at 1,000 none took more than ~5 ms, for about
+as much collector CPU in all (``bench/notes.md`` ``## slow-callbacks``)."""
 GC_MIDDLE_THRESHOLD = 2
 """Young collections between two collections of the middle generation, minus one: every fourth
-collection is a middle one and walks what the three young ones before it kept, ~40,000 objects
-at most (with Python's 10, every eleventh walked 110,000: 30-55 ms of CPU with the event loop
-stopped while 2,000 jobs came in)."""
-GC_OLD_THRESHOLD = 40
-"""Middle collections between two full ones (when enough objects grew old), minus one: 4 × 41
-young collections, no fewer than the 11 × 11 before, so full collections come no more often."""
+collection is a middle one and walks what the three young ones before it kept, ~4,000 objects
+at most (with Python's 10, every eleventh walked 11 young generations' worth)."""
+GC_OLD_THRESHOLD = 400
+"""Middle collections between two full ones (when enough objects grew old), minus one: a full
+collection walks every object not frozen (with 2,000 jobs in flight, ~250,000: 50-100 ms), so
+they come no more often than they did with 10,000 young allocations and 40 middle collections:
+after 401 middle collections, each after four collections of 1,000 allocations (~1.6 million
+allocations, as 41 × 4 × 10,000)."""
 
 
 def register(app: typer.Typer) -> None:
@@ -136,11 +142,11 @@ def settle_garbage_collector() -> None:
 
     Everything made while starting (modules, the catalog, the app, the engines) lives as long as
     the process; frozen, it is no longer traversed by every full collection, which with
-    thousands of jobs in flight took 300-500 ms each. The young generation is collected after
-    ``GC_YOUNG_THRESHOLD`` allocations instead of 700, so the full collections (at most one per
-    ~120 young ones) come less often too. While jobs pile up (each keeps its await chain alive
-    until its vendor answers) nearly every young object survives, so the middle generation is
-    collected at every fourth collection, keeping each of those pauses short.
+    thousands of jobs in flight took 300-500 ms each, and they come rarely (``GC_OLD_THRESHOLD``).
+    While jobs pile up (each keeps its await chain alive until its vendor answers) nearly every
+    young object survives, and every collection walks what the ones before it kept: the young
+    generation is collected every ``GC_YOUNG_THRESHOLD`` allocations and the middle one at every
+    fourth collection, so that each of those pauses stays a few milliseconds long.
     """
     gc.collect()
     gc.freeze()
