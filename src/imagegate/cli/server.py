@@ -46,12 +46,14 @@ after 401 middle collections, each after four collections of 1,000 allocations (
 allocations, as 41 × 4 × 10,000)."""
 
 GIL_SWITCH_INTERVAL_SECONDS = 0.0005
-"""How long a thread may hold the GIL while another waits for it, in a gateway on PostgreSQL
-(Python's default: 5 ms). Its database work runs on body threads that wait on the network
-without the GIL and need it back to read each answer; the event loop, busy with requests,
-gives it up at its next system call or only after this long. Submit batches at 32
+"""How long a thread may hold the GIL while another waits for it, in a gateway or a worker on
+PostgreSQL (Python's default: 5 ms). Its database work runs on body threads that wait on the
+network without the GIL and need it back to read each answer; the event loop, busy with
+requests, gives it up at its next system call or only after this long. Submit batches at 32
 connections run one after another, so each wait lengthens every submit's answer
-(``bench/notes.md`` ``## submit``)."""
+(``bench/notes.md`` ``## submit``). In a worker the wait runs the other way as well: the
+event loop waits for the GIL behind its body threads and obstore's, and a step it holds up
+counts as a slow callback (``bench/notes.md`` ``## e2e``)."""
 
 
 def register(app: typer.Typer) -> None:
@@ -201,6 +203,8 @@ async def _worker(settings: Settings, concurrency: int | None) -> None:
         )
     background = Background(runtime, concurrency)
     settle_garbage_collector()
+    if runtime.db.is_postgres:
+        hand_the_gil_over_sooner()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, background.stop_soon)
