@@ -138,6 +138,7 @@ def test_cli_json_params_file_and_watch(served: Served, tmp_path: Path) -> None:
         (("generate", "gpt-image-1.5", "x", "-p", "number_of_images=99"), "number_of_images"),
         (("jobs", "watch", "01900000-0000-7000-8000-000000000000"), "404"),
         (("generate", "flux-2-pro", "x", "--params-file", "/nonexistent.json"), "params-file"),
+        (("generate", "flux-2-pro", "x", "--key", "ig_test_a\nb"), "api_key holds a line break"),
     ],
 )
 def test_cli_errors_are_one_line_on_stderr(

@@ -65,7 +65,10 @@ def _client(url: str | None, key: str | None) -> Client:
     key = key or os.environ.get("IMAGEGATE_API_KEY")
     if not key:
         fail("pass --key or set IMAGEGATE_API_KEY", 2)
-    return Client(url, key)
+    try:
+        return Client(url, key)
+    except ValueError as exc:
+        fail(str(exc), 2)
 
 
 def parse_params(pairs: list[str], params_file: Path | None) -> dict[str, Any]:

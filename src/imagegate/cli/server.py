@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+import sys
 from collections.abc import Generator
 
 import typer
@@ -43,6 +44,14 @@ collection walks every object not frozen (with 2,000 jobs in flight, ~250,000: 5
 they come no more often than they did with 10,000 young allocations and 40 middle collections:
 after 401 middle collections, each after four collections of 1,000 allocations (~1.6 million
 allocations, as 41 × 4 × 10,000)."""
+
+GIL_SWITCH_INTERVAL_SECONDS = 0.0005
+"""How long a thread may hold the GIL while another waits for it, in a gateway on PostgreSQL
+(Python's default: 5 ms). Its database work runs on body threads that wait on the network
+without the GIL and need it back to read each answer; the event loop, busy with requests,
+gives it up at its next system call or only after this long. Submit batches at 32
+connections run one after another, so each wait lengthens every submit's answer
+(``bench/notes.md`` ``## submit``)."""
 
 
 def register(app: typer.Typer) -> None:
@@ -128,6 +137,8 @@ async def _serve(settings: Settings, host: str, port: int, workers: int, logs: L
     )
     server = _Server(config, logs)
     settle_garbage_collector()
+    if runtime.db.is_postgres:
+        hand_the_gil_over_sooner()
     watch = asyncio.create_task(_exit_when_loops_fail(runtime.loops.failed, server))
     try:
         await server.serve()
@@ -151,6 +162,11 @@ def settle_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, GC_MIDDLE_THRESHOLD, GC_OLD_THRESHOLD)
+
+
+def hand_the_gil_over_sooner() -> None:
+    """A thread waiting for the GIL gets it within ``GIL_SWITCH_INTERVAL_SECONDS``."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
 
 
 async def _exit_when_loops_fail(failed: asyncio.Event, server: uvicorn.Server) -> None:

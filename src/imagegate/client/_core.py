@@ -189,6 +189,22 @@ def _read(path: str, params: Mapping[str, Any] | None = None) -> Call:
     return Call("GET", path, params=params, retryable=True)
 
 
+def _header_safe_key(key: str | None) -> str | None:
+    """``key`` without the whitespace around it (a key read from a file keeps its line break).
+
+    A key that still holds a character an HTTP header cannot carry is refused here, by name:
+    sent, it would fail every call as a gateway that cannot be reached.
+    """
+    if key is None:
+        return None
+    key = key.strip()
+    if not (key.isascii() and key.isprintable()):
+        raise ValueError(
+            "api_key holds a line break or another character an HTTP header cannot carry"
+        )
+    return key
+
+
 class Core:
     """What both clients hold: where the gateway is, the key, and the plans of every operation."""
 
@@ -200,7 +216,7 @@ class Core:
         poll: PollPolicy,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
+        self.api_key = _header_safe_key(api_key)
         self.retry = retry
         self.poll = poll
         self._params_keys: dict[str, str] = {}

@@ -391,9 +391,10 @@ _COMPLETE_JOBS = (
 async def complete_jobs(
     conn: AsyncConnection, completions: list[Completion]
 ) -> list[JobRow | None]:
-    """Many completions in one statement (``complete_jobs``, migration 0019; PostgreSQL only),
-    each as ``complete_job`` writes it (none may refund); for each, the job as written, or None
-    when its token lost the lease (nothing written for that one).
+    """Many completions in one statement (``complete_jobs``, migrations 0019 and 0022;
+    PostgreSQL only), each as ``complete_job`` writes it (none may refund), each table written
+    once for the whole batch; for each, the job as written, or None when its token lost the
+    lease (nothing written for that one).
 
     Invariant: the same fence as ``complete_job`` for each job. The job rows are locked in id
     order before the account's, so ``completions`` must be of one account and refund nothing

@@ -42,6 +42,7 @@ import contextvars
 import functools
 import json
 import sqlite3
+import threading
 import time
 import weakref
 from _json import encode_basestring_ascii, make_encoder
@@ -768,14 +769,18 @@ def _answer(unit: _Inline[Any]) -> None:
         unit.done.set_result(unit.value)
 
 
-def _settle(units: list[_Inline[Any]], batch: asyncio.Future[None]) -> None:
-    """Answer each of ``units`` once their ``batch`` ended: with its failure, if it failed."""
-    failure = batch.exception()
+def _answer_all(units: list[_Inline[Any]], failure: BaseException | None) -> None:
+    """Answer each of ``units`` once their batch ended: with ``failure``, if it failed."""
     for unit in units:
         if failure is not None:
             _fail(unit, failure)
         else:
             _answer(unit)
+
+
+def _settle(units: list[_Inline[Any]], batch: asyncio.Future[None]) -> None:
+    """Answer each of ``units`` once their ``batch`` ended: with its failure, if it failed."""
+    _answer_all(units, batch.exception())
 
 
 def _fail(unit: _Unit | _Inline[Any], error: BaseException) -> None:
@@ -931,7 +936,10 @@ class ThreadedBodies:
         self._reads: list[_Inline[Any]] | None = None
         """While a batch of reads runs: the reads that will make the next one."""
         self._writes: dict[Many[Any, Any], list[_Inline[Any]]] = {}
-        """For each ``write_each`` whose batch runs: the items that will make its next one."""
+        """For each ``write_each`` whose batch runs: the items that will make its next one. The
+        event loop adds to them and the body thread takes them (``_write_batches``), both under
+        ``_writing``."""
+        self._writing = threading.Lock()
 
     async def write(self, body: Body[T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(
@@ -967,31 +975,51 @@ class ThreadedBodies:
         answer, not an error); if it raises, or the commit fails, every item of the batch gets
         that error and nothing of theirs is written. ``alone``: ``many`` is one statement, run
         in autocommit as ``write_alone`` runs a body."""
-        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[T] = loop.create_future()
         unit: _Inline[T] = _Inline(_alone(many, item), done, many=many, item=item)
-        following = self._writes.get(many)
-        if following is not None:  # a batch is running: join the next one
-            following.append(unit)
-        else:
-            self._writes[many] = []
-            self._write_batch(many, [unit], alone)
+        with self._writing:
+            following = self._writes.get(many)
+            if following is not None:  # a batch is running: join the next one
+                following.append(unit)
+            else:
+                self._writes[many] = []
+        if following is None:
+            work = functools.partial(self._write_batches, loop, many, [unit], alone)
+            if self._on_threads(work, [unit]) is None:  # it failed; nothing joined it meanwhile
+                with self._writing:
+                    del self._writes[many]
         return await done
 
-    def _write_batch(self, many: Many[Any, Any], units: list[_Inline[Any]], alone: bool) -> None:
-        work = functools.partial(self._write_all, many, units, alone)
-        running = self._on_threads(work, units)
-        if running is None:
-            del self._writes[many]
-            return
-
-        def ended(future: asyncio.Future[None]) -> None:
-            _settle(units, future)
-            following = self._writes.pop(many)
-            if following:
-                self._writes[many] = following[WRITE_EACH_MAX:]
-                self._write_batch(many, following[:WRITE_EACH_MAX], alone)
-
-        running.add_done_callback(ended)
+    def _write_batches(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        many: Many[Any, Any],
+        units: list[_Inline[Any]],
+        alone: bool,
+    ) -> None:
+        """On a body thread: ``units``' batch, then each next batch of ``many`` while items
+        queue for one. The thread takes the next batch itself as soon as its batch has
+        committed, where a hand-back to the event loop and a new hand-off to a thread cost the
+        batches' chain up to a millisecond each under load (the loop's turn, then the thread's
+        wake-up and its wait for the GIL); the loop answers the batch's callers meanwhile."""
+        while True:
+            failure: BaseException | None = None
+            try:
+                self._write_all(many, units, alone)
+            except BaseException as exc:  # every caller of the batch gets it, as from the batch
+                failure = exc
+            # The next batch is taken (or none) before the callers are answered: a write their
+            # answers lead to finds no batch running, as when the loop took the next one.
+            with self._writing:
+                following = self._writes.pop(many)
+                if following:
+                    self._writes[many] = following[WRITE_EACH_MAX:]
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_answer_all, units, failure)
+            if not following:
+                return
+            units = following[:WRITE_EACH_MAX]
 
     def _write_all(self, many: Many[Any, Any], units: list[_Inline[Any]], alone: bool) -> None:
         """On a body thread: the items of ``units`` whose callers still wait, in one transaction."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -210,9 +212,12 @@ async def test_a_completion_on_postgresql_is_one_statement_that_commits_and_noti
     assert (notice.channel, notice.payload) == (EVENTS_CHANNEL, job.id)
 
 
-async def full_deliveries(db: Database, account_id: str, count: int, now: int) -> list[Lease]:
-    """``count`` claimed jobs of ``account_id``, each reserving 10 credits for one image."""
-    job_ids = [await add_job(db, account_id, credit_cost=10) for _ in range(count)]
+async def full_deliveries(
+    db: Database, account_id: str, count: int, now: int, **overrides: Any
+) -> list[Lease]:
+    """``count`` claimed jobs of ``account_id`` in id order, each reserving 10 credits for one
+    image (``overrides``: more columns of each job)."""
+    job_ids = [await add_job(db, account_id, credit_cost=10, **overrides) for _ in range(count)]
     async with db.transaction() as conn:
         for job_id in job_ids:
             assert await accounts.reserve(conn, account_id, job_id, 10, 1_000)
@@ -333,3 +338,131 @@ async def test_a_batch_of_completions_refuses_a_refund_and_writes_nothing(
             await db.write(lambda conn: claims.complete_jobs(conn, [refunding]))
 
         assert await written(db, lease.job_id) == before
+
+
+def completion(
+    lease: Lease,
+    now: int,
+    *,
+    charged: int,
+    stored: list[OutputRecord] | None,
+    hook: str | None,
+    lost: bool = False,
+) -> claims.Completion:
+    """A full delivery's completion; ``hook`` names its webhook delivery (and asks for the
+    NOTIFY), ``lost``: its lease was taken over."""
+    return claims.Completion(
+        job_id=lease.job_id,
+        token="a lease taken over by another worker" if lost else lease.token,
+        now=now,
+        charged=charged,
+        expires_at=now + LEASE_MS,
+        webhook_status="pending" if hook else None,
+        stored=(ROUTE, stored) if stored is not None else None,
+        delivery_id=f"{hook}-{lease.job_id[-30:]}" if hook else None,
+        channel=EVENTS_CHANNEL if hook else None,
+    )
+
+
+def comparable(job: JobRow | None) -> dict[str, Any] | None:
+    """A job as written, without what tells two accounts' jobs apart."""
+    if job is None:
+        return None
+    return {k: v for k, v in dataclasses.asdict(job).items() if k not in ("id", "account_id")}
+
+
+def left_by(database_url: str, account_id: str) -> dict[str, list[tuple[Any, ...]]]:
+    """The completions' rows of ``account_id``'s jobs, in the order of their ids (deliveries:
+    of their jobs), each naming its job by its place among the account's jobs in id order."""
+    place = "(SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM jobs WHERE account_id = %s)"
+    with psycopg.connect(_psycopg_dsn(database_url)) as conn:
+        rows = {
+            "events": f"SELECT j.n, e.kind, e.data, e.at FROM job_events AS e JOIN {place} AS j"
+            " ON j.id = e.job_id WHERE e.kind IN ('stored', 'completed') ORDER BY e.id",
+            "ledger": "SELECT j.n, l.kind, l.amount, l.balance_after, l.note, l.created_at"
+            f" FROM ledger_entries AS l JOIN {place} AS j ON j.id = l.job_id"
+            " WHERE l.kind = 'capture' ORDER BY l.id",
+            "deliveries": "SELECT j.n, d.id LIKE 'd' || j.n || '-%%', d.event, d.url, d.status,"
+            f" d.attempts, d.run_at, d.created_at FROM webhook_deliveries AS d JOIN {place} AS j"
+            " ON j.id = d.job_id ORDER BY j.n",
+        }
+        return {
+            name: [tuple(row) for row in conn.execute(sql, (account_id,)).fetchall()]
+            for name, sql in rows.items()
+        }
+
+
+async def test_a_batch_of_completions_writes_what_each_completion_alone_would_in_its_order(
+    pg_database_url: str,
+) -> None:
+    """``complete_jobs`` writes, for each job of its batch, the rows ``complete_job`` writes for
+    it alone, in the same order of ids: the job, its ``stored`` and ``completed`` events, the
+    capture's ledger row, the webhook row and the NOTIFY; nothing for a job whose lease is lost,
+    and no ledger row for a capture of nothing. Two accounts get the same jobs and completions,
+    one's in a batch, the other's one statement each."""
+    _truncate_pg(pg_database_url)
+    db = Database(pg_database_url)
+    listener = await psycopg.AsyncConnection.connect(_psycopg_dsn(pg_database_url), autocommit=True)
+    async with listener:
+        await listener.execute(f"LISTEN {EVENTS_CHANNEL}")
+        try:
+            batched, alone = await add_account(db, credits=100), await add_account(db, credits=100)
+            leases = {
+                account_id: await full_deliveries(
+                    db, account_id, 4, 2_000, webhook_url=HOOK, webhook_events=["completed"]
+                )
+                for account_id in (batched, alone)
+            }
+            completions = {
+                account_id: [
+                    completion(held[0], 3_000, charged=10, stored=[output(0)], hook="d0"),
+                    completion(held[1], 3_001, charged=0, stored=None, hook=None),
+                    completion(
+                        held[2], 3_002, charged=10, stored=[output(1)], hook="d2", lost=True
+                    ),
+                    completion(held[3], 3_003, charged=7, stored=[output(2), output(3)], hook="d3"),
+                ]
+                for account_id, held in leases.items()
+            }
+
+            together = await db.write(lambda conn: claims.complete_jobs(conn, completions[batched]))
+            each = [
+                await db.write(functools.partial(claims.complete_job, completion=one))
+                for one in completions[alone]
+            ]
+
+            async with asyncio.timeout(5):
+                notified = [note.payload async for note in listener.notifies(stop_after=4)]
+        finally:
+            await db.dispose()
+    left = {account_id: left_by(pg_database_url, account_id) for account_id in (batched, alone)}
+
+    assert [job is None for job in together] == [False, False, True, False]
+    assert [comparable(job) for job in together] == [comparable(job) for job in each]
+    assert left[batched] == left[alone]
+    assert left[batched] == {
+        "events": [
+            (0, "stored", {"outputs": 1}, 3_000),
+            (0, "completed", None, 3_000),
+            (1, "completed", None, 3_001),
+            (3, "stored", {"outputs": 2}, 3_003),
+            (3, "completed", None, 3_003),
+        ],
+        "ledger": [
+            (0, "capture", 0, 60, "charged 10", 3_000),
+            (3, "capture", 0, 60, "charged 7", 3_003),
+        ],
+        "deliveries": [
+            (0, True, "completed", HOOK, "pending", 0, 3_000, 3_000),
+            (3, True, "completed", HOOK, "pending", 0, 3_003, 3_003),
+        ],
+    }
+    place = {
+        lease.job_id: (n, owner) for owner, held in leases.items() for n, lease in enumerate(held)
+    }
+    assert [place[job_id] for job_id in notified] == [
+        (0, batched),
+        (3, batched),
+        (0, alone),
+        (3, alone),
+    ]

@@ -1,6 +1,6 @@
 """On PostgreSQL a completion's capture records the account's balance after every change of it
-in flight has committed (migration 0016): the ledger's last ``balance_after`` is the account's
-credits, whatever order a refund and a capture of the same account commit in."""
+in flight has committed (migration 0016; a batch's, 0022): the ledger's last ``balance_after``
+is the account's credits, whatever order a refund and a capture of the same account commit in."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 import psycopg
+import pytest
 
 from imagegate.store.db import Database
 from tests.conftest import _psycopg_dsn, _truncate_pg
@@ -19,14 +20,19 @@ COMPLETE = (
     "SELECT id FROM complete_job(%s, 'token', 2000, 4, 9000, NULL, NULL, NULL, NULL, 0, '',"
     " NULL, NULL)"
 )
+COMPLETE_IN_A_BATCH = (
+    "SELECT id FROM complete_jobs(jsonb_build_array(jsonb_build_object('id', %s::text,"
+    " 'token', 'token', 'at_ms', 2000, 'charged', 4, 'expires_at', 9000)))"
+)
 LAST_ENTRY = (
     "SELECT kind, balance_after FROM ledger_entries WHERE account_id = %s ORDER BY id DESC LIMIT 1"
 )
 CREDITS = "SELECT credits FROM accounts WHERE id = %s"
 
 
+@pytest.mark.parametrize("statement", [COMPLETE, COMPLETE_IN_A_BATCH], ids=["alone", "batch"])
 async def test_a_capture_waits_for_a_refund_in_flight_and_records_the_balance_after_it(
-    pg_database_url: str,
+    pg_database_url: str, statement: str
 ) -> None:
     _truncate_pg(pg_database_url)
     db = Database(pg_database_url)
@@ -51,7 +57,7 @@ async def test_a_capture_waits_for_a_refund_in_flight_and_records_the_balance_af
 
         def complete() -> None:
             with psycopg.connect(dsn, autocommit=True) as conn:
-                completed.append(conn.execute(COMPLETE, (job_id,)).fetchone())
+                completed.append(conn.execute(statement, (job_id,)).fetchone())
 
         completing = threading.Thread(target=complete)
         completing.start()

@@ -1,5 +1,6 @@
-"""Revision 0013: PostgreSQL's ``complete_job`` comes with the upgrade and goes with the
-downgrade, and a later upgrade brings it back."""
+"""PostgreSQL's completion functions come with an upgrade and go with a downgrade: 0013's
+``complete_job``, and 0022's ``complete_jobs`` that writes each table once per batch (0019's
+loop over ``complete_job`` before it); a later upgrade brings each back."""
 
 from __future__ import annotations
 
@@ -37,3 +38,23 @@ def test_the_completion_function_goes_with_a_downgrade_and_comes_back(empty_pg_u
 
     upgrade_sync(empty_pg_url)
     assert functions_named(empty_pg_url, "complete_job") == 1
+
+
+def source_of(url: str, name: str) -> str:
+    with psycopg.connect(_psycopg_dsn(url)) as conn:
+        row = conn.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", (name,)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_a_batch_of_completions_goes_back_to_one_call_per_job_with_a_downgrade(
+    empty_pg_url: str,
+) -> None:
+    upgrade_sync(empty_pg_url)
+    assert "complete_job(" not in source_of(empty_pg_url, "complete_jobs")
+
+    command.downgrade(alembic_config(empty_pg_url), "0021")
+    assert "complete_job(" in source_of(empty_pg_url, "complete_jobs")
+
+    upgrade_sync(empty_pg_url)
+    assert "complete_job(" not in source_of(empty_pg_url, "complete_jobs")

@@ -6,9 +6,11 @@ body runs on a body thread, and reads in autocommit on a read-only connection.""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy.exc
 from sqlalchemy import event, select, text, update
@@ -21,7 +23,7 @@ from imagegate.store import jobs as job_store
 from imagegate.store.db import Database
 from imagegate.store.tables import accounts as accounts_table
 from imagegate.store.tables import jobs
-from tests.conftest import _truncate_pg
+from tests.conftest import _psycopg_dsn, _truncate_pg
 from tests.factories import add_account, add_job
 
 
@@ -398,10 +400,20 @@ async def test_a_failing_read_of_many_fails_each_of_its_items_and_no_other_read(
     assert getattr(found[3], "id", None) == "someone"
 
 
+def queued_behind(db: Database, many: Any, count: int) -> None:
+    """On a PostgreSQL body thread, in a batch of ``many``: until ``count`` items of ``many``
+    are queued for its next batch (or 10 s went by)."""
+    deadline = time.monotonic() + 10
+    while len(db._bodies()._writes.get(many) or ()) < count and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 async def test_writes_of_many_queued_together_commit_together_or_fail_together(
     db: Database,
 ) -> None:
     async def insert_each(conn: AsyncConnection, names: list[str]) -> list[str]:
+        if names == ["alone"] and db.is_postgres:
+            queued_behind(db, insert_each, 2)
         for name in names:
             await add(name)(conn)
         if "refused" in names:
@@ -409,7 +421,8 @@ async def test_writes_of_many_queued_together_commit_together_or_fail_together(
         return names
 
     # The first of each gather runs alone; the others queue meanwhile, and on PostgreSQL make
-    # one batch (on SQLite each runs alone, in its savepoint of the writer's transaction).
+    # one batch, the second gather's once both are queued (on SQLite each runs alone, in its
+    # savepoint of the writer's transaction).
     written = await asyncio.gather(*(db.write_each(insert_each, f"kept-{n}") for n in range(4)))
     failed = await asyncio.gather(
         db.write_each(insert_each, "alone"),
@@ -429,3 +442,42 @@ async def test_writes_of_many_queued_together_commit_together_or_fail_together(
         assert "with-refused" not in names
     else:
         assert failed[2] == "with-refused"
+
+
+async def test_writes_of_many_queued_behind_a_batch_start_while_the_event_loop_is_busy(
+    pg_db: Database, pg_database_url: str
+) -> None:
+    """The body thread that ran a ``write_each`` batch takes the items queued meanwhile as the
+    next batch itself, as soon as its batch has committed: the next batch waits for no turn of
+    the event loop, which answers the first batch's callers meanwhile."""
+
+    async def insert_each(conn: AsyncConnection, names: list[str]) -> list[str]:
+        if "first" in names:  # waits for the test to let it go
+            await conn.execute(text("SELECT pg_advisory_xact_lock(7001)"))
+        for name in names:
+            await add(name)(conn)
+        return names
+
+    with psycopg.connect(_psycopg_dsn(pg_database_url), autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(7001)")
+        first = asyncio.create_task(pg_db.write_each(insert_each, "first"))
+        queued = pg_db._bodies()._writes
+        async with asyncio.timeout(10):
+            while insert_each not in queued:
+                await asyncio.sleep(0.005)
+        second = asyncio.create_task(pg_db.write_each(insert_each, "second"))
+        async with asyncio.timeout(10):
+            while not queued.get(insert_each):
+                await asyncio.sleep(0.005)
+
+        # The event loop is held up from here until "second" is committed (or 10 s went by).
+        holder.execute("SELECT pg_advisory_unlock(7001)")
+        deadline = time.monotonic() + 10
+        found = None
+        while found is None and time.monotonic() < deadline:
+            found = holder.execute("SELECT id FROM accounts WHERE id = 'second'").fetchone()
+            time.sleep(0.01)
+
+    assert found == ("second",)
+    assert await first == "first"
+    assert await second == "second"
