@@ -17,18 +17,19 @@ set, in Redis (``queue.gates_redis``), which keeps these hot counters off the da
 
 A call that finds its provider at ``max_concurrency`` waits in-process for a lease, up to
 ``provider_wait_seconds``: woken at once when a call of this process returns, and trying again
-about every second for leases freed by other processes. A call of this process that returns well
-hands its lease straight to the call that has waited longest (no write to give it back, none to
-take it again), while the lease is young enough to outlive the next call (``HANDOVER_MS``) and the
-provider has no rate limit (each call must be counted in its window); the lease row keeps the first
-call's job id. With no call waiting, the lease is kept for ``PARK_SECONDS`` for the next call of
-this process on the same terms, then given back. A waiting job costs a coroutine, not a worker. A
-gate that cannot let a call through (cap still full after the wait, rate limit, cool-down, open
-circuit) raises ``ProviderBusy``: the job is put back for later without counting an attempt. The
-router (``queue.router``) consults ``usable`` to skip a provider whose circuit is open or whose
-cool-down is longer than ``failover_after_seconds`` when another route exists. A process reads a
-provider's health at most every ``HEALTH_TTL_SECONDS`` (its own calls that change it forget the
-copy at once), not twice per call.
+about every second for leases freed by other processes (not while this process holds every lease
+itself: none can be free, and asking would be a write for nothing). A call of this process that
+returns well hands its lease straight to the call that has waited longest (no write to give it
+back, none to take it again), while the lease is young enough to outlive the next call
+(``HANDOVER_MS``) and the provider has no rate limit (each call must be counted in its window); the
+lease row keeps the first call's job id. With no call waiting, the lease is kept for
+``PARK_SECONDS`` for the next call of this process on the same terms, then given back. A waiting
+job costs a coroutine, not a worker. A gate that cannot let a call through (cap still full after
+the wait, rate limit, cool-down, open circuit) raises ``ProviderBusy``: the job is put back for
+later without counting an attempt. The router (``queue.router``) consults ``usable`` to skip a
+provider whose circuit is open or whose cool-down is longer than ``failover_after_seconds`` when
+another route exists. A process reads a provider's health at most every ``HEALTH_TTL_SECONDS`` (its
+own calls that change it forget the copy at once), not twice per call.
 """
 
 from __future__ import annotations
@@ -171,6 +172,9 @@ class ProviderGates:
         lease handed over (its ticket), or None to try again when a lease was given back."""
         self._taken_at: dict[str, Millis] = {}
         """ticket → when it was taken (a lease handed over keeps its first time)."""
+        self._held: dict[str, set[str]] = {}
+        """provider → the tickets of this process's leases (in calls, parked), until given back:
+        while they number the provider's cap, no other lease can be free anywhere."""
         self._health: dict[str, tuple[float, Health]] = {}
         """provider → (monotonic time read, health): two reads per call otherwise."""
         self._health_reads: dict[str, asyncio.Task[Health]] = {}
@@ -309,6 +313,7 @@ class ProviderGates:
 
     async def _release(self, provider: str, ticket: str, outcome: Outcome, *, forget: bool) -> None:
         self._taken_at.pop(ticket, None)
+        self._held.get(provider, set()).discard(ticket)
         try:
             await self._state.release(
                 provider, ticket, self._clock.now_ms(), outcome, circuit=self._circuit
@@ -337,6 +342,7 @@ class ProviderGates:
             try:
                 ticket = await self._try_enter(provider, job_id)
                 self._taken_at.setdefault(ticket, self._clock.now_ms())  # a parked one keeps its
+                self._held.setdefault(provider, set()).add(ticket)
                 return ticket
             except ProviderBusy as busy:
                 left = give_up - loop.time()
@@ -378,6 +384,12 @@ class ProviderGates:
         parked = self._take_parked(provider)
         if parked is not None:
             return parked
+        if len(self._held.get(provider, ())) >= config.max_concurrency:
+            # Every lease is this process's: asking the database (or Redis) for one is a write
+            # that cannot succeed. The call waits for one of ours, handed over or given back.
+            raise ProviderBusy(
+                provider, "all concurrency slots busy", BUSY_RETRY_SECONDS, at_cap=True
+            )
         return await self._state.acquire(
             provider,
             now,

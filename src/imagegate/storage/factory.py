@@ -29,7 +29,8 @@ def create_object_store(settings: Settings, signer: UrlSigner) -> ObstoreObjectS
     if parts.scheme in ("", "file"):
         root = Path(parts.path if parts.scheme else url)
         root.mkdir(parents=True, exist_ok=True)
-        return ObstoreObjectStore(LocalStore(root, mkdir=True), signer, keeps_attributes=False)
+        store = LocalStore(root, mkdir=True)
+        return ObstoreObjectStore(store, signer, keeps_attributes=False, local_root=root.resolve())
     if parts.scheme == "memory":
         return ObstoreObjectStore(MemoryStore(), signer, keeps_attributes=True)
     if parts.scheme == "s3":

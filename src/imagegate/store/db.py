@@ -60,6 +60,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import StaticPool
 
 from imagegate.errors import ServiceUnavailable
+from imagegate.loop import is_idle
 from imagegate.store import prepared
 
 __all__ = [
@@ -514,12 +515,8 @@ class GroupCommit(_OneTask):
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.get_loop() is not loop:
             return False
-        # asyncio's loop keeps the callbacks it runs next in ``_ready`` and waits for its
-        # sockets on ``_selector`` (level-triggered: polling it consumes nothing). A callback
-        # ready to run or a socket ready to read would wait for this write (a loop without
-        # them never runs bodies here).
-        ready, selector = getattr(loop, "_ready", None), getattr(loop, "_selector", None)
-        return not (ready is None or ready or selector is None or selector.select(0))
+        # A callback ready to run or a socket ready to read would wait for this write.
+        return is_idle(loop)
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
