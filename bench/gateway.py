@@ -60,6 +60,29 @@ def loadavg() -> list[float]:
         return []
 
 
+def cpu_ticks(stat: str | None = None) -> tuple[int, int]:
+    """(ticks stolen by the host, all ticks) of every CPU since boot, from ``/proc/stat``.
+
+    On a virtual machine the host may run other guests on the same cores: the time it takes is
+    "steal", and a run during which it grows is slower than the load average says.
+    """
+    if stat is None:
+        try:
+            stat = Path("/proc/stat").read_text()
+        except OSError:
+            return (0, 0)
+    fields = [int(x) for x in stat.splitlines()[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal [guest guest_nice]: guest time is
+    # already counted in user and nice.
+    return fields[7] if len(fields) > 7 else 0, sum(fields[:8])
+
+
+def stolen_percent(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """The share of the CPU time between two ``cpu_ticks`` readings that the host took."""
+    total = after[1] - before[1]
+    return round(100 * (after[0] - before[0]) / total, 1) if total > 0 else None
+
+
 def wait_until_up(
     url: str, seconds: float = 90.0, proc: subprocess.Popen[Any] | None = None
 ) -> None:

@@ -215,6 +215,12 @@ def render(results: dict[str, Any], name: str, notes: str, plots: dict[str, str]
     sections = note_sections(notes)
     packages = ", ".join(f"{k} {v}" for k, v in m.get("packages", {}).items())
     load = ", ".join(f"{x:.2f}" for x in m.get("loadavg_start", []))
+    stolen = m.get("cpu_stolen_percent")
+    stolen_row = (
+        f"| CPU time the host took (steal) during the run | {stolen:.1f} % |\n"
+        if stolen is not None
+        else ""
+    )
 
     earlier = (
         f"\n## Compared with the earlier table\n\n{sections['earlier']}\n"
@@ -251,7 +257,7 @@ LiteLLM's proxy. Results: `bench/results/{name}.json`. Plots: `bench/plots/`.
 | CPU | {m["cpu_count"]} × {m["cpu_model"] or "unknown"} |
 | Memory | {m["memory_mb"]} MB |
 | Load average at start (1/5/15 min) | {load} |
-| OS | {m["os"]} |
+{stolen_row}| OS | {m["os"]} |
 | Python | {m["python"]} |
 | SQLite | {m["sqlite"]} |
 | PostgreSQL | {m["postgresql"]} (local, default config, TCP on 127.0.0.1) |

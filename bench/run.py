@@ -58,11 +58,13 @@ from bench.gateway import (
     Gateway,
     RssSampler,
     anchor,
+    cpu_ticks,
     engine,
     gateway,
     loadavg,
     log,
     rss_kb,
+    stolen_percent,
     upstream,
 )
 from bench.targets import checks, ratio
@@ -483,6 +485,7 @@ def main() -> None:
     # A partial run (--only) replaces its scenarios in the results file and keeps the others.
     previous = json.loads(path.read_text()) if args.only and path.exists() else {}
     wrk_bin = wrk.ensure_wrk()
+    ticks = cpu_ticks()
     t0 = time.monotonic()
     scenarios: dict[str, Any] = {}
     out: dict[str, Any] = {
@@ -507,6 +510,7 @@ def main() -> None:
         )
     out["scenarios"] = {**previous.get("scenarios", {}), **scenarios}
     out["wall_seconds"] = round(time.monotonic() - t0, 1)
+    out["machine"]["cpu_stolen_percent"] = stolen_percent(ticks, cpu_ticks())
     out["checks"] = [
         {"name": c.name, "measured": c.measured, "target": c.target, "verdict": c.verdict}
         for c in checks(out)
