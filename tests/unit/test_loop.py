@@ -55,10 +55,14 @@ async def test_many_ready_sockets_cost_no_more_than_one(
     selector = loop._selector  # type: ignore[attr-defined]
 
     def cost(ask: Callable[[], object]) -> float:
-        started = time.perf_counter()
-        for _ in range(50):
-            ask()
-        return time.perf_counter() - started
+        """The fastest of five rounds of 50 asks: a round the machine preempted does not count."""
+        rounds = []
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(50):
+                ask()
+            rounds.append(time.perf_counter() - started)
+        return min(rounds)
 
     assert not is_idle(loop)
     assert cost(lambda: is_idle(loop)) < cost(lambda: selector.select(0)) / 20
