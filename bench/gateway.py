@@ -305,17 +305,21 @@ class Gateway:
 
     def slow_since(self, marks: dict[str, int]) -> dict[str, Any]:
         """Slow callbacks of every gateway process since ``marks``: summed count, longest."""
-        per = {name: watch.since(marks.get(name, 0)) for name, watch in self.watches.items()}
-        longest = max(per.values(), key=lambda p: p["longest_ms"])
-        return {
-            "count": sum(p["count"] for p in per.values()),
-            "longest_ms": longest["longest_ms"],
-            "longest": longest["longest"],
-            "mostly_gc": sum(p["mostly_gc"] for p in per.values()),
-            "most_often": sum(
-                (Counter(dict(p["most_often"])) for p in per.values()), Counter()
-            ).most_common(5),
-        }
+        return merge_slow([watch.since(marks.get(name, 0)) for name, watch in self.watches.items()])
+
+
+def merge_slow(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Slow-callback summaries (of processes, or of rounds) as one: summed count, longest."""
+    longest = max(parts, key=lambda p: p["longest_ms"])
+    return {
+        "count": sum(p["count"] for p in parts),
+        "longest_ms": longest["longest_ms"],
+        "longest": longest["longest"],
+        "mostly_gc": sum(p["mostly_gc"] for p in parts),
+        "most_often": sum((Counter(dict(p["most_often"])) for p in parts), Counter()).most_common(
+            5
+        ),
+    }
 
 
 def gateway_env(

@@ -206,6 +206,18 @@ def why_section(found: list[Check], notes: dict[str, str]) -> str:
     return "\n\n".join(parts)
 
 
+def _rounds(cfg: dict[str, Any]) -> str:
+    """How the rows with a target were measured: in rounds, or (older results) in one run."""
+    if "rounds" not in cfg:
+        return f"Each run lasted {cfg.get('seconds')} s."
+    return (
+        f"The rows with a target are measured in {cfg['rounds']} rounds of "
+        f"{cfg['round_seconds']} s, each the anchor then every variant right after it, and show "
+        "the round with the median share (the results file keeps every round); the 1- and "
+        f"8-connection rows run once, {cfg.get('extra_seconds')} s each."
+    )
+
+
 def render(results: dict[str, Any], name: str, notes: str, plots: dict[str, str]) -> str:
     """BENCHMARKS.md for one results file (pure: the plots are made beforehand)."""
     m = results["machine"]
@@ -296,11 +308,11 @@ How it measures:
   callbacks held the event loop ≥ 20 ms and the longest.
 - **Submit**: `POST /v2/images/generate` with the test key and
   `{{"model":"gpt-image-1.5","prompt":"bench","gptImageParams":{{"quality":"low"}}}}` on
-  `serve --no-workers`, `wrk -t2 -c<N> -d{cfg.get("seconds")}s`, with and without a unique
-  `Idempotency-Key` per request (a wrk Lua script numbers them per thread); the anchor's POST
-  with the same body is measured right before, at the same connections.
+  `serve --no-workers`, `wrk -t2 -c<N>`, with and without a unique `Idempotency-Key` per
+  request (a wrk Lua script numbers them per thread); the anchor's POST with the same body is
+  measured right before, at the same connections. {_rounds(cfg)}
 - **Read**: `GET /v2/jobs/{{id}}` beside the anchor's bare GET, {cfg.get("read_connections")}
-  connections.
+  connections, in rounds as the submits.
 - **End to end**: {cfg.get("e2e_jobs")} jobs with a live key through a zero-latency fake
   OpenAI upstream (`bench/upstream.py`: imagegate.testing's fake, answering one 64 KB PNG),
   submitted by wrk at 32 connections; timed from the first submit until that many are
