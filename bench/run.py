@@ -11,8 +11,9 @@ Scenarios (each target in bench/targets.py):
 
 - ``submit``: ``POST /v2/images/generate`` on ``serve --no-workers`` with the test key, at 32 and
   128 connections, SQLite and PostgreSQL, without and with a unique ``Idempotency-Key`` per
-  request, each beside the bare FastAPI anchor (``bench/anchor.py``) at the same connections;
-- ``read``: ``GET /v2/jobs/{id}`` beside the anchor's bare GET, 32 connections;
+  request, each beside the bare FastAPI anchor (``bench/anchor.py``) at the same connections, in
+  three rounds (the anchor, then each variant right after it) of which the median stands;
+- ``read``: ``GET /v2/jobs/{id}`` beside the anchor's bare GET, 32 connections, in rounds too;
 - ``e2e``: jobs/s from the first submit until N jobs are COMPLETED (counted in the database),
   through the zero-latency OpenAI-protocol upstream answering 64 KB PNGs (``bench/upstream.py``):
   one ``serve`` on SQLite; ``serve --no-workers`` + 2 ``worker`` processes on PostgreSQL;
