@@ -170,11 +170,10 @@ class ProviderGates:
         self._waiting: dict[str, collections.deque[asyncio.Future[str | None]]] = {}
         """provider → calls of this process waiting for a lease, oldest first: each is given a
         lease handed over (its ticket), or None to try again when a lease was given back."""
-        self._taken_at: dict[str, Millis] = {}
-        """ticket → when it was taken (a lease handed over keeps its first time)."""
-        self._held: dict[str, set[str]] = {}
-        """provider → the tickets of this process's leases (in calls, parked), until given back:
-        while they number the provider's cap, no other lease can be free anywhere."""
+        self._held: dict[str, dict[str, Millis]] = {}
+        """provider → ticket → when it was taken, for each of this process's leases (in calls,
+        parked) until given back (a lease handed over keeps its first time): while they number
+        the provider's cap, no other lease can be free anywhere."""
         self._health: dict[str, tuple[float, Health]] = {}
         """provider → (monotonic time read, health): two reads per call otherwise."""
         self._health_reads: dict[str, asyncio.Task[Health]] = {}
@@ -297,7 +296,7 @@ class ProviderGates:
     def _reusable(self, provider: str, ticket: str) -> bool:
         """Whether a lease may serve another call: young enough to outlive it (it expires
         ``timeout`` + ``LEASE_MARGIN_MS`` after it was taken), and no rate limit to count it in."""
-        taken = self._taken_at.get(ticket)
+        taken = self._held.get(provider, {}).get(ticket)
         if taken is None or self._clock.now_ms() - taken >= HANDOVER_MS:
             return False
         return self._settings.provider(provider).rate_per_minute is None
@@ -312,8 +311,7 @@ class ProviderGates:
                 return
 
     async def _release(self, provider: str, ticket: str, outcome: Outcome, *, forget: bool) -> None:
-        self._taken_at.pop(ticket, None)
-        self._held.get(provider, set()).discard(ticket)
+        self._held.get(provider, {}).pop(ticket, None)
         try:
             await self._state.release(
                 provider, ticket, self._clock.now_ms(), outcome, circuit=self._circuit
@@ -341,8 +339,8 @@ class ProviderGates:
         while True:
             try:
                 ticket = await self._try_enter(provider, job_id)
-                self._taken_at.setdefault(ticket, self._clock.now_ms())  # a parked one keeps its
-                self._held.setdefault(provider, set()).add(ticket)
+                held = self._held.setdefault(provider, {})
+                held.setdefault(ticket, self._clock.now_ms())  # a parked one keeps its time
                 return ticket
             except ProviderBusy as busy:
                 left = give_up - loop.time()
