@@ -86,7 +86,6 @@ BIG_QUEUE = {"IMAGEGATE_MAX_QUEUED_JOBS_PER_ACCOUNT": "10000000"}
 VENDOR_CAP = {"IMAGEGATE_PROVIDERS__OPENAI__MAX_CONCURRENCY": "2000"}
 
 FULL = {
-    "seconds": 8,
     "rounds": 3,
     "round_seconds": 3,
     "connections": [32, 128],
@@ -104,7 +103,6 @@ FULL = {
 }
 QUICK = {
     **FULL,
-    "seconds": 2,
     "rounds": 1,
     "round_seconds": 2,
     "extra_seconds": 1,
