@@ -7,7 +7,7 @@ Create Date: 2026-12-07
 ``complete_jobs`` (0022) locked and updated its batch's jobs by joining ``jobs`` to the batch's
 rows (``jsonb_to_recordset``), which the planner estimates at 100 rows whatever the batch holds:
 on a table of a few thousand jobs it chose to read the whole table and hash the batch, once to
-lock and once to update, for every batch (the plan then cached for the session). The ids are now
+lock and once to update, for every batch. The ids are now
 gathered first and each statement asks for ``id = ANY`` of them, which the primary key answers.
 The rows written, their order and the order of the locks are unchanged.
 """
