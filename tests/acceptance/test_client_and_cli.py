@@ -101,6 +101,7 @@ def test_cli_generate_waits_and_saves_images(served: Served, tmp_path: Path) -> 
     listing = imagegate("jobs", "list", "--url", served.base_url, "--key", served.key("test"))
     assert listing.returncode == 0, listing.stderr
     assert "gpt-image-1.5" in listing.stdout
+    assert job_id in listing.stdout  # whole, at the 80 columns of a pipe, to copy into `jobs get`
     newest = imagegate(
         "jobs", "list", "--limit", "1", "--json", "--url", served.base_url,
         "--key", served.key("test"),

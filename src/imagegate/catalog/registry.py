@@ -221,7 +221,9 @@ class Catalog:
         except ValidationError as exc:
             details = describe_errors(exc.errors())
             for key in list(details):
-                if key in self._keys and details[key] == ["unknown field"]:
+                # Another model's params object, or a guess at this one's name ("flux2Params").
+                guessed = key in self._keys or key.endswith("Params")
+                if guessed and details[key] == ["unknown field"]:
                     details[key] = [f"is not a parameter of {model_id} (use {spec.params_key})"]
             raise ValidationFailed(details) from None
         params = getattr(request, spec.params_key) or spec.params()

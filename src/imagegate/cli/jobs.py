@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from imagegate.client import Client, ImagegateError, Job
 
@@ -210,11 +210,24 @@ def jobs_list(
         for job in jobs:
             typer.echo(json.dumps(job.raw))
         return
-    table = Table("id", "model", "status", "progress", "credits", "created")
+    # The id is what a reader copies into ``jobs get``/``watch``/``cancel``: never cut short,
+    # whatever the terminal's width; a long model id wraps instead. At 80 columns the rest fits
+    # beside it: progress shows in the status while it means something, the year is left out.
+    table = Table(
+        Column("id", no_wrap=True, min_width=36),
+        Column("model", overflow="fold"),
+        Column("status", no_wrap=True),
+        Column("credits", no_wrap=True),
+        Column("created UTC", no_wrap=True),
+        box=None,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+    )
     for job in jobs:
-        table.add_row(
-            job.id, job.model, job.status, str(job.progress), str(job.credit_cost), job.created_at
-        )
+        running = job.status in {"QUEUED", "PROCESSING"} and job.progress
+        status = f"{job.status} {job.progress}%" if running else job.status
+        created = (job.created_at or "")[5:16].replace("T", " ")
+        table.add_row(job.id, job.model, status, str(job.credit_cost), created)
     console.print(table)
 
 

@@ -273,6 +273,14 @@ def test_params_of_another_family_are_rejected_by_name() -> None:
     assert details == {"fluxParams": ["is not a parameter of midjourney (use midjourneyParams)"]}
 
 
+def test_a_wrong_guess_at_the_params_key_names_the_right_one() -> None:
+    details = _details({"model": "flux-2-pro", "flux2Params": {"seed": 1}, "colour": "red"})
+    assert details == {
+        "flux2Params": ["is not a parameter of flux-2-pro (use fluxParams)"],
+        "colour": ["unknown field"],
+    }
+
+
 def test_flux_2_pro_resolution_is_an_enum_but_flux_2_dev_takes_any_string() -> None:
     details = _details({"model": "flux-2-pro", "fluxParams": {"resolution": "3MP"}})
     assert list(details) == ["fluxParams.resolution"]
