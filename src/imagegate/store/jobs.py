@@ -471,7 +471,7 @@ async def submit_many_postgres(
     ``submit_postgres`` runs it, in order within an account; what each did, in the order of
     ``submits``. A refused or failed submit's writes are undone and the others' kept, so the
     transaction commits whatever the outcomes. The admitted jobs' rows are inserted together at
-    the end (0023): a failure there fails the statement, and so the whole batch. PostgreSQL only
+    the end (0024): a failure there fails the statement, and so the whole batch. PostgreSQL only
     (``Database.write_each``)."""
     rows = await conn.execute(_SUBMIT_MANY, {"submits": [s.arguments() for s in submits]})
     done: list[Submitted | None] = [None] * len(submits)

@@ -1,5 +1,5 @@
 """On PostgreSQL a batch of submits (``submit_jobs``) writes the jobs it admits in one insert at
-its end (migration 0023): one row per admitted job, as its submit described it, none for a
+its end (migration 0024): one row per admitted job, as its submit described it, none for a
 refused submit or a replay; admission and the daily spend cap decide as when each job was
 inserted as its submit went."""
 

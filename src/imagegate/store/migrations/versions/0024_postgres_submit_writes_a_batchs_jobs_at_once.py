@@ -1,7 +1,7 @@
 """PostgreSQL: a batch of submits writes its admitted jobs in one insert
 
-Revision ID: 0023
-Revises: 0022
+Revision ID: 0024
+Revises: 0023
 Create Date: 2026-12-07
 
 ``submit_jobs`` inserted each submit's job row as it went, one ``INSERT`` statement per submit,
@@ -30,8 +30,8 @@ from alembic import op
 
 from imagegate.store.migrations import earlier
 
-revision = "0023"
-down_revision = "0022"
+revision = "0024"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
