@@ -15,7 +15,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.queue import claims
 from imagegate.queue.events import JobSignals
@@ -466,3 +467,44 @@ async def test_a_batch_of_completions_writes_what_each_completion_alone_would_in
         (0, alone),
         (3, alone),
     ]
+
+
+async def test_a_batch_of_completions_reads_only_its_own_jobs_among_thousands_on_postgresql(
+    pg_database_url: str,
+) -> None:
+    """``complete_jobs`` locks and updates its batch's jobs through their keys: with thousands
+    of finished jobs beside them, it never reads the whole table (a batch's rows are 100 to the
+    planner, who then chose to read every job twice per batch)."""
+    _truncate_pg(pg_database_url)
+    db = Database(pg_database_url)
+    try:
+        account_id = await add_account(db, credits=100)
+        leases = await full_deliveries(db, account_id, 3, 2_000)
+        with psycopg.connect(_psycopg_dsn(pg_database_url), autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO jobs SELECT (jsonb_populate_record(j, jsonb_build_object("
+                "'id', gen_random_uuid()::text, 'status', 'COMPLETED', 'step', 'done',"
+                "'lease_owner', NULL, 'lease_token', NULL, 'lease_expires_at', NULL))).*"
+                " FROM jobs AS j, generate_series(1, 3000) WHERE j.id = %s",
+                (leases[0].job_id,),
+            )
+            conn.execute("ANALYZE jobs")
+        batch = [
+            completion(lease, 3_000, charged=10, stored=[output(n)], hook=None)
+            for n, lease in enumerate(leases)
+        ]
+
+        async def complete_and_count(conn: AsyncConnection) -> tuple[list[JobRow | None], int]:
+            finished = await claims.complete_jobs(conn, batch)
+            scans = await conn.scalar(
+                text("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'jobs'")
+            )
+            return finished, int(scans)
+
+        async with db.transaction() as conn:
+            finished, whole_reads = await complete_and_count(conn)
+    finally:
+        await db.dispose()
+
+    assert [job.status if job else None for job in finished] == ["COMPLETED"] * 3
+    assert whole_reads == 0

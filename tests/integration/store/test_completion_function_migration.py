@@ -58,3 +58,16 @@ def test_a_batch_of_completions_goes_back_to_one_call_per_job_with_a_downgrade(
 
     upgrade_sync(empty_pg_url)
     assert "complete_job(" not in source_of(empty_pg_url, "complete_jobs")
+
+
+def test_a_batch_of_completions_goes_back_to_joining_its_rows_with_a_downgrade(
+    empty_pg_url: str,
+) -> None:
+    upgrade_sync(empty_pg_url)
+    assert "j.id = ANY (v_ids)" in source_of(empty_pg_url, "complete_jobs")
+
+    command.downgrade(alembic_config(empty_pg_url), "0022")
+    assert "v_ids" not in source_of(empty_pg_url, "complete_jobs")
+
+    upgrade_sync(empty_pg_url)
+    assert "j.id = ANY (v_ids)" in source_of(empty_pg_url, "complete_jobs")

@@ -27,6 +27,7 @@ from imagegate.providers.http import (
     VendorClient,
     clean_message,
     decode_base64,
+    json_object,
     json_object_off_loop,
     parse_off_loop,
     raise_for_upstream,
@@ -159,6 +160,21 @@ async def test_the_off_loop_json_object_keeps_the_malformed_answer_errors() -> N
         await json_object_off_loop(
             httpx2.Response(200, content=b"{" * 300_000, request=request), "fal", polling=True
         )
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"data": ' + b"[" * 5000 + b"]" * 5000 + b"}",  # the standard library's RecursionError
+        b'{"data": [], "seed": NaN}',
+        b'{"data": "\xff"}',
+    ],
+    ids=["nested-too-deep", "nan", "not-utf8"],
+)
+def test_an_answer_that_is_not_json_is_malformed(content: bytes) -> None:
+    answer = httpx2.Response(200, content=content, request=httpx2.Request("POST", "https://x/y"))
+    with pytest.raises(UpstreamRejected, match="not JSON"):
+        json_object(answer, "openai")
 
 
 @pytest.mark.parametrize(
