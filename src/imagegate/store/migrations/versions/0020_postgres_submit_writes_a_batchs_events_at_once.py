@@ -70,14 +70,19 @@ def _submit_jobs_of_0018() -> str:
     return str(earlier("0018_postgres_submit_claims_a_key_by_its_insert.py").submit_jobs())
 
 
-def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
+def submit_jobs() -> str:
+    """This migration's ``submit_jobs``: 0018's with the admitted jobs' events written at once."""
     sql = _submit_jobs_of_0018()
     for before, after in CHANGES:
         assert sql.count(before) == 1, before
         sql = sql.replace(before, after)
-    op.execute(sql)
+    return sql
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(submit_jobs())
 
 
 def downgrade() -> None:
