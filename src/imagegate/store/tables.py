@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -166,6 +167,13 @@ jobs = Table(
     Index("ix_jobs_account_created", "account_id", "created_at", "id"),
     Index("ix_jobs_account_status", "account_id", "status"),
     Index("ix_jobs_retention", "expired", "expires_at"),
+    # A worker's leased jobs (its heartbeat, its shutdown): only jobs in flight are indexed.
+    Index(
+        "ix_jobs_leased",
+        "lease_owner",
+        postgresql_where=text("lease_token IS NOT NULL"),
+        sqlite_where=text("lease_token IS NOT NULL"),
+    ),
 )
 
 job_events = Table(

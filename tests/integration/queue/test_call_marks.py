@@ -8,13 +8,15 @@ import asyncio
 import uuid
 from pathlib import Path
 
+from sqlalchemy import text
+
 from imagegate.queue import claims
 from imagegate.queue.transitions import JobTransitions, Lease, LeaseLost
 from imagegate.store import jobs as job_store
 from imagegate.store.db import Database
 from imagegate.store.jobs import JobRow
 from imagegate.testing.clock import FakeClock
-from tests.conftest import _truncate_pg, make_settings
+from tests.conftest import _truncate_pg, fresh_sqlite, make_settings
 from tests.factories import add_account, add_job
 from tests.integration.queue.conftest import statements_sent
 
@@ -115,3 +117,53 @@ async def test_the_heartbeat_renews_the_leases_its_worker_holds_and_no_other(
         ]
     finally:
         await db.dispose()
+
+
+async def test_a_heartbeat_reads_only_the_workers_own_leased_jobs_on_postgresql(
+    pg_database_url: str,
+) -> None:
+    """``renew_owner`` finds the worker's jobs through ``ix_jobs_leased``: with thousands of
+    finished jobs in the table, a heartbeat never reads it whole (it did, every heartbeat)."""
+    _truncate_pg(pg_database_url)
+    db = Database(pg_database_url)
+    try:
+        mine = await leased_jobs(db, 3, 1_000)
+        await add_finished_jobs(db, 3_000)
+        async with db.transaction() as conn:
+            renewed = await claims.renew_owner(conn, "w1", 2_000, LEASE_MS)
+            scans = await conn.scalar(
+                text("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'jobs'")
+            )
+        assert renewed == {job.id: job.lease_token for job in mine}
+        assert scans == 0
+    finally:
+        await db.dispose()
+
+
+async def test_a_workers_leased_jobs_are_found_through_an_index_on_sqlite(
+    migrated_sqlite: Path, tmp_path: Path
+) -> None:
+    db = Database(fresh_sqlite(migrated_sqlite, tmp_path))
+    try:
+        await leased_jobs(db, 3, 1_000)
+        await add_finished_jobs(db, 300)
+        async with db.read() as conn:
+            plan = (
+                await conn.execute(
+                    text(
+                        "EXPLAIN QUERY PLAN SELECT id FROM jobs"
+                        " WHERE lease_owner = 'w1' AND lease_token IS NOT NULL ORDER BY id"
+                    )
+                )
+            ).all()
+        assert any("ix_jobs_leased" in str(row) for row in plan), plan
+    finally:
+        await db.dispose()
+
+
+async def add_finished_jobs(db: Database, count: int) -> None:
+    account_id = await add_account(db, credits=0)
+    for _ in range(count):
+        await add_job(db, account_id, status="COMPLETED", step="done")
+    async with db.transaction() as conn:
+        await conn.execute(text("ANALYZE jobs"))
