@@ -19,7 +19,7 @@ from imagegate.types import KeyKind
 from tests.integration.conftest import Gateway, open_gateway
 
 BODY = b'{"model":"gpt-image-1.5","prompt":"a kite","gptImageParams":{"quality":"low"}}'
-OPENAI_BODY = b'{"model":"gpt-image-1.5","prompt":"a kite","quality":"low"}'
+OPENAI_BODY = b'{"model":"gpt-image-1.5","prompt":"a kite","quality":"low","response_format":"url"}'
 GENERATIONS = "/v1/images/generations"
 
 
