@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.store.db import Database
 
@@ -44,3 +45,13 @@ def statements_sent(db: Database) -> Iterator[Sent]:
     finally:
         event.remove(engine, "before_cursor_execute", on_execute)
         event.remove(engine, "commit", on_commit)
+
+
+async def whole_reads_of_jobs(conn: AsyncConnection) -> int:
+    """Sequential scans of ``jobs`` this connection's backend made and has not yet reported:
+    on PostgreSQL 15 those of its earlier transactions too (they are reported at most once a
+    second), so a test reads the difference around what it measures."""
+    scans = await conn.scalar(
+        text("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'jobs'")
+    )
+    return int(scans)

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.queue import claims
@@ -33,7 +33,7 @@ from imagegate.testing.clock import FakeClock
 from imagegate.types import Route
 from tests.conftest import _psycopg_dsn, _truncate_pg, make_settings
 from tests.factories import add_account, add_job
-from tests.integration.queue.conftest import statements_sent
+from tests.integration.queue.conftest import statements_sent, whole_reads_of_jobs
 
 LEASE_MS = 30_000
 HOOK = "http://hooks.test/done"
@@ -495,11 +495,9 @@ async def test_a_batch_of_completions_reads_only_its_own_jobs_among_thousands_on
         ]
 
         async def complete_and_count(conn: AsyncConnection) -> tuple[list[JobRow | None], int]:
+            before = await whole_reads_of_jobs(conn)
             finished = await claims.complete_jobs(conn, batch)
-            scans = await conn.scalar(
-                text("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'jobs'")
-            )
-            return finished, int(scans)
+            return finished, await whole_reads_of_jobs(conn) - before
 
         async with db.transaction() as conn:
             finished, whole_reads = await complete_and_count(conn)
