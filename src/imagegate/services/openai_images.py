@@ -363,7 +363,8 @@ class OpenAIImages:
             accepted = await self._submitter.generate(caller, body, idempotency_key, claim=claim)
         except ValidationFailed as exc:
             raise _translate(exc, mapping) from None
-        inline = request.get("response_format", _default_format(mapping.spec)) == "b64_json"
+        answer_format = request.get("response_format") or _default_format(mapping.spec)
+        inline = answer_format == "b64_json"
         stored: dict[str, bytes] = {}  # the images of a step run here, as it stored them
         job = await self._direct.finish(caller, accepted, deadline, stored if inline else None)
         if job.status != JobStatus.COMPLETED.value:

@@ -95,6 +95,15 @@ async def test_without_response_format_a_model_answers_as_openai_answers_it(
     assert image.url is None and image.b64_json is not None
     with Image.open(io.BytesIO(base64.b64decode(image.b64_json))) as picture:
         assert picture.width > 0
+    sent_null = await call(
+        gateway,
+        gateway.http.post(
+            "/v1/images/generations",
+            json={"model": "gpt-image-1.5", "prompt": "a fox", "response_format": None},
+            headers={"Authorization": f"Bearer {gateway.test_key}"},
+        ),
+    )
+    assert [set(image) for image in sent_null.json()["data"]] == [{"b64_json"}]
     for model in ("dall-e-3", "flux-2-pro"):
         answer = await call(gateway, client.images.generate(model=model, prompt="a fox"))
         assert [(i.url is not None, i.b64_json) for i in answer.data] == [(True, None)], model
