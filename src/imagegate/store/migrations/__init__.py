@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["earlier"]
+__all__ = ["changed", "earlier"]
 
 VERSIONS = Path(__file__).with_name("versions")
 
@@ -21,3 +22,13 @@ def earlier(file_name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def changed(sql: str, changes: Sequence[tuple[str, str]]) -> str:
+    """``sql`` with each ``(before, after)`` of ``changes`` applied in turn: how a migration
+    states what it changes in an earlier one's function. Each ``before`` must be found exactly
+    once, so a change never lands in the wrong place or silently nowhere."""
+    for before, after in changes:
+        assert sql.count(before) == 1, before
+        sql = sql.replace(before, after)
+    return sql

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from imagegate.store.migrations import earlier
+from imagegate.store.migrations import changed, earlier
 
 revision = "0015"
 down_revision = "0014"
@@ -109,11 +109,7 @@ END
 
 def _submit_jobs() -> str:
     """This migration's ``submit_jobs``: 0012's with the batch adding its jobs' counts."""
-    sql = str(earlier("0012_postgres_submit_many_counts_once.py").SUBMIT_JOBS)
-    for before, after in CHANGES:
-        assert sql.count(before) == 1, before
-        sql = sql.replace(before, after)
-    return sql
+    return changed(str(earlier("0012_postgres_submit_many_counts_once.py").SUBMIT_JOBS), CHANGES)
 
 
 SUBMIT_JOBS = _submit_jobs()

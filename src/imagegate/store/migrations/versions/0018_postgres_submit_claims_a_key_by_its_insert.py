@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from imagegate.store.migrations import earlier
+from imagegate.store.migrations import changed, earlier
 
 revision = "0018"
 down_revision = "0017"
@@ -90,9 +90,7 @@ def _submit_jobs_of_0015() -> str:
 
 def submit_jobs() -> str:
     """This migration's ``submit_jobs``: 0015's with the key claimed by its insert."""
-    sql = _submit_jobs_of_0015()
-    assert sql.count(LOOKED_UP_FIRST) == 1
-    return sql.replace(LOOKED_UP_FIRST, CLAIMED_FIRST)
+    return changed(_submit_jobs_of_0015(), [(LOOKED_UP_FIRST, CLAIMED_FIRST)])
 
 
 def upgrade() -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from imagegate.store.migrations import earlier
+from imagegate.store.migrations import changed, earlier
 
 revision = "0020"
 down_revision = "0019"
@@ -72,11 +72,7 @@ def _submit_jobs_of_0018() -> str:
 
 def submit_jobs() -> str:
     """This migration's ``submit_jobs``: 0018's with the admitted jobs' events written at once."""
-    sql = _submit_jobs_of_0018()
-    for before, after in CHANGES:
-        assert sql.count(before) == 1, before
-        sql = sql.replace(before, after)
-    return sql
+    return changed(_submit_jobs_of_0018(), CHANGES)
 
 
 def upgrade() -> None:

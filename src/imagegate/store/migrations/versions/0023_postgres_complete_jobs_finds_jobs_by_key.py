@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from imagegate.store.migrations import earlier
+from imagegate.store.migrations import changed, earlier
 
 revision = "0023"
 down_revision = "0022"
@@ -57,11 +57,7 @@ def _complete_jobs_of_0022() -> str:
 
 def complete_jobs() -> str:
     """This migration's ``complete_jobs``: 0022's with the batch's jobs found by key."""
-    sql = _complete_jobs_of_0022()
-    for before, after in CHANGES:
-        assert sql.count(before) == 1, before
-        sql = sql.replace(before, after)
-    return sql
+    return changed(_complete_jobs_of_0022(), CHANGES)
 
 
 def upgrade() -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from imagegate.store.migrations import earlier
+from imagegate.store.migrations import changed, earlier
 
 revision = "0024"
 down_revision = "0023"
@@ -109,11 +109,7 @@ def _submit_jobs_of_0020() -> str:
 
 def submit_jobs() -> str:
     """This migration's ``submit_jobs``: 0020's with the admitted jobs inserted at once."""
-    sql = _submit_jobs_of_0020()
-    for before, after in CHANGES:
-        assert sql.count(before) == 1, before
-        sql = sql.replace(before, after)
-    return sql
+    return changed(_submit_jobs_of_0020(), CHANGES)
 
 
 def upgrade() -> None:
