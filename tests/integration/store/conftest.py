@@ -4,9 +4,27 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import psycopg
 import pytest
 
 from imagegate.store.db import Database
+from tests.conftest import _truncate_pg
+from tests.factories import add_account
+
+# Counts the INSERT statements on a table in a transaction-local setting. Made inside the
+# test's transaction, which rolls back: nothing of it outlives the test.
+_COUNT_INSERTS = """
+CREATE FUNCTION test_count_{table}_inserts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('test.{table}_inserts',
+        (coalesce(nullif(current_setting('test.{table}_inserts', true), ''), '0')::int + 1)::text,
+        true);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER test_count_{table}_inserts AFTER INSERT ON {table}
+FOR EACH STATEMENT EXECUTE FUNCTION test_count_{table}_inserts();
+"""
 
 
 @pytest.fixture
@@ -49,3 +67,24 @@ def submit_item(
         "fingerprint": "f",
         "key_expires_at": at + 5_000,
     }
+
+
+@pytest.fixture
+async def account(pg_database_url: str) -> AsyncIterator[str]:
+    """An account with 10 credits in an emptied PostgreSQL database."""
+    _truncate_pg(pg_database_url)
+    db = Database(pg_database_url)
+    try:
+        yield await add_account(db, credits=10)
+    finally:
+        await db.dispose()
+
+
+def count_inserts(conn: psycopg.Connection[Any], table: str) -> None:
+    """From now on, within ``conn``'s transaction, count the INSERT statements on ``table``."""
+    conn.execute(_COUNT_INSERTS.format(table=table))
+
+
+def inserts_counted(conn: psycopg.Connection[Any], table: str) -> tuple[Any, ...] | None:
+    """The INSERT statements on ``table`` since ``count_inserts``, as the setting's row."""
+    return conn.execute(f"SELECT current_setting('test.{table}_inserts', true)").fetchone()

@@ -5,41 +5,12 @@ time and cost, none for a refused submit or a replay, and one NOTIFY when it adm
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
-import pytest
 
-from imagegate.store.db import Database
-from tests.conftest import _psycopg_dsn, _truncate_pg
-from tests.factories import add_account
-from tests.integration.store.conftest import submit_item
-
-# Counts the INSERT statements on job_events in a transaction-local setting. Made inside the
-# test's transaction, which rolls back: nothing of it outlives the test.
-COUNT_EVENT_INSERTS = """
-CREATE FUNCTION test_count_event_inserts() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM set_config('test.event_inserts',
-        (coalesce(nullif(current_setting('test.event_inserts', true), ''), '0')::int + 1)::text,
-        true);
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER test_count_event_inserts AFTER INSERT ON job_events
-FOR EACH STATEMENT EXECUTE FUNCTION test_count_event_inserts();
-"""
-
-
-@pytest.fixture
-async def account(pg_database_url: str) -> AsyncIterator[str]:
-    _truncate_pg(pg_database_url)
-    db = Database(pg_database_url)
-    try:
-        yield await add_account(db, credits=10)
-    finally:
-        await db.dispose()
+from tests.conftest import _psycopg_dsn
+from tests.integration.store.conftest import count_inserts, inserts_counted, submit_item
 
 
 def submit_jobs(conn: psycopg.Connection[Any], submits: list[Any]) -> list[tuple[str, str]]:
@@ -64,7 +35,7 @@ async def test_a_batch_writes_its_admitted_jobs_queued_events_in_one_insert(
         submit_item(account, at=1_006),
     ]
     with psycopg.connect(_psycopg_dsn(pg_database_url)) as conn:
-        conn.execute(COUNT_EVENT_INSERTS)
+        count_inserts(conn, "job_events")
         done = submit_jobs(conn, batch)
 
         assert [outcome for outcome, _ in done] == [
@@ -78,7 +49,7 @@ async def test_a_batch_writes_its_admitted_jobs_queued_events_in_one_insert(
             (done[5][1], 1_006, "queued", {"cost": 0}),
         ]
         # One statement for the four; the refused submit's was undone with it before.
-        inserts = conn.execute("SELECT current_setting('test.event_inserts', true)").fetchone()
+        inserts = inserts_counted(conn, "job_events")
         assert inserts == ("1",)
         conn.rollback()
 

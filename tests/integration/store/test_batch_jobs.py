@@ -6,41 +6,12 @@ inserted as its submit went."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
-import pytest
 
-from imagegate.store.db import Database
-from tests.conftest import _psycopg_dsn, _truncate_pg
-from tests.factories import add_account
-from tests.integration.store.conftest import submit_item
-
-# Counts the INSERT statements on jobs in a transaction-local setting. Made inside the test's
-# transaction, which rolls back: nothing of it outlives the test.
-COUNT_JOB_INSERTS = """
-CREATE FUNCTION test_count_job_inserts() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM set_config('test.job_inserts',
-        (coalesce(nullif(current_setting('test.job_inserts', true), ''), '0')::int + 1)::text,
-        true);
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER test_count_job_inserts AFTER INSERT ON jobs
-FOR EACH STATEMENT EXECUTE FUNCTION test_count_job_inserts();
-"""
-
-
-@pytest.fixture
-async def account(pg_database_url: str) -> AsyncIterator[str]:
-    _truncate_pg(pg_database_url)
-    db = Database(pg_database_url)
-    try:
-        yield await add_account(db, credits=10)
-    finally:
-        await db.dispose()
+from tests.conftest import _psycopg_dsn
+from tests.integration.store.conftest import count_inserts, inserts_counted, submit_item
 
 
 def submit_jobs(conn: psycopg.Connection[Any], submits: list[Any]) -> list[tuple[Any, ...]]:
@@ -69,7 +40,7 @@ async def test_a_batch_writes_its_admitted_jobs_in_one_insert(
     ]
     batch[1]["input"] = {"prompt": "kept as sent"}
     with psycopg.connect(_psycopg_dsn(pg_database_url)) as conn:
-        conn.execute(COUNT_JOB_INSERTS)
+        count_inserts(conn, "jobs")
         done = submit_jobs(conn, batch)
 
         assert [row[0] for row in done] == [
@@ -83,7 +54,7 @@ async def test_a_batch_writes_its_admitted_jobs_in_one_insert(
             for s in admitted
         ]  # fmt: skip
         # One statement for the four; the refused submit had none.
-        inserts = conn.execute("SELECT current_setting('test.job_inserts', true)").fetchone()
+        inserts = inserts_counted(conn, "jobs")
         assert inserts == ("1",)
         conn.rollback()
 
