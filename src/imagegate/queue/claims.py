@@ -22,12 +22,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Update, bindparam, case, func, select, text, update
+from sqlalchemy import Update, bindparam, case, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import BigInteger, String
 
-from imagegate.store.jobs import JobRow, job_from_row
+from imagegate.store.jobs import JobRow, NewJob, job_from_row, new_job_values
 from imagegate.store.outputs import OutputRecord
 from imagegate.store.prepared import prepared
 from imagegate.store.tables import jobs
@@ -37,10 +37,10 @@ __all__ = [
     "CallMark",
     "Completion",
     "claim",
-    "claim_job",
     "complete_job",
     "complete_jobs",
     "fenced_update",
+    "insert_claimed_job",
     "mark_calls",
     "next_due",
     "queue_depth",
@@ -93,63 +93,48 @@ async def claim(
     return [job_from_row(row) for row in result]
 
 
-_CLAIM_JOB = prepared(
-    update(jobs)
-    .where(jobs.c.id == bindparam("claimed_id"), jobs.c.lease_token.is_(None))
-    .values(
-        lease_owner=bindparam("claim_owner"),
-        lease_token=bindparam("claim_token"),
-        lease_expires_at=bindparam("claim_expires_at"),
-        status=case(
-            (jobs.c.status == JobStatus.QUEUED.value, JobStatus.PROCESSING.value),
-            else_=jobs.c.status,
-        ),
-        started_at=func.coalesce(jobs.c.started_at, bindparam("claim_now")),
-        updated_at=bindparam("claim_now"),
-        call_started_at=bindparam("claim_calling_at"),
-    )
-    .returning(*jobs.c)
-)
-"""``claim_job``'s statement, built once (it runs in every direct ``/v1`` submit; on SQLite
-below SQLAlchemy, ``prepared``): what ``_claimed`` writes, for one job, and its call in flight
-when asked."""
+_INSERT_CLAIMED_JOB = prepared(insert(jobs).returning(*jobs.c))
+"""``insert_claimed_job``'s statement, built once (it runs in every direct ``/v1`` submit; on
+SQLite below SQLAlchemy, ``prepared``)."""
 
 
-async def claim_job(
+async def insert_claimed_job(
     conn: AsyncConnection,
-    job_id: str,
+    job: NewJob,
     *,
     owner: str,
     token: str,
     now: Millis,
     lease_ms: int,
     calling: bool = False,
-) -> JobRow | None:
-    """Lease the job just inserted in this transaction, as ``claim`` would (the API process
-    that runs a ``/v1`` call in the request's own task; see ``queue.worker``); with
-    ``calling``, also record its first paid call as in flight (``call_started_at``), as
-    ``JobTransitions.calling`` would just before the call.
+) -> JobRow:
+    """Insert ``job`` already leased, as ``claim`` would lease it once inserted (the API process
+    that runs a ``/v1`` call in the request's own task; see ``queue.worker``): PROCESSING,
+    started now; with ``calling``, also its first paid call recorded as in flight
+    (``call_started_at``), as ``JobTransitions.calling`` would just before the call.
+
+    One write of the row: inserted QUEUED and then claimed in the same transaction, the row,
+    its indexes and the account's job counts were each written twice, and no one outside the
+    transaction ever saw the QUEUED row (a fifth of the submit's SQLite time, ``bench/notes.md``,
+    litellm).
 
     Invariant: the same as ``claim``'s, and the lease is the same: renewed by ``owner``'s
-    heartbeat, fencing every write, and due again for any worker once it expires. None when the
-    job is already leased (it never is, in the transaction that inserted it). A ``calling``
+    heartbeat, fencing every write, and due again for any worker once it expires. A ``calling``
     mark committed before the call only errs on the safe side: if the process dies before the
     call is made, the worker that takes the job over counts it as an interrupted call
     (``queue.runner``); every release of the lease clears it.
     """
-    result = await conn.execute(
-        _CLAIM_JOB,
-        {
-            "claimed_id": job_id,
-            "claim_owner": owner,
-            "claim_token": token,
-            "claim_expires_at": now + lease_ms,
-            "claim_now": now,
-            "claim_calling_at": now if calling else None,
-        },
+    values = new_job_values(job)
+    values.update(
+        status=JobStatus.PROCESSING.value,
+        lease_owner=owner,
+        lease_token=token,
+        lease_expires_at=now + lease_ms,
+        started_at=now,
+        updated_at=now,
+        call_started_at=now if calling else None,
     )
-    row = result.first()
-    return job_from_row(row) if row is not None else None
+    return job_from_row((await conn.execute(_INSERT_CLAIMED_JOB, values)).first())
 
 
 def _claimed(owner: str, token: str, now: Millis, lease_ms: int) -> dict[str, Any]:

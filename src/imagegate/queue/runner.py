@@ -144,9 +144,10 @@ class JobRunner:
         """Advance one leased job by one step. Never raises (except cancellation).
 
         ``call_marked``: the claim that leased the job recorded its first paid call in flight
-        (``claims.claim_job(calling=True)``), so ``call_started_at`` is that call's mark, not
-        one left by a call cut off before. The job as written when this step COMPLETED it, else
-        None (it failed, was put back for a later step, or the lease was lost: read it to know).
+        (``claims.insert_claimed_job(calling=True)``), so ``call_started_at`` is that call's
+        mark, not one left by a call cut off before. The job as written when this step
+        COMPLETED it, else None (it failed, was put back for a later step, or the lease was
+        lost: read it to know).
         ``outputs``, when given, receives the bytes of each image this step stored that the
         vendor sent inline, by storage key: a caller that answers with the images (``/v1``'s
         ``b64_json``) need not read them back from the store.

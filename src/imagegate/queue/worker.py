@@ -13,11 +13,11 @@ test seam: run everything due now, until nothing is.
 
 A job may also be claimed where it is inserted: an API process that runs workers runs a
 ``/v1`` call's job in the request's own task, without waiting for a claim. ``new_claim()`` is
-the lease (this worker's owner, a fresh token, the same TTL) that ``claims.claim_job`` writes in
-the submit's transaction, and ``run_claimed(job)`` runs the job's step as a claimed one: its
-lease renewed by the heartbeat, waited for (or cancelled past the grace) at shutdown, and, if
-the process dies mid-step, expiring so that any worker takes the job over as it would a dead
-worker's.
+the lease (this worker's owner, a fresh token, the same TTL) that ``claims.insert_claimed_job``
+writes in the submit's transaction, and ``run_claimed(job)`` runs the job's step as a claimed
+one: its lease renewed by the heartbeat, waited for (or cancelled past the grace) at shutdown,
+and, if the process dies mid-step, expiring so that any worker takes the job over as it would
+a dead worker's.
 
 A database outage stops claiming, never the worker: its ``Outage`` logs the start and the end
 once, the claim is retried with back-off, and running steps keep their leases by the heartbeat
@@ -79,7 +79,7 @@ def lost_leases(
 
 @dataclass(frozen=True)
 class Claim:
-    """A lease for a job claimed where it is inserted (``claims.claim_job``)."""
+    """A lease for a job claimed where it is inserted (``claims.insert_claimed_job``)."""
 
     owner: str
     token: str
@@ -165,7 +165,7 @@ class Worker:
         """Run the step of ``job``, claimed with ``new_claim()``, as if this worker had claimed
         it; the job as written when the step COMPLETED it, else None (see ``JobRunner.run``).
         A ``call_started_at`` on ``job`` is the claim's mark of its first paid call
-        (``claims.claim_job``): the step makes that call without writing it again.
+        (``claims.insert_claimed_job``): the step makes that call without writing it again.
 
         The step is this worker's task, not the caller's: a caller that stops waiting (a client
         gone, a wait cap) leaves it running. A step cancelled by this worker (its stop, past the

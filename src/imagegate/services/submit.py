@@ -102,7 +102,7 @@ class Submitter:
     ) -> Accepted:
         """``POST /v2/images/generate``; with ``claim``, the job is written already claimed
         under it (``Accepted.claimed``) for its caller to run (``Worker.run_claimed``), a live
-        job with its first paid call already recorded in flight (``claims.claim_job``)."""
+        job with its first paid call already recorded in flight (``claims.insert_claimed_job``)."""
         key = check_key(idempotency_key)
         retention = self._check_retention(retention_days)
         request = self._catalog.parse(body)
@@ -181,25 +181,27 @@ class Submitter:
             replay = await claim_key(conn, self._settings, caller, key, request_print, job_id, now)
             if replay is not None:
                 return replay
-            await job_store.insert_job(conn, job)
+            claimed = None
+            if claim is None:
+                await job_store.insert_job(conn, job)
+            else:
+                # A live job's step begins with its paid call: it is recorded in flight here
+                # rather than in a write of its own.
+                claimed = await claims.insert_claimed_job(
+                    conn,
+                    job,
+                    owner=claim.owner,
+                    token=claim.token,
+                    now=now,
+                    lease_ms=claim.lease_ms,
+                    calling=not caller.is_test,
+                )
             await job_store.add_event(conn, job_id, "queued", now, {"cost": cost})
             if claim is None:
                 await notify_in_transaction(conn)
             # Admitted last, so the account stays locked only from here to the commit.
-            await admit(conn, self._settings, caller, job_id, cost, now, inserted=True)
-            if claim is None:
-                return Accepted(job_id, JobStatus.QUEUED)
-            # Claimed after admission, which counts the job as queued. A live job's step begins
-            # with its paid call: it is recorded in flight here rather than in a write of its own.
-            claimed = await claims.claim_job(
-                conn,
-                job_id,
-                owner=claim.owner,
-                token=claim.token,
-                now=now,
-                lease_ms=claim.lease_ms,
-                calling=not caller.is_test,
-            )
+            inserted = JobStatus.QUEUED if claimed is None else JobStatus.PROCESSING
+            await admit(conn, self._settings, caller, job_id, cost, now, inserted=inserted)
             return Accepted(job_id, JobStatus.QUEUED, claimed=claimed)
 
         # The first span of the job's trace (``observability.tracing``): the workers' and the
@@ -285,16 +287,17 @@ async def admit(
     now: Millis,
     *,
     model: str | None = None,
-    inserted: bool = False,
+    inserted: JobStatus | None = None,
 ) -> None:
     """Let ``job_id`` in, or raise so that nothing is written or charged.
 
     In order: the key's allowed models (403), the queued-jobs cap, the account's concurrent-jobs
     cap, its daily spend cap (429 each), then the credit reservation (402). The caps are counted
     under the account row's lock: no other submit of the account can change the counts until
-    this transaction commits, on any API process. ``inserted`` says the job row is already in
-    the transaction (and so in the counts); a caller that inserts it first, then admits, holds
-    the lock for the shortest time.
+    this transaction commits, on any API process. ``inserted`` is the status the job row was
+    inserted with when it is already in the transaction (and so in the counts): QUEUED, or
+    PROCESSING for a job claimed where it is inserted; a caller that inserts it first, then
+    admits, holds the lock for the shortest time.
     """
     if model is not None:
         caller.check_model(model)
@@ -311,24 +314,26 @@ async def _check_caps(
     cost: int,
     now: Millis,
     *,
-    own: bool,
+    own: JobStatus | None,
 ) -> None:
-    """Raise when one more job of ``cost`` would pass a cap; ``own``: it is already counted."""
+    """Raise when one more job of ``cost`` would pass a cap; ``own``: it is already counted,
+    with this status."""
     account_id = caller.account_id
     account, unfinished = await accounts.lock_for_admission(conn, account_id)
-    mine = 1 if own else 0
-    queued = unfinished.queued - mine
+    queued = unfinished.queued - (own is JobStatus.QUEUED)
     if queued >= settings.max_queued_jobs_per_account:
         raise _queued_cap(queued)
     if account is None:
         return
     if account.max_concurrent_jobs is not None:
-        active = unfinished.queued + unfinished.processing - mine
+        active = unfinished.queued + unfinished.processing - (own is not None)
         if active >= account.max_concurrent_jobs:
             raise _concurrent_cap(active, account.max_concurrent_jobs)
     if cost and account.max_daily_spend is not None:
         day_start = now - now % DAY_MS
-        spent = await accounts.spent_since(conn, account_id, day_start) - (cost if own else 0)
+        spent = await accounts.spent_since(conn, account_id, day_start)
+        if own is not None:
+            spent -= cost
         if spent + cost > account.max_daily_spend:
             raise _daily_cap(spent, account.max_daily_spend, cost, now)
 

@@ -36,6 +36,7 @@ __all__ = [
     "list_events",
     "list_jobs",
     "mark_cancelled",
+    "new_job_values",
     "purge_idempotency",
     "set_webhook_status",
     "submit_many_postgres",
@@ -145,14 +146,19 @@ _GET_OWN_JOB = prepared(_GET_JOB.where(jobs.c.account_id == bindparam("account_i
 _NEW_JOB_FIELDS = tuple(field.name for field in dataclasses.fields(NewJob))
 
 
-async def insert_job(conn: AsyncConnection, job: NewJob) -> None:
-    """Insert ``job`` as a QUEUED job, due now."""
+def new_job_values(job: NewJob) -> dict[str, Any]:
+    """The columns ``insert_job`` writes for ``job``: QUEUED, at step ``submit``, due now."""
     values = {name: getattr(job, name) for name in _NEW_JOB_FIELDS}
     values["status"] = JobStatus.QUEUED.value
     values["step"] = JobStep.SUBMIT.value
     values["progress"] = 0
     values["run_at"] = values["updated_at"] = job.created_at
-    await conn.execute(_INSERT_JOB, values)
+    return values
+
+
+async def insert_job(conn: AsyncConnection, job: NewJob) -> None:
+    """Insert ``job`` as a QUEUED job, due now."""
+    await conn.execute(_INSERT_JOB, new_job_values(job))
 
 
 async def get_job(

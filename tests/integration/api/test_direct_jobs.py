@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from imagegate.providers.port import (
     Finished,
@@ -197,6 +198,29 @@ async def test_a_call_that_returns_hands_its_lease_to_the_call_waiting_for_one(
         assert await direct_jobs(gw, "completed") == 2
         while await leases(gw):  # given back once the second call returned
             await asyncio.sleep(0.01)
+
+
+async def test_the_submit_writes_the_job_claimed_and_only_its_completion_updates_it(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The job row is inserted already leased, not inserted QUEUED and claimed by an update in
+    the same transaction (its row, indexes and counts written twice)."""
+    with contextlib.closing(sqlite3.connect(sqlite_url.removeprefix("sqlite+aiosqlite:///"))) as db:
+        db.executescript(
+            "CREATE TABLE job_updates (old_status TEXT, new_status TEXT);"
+            "CREATE TRIGGER record_job_updates AFTER UPDATE ON jobs BEGIN "
+            "INSERT INTO job_updates VALUES (old.status, new.status); END;"
+        )
+    async with direct_gateway(sqlite_url, tmp_path, HeldVendor()) as gw:
+        assert (await generate(gw)).status_code == 200
+        async with gw.runtime.db.read() as conn:
+            updates = (await conn.execute(text("SELECT * FROM job_updates"))).all()
+        job = await only_job(gw)
+        events = await event_kinds(gw, job.id)
+
+    assert [tuple(row) for row in updates] == [("PROCESSING", "COMPLETED")]
+    assert job.started_at == job.created_at
+    assert events == ["queued", "stored", "completed"]
 
 
 async def test_caps_and_credits_are_counted_as_for_any_submit(

@@ -203,9 +203,8 @@ async def test_a_direct_claim_and_its_completion_are_stored_as_sqlalchemy_stores
     async def claim_and_complete(
         conn: AsyncConnection, job: NewJob
     ) -> tuple[JobRow | None, bool, JobRow | None, int]:
-        await job_store.insert_job(conn, job)
-        claimed = await claims.claim_job(
-            conn, job.id, owner="o", token="t", now=2_000, lease_ms=60_000, calling=True
+        claimed = await claims.insert_claimed_job(
+            conn, job, owner="o", token="t", now=2_000, lease_ms=60_000, calling=True
         )
         stale = await claims.fenced_update(conn, job.id, "not-the-token", {"progress": 5})
         finished = await claims.release_job(conn, job.id, "t", completed)
