@@ -217,6 +217,10 @@ class OutputIngest:
         transport: Any = None,
         timeout: float = 60.0,
     ) -> None:
+        """Pillow's format plugins are loaded here, at start-up: ``Image.open`` imports them on
+        its first call, 20-45 ms of CPU (every plugin for a WEBP) on the event loop, in the first
+        step of each process that stores an image (``bench/notes.md`` ``## slow-callbacks``)."""
+        Image.init()
         self._store = store
         self._max_bytes = max_bytes
         self._client = httpx2.AsyncClient(
