@@ -44,10 +44,9 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.errors import (
     ServiceUnavailable,
@@ -58,9 +57,11 @@ from imagegate.errors import (
 from imagegate.providers.pool import SANDBOX
 from imagegate.settings import Settings
 from imagegate.store import providers as store
-from imagegate.store.db import Database
+from imagegate.store.db import Body, Database
 from imagegate.store.providers import Health
 from imagegate.types import Clock, Millis
+
+T = TypeVar("T")
 
 log = structlog.get_logger("imagegate.gates")
 
@@ -427,15 +428,6 @@ class _Release:
     done: asyncio.Future[None]
 
 
-async def _give_back(
-    conn: AsyncConnection, *, tickets: list[str], owner: str, latest: dict[str, Millis]
-) -> None:
-    """Delete the leases of calls that succeeded; record each provider's success."""
-    await store.release_leases(conn, tickets, owner)
-    for provider, now in latest.items():
-        await store.record_success(conn, provider, now)
-
-
 class DatabaseGateState:
     """Provider state in the ``provider_health`` and ``provider_leases`` tables.
 
@@ -469,6 +461,13 @@ class DatabaseGateState:
             async with self._db.transaction() as conn:
                 await store.ensure_provider(conn, provider)
             self._known.add(provider)
+
+    async def _write_one(self, body: Body[T]) -> T:
+        """A batch's take or give-back: one statement on PostgreSQL (see ``store.take_leases``
+        and ``store.release_succeeded``), which commits by itself there."""
+        if self._db.is_postgres:
+            return await self._db.write_alone(body)
+        return await self._db.write(body)
 
     async def health(self, provider: str) -> Health:
         return await self._db.read_with(functools.partial(store.get_health, provider=provider))
@@ -554,7 +553,7 @@ class DatabaseGateState:
             taken: set[str] = set()
             try:
                 taken = set(
-                    await self._db.write(
+                    await self._write_one(
                         functools.partial(
                             store.take_leases,
                             provider=provider,
@@ -615,10 +614,13 @@ class DatabaseGateState:
             for r in batch:
                 latest[r.provider] = max(latest.get(r.provider, 0), r.now)
             body = functools.partial(
-                _give_back, tickets=[r.ticket for r in batch], owner=self._holder, latest=latest
+                store.release_succeeded,
+                tickets=[r.ticket for r in batch],
+                owner=self._holder,
+                latest=latest,
             )
             try:
-                await self._db.write(body)
+                await self._write_one(body)
             except Exception as exc:
                 error = exc
             except BaseException:  # cancelled: the leases expire after their hold time

@@ -2,8 +2,9 @@
 
 Vendor URLs expire (BFL after 10 minutes, Replicate after an hour), so nothing upstream is ever
 handed to a client. Each output is checked to really be an image (magic bytes via Pillow,
-whatever the vendor's Content-Type says), hashed, measured, and stored under
-``outputs/<job id>/<n>.<ext>`` (``grid.<ext>`` for Midjourney's composite).
+whatever the vendor's Content-Type says), hashed, measured, and stored under ``output_key``:
+``outputs/<the job id's last two characters>/<job id>-<n>.<ext>`` (``grid`` for Midjourney's
+composite instead of a number).
 
 A download is streamed, never held whole: a ``Content-Length`` over ``max_bytes`` is refused
 before the body is read, and the bytes read are counted so a body without one stops at the cap.
@@ -49,7 +50,14 @@ from imagegate.providers.port import Finished, OutputImage
 from imagegate.storage.port import ObjectStore
 from imagegate.store.outputs import OutputRecord
 
-__all__ = ["SPOOL_BYTES", "ImageInfo", "OutputIngest", "OutputStoreUnavailable", "inspect_image"]
+__all__ = [
+    "SPOOL_BYTES",
+    "ImageInfo",
+    "OutputIngest",
+    "OutputStoreUnavailable",
+    "inspect_image",
+    "output_key",
+]
 
 SPOOL_BYTES = 1 << 20
 """A download larger than this goes to a temporary file instead of memory."""
@@ -68,6 +76,19 @@ _FORMATS = {
     "WEBP": ("image/webp", "webp"),
     "GIF": ("image/gif", "gif"),
 }
+
+
+def output_key(job_id: str, name: str, ext: str) -> str:
+    """Where a job's output ``name`` (``1``, ``2``, …, ``grid``) is stored.
+
+    Outputs share 256 directories, named by the job id's last two characters (random hex
+    digits in a UUIDv7), so a put to a local directory creates a file and no directory: each is
+    an inode to allocate, whose cost on ext4 grows with the inodes freed nearby in the last 30 s
+    (``bench/notes.md``, litellm), and a directory per job stayed behind, empty, once retention
+    deleted its files. Keys stored under the earlier layout, ``outputs/<job id>/<n>.<ext>``, stay
+    valid: a job keeps each output's key, and files are served by key.
+    """
+    return f"outputs/{job_id[-2:]}/{job_id}-{name}.{ext}"
 
 
 class OutputStoreUnavailable(Exception):
@@ -196,6 +217,10 @@ class OutputIngest:
         transport: Any = None,
         timeout: float = 60.0,
     ) -> None:
+        """Pillow's format plugins are loaded here, at start-up: ``Image.open`` imports them on
+        its first call, 20-45 ms of CPU (every plugin for a WEBP) on the event loop, in the first
+        step of each process that stores an image (``bench/notes.md`` ``## slow-callbacks``)."""
+        Image.init()
         self._store = store
         self._max_bytes = max_bytes
         self._client = httpx2.AsyncClient(
@@ -230,7 +255,7 @@ class OutputIngest:
             sha256, info = _examine(data)
         else:
             sha256, info = await asyncio.to_thread(_examine, data)
-        key = f"outputs/{job_id}/{name}.{info.ext}"
+        key = output_key(job_id, name, info.ext)
         await self._put(key, info, data)
         return _record(key, info, len(data), sha256)
 
@@ -242,7 +267,7 @@ class OutputIngest:
                 data, info = spool.finish()
             else:
                 data, info = await asyncio.to_thread(spool.finish)
-            key = f"outputs/{job_id}/{name}.{info.ext}"
+            key = output_key(job_id, name, info.ext)
             await self._put(key, info, data if data is not None else spool.path)
             return _record(key, info, spool.size, spool.sha256.hexdigest())
         finally:

@@ -228,18 +228,29 @@ class Worker:
         unseen: set[str] = set()
         while self._held:
             await asyncio.sleep(interval)
-            held = dict(self._held)
-            if not held:
-                return
-            try:
-                renewed = await self._db.write_alone(self._renewing(self._clock.now_ms()))
-            except ServiceUnavailable:
-                continue
-            running = {job_id: token for job_id, (token, step) in held.items() if not step.done()}
-            lost, unseen = lost_leases(running, renewed, unseen)
-            for job_id in lost:
-                log.warning("worker.lease_lost", job_id=job_id)
-                held[job_id][1].cancel()
+            unseen = await self._beat(unseen)
+
+    async def _beat(self, unseen: set[str]) -> set[str]:
+        """One renewal; the jobs it did not find, for the next (see ``lost_leases``).
+
+        Its copy of the steps held ends with it, before the heartbeat sleeps: kept across the
+        sleep, it would keep every step that finished meanwhile alive (its task, coroutine and
+        job) until the next beat, then free them all in one callback, thousands when a burst
+        of vendors answers together.
+        """
+        held = dict(self._held)
+        if not held:
+            return unseen
+        try:
+            renewed = await self._db.write_alone(self._renewing(self._clock.now_ms()))
+        except ServiceUnavailable:
+            return unseen
+        running = {job_id: token for job_id, (token, step) in held.items() if not step.done()}
+        lost, unseen = lost_leases(running, renewed, unseen)
+        for job_id in lost:
+            log.warning("worker.lease_lost", job_id=job_id)
+            held[job_id][1].cancel()
+        return unseen
 
     def _renewing(self, now: int) -> Body[dict[str, str]]:
         """The heartbeat's one statement: the rows of every job in flight stay locked only

@@ -1,9 +1,9 @@
 """The ``ObjectStore`` port: put, read, delete and hand out expiring URLs for stored objects.
 
-Keys are relative paths such as ``outputs/<job id>/1.png``. ``storage.obstore_backend`` implements
-it over obstore for a local directory (the embedded default), any S3-compatible service, and
-memory (unit tests); ``storage.factory`` picks one from the settings. All pass the same contract
-suite.
+Keys are relative paths such as ``outputs/3f/<job id>-1.png``. ``storage.obstore_backend``
+implements it over obstore for a local directory (the embedded default), any S3-compatible
+service, and memory (unit tests); ``storage.factory`` picks one from the settings. All pass the
+same contract suite.
 """
 
 from __future__ import annotations

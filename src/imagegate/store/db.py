@@ -322,11 +322,13 @@ class _Unit:
             self.finished.set_result(error)
 
 
-_writer_task: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.ContextVar(
-    "imagegate_sqlite_writer_task", default=None
+_writer_task: contextvars.ContextVar[weakref.ref[asyncio.Task[Any]] | None] = (
+    contextvars.ContextVar("imagegate_sqlite_writer_task", default=None)
 )
 """The task inside a ``transaction()`` block: the writer would wait on it forever if it opened
-another one."""
+another one. Held weakly: every timer started in the block (the wait for the writer's grant
+among them) keeps a copy of the task's context until the time it was set for, cancelled or
+not, and would keep the finished task alive with it (its job, its coroutine) for as long."""
 
 
 class _OneTask(abc.ABC):
@@ -541,13 +543,14 @@ class GroupCommit(_OneTask):
         """A savepoint of the writer's transaction; leaving it waits for that transaction's
         commit (and raises if the commit failed)."""
         task = asyncio.current_task()
-        if task is not None and _writer_task.get() is task:
+        inside = _writer_task.get()
+        if task is not None and inside is not None and inside() is task:
             raise RuntimeError("a SQLite write transaction cannot open another one inside it")
         loop = asyncio.get_running_loop()
         unit = _Unit(granted=loop.create_future(), finished=loop.create_future())
         self._start(loop)
         self._queue.put_nowait(unit)
-        token = _writer_task.set(task)
+        token = _writer_task.set(None if task is None else weakref.ref(task))
         try:
             try:
                 async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):

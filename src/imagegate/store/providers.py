@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import case, delete, func, literal, or_, select, update
+from sqlalchemy import bindparam, case, delete, func, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import BigInteger, String
 
 from imagegate.store.tables import provider_health, provider_leases
 from imagegate.types import Millis
@@ -26,6 +27,7 @@ __all__ = [
     "record_success",
     "release_lease",
     "release_leases",
+    "release_succeeded",
     "take_lease",
     "take_leases",
 ]
@@ -213,6 +215,16 @@ async def take_lease(
     return result.first() is not None
 
 
+_TAKE_PROVIDER_LEASES = text(
+    "SELECT * FROM take_provider_leases(:provider, :cap, :owner, :now, :tickets, :job_ids,"
+    " :expires_at)"
+).bindparams(
+    bindparam("tickets", type_=postgresql.ARRAY(String)),
+    bindparam("job_ids", type_=postgresql.ARRAY(String)),
+    bindparam("expires_at", type_=postgresql.ARRAY(BigInteger)),
+)
+
+
 async def take_leases(
     conn: AsyncConnection,
     provider: str,
@@ -226,8 +238,25 @@ async def take_leases(
     come first served; the tickets of those that fit under ``cap``.
 
     The count and the insert run under the same lock as ``take_lease``'s (the provider's
-    health row on PostgreSQL, SQLite's one writer), so the invariant holds the same way.
+    health row on PostgreSQL, SQLite's one writer), so the invariant holds the same way. On
+    PostgreSQL the whole take is one statement (``take_provider_leases``, migration 0026),
+    which may run alone (``Database.write_alone``): the health row is then held only while the
+    server runs it, not across round trips.
     """
+    if conn.dialect.name == "postgresql":
+        result = await conn.execute(
+            _TAKE_PROVIDER_LEASES,
+            {
+                "provider": provider,
+                "cap": cap,
+                "owner": owner,
+                "now": now,
+                "tickets": [ticket for ticket, _, _ in leases],
+                "job_ids": [job_id for _, job_id, _ in leases],
+                "expires_at": [expires_at for _, _, expires_at in leases],
+            },
+        )
+        return [row[0] for row in result]
     await _lock_leases(conn, provider, now)
     table = provider_leases.c
     held = await conn.scalar(
@@ -266,6 +295,47 @@ async def release_leases(conn: AsyncConnection, tickets: Sequence[str], owner: s
             provider_leases.c.ticket.in_(tickets), provider_leases.c.owner == owner
         )
     )
+
+
+_RELEASE_SUCCEEDED = text(
+    """
+    WITH released AS (
+        DELETE FROM provider_leases AS l WHERE l.ticket = ANY (:tickets) AND l.owner = :owner
+    )
+    UPDATE provider_health AS h
+    SET failures = 0, open_until = 0, misconfigured = NULL, updated_at = s.now
+    FROM unnest(CAST(:providers AS VARCHAR[]), CAST(:nows AS BIGINT[])) AS s(provider, now)
+    WHERE h.provider = s.provider
+        AND (h.failures > 0 OR h.open_until > 0 OR h.misconfigured IS NOT NULL)
+    """
+).bindparams(
+    bindparam("tickets", type_=postgresql.ARRAY(String)),
+    bindparam("providers", type_=postgresql.ARRAY(String)),
+    bindparam("nows", type_=postgresql.ARRAY(BigInteger)),
+)
+
+
+async def release_succeeded(
+    conn: AsyncConnection, tickets: Sequence[str], owner: str, latest: Mapping[str, Millis]
+) -> None:
+    """Give back the leases of calls that succeeded and record each provider's success at its
+    time in ``latest`` (``release_leases``, then ``record_success`` for each). On PostgreSQL
+    both are one statement, which may run alone (``Database.write_alone``): one round trip
+    instead of four, most of them to update no row (a provider already healthy)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            _RELEASE_SUCCEEDED,
+            {
+                "tickets": list(tickets),
+                "owner": owner,
+                "providers": list(latest),
+                "nows": list(latest.values()),
+            },
+        )
+        return
+    await release_leases(conn, tickets, owner)
+    for provider, now in latest.items():
+        await record_success(conn, provider, now)
 
 
 async def leases_held(conn: AsyncConnection, provider: str, now: Millis) -> int:

@@ -28,7 +28,9 @@ MIDJOURNEY = {
     "prompt": "a castle",
     "midjourneyParams": {"aspect_ratio": "16:9"},
 }
-SIGNED_FILE_URL = re.compile(r"^http://testserver/files/outputs/[0-9a-f-]{36}/(\d|grid)\.\w+\?")
+SIGNED_FILE_URL = re.compile(
+    r"^http://testserver/files/outputs/[0-9a-f]{2}/[0-9a-f-]{36}-(\d|grid)\.\w+\?"
+)
 
 
 @pytest.fixture
@@ -76,7 +78,7 @@ async def test_completed_job_body_field_by_field(gateway: Gateway, httpserver: H
     assert list(job["result"]) == ["images", "gridUrl"]
     assert len(job["result"]["images"]) == 4
     assert all(SIGNED_FILE_URL.match(url) for url in job["result"]["images"])
-    assert "/grid." in job["result"]["gridUrl"]
+    assert "-grid." in job["result"]["gridUrl"]
     assert job["error"] is None
     assert job["creditCost"] == 16
     assert job["webhookStatus"] == "pending"

@@ -20,9 +20,10 @@ HOLD_MS = 60_000
 
 @contextlib.contextmanager
 def counting_writes(db: Database) -> Iterator[Callable[[], int]]:
-    """Count the write transactions ``db`` runs meanwhile (``transaction()`` and ``write()``)."""
+    """Count the write transactions ``db`` runs meanwhile (``transaction()``, ``write()`` and
+    ``write_alone()``)."""
     count = 0
-    transaction, write = db.transaction, db.write
+    transaction, write, write_alone = db.transaction, db.write, db.write_alone
 
     def counted_transaction() -> object:
         nonlocal count
@@ -34,12 +35,18 @@ def counting_writes(db: Database) -> Iterator[Callable[[], int]]:
         count += 1
         return await write(body)
 
+    async def counted_write_alone(body: Any) -> Any:
+        nonlocal count
+        count += 1
+        return await write_alone(body)
+
     db.transaction = counted_transaction  # type: ignore[method-assign]
     db.write = counted_write  # type: ignore[method-assign]
+    db.write_alone = counted_write_alone  # type: ignore[method-assign]
     try:
         yield lambda: count
     finally:
-        del db.transaction, db.write
+        del db.transaction, db.write, db.write_alone
 
 
 async def take(state: DatabaseGateState, cap: int, now: int = NOW) -> str | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -161,6 +163,61 @@ async def test_heartbeat_keeps_a_long_step_leased(database_url: str, tmp_path: P
         await running
         assert adapter.submits == 1
         assert (await gw.job(job_id, key=gw.live_key))["status"] == "COMPLETED"
+
+
+async def test_a_finished_step_is_not_kept_until_the_next_heartbeat(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A step that finished right after a heartbeat is freed when it ends: the heartbeat holds
+    no copy of it while it sleeps (which would free thousands of them in one callback when a
+    burst of vendors answers together)."""
+    from imagegate.types import SystemClock
+
+    answer = asyncio.Event()
+
+    class AnswersWhenTold(ScriptedAdapter):
+        async def submit(self, request: GenerationRequest) -> Submitted | Finished:
+            self.submits += 1
+            await answer.wait()
+            return Finished(images=[OutputImage(data=image_bytes((8, 8), "red"))])
+
+    adapter = AnswersWhenTold()
+    async with scripted_gateway(database_url, tmp_path, adapter, lease_seconds=3) as gw:
+        job_id = await submit(gw)
+        worker = gw.runtime.worker(concurrency=1)
+        worker._clock = SystemClock()  # each renewal moves the lease's expiry on
+        running = asyncio.create_task(worker.run())
+
+        async def lease_expiry() -> int | None:
+            async with gw.runtime.db.read() as conn:
+                job = await job_store.get_job(conn, job_id)
+            assert job is not None
+            return job.lease_expires_at
+
+        for _ in range(250):
+            await asyncio.sleep(0.02)
+            if adapter.submits:
+                break
+        claimed = await lease_expiry()
+        (step,) = [task for task in asyncio.all_tasks() if task.get_name() == f"job-{job_id}"]
+        finished = weakref.ref(step)
+        del step
+        for _ in range(250):  # a heartbeat renews the lease: one beat every second
+            await asyncio.sleep(0.02)
+            if await lease_expiry() != claimed:
+                break
+        answer.set()
+        for _ in range(250):
+            await asyncio.sleep(0.02)
+            step = finished()
+            if step is None or step.done():
+                break
+        del step
+        gc.collect()
+        assert finished() is None  # the next beat is about a second away
+        assert (await gw.job(job_id, key=gw.live_key))["status"] == "COMPLETED"
+        worker.stop()
+        await running
 
 
 async def test_cancel_during_a_step_fences_out_the_worker_and_cancels_upstream(

@@ -39,8 +39,8 @@ async def test_outputs_land_in_s3_and_presigned_urls_serve_them(
         job = await gw.job(job_id, key=gw.live_key)
         assert job["status"] == "COMPLETED"
         assert await keys_in(gw.runtime.store) == [
-            f"outputs/{job_id}/1.png",
-            f"outputs/{job_id}/2.png",
+            f"outputs/{job_id[-2:]}/{job_id}-1.png",
+            f"outputs/{job_id[-2:]}/{job_id}-2.png",
         ]
         endpoint = s3_storage_settings["storage_options"]["endpoint"]
         async with httpx2.AsyncClient() as http:

@@ -4,6 +4,8 @@ answered only after the commit that holds its writes, a failing block rolled bac
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from typing import Any
 
 import pytest
@@ -100,6 +102,21 @@ async def test_a_write_inside_another_is_refused_instead_of_waiting_forever(
             async with sqlite_db.transaction():
                 pass
     assert await insert(sqlite_db, "still-writable")
+
+
+async def test_a_task_that_wrote_is_freed_when_it_ends(sqlite_db: Database) -> None:
+    """Nothing of the writer's keeps a finished task (its job, its coroutine) alive. The wait for
+    the writer's grant leaves a cancelled timer in the loop until the busy timeout, behind the
+    timers due before it (in a gateway, always some: heartbeats, polls)."""
+    due_first = asyncio.get_running_loop().call_later(5, lambda: None)  # before the busy timeout
+    task = asyncio.create_task(insert(sqlite_db, "written"))
+    assert await task
+    finished = weakref.ref(task)
+    del task
+    await asyncio.sleep(0)  # the callback that woke this test holds the task until it returns
+    gc.collect()
+    assert finished() is None
+    due_first.cancel()
 
 
 def test_the_writer_serves_each_event_loop_in_turn(sqlite_url: str) -> None:
