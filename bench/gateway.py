@@ -136,7 +136,8 @@ class LoopWatch:
     path: Path
 
     def events(self) -> list[list[Any]]:
-        """Each slow callback so far: ``[time, seconds, handle, seconds in the collector]``."""
+        """Each slow callback so far: ``[time, seconds, handle, seconds in the collector,
+        seconds of CPU at most]``."""
         try:
             text = self.path.read_text()
         except OSError:
@@ -157,6 +158,8 @@ class LoopWatch:
             "longest": longest[2] if longest else None,
             # Callbacks that spent half their time or more in the garbage collector.
             "mostly_gc": sum(1 for e in events if len(e) > 3 and e[3] >= e[1] / 2),
+            # Callbacks whose thread had a CPU for less than half their time: they waited.
+            "mostly_waiting": sum(1 for e in events if len(e) > 4 and e[4] < e[1] / 2),
             "most_often": Counter(e[2] for e in events).most_common(5),
         }
 
@@ -316,6 +319,7 @@ def merge_slow(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "longest_ms": longest["longest_ms"],
         "longest": longest["longest"],
         "mostly_gc": sum(p["mostly_gc"] for p in parts),
+        "mostly_waiting": sum(p.get("mostly_waiting", 0) for p in parts),
         "most_often": sum((Counter(dict(p["most_often"])) for p in parts), Counter()).most_common(
             5
         ),

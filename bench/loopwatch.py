@@ -8,16 +8,21 @@ Every event loop the program creates times its callbacks the way asyncio's debug
 without the rest of debug mode (see ``WatchedLoop``). asyncio then logs
 ``Executing <handle> took 0.123 seconds`` for each callback that held the loop that long; a
 handler on the ``asyncio`` logger appends each one to REPORT as a line of JSON, ``[time,
-seconds, handle, seconds in the collector]``, so the file is current whenever the harness reads
-it, including after the process was killed. Appending a line costs the same however many came
-before; rewriting the whole report after each event (as this launcher once did) grew with the
-count and, on a loaded run with hundreds of events, became one of the stalls it counted. The
-anchor app runs under the same launcher, so both sides of a ratio pay for the timing alike (two
-clock reads per callback).
+seconds, handle, seconds in the collector, seconds of CPU at most]``, so the file is current
+whenever the harness reads it, including after the process was killed. Appending a line costs
+the same however many came before; rewriting the whole report after each event (as this
+launcher once did) grew with the count and, on a loaded run with hundreds of events, became one
+of the stalls it counted. The anchor app runs under the same launcher, so both sides of a ratio
+pay for the timing alike (two clock reads per callback, one read of the thread's CPU time per
+turn of the loop).
 
 The garbage collector's pauses are timed too (``gc.callbacks``): each slow callback records how
 much of its time went to collections that ran inside it, so a report can tell a callback that
-did too much work from one that a full collection happened to stop.
+did too much work from one that a full collection happened to stop. So is the CPU the loop's
+thread used at most meanwhile: its CPU time since the loop's turn began, which holds the slow
+callback and those before it in the same turn. A callback that took 20 ms and at most a few of
+CPU waited (for a CPU, the GIL, the host); on a machine shared with other work most do
+(``bench/notes.md`` ``## slow-callbacks``).
 """
 
 from __future__ import annotations
@@ -92,7 +97,9 @@ class SlowCallbacks(logging.Handler):
         args: Any = record.args
         seconds, handle = float(args[1]), short(str(args[0]))
         in_gc = self.pauses.within(seconds)
-        event = [round(time.time(), 3), round(seconds, 4), handle, round(in_gc, 4)]
+        turn_began = getattr(asyncio.get_running_loop(), "turn_cpu", None)
+        cpu = seconds if turn_began is None else time.thread_time() - turn_began
+        event = [round(time.time(), 3), round(seconds, 4), handle, round(in_gc, 4), round(cpu, 4)]
         self._file.write(json.dumps(event) + "\n")  # Handler.handle holds self.lock
 
 
@@ -110,6 +117,12 @@ class WatchedLoop(asyncio.SelectorEventLoop):
         super().__init__()
         self.slow_callback_duration = THRESHOLD
         self._debug = True
+        self.turn_cpu = time.thread_time()
+        """The thread's CPU time when the loop's current turn began."""
+
+    def _run_once(self) -> None:
+        self.turn_cpu = time.thread_time()
+        super()._run_once()
 
     def get_debug(self) -> bool:
         return False

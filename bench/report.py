@@ -181,13 +181,17 @@ def memory_section(sc: dict[str, Any]) -> str:
 
 def slow_section(results: dict[str, Any]) -> str:
     rows = [
-        [s["scenario"], s["run"], s["count"], s.get("mostly_gc", "—"), _f(s["longest_ms"]),
+        [s["scenario"], s["run"], s["count"], s.get("mostly_gc", "—"),
+         s.get("mostly_waiting", "—"), _f(s["longest_ms"]),
          f"`{s['longest'][:120]}`" if s.get("longest") else "—"]
         for s in slow_callbacks(results)
     ]  # fmt: skip
     if not rows:
         return "_Not run._"
-    header = ["scenario", "run", "callbacks ≥ 20 ms", "of which mostly in GC", "longest ms"]
+    header = [
+        "scenario", "run", "callbacks ≥ 20 ms", "of which mostly in GC",
+        "of which mostly waiting (CPU < half)", "longest ms",
+    ]  # fmt: skip
     return table([*header, "longest callback"], rows)
 
 

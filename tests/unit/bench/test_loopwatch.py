@@ -106,3 +106,33 @@ def test_the_report_holds_each_slow_callback_while_the_program_still_runs(
         assert [json.loads(line) for line in report.read_text().splitlines()] == watch.events()
         running.stdin.write(b"\n")
     assert running.returncode == 0
+
+
+WAITING_THEN_WORKING = """
+import asyncio, time
+
+
+async def main():
+    time.sleep(0.05)  # holds the loop without using the CPU, as a wait for a CPU would
+    await asyncio.sleep(0)
+    busy_until = time.thread_time() + 0.05  # 50 ms of CPU, however long a loaded machine takes
+    while time.thread_time() < busy_until:
+        pass
+    await asyncio.sleep(0)
+
+
+asyncio.run(main())
+"""
+
+
+def test_a_slow_callback_says_how_much_cpu_its_thread_had_at_most(tmp_path: Path) -> None:
+    program, report = tmp_path / "program.py", tmp_path / "report.jsonl"
+    program.write_text(WAITING_THEN_WORKING)
+    subprocess.run([sys.executable, str(LAUNCHER), str(report), str(program)], check=True)
+    watch = LoopWatch(report)
+
+    waited, worked = watch.events()
+    assert waited[4] < waited[1] / 2
+    assert worked[4] >= 0.05
+    # The working one waited too if the machine was busy enough to stretch it past 100 ms.
+    assert watch.since(0)["mostly_waiting"] == 1 + (worked[4] < worked[1] / 2)

@@ -33,7 +33,7 @@ def _results() -> dict[str, Any]:
         "wrk": {"rps": 200.0, "p50_ms": 100.0, "p99_ms": 900.0, "status_errors": 0,
                 "socket_errors": 0},
         "slow_callbacks": {"count": 3, "longest_ms": 48.0, "longest": "<Task step()>",
-                           "mostly_gc": 1},
+                           "mostly_gc": 1, "mostly_waiting": 2},
     }  # fmt: skip
     return {"machine": MACHINE, "config": {"seconds": 8}, "scenarios": {"submit": {"runs": [run]}}}
 
@@ -83,7 +83,7 @@ def test_results_tables_show_the_share_and_slow_callbacks_and_the_machine_load()
         "| sqlite | 32 | no | 200.0 | 1,000.0 | 20.0 % | 100.0 | 900.0 | 0 | 0 | 3 (48 ms) |"
         in text
     )
-    assert "| sqlite, c=32, no Idempotency-Key | 3 | 1 | 48.0 | `<Task step()>` |" in text
+    assert "| sqlite, c=32, no Idempotency-Key | 3 | 1 | 2 | 48.0 | `<Task step()>` |" in text
     assert "![throughput as a share of the anchor](bench/plots/throughput_share.svg)" in text
     assert "3.50, 2.00, 1.00" in text
     assert "_Not run._" in text  # the scenarios this file lacks
