@@ -126,29 +126,32 @@ async def insert_claimed_job(
     """
     values = new_job_values(job)
     values.update(
+        _lease(owner, token, now, lease_ms),
         status=JobStatus.PROCESSING.value,
-        lease_owner=owner,
-        lease_token=token,
-        lease_expires_at=now + lease_ms,
         started_at=now,
-        updated_at=now,
         call_started_at=now if calling else None,
     )
     return job_from_row((await conn.execute(_INSERT_CLAIMED_JOB, values)).first())
 
 
-def _claimed(owner: str, token: str, now: Millis, lease_ms: int) -> dict[str, Any]:
-    """What a claim writes: the lease, and PROCESSING for a job claimed the first time."""
+def _lease(owner: str, token: str, now: Millis, lease_ms: int) -> dict[str, Any]:
+    """The lease a claim writes, whether it updates a queued job or inserts one claimed."""
     return {
         "lease_owner": owner,
         "lease_token": token,
         "lease_expires_at": now + lease_ms,
+        "updated_at": now,
+    }
+
+
+def _claimed(owner: str, token: str, now: Millis, lease_ms: int) -> dict[str, Any]:
+    """What a claim writes: the lease, and PROCESSING for a job claimed the first time."""
+    return _lease(owner, token, now, lease_ms) | {
         "status": case(
             (jobs.c.status == JobStatus.QUEUED.value, JobStatus.PROCESSING.value),
             else_=jobs.c.status,
         ),
         "started_at": func.coalesce(jobs.c.started_at, now),
-        "updated_at": now,
     }
 
 

@@ -62,12 +62,16 @@ asyncio.run(main())
 """
 
 
-def test_a_slow_callback_says_how_much_of_it_the_garbage_collector_took(tmp_path: Path) -> None:
+def watched_run(tmp_path: Path, text: str) -> LoopWatch:
+    """Run the program ``text`` to its end under the launcher; its report."""
     program, report = tmp_path / "program.py", tmp_path / "report.jsonl"
-    program.write_text(PROGRAM)
+    program.write_text(text)
     subprocess.run([sys.executable, str(LAUNCHER), str(report), str(program)], check=True)
+    return LoopWatch(report)
 
-    collected, busy = LoopWatch(report).events()
+
+def test_a_slow_callback_says_how_much_of_it_the_garbage_collector_took(tmp_path: Path) -> None:
+    collected, busy = watched_run(tmp_path, PROGRAM).events()
     assert collected[3] >= collected[1] / 2 > 0.01
     assert busy[1] >= 0.05 > busy[3]
 
@@ -126,10 +130,7 @@ asyncio.run(main())
 
 
 def test_a_slow_callback_says_how_much_cpu_its_thread_had_at_most(tmp_path: Path) -> None:
-    program, report = tmp_path / "program.py", tmp_path / "report.jsonl"
-    program.write_text(WAITING_THEN_WORKING)
-    subprocess.run([sys.executable, str(LAUNCHER), str(report), str(program)], check=True)
-    watch = LoopWatch(report)
+    watch = watched_run(tmp_path, WAITING_THEN_WORKING)
 
     waited, worked = watch.events()
     assert waited[4] < waited[1] / 2
