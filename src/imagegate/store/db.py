@@ -482,7 +482,8 @@ class GroupCommit(_OneTask):
     another process, or a failing connection, sends the body to the writer's thread, which
     waits or fails as it does; and it never checkpoints the WAL. Every ``CHECKPOINT_EVERY``
     such commits a checkpoint runs beside the loop (``_checkpoint_wal``), which no write waits
-    for. The WAL starts over at a write that finds all of it copied, so a checkpoint during
+    for unless it is still running when as many more commits want to start the next one (a
+    slow disk). The WAL starts over at a write that finds all of it copied, so a checkpoint during
     which writes went on leaves it growing; once such a checkpoint found
     ``SQLITE_WAL_AUTOCHECKPOINT`` pages in it, the next write goes to the writer's thread,
     whose commit checkpoints the rest (most of it copied already) as SQLite does by itself.
@@ -515,6 +516,13 @@ class GroupCommit(_OneTask):
     async def run(self, body: Body[T], *, here: bool = False) -> T:
         """``_OneTask.run``; ``here``: ``body`` is a transaction of a few rows, which may run on
         the loop's thread (see the class's docstring)."""
+        checkpoint = self._checkpoint
+        if here and checkpoint is not None and self._unchecked >= CHECKPOINT_EVERY:
+            # The checkpoint beside the loop has been running for as many commits as start
+            # one (a slow disk): the WAL would grow without bound if writes did not wait for it,
+            # as a write whose commit checkpoints waits. (``wait`` leaves it running if this
+            # caller is cancelled.)
+            await asyncio.wait([checkpoint])
         sync = self._sync
         if here and sync is not None and self._may_run_here():
             unit: _Inline[T] = _Inline(body, asyncio.get_running_loop().create_future())
