@@ -12,6 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -81,6 +82,30 @@ def stolen_percent(before: tuple[int, int], after: tuple[int, int]) -> float | N
     """The share of the CPU time between two ``cpu_ticks`` readings that the host took."""
     total = after[1] - before[1]
     return round(100 * (after[0] - before[0]) / total, 1) if total > 0 else None
+
+
+RUN_DIR = "BENCH_RUN_DIR"
+"""The environment variable naming the directory that keeps a whole run's working directories."""
+
+
+@contextlib.contextmanager
+def workdir(prefix: str) -> Iterator[Path]:
+    """A scenario's working directory: its databases, the gateway's images, logs.
+
+    Within a ``bench/run.py`` run (``BENCH_RUN_DIR`` set) it is kept until the run ends, when
+    the run removes them all at once. Removed right after its scenario, its thousands of files
+    made the next scenario's file creations slow: this machine's ext4 has no journal, and
+    without one the inode allocator skips every inode freed in the last seconds, reading each
+    one's inode-table block to tell; for a minute or two after a removal every new file cost
+    0.2-1 ms of kernel time instead of 0.05 (``bench/notes.md``, ``## machine``), which the
+    gateway paid for every image it stored. Used alone, a scenario removes its directory.
+    """
+    root = os.environ.get(RUN_DIR)
+    if root is None:
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            yield Path(tmp)
+    else:
+        yield Path(tempfile.mkdtemp(prefix=prefix, dir=root))
 
 
 def wait_until_up(

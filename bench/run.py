@@ -38,6 +38,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -56,6 +57,7 @@ from bench import sidebyside, wrk
 from bench.gateway import (
     PG_ADMIN,
     ROOT,
+    RUN_DIR,
     Engine,
     Gateway,
     RssSampler,
@@ -69,6 +71,7 @@ from bench.gateway import (
     rss_kb,
     stolen_percent,
     upstream,
+    workdir,
 )
 from bench.targets import checks, ratio
 from bench.wrk import WrkResult
@@ -141,34 +144,32 @@ def api_phase(cfg: dict[str, Any], wrk_bin: str, only: set[str], out: dict[str, 
     """submit and read, each engine beside the anchor measured right before it."""
     submit: dict[str, Any] = {"runs": [], "anchor": [], "memory": []}
     read: dict[str, Any] = {"runs": [], "anchor": []}
-    with tempfile.TemporaryDirectory(prefix="igbench-api-") as tmp:
-        work = Path(tmp)
-        with anchor(work) as (anchor_url, anchor_watch):
-            for kind in ENGINES:
-                home = work / kind
-                home.mkdir()
-                with (
-                    engine(kind, home) as db,
-                    gateway(db, home, in_process_workers=False, extra_env=BIG_QUEUE) as gw,
-                ):
-                    serve_pid = gw.procs["serve"].pid
-                    idle = round((rss_kb(serve_pid) or 0) / 1024, 1)
-                    with RssSampler([serve_pid]) as sampler:
-                        if "submit" in only:
-                            submit_engine(cfg, wrk_bin, work, kind, gw, anchor_url, submit)
-                        if "read" in only:
-                            read_engine(wrk_bin, work, kind, gw, anchor_url, cfg, read)
-                    submit["memory"].append(
-                        {
-                            "engine": kind,
-                            "process": "serve --no-workers",
-                            "rss_idle_mb": idle,
-                            "rss_peak_mb": sampler.peak_mb,
-                        }
-                    )
-            for rows in (submit["anchor"], read["anchor"]):
-                for row in rows:
-                    row["slow_callbacks_anchor_total"] = anchor_watch.mark()
+    with workdir("igbench-api-") as work, anchor(work) as (anchor_url, anchor_watch):
+        for kind in ENGINES:
+            home = work / kind
+            home.mkdir()
+            with (
+                engine(kind, home) as db,
+                gateway(db, home, in_process_workers=False, extra_env=BIG_QUEUE) as gw,
+            ):
+                serve_pid = gw.procs["serve"].pid
+                idle = round((rss_kb(serve_pid) or 0) / 1024, 1)
+                with RssSampler([serve_pid]) as sampler:
+                    if "submit" in only:
+                        submit_engine(cfg, wrk_bin, work, kind, gw, anchor_url, submit)
+                    if "read" in only:
+                        read_engine(wrk_bin, work, kind, gw, anchor_url, cfg, read)
+                submit["memory"].append(
+                    {
+                        "engine": kind,
+                        "process": "serve --no-workers",
+                        "rss_idle_mb": idle,
+                        "rss_peak_mb": sampler.peak_mb,
+                    }
+                )
+        for rows in (submit["anchor"], read["anchor"]):
+            for row in rows:
+                row["slow_callbacks_anchor_total"] = anchor_watch.mark()
     if "submit" in only:
         out["submit"] = submit
     if "read" in only:
@@ -384,30 +385,28 @@ def e2e_phase(cfg: dict[str, Any], wrk_bin: str, out: dict[str, Any]) -> None:
         ("sqlite", "serve (1 process)", True, 0),
         ("postgres", "serve --no-workers + 2 × worker", False, 2),
     )
-    with tempfile.TemporaryDirectory(prefix="igbench-e2e-") as tmp:
-        work = Path(tmp)
-        with upstream(work) as up:
-            for kind, mode, in_process, workers in setups:
-                home = work / kind
-                home.mkdir()
-                with (
-                    engine(kind, home) as db,
-                    gateway(
-                        db, home, in_process_workers=in_process, worker_processes=workers,
-                        upstream_url=up, extra_env={**BIG_QUEUE, **VENDOR_CAP},
-                    ) as gw,
-                ):  # fmt: skip
-                    warm(gw, db)
-                    marks = gw.marks()
-                    run = drive_jobs(wrk_bin, work, db, gw, cfg["e2e_jobs"], 32, cfg["e2e_timeout"])
-                    run |= {"label": f"{kind}, {mode}", "engine": kind, "mode": mode}
-                    run["slow_callbacks"] = gw.slow_since(marks)
-                    log(
-                        f"e2e {kind} {mode}: {run['completed']}/{run['jobs']} jobs in "
-                        f"{run['seconds']} s = {run['jobs_per_s']} jobs/s, peak RSS "
-                        f"{run['rss_peak_mb']} MB, slow cb {run['slow_callbacks']['count']}"
-                    )
-                    runs.append(run)
+    with workdir("igbench-e2e-") as work, upstream(work) as up:
+        for kind, mode, in_process, workers in setups:
+            home = work / kind
+            home.mkdir()
+            with (
+                engine(kind, home) as db,
+                gateway(
+                    db, home, in_process_workers=in_process, worker_processes=workers,
+                    upstream_url=up, extra_env={**BIG_QUEUE, **VENDOR_CAP},
+                ) as gw,
+            ):  # fmt: skip
+                warm(gw, db)
+                marks = gw.marks()
+                run = drive_jobs(wrk_bin, work, db, gw, cfg["e2e_jobs"], 32, cfg["e2e_timeout"])
+                run |= {"label": f"{kind}, {mode}", "engine": kind, "mode": mode}
+                run["slow_callbacks"] = gw.slow_since(marks)
+                log(
+                    f"e2e {kind} {mode}: {run['completed']}/{run['jobs']} jobs in "
+                    f"{run['seconds']} s = {run['jobs_per_s']} jobs/s, peak RSS "
+                    f"{run['rss_peak_mb']} MB, slow cb {run['slow_callbacks']['count']}"
+                )
+                runs.append(run)
     out["e2e"] = {"runs": runs}
 
 
@@ -415,19 +414,18 @@ def inflight_phase(cfg: dict[str, Any], wrk_bin: str, out: dict[str, Any]) -> No
     jobs, latency = cfg["inflight_jobs"], cfg["inflight_latency"]
     # Room for every job and the few wrk sends past its stop: at the cap, wrk would spin on 429s.
     queue = {"IMAGEGATE_MAX_QUEUED_JOBS_PER_ACCOUNT": str(max(10_000, 2 * jobs))}
-    with tempfile.TemporaryDirectory(prefix="igbench-inflight-") as tmp:
-        work = Path(tmp)
-        with (
-            upstream(work, latency=latency) as up,
-            engine("sqlite", work) as db,
-            gateway(
-                db, work, in_process_workers=True, upstream_url=up,
-                extra_env={**queue, **VENDOR_CAP},
-            ) as gw,
-        ):  # fmt: skip
-            marks = gw.marks()
-            run = drive_jobs(wrk_bin, work, db, gw, jobs, 64, cfg["inflight_timeout"])
-            run["slow_callbacks"] = gw.slow_since(marks)
+    with (
+        workdir("igbench-inflight-") as work,
+        upstream(work, latency=latency) as up,
+        engine("sqlite", work) as db,
+        gateway(
+            db, work, in_process_workers=True, upstream_url=up,
+            extra_env={**queue, **VENDOR_CAP},
+        ) as gw,
+    ):  # fmt: skip
+        marks = gw.marks()
+        run = drive_jobs(wrk_bin, work, db, gw, jobs, 64, cfg["inflight_timeout"])
+        run["slow_callbacks"] = gw.slow_since(marks)
     run |= {"latency_s": latency, "timeout_s": cfg["inflight_timeout"]}
     log(
         f"in flight: {run['completed']}/{jobs} jobs × {latency:g} s upstream in {run['seconds']} s"
@@ -438,8 +436,8 @@ def inflight_phase(cfg: dict[str, Any], wrk_bin: str, out: dict[str, Any]) -> No
 
 def completion_phase(cfg: dict[str, Any]) -> dict[str, Any]:
     """``bench/completion_latency.py`` (its own gateway, upstream and webhook receiver)."""
-    with tempfile.TemporaryDirectory(prefix="igbench-completion-") as tmp:
-        out = Path(tmp) / "completion.json"
+    with workdir("igbench-completion-") as work:
+        out = work / "completion.json"
         subprocess.run(
             [sys.executable, str(ROOT / "bench" / "completion_latency.py"),
              "--jobs", str(cfg["completion_jobs"]), "--out", str(out)],
@@ -542,18 +540,23 @@ def main() -> None:
         "slow_callback_ms": 20,
     }
     log(f"scenarios: {', '.join(s for s in SCENARIOS if s in only)}")
-    if only & {"submit", "read"}:
-        api_phase(cfg, wrk_bin, only, scenarios)
-    if "e2e" in only:
-        e2e_phase(cfg, wrk_bin, scenarios)
-    if "inflight" in only:
-        inflight_phase(cfg, wrk_bin, scenarios)
-    if "completion" in only:
-        scenarios["completion"] = completion_phase(cfg)
-    if "litellm" in only:
-        scenarios["litellm"] = sidebyside.measure(
-            wrk_bin, cfg["litellm_seconds"], cfg["litellm_latency_seconds"]
-        )
+    # Every scenario's files stay until the run ends (``bench.gateway.workdir`` says why).
+    os.environ[RUN_DIR] = tempfile.mkdtemp(prefix="igbench-run-")
+    try:
+        if only & {"submit", "read"}:
+            api_phase(cfg, wrk_bin, only, scenarios)
+        if "e2e" in only:
+            e2e_phase(cfg, wrk_bin, scenarios)
+        if "inflight" in only:
+            inflight_phase(cfg, wrk_bin, scenarios)
+        if "completion" in only:
+            scenarios["completion"] = completion_phase(cfg)
+        if "litellm" in only:
+            scenarios["litellm"] = sidebyside.measure(
+                wrk_bin, cfg["litellm_seconds"], cfg["litellm_latency_seconds"]
+            )
+    finally:
+        shutil.rmtree(os.environ.pop(RUN_DIR), ignore_errors=True)
     out["scenarios"] = {**previous.get("scenarios", {}), **scenarios}
     out["wall_seconds"] = round(time.monotonic() - t0, 1)
     out["machine"]["cpu_stolen_percent"] = stolen_percent(ticks, cpu_ticks())

@@ -16,7 +16,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from bench.gateway import (
     log,
     upstream,
     wait_until_up,
+    workdir,
 )
 
 VENV = BENCH / ".litellm-venv"
@@ -91,8 +91,7 @@ def measure(wrk_bin: str, seconds: float, latency_seconds: float) -> dict[str, A
     version = ensure_litellm()
     master_key = "sk-" + secrets.token_hex(16)
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="igbench-litellm-") as tmp:
-        work = Path(tmp)
+    with workdir("igbench-litellm-") as work:
         home = work / "imagegate"
         home.mkdir()
         with (

@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 
 import aiohttp
 import httpx2
 
-__all__ = ["AiohttpTransport"]
+__all__ = ["AiohttpTransport", "timeouts"]
 
 _CHUNK = 64 * 1024
 EAGER_BYTES = 256 * 1024
@@ -74,18 +74,36 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        timeout = _timeout(request.extensions.get("timeout") or {})
-        headers = [
-            (name, value)
-            for name, value in request.headers.multi_items()
-            if name.lower() not in _SKIP
-        ]
         body = await request.aread()
+        timeout = timeouts(request.extensions.get("timeout") or {})
+        return await self.send(
+            request.method,
+            str(request.url),
+            request.headers.multi_items(),
+            body,
+            timeout,
+            lambda: request,
+        )
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: Iterable[tuple[str, str]],
+        body: bytes,
+        timeout: aiohttp.ClientTimeout,
+        request: Callable[[], httpx2.Request],
+    ) -> httpx2.Response:
+        """Send one request as ``handle_async_request`` sends an ``httpx2.Request``: the same
+        headers (``Host``, ``Content-Length``, ``Connection`` written by aiohttp), the same
+        answer, the same errors. ``timeout`` comes from ``timeouts``; ``request`` makes the
+        ``httpx2.Request`` that an error names, only when there is an error. The answer's
+        ``request`` is left unset."""
         try:
             answer = await self._open().request(
-                request.method,
-                str(request.url),
-                headers=headers,
+                method,
+                url,
+                headers=[(name, value) for name, value in headers if name.lower() not in _SKIP],
                 skip_auto_headers=_NO_AUTO,
                 data=body or None,
                 allow_redirects=False,
@@ -93,20 +111,20 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
                 compress=None,
             )
         except Exception as exc:
-            raise _translate(exc, request) from exc
+            raise _translate(exc, request()) from exc
         extensions = {"http_version": b"HTTP/1.1", "reason_phrase": (answer.reason or "").encode()}
         # bytes pairs, as httpx2's own transport gives
         raw_headers: list[tuple[bytes, bytes]] = list(answer.raw_headers)
         declared = answer.content_length
         if declared is not None and declared <= EAGER_BYTES:
             try:
-                body = await answer.read()
+                content = await answer.read()
             except Exception as exc:
-                raise _translate(exc, request) from exc
+                raise _translate(exc, request()) from exc
             finally:
                 answer.release()
             return httpx2.Response(
-                answer.status, headers=raw_headers, content=body, extensions=extensions
+                answer.status, headers=raw_headers, content=content, extensions=extensions
             )
         return httpx2.Response(
             answer.status,
@@ -124,7 +142,9 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
 class _AnswerStream(httpx2.AsyncByteStream):
     """The body of one answer, read from aiohttp as ``httpx2`` asks for it."""
 
-    def __init__(self, answer: aiohttp.ClientResponse, request: httpx2.Request) -> None:
+    def __init__(
+        self, answer: aiohttp.ClientResponse, request: Callable[[], httpx2.Request]
+    ) -> None:
         self._answer = answer
         self._request = request
 
@@ -133,13 +153,14 @@ class _AnswerStream(httpx2.AsyncByteStream):
             async for chunk in self._answer.content.iter_chunked(_CHUNK):
                 yield chunk
         except Exception as exc:
-            raise _translate(exc, self._request) from exc
+            raise _translate(exc, self._request()) from exc
 
     async def aclose(self) -> None:
         self._answer.release()
 
 
-def _timeout(given: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
+def timeouts(given: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
+    """aiohttp's timeouts for httpx2's (``Timeout.as_dict()``)."""
     connect, pool = given.get("connect"), given.get("pool")
     waiting = None if connect is None or pool is None else connect + pool
     return aiohttp.ClientTimeout(

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import binascii
 import functools
+import json
 import logging
 import re
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
+import aiohttp
 import httpx2
 import orjson
 import pybase64
@@ -29,7 +31,7 @@ from imagegate.errors import (
 )
 from imagegate.net.guard import default_tls
 from imagegate.net.retry_after import retry_after_seconds
-from imagegate.net.transport import AiohttpTransport
+from imagegate.net.transport import AiohttpTransport, timeouts
 
 __all__ = [
     "VendorClient",
@@ -40,6 +42,7 @@ __all__ = [
     "json_object_off_loop",
     "malformed",
     "parse_off_loop",
+    "post_json",
     "raise_for_upstream",
     "redact",
     "transport_error",
@@ -52,6 +55,10 @@ _SECRET_HEADERS = frozenset({"authorization", "x-key", "api-key", "x-goog-api-ke
 
 log = structlog.get_logger("imagegate.upstream")
 _stdlib_log = logging.getLogger("imagegate.upstream")
+
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+"""httpx2's encoding of a ``json=`` body (``httpx2._content.encode_json``), made once."""
+_JSON_TYPE = ("Content-Type", "application/json")
 
 POOL_FLOOR = 20
 """The fewest connections a vendor's pool keeps (httpx's default keep-alive count)."""
@@ -78,6 +85,7 @@ class VendorClient(httpx2.AsyncClient):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._merged: dict[str, tuple[httpx2.URL, httpx2.URL]] = {}
+        self._timeouts: tuple[httpx2.Timeout, aiohttp.ClientTimeout] | None = None
 
     def _send_handling_auth(
         self,
@@ -92,6 +100,54 @@ class VendorClient(httpx2.AsyncClient):
             )
         return super()._send_handling_auth(request, auth, follow_redirects, history)
 
+    async def post_json(self, url: str, payload: Any) -> httpx2.Response:
+        """``post(url, json=payload)``: the same request on the wire, the same answer and errors.
+
+        With the vendor's own aiohttp transport and nothing of httpx2's sending layers to apply
+        (no auth flow, cookies, query parameters, proxy or request hook; the response hook's
+        DEBUG line off), the body is encoded as httpx2 encodes it and handed to the transport
+        directly (``AiohttpTransport.send``), without building an ``httpx2.Request`` and
+        passing it down ``send``'s five coroutines: 537 → 452 µs of the event loop's CPU per
+        call to the benchmark's upstream (88 KB answers, sequential, medians of 5 alternated
+        rounds). Anything else, a cookie kept or a closed client, goes through ``post``.
+        """
+        merged = self._merge_url(url)
+        transport = self._transport
+        if not (
+            isinstance(transport, AiohttpTransport)
+            and self._transport_for_url(merged) is transport
+            and self._auth is None
+            and not merged.userinfo
+            and not self.cookies
+            and not self.params
+            and not self.is_closed
+            and not self._event_hooks["request"]
+            and self._event_hooks["response"] == [_log_response]
+            and not _stdlib_log.isEnabledFor(logging.DEBUG)
+        ):
+            return await self.post(url, json=payload)
+        body = _JSON.encode(payload).encode()
+        headers = [*self.headers.multi_items(), _JSON_TYPE]
+        if self._timeouts is None or self._timeouts[0] is not self.timeout:
+            self._timeouts = (self.timeout, timeouts(self.timeout.as_dict()))
+        response = await transport.send(
+            "POST",
+            str(merged),
+            headers,
+            body,
+            self._timeouts[1],
+            lambda: self.build_request("POST", url, json=payload),
+        )
+        try:
+            await response.aread()
+        except BaseException:
+            await response.aclose()
+            raise
+        if "set-cookie" in response.headers:  # kept for the next call, as httpx2 keeps them
+            response.request = self.build_request("POST", url, json=payload)
+            self.cookies.extract_cookies(response)
+        return response
+
     def _merge_url(self, url: httpx2.URL | str) -> httpx2.URL:
         if not isinstance(url, str):
             return super()._merge_url(url)
@@ -103,6 +159,13 @@ class VendorClient(httpx2.AsyncClient):
             self._merged.clear()
         self._merged[url] = (self.base_url, merged)
         return merged
+
+
+async def post_json(client: httpx2.AsyncClient, url: str, payload: Any) -> httpx2.Response:
+    """``client.post(url, json=payload)``, by ``VendorClient.post_json`` when it is one."""
+    if isinstance(client, VendorClient):
+        return await client.post_json(url, payload)
+    return await client.post(url, json=payload)
 
 
 def create_client(

@@ -46,6 +46,7 @@ from imagegate.providers.http import (
     decode_base64,
     json_object,
     parse_off_loop,
+    post_json,
     raise_for_upstream,
     transport_error,
 )
@@ -221,7 +222,7 @@ class OpenAIAdapter(SyncAdapter):
         if is_dalle(model):
             payload = dalle_payload(model, request, self._dalle3_hd)
             content_type = "image/png"
-            response = await self._post("/images/generations", json=payload)
+            response = await self._post_json("/images/generations", payload)
         else:
             payload = gpt_image_payload(model, request)
             content_type = _CONTENT_TYPES.get(str(payload["output_format"]), "image/png")
@@ -229,7 +230,7 @@ class OpenAIAdapter(SyncAdapter):
             if inputs:
                 response = await self._edit(request, payload, list(inputs))
             else:
-                response = await self._post("/images/generations", json=payload)
+                response = await self._post_json("/images/generations", payload)
         check_response(response)
         # Megabytes of JSON and base64 are decoded in a worker thread, a small answer in place.
         images = await parse_off_loop(
@@ -255,6 +256,12 @@ class OpenAIAdapter(SyncAdapter):
     async def _post(self, path: str, **kwargs: Any) -> httpx2.Response:
         try:
             return await self._client.post(path, **kwargs)
+        except httpx2.TransportError as exc:
+            raise transport_error(exc, NAME, sent=True) from exc
+
+    async def _post_json(self, path: str, payload: dict[str, Any]) -> httpx2.Response:
+        try:
+            return await post_json(self._client, path, payload)
         except httpx2.TransportError as exc:
             raise transport_error(exc, NAME, sent=True) from exc
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -38,6 +39,7 @@ from imagegate.types import Clock, JobStatus, JobStep, Route, WebhookEvent, Webh
 __all__ = ["JobTransitions", "Lease", "LeaseLost"]
 
 log = structlog.get_logger("imagegate.worker")
+_stdlib_log = logging.getLogger("imagegate.worker")
 
 T = TypeVar("T")
 
@@ -237,7 +239,10 @@ class JobTransitions:
             self._signals.deliveries_queued()
         provider = served_by or job.provider or NO_PROVIDER
         self._metrics.jobs_finished.labels(job.model, "COMPLETED", provider).inc()
-        log.info("job.completed", job_id=job.id, model=job.model)
+        if _stdlib_log.isEnabledFor(logging.INFO):
+            # Below the level structlog would still bind a logger and run its processors, ~9 µs
+            # of the event loop for each job, before the level drops the line.
+            log.info("job.completed", job_id=job.id, model=job.model)
         return finished
 
     async def _complete_in_one(

@@ -69,9 +69,10 @@ class InvariantsBroken(AssertionError):
 
 @dataclass
 class Tally:
-    """The jobs checked, by final status."""
+    """The jobs checked, by final status; the jobs that did not complete, by status and reason."""
 
     by_status: collections.Counter[str] = field(default_factory=collections.Counter)
+    not_completed: collections.Counter[str] = field(default_factory=collections.Counter)
 
     @property
     def total(self) -> int:
@@ -204,6 +205,8 @@ async def check_invariants(
     for row in job_rows:
         status = row["status"]
         tally.by_status[status] += 1
+        if status != "COMPLETED":
+            tally.not_completed[f"{status} {row['error_code']}: {row['error']}"] += 1
         if status not in _FINAL:
             problems["a job did not end"].append(f"{row['id']} {status}/{row['step']}")
         elif final_events.get(row["id"]) != [_FINAL[status]]:

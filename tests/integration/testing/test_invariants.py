@@ -100,13 +100,17 @@ async def test_a_failed_job_refunded_in_full_passes_and_a_test_keys_charge_does_
             .values(kind="refund", amount=cost, balance_after=ledger_entries.c.balance_after + cost)
         )
         await conn.execute(update(accounts).values(credits=accounts.c.credits + cost))
-        await conn.execute(update(jobs).values(status="FAILED", credit_cost=0))
+        await conn.execute(
+            update(jobs).values(
+                status="FAILED", credit_cost=0, error_code="upstream_error", error="cut off twice"
+            )
+        )
         await conn.execute(
             update(job_events).where(job_events.c.kind == "completed").values(kind="failed")
         )
-    assert (await check_invariants(gateway.runtime.settings.database_url)).by_status == {
-        "FAILED": 1
-    }
+    tally = await check_invariants(gateway.runtime.settings.database_url)
+    assert tally.by_status == {"FAILED": 1}
+    assert tally.not_completed == {"FAILED upstream_error: cut off twice": 1}
 
     async with gateway.runtime.db.transaction() as conn:
         await conn.execute(update(jobs).where(jobs.c.id == job_id).values(sandbox=True))

@@ -17,7 +17,14 @@ import pytest
 from imagegate.errors import UpstreamRejected, UpstreamRetryable
 from imagegate.net.guard import default_tls
 from imagegate.net.transport import AiohttpTransport
-from imagegate.providers.http import POOL_FLOOR, POOL_MARGIN, create_client, transport_error
+from imagegate.providers.http import (
+    POOL_FLOOR,
+    POOL_MARGIN,
+    VendorClient,
+    create_client,
+    post_json,
+    transport_error,
+)
 from tests.unit.net.conftest import make_certificate
 
 Reply = Callable[["Seen", asyncio.StreamWriter], Awaitable[None]]
@@ -231,3 +238,95 @@ async def test_only_the_request_own_headers_are_sent() -> None:
     assert "content-type" not in sent
     assert sent["content-length"] == "9"
     assert sent["accept-encoding"] == "gzip, deflate" or "br" in sent["accept-encoding"]
+
+
+Send = Callable[[httpx2.AsyncClient, str, object], Awaitable[httpx2.Response]]
+
+
+async def _post(vendor: httpx2.AsyncClient, path: str, payload: object) -> httpx2.Response:
+    return await vendor.post(path, json=payload)
+
+
+async def _post_json(vendor: httpx2.AsyncClient, path: str, payload: object) -> httpx2.Response:
+    return await post_json(vendor, path, payload)
+
+
+BOTH: list[Send] = [_post, _post_json]
+"""A JSON body sent as ``post(json=)`` and as ``post_json`` (what the vendors' hot calls use)."""
+
+
+async def test_a_json_post_sent_straight_to_aiohttp_is_the_request_post_sends() -> None:
+    payload = {"prompt": "un renard — 狐", "n": 1, "size": None, "quality": 0.5}
+
+    async def cookie_then_echo(seen: Seen, writer: asyncio.StreamWriter) -> None:
+        body = json.dumps({"line": seen.line, "body": seen.body.decode()}).encode()
+        writer.write(answer(201, body, "content-type: application/json", "x-trace: t1"))
+        await writer.drain()
+
+    async with serving(cookie_then_echo) as server, client(server.url + "/v1") as vendor:
+        assert isinstance(vendor, VendorClient)
+        sent = await vendor.post("/images/generations", json=payload)
+        direct = await vendor.post_json("/images/generations", payload)
+
+    posted, straight = server.seen
+    assert straight.line == posted.line == "POST /v1/images/generations HTTP/1.1"
+    assert straight.headers == posted.headers
+    assert straight.body == posted.body
+    assert (direct.status_code, direct.reason_phrase) == (sent.status_code, sent.reason_phrase)
+    assert direct.headers.multi_items() == sent.headers.multi_items()
+    assert direct.content == sent.content
+    assert direct.json()["body"] == json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    assert server.connections == 1
+
+
+async def test_a_cookie_a_vendor_sets_goes_with_the_next_call_either_way() -> None:
+    async def cookie(seen: Seen, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer(200, b"{}", "set-cookie: lb=a1; Path=/"))
+        await writer.drain()
+
+    async with serving(cookie) as server, client(server.url) as vendor:
+        await post_json(vendor, "/v1/images", {})
+        await post_json(vendor, "/v1/images", {})
+
+    assert "cookie" not in server.seen[0].headers
+    assert server.seen[1].headers["cookie"] == "lb=a1"
+
+
+async def test_a_large_json_answer_is_read_whole_either_way() -> None:
+    size = 1_000_000  # past EAGER_BYTES: aiohttp hands it over as a stream
+
+    async def big(seen: Seen, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer(200, b"x" * size))
+        await writer.drain()
+
+    async with serving(big) as server, client(server.url) as vendor:
+        for send in BOTH:
+            assert len((await send(vendor, "/v1/images", {})).content) == size
+
+
+@pytest.mark.parametrize("send", BOTH)
+async def test_failures_of_a_json_post_are_httpx2_errors_either_way(send: Send) -> None:
+    listener = await asyncio.start_server(echo, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    listener.close()
+    await listener.wait_closed()
+    async with client(f"http://127.0.0.1:{port}") as vendor:
+        with pytest.raises(httpx2.ConnectError) as refused:
+            await send(vendor, "/v1/images", {})
+    assert refused.value.request.url == f"http://127.0.0.1:{port}/v1/images"
+
+    async def silent(seen: Seen, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(30)
+
+    async with serving(silent) as server, client(server.url, timeout=0.3) as vendor:
+        with pytest.raises(httpx2.ReadTimeout):
+            await send(vendor, "/v1/images", {})
+
+    async def cut(seen: Seen, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\npartial")
+        await writer.drain()
+        writer.transport.abort()
+
+    async with serving(cut) as server, client(server.url) as vendor:
+        with pytest.raises(httpx2.RemoteProtocolError):
+            await send(vendor, "/v1/images", {})
