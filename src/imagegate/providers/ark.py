@@ -56,6 +56,7 @@ from imagegate.providers.http import (
     clean_message,
     decode_base64,
     json_object_off_loop,
+    post_json,
     raise_for_upstream,
     transport_error,
 )
@@ -263,7 +264,7 @@ class ArkAdapter(SyncAdapter):
 
     async def _generate(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
         try:
-            response = await self._client.post(PATH, json=dict(body))
+            response = await post_json(self._client, PATH, dict(body))
         except httpx2.TransportError as exc:
             raise transport_error(exc, NAME, sent=True) from exc
         if response.status_code >= 300:

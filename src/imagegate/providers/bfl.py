@@ -54,6 +54,7 @@ from imagegate.providers.http import (
     clean_message,
     json_object,
     malformed,
+    post_json,
     raise_for_upstream,
     transport_error,
 )
@@ -290,7 +291,7 @@ class BflAdapter(Adapter):
         payload = build_payload(request, endpoint, self._safety_tolerance)
         await self._add_inputs(request, endpoint, payload)
         try:
-            response = await self._client.post(f"/v1/{endpoint}", json=payload)
+            response = await post_json(self._client, f"/v1/{endpoint}", payload)
         except httpx2.TransportError as exc:
             # An accepted submit is billed and we would never learn its id: do not resubmit.
             raise transport_error(exc, NAME, sent=True) from exc

@@ -49,6 +49,7 @@ from imagegate.providers.http import (
     json_object,
     json_object_off_loop,
     malformed,
+    post_json,
     raise_for_upstream,
     transport_error,
 )
@@ -249,7 +250,7 @@ class FalAdapter(Adapter):
         body = build_input(route, request.prompt, request.params, request.outputs)
         path = "/" + endpoint(route, request.params)
         try:
-            response = await self._client.post(path, json=body)
+            response = await post_json(self._client, path, body)
         except httpx2.TransportError as exc:
             raise transport_error(exc, NAME, sent=True) from exc
         _raise(response)

@@ -59,6 +59,7 @@ from imagegate.providers.http import (
     clean_message,
     decode_base64,
     json_object_off_loop,
+    post_json,
     raise_for_upstream,
     transport_error,
 )
@@ -228,7 +229,9 @@ class GeminiAdapter(SyncAdapter):
 
     async def _generate(self, model: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
         try:
-            response = await self._client.post(f"/v1beta/models/{model}:generateContent", json=body)
+            response = await post_json(
+                self._client, f"/v1beta/models/{model}:generateContent", body
+            )
         except httpx2.TransportError as exc:
             raise transport_error(exc, NAME, sent=True) from exc
         if response.status_code >= 300:

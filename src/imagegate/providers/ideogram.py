@@ -55,6 +55,7 @@ from imagegate.providers.base import (
 from imagegate.providers.http import (
     clean_message,
     json_object,
+    post_json,
     raise_for_upstream,
     transport_error,
 )
@@ -270,7 +271,7 @@ class IdeogramAdapter(SyncAdapter):
         call = await self.call_for(request)
         try:
             if call.json is not None:
-                response = await self._client.post(call.path, json=dict(call.json))
+                response = await post_json(self._client, call.path, dict(call.json))
             else:
                 response = await self._client.post(call.path, files=call.files)
         except httpx2.TransportError as exc:

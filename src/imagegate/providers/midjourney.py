@@ -52,6 +52,7 @@ from imagegate.providers.base import (
 from imagegate.providers.http import (
     clean_message,
     malformed,
+    post_json,
     raise_for_upstream,
     transport_error,
 )
@@ -246,7 +247,7 @@ class MidjourneyAdapter(Adapter):
 
     async def _post(self, path: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
         try:
-            response = await self._client.post(path, json=dict(body))
+            response = await post_json(self._client, path, dict(body))
         except httpx2.TransportError as exc:
             raise transport_error(exc, NAME, sent=True) from exc
         raise_for_upstream(response, NAME, _error_text(response))

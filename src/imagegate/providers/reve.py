@@ -43,6 +43,7 @@ from imagegate.providers.http import (
     clean_message,
     decode_base64,
     json_object_off_loop,
+    post_json,
     raise_for_upstream,
     transport_error,
 )
@@ -133,7 +134,7 @@ class ReveAdapter(SyncAdapter):
         if request.outputs != 1:
             raise UpstreamRejected(f"{NAME} produces exactly one image per job", provider=NAME)
         try:
-            response = await self._client.post("/v1/image/create", json=self.payload(request))
+            response = await post_json(self._client, "/v1/image/create", self.payload(request))
         except httpx2.TransportError as exc:
             raise transport_error(exc, NAME, sent=True) from exc
         check_response(response)

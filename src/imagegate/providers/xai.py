@@ -45,6 +45,7 @@ from imagegate.providers.http import (
     decode_base64,
     json_object,
     parse_off_loop,
+    post_json,
     raise_for_upstream,
     transport_error,
 )
@@ -183,7 +184,7 @@ class XaiAdapter(SyncAdapter):
             payload["image"] = {"type": "image_url", "url": url}
             path = "/images/edits"
         try:
-            response = await self._client.post(path, json=payload)
+            response = await post_json(self._client, path, payload)
         except httpx2.TransportError as exc:
             raise transport_error(exc, NAME, sent=True) from exc
         check_response(response)

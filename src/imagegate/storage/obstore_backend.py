@@ -86,22 +86,37 @@ async def settle() -> None:
     await asyncio.sleep(SETTLE_SECONDS)
 
 
+_STAGING_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+
 def _write_in_place(root: Path, key: str, data: bytes) -> str:
     """Write ``data`` to ``root/key`` as obstore's local store does, and its ETag as obstore
     gives it: to a staging file beside it, then renamed over it. The staging file's name
-    (``<name>#<digits>``) is one obstore's listing skips, so one left by a crash is never seen."""
-    path = root / key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f"{path.name}#{secrets.randbelow(10**12)}")
+    (``<name>#<digits>``) is one obstore's listing skips, so one left by a crash is never seen.
+
+    Written with ``os`` calls, its directory made only when the file cannot be created without
+    it: a Python file object (``isatty``'s ``ioctl``, a seek, a ``stat``) and a ``mkdir`` that
+    finds the directory there cost the loop ~30 µs of its ~80 a put (tmpfs, 2026-12-07)."""
+    path = os.path.join(root, key)
+    staging = f"{path}#{secrets.randbelow(10**12)}"
     try:
-        with staging.open("xb") as file:
-            file.write(data)
+        try:
+            fd = os.open(staging, _STAGING_FLAGS, 0o666)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(staging, _STAGING_FLAGS, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         os.replace(staging, path)
     except BaseException:
         with contextlib.suppress(OSError):
-            staging.unlink()
+            os.unlink(staging)
         raise
-    stat = path.stat()
+    stat = os.stat(path)
     return f'"{stat.st_ino:x}-{stat.st_mtime_ns // 1000:x}-{stat.st_size:x}"'
 
 

@@ -223,6 +223,8 @@ def test_base64_decodes_as_the_standard_library_does(raw: bytes) -> None:
         lambda text: text[: BASE64_SLICE * 2] + "*" + text[BASE64_SLICE * 2 + 1 :],
         lambda text: text[:12] + "\n" + text[12:],
         lambda text: text[:40] + "é" + text[41:],
+        lambda text: text[:40] + "狐" + text[41:],  # past Latin-1
+        lambda text: text[:40] + "\U0001f98a" + text[41:],  # past the BMP
         lambda text: text + "=",  # padding after a whole quantum: a wrong length
     ],
 )
