@@ -96,13 +96,10 @@ request at a time. Under load the loop is often idle for a moment between two bu
 run on it then holds up what arrives next while SQLite writes, each statement handing the GIL
 to the process's other threads and waiting to take it back (with 2,000 jobs finishing at once,
 slow callbacks went from 4-13 to 5-37 a run when any quiet moment would do)."""
-CHECKPOINT_EVERY = 32
-"""SQLite: commits on the event loop's thread never checkpoint the WAL; after this many of them
-the WAL is checkpointed beside the loop, on a connection and thread of its own
-(``_checkpoint_wal``), while writes go on. A checkpoint copies the WAL's pages into the
-database file and waits for two ``fsync``s, tens of ms on the benchmark machine's ext4: every
-32nd write used to go to the writer's thread for its commit to checkpoint, and the request
-waiting on it waited that long (``bench/notes.md``, litellm, 2026-12-07 20:55-21:00 UTC)."""
+WRITER_THREAD_EVERY = 32
+"""SQLite: of the writes the idle writer would run on the event loop's thread, every this many
+goes to the writer's thread anyway. Those run on the loop never checkpoint the WAL (nor wait
+for its ``fsync``); a commit on the writer's thread does, so the WAL stays bounded."""
 BODY_THREADS = 4
 """PostgreSQL: threads (and connections) running ``write``/``read_with`` bodies per process."""
 PING_IDLE_SECONDS = 1.0
@@ -480,15 +477,9 @@ class GroupCommit(_OneTask):
     then costs no hand-off to the writer's thread and no wake-up of the loop again (two thread
     wake-ups and two steps of the writer's task). It never waits there: a database locked by
     another process, or a failing connection, sends the body to the writer's thread, which
-    waits or fails as it does; and it never checkpoints the WAL. Every ``CHECKPOINT_EVERY``
-    such commits a checkpoint runs beside the loop (``_checkpoint_wal``), which no write waits
-    for unless it is still running when as many more commits want to start the next one (a
-    slow disk). The WAL starts over at a write that finds all of it copied, so a checkpoint during
-    which writes went on leaves it growing; once such a checkpoint found
-    ``SQLITE_WAL_AUTOCHECKPOINT`` pages in it, the next write goes to the writer's thread,
-    whose commit checkpoints the rest (most of it copied already) as SQLite does by itself.
-    Under load, bodies go to the writer's thread, whose SQLite work runs beside the loop, in
-    batches, and whose commits checkpoint the WAL.
+    waits or fails as it does; and it never checkpoints the WAL, which commits on the writer's
+    thread do (``WRITER_THREAD_EVERY``). Under load, bodies go to the writer's thread, whose
+    SQLite work runs beside the loop, in batches.
     """
 
     name = "imagegate-sqlite-writer"
@@ -503,34 +494,16 @@ class GroupCommit(_OneTask):
         """The writer's task waits for units: its connection's thread runs nothing of it."""
         self._quiet = 0
         """Writes in a row that found the writer idle and the loop with nothing else to do."""
-        self._unchecked = 0
-        """Commits on the loop's thread since the last checkpoint beside it began."""
-        self._checkpoint: asyncio.Future[tuple[int, int] | None] | None = None
-        """The checkpoint running beside the loop, if any."""
-        self._wal_behind = False
-        """A checkpoint beside the loop left the WAL long: the next write goes to the writer's
-        thread, whose commit checkpoints it."""
-        self._wal_path: str | None = None
-        """The database's file ("" in memory), once a checkpoint beside the loop asked."""
+        self._here_left = WRITER_THREAD_EVERY
 
     async def run(self, body: Body[T], *, here: bool = False) -> T:
         """``_OneTask.run``; ``here``: ``body`` is a transaction of a few rows, which may run on
         the loop's thread (see the class's docstring)."""
-        checkpoint = self._checkpoint
-        if here and checkpoint is not None and self._unchecked >= CHECKPOINT_EVERY:
-            # The checkpoint beside the loop has been running for as many commits as start
-            # one (a slow disk): the WAL would grow without bound if writes did not wait for it,
-            # as a write whose commit checkpoints waits. (``wait`` leaves it running if this
-            # caller is cancelled.)
-            await asyncio.wait([checkpoint])
         sync = self._sync
         if here and sync is not None and self._may_run_here():
             unit: _Inline[T] = _Inline(body, asyncio.get_running_loop().create_future())
             if _commit_here(unit, sync):
                 self.commits += 1
-                self._unchecked += 1
-                if self._unchecked >= CHECKPOINT_EVERY and self._checkpoint is None:
-                    self._checkpoint_beside(sync)
                 if unit.error is not None:
                     raise unit.error
                 return cast(T, unit.value)
@@ -544,35 +517,11 @@ class GroupCommit(_OneTask):
         self._quiet += 1
         if self._quiet <= QUIET_WRITES:
             return False
-        if self._wal_behind:
-            self._wal_behind = False
+        self._here_left -= 1
+        if self._here_left <= 0:
+            self._here_left = WRITER_THREAD_EVERY
             return False
         return True
-
-    def _checkpoint_beside(self, sync: Connection) -> None:
-        """Checkpoint the WAL on a thread of the loop's executor (see ``CHECKPOINT_EVERY``)."""
-        self._unchecked = 0
-        if self._wal_path is None:
-            self._wal_path = _file_of(_sqlite_of(sync)) or ""
-        if not self._wal_path:  # an in-memory database has no WAL
-            return
-        loop = asyncio.get_running_loop()
-        checkpoint = loop.run_in_executor(None, _checkpoint_wal, self._wal_path)
-        self._checkpoint = checkpoint
-        checkpoint.add_done_callback(functools.partial(self._checkpointed, self.commits))
-
-    def _checkpointed(
-        self, commits: int, checkpoint: asyncio.Future[tuple[int, int] | None]
-    ) -> None:
-        """A checkpoint beside the loop, begun after ``commits`` commits, ended."""
-        if self._checkpoint is checkpoint:
-            self._checkpoint = None
-        failed = checkpoint.cancelled() or checkpoint.exception() is not None
-        frames = None if failed else checkpoint.result()
-        if frames is None or (self.commits > commits and frames[0] >= SQLITE_WAL_AUTOCHECKPOINT):
-            # Writes went on past the frames it copied, so the WAL goes on growing: the
-            # writer's commit copies the rest with nothing written beside it.
-            self._wal_behind = True
 
     def _quiet_now(self) -> bool:
         """The writer is idle and the loop has nothing else to run."""
@@ -587,7 +536,6 @@ class GroupCommit(_OneTask):
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             self._sync, self._idle = None, False  # the new task connects anew
-            self._checkpoint = None  # a checkpoint of another loop is none of this one's
         super()._start(loop)
 
     @asynccontextmanager
@@ -750,30 +698,6 @@ def _commit_here(unit: _Inline[Any], sync: Connection) -> bool:
         _control(raw, f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT}")
         _control(raw, f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     return True
-
-
-def _file_of(raw: sqlite3.Connection) -> str | None:
-    """The file of ``raw``'s main database; None for an in-memory one."""
-    for _seq, name, file in raw.execute("PRAGMA database_list"):
-        if name == "main":
-            return str(file) or None
-    return None
-
-
-def _checkpoint_wal(path: str) -> tuple[int, int] | None:
-    """On a thread of its own: a passive checkpoint of the WAL of the database at ``path``, on
-    a connection of its own, beside the writer's commits (SQLite lets one checkpoint run while
-    another connection writes; a passive one takes no lock a writer or reader waits for). The
-    WAL's frames and how many of them are now in the database file; None if it failed.
-
-    Writes committed while it runs are past the frames it copies: the WAL starts over from its
-    beginning only at a write that finds every frame copied (see ``GroupCommit``)."""
-    try:
-        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
-            _busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    except sqlite3.Error:
-        return None
-    return int(frames), int(copied)
 
 
 def _transaction(raw: sqlite3.Connection, run: Callable[[], bool | None]) -> bool:
