@@ -90,6 +90,18 @@ async def echo(seen: Seen, writer: asyncio.StreamWriter) -> None:
     await writer.drain()
 
 
+async def silent(seen: Seen, writer: asyncio.StreamWriter) -> None:
+    """A vendor that never answers."""
+    await asyncio.sleep(30)
+
+
+async def cut(seen: Seen, writer: asyncio.StreamWriter) -> None:
+    """A vendor that cuts the connection mid-answer."""
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\npartial")
+    await writer.drain()
+    writer.transport.abort()
+
+
 def client(url: str, *, connections: int = 4, timeout: float = 5.0) -> httpx2.AsyncClient:
     return create_client(
         url, {"Authorization": "Bearer k"}, timeout=timeout, connections=connections
@@ -158,9 +170,6 @@ async def test_a_refused_connection_is_a_connect_error_that_is_retried() -> None
 
 
 async def test_an_answer_that_never_comes_is_a_read_timeout_not_retried_after_a_paid_call() -> None:
-    async def silent(seen: Seen, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(30)
-
     async with serving(silent) as server, client(server.url, timeout=0.3) as vendor:
         with pytest.raises(httpx2.ReadTimeout) as caught:
             await vendor.post("/v1/images", json={})
@@ -169,11 +178,6 @@ async def test_an_answer_that_never_comes_is_a_read_timeout_not_retried_after_a_
 
 
 async def test_a_connection_cut_mid_answer_is_a_protocol_error() -> None:
-    async def cut(seen: Seen, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\npartial")
-        await writer.drain()
-        writer.transport.abort()
-
     async with serving(cut) as server, client(server.url) as vendor:
         with pytest.raises(httpx2.RemoteProtocolError):
             await vendor.get("/v1/images/x")
@@ -315,17 +319,9 @@ async def test_failures_of_a_json_post_are_httpx2_errors_either_way(send: Send) 
             await send(vendor, "/v1/images", {})
     assert refused.value.request.url == f"http://127.0.0.1:{port}/v1/images"
 
-    async def silent(seen: Seen, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(30)
-
     async with serving(silent) as server, client(server.url, timeout=0.3) as vendor:
         with pytest.raises(httpx2.ReadTimeout):
             await send(vendor, "/v1/images", {})
-
-    async def cut(seen: Seen, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\npartial")
-        await writer.drain()
-        writer.transport.abort()
 
     async with serving(cut) as server, client(server.url) as vendor:
         with pytest.raises(httpx2.RemoteProtocolError):
