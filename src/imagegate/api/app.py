@@ -70,7 +70,8 @@ def create_app(runtime: Runtime, *, workers: int = 0, hot_routes: bool = True) -
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url=None,
+        docs_url=None,  # the console's /docs, with Swagger UI's files served from the package
+        redoc_url=None,  # FastAPI's ReDoc page loads its script and fonts from CDNs
         openapi_url="/openapi.json",
         telemetry=telemetry,
         edge_first=telemetry == TELEMETRY_OFF,

@@ -57,6 +57,12 @@ async def test_the_api_docs_page_loads_swagger_ui_from_the_gateway(gateway: Gate
         assert (await gateway.http.get(reference)).status_code == 200, reference
 
 
+async def test_no_page_that_loads_from_another_host_is_served(gateway: Gateway) -> None:
+    redoc = await gateway.http.get("/redoc")  # FastAPI's default: a CDN script and web fonts
+
+    assert redoc.status_code == 404
+
+
 async def test_price_of_a_params_object_uses_the_catalog_price(gateway: Gateway) -> None:
     response = await gateway.http.post(
         "/v2/models/gpt-image-1.5/price", json={"quality": "high", "number_of_images": 3}

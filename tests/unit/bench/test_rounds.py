@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.run import Round, median_row
+from bench.gateway import Engine
+from bench.run import Round, e2e_row, median_row, settle
 from bench.wrk import WrkResult
 
 
@@ -50,3 +51,45 @@ def test_a_row_of_one_round_is_that_round() -> None:
     assert row["ratio"] == 0.5 and row["rounds"] == [
         {"anchor_rps": 1000.0, "rps": 500.0, "ratio": 0.5}
     ]
+
+
+def e2e_round(jobs_per_s: float, rss_peak_mb: float) -> dict[str, Any]:
+    return {"jobs": 1000, "completed": 1000, "jobs_per_s": jobs_per_s, "rss_peak_mb": rss_peak_mb}
+
+
+def test_the_end_to_end_round_with_the_median_rate_stands_for_the_row() -> None:
+    rounds = [e2e_round(510.0, 160.0), e2e_round(430.0, 190.0), e2e_round(620.0, 150.0)]
+
+    row = e2e_row(rounds, label="sqlite, serve", engine="sqlite")
+
+    assert row["jobs_per_s"] == 510.0 and row["engine"] == "sqlite"
+    assert row["rounds_jobs_per_s"] == [510.0, 430.0, 620.0]
+    assert row["rss_peak_mb"] == 190.0
+
+
+class Counts(Engine):
+    """An engine whose ``counts()`` are a script: (all jobs, COMPLETED), then the last forever."""
+
+    def __init__(self, *script: tuple[int, int]) -> None:
+        self.script = list(script)
+        self.reads = 0
+
+    def counts(self) -> tuple[int, int]:
+        self.reads += 1
+        return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+
+def test_a_round_starts_once_the_jobs_before_it_have_completed() -> None:
+    db = Counts((1000, 990), (1000, 996), (1000, 1000))
+
+    settle(db, seconds=5)
+
+    assert db.reads == 3
+
+
+def test_a_round_does_not_wait_for_jobs_that_will_never_complete() -> None:
+    db = Counts((1000, 990), (1000, 997))  # three failed: COMPLETED stays at 997
+
+    settle(db, seconds=30)
+
+    assert 3 <= db.reads < 100  # gave up after a second of no progress, not after 30 s

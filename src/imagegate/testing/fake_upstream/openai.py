@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from PIL import Image
@@ -143,6 +144,12 @@ class FakeOpenAI:
     scale: int
     picture: bytes | None = None
     shelf: kit.ImageShelf = field(default_factory=kit.ImageShelf)
+    picture_b64: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        # The one picture's base64, encoded once like the picture was drawn once.
+        if self.picture is not None:
+            self.picture_b64 = base64.b64encode(self.picture).decode()
 
     def steer(self, prompt: str, family: str) -> None:
         """Failures the prompt asks for, after the request itself was understood."""
@@ -272,7 +279,7 @@ class FakeOpenAI:
                 path = self.shelf.put(f"{_FILES}{uuid.uuid4().hex}", picture, content_type)
                 item: dict[str, Any] = {"url": self.shelf.url(request, path)}
             else:
-                item = {"b64_json": base64.b64encode(picture).decode()}
+                item = {"b64_json": self.picture_b64 or base64.b64encode(picture).decode()}
             if model == "dall-e-3":
                 item["revised_prompt"] = f"A picture of {body['prompt']}"
             data.append(item)
@@ -294,7 +301,15 @@ class FakeOpenAI:
                     "total_tokens": 50 + 4160 * len(data),
                 },
             }
-        return JSONResponse(result, headers={"x-request-id": f"req_{uuid.uuid4().hex}"})
+        return _Answer(result, headers={"x-request-id": f"req_{uuid.uuid4().hex}"})
+
+
+class _Answer(JSONResponse):
+    """Starlette's JSON answer, the same bytes, rendered by orjson: the standard library's
+    encoder spent a quarter of a benchmark upstream's CPU on the 87 KB base64 string."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def _check_edit_images(files: list[kit.Upload], model: str) -> None:

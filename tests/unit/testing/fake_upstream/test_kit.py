@@ -68,6 +68,10 @@ def _app(**options: object) -> tuple[FastAPI, list[object]]:
             body | {"files": [(f.name, f.filename, len(f.data)) for f in record.files]}
         )
 
+    @app.post("/v1/echo")
+    async def echo(request: Request) -> Response:
+        return Response(await request.body())
+
     @app.get("/files/{name}")
     async def file(name: str) -> Response:
         return Response(name)
@@ -96,6 +100,15 @@ async def test_every_request_is_recorded_with_its_json_body() -> None:
     assert posted["query"] == {"page": "2"} and posted["headers"]["x-a"] == "1"
     assert posted["json"] == {"prompt": "a fox"}
     assert fetched["method"] == "GET" and fetched["json"] is None
+
+
+async def test_a_handler_reading_the_body_itself_gets_the_bytes_the_recorder_read() -> None:
+    app, requests = _app()
+    body = b'{"prompt": "a fox"}' * 5_000
+    async with await _client(app) as http:
+        answer = await http.post("/v1/echo", content=body)
+    assert answer.content == body
+    assert requests[0]["json"] is None  # type: ignore[index]
 
 
 async def test_a_body_that_is_not_json_is_recorded_without_one() -> None:
