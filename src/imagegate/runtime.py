@@ -225,11 +225,12 @@ def build_runtime(
     adapters: Mapping[str, ProviderAdapter] | None = None,
     store: ObjectStore | None = None,
     tracing: JobTracing | None = None,
+    busy_puts_in_place: bool = False,
 ) -> Runtime:
     """Wire a runtime: the shared parts, the worker's parts, then the use-cases, each built once.
 
     ``clock``, ``transport`` (an httpx2 transport), ``adapters``, ``store`` and ``tracing`` are
-    test seams.
+    test seams. ``busy_puts_in_place``: a worker process's (``create_object_store``).
     """
     clock = clock or SystemClock()
     secret = load_signing_secret(settings)
@@ -242,7 +243,7 @@ def build_runtime(
         clock,
         previous=previous.get_secret_value().encode() if previous else None,
     )
-    store = store or create_object_store(settings, signer)
+    store = store or create_object_store(settings, signer, busy_puts_in_place=busy_puts_in_place)
     wakeup = Wakeup()
     signals = JobSignals(
         database_url=settings.database_url,

@@ -194,7 +194,7 @@ def worker(
 
 async def _worker(settings: Settings, concurrency: int | None) -> None:
     await upgrade(settings.database_url)
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, busy_puts_in_place=True)
     metrics_server = None
     if settings.worker_metrics_port is not None:
         # A thread of prometheus_client's own: a scrape never waits on the event loop.

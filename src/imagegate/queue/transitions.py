@@ -251,9 +251,10 @@ class JobTransitions:
         """PostgreSQL: the completion as one statement, which also sends the NOTIFY ``_change``
         would; the job as written and its webhook delivery's id.
 
-        Without a refund, the completions of one account's jobs that finish while another batch
-        of theirs is written go together in the next, one statement and one commit
-        (``claims.complete_jobs``); with a refund it is ``claims.complete_job`` alone."""
+        Without a refund, the completions of one account's jobs that finish in the same turn of
+        the event loop, or while another batch of theirs is written, go together, one statement
+        and one commit (``claims.complete_jobs``); with a refund it is ``claims.complete_job``
+        alone."""
         delivery_id = new_delivery_id(job, WebhookEvent.COMPLETED)
         one = claims.Completion(
             job_id=job.id,
@@ -274,7 +275,9 @@ class JobTransitions:
                 functools.partial(claims.complete_job, completion=one)
             )
         else:
-            finished = await self._db.write_each(_OneAccount(job.account_id), one, alone=True)
+            finished = await self._db.write_each(
+                _OneAccount(job.account_id), one, alone=True, after_turn=True
+            )
         if finished is None:
             raise LeaseLost(job.id)
         await self._signals.changed(job.id)

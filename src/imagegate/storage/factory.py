@@ -23,14 +23,23 @@ __all__ = ["create_object_store"]
 _TRUE = {"1", "true", "yes", "on"}
 
 
-def create_object_store(settings: Settings, signer: UrlSigner) -> ObstoreObjectStore:
+def create_object_store(
+    settings: Settings, signer: UrlSigner, *, busy_puts_in_place: bool = False
+) -> ObstoreObjectStore:
+    """``busy_puts_in_place``: see ``ObstoreObjectStore`` (a local directory only)."""
     url = settings.storage_url or str(Path(settings.data_dir).resolve() / "files")
     parts = urlsplit(url)
     if parts.scheme in ("", "file"):
         root = Path(parts.path if parts.scheme else url)
         root.mkdir(parents=True, exist_ok=True)
         store = LocalStore(root, mkdir=True)
-        return ObstoreObjectStore(store, signer, keeps_attributes=False, local_root=root.resolve())
+        return ObstoreObjectStore(
+            store,
+            signer,
+            keeps_attributes=False,
+            local_root=root.resolve(),
+            busy_puts_in_place=busy_puts_in_place,
+        )
     if parts.scheme == "memory":
         return ObstoreObjectStore(MemoryStore(), signer, keeps_attributes=True)
     if parts.scheme == "s3":

@@ -983,7 +983,9 @@ class ThreadedBodies:
         self._queue_read(_Inline(_alone(many, item), done, many=many, item=item))
         return await done
 
-    async def write_each(self, many: Many[K, T], item: K, *, alone: bool = False) -> T:
+    async def write_each(
+        self, many: Many[K, T], item: K, *, alone: bool = False, after_turn: bool = False
+    ) -> T:
         """``many``'s answer for ``item``, once the transaction that wrote it has committed.
 
         While a batch of one ``many`` runs, its items queue for the next: one hand-off to a
@@ -991,22 +993,52 @@ class ThreadedBodies:
         ``WRITE_EACH_MAX`` callers. ``many`` answers each item on its own (a refusal is an
         answer, not an error); if it raises, or the commit fails, every item of the batch gets
         that error and nothing of theirs is written. ``alone``: ``many`` is one statement, run
-        in autocommit as ``write_alone`` runs a body."""
+        in autocommit as ``write_alone`` runs a body. ``after_turn``: with no batch running,
+        the first item's batch starts once the event loop has run the callbacks ready now
+        (``_start_after_turn``) instead of at once, with every item they added."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[T] = loop.create_future()
         unit: _Inline[T] = _Inline(_alone(many, item), done, many=many, item=item)
         with self._writing:
             following = self._writes.get(many)
-            if following is not None:  # a batch is running: join the next one
+            if following is not None:  # a batch is running (or starting): join the next one
                 following.append(unit)
             else:
-                self._writes[many] = []
+                self._writes[many] = [unit] if after_turn else []
         if following is None:
-            work = functools.partial(self._write_batches, loop, many, [unit], alone)
-            if self._on_threads(work, [unit]) is None:  # it failed; nothing joined it meanwhile
-                with self._writing:
-                    del self._writes[many]
+            if after_turn:
+                loop.call_soon(self._start_after_turn, loop, many, alone)
+            else:
+                self._start_batch(loop, many, [unit], alone)
         return await done
+
+    def _start_after_turn(
+        self, loop: asyncio.AbstractEventLoop, many: Many[Any, Any], alone: bool
+    ) -> None:
+        """The first batch of ``many``'s items queued during the event loop's last turn.
+
+        Completions arrive a few to a turn of the loop (vendors' answers read together): started
+        at once, the first of them made a batch of one and the others waited for its commit,
+        and PostgreSQL's CPU per completion grows as its batches shrink (``bench/notes.md``,
+        e2e)."""
+        with self._writing:
+            queued = self._writes[many]
+            self._writes[many] = queued[WRITE_EACH_MAX:]
+        self._start_batch(loop, many, queued[:WRITE_EACH_MAX], alone)
+
+    def _start_batch(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        many: Many[Any, Any],
+        units: list[_Inline[Any]],
+        alone: bool,
+    ) -> None:
+        work = functools.partial(self._write_batches, loop, many, units, alone)
+        if self._on_threads(work, units) is None:  # the threads are shut down
+            with self._writing:
+                left = self._writes.pop(many)
+            for unit in left:
+                _fail(unit, RuntimeError("the database is closing"))
 
     def _write_batches(
         self,
@@ -1183,16 +1215,20 @@ class Database:
                 raise ServiceUnavailable() from exc
             raise
 
-    async def write_each(self, many: Many[K, T], item: K, *, alone: bool = False) -> T:
+    async def write_each(
+        self, many: Many[K, T], item: K, *, alone: bool = False, after_turn: bool = False
+    ) -> T:
         """``many``'s answer for ``item``, written as ``write`` writes; on PostgreSQL the items
         of one ``many`` queued while its last batch ran are written in one transaction, with one
         statement and one commit (``ThreadedBodies.write_each``). ``many`` must answer each item
         without raising for any one of them: a refusal is an answer. ``alone``: ``many`` runs
-        exactly one statement, which on PostgreSQL commits by itself (as ``write_alone``)."""
+        exactly one statement, which on PostgreSQL commits by itself (as ``write_alone``).
+        ``after_turn``: on PostgreSQL the items queued in one turn of the event loop share the
+        first batch too (``ThreadedBodies.write_each``)."""
         try:
             if self._writer is not None:
                 return await self._writer.run(_alone(many, item))
-            return await self._bodies().write_each(many, item, alone=alone)
+            return await self._bodies().write_each(many, item, alone=alone, after_turn=after_turn)
         except Exception as exc:
             if is_unavailable(exc):
                 raise ServiceUnavailable() from exc

@@ -280,6 +280,34 @@ async def test_completions_finishing_at_once_commit_together_per_account_on_post
     assert len(accounts_by_commit) < 12
 
 
+async def test_completions_finishing_in_one_turn_of_the_event_loop_are_one_statement(
+    pg_database_url: str, tmp_path: Path
+) -> None:
+    """Full deliveries of one account whose vendors answered together (their steps resumed in
+    the same turn of the event loop) are written by one statement: the first does not start a
+    batch of its own before the others are queued."""
+    _truncate_pg(pg_database_url)
+    async with transitions(pg_database_url, tmp_path) as moves:
+        db = moves._db
+        account_id = await add_account(db, credits=100)
+        leases = await full_deliveries(db, account_id, 5, moves._now())
+        async with db.read() as conn:
+            jobs = [await job_store.get_job(conn, lease.job_id) for lease in leases]
+        await db.read_with(lambda conn: job_store.get_job(conn, "none"))  # threads started
+
+        with statements_sent(db) as sent:
+            finished = await asyncio.gather(
+                *(
+                    moves.complete(lease, job, 1, stored=(ROUTE, [output(n)]))
+                    for n, (lease, job) in enumerate(zip(leases, jobs, strict=True))
+                    if job is not None
+                )
+            )
+
+    assert [job.status for job in finished] == ["COMPLETED"] * 5
+    assert sent.alone("complete_jobs") == [True]
+
+
 async def test_a_lost_lease_in_a_batch_of_completions_writes_nothing_for_that_job_alone(
     pg_database_url: str, tmp_path: Path
 ) -> None:

@@ -1,6 +1,7 @@
 """A small put to a local directory, made while the process has nothing else to do, is written
 in place as obstore would write it; under load, a large one, or one under a key obstore spells
-otherwise on disk goes through obstore's threads.
+otherwise on disk goes through obstore's threads. A worker process writes a small one in place
+busy or not.
 
 A job's answer waits for its image to be stored: at one request at a time, writing it in place
 costs less than handing it to obstore's runtime threads and back. With thousands of jobs
@@ -104,3 +105,22 @@ async def test_a_put_that_cannot_be_renamed_into_place_leaves_nothing_behind(
     assert [path.name for path in (tmp_path / "outputs/job-1").iterdir()] == ["1.png"]
     keys = [key async for key in store.keys() if key.startswith("outputs/job-1/")]  # noqa: SIM118
     assert keys == ["outputs/job-1/1.png/x"]
+
+
+async def test_a_worker_writes_a_small_put_in_place_while_other_work_waits(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(storage_url=tmp_path.as_uri())
+    signer = UrlSigner(b"s" * 32, "http://gateway.test", FakeClock())
+    store = create_object_store(settings, signer, busy_puts_in_place=True)
+    loop = asyncio.get_running_loop()
+
+    loop.call_soon(lambda: None)  # another job's callback, ready to run
+    first, stored = await suspensions(store.put("outputs/ab/job-1-1.png", SMALL, "image/png"))
+    large, _ = await suspensions(store.put("outputs/ab/job-2-1.png", SMALL * 2, "image/png"))
+
+    assert first == 0  # no put before it, and the loop busy: written in place all the same
+    assert large >= 1  # over IN_PLACE_BYTES: through obstore
+    assert (tmp_path / "outputs/ab/job-1-1.png").read_bytes() == SMALL
+    head = await store.head("outputs/ab/job-1-1.png")
+    assert (head.size, head.content_type, head.etag) == (len(SMALL), "image/png", stored.etag)

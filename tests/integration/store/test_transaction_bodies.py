@@ -20,7 +20,7 @@ from sqlalchemy.util import await_only
 from imagegate.errors import ServiceUnavailable
 from imagegate.store import accounts
 from imagegate.store import jobs as job_store
-from imagegate.store.db import Database
+from imagegate.store.db import WRITE_EACH_MAX, Database
 from imagegate.store.tables import accounts as accounts_table
 from imagegate.store.tables import jobs
 from tests.conftest import _psycopg_dsn, _truncate_pg
@@ -502,3 +502,32 @@ async def test_writes_of_many_queued_behind_a_batch_start_while_the_event_loop_i
     assert found == ("second",)
     assert await first == "first"
     assert await second == "second"
+
+
+async def test_writes_of_many_queued_in_one_turn_after_it_make_one_batch(pg_db: Database) -> None:
+    """With ``after_turn``, the first item waits for the event loop's turn to end, and the items
+    queued meanwhile share its batch (up to ``WRITE_EACH_MAX`` of them), where without it the
+    first starts alone at once and the others make the next batch."""
+    batches: list[list[str]] = []
+
+    async def insert_each(conn: AsyncConnection, names: list[str]) -> list[str]:
+        batches.append(list(names))
+        for name in names:
+            await add(name)(conn)
+        return names
+
+    names = [f"turn-{n}" for n in range(WRITE_EACH_MAX + 6)]
+    written = await asyncio.gather(
+        *(pg_db.write_each(insert_each, name, after_turn=True) for name in names)
+    )
+    alone = await asyncio.gather(*(pg_db.write_each(insert_each, f"at-once-{n}") for n in range(3)))
+
+    assert written == names
+    assert alone == ["at-once-0", "at-once-1", "at-once-2"]
+    assert batches == [
+        names[:WRITE_EACH_MAX],
+        names[WRITE_EACH_MAX:],
+        ["at-once-0"],
+        ["at-once-1", "at-once-2"],
+    ]
+    assert set(names) <= await stored_names(pg_db)
