@@ -33,17 +33,15 @@ import dataclasses
 import hashlib
 import io
 import os
-import re
 import tempfile
 import warnings
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import httpx2
-from PIL import Image, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from imagegate.errors import UpstreamRejected, UpstreamRetryable
 from imagegate.net.guard import default_tls
@@ -106,71 +104,16 @@ class ImageInfo:
     height: int
 
 
-_PNG_SIGNATURE_AND_IHDR = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR"
-_PNG_MODES = frozenset(
-    {(1, 0), (2, 0), (4, 0), (8, 0), (16, 0), (8, 2), (16, 2), (1, 3), (2, 3), (4, 3), (8, 3)}
-    | {(8, 4), (16, 4), (8, 6), (16, 6)}
-)
-"""IHDR's (bit depth, colour type) pairs that PNG allows, each of which Pillow opens."""
-_PNG_CHUNKS_PILLOW_READS = frozenset(
-    name.removeprefix("chunk_").encode("ascii")
-    for name in dir(PngImagePlugin.PngStream)
-    if name.startswith("chunk_")
-)
-"""The chunks Pillow parses (and may refuse) on its way to the first IDAT; it skips others."""
-_CHUNK_TYPE = re.compile(rb"\w{4}")
-
-
-def _plain_png(data: bytes) -> ImageInfo | None:
-    """A PNG's size read from its IHDR chunk, when Pillow would read the same size and accept
-    the file; None for anything else, which Pillow then reads.
-
-    Accepted: the signature; an IHDR of 13 bytes with its CRC, a nonzero size, a mode Pillow
-    opens and filter method 0 (Pillow refuses any other); up to the first IDAT, only chunks
-    Pillow skips unread (each whole, with its CRC, as Pillow checks them); no more pixels than
-    ``Image.MAX_IMAGE_PIXELS`` (past it Pillow warns, then refuses: its own path answers).
-    Pillow's way to the same answer takes ~110 Python calls: 12.5 µs of the event loop for the
-    64 KB PNG (IHDR, then IDAT) of every ``/v1`` benchmark call, 1.5 µs this way. A PNG with a
-    chunk Pillow parses before its pixels (``sRGB``, ``pHYs``, ``iCCP``, text) is Pillow's.
-    """
-    if not data.startswith(_PNG_SIGNATURE_AND_IHDR) or len(data) < 41:
-        return None
-    if zlib.crc32(data[12:29]) != int.from_bytes(data[29:33], "big"):
-        return None
-    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    if not width or not height or (data[24], data[25]) not in _PNG_MODES or data[27]:
-        return None
-    at = 33
-    while data[at + 4 : at + 8] != b"IDAT":
-        kind, end = data[at + 4 : at + 8], at + 8 + int.from_bytes(data[at : at + 4], "big")
-        if kind in _PNG_CHUNKS_PILLOW_READS or not _CHUNK_TYPE.fullmatch(kind):
-            return None  # a chunk Pillow parses (or a truncated file): Pillow answers
-        if len(data) < end + 4 or zlib.crc32(data[at + 4 : end]) != int.from_bytes(
-            data[end : end + 4], "big"
-        ):
-            return None
-        at = end + 4
-    limit = Image.MAX_IMAGE_PIXELS
-    if limit is not None and width * height > limit:
-        return None
-    return ImageInfo("image/png", "png", width, height)
-
-
 def inspect_image(source: bytes | IO[bytes]) -> ImageInfo:
     """Identify an image by its header; raises ``UpstreamRejected`` for anything else.
 
     Only the header is read (``Image.open`` without ``load``): the pixels are never decoded.
-    A plain PNG's header is read here (``_plain_png``), with the answer Pillow would give.
     Pillow is asked for the formats we serve first: left to itself it asks its ~40 plugins in
     turn whether each knows the file (PNG is the 18th, WebP later still), most of what a header
     cost the event loop (a 64 KB PNG 32 → 19 µs, a WebP 64 → 21 µs). A file none of them opens
     is opened again by every plugin, so that another format is still named in the refusal.
     Blocking: call it in a worker thread for anything but a small image.
     """
-    if isinstance(source, bytes):
-        plain = _plain_png(source)
-        if plain is not None:
-            return plain
     try:
         with warnings.catch_warnings():
             # Between MAX_IMAGE_PIXELS and twice that Pillow only warns; refuse those too.
