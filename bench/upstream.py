@@ -1,7 +1,8 @@
 """The zero-latency OpenAI-protocol upstream of the benchmarks.
 
 imagegate.testing's fake OpenAI Images API, answering every image with one 64 KB PNG drawn once
-at start (so the upstream spends no time drawing), optionally after ``--latency`` seconds (an
+at start (so the upstream spends no time drawing) and keeping no record of the requests it
+served (its heap does not grow through the run), optionally after ``--latency`` seconds (an
 ``asyncio.sleep`` per request, so 2,000 waiting requests cost 2,000 coroutines, nothing more).
 
     python bench/upstream.py --port 9100 [--latency 20]
@@ -50,7 +51,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency", type=float, default=0.0)
     args = parser.parse_args()
-    app = delayed(create_app(picture=picture()), args.latency)
+    app = delayed(create_app(picture=picture(), keep_requests=False), args.latency)
     # As the gateway does (``imagegate.cli.server.settle_garbage_collector``): with 2,000
     # requests open, full collections of the startup objects stalled this upstream 300-500 ms.
     gc.collect()

@@ -226,6 +226,7 @@ def record_requests(
     recorded: Callable[[str], bool] = lambda path: True,
     authenticate: Callable[[Request], Response | None] | None = None,
     guarded: Callable[[str], bool] | None = None,
+    keep: bool = True,
 ) -> list[Any]:
     """Record what ``app`` receives and check the vendor's credentials; the record list.
 
@@ -234,7 +235,8 @@ def record_requests(
     too. Then ``authenticate`` runs on the ``guarded`` paths (default: the recorded ones): the
     response it returns is the vendor's refusal, ``None`` lets the request through. Handlers
     read the parsed record with ``recorded(request)``; a ``Refusal`` raised by a handler is
-    answered with its response.
+    answered with its response. ``keep=False`` keeps no record past its request (the list stays
+    empty): a benchmark's upstream serving millions of requests.
     """
     requests: list[Any] = []
     app.state.requests = requests
@@ -250,6 +252,7 @@ def record_requests(
         recorded=recorded,
         authenticate=authenticate,
         guards=guards,
+        keep=keep,
     )
 
     async def refusal(_request: Request, exc: Exception) -> Response:
@@ -272,8 +275,10 @@ class _RecordAndAuthenticate:
         recorded: Callable[[str], bool],
         authenticate: Callable[[Request], Response | None] | None,
         guards: Callable[[str], bool],
+        keep: bool,
     ) -> None:
         self.app = app
+        self.keep = keep
         self.requests = requests
         self.view = view
         self.recorded = recorded
@@ -290,7 +295,8 @@ class _RecordAndAuthenticate:
             body = await request.body()
             record = await _capture(request)
             request.state.recorded = record
-            self.requests.append(self.view(record))
+            if self.keep:
+                self.requests.append(self.view(record))
             receive = _replay(body, receive)
         if self.authenticate is not None and self.guards(path):
             refused = self.authenticate(request)

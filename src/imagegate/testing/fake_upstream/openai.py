@@ -346,10 +346,12 @@ def create_app(
     retry_after: int = 7,
     scale: int = 8,
     picture: bytes | None = None,
+    keep_requests: bool = True,
 ) -> FastAPI:
     """The fake; ``scale`` shrinks rendered images so tests stay fast. With ``picture``, every
     image answered is those bytes, drawn by no one: an upstream that costs (almost) nothing,
-    for benchmarks."""
+    for benchmarks, which also pass ``keep_requests=False`` (``app.state.requests`` stays
+    empty rather than growing by a record a request)."""
     fake = FakeOpenAI(frozenset(retired_models), retry_after, scale, picture)
     app = FastAPI(title="fake OpenAI Images API")
     app.state.fake = fake
@@ -363,6 +365,7 @@ def create_app(
             missing=lambda: OpenAIError(401, _MISSING_KEY).response,
             wrong=_wrong_key,
         ),
+        keep=keep_requests,
     )
 
     @app.post("/v1/images/generations")

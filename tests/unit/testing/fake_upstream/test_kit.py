@@ -111,6 +111,15 @@ async def test_a_handler_reading_the_body_itself_gets_the_bytes_the_recorder_rea
     assert requests[0]["json"] is None  # type: ignore[index]
 
 
+async def test_without_keep_requests_are_parsed_for_the_handler_but_not_kept() -> None:
+    app, requests = _app(keep=False)
+    async with await _client(app) as http:
+        answer = await http.post("/v1/things", json={"prompt": "a fox"})
+        refused = await http.post("/v1/things", json={"refuse": True})
+    assert answer.json()["json"] == {"prompt": "a fox"} and refused.status_code == 400
+    assert requests == [] and app.state.requests is requests
+
+
 async def test_a_body_that_is_not_json_is_recorded_without_one() -> None:
     app, requests = _app()
     async with await _client(app) as http:
