@@ -278,12 +278,12 @@ class _RecordAndAuthenticate:
         keep: bool,
     ) -> None:
         self.app = app
-        self.keep = keep
         self.requests = requests
         self.view = view
         self.recorded = recorded
         self.authenticate = authenticate
         self.guards = guards
+        self.keep = keep
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -332,11 +332,8 @@ async def _capture(request: Request) -> RecordedRequest:
         request.method, request.url.path, dict(request.headers), dict(request.query_params)
     )
     if record.multipart:
-        # Parse a copy: the handler gets the body again from the middleware's cache.
-        async def replay() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async with Request(request.scope, replay).form() as form:
+        # Parse a copy: the recorder hands the app behind it the body again (``_replay``).
+        async with Request(request.scope, _replay(body, request.receive)).form() as form:
             for name, value in form.multi_items():
                 if isinstance(value, UploadFile):
                     data = await value.read()
