@@ -14,6 +14,7 @@ is an ``InputImageError`` whose message the worker shows as the failed job's ``e
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import ssl
@@ -107,7 +108,7 @@ def make_input_fetcher(
 
     async def fetch(url: str) -> FetchedInput:
         if url[:5].lower() == "data:":
-            data = _decode_data_uri(url, max_bytes)
+            data = await asyncio.to_thread(_decode_data_uri, url, max_bytes)  # MBs: off the loop
         else:
             try:
                 async with guarded_client(

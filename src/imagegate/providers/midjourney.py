@@ -27,6 +27,7 @@ which is how the relay says it does not know the task: ``UpstreamTaskLost``.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from collections.abc import Mapping, Sequence
@@ -330,9 +331,8 @@ class MidjourneyAdapter(Adapter):
         if isinstance(split_urls, list) and len(split_urls) == 4:
             images = [OutputImage(url=str(_url_of(item))) for item in split_urls]
         else:
-            images = [
-                OutputImage(data=tile, content_type="image/png") for tile in split_grid(grid_data)
-            ]
+            tiles = await asyncio.to_thread(split_grid, grid_data)  # 0.1-0.6 s of CPU: off the loop
+            images = [OutputImage(data=tile, content_type="image/png") for tile in tiles]
         return Finished(images=images, grid=grid, served_model=NAME)
 
     async def _download(self, url: str) -> tuple[bytes, str]:

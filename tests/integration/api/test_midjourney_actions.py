@@ -11,6 +11,7 @@ import base64
 import contextlib
 import io
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ from PIL import Image
 from pydantic import SecretStr
 from sqlalchemy import update
 
+from imagegate.api import bodies
 from imagegate.providers.midjourney import create_adapter
 from imagegate.providers.port import ProviderContext
+from imagegate.services import actions
 from imagegate.settings import ProviderSettings
 from imagegate.store import jobs as job_store
 from imagegate.store.tables import jobs
@@ -320,17 +323,32 @@ async def test_bad_input_is_400_naming_the_field(
     assert list(response.json()["details"]) == [field]
 
 
-async def test_a_mask_larger_than_the_default_body_limit_is_accepted(gateway: Gateway) -> None:
+async def test_a_mask_larger_than_the_default_body_limit_is_accepted_off_the_loop(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large body is decoded, its mask checked and the body fingerprinted on threads (tens of
+    milliseconds for a 12 MB mask), never on the event loop (this test's thread)."""
     parent = await upsample(gateway)
     noise = Image.frombytes("L", (1200, 1200), os.urandom(1200 * 1200))
     buffer = io.BytesIO()
     noise.save(buffer, format="PNG")
     mask = base64.b64encode(buffer.getvalue()).decode()
     assert len(mask) > gateway.runtime.settings.max_body_bytes
+    ran_on: dict[str, int] = {}
+    for module, name in ((bodies, "load_json"), (actions, "_read_action")):
+        original = getattr(module, name)
+
+        def spy(*args: Any, name: str = name, original: Any = original) -> Any:
+            ran_on[name] = threading.get_ident()
+            return original(*args)
+
+        monkeypatch.setattr(module, name, spy)
 
     response = await act(gateway, {"action": "inpaint", "parentJobId": parent, "mask": mask})
 
     assert response.status_code == 202, response.text
+    assert set(ran_on) == {"load_json", "_read_action"}
+    assert threading.get_ident() not in ran_on.values()
 
 
 async def test_a_body_that_is_not_an_object_is_400(gateway: Gateway) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ from imagegate.errors import (
     UpstreamRetryable,
     UpstreamTaskLost,
 )
+from imagegate.providers import midjourney
 from imagegate.providers.midjourney import MidjourneyAdapter, build_prompt, create_adapter
 from imagegate.providers.port import (
     Finished,
@@ -111,6 +113,24 @@ async def test_imagine_sends_flags_with_the_secret_and_splits_the_grid(
     with Image.open(io.BytesIO(result.grid.data)) as grid:
         assert grid.size == (256, 144)
     assert result.served_model == "midjourney"
+
+
+async def test_the_grid_is_split_off_the_event_loop(
+    adapter: MidjourneyAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoding a 2048-pixel grid and encoding its four tiles takes 0.1-0.6 s of CPU: a thread
+    does it, so the loop (this test's thread) goes on serving meanwhile."""
+    split_on: list[int] = []
+    original = midjourney.split_grid
+
+    def spy(grid: bytes) -> list[bytes]:
+        split_on.append(threading.get_ident())
+        return original(grid)
+
+    monkeypatch.setattr(midjourney, "split_grid", spy)
+    result = await run_to_finish(adapter, _request())
+    assert len(result.images) == 4
+    assert len(split_on) == 1 and split_on[0] != threading.get_ident()
 
 
 async def test_relay_split_urls_are_used_when_present() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from imagegate.errors import (
     UpstreamRetryable,
     UpstreamTaskLost,
 )
+from imagegate.providers import sandbox
 from imagegate.providers.port import Finished, GenerationRequest, Pending, Submitted, TaskHandle
 from imagegate.providers.sandbox import SandboxAdapter, output_size
 from imagegate.testing.clock import FakeClock
@@ -115,6 +117,26 @@ async def test_midjourney_gets_four_images_and_their_grid(instant: SandboxAdapte
     assert len(result.images) == 4
     assert result.grid is not None
     assert opened(result.grid.data).size == (512, 512)
+
+
+async def test_pictures_are_drawn_off_the_event_loop(
+    instant: SandboxAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drawing and encoding a picture takes tens of milliseconds: a thread does it, so the loop
+    (this test's thread) goes on serving requests meanwhile."""
+    drawn_on: list[int] = []
+    for name in ("render", "_grid"):
+        original = getattr(sandbox, name)
+
+        def spy(*args: Any, original: Any = original) -> bytes:
+            drawn_on.append(threading.get_ident())
+            data: bytes = original(*args)
+            return data
+
+        monkeypatch.setattr(sandbox, name, spy)
+    await finished(instant, request(model="midjourney", outputs=4))
+    assert len(drawn_on) == 5  # four pictures and their grid
+    assert threading.get_ident() not in drawn_on
 
 
 async def test_progress_in_steps_until_the_latency_has_passed(clock: FakeClock) -> None:
