@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Update, bindparam, case, func, insert, select, text, update
+from sqlalchemy import Update, bindparam, case, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import BigInteger, String
@@ -73,24 +73,50 @@ async def claim(
     Invariant: a job is held by at most one live lease; the token identifies this claim.
     A QUEUED job becomes PROCESSING when first claimed.
     """
-    due = (
-        select(jobs.c.id)
-        .where(
-            jobs.c.step.in_(_ACTIVE_STEPS),
-            jobs.c.run_at <= now,
-            (jobs.c.lease_expires_at.is_(None)) | (jobs.c.lease_expires_at < now),
-        )
-        .order_by(jobs.c.run_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
     result = await conn.execute(
-        update(jobs)
-        .where(jobs.c.id.in_(due.scalar_subquery()))
-        .values(_claimed(owner, token, now, lease_ms))
-        .returning(*jobs.c)
+        _CLAIM,
+        {
+            "claim_owner": owner,
+            "claim_token": token,
+            "claim_now": now,
+            "claim_expires_at": now + lease_ms,
+            "claim_limit": limit,
+        },
     )
     return [job_from_row(row) for row in result]
+
+
+_DUE = (
+    select(jobs.c.id)
+    .where(
+        # One bound value per step: an IN of a plain list is expanded on every execution.
+        jobs.c.step.in_([literal(step) for step in _ACTIVE_STEPS]),
+        jobs.c.run_at <= bindparam("claim_now"),
+        jobs.c.lease_expires_at.is_(None) | (jobs.c.lease_expires_at < bindparam("claim_now")),
+    )
+    .order_by(jobs.c.run_at)
+    .limit(bindparam("claim_limit"))
+    .with_for_update(skip_locked=True)
+)
+_CLAIM = prepared(
+    update(jobs)
+    .where(jobs.c.id.in_(_DUE.scalar_subquery()))
+    .values(
+        lease_owner=bindparam("claim_owner"),
+        lease_token=bindparam("claim_token"),
+        lease_expires_at=bindparam("claim_expires_at"),
+        updated_at=bindparam("claim_now"),
+        status=case(
+            (jobs.c.status == JobStatus.QUEUED.value, JobStatus.PROCESSING.value),
+            else_=jobs.c.status,
+        ),
+        started_at=func.coalesce(jobs.c.started_at, bindparam("claim_now")),
+    )
+    .returning(*jobs.c)
+)
+"""``claim``'s statement, built once: built on each call, the statement and its cache key took
+about half of a claim's CPU in a PostgreSQL worker's body thread (``bench/notes.md``, e2e); on
+SQLite it runs below SQLAlchemy (``prepared``). The lease it writes is ``_lease``'s."""
 
 
 _INSERT_CLAIMED_JOB = prepared(insert(jobs).returning(*jobs.c))
@@ -141,17 +167,6 @@ def _lease(owner: str, token: str, now: Millis, lease_ms: int) -> dict[str, Any]
         "lease_token": token,
         "lease_expires_at": now + lease_ms,
         "updated_at": now,
-    }
-
-
-def _claimed(owner: str, token: str, now: Millis, lease_ms: int) -> dict[str, Any]:
-    """What a claim writes: the lease, and PROCESSING for a job claimed the first time."""
-    return _lease(owner, token, now, lease_ms) | {
-        "status": case(
-            (jobs.c.status == JobStatus.QUEUED.value, JobStatus.PROCESSING.value),
-            else_=jobs.c.status,
-        ),
-        "started_at": func.coalesce(jobs.c.started_at, now),
     }
 
 

@@ -98,14 +98,20 @@ class JobRow:
 
 
 _FIELDS = tuple(field.name for field in dataclasses.fields(JobRow))
+"""``JobRow``'s fields: the ``jobs`` table's columns, in the table's order."""
+_SANDBOX, _EXPIRED = _FIELDS.index("sandbox"), _FIELDS.index("expired")
 
 
 def job_from_row(row: Any) -> JobRow:
-    mapping = row._mapping
-    values = {name: mapping[name] for name in _FIELDS}
-    values["sandbox"] = bool(values["sandbox"])
-    values["expired"] = bool(values["expired"])
-    return JobRow(**values)
+    """The job of a whole ``jobs`` row, its columns in the table's order, as every statement
+    reads one (``select(jobs)``, ``returning(*jobs.c)``, a function's rows ``.columns(*jobs.c)``).
+
+    Read by position: by name, through the row's mapping, it cost about twice as much, and a
+    PostgreSQL worker reads a dozen rows a claim and as many a batch of completions."""
+    values = list(row)
+    values[_SANDBOX] = bool(values[_SANDBOX])
+    values[_EXPIRED] = bool(values[_EXPIRED])
+    return JobRow(*values)
 
 
 @dataclass(frozen=True, kw_only=True)
