@@ -86,6 +86,17 @@ async def claim(
     return [job_from_row(row) for row in result]
 
 
+def _lease(owner: Any, token: Any, now: Any, *, expires_at: Any) -> dict[str, Any]:
+    """The lease a claim writes, whether it updates a queued job or inserts one claimed: values,
+    or the bound parameters of ``_CLAIM``, the statement built once."""
+    return {
+        "lease_owner": owner,
+        "lease_token": token,
+        "lease_expires_at": expires_at,
+        "updated_at": now,
+    }
+
+
 _DUE = (
     select(jobs.c.id)
     .where(
@@ -102,21 +113,25 @@ _CLAIM = prepared(
     update(jobs)
     .where(jobs.c.id.in_(_DUE.scalar_subquery()))
     .values(
-        lease_owner=bindparam("claim_owner"),
-        lease_token=bindparam("claim_token"),
-        lease_expires_at=bindparam("claim_expires_at"),
-        updated_at=bindparam("claim_now"),
-        status=case(
-            (jobs.c.status == JobStatus.QUEUED.value, JobStatus.PROCESSING.value),
-            else_=jobs.c.status,
-        ),
-        started_at=func.coalesce(jobs.c.started_at, bindparam("claim_now")),
+        _lease(
+            bindparam("claim_owner"),
+            bindparam("claim_token"),
+            bindparam("claim_now"),
+            expires_at=bindparam("claim_expires_at"),
+        )
+        | {
+            "status": case(
+                (jobs.c.status == JobStatus.QUEUED.value, JobStatus.PROCESSING.value),
+                else_=jobs.c.status,
+            ),
+            "started_at": func.coalesce(jobs.c.started_at, bindparam("claim_now")),
+        }
     )
     .returning(*jobs.c)
 )
 """``claim``'s statement, built once: built on each call, the statement and its cache key took
 about half of a claim's CPU in a PostgreSQL worker's body thread (``bench/notes.md``, e2e); on
-SQLite it runs below SQLAlchemy (``prepared``). The lease it writes is ``_lease``'s."""
+SQLite it runs below SQLAlchemy (``prepared``). Its lease is ``_lease``'s, in bound values."""
 
 
 _INSERT_CLAIMED_JOB = prepared(insert(jobs).returning(*jobs.c))
@@ -152,22 +167,12 @@ async def insert_claimed_job(
     """
     values = new_job_values(job)
     values.update(
-        _lease(owner, token, now, lease_ms),
+        _lease(owner, token, now, expires_at=now + lease_ms),
         status=JobStatus.PROCESSING.value,
         started_at=now,
         call_started_at=now if calling else None,
     )
     return job_from_row((await conn.execute(_INSERT_CLAIMED_JOB, values)).first())
-
-
-def _lease(owner: str, token: str, now: Millis, lease_ms: int) -> dict[str, Any]:
-    """The lease a claim writes, whether it updates a queued job or inserts one claimed."""
-    return {
-        "lease_owner": owner,
-        "lease_token": token,
-        "lease_expires_at": now + lease_ms,
-        "updated_at": now,
-    }
 
 
 async def renew(conn: AsyncConnection, job_id: str, token: str, now: Millis, lease_ms: int) -> bool:
