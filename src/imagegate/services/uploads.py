@@ -17,6 +17,7 @@ import uuid_utils
 from imagegate.errors import PayloadTooLarge, ValidationFailed
 from imagegate.net.images import sniff_image_type
 from imagegate.presenters import iso
+from imagegate.queue.ingest import INLINE_BYTES
 from imagegate.services.accounts import Caller
 from imagegate.storage.port import ObjectStore
 from imagegate.store import retention
@@ -28,16 +29,13 @@ __all__ = ["UploadService"]
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
 
-INLINE_BYTES = 256 * 1024
-"""An upload up to this size is hashed on the event loop (~0.25 ms); a larger one, up to
-``upload_max_bytes`` (25 MB, ~47 ms here), on a thread."""
-
-
 def _sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
 async def _sha256(data: bytes) -> str:
+    """Hashed where an output of that size is (``queue.ingest.INLINE_BYTES``): on the event loop
+    when small, else on a thread (25 MB, the largest upload, ~47 ms here)."""
     if len(data) <= INLINE_BYTES:
         return _sha256_hex(data)
     return await asyncio.to_thread(_sha256_hex, data)
