@@ -14,7 +14,6 @@ is an ``InputImageError`` whose message the worker shows as the failed job's ``e
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import ssl
@@ -108,7 +107,7 @@ def make_input_fetcher(
 
     async def fetch(url: str) -> FetchedInput:
         if url[:5].lower() == "data:":
-            data = await asyncio.to_thread(_decode_data_uri, url, max_bytes)  # MBs: off the loop
+            data = _decode_data_uri(url, max_bytes)
         else:
             try:
                 async with guarded_client(

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import base64
-import threading
 from collections.abc import Sequence
 
 import pytest
 from pytest_httpserver import HTTPServer
 
-from imagegate.net import images
 from imagegate.net.guard import OutboundPolicy
 from imagegate.net.images import InputImageError, make_input_fetcher, sniff_image_type
 
@@ -60,21 +58,6 @@ async def test_data_uri_is_decoded_and_typed_by_its_bytes() -> None:
         base64.b64encode(WEBP).decode()[i : i + 20] for i in range(0, 80, 20)
     )
     assert (await fetch(wrapped)).content_type == "image/webp"
-
-
-async def test_a_data_uri_is_decoded_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A data: URI may hold megabytes of base64 (~25 ms for 9 MB here): a thread decodes it."""
-    decoded_on: list[int] = []
-    original = images._decode_data_uri
-
-    def spy(url: str, max_bytes: int) -> bytes:
-        decoded_on.append(threading.get_ident())
-        return original(url, max_bytes)
-
-    monkeypatch.setattr(images, "_decode_data_uri", spy)
-    fetch = make_input_fetcher(OutboundPolicy(), max_bytes=1000)
-    assert (await fetch(data_uri(PNG))).data == PNG
-    assert len(decoded_on) == 1 and decoded_on[0] != threading.get_ident()
 
 
 @pytest.mark.parametrize(
